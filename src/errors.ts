@@ -1,0 +1,31 @@
+/**
+ * The one error type smtpguard throws on purpose. `main` catches it, prints
+ * `smtpguard: <message> -- <hint>` on one line and exits with `exitCode`.
+ * Anything else that reaches `main` is a bug: exit code INTERNAL.
+ */
+export const ExitCode = {
+  ok: 0,
+  /** An internal error: a bug in smtpguard. */
+  internal: 1,
+  /** Bad flags or arguments. */
+  usage: 2,
+  /** A file or configuration smtpguard cannot use as it is (unreadable log, bad marker...). */
+  input: 3,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class SmtpguardError extends Error {
+  readonly exitCode: ExitCode;
+  readonly hint: string | undefined;
+
+  constructor(message: string, options: { exitCode?: ExitCode; hint?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SmtpguardError';
+    this.exitCode = options.exitCode ?? ExitCode.input;
+    this.hint = options.hint;
+  }
+}
+
+export function usageError(message: string, hint?: string): SmtpguardError {
+  return new SmtpguardError(message, { exitCode: ExitCode.usage, hint });
+}

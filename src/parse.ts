@@ -1,0 +1,196 @@
+/**
+ * Parse: one mail-log line -> at most one MailEvent. Pure: no I/O, no clock
+ * (the year of year-less timestamps comes from `now`, local time from the TZ the
+ * process runs in, as syslog wrote it).
+ *
+ * Safety rule (../shared/FIELD-NOTES.md §2): the client address is taken only from
+ * the fixed client field of a known line shape, right after the syslog tag. Text
+ * the client chooses (SASL username, helo=, from=, to=, command text) comes after
+ * that field and is never searched for an address.
+ */
+import ipaddr from 'ipaddr.js';
+import type { EventKind } from './kinds.js';
+
+export interface MailEvent {
+  kind: EventKind;
+  /** Normalised client address: IPv4 dotted quad, or IPv6 in RFC 5952 form. */
+  address: string;
+  /** Milliseconds since the epoch. */
+  time: number;
+}
+
+// ---------------------------------------------------------------------------
+// Line header: TIMESTAMP HOST postfix[-inst][/service...]/(smtpd|postscreen)[PID]: MESSAGE
+// Three timestamp forms: RFC 3339 (rsyslog on Debian 12, journalctl short-iso),
+// "Nov  2 09:05:07" (traditional syslog) and "Nov 02 09:05:07" (Postfix maillog_file).
+const HEADER =
+  /^(?:(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)|((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-3]\d \d\d:\d\d:\d\d)) [^\s]+ postfix[^\s/[\]:]*(?:\/[^\s/[\]:]+)*?\/(smtpd|postscreen)(?:\[\d+\])?: /;
+
+// Client fields. NAME never contains '[' or ']' or spaces; ADDR never contains ']' or spaces.
+const CLIENT = String.raw`([^\s[\]]+)\[([^\s[\]]+)\](?::\d+)?`; // smtpd: NAME[ADDR] or NAME[ADDR]:PORT
+const PS_CLIENT = String.raw`\[([^\s[\]]+)\]:\d+`; // postscreen: [ADDR]:PORT
+
+const sticky = (source: string) => new RegExp(source, 'y');
+
+// smtpd (Postfix 3.7 formats; see README "What it counts"). Lines logged by smtpd
+// at the end of a session may carry a queue ID (or NOQUEUE) first in newer versions.
+const QUEUE_ID = String.raw`(?:NOQUEUE|[0-9A-Za-z]+)`;
+const SASL_FAILURE = sticky(String.raw`warning: ${CLIENT}: SASL [A-Za-z0-9_.-]+ authentication failed:`);
+const RATE_LIMIT = sticky(
+  String.raw`warning: [A-Za-z][A-Za-z ]* (?:rate|concurrency) limit exceeded: \d+ from ${CLIENT} for service `,
+);
+const SMTPD_REJECT = sticky(String.raw`${QUEUE_ID}: (?:milter-)?reject: [A-Z][A-Z-]* from ${CLIENT}: ([45])`);
+const SASL_SUCCESS = sticky(String.raw`${QUEUE_ID}: client=${CLIENT}, sasl_method=`);
+const AUTH_LOST = sticky(String.raw`(?:${QUEUE_ID}: )?lost connection after AUTH from ${CLIENT}(?:$|\s)`);
+
+// postscreen: the client is [ADDR]:PORT, no name.
+const PS_REJECT = sticky(String.raw`NOQUEUE: reject: [A-Z][A-Z-]* from ${PS_CLIENT}: ([45])`);
+const PS_SHAPES: ReadonlyArray<readonly [RegExp, EventKind]> = [
+  [sticky(String.raw`PREGREET \d+ after [\d.]+ from ${PS_CLIENT}: `), 'pregreet'],
+  [sticky(String.raw`DNSBL rank -?\d+ for ${PS_CLIENT}$`), 'dnsbl'],
+  [sticky(String.raw`HANGUP after [\d.]+ from ${PS_CLIENT} in `), 'hangup'],
+  [sticky(String.raw`COMMAND PIPELINING from ${PS_CLIENT} after `), 'pipelining'],
+  [sticky(String.raw`NON-SMTP COMMAND from ${PS_CLIENT}(?:$| )`), 'nonSmtp'],
+  [sticky(String.raw`BARE NEWLINE from ${PS_CLIENT}(?:$| )`), 'bareNewline'],
+  [sticky(String.raw`COMMAND (?:TIME|COUNT|LENGTH) LIMIT from ${PS_CLIENT}(?:$| )`), 'commandLimit'],
+  // the client's own connection count (postscreen_client_connection_count_limit)
+  [sticky(String.raw`NOQUEUE: reject: CONNECT from ${PS_CLIENT}: too many connections$`), 'rateLimit'],
+];
+
+/** A SASL failure with this reason is the server's own auth backend failing, not a client. */
+const AUTH_SERVER_LOST = ' Connection lost to authentication server';
+
+const MONTHS: Readonly<Record<string, number>> = {
+  Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11,
+};
+
+/**
+ * A parser for one scan: holds `now` (for year-less timestamps) and caches of
+ * timestamps and addresses already seen, which keep the hot path short.
+ */
+export class LineParser {
+  private readonly now: number;
+  private readonly nowYear: number;
+  private readonly stampCache = new Map<string, number>();
+  private readonly addressCache = new Map<string, string>();
+
+  constructor(now: Date) {
+    this.now = now.getTime();
+    this.nowYear = now.getFullYear();
+  }
+
+  /** The event a log line records, or null. `line` has no line terminator (a trailing CR is ignored). */
+  parse(line: string): MailEvent | null {
+    const header = HEADER.exec(line);
+    if (header === null) return null;
+    const at = header[0].length;
+    const found = header[5] === 'smtpd' ? matchSmtpd(line, at) : matchPostscreen(line, at);
+    if (found === null) return null;
+    const address = this.normaliseAddress(found.rawAddress);
+    if (address === null) return null;
+    const time = this.parseStamp(header);
+    if (time === null) return null;
+    return { kind: found.kind, address, time };
+  }
+
+  private parseStamp(header: RegExpExecArray): number | null {
+    const traditional = header[4];
+    if (traditional !== undefined) return this.yearlessStamp(traditional);
+    const seconds = header[1]!;
+    const zone = header[3]!;
+    const key = seconds + zone;
+    let base = this.stampCache.get(key);
+    if (base === undefined) {
+      base = Date.parse(`${seconds}${zone === 'Z' ? 'Z' : `${zone.slice(0, 3)}:${zone.slice(-2)}`}`);
+      if (Number.isNaN(base)) return null;
+      this.remember(key, base);
+    }
+    const fraction = header[2];
+    return fraction === undefined ? base : base + Number(fraction.slice(0, 3).padEnd(3, '0'));
+  }
+
+  /** "Nov  2 09:05:07" / "Nov 02 09:05:07": local time, year from `now` (a date after now is last year). */
+  private yearlessStamp(stamp: string): number | null {
+    const cached = this.stampCache.get(stamp);
+    if (cached !== undefined) return cached;
+    const month = MONTHS[stamp.slice(0, 3)]!;
+    const day = Number(stamp.slice(4, 6).trim());
+    const [hours, minutes, seconds] = stamp.slice(7).split(':').map(Number) as [number, number, number];
+    if (day < 1 || day > 31 || hours > 23 || minutes > 59 || seconds > 60) return null;
+    let date = new Date(this.nowYear, month, day, hours, minutes, seconds);
+    if (date.getTime() > this.now) date = new Date(this.nowYear - 1, month, day, hours, minutes, seconds);
+    if (date.getMonth() !== month) return null; // "Feb 30"
+    const time = date.getTime();
+    this.remember(stamp, time);
+    return time;
+  }
+
+  private remember(key: string, time: number): void {
+    if (this.stampCache.size > 4096) this.stampCache.clear();
+    this.stampCache.set(key, time);
+  }
+
+  private normaliseAddress(raw: string): string | null {
+    const cached = this.addressCache.get(raw);
+    if (cached !== undefined) return cached;
+    const address = normaliseAddress(raw);
+    if (address !== null) this.addressCache.set(raw, address);
+    return address;
+  }
+}
+
+interface Found {
+  kind: EventKind;
+  rawAddress: string;
+}
+
+function matchAt(re: RegExp, line: string, at: number): RegExpExecArray | null {
+  re.lastIndex = at;
+  return re.exec(line);
+}
+
+function matchSmtpd(line: string, at: number): Found | null {
+  let m: RegExpExecArray | null;
+  if (line.charCodeAt(at) === 0x77 /* w */) {
+    if ((m = matchAt(SASL_FAILURE, line, at)) !== null) {
+      if (line.startsWith(AUTH_SERVER_LOST, at + m[0].length)) return null;
+      return { kind: 'saslFailure', rawAddress: m[2]! };
+    }
+    m = matchAt(RATE_LIMIT, line, at);
+    return m === null ? null : { kind: 'rateLimit', rawAddress: m[2]! };
+  }
+  if ((m = matchAt(SMTPD_REJECT, line, at)) !== null) {
+    return { kind: m[3] === '5' ? 'reject' : 'tempReject', rawAddress: m[2]! };
+  }
+  if ((m = matchAt(SASL_SUCCESS, line, at)) !== null) return { kind: 'saslSuccess', rawAddress: m[2]! };
+  if ((m = matchAt(AUTH_LOST, line, at)) !== null) return { kind: 'authLost', rawAddress: m[2]! };
+  return null;
+}
+
+function matchPostscreen(line: string, at: number): Found | null {
+  let m = matchAt(PS_REJECT, line, at);
+  if (m !== null) return { kind: m[2] === '5' ? 'reject' : 'tempReject', rawAddress: m[1]! };
+  for (const [re, kind] of PS_SHAPES) {
+    if ((m = matchAt(re, line, at)) !== null) return { kind, rawAddress: m[1]! };
+  }
+  return null;
+}
+
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const IPV6_CHARS = /^[0-9A-Fa-f:.]+$/;
+
+/**
+ * A client address as Postfix logged it -> canonical text, or null for anything
+ * that is not one address (`unknown`, `999.1.2.3`, `192.0.2.1.5`, `1.2.3`).
+ * IPv4-mapped IPv6 becomes IPv4 (Postfix treats it so); IPv6 is RFC 5952 text;
+ * a zone index (`fe80::1%eth0`) is dropped.
+ */
+export function normaliseAddress(raw: string): string | null {
+  if (IPV4.test(raw)) return raw;
+  const percent = raw.indexOf('%');
+  const text = percent === -1 ? raw : raw.slice(0, percent);
+  if (!text.includes(':') || !IPV6_CHARS.test(text) || !ipaddr.IPv6.isValid(text)) return null;
+  const v6 = ipaddr.IPv6.parse(text);
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
+  return v6.toRFC5952String();
+}

@@ -1,0 +1,222 @@
+/**
+ * Sources (edge): which log files to read, in which order, and their bytes.
+ * Knows about globs, rotation suffixes, gzip, stdin, and the errors the file
+ * system gives; knows nothing about log lines.
+ */
+import { createGunzip } from 'node:zlib';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import fg from 'fast-glob';
+import { SmtpguardError } from './errors.js';
+import type { LogScanner } from './scan.js';
+
+export const DEFAULT_LOGS: readonly string[] = ['/var/log/mail.log*', '/var/log/mail.warn*'];
+export const STDIN = '-';
+
+export interface LogSource {
+  /** As the user or the glob gave it; `-` for standard input. */
+  path: string;
+  /** Files of one rotated log (`mail.log`, `mail.log.1`, `mail.log.2.gz`): their counts add up. */
+  family: string;
+  /**
+   * Families that hold copies of the same syslog lines (`mail.log`, `mail.info`,
+   * `mail.warn`, `mail.err` in one directory): an event found in several counts once.
+   */
+  group: string;
+}
+
+const COMPRESSED_OTHER = /\.(?:xz|bz2|zst|lz4|lzma|Z)$/;
+const ROTATION = /(?:\.(\d+)|-(\d{8}(?:-?\d{6})?))$/;
+const SYSLOG_SEVERITY_SPLIT = /^mail\.(?:log|info|warn|err)$/;
+
+/** `mail.log.2.gz` -> { stem: 'mail.log', age: ... }: what a file is a rotation of, and how old it is. */
+export function parseRotation(fileName: string): { stem: string; number?: number; date?: string } {
+  const plain = fileName.endsWith('.gz') ? fileName.slice(0, -3) : fileName;
+  const m = ROTATION.exec(plain);
+  if (m === null) return { stem: plain };
+  const stem = plain.slice(0, m.index);
+  return m[1] !== undefined ? { stem, number: Number(m[1]) } : { stem, date: m[2]!.replace('-', '') };
+}
+
+/**
+ * Orders paths family by family, oldest file first: dated rotations by date,
+ * then numbered ones from the highest number down (`.4.gz`, `.3.gz`, `.2.gz`, `.1`),
+ * then the live file. Pure.
+ */
+export function orderLogPaths(paths: readonly string[]): LogSource[] {
+  const entries = paths.map((p) => {
+    if (p === STDIN) return { source: { path: p, family: STDIN, group: STDIN }, rank: [0, ''] as const };
+    const dir = path.dirname(path.resolve(p));
+    const rotation = parseRotation(path.basename(p));
+    const family = path.join(dir, rotation.stem);
+    const group = SYSLOG_SEVERITY_SPLIT.test(rotation.stem) ? path.join(dir, 'mail.*') : family;
+    const rank =
+      rotation.date !== undefined
+        ? ([0, rotation.date] as const)
+        : rotation.number !== undefined
+          ? ([1, String(1e9 - rotation.number).padStart(10, '0')] as const)
+          : ([2, ''] as const);
+    return { source: { path: p, family, group }, rank };
+  });
+  entries.sort(
+    (a, b) =>
+      cmp(a.source.family, b.source.family) || a.rank[0] - b.rank[0] || cmp(a.rank[1], b.rank[1]),
+  );
+  return entries.map((e) => e.source);
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Expands `--log` values (paths or globs, `-` for stdin) into ordered sources.
+ * A value that matches nothing is an error, except on the default paths, where only
+ * finding no log at all is one.
+ */
+export async function findLogSources(
+  patterns: readonly string[],
+  usingDefaults: boolean,
+  warn: Warn,
+): Promise<LogSource[]> {
+  const found = new Map<string, string>(); // resolved path -> path as shown
+  for (const pattern of patterns) {
+    if (pattern === STDIN) {
+      found.set(STDIN, STDIN);
+      continue;
+    }
+    const matches = await expand(pattern, warn);
+    if (matches.length === 0 && !usingDefaults) {
+      throw new SmtpguardError(`no log file matches --log ${pattern}`, {
+        hint: 'check the path (quote globs so the shell does not expand them), or pass --log - to read stdin',
+      });
+    }
+    for (const match of matches) {
+      if (!found.has(path.resolve(match))) found.set(path.resolve(match), match);
+    }
+  }
+  if (found.size === 0) {
+    throw new SmtpguardError(`no mail log found at ${patterns.join(', ')}`, {
+      hint: 'pass --log PATH (or a quoted glob such as --log "/var/log/mail.log*"); on a journald-only host, Postfix logs to the journal',
+    });
+  }
+  return orderLogPaths([...found.values()]);
+}
+
+async function expand(pattern: string, warn: Warn): Promise<string[]> {
+  // A path that exists is taken literally, even when it contains glob characters.
+  const stat = await lstat(pattern).catch(() => null);
+  if (stat !== null) {
+    if (stat.isDirectory()) {
+      throw new SmtpguardError(`--log ${pattern} is a directory`, {
+        hint: `pass the files, for example --log "${path.join(pattern, 'mail.log*')}"`,
+      });
+    }
+    return [pattern];
+  }
+  if (!fg.isDynamicPattern(pattern)) return [];
+  const matches = await fg(pattern, { onlyFiles: true, dot: true, suppressErrors: true });
+  return matches.filter((p) => {
+    if (!COMPRESSED_OTHER.test(p)) return true;
+    warn(`${p} is compressed with something other than gzip; skipped`);
+    return false;
+  });
+}
+
+export type Warn = (message: string) => void;
+
+/**
+ * Reads one source into `scanner`. A file that vanished since it was listed (logrotate
+ * at work) is skipped with a warning and reported as `false`; a gzip file cut short
+ * is counted up to the damage, with a warning.
+ */
+export async function readLogSource(
+  source: LogSource,
+  scanner: LogScanner,
+  warn: Warn,
+  stdin: Readable,
+): Promise<boolean> {
+  if (source.path === STDIN) {
+    for await (const chunk of stdin) scanner.push(chunk as Buffer);
+    scanner.end();
+    return true;
+  }
+  let file: FileHandle;
+  try {
+    file = await open(source.path, 'r');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') {
+      warn(`${source.path} disappeared before it could be read (rotated?); skipped`);
+      return false;
+    }
+    throw translateFsError(error, source.path);
+  }
+  try {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await file.read(head, 0, 2, 0);
+    if (bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b) {
+      await readGzip(file, source.path, scanner, warn);
+    } else {
+      await readPlain(file, scanner);
+    }
+  } catch (error) {
+    throw translateFsError(error, source.path);
+  } finally {
+    await file.close().catch(() => undefined);
+  }
+  return true;
+}
+
+async function readPlain(file: FileHandle, scanner: LogScanner): Promise<void> {
+  for (;;) {
+    const space = scanner.space();
+    const { bytesRead } = await file.read(space, 0, space.length, null);
+    if (bytesRead === 0) break;
+    scanner.commit(bytesRead);
+  }
+  scanner.end();
+}
+
+async function readGzip(file: FileHandle, shownPath: string, scanner: LogScanner, warn: Warn): Promise<void> {
+  const gunzip = createGunzip({ chunkSize: 1 << 20 });
+  const input = file.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 });
+  input.on('error', (error) => gunzip.destroy(error));
+  input.pipe(gunzip);
+  try {
+    for await (const chunk of gunzip) scanner.push(chunk as Buffer);
+  } catch (error) {
+    if (!isZlibError(error)) throw error;
+    warn(`${shownPath} is not valid gzip after ${scanner.counters.bytes} bytes of text (${(error as Error).message}); counted the lines before that`);
+  } finally {
+    input.destroy();
+  }
+  scanner.end();
+}
+
+function isZlibError(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && code.startsWith('Z_');
+}
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+}
+
+/** EACCES & co. -> one line that names the file and says what to do. */
+export function translateFsError(error: unknown, file: string): unknown {
+  if (error instanceof SmtpguardError) return error;
+  const code = errorCode(error);
+  switch (code) {
+    case 'EACCES':
+    case 'EPERM':
+      return new SmtpguardError(`cannot read ${file}: permission denied`, {
+        hint: 'run as root, or as a member of the group that owns the log (adm on Debian)',
+        cause: error,
+      });
+    case 'EISDIR':
+      return new SmtpguardError(`${file} is a directory`, { hint: 'pass log files, not directories', cause: error });
+    case 'EIO':
+      return new SmtpguardError(`cannot read ${file}: input/output error`, { hint: 'check the disk', cause: error });
+    default:
+      return error;
+  }
+}

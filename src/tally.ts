@@ -1,0 +1,127 @@
+/**
+ * Tally: events counted per client address, per kind, per one-minute bucket.
+ * Pure. Buckets make a tally independent of the window asked for, so results can
+ * be merged (files of one log family add up; copies of one event in mail.log and
+ * mail.warn count once) and windows can be cut from them afterwards, to the minute.
+ */
+import ipaddr from 'ipaddr.js';
+import { EVENT_KINDS, KIND_INDEX, type EventKind } from './kinds.js';
+import type { MailEvent } from './parse.js';
+
+export const BUCKET_MS = 60_000;
+
+export interface Bucket {
+  /** Earliest and latest event time in this bucket (ms since the epoch). */
+  first: number;
+  last: number;
+  /** Events per kind, indexed by KIND_INDEX. */
+  counts: Uint32Array;
+}
+
+export class Tally {
+  /** address -> bucket number (time / BUCKET_MS, floored) -> bucket */
+  readonly addresses = new Map<string, Map<number, Bucket>>();
+  add(event: MailEvent): void {
+    const bucket = this.bucketFor(event.address, Math.floor(event.time / BUCKET_MS), event.time, event.time);
+    bucket.counts[KIND_INDEX[event.kind]]!++;
+  }
+
+  /** Adds every count of `other` to this tally (files of one family, read one after the other). */
+  addAll(other: Tally): void {
+    this.combine(other, (mine, theirs) => mine + theirs);
+  }
+
+  /**
+   * Keeps, per address, minute and kind, the larger count of this tally and `other`.
+   * For logs that hold copies of the same lines (mail.log and mail.warn written by
+   * one rsyslog), this counts each event once; for logs that split the kinds between
+   * them (mail.info vs mail.warn), it keeps every kind from the file that has it.
+   */
+  maxAll(other: Tally): void {
+    this.combine(other, (mine, theirs) => Math.max(mine, theirs));
+  }
+
+  private combine(other: Tally, pick: (mine: number, theirs: number) => number): void {
+    for (const [address, buckets] of other.addresses) {
+      for (const [key, theirs] of buckets) {
+        const mine = this.bucketFor(address, key, theirs.first, theirs.last);
+        for (let i = 0; i < mine.counts.length; i++) mine.counts[i] = pick(mine.counts[i]!, theirs.counts[i]!);
+      }
+    }
+  }
+
+  private bucketFor(address: string, key: number, first: number, last: number): Bucket {
+    let buckets = this.addresses.get(address);
+    if (buckets === undefined) {
+      buckets = new Map();
+      this.addresses.set(address, buckets);
+    }
+    let bucket = buckets.get(key);
+    if (bucket === undefined) {
+      bucket = { first, last, counts: new Uint32Array(EVENT_KINDS.length) };
+      buckets.set(key, bucket);
+    } else {
+      if (first < bucket.first) bucket.first = first;
+      if (last > bucket.last) bucket.last = last;
+    }
+    return bucket;
+  }
+}
+
+/** A time range, both ends included, in ms since the epoch; infinite ends for `--window all`. */
+export interface TimeWindow {
+  from: number;
+  to: number;
+}
+
+export const ALL_TIME: TimeWindow = { from: -Infinity, to: Infinity };
+
+export interface AddressSummary {
+  address: string;
+  /** Events per kind in the window; every kind is present. */
+  events: Record<EventKind, number>;
+  /** Sum of the counted kinds. */
+  total: number;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+/**
+ * Per address, the events inside `window` (to the minute: a bucket counts when its
+ * minute lies in the window), with `total` the sum of the `counted` kinds.
+ * Every address with at least one event of any kind in the window is returned,
+ * worst first (highest total, then most events, then by address).
+ */
+export function summarise(tally: Tally, window: TimeWindow, counted: readonly EventKind[]): AddressSummary[] {
+  const fromKey = Math.floor(window.from / BUCKET_MS);
+  const toKey = Math.floor(window.to / BUCKET_MS);
+  const countedIndexes = counted.map((kind) => KIND_INDEX[kind]);
+  const out: Array<AddressSummary & { all: number }> = [];
+  for (const [address, buckets] of tally.addresses) {
+    const sums = new Array<number>(EVENT_KINDS.length).fill(0);
+    let firstSeen = Infinity;
+    let lastSeen = -Infinity;
+    for (const [key, bucket] of buckets) {
+      if (key < fromKey || key > toKey) continue;
+      for (let i = 0; i < sums.length; i++) sums[i]! += bucket.counts[i]!;
+      if (bucket.first < firstSeen) firstSeen = bucket.first;
+      if (bucket.last > lastSeen) lastSeen = bucket.last;
+    }
+    const all = sums.reduce((a, b) => a + b, 0);
+    if (all === 0) continue;
+    const events = Object.fromEntries(EVENT_KINDS.map((kind, i) => [kind, sums[i]!])) as Record<EventKind, number>;
+    const total = countedIndexes.reduce((sum, i) => sum + sums[i]!, 0);
+    out.push({ address, events, total, firstSeen, lastSeen, all });
+  }
+  out.sort((a, b) => b.total - a.total || b.all - a.all || compareAddresses(a.address, b.address));
+  return out.map(({ all: _all, ...summary }) => summary);
+}
+
+/** IPv4 before IPv6, then numerically (so 192.0.2.9 sorts before 192.0.2.10). */
+export function compareAddresses(a: string, b: string): number {
+  const ba = ipaddr.parse(a).toByteArray();
+  const bb = ipaddr.parse(b).toByteArray();
+  if (ba.length !== bb.length) return ba.length - bb.length;
+  for (let i = 0; i < ba.length; i++) if (ba[i] !== bb[i]) return ba[i]! - bb[i]!;
+  return 0;
+}
