@@ -47,18 +47,15 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
       options.warn(`${source.path}: skipped ${oversizedLines} line(s) longer than 64 MiB (not Postfix lines)`);
     }
     reports.push({ path: source.path, bytes, lines, events });
-    familyTally(families, source).addAll(tally);
+    addToFamily(families, source, tally);
   }
   return { tally: combineFamilies(families), sources: reports, elapsedMs: performance.now() - started };
 }
 
-function familyTally(families: Map<string, { group: string; tally: Tally }>, source: LogSource): Tally {
-  let family = families.get(source.family);
-  if (family === undefined) {
-    family = { group: source.group, tally: new Tally() };
-    families.set(source.family, family);
-  }
-  return family.tally;
+function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally): void {
+  const family = families.get(source.family);
+  if (family === undefined) families.set(source.family, { group: source.group, tally });
+  else family.tally.addAll(tally);
 }
 
 /** Families of one syslog group hold copies: keep the larger count; groups add up. */
@@ -69,7 +66,7 @@ function combineFamilies(families: Map<string, { group: string; tally: Tally }>)
     if (combined === undefined) groups.set(group, tally);
     else combined.maxAll(tally);
   }
-  const total = new Tally();
-  for (const tally of groups.values()) total.addAll(tally);
-  return total;
+  const [first = new Tally(), ...rest] = groups.values();
+  for (const tally of rest) first.addAll(tally);
+  return first;
 }

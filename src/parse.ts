@@ -71,7 +71,12 @@ const MONTHS: Readonly<Record<string, number>> = {
 export class LineParser {
   private readonly now: number;
   private readonly nowYear: number;
+  /** Year-less stamps already converted (they repeat: many lines a second). */
   private readonly stampCache = new Map<string, number>();
+  /** The last RFC 3339 second converted. */
+  private lastSeconds = '';
+  private lastZone = '';
+  private lastBase = 0;
   private readonly addressCache = new Map<string, string>();
 
   constructor(now: Date) {
@@ -98,12 +103,15 @@ export class LineParser {
     if (traditional !== undefined) return this.yearlessStamp(traditional);
     const seconds = header[1]!;
     const zone = header[3]!;
-    const key = seconds + zone;
-    let base = this.stampCache.get(key);
-    if (base === undefined) {
+    let base: number;
+    if (seconds === this.lastSeconds && zone === this.lastZone) {
+      base = this.lastBase;
+    } else {
       base = Date.parse(`${seconds}${zone === 'Z' ? 'Z' : `${zone.slice(0, 3)}:${zone.slice(-2)}`}`);
       if (Number.isNaN(base)) return null;
-      this.remember(key, base);
+      this.lastSeconds = seconds;
+      this.lastZone = zone;
+      this.lastBase = base;
     }
     const fraction = header[2];
     return fraction === undefined ? base : base + Number(fraction.slice(0, 3).padEnd(3, '0'));

@@ -114,7 +114,7 @@ function formatColumns(rows: string[][], rightAligned: boolean[]): string[] {
 }
 
 function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+  return `${String(n).replace(/\B(?=(\d{3})+$)/g, ',')} ${n === 1 ? one : many}`;
 }
 
 function formatBytes(bytes: number): string {

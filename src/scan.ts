@@ -160,9 +160,12 @@ export class LogScanner {
 function findCandidateLines(block: Buffer): Float64Array | number[] {
   const starts: number[] = [];
   for (const pattern of PATTERNS) {
-    for (let at = block.indexOf(pattern); at !== -1; at = block.indexOf(pattern, at + pattern.length)) {
-      const lineStart = block.lastIndexOf(NL, at) + 1;
-      starts.push(lineStart);
+    let at = block.indexOf(pattern);
+    while (at !== -1) {
+      starts.push(block.lastIndexOf(NL, at) + 1);
+      // go on after this line: a line full of patterns costs one hit, not one per pattern
+      const lineEnd = block.indexOf(NL, at + pattern.length);
+      at = lineEnd === -1 ? -1 : block.indexOf(pattern, lineEnd + 1);
     }
   }
   return starts.length < 2 ? starts : Float64Array.from(starts).sort();

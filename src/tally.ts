@@ -96,9 +96,9 @@ export function summarise(tally: Tally, window: TimeWindow, counted: readonly Ev
   const fromKey = Math.floor(window.from / BUCKET_MS);
   const toKey = Math.floor(window.to / BUCKET_MS);
   const countedIndexes = counted.map((kind) => KIND_INDEX[kind]);
-  const out: Array<AddressSummary & { all: number }> = [];
+  const out: Array<AddressSummary & { all: number; key: string }> = [];
   for (const [address, buckets] of tally.addresses) {
-    const sums = new Array<number>(EVENT_KINDS.length).fill(0);
+    const sums = new Float64Array(EVENT_KINDS.length);
     let firstSeen = Infinity;
     let lastSeen = -Infinity;
     for (const [key, bucket] of buckets) {
@@ -107,21 +107,24 @@ export function summarise(tally: Tally, window: TimeWindow, counted: readonly Ev
       if (bucket.first < firstSeen) firstSeen = bucket.first;
       if (bucket.last > lastSeen) lastSeen = bucket.last;
     }
-    const all = sums.reduce((a, b) => a + b, 0);
+    if (firstSeen === Infinity) continue;
+    const events = {} as Record<EventKind, number>;
+    let all = 0;
+    for (let i = 0; i < sums.length; i++) {
+      events[EVENT_KINDS[i]!] = sums[i]!;
+      all += sums[i]!;
+    }
     if (all === 0) continue;
-    const events = Object.fromEntries(EVENT_KINDS.map((kind, i) => [kind, sums[i]!])) as Record<EventKind, number>;
-    const total = countedIndexes.reduce((sum, i) => sum + sums[i]!, 0);
-    out.push({ address, events, total, firstSeen, lastSeen, all });
+    let total = 0;
+    for (const i of countedIndexes) total += sums[i]!;
+    out.push({ address, events, total, firstSeen, lastSeen, all, key: addressSortKey(address) });
   }
-  out.sort((a, b) => b.total - a.total || b.all - a.all || compareAddresses(a.address, b.address));
-  return out.map(({ all: _all, ...summary }) => summary);
+  out.sort((a, b) => b.total - a.total || b.all - a.all || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return out.map(({ all: _all, key: _key, ...summary }) => summary);
 }
 
-/** IPv4 before IPv6, then numerically (so 192.0.2.9 sorts before 192.0.2.10). */
-export function compareAddresses(a: string, b: string): number {
-  const ba = ipaddr.parse(a).toByteArray();
-  const bb = ipaddr.parse(b).toByteArray();
-  if (ba.length !== bb.length) return ba.length - bb.length;
-  for (let i = 0; i < ba.length; i++) if (ba[i] !== bb[i]) return ba[i]! - bb[i]!;
-  return 0;
+/** Sorts IPv4 before IPv6, then numerically (192.0.2.9 before 192.0.2.10): compare these strings. */
+export function addressSortKey(address: string): string {
+  const bytes = ipaddr.parse(address).toByteArray();
+  return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
 }

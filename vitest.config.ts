@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // year-less syslog stamps are local time: pin the zone so fixtures mean one instant
+    env: { TZ: 'UTC' },
+    testTimeout: 30_000,
+  },
+});
