@@ -19,7 +19,7 @@ export function parseWindow(text: string): number {
 
 export function formatWindow(ms: number): string {
   if (ms === Infinity) return 'all';
-  for (const unit of ['w', 'd', 'h', 'm', 's']) {
+  for (const unit of ['d', 'h', 'm', 's']) {
     const size = UNIT_MS[unit]!;
     if (ms % size === 0) return `${ms / size}${unit}`;
   }

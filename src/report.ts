@@ -98,7 +98,7 @@ function describeRead(result: ScanResult): string {
   const bytes = result.sources.reduce((sum, s) => sum + s.bytes, 0);
   const lines = result.sources.reduce((sum, s) => sum + s.lines, 0);
   const seconds = result.elapsedMs / 1000;
-  const rate = seconds > 0 ? ` (${(bytes / 1e6 / seconds).toFixed(0)} MB/s)` : '';
+  const rate = seconds >= 0.05 ? ` (${(bytes / 1e6 / seconds).toFixed(0)} MB/s)` : '';
   const names = result.sources.map((s) => s.path).join(', ');
   return `Read ${plural(result.sources.length, 'file')} (${names}): ${formatBytes(bytes)}, ${plural(lines, 'line')} in ${seconds.toFixed(2)} s${rate}.`;
 }

@@ -1,0 +1,104 @@
+/** The built CLI, spawned the way cron runs it: no terminal, exit codes and stderr matter. */
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const BIN = fileURLToPath(new URL('../bin/smtpguard.js', import.meta.url));
+const dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function smtpguard(args: string[], options: SpawnSyncOptions = {}) {
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, TZ: 'UTC' },
+    input: '',
+    ...options,
+  });
+  return { code: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+const sasl = (address: string) =>
+  `Nov 22 12:33:05 mx postfix/smtpd[1737]: warning: unknown[${address}]: SASL LOGIN authentication failed: (reason unavailable), sasl_username=testuser\n`;
+const log = path.join(dir, 'mail.log');
+const logText = sasl('192.0.2.5').repeat(3) + sasl('2001:db8::7');
+writeFileSync(log, logText);
+
+describe('smtpguard scan (built binary)', () => {
+  it('prints a table of offenders and what it read', () => {
+    const { code, stdout, stderr } = smtpguard(['scan', '--log', log, '--now', '2026-11-23T00:00:00Z', '--window', '7d']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^2 addresses with 4 events in the last 7d/);
+    expect(stdout).toMatch(/192\.0\.2\.5\s+3\s+0\s+0\s+0\s+3\s+2026-11-22 12:33:05/);
+    expect(stdout).toContain(`Read 1 file (${log}): ${logText.length} B, 4 lines in`);
+  });
+
+  it('prints JSON with the documented keys', () => {
+    const { code, stdout } = smtpguard(['scan', '--log', log, '--now', '2026-11-23T00:00:00Z', '--window', 'all', '--json']);
+    expect(code).toBe(0);
+    const json = JSON.parse(stdout) as Record<string, unknown>;
+    expect(Object.keys(json)).toEqual(expect.arrayContaining(['addresses', 'blocks', 'sources']));
+    expect(json.addresses).toEqual([
+      expect.objectContaining({ address: '192.0.2.5', total: 3, firstSeen: '2026-11-22T12:33:05.000Z', lastSeen: '2026-11-22T12:33:05.000Z' }),
+      expect.objectContaining({ address: '2001:db8::7', total: 1 }),
+    ]);
+    expect((json.addresses as Array<{ events: Record<string, number> }>)[0]!.events).toMatchObject({ saslFailure: 3, reject: 0 });
+    expect(json.blocks).toEqual([]);
+    expect(json.sources).toEqual([{ path: log, bytes: logText.length, lines: 4, events: 4 }]);
+  });
+
+  it('reads stdin with --log -', () => {
+    const { code, stdout } = smtpguard(['scan', '--log', '-', '--window', 'all', '--json', '--now', '2026-11-23T00:00:00Z'], {
+      input: sasl('198.51.100.1'),
+    });
+    expect(code).toBe(0);
+    expect((JSON.parse(stdout) as { addresses: Array<{ address: string }> }).addresses.map((a) => a.address)).toEqual(['198.51.100.1']);
+  });
+
+  it('says "no offenders" when the window holds none', () => {
+    const { code, stdout } = smtpguard(['scan', '--log', log, '--now', '2026-11-23T00:00:00Z', '--window', '1h']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^No offenders in the last 1h/);
+  });
+
+  it('a missing log is one line naming it, exit 3, no stack trace', () => {
+    const { code, stdout, stderr } = smtpguard(['scan', '--log', path.join(dir, 'nope.log')]);
+    expect(code).toBe(3);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/^smtpguard: no log file matches --log .*nope\.log -- /);
+  });
+
+  it('an unreadable log is one line naming it and what to do, exit 3', () => {
+    const secret = path.join(dir, 'secret.log');
+    writeFileSync(secret, sasl('192.0.2.1'));
+    chmodSync(secret, 0o600);
+    chmodSync(dir, 0o755);
+    const isRoot = process.getuid?.() === 0;
+    if (!isRoot) chmodSync(secret, 0o000);
+    // as root, read it as "nobody", like an admin who forgot sudo
+    const { code, stderr } = smtpguard(['scan', '--log', secret], isRoot ? { uid: 65534, gid: 65534 } : {});
+    expect(stderr).toBe(`smtpguard: cannot read ${secret}: permission denied -- run as root, or as a member of the group that owns the log (adm on Debian)\n`);
+    expect(code).toBe(3);
+  });
+
+  it.each([
+    [['scan', '--window', 'soon'], /--window soon is not a duration/],
+    [['scan', '--now', 'yesterday'], /--now yesterday is not an ISO 8601 date-time/],
+    [['scan', '--kinds', 'saslFailure,bogus'], /unknown kind "bogus"/],
+    [['scan', '--frobnicate'], /unknown option '--frobnicate'/],
+  ])('bad usage %j exits 2 with a message', (args, message) => {
+    const { code, stderr } = smtpguard([...args, '--log', log]);
+    expect(stderr).toMatch(message);
+    expect(code).toBe(2);
+  });
+
+  it('--version prints the package version', () => {
+    const { code, stdout } = smtpguard(['--version']);
+    expect(code).toBe(0);
+    expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
