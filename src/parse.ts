@@ -8,7 +8,7 @@
  * the client chooses (SASL username, helo=, from=, to=, command text) comes after
  * that field and is never searched for an address.
  */
-import ipaddr from 'ipaddr.js';
+import { normaliseAddress } from './address.js';
 import type { EventKind } from './kinds.js';
 
 export interface MailEvent {
@@ -182,23 +182,4 @@ function matchPostscreen(line: string, at: number): Found | null {
     if ((m = matchAt(re, line, at)) !== null) return { kind, rawAddress: m[1]! };
   }
   return null;
-}
-
-const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-const IPV6_CHARS = /^[0-9A-Fa-f:.]+$/;
-
-/**
- * A client address as Postfix logged it -> canonical text, or null for anything
- * that is not one address (`unknown`, `999.1.2.3`, `192.0.2.1.5`, `1.2.3`).
- * IPv4-mapped IPv6 becomes IPv4 (Postfix treats it so); IPv6 is RFC 5952 text;
- * a zone index (`fe80::1%eth0`) is dropped.
- */
-export function normaliseAddress(raw: string): string | null {
-  if (IPV4.test(raw)) return raw;
-  const percent = raw.indexOf('%');
-  const text = percent === -1 ? raw : raw.slice(0, percent);
-  if (!text.includes(':') || !IPV6_CHARS.test(text) || !ipaddr.IPv6.isValid(text)) return null;
-  const v6 = ipaddr.IPv6.parse(text);
-  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
-  return v6.toRFC5952String();
 }

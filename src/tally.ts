@@ -4,7 +4,7 @@
  * be merged (files of one log family add up; copies of one event in mail.log and
  * mail.warn count once) and windows can be cut from them afterwards, to the minute.
  */
-import ipaddr from 'ipaddr.js';
+import { addressSortKey } from './address.js';
 import { EVENT_KINDS, KIND_INDEX, type EventKind } from './kinds.js';
 import type { MailEvent } from './parse.js';
 
@@ -121,10 +121,4 @@ export function summarise(tally: Tally, window: TimeWindow, counted: readonly Ev
   }
   out.sort((a, b) => b.total - a.total || b.all - a.all || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return out.map(({ all: _all, key: _key, ...summary }) => summary);
-}
-
-/** Sorts IPv4 before IPv6, then numerically (192.0.2.9 before 192.0.2.10): compare these strings. */
-export function addressSortKey(address: string): string {
-  const bytes = ipaddr.parse(address).toByteArray();
-  return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
 }

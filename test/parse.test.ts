@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { LineParser, normaliseAddress } from '../src/parse.js';
+import { normaliseAddress } from '../src/address.js';
+import { LineParser } from '../src/parse.js';
 import { describeEvent, NOW, scanEvents } from './helpers.js';
 
 interface Case {

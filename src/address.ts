@@ -1,0 +1,83 @@
+/**
+ * Addresses and ranges: parsing, normalising, ordering. Pure; all CIDR work is
+ * ipaddr.js's.
+ */
+import ipaddr from 'ipaddr.js';
+
+export type Ip = ipaddr.IPv4 | ipaddr.IPv6;
+export type Range = [Ip, number];
+
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const IPV6_CHARS = /^[0-9A-Fa-f:.]+$/;
+
+/**
+ * A client address as Postfix logged it -> canonical text, or null for anything
+ * that is not one address (`unknown`, `999.1.2.3`, `192.0.2.1.5`, `1.2.3`).
+ * IPv4-mapped IPv6 becomes IPv4 (Postfix treats it so); IPv6 is RFC 5952 text;
+ * a zone index (`fe80::1%eth0`) is dropped.
+ */
+export function normaliseAddress(raw: string): string | null {
+  if (IPV4.test(raw)) return raw;
+  const percent = raw.indexOf('%');
+  const text = percent === -1 ? raw : raw.slice(0, percent);
+  if (!text.includes(':') || !IPV6_CHARS.test(text) || !ipaddr.IPv6.isValid(text)) return null;
+  const v6 = ipaddr.IPv6.parse(text);
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
+  return v6.toRFC5952String();
+}
+
+/** Sorts IPv4 before IPv6, then numerically (192.0.2.9 before 192.0.2.10): compare these strings. */
+export function addressSortKey(address: string): string {
+  const bytes = ipaddr.parse(address).toByteArray();
+  return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
+}
+
+/** `2001:db8:1:2::77`, 64 -> `2001:db8:1:2::/64`; `192.0.2.7`, 24 -> `192.0.2.0/24`. */
+export function networkOf(address: string, bits: number): string {
+  const ip = ipaddr.parse(address);
+  const network =
+    ip.kind() === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${bits}`).toString()
+      : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${bits}`).toRFC5952String();
+  return `${network}/${bits}`;
+}
+
+/** `192.0.2.7` (a host) or `192.0.2.0/24`; throws on anything else. */
+export function parseRange(cidr: string): Range {
+  if (cidr.includes('/')) return ipaddr.parseCIDR(cidr);
+  const ip = ipaddr.parse(cidr);
+  return [ip, ip.kind() === 'ipv4' ? 32 : 128];
+}
+
+export function isValidRange(cidr: string): boolean {
+  try {
+    parseRange(cidr);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function sameFamily(ip: Ip, range: Range): boolean {
+  return ip.kind() === range[0].kind();
+}
+
+export function rangesOverlap(a: Range, b: Range): boolean {
+  if (a[0].kind() !== b[0].kind()) return false;
+  return a[0].match(b) || b[0].match(a);
+}
+
+export function compareIps(a: Ip, b: Ip): number {
+  const ba = a.toByteArray();
+  const bb = b.toByteArray();
+  if (ba.length !== bb.length) return ba.length - bb.length;
+  for (let i = 0; i < ba.length; i++) if (ba[i] !== bb[i]) return ba[i]! - bb[i]!;
+  return 0;
+}
+
+/** By address, then shorter prefix first; IPv4 before IPv6. */
+export function compareCidrs(a: string, b: string): number {
+  const [ia, la] = parseRange(a);
+  const [ib, lb] = parseRange(b);
+  return compareIps(ia, ib) || la - lb;
+}
