@@ -1,16 +1,16 @@
 /**
- * The command line: flags -> options, then hand over. Errors are caught here,
+ * The command line: flags -> settings, then hand over. Errors are caught here,
  * once: a SmtpguardError prints one line and sets its exit code; anything else is
- * a bug (exit 1, stack trace with --debug).
+ * a bug (exit 1, stack trace with --debug). Heavy modules load only in the command
+ * that needs them, so `--version` and `--help` stay quick.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { Command, CommanderError, Option } from 'commander';
+import { parseNow } from './duration.js';
 import { ExitCode, SmtpguardError, usageError } from './errors.js';
-import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, isEventKind, type EventKind } from './kinds.js';
-import { parseNow, parseWindow } from './duration.js';
-import { DEFAULT_LOGS } from './sources.js';
-
-const DEFAULT_WINDOW = '24h';
+import { DEFAULT_CONFIG_FILE, DEFINITIONS, resolveSettings, type FlagValues, type Resolved } from './settings.js';
+import type { Io } from './commands/common.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -19,56 +19,96 @@ function version(): string {
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
-function parseKinds(text: string): EventKind[] {
-  const kinds = text.split(',').map((k) => k.trim()).filter((k) => k !== '');
-  for (const kind of kinds) {
-    if (!isEventKind(kind)) throw new InvalidArgumentError(`unknown kind "${kind}" (kinds: ${EVENT_KINDS.join(', ')})`);
+const io: Io = {
+  stdin: process.stdin,
+  stdout: process.stdout,
+  warn: (message) => process.stderr.write(`smtpguard: warning: ${message}\n`),
+};
+
+/** Every setting as a flag; no commander defaults, so "not given" is visible and the config file can fill in. */
+function addSettingOptions(command: Command): Command {
+  for (const d of DEFINITIONS) {
+    if (d.arg === null) {
+      command.option(`--${d.flag}`, `${d.description} (default: yes)`);
+      command.option(`--no-${d.flag}`);
+    } else {
+      const shown = d.show(d.default as never);
+      const option = new Option(`--${d.flag} ${d.arg}`, d.description + (shown === '' ? '' : ` (default: ${shown})`));
+      if (d.key === 'log' || d.key === 'allow') option.argParser(collect);
+      command.addOption(option);
+    }
   }
-  if (kinds.length === 0) throw new InvalidArgumentError('name at least one kind');
-  return kinds as EventKind[];
+  return command
+    .option('--config <file>', `config file of KEY=value lines (default: ${DEFAULT_CONFIG_FILE})`)
+    .option('--now <iso8601>', 'end of the window, and the year of year-less log lines (default: the current time)');
 }
 
-function parseCount(text: string): number {
-  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number');
-  return Number(text);
+interface CommonFlags extends FlagValues {
+  config?: string;
+  now?: string;
 }
+
+async function settingsFrom(flags: CommonFlags): Promise<Resolved> {
+  const file = flags.config ?? DEFAULT_CONFIG_FILE;
+  let text: string | null = null;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' || flags.config !== undefined) {
+      throw new SmtpguardError(`cannot read the config file ${file}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, {
+        hint: flags.config === undefined ? 'fix its permissions' : 'check the --config path',
+      });
+    }
+  }
+  const given: FlagValues = {};
+  for (const d of DEFINITIONS) if (flags[d.key] !== undefined) given[d.key] = flags[d.key];
+  return resolveSettings(given, process.env, text, file);
+}
+
+const nowOf = (flags: CommonFlags): Date => (flags.now === undefined ? new Date() : parseNow(flags.now));
 
 function buildProgram(): Command {
   const program = new Command('smtpguard')
-    .description('Block Postfix SASL brute-forcers and repeat offenders in ufw and a Postfix access map.')
+    .description('Block Postfix SASL brute-forcers and repeat offenders in ufw and a Postfix client access map.')
     .version(version(), '-V, --version')
     .option('--debug', 'print stack traces for errors')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
-  program
-    .command('scan')
-    .description('read the mail logs and show who is attacking the server (changes nothing)')
-    .option('--log <path-or-glob>', `mail log to read, repeatable; - reads stdin (default: ${DEFAULT_LOGS.join(' and ')})`, collect)
-    .option('--window <duration|all>', 'count events in this window ending at --now (15m, 24h, 7d, all)', DEFAULT_WINDOW)
-    .option('--now <iso8601>', 'end of the window; also gives the year of year-less log lines (default: now)')
-    .addOption(
-      new Option('--kinds <list>', 'comma-separated event kinds that count toward an offender\'s total')
-        .default(DEFAULT_COUNTED_KINDS.join(','))
-        .argParser(parseKinds),
-    )
-    .option('--top <n>', 'rows in the table (0: all)', parseCount, 20)
-    .option('--json', 'print one JSON object instead of the table')
-    .action(async (opts: { log?: string[]; window: string; now?: string; kinds: EventKind[] | string; json?: boolean; top: number }) => {
-      const { scanCommand } = await import('./commands/scan.js');
-      await scanCommand(
-        {
-          logs: opts.log ?? DEFAULT_LOGS,
-          usingDefaultLogs: opts.log === undefined,
-          windowMs: parseWindow(opts.window),
-          now: opts.now === undefined ? new Date() : parseNow(opts.now),
-          countedKinds: typeof opts.kinds === 'string' ? parseKinds(opts.kinds) : opts.kinds,
-          json: opts.json === true,
-          top: opts.top,
-        },
-        { stdin: process.stdin, stdout: process.stdout, warn: (message) => process.stderr.write(`smtpguard: warning: ${message}\n`) },
-      );
-    });
+  addSettingOptions(
+    program
+      .command('run', { isDefault: true })
+      .description('scan, decide, rewrite the generated ufw and Postfix sections, reload what changed (the cron job; the default)')
+      .option('--dry-run', 'show the blocks, the diff of each file and the commands; change nothing')
+      .option('--json', 'print the plan as JSON')
+      .option('-v, --verbose', 'say so also when nothing changed'),
+  ).action(async (flags: CommonFlags & { dryRun?: boolean; json?: boolean; verbose?: boolean }) => {
+    const { settings } = await settingsFrom(flags);
+    const { runCommand } = await import('./commands/run.js');
+    await runCommand(settings, { now: nowOf(flags), dryRun: flags.dryRun === true, json: flags.json === true, verbose: flags.verbose === true }, io);
+  });
+
+  addSettingOptions(
+    program
+      .command('scan')
+      .description('read the mail logs and show who is attacking the server, and what run would block (changes nothing)')
+      .option('--top <n>', 'rows in the table (0: all)', '20')
+      .option('--json', 'print one JSON object instead of the table'),
+  ).action(async (flags: CommonFlags & { top: string; json?: boolean }) => {
+    if (!/^\d+$/.test(flags.top)) throw usageError(`--top ${flags.top} is not a whole number`, 'use e.g. --top 50, or --top 0 for all');
+    const { settings } = await settingsFrom(flags);
+    const { scanCommand } = await import('./commands/scan.js');
+    await scanCommand(settings, { now: nowOf(flags), json: flags.json === true, top: Number(flags.top) }, io);
+  });
+
+  addSettingOptions(
+    program.command('config').description('print the effective settings and where each comes from (flag, environment, file, default)'),
+  ).action(async (flags: CommonFlags) => {
+    const { renderSettings } = await import('./settings.js');
+    io.stdout.write(renderSettings(await settingsFrom(flags)));
+  });
+
   return program;
 }
 
@@ -83,10 +123,9 @@ export async function main(argv: readonly string[]): Promise<void> {
 
 function report(error: unknown, debug: boolean): number {
   if (error instanceof CommanderError) {
-    // commander has printed the message already; --help and --version end here too
+    // commander has printed its message already; --help and --version end here too
     return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   }
-  if (error instanceof InvalidArgumentError) error = usageError(error.message);
   if (error instanceof SmtpguardError) {
     process.stderr.write(`smtpguard: ${error.message}${error.hint === undefined ? '' : ` -- ${error.hint}`}\n`);
     if (debug) process.stderr.write(`${error.stack ?? ''}\n`);

@@ -11,6 +11,14 @@ export const ExitCode = {
   usage: 2,
   /** A file or configuration smtpguard cannot use as it is (unreadable log, bad marker...). */
   input: 3,
+  /** Another run holds the lock. */
+  lockBusy: 4,
+  /** A reload (or postmap) failed; the previous files were put back and reloaded. */
+  rolledBack: 5,
+  /** A reload failed and so did putting the previous files back: check the firewall now. */
+  rollbackFailed: 6,
+  /** Writing a file failed (disk full, read-only); every file is its old or its new version. */
+  writeFailed: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

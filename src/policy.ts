@@ -104,7 +104,8 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     if (total === 0) continue;
     const guard = never.find((n) => sameFamily(ip, n.range) && ip.match(n.range));
     if (guard !== undefined) {
-      ignored.push({ address: s.address, total, reason: guard.label });
+      // reported only when it would have been blocked on its own
+      if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
       continue;
     }
     const candidate = { address: s.address, ip, total };

@@ -42,13 +42,8 @@ function sortBlocks(blocks: readonly Block[]): Block[] {
 }
 
 /** Text Postfix may send back in a 554 reply: printable ASCII, no client-chosen strings. */
-export function checkRejectText(text: string): string {
-  if (!/^[\x21-\x7e][\x20-\x7e]{0,199}$/.test(text)) {
-    throw new SmtpguardError(`--reject-text ${JSON.stringify(text)} cannot go into an access map`, {
-      hint: 'use 1 to 200 printable ASCII characters, not starting with a space',
-    });
-  }
-  return text;
+export function rejectTextProblem(text: string): string | null {
+  return /^[\x21-\x7e][\x20-\x7e]{0,199}$/.test(text) ? null : 'use 1 to 200 printable ASCII characters, not starting with a space';
 }
 
 export interface Section {
@@ -129,13 +124,8 @@ export function checkUfwFile(text: string, section: Section, file: string, chain
 }
 
 /** Only fixed shapes reach a firewall file: chain names are checked once, here. */
-export function checkChainName(name: string): string {
-  if (!/^[A-Za-z][A-Za-z0-9_-]{0,23}$/.test(name)) {
-    throw new SmtpguardError(`chain name ${JSON.stringify(name)} is not usable`, {
-      hint: 'use letters, digits, - and _, at most 24 characters (iptables allows 28 with the "-log" suffix)',
-    });
-  }
-  return name;
+export function chainNameProblem(name: string): string | null {
+  return /^[A-Za-z][A-Za-z0-9_-]{0,23}$/.test(name) ? null : 'use letters, digits, - and _, at most 24 characters';
 }
 
 /** Every rendered ufw line has exactly this shape; anything else is a bug, caught before writing. */

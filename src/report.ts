@@ -4,6 +4,8 @@
 import type { SourceReport } from './collect.js';
 import { formatWindow } from './duration.js';
 import type { EventKind } from './kinds.js';
+import type { Block, Decision, Ignored, Spared } from './policy.js';
+import { renderDecision } from './plan-report.js';
 import type { AddressSummary } from './tally.js';
 
 export interface ScanResult {
@@ -13,6 +15,8 @@ export interface ScanResult {
   countedKinds: readonly EventKind[];
   /** Every address with events in the window, worst first. */
   summaries: readonly AddressSummary[];
+  /** What `run` would block with the same settings. */
+  decision: Decision;
   sources: readonly SourceReport[];
   elapsedMs: number;
 }
@@ -25,7 +29,9 @@ export interface ScanJson {
     firstSeen: string;
     lastSeen: string;
   }>;
-  blocks: unknown[];
+  blocks: Block[];
+  spared: Spared[];
+  ignored: Ignored[];
   sources: SourceReport[];
   window: { from: string | null; to: string; length: string };
   countedKinds: EventKind[];
@@ -41,7 +47,9 @@ export function buildScanJson(result: ScanResult): ScanJson {
       firstSeen: new Date(s.firstSeen).toISOString(),
       lastSeen: new Date(s.lastSeen).toISOString(),
     })),
-    blocks: [],
+    blocks: result.decision.blocks,
+    spared: result.decision.spared,
+    ignored: result.decision.ignored,
     sources: [...result.sources],
     window: {
       from: result.windowMs === Infinity ? null : new Date(result.now.getTime() - result.windowMs).toISOString(),
@@ -82,6 +90,7 @@ export function renderScanTable(result: ScanResult, top: number): string {
     lines.push(...formatColumns(table, [false, true, true, true, true, true, false, false]));
     if (shown.length < rows.length) lines.push(`... and ${rows.length - shown.length} more (--top 0 shows all, --json gives everything)`);
   }
+  lines.push('', ...renderDecision(result.decision).map((l) => (l.startsWith('Blocks') ? `smtpguard run would apply: ${l}` : l)));
   lines.push('', describeRead(result));
   return lines.join('\n') + '\n';
 }

@@ -86,7 +86,7 @@ describe('smtpguard scan (built binary)', () => {
   });
 
   it.each([
-    [['scan', '--window', 'soon'], /--window soon is not a duration/],
+    [['scan', '--window', 'soon'], /--window soon: not a duration/],
     [['scan', '--now', 'yesterday'], /--now yesterday is not an ISO 8601 date-time/],
     [['scan', '--kinds', 'saslFailure,bogus'], /unknown kind "bogus"/],
     [['scan', '--frobnicate'], /unknown option '--frobnicate'/],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Block } from '../src/policy.js';
-import { checkRejectText, checkUfwFile, findSection, renderAccessMap, renderUfwRules, replaceSection, sectionLines } from '../src/render.js';
+import { checkUfwFile, rejectTextProblem, findSection, renderAccessMap, renderUfwRules, replaceSection, sectionLines } from '../src/render.js';
 
 const blocks: Block[] = [
   { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], total: 6, reason: 'prefix' },
@@ -52,7 +52,11 @@ describe('access map lines', () => {
   });
 
   it.each(['', ' leading space', 'two\nlines', 'tab\there', 'ümlaut', 'x'.repeat(201)])('refuses reject text %j', (text) => {
-    expect(() => checkRejectText(text)).toThrow(/cannot go into an access map/);
+    expect(rejectTextProblem(text)).toMatch(/printable ASCII/);
+  });
+
+  it('accepts ordinary reject text', () => {
+    expect(rejectTextProblem('Access denied (smtpguard)')).toBeNull();
   });
 });
 

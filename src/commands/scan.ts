@@ -1,42 +1,22 @@
 /** `smtpguard scan`: read the logs, count per client, print a table or JSON. Touches nothing. */
-import type { Readable, Writable } from 'node:stream';
-import { collectEvents } from '../collect.js';
-import type { EventKind } from '../kinds.js';
 import { buildScanJson, renderScanTable, type ScanResult } from '../report.js';
-import type { Warn } from '../sources.js';
-import { summarise } from '../tally.js';
+import type { Settings } from '../settings.js';
+import { scanAndDecide, type Io } from './common.js';
 
 export interface ScanOptions {
-  logs: readonly string[];
-  usingDefaultLogs: boolean;
-  windowMs: number;
   now: Date;
-  countedKinds: readonly EventKind[];
   json: boolean;
   top: number;
 }
 
-export interface Io {
-  stdin: Readable;
-  stdout: Writable;
-  warn: Warn;
-}
-
-export async function scanCommand(options: ScanOptions, io: Io): Promise<void> {
-  const collected = await collectEvents({
-    logs: options.logs,
-    usingDefaultLogs: options.usingDefaultLogs,
-    now: options.now,
-    warn: io.warn,
-    stdin: io.stdin,
-  });
-  const to = options.now.getTime();
-  const summaries = summarise(collected.tally, { from: to - options.windowMs, to: options.windowMs === Infinity ? Infinity : to }, options.countedKinds);
+export async function scanCommand(settings: Settings, options: ScanOptions, io: Io): Promise<void> {
+  const { collected, summaries, decision } = await scanAndDecide(settings, options.now, io);
   const result: ScanResult = {
     now: options.now,
-    windowMs: options.windowMs,
-    countedKinds: options.countedKinds,
+    windowMs: settings.window,
+    countedKinds: settings.kinds,
     summaries,
+    decision,
     sources: collected.sources,
     elapsedMs: collected.elapsedMs,
   };

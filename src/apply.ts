@@ -1,0 +1,180 @@
+/**
+ * Apply (edge): carry out a Plan, firewall first. Files are replaced atomically (temp file in the
+ * same directory, fsync, rename), keep their mode and owner, and the previous version
+ * stays beside them as FILE.smtpguard-prev. Reloads run only for what changed:
+ *
+ * - indexed map: the new map is built beside the live one (`postmap MAP.smtpguard-new`)
+ *   and its index renamed over the live index, so Postfix never reads a half-written
+ *   `.db`; a failed postmap leaves the old map and index as they were.
+ * - `postfix reload` after any map change.
+ * - `ufw reload` after a ufw file change; when it fails, the previous rules files are
+ *   put back and ufw reloaded again.
+ */
+import { constants } from 'node:fs';
+import { chmod, chown, copyFile, open, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { ExitCode, SmtpguardError } from './errors.js';
+import { INDEX_SUFFIX, NEW_MAP_SUFFIX, type FileChange, type Plan } from './plan.js';
+
+export const PREVIOUS_SUFFIX = '.smtpguard-prev';
+const COMMAND_TIMEOUT_MS = 120_000;
+
+export interface CommandResult {
+  argv: string[];
+  ok: boolean;
+  output: string;
+}
+
+export async function execCommand(argv: readonly string[]): Promise<CommandResult> {
+  const [file, ...args] = argv as [string, ...string[]];
+  const result = await execa(file, args, { reject: false, timeout: COMMAND_TIMEOUT_MS, stdin: 'ignore', all: true });
+  const output = String(result.all ?? '').trim();
+  const failure = result.timedOut ? `timed out after ${COMMAND_TIMEOUT_MS / 1000} s` : result.failed && result.exitCode === undefined ? (result.shortMessage ?? 'could not start') : '';
+  return { argv: [...argv], ok: !result.failed, output: [failure, output].filter((t) => t !== '').join(': ') };
+}
+
+export type Runner = (argv: readonly string[]) => Promise<CommandResult>;
+
+/** Carries out the plan; throws a SmtpguardError with the right exit code when something fails. */
+export async function applyPlan(plan: Plan, run: Runner = execCommand): Promise<void> {
+  const map = plan.changes.find((c) => c.role === 'map');
+  const rules = plan.changes.filter((c) => c.role !== 'map');
+  const reload = plan.commands.length > 0;
+  // the firewall first: when its reload fails, everything is put back and the map is left alone
+  if (rules.length > 0) await applyRules(rules, reload, run);
+  if (map !== undefined) await applyMap(plan, map, reload, run, rules.length > 0);
+}
+
+async function applyMap(plan: Plan, change: FileChange, reload: boolean, run: Runner, firewallChanged: boolean): Promise<void> {
+  const postmap = plan.commands.find((c) => c[0] === 'postmap');
+  if (postmap !== undefined && plan.mapType !== 'cidr') {
+    const suffix = INDEX_SUFFIX[plan.mapType];
+    const newSource = change.path + NEW_MAP_SUFFIX;
+    const newIndex = newSource + suffix;
+    await writeAtomically(newSource, change.after, change.path);
+    const built = await run(postmap);
+    if (!built.ok) {
+      await Promise.all([unlink(newSource).catch(() => undefined), unlink(newIndex).catch(() => undefined)]);
+      const firewall = firewallChanged ? ' (the firewall rules were updated)' : '';
+      throw new SmtpguardError(`postmap failed, the access map and its index were not changed${firewall}: ${built.output || 'no output'}`, {
+        exitCode: ExitCode.rolledBack,
+        hint: `check ${change.path} and that Postfix supports ${plan.mapType}: maps (postconf -m)`,
+      });
+    }
+    await keepPrevious(change.path);
+    await copyOwnership(change.path + suffix, newIndex);
+    await rename(newIndex, change.path + suffix);
+    await rename(newSource, change.path);
+  } else {
+    await keepPrevious(change.path);
+    await writeAtomically(change.path, change.after, change.path);
+  }
+  if (reload) {
+    const reloaded = await run(plan.commands.find((c) => c[0] === 'postfix')!);
+    if (!reloaded.ok) {
+      throw new SmtpguardError(`postfix reload failed: ${reloaded.output || 'no output'}`, {
+        exitCode: ExitCode.rolledBack,
+        hint: 'the new access map is in place and Postfix reads it when it (re)starts; check "postfix check" and the mail log',
+      });
+    }
+  }
+}
+
+async function applyRules(changes: readonly FileChange[], reload: boolean, run: Runner): Promise<void> {
+  const written: FileChange[] = [];
+  try {
+    for (const change of changes) {
+      await keepPrevious(change.path);
+      await writeAtomically(change.path, change.after, change.path);
+      written.push(change);
+    }
+  } catch (error) {
+    await restore(written); // the other file must not stay at its new version alone
+    throw error;
+  }
+  if (!reload) return;
+  const reloaded = await run(['ufw', 'reload']);
+  if (reloaded.ok) return;
+  await restore(written);
+  const again = await run(['ufw', 'reload']);
+  if (!again.ok) {
+    throw new SmtpguardError(`ufw reload failed (${reloaded.output || 'no output'}), and so did ufw reload with the previous rules put back (${again.output || 'no output'})`, {
+      exitCode: ExitCode.rollbackFailed,
+      hint: 'the firewall may be down: check "ufw status verbose" and "iptables -S" now, and the rules files',
+    });
+  }
+  throw new SmtpguardError(`ufw reload failed: ${reloaded.output || 'no output'}`, {
+    exitCode: ExitCode.rolledBack,
+    hint: `the previous ${changes.map((c) => path.basename(c.path)).join(' and ')} were put back and ufw reloaded with them; nothing is blocked by this run`,
+  });
+}
+
+async function restore(changes: readonly FileChange[]): Promise<void> {
+  for (const change of changes) await writeAtomically(change.path, change.before, change.path);
+}
+
+/** FILE -> FILE.smtpguard-prev, replaced atomically too. */
+async function keepPrevious(file: string): Promise<void> {
+  const previous = file + PREVIOUS_SUFFIX;
+  const temp = tempName(previous);
+  try {
+    await copyFile(file, temp, constants.COPYFILE_EXCL);
+    await copyOwnership(file, temp);
+    await rename(temp, previous);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw writeError(error, previous);
+  }
+}
+
+/** Writes `text` to `file` through a temp file in the same directory; mode and owner from `like`. */
+export async function writeAtomically(file: string, text: string, like: string): Promise<void> {
+  const temp = tempName(file);
+  try {
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(Buffer.from(text, 'latin1')); // byte for byte: the files were read as latin1
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await copyOwnership(like, temp);
+    await rename(temp, file);
+    await syncDirectory(path.dirname(file));
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw writeError(error, file);
+  }
+}
+
+function tempName(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.smtpguard-${process.pid}-${Date.now()}`);
+}
+
+async function copyOwnership(from: string, to: string): Promise<void> {
+  const info = await stat(from).catch(() => null);
+  if (info === null) return;
+  await chmod(to, info.mode & 0o7777);
+  if (process.getuid?.() === 0) await chown(to, info.uid, info.gid);
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r').catch(() => null);
+  if (handle === null) return;
+  await handle.sync().catch(() => undefined);
+  await handle.close();
+}
+
+function writeError(error: unknown, file: string): SmtpguardError {
+  if (error instanceof SmtpguardError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOSPC' ? 'the file system is full' : code === 'EROFS' ? 'the file system is read-only' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (error as Error).message;
+  return new SmtpguardError(`cannot write ${file}: ${why}`, {
+    exitCode: ExitCode.writeFailed,
+    hint: 'nothing was half-written: each file is its old or its new version; free space or fix permissions and run again',
+    cause: error,
+  });
+}

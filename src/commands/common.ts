@@ -1,0 +1,45 @@
+/** The part `scan` and `run` share: read the logs, count the window, decide. */
+import type { Readable, Writable } from 'node:stream';
+import { collectEvents, type Collected } from '../collect.js';
+import { decideBlocks, type Decision } from '../policy.js';
+import type { Settings } from '../settings.js';
+import type { Warn } from '../sources.js';
+import { findNeverBlock } from '../system.js';
+import { summarise, type AddressSummary } from '../tally.js';
+import { DEFAULT_LOGS } from '../sources.js';
+
+export interface Io {
+  stdin: Readable;
+  stdout: Writable;
+  warn: Warn;
+}
+
+export interface Scanned {
+  collected: Collected;
+  summaries: AddressSummary[];
+  decision: Decision;
+}
+
+export async function scanAndDecide(settings: Settings, now: Date, io: Io): Promise<Scanned> {
+  const collected = await collectEvents({
+    logs: settings.log,
+    usingDefaultLogs: settings.log.join(' ') === DEFAULT_LOGS.join(' '),
+    now,
+    warn: io.warn,
+    stdin: io.stdin,
+  });
+  const to = now.getTime();
+  const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
+  const summaries = summarise(collected.tally, window, settings.kinds);
+  const neverBlock = await findNeverBlock(settings.allow, settings.postfixConfigDir, io.warn);
+  const decision = decideBlocks(summaries, {
+    threshold: settings.threshold,
+    threshold6: settings.threshold6,
+    countedKinds: settings.kinds,
+    ipv6Prefix: settings.ipv6Prefix,
+    subnetHosts: settings.subnetHosts,
+    neverBlock,
+    maxBlocks: settings.maxBlocks,
+  });
+  return { collected, summaries, decision };
+}

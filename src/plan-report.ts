@@ -1,0 +1,69 @@
+/**
+ * How a Plan reads: the `--dry-run` text, the `--json` object and the one-line
+ * summary of a run that changed something. Pure.
+ */
+import { createTwoFilesPatch } from 'diff';
+import type { Block, Decision } from './policy.js';
+import type { Plan } from './plan.js';
+
+/** `blocks: 41 (+3 -1)`: the line cron mails and syslog keeps. */
+export function summaryLine(plan: Plan): string {
+  return `blocks: ${plan.summary.blocks} (+${plan.summary.added} -${plan.summary.removed})`;
+}
+
+export function renderDecision(decision: Decision): string[] {
+  const lines: string[] = [];
+  if (decision.blocks.length === 0) lines.push('Blocks: none');
+  else {
+    lines.push(`Blocks (${decision.blocks.length}):`);
+    const width = Math.max(...decision.blocks.map((b) => b.cidr.length));
+    for (const b of decision.blocks) lines.push(`  ${b.cidr.padEnd(width)}  ${describeBlock(b)}`);
+  }
+  for (const s of decision.spared) lines.push(`Spared: ${s.address} (${s.saslFailures} SASL failures not counted: ${s.reason})`);
+  for (const i of decision.ignored) lines.push(`Never blocked: ${i.address} (${i.total} event${i.total === 1 ? '' : 's'}; ${i.reason})`);
+  return lines;
+}
+
+function describeBlock(b: Block): string {
+  const who = b.addresses.length === 1 ? b.addresses[0]! : `${b.addresses.length} addresses`;
+  const why = b.reason === 'subnet' ? `${b.addresses.length} offenders in this /24` : b.reason === 'prefix' ? 'IPv6 prefix over threshold6' : 'over threshold';
+  return `${b.total} events, ${why}${b.reason === 'host' ? '' : ` (${who})`}`;
+}
+
+/** The dry-run report: blocks with reasons, a unified diff per file, the commands. */
+export function renderPlanText(plan: Plan): string {
+  const lines = [`smtpguard run --dry-run: ${summaryLine(plan)}`, '', ...renderDecision(plan.decision)];
+  for (const note of plan.notes) lines.push(`Note: ${note}`);
+  lines.push('');
+  if (plan.changes.length === 0) lines.push('No file would change.');
+  for (const change of plan.changes) {
+    lines.push(createTwoFilesPatch(change.path, change.path, change.before, change.after, '', '(smtpguard)').trimEnd());
+  }
+  lines.push('', plan.commands.length === 0 ? 'Commands: none' : 'Commands that would run:');
+  for (const argv of plan.commands) lines.push(`  ${argv.map(quote).join(' ')}`);
+  lines.push('', 'Nothing was changed (--dry-run).');
+  return lines.join('\n') + '\n';
+}
+
+export function planJson(plan: Plan): object {
+  return {
+    summary: plan.summary,
+    blocks: plan.decision.blocks,
+    spared: plan.decision.spared,
+    ignored: plan.decision.ignored,
+    overLimit: plan.decision.overLimit,
+    mapType: plan.mapType,
+    files: plan.changes.map((c) => ({
+      path: c.path,
+      role: c.role,
+      diff: createTwoFilesPatch(c.path, c.path, c.before, c.after, '', '(smtpguard)'),
+      content: c.after,
+    })),
+    commands: plan.commands,
+    notes: plan.notes,
+  };
+}
+
+function quote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

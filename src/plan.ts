@@ -1,0 +1,123 @@
+/**
+ * Plan: a decision and the current target files -> what would be written where and
+ * which commands would run. Pure. `--dry-run`, `--json` and the real run all come
+ * from this one object, so a dry run cannot disagree with a run.
+ *
+ * Every target is validated here, before anything is written: a marker problem in
+ * any file stops the run with no file changed.
+ */
+import { SmtpguardError } from './errors.js';
+import type { Decision } from './policy.js';
+import {
+  checkUfwFile,
+  checkUfwLine,
+  findSection,
+  renderAccessMap,
+  renderUfwRules,
+  replaceSection,
+  sectionLines,
+  type MapType,
+} from './render.js';
+
+export type Role = 'ufw4' | 'ufw6' | 'map';
+
+export interface TargetFile {
+  role: Role;
+  path: string;
+  /** null: the file does not exist. */
+  text: string | null;
+}
+
+export interface PlanOptions {
+  ufwChain: string;
+  ufw6Chain: string;
+  mapType: MapType;
+  rejectText: string;
+  /** `-c DIR` for postmap and postfix. */
+  postfixConfigDir: string | null;
+  reload: boolean;
+}
+
+export interface FileChange {
+  role: Role;
+  path: string;
+  before: string;
+  after: string;
+}
+
+export interface Plan {
+  decision: Decision;
+  mapType: MapType;
+  /** Only the files whose content changes. */
+  changes: FileChange[];
+  /** In the order they run. */
+  commands: string[][];
+  notes: string[];
+  /** Blocks after the run, and how many are new or gone (from the ufw sections). */
+  summary: { blocks: number; added: number; removed: number };
+}
+
+/** Suffix postmap adds for each indexed map type. */
+export const INDEX_SUFFIX: Readonly<Record<Exclude<MapType, 'cidr'>, string>> = { hash: '.db', btree: '.db', lmdb: '.lmdb', cdb: '.cdb' };
+/** The new map is built beside the live one, then renamed over it (FIELD-NOTES §3). */
+export const NEW_MAP_SUFFIX = '.smtpguard-new';
+
+export function buildPlan(decision: Decision, targets: readonly TargetFile[], options: PlanOptions): Plan {
+  const changes: FileChange[] = [];
+  const previousBlocks = new Set<string>();
+  for (const target of targets) {
+    if (target.text === null) {
+      throw new SmtpguardError(`${target.path} does not exist`, {
+        hint: 'run "smtpguard install" (or point --ufw-rules, --ufw6-rules, --access-map at the right files)',
+      });
+    }
+    const section = findSection(target.text, target.path);
+    let lines: string[];
+    if (target.role === 'map') {
+      lines = renderAccessMap(decision.blocks, options.mapType, options.rejectText);
+    } else {
+      const chain = target.role === 'ufw4' ? options.ufwChain : options.ufw6Chain;
+      checkUfwFile(target.text, section, target.path, chain);
+      lines = renderUfwRules(decision.blocks, target.role === 'ufw4' ? 4 : 6, chain);
+      for (const line of lines) checkUfwLine(line, chain);
+      for (const line of sectionLines(target.text, section)) {
+        const m = /^-A \S+ -s (\S+) /.exec(line);
+        if (m !== null) previousBlocks.add(m[1]!);
+      }
+    }
+    const after = replaceSection(target.text, section, lines);
+    if (after !== target.text) changes.push({ role: target.role, path: target.path, before: target.text, after });
+  }
+
+  const current = new Set(decision.blocks.map((b) => b.cidr));
+  const summary = {
+    blocks: current.size,
+    added: [...current].filter((c) => !previousBlocks.has(c)).length,
+    removed: [...previousBlocks].filter((c) => !current.has(c)).length,
+  };
+  return { decision, mapType: options.mapType, changes, commands: options.reload ? commandsFor(changes, options) : [], notes: notesFor(decision, options), summary };
+}
+
+function commandsFor(changes: readonly FileChange[], options: PlanOptions): string[][] {
+  const commands: string[][] = [];
+  const config = options.postfixConfigDir === null ? [] : ['-c', options.postfixConfigDir];
+  const map = changes.find((c) => c.role === 'map');
+  if (map !== undefined) {
+    if (options.mapType !== 'cidr') commands.push(['postmap', ...config, `${options.mapType}:${map.path}${NEW_MAP_SUFFIX}`]);
+    commands.push(['postfix', ...config, 'reload']);
+  }
+  if (changes.some((c) => c.role !== 'map')) commands.push(['ufw', 'reload']);
+  return commands;
+}
+
+function notesFor(decision: Decision, options: PlanOptions): string[] {
+  const notes: string[] = [];
+  const prefixes = decision.blocks.filter((b) => b.family === 6 && !b.cidr.endsWith('/128'));
+  if (options.mapType !== 'cidr' && prefixes.length > 0) {
+    notes.push(
+      `a ${options.mapType}: map cannot hold IPv6 ranges: ${prefixes.length} IPv6 prefix block(s) are written to the access map as the addresses seen in them (the firewall blocks the whole prefix); --map-type cidr is the accurate type for IPv6`,
+    );
+  }
+  if (decision.overLimit.length > 0) notes.push(`--max-blocks left out ${decision.overLimit.length} block(s) with fewer events`);
+  return notes;
+}

@@ -1,0 +1,225 @@
+/**
+ * Settings: every one has a flag, a config-file key and an environment variable.
+ * Precedence: flag > environment (SMTPGUARD_KEY) > file (/etc/smtpguard/smtpguard.conf) > default.
+ * The config file is KEY=value lines with # comments, like /etc/default/ufw.
+ * Pure: the caller reads the file and the environment and passes them in.
+ */
+import { isValidRange } from './address.js';
+import { formatWindow, parseWindow } from './duration.js';
+import { ExitCode, SmtpguardError } from './errors.js';
+import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, isEventKind, type EventKind } from './kinds.js';
+import { chainNameProblem, MAP_TYPES, rejectTextProblem, type MapType } from './render.js';
+import { DEFAULT_LOGS } from './sources.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/smtpguard/smtpguard.conf';
+
+export interface Settings {
+  log: string[];
+  window: number;
+  kinds: EventKind[];
+  threshold: number;
+  threshold6: number;
+  ipv6Prefix: number;
+  subnetHosts: number;
+  allow: string[];
+  maxBlocks: number;
+  ufwRules: string;
+  ufw6Rules: string;
+  ufwChain: string;
+  ufw6Chain: string;
+  accessMap: string;
+  /** null: ask `postconf -h default_database_type` (hash when there is no postconf). */
+  mapType: MapType | null;
+  rejectText: string;
+  postfixConfigDir: string | null;
+  lockFile: string;
+  stateDir: string;
+  reload: boolean;
+}
+
+type Key = keyof Settings;
+
+interface Definition<K extends Key> {
+  key: K;
+  /** Without the leading dashes; `reload` is `--reload` / `--no-reload`. */
+  flag: string;
+  arg: string | null;
+  description: string;
+  default: Settings[K];
+  /** Text as given on the command line, in the environment or in the file -> value; throws a message. */
+  parse: (text: string) => Settings[K];
+  /** Back to the text form, for `smtpguard config`. */
+  show: (value: Settings[K]) => string;
+}
+
+const def = <K extends Key>(d: Definition<K>): Definition<K> => d;
+
+const words = (text: string): string[] => text.split(/[\s,]+/).filter((w) => w !== '');
+const showWords = (list: readonly string[]): string => list.join(' ');
+
+function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (text: string): number => {
+    if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
+      throw new Error(`expected a whole number from ${min}${max === Number.MAX_SAFE_INTEGER ? ' up' : ` to ${max}`}`);
+    }
+    return Number(text);
+  };
+}
+
+function path(text: string): string {
+  if (text.trim() === '' || text.includes('\n')) throw new Error('expected a path');
+  return text.trim();
+}
+
+function yesNo(text: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (['yes', 'true', '1', 'on'].includes(value)) return true;
+  if (['no', 'false', '0', 'off'].includes(value)) return false;
+  throw new Error('expected yes or no');
+}
+
+function kinds(text: string): EventKind[] {
+  const list = words(text);
+  for (const kind of list) if (!isEventKind(kind)) throw new Error(`unknown kind "${kind}" (kinds: ${EVENT_KINDS.join(', ')})`);
+  if (list.length === 0) throw new Error('name at least one kind');
+  return list as EventKind[];
+}
+
+function cidrs(text: string): string[] {
+  const list = words(text);
+  for (const cidr of list) if (!isValidRange(cidr)) throw new Error(`"${cidr}" is not an address or CIDR range`);
+  return list;
+}
+
+function valid(problem: (text: string) => string | null) {
+  return (text: string): string => {
+    const message = problem(text);
+    if (message !== null) throw new Error(message);
+    return text;
+  };
+}
+
+export const DEFINITIONS = [
+  def({ key: 'log', flag: 'log', arg: '<path-or-glob>', description: 'mail log to read, repeatable; - reads stdin', default: [...DEFAULT_LOGS], parse: (t) => t.split(/\s+/).filter((w) => w !== ''), show: showWords }),
+  def({ key: 'window', flag: 'window', arg: '<duration|all>', description: 'count events in this window ending at --now (15m, 24h, 7d, all)', default: 24 * 3600e3, parse: parseWindow, show: formatWindow }),
+  def({ key: 'kinds', flag: 'kinds', arg: '<list>', description: 'event kinds that count toward a client\'s total', default: [...DEFAULT_COUNTED_KINDS], parse: kinds, show: (v) => v.join(',') }),
+  def({ key: 'threshold', flag: 'threshold', arg: '<n>', description: 'counted events in the window that make an IPv4 address an offender', default: 10, parse: wholeNumber(1), show: String }),
+  def({ key: 'threshold6', flag: 'threshold6', arg: '<n>', description: 'counted events in the window that make an IPv6 prefix an offender', default: 5, parse: wholeNumber(1), show: String }),
+  def({ key: 'ipv6Prefix', flag: 'ipv6-prefix', arg: '<len>', description: 'IPv6 addresses are counted and blocked per prefix of this length', default: 64, parse: wholeNumber(16, 128), show: String }),
+  def({ key: 'subnetHosts', flag: 'subnet-hosts', arg: '<n>', description: 'this many IPv4 offenders in one /24 block the /24', default: 5, parse: wholeNumber(2, 256), show: String }),
+  def({ key: 'allow', flag: 'allow', arg: '<cidr>', description: 'never block this address or range, repeatable', default: [], parse: cidrs, show: showWords }),
+  def({ key: 'maxBlocks', flag: 'max-blocks', arg: '<n>', description: 'keep at most this many blocks, the worst offenders (0: no limit)', default: 10000, parse: wholeNumber(0), show: String }),
+  def({ key: 'ufwRules', flag: 'ufw-rules', arg: '<file>', description: 'ufw rules file for IPv4 blocks', default: '/etc/ufw/before.rules', parse: path, show: String }),
+  def({ key: 'ufw6Rules', flag: 'ufw6-rules', arg: '<file>', description: 'ufw rules file for IPv6 blocks', default: '/etc/ufw/before6.rules', parse: path, show: String }),
+  def({ key: 'ufwChain', flag: 'ufw-chain', arg: '<name>', description: 'chain of the IPv4 blocks (its log-and-drop chain is NAME-log)', default: 'ufw-smtpguard', parse: valid(chainNameProblem), show: String }),
+  def({ key: 'ufw6Chain', flag: 'ufw6-chain', arg: '<name>', description: 'chain of the IPv6 blocks (its log-and-drop chain is NAME-log)', default: 'ufw6-smtpguard', parse: valid(chainNameProblem), show: String }),
+  def({ key: 'accessMap', flag: 'access-map', arg: '<file>', description: 'Postfix client access map (the source file, not the .db)', default: '/etc/postfix/sender_access', parse: path, show: String }),
+  def({ key: 'mapType', flag: 'map-type', arg: '<type>', description: `access map type: ${MAP_TYPES.join(', ')} (default: postconf default_database_type)`, default: null, parse: mapType, show: (v) => v ?? '' }),
+  def({ key: 'rejectText', flag: 'reject-text', arg: '<text>', description: 'text after REJECT in the access map, sent to blocked clients', default: 'Access denied: too many failed logins or rejected commands (smtpguard)', parse: valid(rejectTextProblem), show: String }),
+  def({ key: 'postfixConfigDir', flag: 'postfix-config-dir', arg: '<dir>', description: 'run postconf, postmap and postfix with -c DIR (another Postfix instance)', default: null, parse: path, show: (v) => v ?? '' }),
+  def({ key: 'lockFile', flag: 'lock-file', arg: '<file>', description: 'one run at a time: the lock file', default: '/run/smtpguard.lock', parse: path, show: String }),
+  def({ key: 'stateDir', flag: 'state-dir', arg: '<dir>', description: 'directory for what smtpguard keeps between runs', default: '/var/lib/smtpguard', parse: path, show: String }),
+  def({ key: 'reload', flag: 'reload', arg: null, description: 'run postmap, postfix reload and ufw reload after a change (--no-reload: only write)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
+] as const;
+
+function mapType(text: string): MapType {
+  const value = text.trim();
+  if (!(MAP_TYPES as readonly string[]).includes(value)) throw new Error(`expected one of ${MAP_TYPES.join(', ')}`);
+  return value as MapType;
+}
+
+const FLAG_OF = new Map<string, string>(DEFINITIONS.map((d) => [d.key, d.flag]));
+/** `ipv6Prefix` (flag --ipv6-prefix) -> `IPV6_PREFIX`. */
+export const configKey = (key: Key): string => FLAG_OF.get(key)!.toUpperCase().replaceAll('-', '_');
+export const envName = (key: Key): string => `SMTPGUARD_${configKey(key)}`;
+
+export type Origin = { from: 'default' } | { from: 'flag' } | { from: 'env'; name: string } | { from: 'file'; file: string; line: number };
+
+export interface Resolved {
+  settings: Settings;
+  origins: Record<Key, Origin>;
+}
+
+/** Flag values as commander gives them: strings (arrays for repeatable flags), booleans for --[no-]reload. */
+export type FlagValues = Partial<Record<Key, string | string[] | boolean>>;
+
+/**
+ * Merges the four layers. `fileText` is the config file's content (null when there is
+ * none); `file` names it in errors. Unknown keys and bad values are errors with file:line
+ * (or the variable or flag that holds them).
+ */
+export function resolveSettings(flags: FlagValues, env: Readonly<Record<string, string | undefined>>, fileText: string | null, file: string): Resolved {
+  const fromFile = fileText === null ? new Map<string, { value: string; line: number }>() : parseConfigFile(fileText, file);
+  const settings = {} as Record<Key, unknown>;
+  const origins = {} as Record<Key, Origin>;
+  for (const d of DEFINITIONS as readonly Definition<Key>[]) {
+    const flag = flags[d.key];
+    const envValue = env[envName(d.key)];
+    const fileEntry = fromFile.get(configKey(d.key));
+    if (flag !== undefined) {
+      origins[d.key] = { from: 'flag' };
+      settings[d.key] = typeof flag === 'boolean' ? flag : parseValue(d, Array.isArray(flag) ? flag.join(' ') : flag, origins[d.key]);
+    } else if (envValue !== undefined && envValue !== '') {
+      origins[d.key] = { from: 'env', name: envName(d.key) };
+      settings[d.key] = parseValue(d, envValue, origins[d.key]);
+    } else if (fileEntry !== undefined) {
+      origins[d.key] = { from: 'file', file, line: fileEntry.line };
+      settings[d.key] = parseValue(d, fileEntry.value, origins[d.key]);
+    } else {
+      settings[d.key] = Array.isArray(d.default) ? [...d.default] : d.default;
+      origins[d.key] = { from: 'default' };
+    }
+  }
+  return { settings: settings as unknown as Settings, origins };
+}
+
+function parseValue<K extends Key>(d: Definition<K>, text: string, where: Origin): Settings[K] {
+  try {
+    return d.parse(text);
+  } catch (error) {
+    const problem = (error as Error).message;
+    const hint = `see "smtpguard help run" for --${d.flag}`;
+    if (where.from === 'flag') throw new SmtpguardError(`--${d.flag} ${text}: ${problem}`, { exitCode: ExitCode.usage, hint });
+    if (where.from === 'env') throw new SmtpguardError(`${where.name}=${text} in the environment: ${problem}`, { hint });
+    if (where.from === 'file') throw new SmtpguardError(`${where.file}:${where.line}: ${configKey(d.key)}=${text}: ${problem}`, { hint });
+    throw error;
+  }
+}
+
+const KNOWN_KEYS = new Set<string>(DEFINITIONS.map((d) => configKey(d.key)));
+
+/** KEY=value lines; # starts a comment line; values may be quoted with " or '. Repeated list keys add up. */
+export function parseConfigFile(text: string, file: string): Map<string, { value: string; line: number }> {
+  const entries = new Map<string, { value: string; line: number }>();
+  text.split('\n').forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const m = /^([A-Z][A-Z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (m === null) {
+      throw new SmtpguardError(`${file}:${index + 1}: expected KEY=value, found ${JSON.stringify(raw)}`, { hint: 'fix or remove the line' });
+    }
+    const key = m[1]!;
+    if (!KNOWN_KEYS.has(key)) {
+      throw new SmtpguardError(`${file}:${index + 1}: unknown key ${key}`, { hint: `known keys: ${[...KNOWN_KEYS].join(', ')}` });
+    }
+    let value = m[2]!.trim();
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
+    const previous = entries.get(key);
+    const isList = key === 'LOG' || key === 'ALLOW' || key === 'KINDS';
+    entries.set(key, { value: previous !== undefined && isList ? `${previous.value} ${value}` : value, line: index + 1 });
+  });
+  return entries;
+}
+
+/** `smtpguard config`: every setting, its value and where it came from. */
+export function renderSettings(resolved: Resolved): string {
+  const lines: string[] = [];
+  for (const d of DEFINITIONS as readonly Definition<Key>[]) {
+    const origin = resolved.origins[d.key];
+    const where =
+      origin.from === 'file' ? `${origin.file}:${origin.line}` : origin.from === 'env' ? `environment ${origin.name}` : origin.from === 'flag' ? `--${d.flag}` : 'default';
+    const value = d.show(resolved.settings[d.key]);
+    lines.push(`${configKey(d.key)}=${/\s/.test(value) || value === '' ? JSON.stringify(value) : value}`.padEnd(48) + ` # ${where}`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,72 @@
+/**
+ * What the host says about itself (edge): Postfix settings through postconf, and the
+ * addresses of this machine. Everything here may be missing; callers get a fallback
+ * and a warning, never a crash.
+ */
+import { networkInterfaces } from 'node:os';
+import { execa } from 'execa';
+import { isValidRange } from './address.js';
+import type { NamedRange } from './policy.js';
+import { MAP_TYPES, type MapType } from './render.js';
+import type { Warn } from './sources.js';
+
+const TIMEOUT_MS = 60_000;
+
+async function postconf(parameter: string, configDir: string | null): Promise<string | null> {
+  const args = [...(configDir === null ? [] : ['-c', configDir]), '-h', parameter];
+  const result = await execa('postconf', args, { reject: false, timeout: TIMEOUT_MS, stdin: 'ignore' });
+  return result.exitCode === 0 ? String(result.stdout).trim() : null;
+}
+
+/** `postconf -h default_database_type`, or hash where Postfix is not installed. */
+export async function findDefaultMapType(configDir: string | null): Promise<MapType> {
+  const value = await postconf('default_database_type', configDir);
+  return value !== null && (MAP_TYPES as readonly string[]).includes(value) ? (value as MapType) : 'hash';
+}
+
+/**
+ * Postfix's mynetworks as ranges. Entries that are not addresses (a hostname, a
+ * `type:table` or `/file` lookup, a negation) cannot be checked here: warned about.
+ */
+export async function findMynetworks(configDir: string | null, warn: Warn): Promise<NamedRange[]> {
+  const value = await postconf('mynetworks', configDir);
+  if (value === null) return [];
+  return parseMynetworks(value, warn);
+}
+
+export function parseMynetworks(value: string, warn: Warn): NamedRange[] {
+  const ranges: NamedRange[] = [];
+  for (const entry of value.split(/[\s,]+/).filter((e) => e !== '')) {
+    const cidr = entry.replace(/^\[([^\]]+)\]/, '$1'); // [::1]/128 -> ::1/128
+    if (isValidRange(cidr)) ranges.push({ cidr, source: 'mynetworks' });
+    else warn(`mynetworks entry ${entry} is not an address or range; smtpguard cannot exempt what it names (add --allow for it)`);
+  }
+  return ranges;
+}
+
+/** Every address of this host's interfaces, each as a host range. */
+export function findOwnAddresses(): NamedRange[] {
+  const ranges: NamedRange[] = [];
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) {
+      const address = a.address.replace(/%.*$/, '');
+      if (isValidRange(address)) ranges.push({ cidr: address, source: 'this host' });
+    }
+  }
+  return ranges;
+}
+
+export const LOOPBACK: readonly NamedRange[] = [
+  { cidr: '127.0.0.0/8', source: 'loopback' },
+  { cidr: '::1/128', source: 'loopback' },
+];
+
+/** Everything that is never blocked: loopback, this host, mynetworks, --allow. */
+export async function findNeverBlock(allow: readonly string[], postfixConfigDir: string | null, warn: Warn): Promise<NamedRange[]> {
+  return [
+    ...LOOPBACK,
+    ...findOwnAddresses(),
+    ...(await findMynetworks(postfixConfigDir, warn)),
+    ...allow.map((cidr) => ({ cidr, source: 'allow' })),
+  ];
+}
