@@ -42,7 +42,7 @@ export async function applyPlan(plan: Plan, run: Runner = execCommand): Promise<
   const rules = plan.changes.filter((c) => c.role !== 'map');
   const reload = plan.commands.length > 0;
   // the firewall first: when its reload fails, everything is put back and the map is left alone
-  if (rules.length > 0) await applyRules(rules, reload, run);
+  if (rules.length > 0) await replaceRulesFiles(rules, reload, run);
   if (map !== undefined) await applyMap(plan, map, reload, run, rules.length > 0);
 }
 
@@ -81,7 +81,8 @@ async function applyMap(plan: Plan, change: FileChange, reload: boolean, run: Ru
   }
 }
 
-async function applyRules(changes: readonly FileChange[], reload: boolean, run: Runner): Promise<void> {
+/** Replaces ufw rules files and reloads ufw; a failed reload puts the previous files back and reloads again. */
+export async function replaceRulesFiles(changes: readonly FileChange[], reload: boolean, run: Runner): Promise<void> {
   const written: FileChange[] = [];
   try {
     for (const change of changes) {
@@ -129,18 +130,27 @@ async function keepPrevious(file: string): Promise<void> {
   }
 }
 
-/** Writes `text` to `file` through a temp file in the same directory; mode and owner from `like`. */
-export async function writeAtomically(file: string, text: string, like: string): Promise<void> {
+/** keepPrevious, then writeAtomically. */
+export async function writeWithBackup(file: string, text: string, like: string | null, mode = 0o644): Promise<void> {
+  await keepPrevious(file);
+  await writeAtomically(file, text, like, mode);
+}
+
+/**
+ * Writes `text` to `file` through a temp file in the same directory: the file is
+ * always its old or its new version. Mode and owner from `like` (else `mode`).
+ */
+export async function writeAtomically(file: string, text: string, like: string | null, mode = 0o644): Promise<void> {
   const temp = tempName(file);
   try {
-    const handle = await open(temp, 'wx', 0o600);
+    const handle = await open(temp, 'wx', like === null ? mode : 0o600);
     try {
       await handle.writeFile(Buffer.from(text, 'latin1')); // byte for byte: the files were read as latin1
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await copyOwnership(like, temp);
+    if (like !== null) await copyOwnership(like, temp);
     await rename(temp, file);
     await syncDirectory(path.dirname(file));
   } catch (error) {

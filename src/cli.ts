@@ -102,6 +102,30 @@ function buildProgram(): Command {
     await scanCommand(settings, { now: nowOf(flags), json: flags.json === true, top: Number(flags.top) }, io);
   });
 
+  for (const uninstall of [false, true]) {
+    const name = uninstall ? 'uninstall' : 'install';
+    const command = program
+      .command(name)
+      .description(
+        uninstall
+          ? 'remove exactly what install added (ufw chains and rules, the map section, the Postfix restriction, the schedule)'
+          : 'set this server up: ufw chains and markers, the access map, check_client_access in smtpd_client_restrictions, a cron job (or --timer)',
+      )
+      .option('--dry-run', 'show the changes and commands; change nothing')
+      .option('--cron-file <file>', 'the cron job', '/etc/cron.d/smtpguard')
+      .option('--systemd-dir <dir>', 'where the systemd units go', '/etc/systemd/system');
+    if (!uninstall) command.option('--timer', 'a systemd service and timer instead of the cron job');
+    addSettingOptions(command).action(async (flags: CommonFlags & { dryRun?: boolean; timer?: boolean; cronFile: string; systemdDir: string }) => {
+      const { settings } = await settingsFrom(flags);
+      const { installCommand } = await import('./commands/install.js');
+      await installCommand(
+        settings,
+        { uninstall, dryRun: flags.dryRun === true, timer: flags.timer === true, cronFile: flags.cronFile, systemdDir: flags.systemdDir, config: flags.config ?? null },
+        io,
+      );
+    });
+  }
+
   addSettingOptions(
     program.command('config').description('print the effective settings and where each comes from (flag, environment, file, default)'),
   ).action(async (flags: CommonFlags) => {

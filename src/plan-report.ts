@@ -40,7 +40,7 @@ export function renderPlanText(plan: Plan): string {
     lines.push(createTwoFilesPatch(change.path, change.path, change.before, change.after, '', '(smtpguard)').trimEnd());
   }
   lines.push('', plan.commands.length === 0 ? 'Commands: none' : 'Commands that would run:');
-  for (const argv of plan.commands) lines.push(`  ${argv.map(quote).join(' ')}`);
+  for (const argv of plan.commands) lines.push(`  ${formatCommand(argv)}`);
   lines.push('', 'Nothing was changed (--dry-run).');
   return lines.join('\n') + '\n';
 }
@@ -62,6 +62,11 @@ export function planJson(plan: Plan): object {
     commands: plan.commands,
     notes: plan.notes,
   };
+}
+
+/** argv as a shell would need it typed. */
+export function formatCommand(argv: readonly string[]): string {
+  return argv.map(quote).join(' ');
 }
 
 function quote(word: string): string {

@@ -1,0 +1,175 @@
+/**
+ * `smtpguard install [--timer] [--dry-run]` and `smtpguard uninstall [--dry-run]` (edge):
+ * read the files, transform them with install.ts, show or write them, run the commands.
+ */
+import { readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTwoFilesPatch } from 'diff';
+import { execa } from 'execa';
+import { execCommand, replaceRulesFiles, writeWithBackup, type Runner } from '../apply.js';
+import { SmtpguardError } from '../errors.js';
+import {
+  addRestriction,
+  fill,
+  installAccessMap,
+  installUfw,
+  removeRestriction,
+  uninstallAccessMap,
+  uninstallUfw,
+  type Templates,
+} from '../install.js';
+import { INDEX_SUFFIX, type FileChange } from '../plan.js';
+import { formatCommand } from '../plan-report.js';
+import type { Settings } from '../settings.js';
+import { findDefaultMapType } from '../system.js';
+import type { Io } from './common.js';
+
+export interface InstallOptions {
+  uninstall: boolean;
+  dryRun: boolean;
+  timer: boolean;
+  cronFile: string;
+  systemdDir: string;
+  /** --config given to install, passed on to the scheduled run. */
+  config: string | null;
+}
+
+interface FileEdit {
+  path: string;
+  before: string | null;
+  /** null: remove the file. */
+  after: string | null;
+}
+
+const TEMPLATE_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/smtpguard.js', import.meta.url));
+
+async function readTemplates(): Promise<Templates> {
+  const read = (name: string) => readFile(path.join(TEMPLATE_DIR, name), 'utf8');
+  const [ufwChains, ufwRules, accessMap, cron, service, timer] = await Promise.all(
+    ['ufw-chains.rules', 'ufw-rules.rules', 'access-map', 'cron', 'smtpguard.service', 'smtpguard.timer'].map(read),
+  );
+  return { ufwChains: ufwChains!, ufwRules: ufwRules!, accessMap: accessMap!, cron: cron!, service: service!, timer: timer! };
+}
+
+async function readOptional(file: string): Promise<string | null> {
+  return readFile(file, 'latin1').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw new SmtpguardError(`cannot read ${file}: ${error.message}`, { hint: 'run as root' });
+  });
+}
+
+async function readRequired(file: string, what: string): Promise<string> {
+  const text = await readOptional(file);
+  if (text === null) throw new SmtpguardError(`${file} does not exist`, { hint: `is ${what} installed? (apt-get install ${what}), or point the option at the right file` });
+  return text;
+}
+
+async function postconf(settings: Settings, args: string[]): Promise<{ ok: boolean; output: string }> {
+  const config = settings.postfixConfigDir === null ? [] : ['-c', settings.postfixConfigDir];
+  const result = await execa('postconf', [...config, ...args], { reject: false, timeout: 60_000, stdin: 'ignore', all: true });
+  return { ok: !result.failed, output: String(result.all ?? '').trim() };
+}
+
+export async function installCommand(settings: Settings, options: InstallOptions, io: Io, run: Runner = execCommand): Promise<void> {
+  const templates = await readTemplates();
+  const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
+  const element = `check_client_access ${mapType}:${settings.accessMap}`;
+  const postfixConfig = settings.postfixConfigDir === null ? [] : ['-c', settings.postfixConfigDir];
+
+  const restrictions = await postconf(settings, ['-h', 'smtpd_client_restrictions']);
+  if (!restrictions.ok) {
+    throw new SmtpguardError(`postconf failed: ${restrictions.output || 'not found'}`, { hint: 'is Postfix installed? (apt-get install postfix)' });
+  }
+  const edits: FileEdit[] = [];
+  const warnings: string[] = [];
+  for (const [file, family, chain] of [
+    [settings.ufwRules, 4, settings.ufwChain],
+    [settings.ufw6Rules, 6, settings.ufw6Chain],
+  ] as const) {
+    const before = await readRequired(file, 'ufw');
+    const after = options.uninstall ? uninstallUfw(before) : installUfw(before, file, family, chain, templates);
+    if (typeof after === 'string') edits.push({ path: file, before, after });
+    else {
+      edits.push({ path: file, before, after: after.text });
+      warnings.push(...after.warnings);
+    }
+  }
+  const mapBefore = await readOptional(settings.accessMap);
+  const mapAfter = options.uninstall ? (mapBefore === null ? null : uninstallAccessMap(mapBefore)) : installAccessMap(mapBefore, settings.accessMap, mapType, templates);
+  edits.push({ path: settings.accessMap, before: mapBefore, after: mapAfter });
+
+  const command = formatCommand([process.execPath, BIN, 'run', ...(options.config === null ? [] : ['--config', options.config])]);
+  const service = path.join(options.systemdDir, 'smtpguard.service');
+  const timer = path.join(options.systemdDir, 'smtpguard.timer');
+  const installed = { cron: await readOptional(options.cronFile), service: await readOptional(service), timer: await readOptional(timer) };
+  if (options.uninstall) {
+    for (const [file, text] of [[options.cronFile, installed.cron], [service, installed.service], [timer, installed.timer]] as const) {
+      if (text !== null && text.includes('smtpguard install')) edits.push({ path: file, before: text, after: null });
+    }
+  } else if (options.timer) {
+    edits.push({ path: service, before: installed.service, after: fill(templates.service, { COMMAND: command }) });
+    edits.push({ path: timer, before: installed.timer, after: templates.timer });
+  } else {
+    edits.push({ path: options.cronFile, before: installed.cron, after: fill(templates.cron, { COMMAND: command }) });
+  }
+
+  const changed = edits.filter((e) => e.before !== e.after);
+  const newRestrictions = options.uninstall ? removeRestriction(restrictions.output, element) : addRestriction(restrictions.output, element);
+  const commands: string[][] = [];
+  if (newRestrictions !== restrictions.output) commands.push(['postconf', ...postfixConfig, '-e', `smtpd_client_restrictions=${newRestrictions}`]);
+  const mapEdit = changed.find((e) => e.path === settings.accessMap);
+  if (mapEdit !== undefined && mapEdit.after !== null && mapType !== 'cidr') commands.push(['postmap', ...postfixConfig, `${mapType}:${settings.accessMap}`]);
+  if (settings.reload) {
+    if (commands.length > 0 || mapEdit !== undefined) commands.push(['postfix', ...postfixConfig, 'reload']);
+    if (changed.some((e) => e.path === settings.ufwRules || e.path === settings.ufw6Rules)) commands.push(['ufw', 'reload']);
+    const units = changed.some((e) => e.path === service || e.path === timer);
+    if (units) commands.push(['systemctl', 'daemon-reload']);
+    if (units && !options.uninstall) commands.push(['systemctl', 'enable', '--now', 'smtpguard.timer']);
+    if (units && options.uninstall) commands.unshift(['systemctl', 'disable', '--now', 'smtpguard.timer']);
+  }
+
+  for (const warning of warnings) io.warn(warning);
+  const verb = options.uninstall ? 'uninstall' : 'install';
+  if (options.dryRun) {
+    const lines = [`smtpguard ${verb} --dry-run:`, ''];
+    if (changed.length === 0 && commands.length === 0) lines.push('Nothing to do: already done.');
+    for (const e of changed) {
+      lines.push(e.after === null ? `would remove ${e.path}` : createTwoFilesPatch(e.path, e.path, e.before ?? '', e.after, e.before === null ? '(new file)' : '', '(smtpguard)').trimEnd());
+    }
+    if (commands.length > 0) lines.push('', 'Commands that would run:', ...commands.map((c) => `  ${formatCommand(c)}`));
+    lines.push('', 'Nothing was changed (--dry-run).');
+    io.stdout.write(lines.join('\n') + '\n');
+    return;
+  }
+  if (changed.length === 0 && commands.length === 0) {
+    io.stdout.write(`smtpguard ${verb}: nothing to do, already done\n`);
+    return;
+  }
+
+  // uninstall: stop the schedule first; install: files first, then commands
+  const rules: FileChange[] = [];
+  for (const e of changed) {
+    if (e.path === settings.ufwRules || e.path === settings.ufw6Rules) {
+      rules.push({ role: e.path === settings.ufwRules ? 'ufw4' : 'ufw6', path: e.path, before: e.before!, after: e.after! });
+    } else if (e.after === null) {
+      await unlink(e.path).catch(() => undefined);
+      if (e.path === settings.accessMap && mapType !== 'cidr') await unlink(settings.accessMap + INDEX_SUFFIX[mapType]).catch(() => undefined);
+    } else {
+      await writeWithBackup(e.path, e.after, e.before === null ? null : e.path);
+    }
+  }
+  const ufwReload = commands.find((c) => c[0] === 'ufw');
+  for (const argv of commands.filter((c) => c[0] !== 'ufw')) {
+    const result = await run(argv);
+    if (!result.ok) {
+      const soft = argv[0] === 'postfix' || argv[0] === 'systemctl';
+      if (!soft) throw new SmtpguardError(`${argv.join(' ')} failed: ${result.output}`, { hint: 'fix the cause and run smtpguard install again (it continues where it stopped)' });
+      io.warn(`${argv.join(' ')} failed: ${result.output}`);
+    }
+  }
+  if (rules.length > 0) await replaceRulesFiles(rules, ufwReload !== undefined, run);
+  io.stdout.write(`smtpguard ${verb}: changed ${changed.map((e) => e.path).join(', ') || 'no file'}${commands.length > 0 ? `; ran ${commands.map((c) => c.slice(0, 2).join(' ')).join(', ')}` : ''}\n`);
+}
+
