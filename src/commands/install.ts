@@ -68,8 +68,8 @@ async function readRequired(file: string, what: string): Promise<string> {
 
 async function postconf(settings: Settings, args: string[]): Promise<{ ok: boolean; output: string }> {
   const config = settings.postfixConfigDir === null ? [] : ['-c', settings.postfixConfigDir];
-  const result = await execa('postconf', [...config, ...args], { reject: false, timeout: 60_000, stdin: 'ignore', all: true });
-  return { ok: !result.failed, output: String(result.all ?? '').trim() };
+  const result = await execa('postconf', [...config, ...args], { reject: false, timeout: 60_000, stdin: 'ignore' });
+  return { ok: !result.failed, output: result.failed ? String(result.stderr || result.shortMessage).trim() : String(result.stdout).trim() };
 }
 
 export async function installCommand(settings: Settings, options: InstallOptions, io: Io, run: Runner = execCommand): Promise<void> {
@@ -118,9 +118,10 @@ export async function installCommand(settings: Settings, options: InstallOptions
   const changed = edits.filter((e) => e.before !== e.after);
   const newRestrictions = options.uninstall ? removeRestriction(restrictions.output, element) : addRestriction(restrictions.output, element);
   const commands: string[][] = [];
-  if (newRestrictions !== restrictions.output) commands.push(['postconf', ...postfixConfig, '-e', `smtpd_client_restrictions=${newRestrictions}`]);
+  // the index first: Postfix must not be told about a map it cannot open yet
   const mapEdit = changed.find((e) => e.path === settings.accessMap);
   if (mapEdit !== undefined && mapEdit.after !== null && mapType !== 'cidr') commands.push(['postmap', ...postfixConfig, `${mapType}:${settings.accessMap}`]);
+  if (newRestrictions !== restrictions.output) commands.push(['postconf', ...postfixConfig, '-e', `smtpd_client_restrictions=${newRestrictions}`]);
   if (settings.reload) {
     if (commands.length > 0 || mapEdit !== undefined) commands.push(['postfix', ...postfixConfig, 'reload']);
     if (changed.some((e) => e.path === settings.ufwRules || e.path === settings.ufw6Rules)) commands.push(['ufw', 'reload']);
