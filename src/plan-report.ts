@@ -25,9 +25,9 @@ export function renderDecision(decision: Decision): string[] {
 }
 
 function describeBlock(b: Block): string {
-  const who = b.addresses.length === 1 ? b.addresses[0]! : `${b.addresses.length} addresses`;
-  const why = b.reason === 'subnet' ? `${b.addresses.length} offenders in this /24` : b.reason === 'prefix' ? 'IPv6 prefix over threshold6' : 'over threshold';
-  return `${b.total} events, ${why}${b.reason === 'host' ? '' : ` (${who})`}`;
+  if (b.reason === 'subnet') return `${b.total} events, ${b.addresses.length} offenders in this /24`;
+  if (b.reason === 'prefix') return `${b.total} events, IPv6 prefix over threshold6 (${b.addresses.length === 1 ? b.addresses[0] : `${b.addresses.length} addresses`})`;
+  return `${b.total} events, over threshold`;
 }
 
 /** The dry-run report: blocks with reasons, a unified diff per file, the commands. */
