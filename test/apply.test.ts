@@ -1,7 +1,6 @@
 /** Apply in temp directories: real files, real postmap; reloads through a recording runner. */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyPlan, execCommand, type CommandResult } from '../src/apply.js';
@@ -71,7 +70,8 @@ const snapshot = () => Object.fromEntries(readdirSync(dir).map((f) => [f, readFi
 const postmapQuery = (key: string) => spawnSync('postmap', ['-q', key, `hash:${files.map}`], { encoding: 'utf8' });
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-apply-'));
+  // /var/tmp: a disk file system, where chattr +i works (tmpfs has no immutable flag)
+  dir = mkdtempSync(path.join('/var/tmp', 'smtpguard-apply-'));
   files = { ufw4: path.join(dir, 'before.rules'), ufw6: path.join(dir, 'before6.rules'), map: path.join(dir, 'sender_access') };
   writeFileSync(files.ufw4, Buffer.from(RULES(''), 'latin1'), { mode: 0o640 });
   writeFileSync(files.ufw6, Buffer.from(RULES('6'), 'latin1'), { mode: 0o640 });
