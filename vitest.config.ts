@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import SummaryReporter from './test/summary-reporter.js';
 
 export default defineConfig({
   test: {
@@ -6,5 +7,6 @@ export default defineConfig({
     // year-less syslog stamps are local time: pin the zone so fixtures mean one instant
     env: { TZ: 'UTC' },
     testTimeout: 30_000,
+    reporters: ['default', new SummaryReporter()],
   },
 });
