@@ -11,7 +11,7 @@
  *   put back and ufw reloaded again.
  */
 import { constants } from 'node:fs';
-import { chmod, chown, copyFile, open, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, copyFile, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, SmtpguardError } from './errors.js';
@@ -81,8 +81,16 @@ async function applyMap(plan: Plan, change: FileChange, reload: boolean, run: Ru
   }
 }
 
-/** Replaces ufw rules files and reloads ufw; a failed reload puts the previous files back and reloads again. */
+/**
+ * Replaces ufw rules files and reloads ufw. When the reload fails, the previous files
+ * are put back and ufw reloaded again. A failed reload also flips ufw.conf to
+ * ENABLED=no, after which `ufw reload` only says "skipping reload" (FIELD-NOTES §4):
+ * so when ufw was enabled before, it is enabled again before the second reload, and a
+ * reload that skipped does not count as one.
+ */
 export async function replaceRulesFiles(changes: readonly FileChange[], reload: boolean, run: Runner): Promise<void> {
+  const ufwConf = path.join(path.dirname(changes[0]!.path), 'ufw.conf');
+  const wasEnabled = await readUfwEnabled(ufwConf);
   const written: FileChange[] = [];
   try {
     for (const change of changes) {
@@ -96,19 +104,33 @@ export async function replaceRulesFiles(changes: readonly FileChange[], reload: 
   }
   if (!reload) return;
   const reloaded = await run(['ufw', 'reload']);
-  if (reloaded.ok) return;
+  if (reloaded.ok && !(wasEnabled && skipped(reloaded))) return; // a disabled ufw skips: the files wait for "ufw enable"
   await restore(written);
+  const steps = [reloaded];
+  if (wasEnabled && (await readUfwEnabled(ufwConf)) === false) steps.push(await run(['ufw', '--force', 'enable']));
   const again = await run(['ufw', 'reload']);
-  if (!again.ok) {
-    throw new SmtpguardError(`ufw reload failed (${reloaded.output || 'no output'}), and so did ufw reload with the previous rules put back (${again.output || 'no output'})`, {
+  steps.push(again);
+  const what = `ufw reload failed: ${reloaded.output || 'no output'}`;
+  if (!again.ok || (wasEnabled && skipped(again))) {
+    throw new SmtpguardError(`${what}; and with the previous rules put back: ${steps.slice(1).map((s) => s.output || 'no output').join('; ')}`, {
       exitCode: ExitCode.rollbackFailed,
       hint: 'the firewall may be down: check "ufw status verbose" and "iptables -S" now, and the rules files',
     });
   }
-  throw new SmtpguardError(`ufw reload failed: ${reloaded.output || 'no output'}`, {
+  throw new SmtpguardError(what, {
     exitCode: ExitCode.rolledBack,
-    hint: `the previous ${changes.map((c) => path.basename(c.path)).join(' and ')} were put back and ufw reloaded with them; nothing is blocked by this run`,
+    hint: `the previous ${changes.map((c) => path.basename(c.path)).join(' and ')} were put back and ufw reloaded with them; no new block is in the firewall`,
   });
+}
+
+const skipped = (result: CommandResult): boolean => /skipping reload/i.test(result.output);
+
+/** ENABLED=yes|no from ufw.conf; null when there is none (not a ufw tree). */
+async function readUfwEnabled(file: string): Promise<boolean | null> {
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (text === null) return null;
+  const m = /^\s*ENABLED\s*=\s*"?(\w+)"?/m.exec(text);
+  return m === null ? null : m[1]!.toLowerCase() === 'yes';
 }
 
 async function restore(changes: readonly FileChange[]): Promise<void> {

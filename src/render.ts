@@ -105,21 +105,20 @@ export function sectionLines(text: string, section: Section): string[] {
  * fail half-way and leave the firewall without its rules (FIELD-NOTES §4).
  */
 export function checkUfwFile(text: string, section: Section, file: string, chain: string): void {
+  const filterAt = text.startsWith('*filter') ? 0 : text.lastIndexOf('\n*filter', section.bodyStart);
+  const commitAt = text.indexOf('\nCOMMIT', section.bodyEnd);
+  const table = filterAt === -1 || commitAt === -1 ? null : text.slice(filterAt, commitAt);
+  if (table === null || /\n\*\w+/.test(table.slice(1)) || /\nCOMMIT\b/.test(table)) {
+    throw new SmtpguardError(`${file}: the smtpguard section is not inside the *filter table`, {
+      hint: 'move the marker lines between "*filter" and its "COMMIT" (smtpguard install puts them after the ESTABLISHED accept)',
+    });
+  }
   for (const name of [chain, `${chain}-log`]) {
-    if (!new RegExp(`^:${escapeRegExp(name)} `, 'm').test(text)) {
-      throw new SmtpguardError(`${file} does not declare the chain ${name} (a line ":${name} - [0:0]")`, {
+    if (!new RegExp(`^:${escapeRegExp(name)} `, 'm').test(table)) {
+      throw new SmtpguardError(`${file} does not declare the chain ${name} in its *filter table (a line ":${name} - [0:0]")`, {
         hint: 'run "smtpguard install", which declares it; a jump to an undeclared chain breaks "ufw reload"',
       });
     }
-  }
-  const filterAt = text.lastIndexOf('\n*filter', section.bodyStart);
-  const startsWithFilter = text.startsWith('*filter');
-  const commitAt = text.indexOf('\nCOMMIT', section.bodyEnd);
-  const commitBefore = text.lastIndexOf('\nCOMMIT', section.bodyStart);
-  if ((filterAt === -1 && !startsWithFilter) || commitAt === -1 || commitBefore > Math.max(filterAt, 0)) {
-    throw new SmtpguardError(`${file}: the smtpguard section is not inside the *filter table`, {
-      hint: 'move the marker lines between "*filter" and its "COMMIT" (smtpguard install puts them after "# End required lines")',
-    });
   }
 }
 

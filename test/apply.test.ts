@@ -162,6 +162,43 @@ describe('applyPlan', () => {
     for (const f of ['before.rules', 'before6.rules', 'sender_access', 'sender_access.db']) expect(after[f]).toBe(before[f]);
   });
 
+  it('a failed reload that flipped ufw to ENABLED=no: enabled again before the second reload', async () => {
+    const conf = path.join(dir, 'ufw.conf');
+    writeFileSync(conf, 'ENABLED=yes\nLOGLEVEL=low\n');
+    // what the real ufw does (FIELD-NOTES §4): a failed reload writes ENABLED=no, and reload then skips
+    const ufw = async (argv: readonly string[]): Promise<CommandResult> => {
+      ran.push([...argv]);
+      const enabled = readFileSync(conf, 'utf8').includes('ENABLED=yes');
+      if (argv.join(' ') === 'ufw --force enable') {
+        writeFileSync(conf, 'ENABLED=yes\nLOGLEVEL=low\n');
+        return { argv: [...argv], ok: true, output: 'Firewall is active and enabled on system startup' };
+      }
+      if (!enabled) return { argv: [...argv], ok: true, output: 'Firewall not enabled (skipping reload)' };
+      if (ran.length === 1) {
+        writeFileSync(conf, 'ENABLED=no\nLOGLEVEL=low\n');
+        return { argv: [...argv], ok: false, output: 'ERROR: problem running ufw-init' };
+      }
+      return { argv: [...argv], ok: true, output: 'Firewall reloaded' };
+    };
+    const error = (await applyPlan(buildPlan(DECISION, targets(), options()), ufw).catch((e: unknown) => e)) as SmtpguardError;
+    expect(ran).toEqual([['ufw', 'reload'], ['ufw', '--force', 'enable'], ['ufw', 'reload']]);
+    expect(error.exitCode).toBe(ExitCode.rolledBack);
+    expect(readFileSync(conf, 'utf8')).toContain('ENABLED=yes');
+    expect(readFileSync(files.ufw4, 'latin1')).toBe(RULES(''));
+  });
+
+  it('a reload that only skips while ufw was enabled is no rollback', async () => {
+    writeFileSync(path.join(dir, 'ufw.conf'), 'ENABLED=yes\n');
+    failing = new Set([1]);
+    const skipping = async (argv: readonly string[]): Promise<CommandResult> => {
+      ran.push([...argv]);
+      if (ran.length === 1) return { argv: [...argv], ok: false, output: 'ERROR: problem running ufw-init' };
+      return { argv: [...argv], ok: true, output: 'Firewall not enabled (skipping reload)' };
+    };
+    const error = (await applyPlan(buildPlan(DECISION, targets(), options()), skipping).catch((e: unknown) => e)) as SmtpguardError;
+    expect(error.exitCode).toBe(ExitCode.rollbackFailed);
+  });
+
   it('ufw reload fails twice: a distinct exit code that says to check the firewall', async () => {
     failing = new Set([1, 2]);
     const error = (await applyPlan(buildPlan(DECISION, targets(), options()), runner).catch((e: unknown) => e)) as SmtpguardError;

@@ -107,6 +107,11 @@ describe('ufw file checks', () => {
     expect(() => checkUfwFile(text, findSection(text, 'f'), 'f', 'ufw-smtpguard')).toThrow(/does not declare the chain ufw-smtpguard-log/);
   });
 
+  it('refuses chains declared only in another table', () => {
+    const text = `*nat\n:ufw-smtpguard - [0:0]\n:ufw-smtpguard-log - [0:0]\nCOMMIT\n${rules('')}`;
+    expect(() => checkUfwFile(text, findSection(text, 'f'), 'f', 'ufw-smtpguard')).toThrow(/does not declare the chain ufw-smtpguard in its \*filter table/);
+  });
+
   it('refuses a section outside the *filter table', () => {
     const text = ':ufw-smtpguard - [0:0]\n:ufw-smtpguard-log - [0:0]\n*filter\nCOMMIT\n# BEGIN smtpguard\n# END smtpguard\n';
     expect(() => checkUfwFile(text, findSection(text, 'f'), 'f', 'ufw-smtpguard')).toThrow(/not inside the \*filter table/);
