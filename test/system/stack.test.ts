@@ -1,0 +1,258 @@
+/**
+ * The real stack, end to end: Postfix writes the log, smtpguard reads it and changes
+ * ufw and the access map for real, and the real programs are asked whether the
+ * blocks hold. See stack.ts for the setup and its safety rules.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, CLIENTS, missingRequirements, Stack, waitFor, type Run } from './stack.js';
+
+const missing = missingRequirements();
+if (missing.length > 0) {
+  if (process.env.CI) throw new Error(`system tests cannot run in CI: missing ${missing.join(', ')} (.ci/run must install them)`);
+  console.log(`system tests not run: this machine lacks ${missing.join(', ')}`);
+}
+
+const PORTS = ['25', '587', '2525'];
+let stack: Stack;
+let flags: string[];
+let ufwPath: { v4: string; v6: string };
+
+/** smtpguard with the stack's files; threshold 3 keeps the swaks traffic short. */
+const smtpguard = (command: string, extra: string[] = [], env: Record<string, string> = {}): Run =>
+  stack.smtpguard([command, ...flags, ...extra], env);
+
+const authFail = (from: string, mech: 'LOGIN' | 'PLAIN', user = 'testuser') =>
+  stack.swaks(from, ['--port', '587', '--auth', mech, '--auth-user', user, '--auth-password', 'wrong', '--quit-after', 'AUTH']);
+const rcpt = (from: string, to: string, port = '25') => stack.swaks(from, ['--port', port, '--to', to, '--quit-after', 'RCPT']);
+/** What Postfix says at RCPT on the port the firewall does not guard: the access map alone. */
+const postfixSays = (from: string) => {
+  const out = rcpt(from, 'root@mx.example.test', '2525').stdout;
+  return /554 5\.7\.1 .*Client host rejected/.test(out) ? 'rejected' : /250 2\.1\.5 Ok/.test(out) ? 'accepted' : `unclear: ${out.slice(-300)}`;
+};
+/** Whether a TCP connection to the SMTP port gets the banner or times out. */
+const banner = (from: string) => {
+  const r = stack.swaks(from, ['--port', '25', '--quit-after', 'CONNECT', '--timeout', '3']);
+  return /220 mx\.example\.test/.test(r.stdout) ? 'banner' : /timed? ?out|Timeout/i.test(r.stdout + r.stderr) ? 'timeout' : `unclear: ${r.stdout}${r.stderr}`;
+};
+const counters = () => stack.nsRun(stack.mx, ['iptables', '-L', 'ufw-smtpguard-log', '-v', '-x', '-n']).stdout;
+
+describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, postmap, ufw', () => {
+  beforeAll(() => {
+    stack = new Stack();
+    stack.up();
+    ufwPath = { v4: path.join(stack.ufwTree, 'etc/ufw/before.rules'), v6: path.join(stack.ufwTree, 'etc/ufw/before6.rules') };
+    flags = [
+      '--log', stack.log,
+      '--postfix-config-dir', stack.etc,
+      '--access-map', path.join(stack.dir, 'sender_access'),
+      '--map-type', 'hash',
+      '--lock-file', path.join(stack.dir, 'smtpguard.lock'),
+      '--state-dir', path.join(stack.dir, 'state'),
+      '--threshold', '3',
+      '--threshold6', '3',
+      '--window', '1d',
+    ];
+    // ufw on, the SMTP ports open, as on a real server
+    const enabled = stack.ufw(['--force', 'enable']);
+    if (enabled.code !== 0) throw new Error(`ufw enable failed: ${enabled.stderr}`);
+    for (const port of PORTS) stack.ufw(['allow', `${port}/tcp`]);
+
+    // the attackers, the users and the innocent, each through a real SMTP session
+    let fails = 0;
+    for (const [i, a] of CLIENTS.subnet.entries()) for (let n = 0; n < 3; n++, fails++) authFail(a, (i + n) % 2 ? 'LOGIN' : 'PLAIN');
+    for (const a of CLIENTS.v6pair) for (let n = 0; n < (a === CLIENTS.v6pair[0] ? 2 : 1); n++, fails++) authFail(a, n % 2 ? 'PLAIN' : 'LOGIN');
+    for (let n = 0; n < 3; n++) rcpt(CLIENTS.relay, 'victim@example.org');
+    for (let n = 0; n < 3; n++) rcpt(CLIENTS.unknownUser, `nosuchuser${n}@mx.example.test`);
+    for (let n = 0; n < 4; n++, fails++) authFail(CLIENTS.sparedUser, 'PLAIN');
+    stack.swaks(CLIENTS.sparedUser, ['--port', '587', '--auth', 'PLAIN', '--auth-user', 'testuser', '--auth-password', 's3cret', '--to', 'root@mx.example.test']);
+    // a client whose AUTH user name holds another address: only the client counts
+    for (let n = 0; n < 2; n++, fails++) authFail(CLIENTS.usernameTrap, 'LOGIN', `x[${CLIENTS.namedInUsername}]`);
+    stack.waitForLog(/SASL (LOGIN|PLAIN) authentication failed/, fails);
+    stack.waitForLog(/NOQUEUE: reject: RCPT/, 6);
+    stack.waitForLog(/sasl_method=PLAIN/, 1);
+  }, 240_000);
+
+  afterAll(() => {
+    stack?.down();
+  });
+
+  it('Postfix logged what the clients did', () => {
+    const log = stack.logText();
+    expect(log).toMatch(/warning: unknown\[198\.51\.100\.1\]: SASL (LOGIN|PLAIN) authentication failed/);
+    expect(log).toMatch(/warning: unknown\[2001:db8:1:2::b\]: SASL LOGIN authentication failed/);
+    expect(log).toMatch(/sasl_username=x\[192\.0\.2\.77\]/);
+    expect(log).toMatch(/client=unknown\[192\.0\.2\.20\], sasl_method=PLAIN, sasl_username=testuser/);
+    expect(log).toMatch(/NOQUEUE: reject: RCPT from unknown\[203\.0\.113\.5\]: 554 5\.7\.1 <victim@example\.org>: Relay access denied/);
+  });
+
+  it('install prepares ufw and Postfix, and ufw loads it', () => {
+    const r = smtpguard('install', ['--cron-file', path.join(stack.dir, 'cron')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const restrictions = stack.nsRun(stack.mx, ['postconf', '-c', stack.etc, '-h', 'smtpd_client_restrictions']).stdout.trim();
+    expect(restrictions).toBe(`check_client_access hash:${path.join(stack.dir, 'sender_access')}`);
+    expect(stack.iptables()).toMatch(/^-A ufw-before-input -p tcp -m multiport --dports 25,465,587 -j ufw-smtpguard$/m);
+    expect(stack.iptables(true)).toMatch(/^-A ufw6-before-input -p tcp -m multiport --dports 25,465,587 -j ufw6-smtpguard$/m);
+    copyFileSync(ufwPath.v4, path.join(stack.dir, 'before.rules.installed'));
+    copyFileSync(ufwPath.v6, path.join(stack.dir, 'before6.rules.installed'));
+    copyFileSync(path.join(stack.dir, 'sender_access'), path.join(stack.dir, 'sender_access.installed'));
+    // nothing is blocked yet
+    expect(postfixSays(CLIENTS.subnet[0])).toBe('accepted');
+    expect(banner(CLIENTS.subnet[0])).toBe('banner');
+  });
+
+  it('run blocks the offenders in ufw and Postfix, and says so in one line', () => {
+    const r = smtpguard('run');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('blocks: 4 (+4 -0)\n');
+    expect(r.code).toBe(0);
+    const v4 = stack.iptables();
+    expect(v4).toMatch(/^-A ufw-smtpguard -s 198\.51\.100\.0\/24 -j ufw-smtpguard-log$/m);
+    expect(v4).toMatch(/^-A ufw-smtpguard -s 203\.0\.113\.5\/32 -j ufw-smtpguard-log$/m);
+    expect(v4).toMatch(/^-A ufw-smtpguard -s 203\.0\.113\.6\/32 -j ufw-smtpguard-log$/m);
+    expect(stack.iptables(true)).toMatch(/^-A ufw6-smtpguard -s 2001:db8:1:2::\/64 -j ufw6-smtpguard-log$/m);
+    for (const never of [CLIENTS.sparedUser, CLIENTS.usernameTrap, CLIENTS.namedInUsername]) expect(v4).not.toContain(never);
+    expect(stack.logText()).toMatch(/postfix\/(postfix-script|master)\[\d+\]: (refreshing the Postfix mail system|reload)/);
+  });
+
+  it('Postfix now rejects the offenders and the rest of their /24, and not the spared user or the address in the user name', () => {
+    expect(postfixSays(CLIENTS.subnet[0])).toBe('rejected');
+    expect(postfixSays(CLIENTS.subnetBystander)).toBe('rejected'); // never offended: its /24 did
+    expect(postfixSays(CLIENTS.relay)).toBe('rejected');
+    expect(postfixSays(CLIENTS.v6pair[1])).toBe('rejected');
+    expect(postfixSays(CLIENTS.sparedUser)).toBe('accepted');
+    expect(postfixSays(CLIENTS.namedInUsername)).toBe('accepted');
+    expect(postfixSays(CLIENTS.usernameTrap)).toBe('accepted'); // 2 failures, under the threshold
+    expect(postfixSays(CLIENTS.innocent)).toBe('accepted');
+    // a hash map holds IPv6 addresses, not prefixes: a bystander in the /64 passes Postfix (the firewall stops it)
+    expect(postfixSays(CLIENTS.v6Bystander)).toBe('accepted');
+  });
+
+  it('the firewall drops new connections from blocked clients; the innocent get the banner', () => {
+    expect(banner(CLIENTS.subnet[3])).toBe('timeout');
+    expect(banner(CLIENTS.subnetBystander)).toBe('timeout');
+    expect(banner(CLIENTS.v6Bystander)).toBe('timeout');
+    expect(banner(CLIENTS.innocent)).toBe('banner');
+    expect(banner(CLIENTS.innocent6)).toBe('banner');
+    expect(banner(CLIENTS.sparedUser)).toBe('banner');
+    expect(counters()).toMatch(/^\s+[1-9]\d*\s+\d+\s+LOG/m);
+  });
+
+  it('a second run changes nothing, says nothing and reloads nothing', () => {
+    const files = [ufwPath.v4, ufwPath.v6, path.join(stack.dir, 'sender_access'), path.join(stack.dir, 'sender_access.db')].map((f) => readFileSync(f));
+    const before = { counters: counters(), reloads: (stack.logText().match(/refreshing the Postfix mail system/g) ?? []).length };
+    const r = smtpguard('run');
+    expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect([ufwPath.v4, ufwPath.v6, path.join(stack.dir, 'sender_access'), path.join(stack.dir, 'sender_access.db')].map((f) => readFileSync(f))).toEqual(files);
+    // a ufw reload would have reset the packet counters; a postfix reload would be logged
+    expect(counters()).toBe(before.counters);
+    expect((stack.logText().match(/refreshing the Postfix mail system/g) ?? []).length).toBe(before.reloads);
+  });
+
+  it('with a cidr map, Postfix rejects the whole IPv6 /64 too', () => {
+    const cidr = ['--map-type', 'cidr', '--access-map', path.join(stack.dir, 'access.cidr')];
+    expect(smtpguard('install', [...cidr, '--cron-file', path.join(stack.dir, 'cron')]).code).toBe(0);
+    const r = smtpguard('run', cidr);
+    expect(r.stdout).toBe('blocks: 4 (+0 -0)\n'); // same blocks, one more map
+    expect(readFileSync(path.join(stack.dir, 'access.cidr'), 'utf8')).toContain('2001:db8:1:2::/64 REJECT');
+    expect(postfixSays(CLIENTS.v6Bystander)).toBe('rejected');
+    expect(postfixSays(CLIENTS.subnetBystander)).toBe('rejected');
+    expect(postfixSays(CLIENTS.innocent6)).toBe('accepted');
+  });
+
+  it('a failed ufw reload: the previous rules go back, ufw loads them again, exit 5', () => {
+    for (let n = 0; n < 3; n++) rcpt(CLIENTS.later, 'victim@example.org');
+    stack.waitForLog(/reject: RCPT from unknown\[203\.0\.113\.77\]/, 3);
+    const previous = { v4: readFileSync(ufwPath.v4, 'utf8'), v6: readFileSync(ufwPath.v6, 'utf8') };
+    // The fault: on its first call, this ufw breaks the rules file smtpguard just wrote
+    // (a jump to a chain that does not exist), then runs the real ufw reload, which fails
+    // for real and takes the firewall down. Later calls are the real ufw.
+    const bin = path.join(stack.dir, 'faulty-bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(
+      path.join(bin, 'ufw'),
+      `#!/bin/sh
+if [ ! -e ${stack.dir}/ufw-broke-once ]; then
+  touch ${stack.dir}/ufw-broke-once
+  sed -i 's/^COMMIT$/-A ufw-before-input -j ufw-no-such-chain\\nCOMMIT/' /etc/ufw/before.rules
+fi
+exec /usr/sbin/ufw "$@"
+`,
+    );
+    chmodSync(path.join(bin, 'ufw'), 0o755);
+    const r = smtpguard('run', [], { PATH: `${bin}:${process.env.PATH}` });
+    expect(existsSync(path.join(stack.dir, 'ufw-broke-once'))).toBe(true);
+    expect(r.stderr).toMatch(/^smtpguard: ufw reload failed: .* -- the previous before\.rules were put back and ufw reloaded with them/);
+    expect(r.code).toBe(5);
+    expect(readFileSync(ufwPath.v4, 'utf8')).toBe(previous.v4);
+    expect(readFileSync(ufwPath.v6, 'utf8')).toBe(previous.v6);
+    const v4 = stack.iptables();
+    expect(v4).toMatch(/^-A ufw-before-input -i lo -j ACCEPT$/m);
+    expect(v4).toMatch(/^-A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT$/m);
+    expect(v4).toMatch(/^-A ufw-smtpguard -s 198\.51\.100\.0\/24 -j ufw-smtpguard-log$/m);
+    expect(v4).not.toContain('203.0.113.77');
+    expect(readFileSync(path.join(stack.ufwTree, 'etc/ufw/ufw.conf'), 'utf8')).toMatch(/^ENABLED=yes$/m);
+    expect(stack.ufw(['status']).stdout).toMatch(/^Status: active$/m);
+    expect(banner(CLIENTS.innocent)).toBe('banner');
+    expect(banner(CLIENTS.subnet[0])).toBe('timeout');
+  });
+
+  it('killed with SIGKILL in the middle: every file is its old or new version, and the next run takes over the lock', async () => {
+    const map = path.join(stack.dir, 'sender_access');
+    const old = { map: readFileSync(map), db: readFileSync(`${map}.db`) };
+    // a slow postmap: smtpguard is killed while it waits for it
+    const bin = path.join(stack.dir, 'slow-bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(path.join(bin, 'postmap'), `#!/bin/sh\necho $$ > ${stack.dir}/postmap.pid\nsleep 5\nexec /usr/sbin/postmap "$@"\n`);
+    chmodSync(path.join(bin, 'postmap'), 0o755);
+    const child = spawn('ip', stack.fwArgv([process.execPath, BIN, 'run', ...flags], { PATH: `${bin}:${process.env.PATH}` }), { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    waitFor(() => existsSync(path.join(stack.dir, 'postmap.pid')), 'the slow postmap to start', 60_000);
+    expect(existsSync(path.join(stack.dir, 'smtpguard.lock'))).toBe(true);
+    child.kill('SIGKILL');
+    await exited;
+    process.kill(Number(readFileSync(path.join(stack.dir, 'postmap.pid'), 'utf8')), 'SIGKILL');
+    // the firewall part was done (new version); the map part was not (old version), never half
+    expect(readFileSync(ufwPath.v4, 'utf8')).toMatch(/^-A ufw-smtpguard -s 203\.0\.113\.77\/32 -j ufw-smtpguard-log$/m);
+    expect(readFileSync(map)).toEqual(old.map);
+    expect(readFileSync(`${map}.db`)).toEqual(old.db);
+    expect(existsSync(path.join(stack.dir, 'smtpguard.lock'))).toBe(true); // left behind by the killed run
+    const next = smtpguard('run');
+    expect(next.stderr).toBe('');
+    expect(next.stdout).toBe('blocks: 5 (+0 -0)\n'); // the firewall had it; the map gets it now
+    expect(readFileSync(map, 'utf8')).toContain('203.0.113.77 REJECT');
+    expect(postfixSays(CLIENTS.later)).toBe('rejected');
+    expect(existsSync(path.join(stack.dir, 'smtpguard.lock'))).toBe(false);
+  });
+
+  it('a full file system: a clear error, exit 7, and no file half-written', () => {
+    // copies of the installed files on a tiny tmpfs, filled up, in a private mount namespace
+    const full = path.join(stack.dir, 'full');
+    mkdirSync(full, { recursive: true });
+    const script = `set -e
+mount -t tmpfs -o size=64k smtpguard-full ${full}
+cp ${stack.dir}/before.rules.installed ${full}/before.rules
+cp ${stack.dir}/before6.rules.installed ${full}/before6.rules
+cp ${stack.dir}/sender_access.installed ${full}/sender_access
+sha256sum ${full}/before.rules ${full}/before6.rules ${full}/sender_access > ${stack.dir}/full.before
+dd if=/dev/zero of=${full}/filler bs=1k count=1000 2>/dev/null || true
+set +e
+"$@"
+echo "rc=$?"
+sha256sum ${full}/before.rules ${full}/before6.rules ${full}/sender_access > ${stack.dir}/full.after
+ls -a ${full}
+`;
+    const r = stack.nsRun(stack.mx, [
+      'unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh',
+      process.execPath, BIN, 'run', ...flags,
+      '--ufw-rules', `${full}/before.rules`, '--ufw6-rules', `${full}/before6.rules`, '--access-map', `${full}/sender_access`, '--no-reload',
+    ]);
+    expect(r.stderr).toMatch(/^smtpguard: cannot write .*full\/before(6)?\.rules(\.smtpguard-prev)?: the file system is full -- nothing was half-written/m);
+    expect(r.stdout).toMatch(/^rc=7$/m);
+    expect(readFileSync(path.join(stack.dir, 'full.after'), 'utf8')).toBe(readFileSync(path.join(stack.dir, 'full.before'), 'utf8'));
+    expect(r.stdout).not.toMatch(/smtpguard-\d+/); // no temp file left behind
+  });
+});
