@@ -19,8 +19,17 @@ const IPV6_CHARS = /^[0-9A-Fa-f:.]+$/;
 export function normaliseAddress(raw: string): string | null {
   if (IPV4.test(raw)) return raw;
   const percent = raw.indexOf('%');
-  const text = percent === -1 ? raw : raw.slice(0, percent);
-  if (!text.includes(':') || !IPV6_CHARS.test(text) || !ipaddr.IPv6.isValid(text)) return null;
+  let text = percent === -1 ? raw : raw.slice(0, percent);
+  if (!text.includes(':') || !IPV6_CHARS.test(text)) return null;
+  if (text.includes('.')) {
+    // ipaddr.js reads "::192.0.2.1" (IPv4-compatible, deprecated) as if it were
+    // "::ffff:192.0.2.1": write the last 32 bits in hex so only a real mapped address maps
+    const m = /^(.*:)([^:]+)$/.exec(text);
+    if (m === null || !IPV4.test(m[2]!)) return null;
+    const [a, b, c, d] = m[2]!.split('.').map(Number) as [number, number, number, number];
+    text = `${m[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  if (!ipaddr.IPv6.isValid(text)) return null;
   const v6 = ipaddr.IPv6.parse(text);
   if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
   return v6.toRFC5952String();

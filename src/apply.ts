@@ -11,7 +11,7 @@
  *   put back and ufw reloaded again.
  */
 import { constants } from 'node:fs';
-import { chmod, chown, copyFile, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, SmtpguardError } from './errors.js';
@@ -43,13 +43,52 @@ export async function execCommand(argv: readonly string[]): Promise<CommandResul
 export type Runner = (argv: readonly string[]) => Promise<CommandResult>;
 
 /** Carries out the plan; throws a SmtpguardError with the right exit code when something fails. */
-export async function applyPlan(plan: Plan, run: Runner = execCommand): Promise<void> {
+/**
+ * Reloads owed from earlier runs, kept in the state directory: a run that wrote a
+ * file but was killed (or ran with --no-reload) before its reload leaves the file and
+ * the running firewall or Postfix apart, and the next run must reload even though the
+ * file text no longer changes.
+ */
+export class PendingReloads {
+  constructor(private readonly file: string | null) {}
+
+  static async read(stateDir: string): Promise<{ pending: PendingReloads; roles: Set<'ufw' | 'map'> }> {
+    const file = path.join(stateDir, 'pending-reloads');
+    const text = await readFile(file, 'utf8').catch(() => null);
+    const roles = new Set<'ufw' | 'map'>();
+    if (text !== null) {
+      for (const word of text.split(/\s+/)) if (word === 'ufw' || word === 'map') roles.add(word);
+      if (roles.size === 0 && text.trim() !== '') roles.add('ufw').add('map'); // unreadable: reload both, it is harmless
+    }
+    return { pending: new PendingReloads(file), roles };
+  }
+
+  async set(role: 'ufw' | 'map', owed: boolean): Promise<void> {
+    if (this.file === null) return;
+    const now = await PendingReloads.read(path.dirname(this.file));
+    if (owed) now.roles.add(role);
+    else now.roles.delete(role);
+    await mkdir(path.dirname(this.file), { recursive: true, mode: 0o755 });
+    await writeAtomically(this.file, [...now.roles].join(' ') + '\n', null, 0o644);
+  }
+}
+
+/** Carries out the plan; throws a SmtpguardError with the right exit code when something fails. */
+export async function applyPlan(plan: Plan, run: Runner = execCommand, pending = new PendingReloads(null)): Promise<void> {
   const map = plan.changes.find((c) => c.role === 'map');
   const rules = plan.changes.filter((c) => c.role !== 'map');
   const reload = plan.commands.length > 0;
   // the firewall first: when its reload fails, everything is put back and the map is left alone
-  if (rules.length > 0) await replaceRulesFiles(rules, reload, run);
-  if (map !== undefined) await applyMap(plan, map, reload, run, rules.length > 0);
+  if (rules.length > 0) {
+    await pending.set('ufw', true);
+    await replaceRulesFiles(rules, reload, run);
+    if (reload) await pending.set('ufw', false);
+  }
+  if (map !== undefined) {
+    await pending.set('map', true);
+    await applyMap(plan, map, reload, run, rules.length > 0);
+    if (reload) await pending.set('map', false);
+  }
 }
 
 async function applyMap(plan: Plan, change: FileChange, reload: boolean, run: Runner, firewallChanged: boolean): Promise<void> {
@@ -111,7 +150,15 @@ export async function replaceRulesFiles(changes: readonly FileChange[], reload: 
   if (!reload) return;
   const reloaded = await run(['ufw', 'reload']);
   if (reloaded.ok && !(wasEnabled && skipped(reloaded))) return; // a disabled ufw skips: the files wait for "ufw enable"
-  await restore(written);
+  try {
+    await restore(written);
+  } catch (error) {
+    throw new SmtpguardError(`ufw reload failed (${reloaded.output || 'no output'}), and the previous rules could not be put back: ${(error as Error).message}`, {
+      exitCode: ExitCode.rollbackFailed,
+      hint: `the firewall may be down: put back ${changes.map((c) => c.path + PREVIOUS_SUFFIX).join(' and ')} by hand, then "ufw reload"; check "ufw status verbose"`,
+      cause: error,
+    });
+  }
   const steps = [reloaded];
   if (wasEnabled && (await readUfwEnabled(ufwConf)) === false) steps.push(await run(['ufw', '--force', 'enable']));
   const again = await run(['ufw', 'reload']);

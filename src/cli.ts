@@ -84,9 +84,9 @@ function buildProgram(): Command {
       .option('--json', 'print the plan as JSON')
       .option('-v, --verbose', 'say so also when nothing changed'),
   ).action(async (flags: CommonFlags & { dryRun?: boolean; json?: boolean; verbose?: boolean }) => {
-    const { settings } = await settingsFrom(flags);
+    const { settings, origins } = await settingsFrom(flags);
     const { runCommand } = await import('./commands/run.js');
-    await runCommand(settings, { now: nowOf(flags), dryRun: flags.dryRun === true, json: flags.json === true, verbose: flags.verbose === true }, io);
+    await runCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', dryRun: flags.dryRun === true, json: flags.json === true, verbose: flags.verbose === true }, io);
   });
 
   addSettingOptions(
@@ -97,9 +97,9 @@ function buildProgram(): Command {
       .option('--json', 'print one JSON object instead of the table'),
   ).action(async (flags: CommonFlags & { top: string; json?: boolean }) => {
     if (!/^\d+$/.test(flags.top)) throw usageError(`--top ${flags.top} is not a whole number`, 'use e.g. --top 50, or --top 0 for all');
-    const { settings } = await settingsFrom(flags);
+    const { settings, origins } = await settingsFrom(flags);
     const { scanCommand } = await import('./commands/scan.js');
-    await scanCommand(settings, { now: nowOf(flags), json: flags.json === true, top: Number(flags.top) }, io);
+    await scanCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', json: flags.json === true, top: Number(flags.top) }, io);
   });
 
   for (const uninstall of [false, true]) {

@@ -4,7 +4,7 @@
  * time) and uninstall removes exactly the lines install added.
  */
 import { SmtpguardError } from './errors.js';
-import { BEGIN_MARKER, END_MARKER, type MapType } from './render.js';
+import { BEGIN_MARKER, END_MARKER, escapeRegExp, type MapType } from './render.js';
 
 export interface Templates {
   ufwChains: string;
@@ -90,16 +90,12 @@ export function addRestriction(value: string, element: string): string {
 
 export function removeRestriction(value: string, element: string): string {
   const [word, table] = element.split(/\s+/) as [string, string];
-  const re = new RegExp(`(^|[\\s,])${escape(word)}[\\s,]+${escape(table)}(?=$|[\\s,])[\\s,]*`);
+  const re = new RegExp(`(^|[\\s,])${escapeRegExp(word)}[\\s,]+${escapeRegExp(table)}(?=$|[\\s,])[\\s,]*`);
   return value.replace(re, '$1').replace(/^[\s,]+|[\s,]+$/g, '');
 }
 
 export function hasRestriction(value: string, element: string): boolean {
   return removeRestriction(value, element) !== value.trim().replace(/^[\s,]+|[\s,]+$/g, '');
-}
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function hasLine(text: string, prefix: string): boolean {

@@ -37,7 +37,8 @@ export function renderPlanText(plan: Plan): string {
   lines.push('');
   if (plan.changes.length === 0) lines.push('No file would change.');
   for (const change of plan.changes) {
-    lines.push(createTwoFilesPatch(change.path, change.path, change.before, change.after, '', '(smtpguard)').trimEnd());
+    if (change.before === change.after) lines.push(`${change.path}: unchanged, but its reload is owed (an earlier run wrote it and did not reload, or its index is out of date)`);
+    else lines.push(createTwoFilesPatch(change.path, change.path, change.before, change.after, '', '(smtpguard)').trimEnd());
   }
   lines.push('', plan.commands.length === 0 ? 'Commands: none' : 'Commands that would run:');
   for (const argv of plan.commands) lines.push(`  ${formatCommand(argv)}`);

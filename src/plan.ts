@@ -62,7 +62,10 @@ export const INDEX_SUFFIX: Readonly<Record<Exclude<MapType, 'cidr'>, string>> = 
 /** The new map is built beside the live one, then renamed over it (FIELD-NOTES §3). */
 export const NEW_MAP_SUFFIX = '.smtpguard-new';
 
-export function buildPlan(decision: Decision, targets: readonly TargetFile[], options: PlanOptions): Plan {
+/** Reloads a file needs although its text does not change (see PendingReloads). */
+export type Owed = ReadonlySet<'ufw' | 'map'>;
+
+export function buildPlan(decision: Decision, targets: readonly TargetFile[], options: PlanOptions, owed: Owed = new Set()): Plan {
   const changes: FileChange[] = [];
   const previousBlocks = new Set<string>();
   for (const target of targets) {
@@ -86,7 +89,8 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
       }
     }
     const after = replaceSection(target.text, section, lines);
-    if (after !== target.text) changes.push({ role: target.role, path: target.path, before: target.text, after });
+    const reloadOwed = options.reload && owed.has(target.role === 'map' ? 'map' : 'ufw');
+    if (after !== target.text || reloadOwed) changes.push({ role: target.role, path: target.path, before: target.text, after });
   }
 
   const current = new Set(decision.blocks.map((b) => b.cidr));

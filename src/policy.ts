@@ -6,8 +6,8 @@
  * - IPv6 is counted per prefix (`ipv6Prefix`, /64 by default): the events of all its
  *   addresses add up against `threshold6`, and the block is the prefix.
  * - Never blocked: the `neverBlock` ranges (loopback, this host, mynetworks, --allow).
- *   A /24 or IPv6 prefix that overlaps one is not aggregated: its offenders are
- *   blocked one by one.
+ *   A /24 or IPv6 prefix that overlaps one, or where someone logged in, is not
+ *   aggregated: its offenders are blocked one by one.
  * - A client that also logged in successfully is not blocked for its SASL failures
  *   (for IPv6, a login from any address of its prefix: phones change addresses).
  * - `maxBlocks` keeps the worst blocks.
@@ -85,10 +85,14 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
   const v4: Candidate[] = [];
   const v6 = new Map<string, Candidate[]>(); // prefix cidr -> its addresses
 
-  // IPv6 prefixes where someone logged in: their SASL failures are spared too.
+  // Networks where someone logged in: never blocked whole (IPv4 /24, IPv6 prefix), and
+  // for IPv6 the SASL failures of the whole prefix are spared (phones change addresses).
+  const loggedIn24 = new Set<string>();
   const loggedIn6 = new Set<string>();
   for (const s of summaries) {
-    if (s.events.saslSuccess > 0 && s.address.includes(':')) loggedIn6.add(networkOf(s.address, options.ipv6Prefix));
+    if (s.events.saslSuccess === 0) continue;
+    if (s.address.includes(':')) loggedIn6.add(networkOf(s.address, options.ipv6Prefix));
+    else loggedIn24.add(networkOf(s.address, 24));
   }
 
   for (const s of summaries) {
@@ -123,7 +127,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
   const subnets = new Map<string, Candidate[]>();
   for (const c of v4) if (c.total >= options.threshold) pushTo(subnets, networkOf(c.address, 24), c);
   for (const [subnet, offenders] of subnets) {
-    if (offenders.length >= options.subnetHosts && !overlapsNever(subnet)) {
+    if (offenders.length >= options.subnetHosts && !overlapsNever(subnet) && !loggedIn24.has(subnet)) {
       blocks.push(block(subnet, 4, offenders, 'subnet'));
     } else {
       for (const o of offenders) blocks.push(block(`${o.address}/32`, 4, [o], 'host'));
@@ -132,7 +136,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
 
   // IPv6: the prefix adds up, unless it overlaps a never-block range.
   for (const [prefix, members] of v6) {
-    if (overlapsNever(prefix) || options.ipv6Prefix === 128) {
+    if (overlapsNever(prefix) || loggedIn6.has(prefix) || options.ipv6Prefix === 128) {
       for (const m of members) if (m.total >= options.threshold6) blocks.push(block(`${m.address}/128`, 6, [m], 'host'));
     } else if (members.reduce((sum, m) => sum + m.total, 0) >= options.threshold6) {
       blocks.push(block(prefix, 6, members, 'prefix'));

@@ -31,8 +31,7 @@ export function renderAccessMap(blocks: readonly Block[], mapType: MapType, reje
   for (const b of sortBlocks(blocks)) {
     if (mapType === 'cidr') keys.push(b.cidr);
     else if (b.family === 4 && b.cidr.endsWith('/24')) keys.push(b.cidr.slice(0, b.cidr.lastIndexOf('.')));
-    else if (b.family === 4) keys.push(...b.addresses);
-    else keys.push(...b.addresses);
+    else keys.push(...b.addresses); // hosts; and the offenders of an IPv6 prefix
   }
   return [...new Set(keys)].map((key) => `${key} REJECT ${rejectText}`);
 }
@@ -134,6 +133,6 @@ export function checkUfwLine(line: string, chain: string): void {
   parseRange(m[2]!);
 }
 
-function escapeRegExp(text: string): string {
+export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

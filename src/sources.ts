@@ -207,16 +207,13 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /** EACCES & co. -> one line that names the file and says what to do. */
-export function translateFsError(error: unknown, file: string): unknown {
+export function translateFsError(error: unknown, file: string, hint = 'run as root, or as a member of the group that owns the log (adm on Debian)'): unknown {
   if (error instanceof SmtpguardError) return error;
   const code = errorCode(error);
   switch (code) {
     case 'EACCES':
     case 'EPERM':
-      return new SmtpguardError(`cannot read ${file}: permission denied`, {
-        hint: 'run as root, or as a member of the group that owns the log (adm on Debian)',
-        cause: error,
-      });
+      return new SmtpguardError(`cannot read ${file}: permission denied`, { hint, cause: error });
     case 'EISDIR':
       return new SmtpguardError(`${file} is a directory`, { hint: 'pass log files, not directories', cause: error });
     case 'EIO':

@@ -12,16 +12,22 @@ import type { Warn } from './sources.js';
 
 const TIMEOUT_MS = 60_000;
 
-async function postconf(parameter: string, configDir: string | null): Promise<string | null> {
-  const args = [...(configDir === null ? [] : ['-c', configDir]), '-h', parameter];
-  const result = await execa('postconf', args, { reject: false, timeout: TIMEOUT_MS, stdin: 'ignore' });
-  return result.exitCode === 0 ? String(result.stdout).trim() : null;
+export interface PostconfResult {
+  ok: boolean;
+  /** stdout when ok, else what went wrong (stderr, or why it did not start). */
+  output: string;
+}
+
+/** postconf [-c DIR] ARGS: values from stdout only (its warnings go to stderr). */
+export async function postconf(args: readonly string[], configDir: string | null): Promise<PostconfResult> {
+  const result = await execa('postconf', [...(configDir === null ? [] : ['-c', configDir]), ...args], { reject: false, timeout: TIMEOUT_MS, stdin: 'ignore' });
+  return { ok: !result.failed, output: result.failed ? String(result.stderr || result.shortMessage).trim() : String(result.stdout).trim() };
 }
 
 /** `postconf -h default_database_type`, or hash where Postfix is not installed. */
 export async function findDefaultMapType(configDir: string | null): Promise<MapType> {
-  const value = await postconf('default_database_type', configDir);
-  return value !== null && (MAP_TYPES as readonly string[]).includes(value) ? (value as MapType) : 'hash';
+  const { ok, output } = await postconf(['-h', 'default_database_type'], configDir);
+  return ok && (MAP_TYPES as readonly string[]).includes(output) ? (output as MapType) : 'hash';
 }
 
 /**
@@ -29,9 +35,12 @@ export async function findDefaultMapType(configDir: string | null): Promise<MapT
  * `type:table` or `/file` lookup, a negation) cannot be checked here: warned about.
  */
 export async function findMynetworks(configDir: string | null, warn: Warn): Promise<NamedRange[]> {
-  const value = await postconf('mynetworks', configDir);
-  if (value === null) return [];
-  return parseMynetworks(value, warn);
+  const { ok, output } = await postconf(['-h', 'mynetworks'], configDir);
+  if (!ok) {
+    warn(`cannot ask Postfix for mynetworks (postconf: ${output}); only loopback, this host and --allow are exempt`);
+    return [];
+  }
+  return parseMynetworks(output, warn);
 }
 
 export function parseMynetworks(value: string, warn: Warn): NamedRange[] {

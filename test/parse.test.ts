@@ -80,11 +80,14 @@ describe('normaliseAddress', () => {
     ['2001:0db8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
     ['fe80::1%eth0', 'fe80::1'],
     ['::1', '::1'],
+    ['::192.0.2.1', '::c000:201'], // IPv4-compatible, not mapped: not the IPv4 host
+    ['64:ff9b::192.0.2.1', '64:ff9b::c000:201'],
+    ['0:0:0:0:0:ffff:192.0.2.1', '192.0.2.1'],
   ])('%s -> %s', (raw, expected) => {
     expect(normaliseAddress(raw)).toBe(expected);
   });
 
-  it.each(['unknown', '999.1.2.3', '192.0.2.1.5', '1.2.3', '01.2.3.4', '192.0.2.256', '', ':::', '2001:db8::1::2', '1.2.3.4/24', 'x'])(
+  it.each(['unknown', '999.1.2.3', '192.0.2.1.5', '1.2.3', '01.2.3.4', '192.0.2.256', '', ':::', '2001:db8::1::2', '1.2.3.4/24', 'x', '::ffff:1.2.3', '::ffff:999.1.1.1'])(
     '%j is not an address',
     (raw) => {
       expect(normaliseAddress(raw)).toBeNull();

@@ -130,6 +130,18 @@ describe('sparing real users', () => {
     expect(cidrs([summary('192.0.2.50', { saslFailure: 9, reject: 5, saslSuccess: 1 })])).toEqual(['192.0.2.50/32']);
   });
 
+  it('a /24 where a real user logged in is not blocked whole: its offenders are blocked one by one', () => {
+    const attackers = Array.from({ length: 5 }, (_, i) => summary(`203.0.113.${i + 1}`, { saslFailure: 6 }));
+    const d = decide([...attackers, summary('203.0.113.77', { saslFailure: 2, saslSuccess: 1 })]);
+    expect(d.blocks.map((b) => b.cidr)).toEqual(['203.0.113.1/32', '203.0.113.2/32', '203.0.113.3/32', '203.0.113.4/32', '203.0.113.5/32']);
+    expect(d.spared.map((s) => s.address)).toEqual(['203.0.113.77']);
+  });
+
+  it('an IPv6 prefix where someone logged in is not blocked whole for the rejects of another address', () => {
+    const d = decide([summary('2001:db8:1:2::a', { saslSuccess: 1 }), summary('2001:db8:1:2::b', { reject: 2 }), summary('2001:db8:1:2::c', { reject: 3 })]);
+    expect(d.blocks.map((b) => b.cidr)).toEqual(['2001:db8:1:2::c/128']);
+  });
+
   it('a login from one address of a /64 spares the whole /64 (privacy addresses change)', () => {
     const d = decide([summary('2001:db8:1:2::a', { saslSuccess: 1 }), summary('2001:db8:1:2::b', { saslFailure: 9 })]);
     expect(d.blocks).toEqual([]);

@@ -25,7 +25,7 @@ const login = (address: string) =>
 const snapshot = () =>
   Object.fromEntries(
     readdirSync(dir)
-      .filter((f) => !['mail.log', 'pf', 'smtpguard.lock'].includes(f))
+      .filter((f) => !['mail.log', 'pf', 'smtpguard.lock', 'state'].includes(f))
       .map((f) => [f, readFileSync(path.join(dir, f), 'latin1')]),
   );
 
@@ -55,6 +55,7 @@ beforeEach(() => {
     '--access-map', path.join(dir, 'sender_access'),
     '--postfix-config-dir', path.join(dir, 'pf'),
     '--lock-file', path.join(dir, 'smtpguard.lock'),
+    '--state-dir', path.join(dir, 'state'),
     '--config', path.join(dir, 'smtpguard.conf'),
   ];
   writeFileSync(path.join(dir, 'smtpguard.conf'), `# test config\nLOG=${path.join(dir, 'mail.log')}\nWINDOW=all\nMAP_TYPE=hash\n`);
@@ -113,6 +114,29 @@ describe('install then run', () => {
     const second = smtpguard(['run', '--no-reload', ...flags]);
     expect(second).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(smtpguard(['run', '--no-reload', '--verbose', ...flags]).stdout).toBe('blocks: 3 (+0 -0), nothing changed\n');
+  });
+
+  it('a reload skipped by --no-reload is owed: the next run does it although no text changes', () => {
+    install();
+    expect(smtpguard(['run', '--no-reload', ...flags]).stdout).toBe('blocks: 3 (+3 -0)\n');
+    const owed = smtpguard(['run', '--dry-run', ...flags]).stdout;
+    expect(owed).toMatch(/^smtpguard run --dry-run: blocks: 3 \(\+0 -0\)/);
+    expect(owed).toContain('Commands that would run:\n  postmap');
+    expect(owed).toContain('  ufw reload\n');
+  });
+
+  it('a map whose index is missing gets postmap even when its text does not change', () => {
+    install();
+    smtpguard(['run', '--no-reload', ...flags]);
+    // as if a run had reloaded everything: a fresh index, nothing owed
+    spawnSync('postmap', ['-c', path.join(dir, 'pf'), `hash:${path.join(dir, 'sender_access')}`]);
+    rmSync(path.join(dir, 'state'), { recursive: true });
+    expect(smtpguard(['run', '--dry-run', ...flags]).stdout).toContain('Commands: none');
+    rmSync(path.join(dir, 'sender_access.db'));
+    const plan = smtpguard(['run', '--dry-run', ...flags]).stdout;
+    expect(plan).toContain(`  postmap -c ${path.join(dir, 'pf')} hash:${path.join(dir, 'sender_access')}.smtpguard-new\n  postfix -c ${path.join(dir, 'pf')} reload\n`);
+    expect(plan).not.toContain('ufw reload');
+    expect(plan).toContain(`${path.join(dir, 'sender_access')}: unchanged, but its reload is owed`);
   });
 
   it('refuses to run on files without markers, naming the file and the fix; changes nothing', () => {

@@ -6,7 +6,6 @@ import type { Settings } from '../settings.js';
 import type { Warn } from '../sources.js';
 import { findNeverBlock } from '../system.js';
 import { summarise, type AddressSummary } from '../tally.js';
-import { DEFAULT_LOGS } from '../sources.js';
 
 export interface Io {
   stdin: Readable;
@@ -20,10 +19,11 @@ export interface Scanned {
   decision: Decision;
 }
 
-export async function scanAndDecide(settings: Settings, now: Date, io: Io): Promise<Scanned> {
+/** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
+export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: boolean, io: Io): Promise<Scanned> {
   const collected = await collectEvents({
     logs: settings.log,
-    usingDefaultLogs: settings.log.join(' ') === DEFAULT_LOGS.join(' '),
+    usingDefaultLogs: defaultLogs,
     now,
     warn: io.warn,
     stdin: io.stdin,

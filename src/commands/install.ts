@@ -6,7 +6,6 @@ import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTwoFilesPatch } from 'diff';
-import { execa } from 'execa';
 import { execCommand, replaceRulesFiles, writeWithBackup, type Runner } from '../apply.js';
 import { SmtpguardError } from '../errors.js';
 import {
@@ -22,7 +21,7 @@ import {
 import { INDEX_SUFFIX, type FileChange } from '../plan.js';
 import { formatCommand } from '../plan-report.js';
 import type { Settings } from '../settings.js';
-import { findDefaultMapType } from '../system.js';
+import { findDefaultMapType, postconf } from '../system.js';
 import type { Io } from './common.js';
 
 export interface InstallOptions {
@@ -66,19 +65,13 @@ async function readRequired(file: string, what: string): Promise<string> {
   return text;
 }
 
-async function postconf(settings: Settings, args: string[]): Promise<{ ok: boolean; output: string }> {
-  const config = settings.postfixConfigDir === null ? [] : ['-c', settings.postfixConfigDir];
-  const result = await execa('postconf', [...config, ...args], { reject: false, timeout: 60_000, stdin: 'ignore' });
-  return { ok: !result.failed, output: result.failed ? String(result.stderr || result.shortMessage).trim() : String(result.stdout).trim() };
-}
-
 export async function installCommand(settings: Settings, options: InstallOptions, io: Io, run: Runner = execCommand): Promise<void> {
   const templates = await readTemplates();
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
   const element = `check_client_access ${mapType}:${settings.accessMap}`;
   const postfixConfig = settings.postfixConfigDir === null ? [] : ['-c', settings.postfixConfigDir];
 
-  const restrictions = await postconf(settings, ['-h', 'smtpd_client_restrictions']);
+  const restrictions = await postconf(['-h', 'smtpd_client_restrictions'], settings.postfixConfigDir);
   if (!restrictions.ok) {
     throw new SmtpguardError(`postconf failed: ${restrictions.output || 'not found'}`, { hint: 'is Postfix installed? (apt-get install postfix)' });
   }
@@ -149,15 +142,12 @@ export async function installCommand(settings: Settings, options: InstallOptions
     return;
   }
 
-  // uninstall: stop the schedule first; install: files first, then commands
+  // files first, then the commands; files to remove last, once Postfix no longer names them
   const rules: FileChange[] = [];
   for (const e of changed) {
     if (e.path === settings.ufwRules || e.path === settings.ufw6Rules) {
       rules.push({ role: e.path === settings.ufwRules ? 'ufw4' : 'ufw6', path: e.path, before: e.before!, after: e.after! });
-    } else if (e.after === null) {
-      await unlink(e.path).catch(() => undefined);
-      if (e.path === settings.accessMap && mapType !== 'cidr') await unlink(settings.accessMap + INDEX_SUFFIX[mapType]).catch(() => undefined);
-    } else {
+    } else if (e.after !== null) {
       await writeWithBackup(e.path, e.after, e.before === null ? null : e.path);
     }
   }
@@ -171,6 +161,11 @@ export async function installCommand(settings: Settings, options: InstallOptions
     }
   }
   if (rules.length > 0) await replaceRulesFiles(rules, ufwReload !== undefined, run);
-  io.stdout.write(`smtpguard ${verb}: changed ${changed.map((e) => e.path).join(', ') || 'no file'}${commands.length > 0 ? `; ran ${commands.map((c) => c.slice(0, 2).join(' ')).join(', ')}` : ''}\n`);
+  for (const e of changed.filter((c) => c.after === null)) {
+    await unlink(e.path).catch(() => undefined);
+    if (e.path === settings.accessMap && mapType !== 'cidr') await unlink(settings.accessMap + INDEX_SUFFIX[mapType]).catch(() => undefined);
+  }
+  const did = changed.map((e) => `${e.after === null ? 'removed' : e.before === null ? 'created' : 'changed'} ${e.path}`);
+  io.stdout.write(`smtpguard ${verb}: ${did.join(', ') || 'no file changed'}${commands.length > 0 ? `; ran ${commands.map((c) => formatCommand(c)).join('; ')}` : ''}\n`);
 }
 

@@ -2,11 +2,11 @@
  * `smtpguard run` (the default, the cron job): scan, decide, rewrite the generated
  * sections, reload what changed. Silent when nothing changed.
  */
-import { readFile } from 'node:fs/promises';
-import { applyPlan, execCommand } from '../apply.js';
+import { readFile, stat } from 'node:fs/promises';
+import { applyPlan, execCommand, PendingReloads } from '../apply.js';
 import { SmtpguardError } from '../errors.js';
 import { acquireLock } from '../lock.js';
-import { buildPlan, type Plan, type TargetFile } from '../plan.js';
+import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../plan.js';
 import { planJson, renderPlanText, summaryLine } from '../plan-report.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../sources.js';
@@ -15,6 +15,8 @@ import { scanAndDecide, type Io } from './common.js';
 
 export interface RunOptions {
   now: Date;
+  /** --log was not given anywhere: the default paths. */
+  defaultLogs: boolean;
   dryRun: boolean;
   json: boolean;
   verbose: boolean;
@@ -23,7 +25,8 @@ export interface RunOptions {
 export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
   const release = options.dryRun ? async () => undefined : await acquireLock(settings.lockFile);
   try {
-    const plan = await makePlan(settings, options, io);
+    const { pending, roles } = await PendingReloads.read(settings.stateDir);
+    const plan = await makePlan(settings, options, io, roles);
     if (options.dryRun) {
       io.stdout.write(options.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : renderPlanText(plan));
       return;
@@ -32,7 +35,7 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
       if (options.verbose) io.stdout.write(`${summaryLine(plan)}, nothing changed\n`);
       return;
     }
-    await applyPlan(plan);
+    await applyPlan(plan, execCommand, pending);
     const line = summaryLine(plan);
     io.stdout.write(options.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : `${line}\n`);
     await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
@@ -41,14 +44,15 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
   }
 }
 
-async function makePlan(settings: Settings, options: RunOptions, io: Io): Promise<Plan> {
-  const { decision } = await scanAndDecide(settings, options.now, io);
+async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>): Promise<Plan> {
+  const { decision } = await scanAndDecide(settings, options.now, options.defaultLogs, io);
   const targets: TargetFile[] = await Promise.all([
     readTarget('ufw4', settings.ufwRules),
     readTarget('ufw6', settings.ufw6Rules),
     readTarget('map', settings.accessMap),
   ]);
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
+  if (mapType !== 'cidr' && (await indexIsStale(settings.accessMap, INDEX_SUFFIX[mapType]))) owed.add('map');
   return buildPlan(decision, targets, {
     ufwChain: settings.ufwChain,
     ufw6Chain: settings.ufw6Chain,
@@ -56,7 +60,13 @@ async function makePlan(settings: Settings, options: RunOptions, io: Io): Promis
     rejectText: settings.rejectText,
     postfixConfigDir: settings.postfixConfigDir,
     reload: settings.reload,
-  });
+  }, owed);
+}
+
+/** An index that is missing or older than its map was never built from it: postmap is owed. */
+async function indexIsStale(map: string, suffix: string): Promise<boolean> {
+  const [source, index] = await Promise.all([stat(map).catch(() => null), stat(map + suffix).catch(() => null)]);
+  return source !== null && (index === null || index.mtimeMs < source.mtimeMs);
 }
 
 async function readTarget(role: TargetFile['role'], path: string): Promise<TargetFile> {
@@ -64,7 +74,7 @@ async function readTarget(role: TargetFile['role'], path: string): Promise<Targe
     return { role, path, text: await readFile(path, 'latin1') }; // every byte kept as it is
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { role, path, text: null };
-    const translated = translateFsError(error, path);
+    const translated = translateFsError(error, path, 'run as root');
     throw translated instanceof SmtpguardError ? translated : error;
   }
 }

@@ -5,12 +5,14 @@ import { scanAndDecide, type Io } from './common.js';
 
 export interface ScanOptions {
   now: Date;
+  /** --log was not given anywhere: the default paths. */
+  defaultLogs: boolean;
   json: boolean;
   top: number;
 }
 
 export async function scanCommand(settings: Settings, options: ScanOptions, io: Io): Promise<void> {
-  const { collected, summaries, decision } = await scanAndDecide(settings, options.now, io);
+  const { collected, summaries, decision } = await scanAndDecide(settings, options.now, options.defaultLogs, io);
   const result: ScanResult = {
     now: options.now,
     windowMs: settings.window,
