@@ -4,18 +4,13 @@
  * a bug (exit 1, stack trace with --debug). Heavy modules load only in the command
  * that needs them, so `--version` and `--help` stay quick.
  */
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { parseNow } from './duration.js';
 import { ExitCode, SmtpguardError, usageError } from './errors.js';
 import { DEFAULT_CONFIG_FILE, DEFINITIONS, resolveSettings, type FlagValues, type Resolved } from './settings.js';
 import type { Io } from './commands/common.js';
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+import { version } from './version.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -159,5 +154,3 @@ function report(error: unknown, debug: boolean): number {
   process.stderr.write(debug && error instanceof Error ? `${error.stack ?? ''}\n` : 'smtpguard: run again with --debug for the stack trace, and please report it\n');
   return ExitCode.internal;
 }
-
-await main(process.argv.slice(2));

@@ -9,9 +9,9 @@ import { formatWindow, parseWindow } from './duration.js';
 import { ExitCode, SmtpguardError } from './errors.js';
 import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, isEventKind, type EventKind } from './kinds.js';
 import { chainNameProblem, MAP_TYPES, rejectTextProblem, type MapType } from './render.js';
-import { DEFAULT_LOGS } from './sources.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/smtpguard/smtpguard.conf';
+export const DEFAULT_LOGS: readonly string[] = ['/var/log/mail.log*', '/var/log/mail.warn*'];
 
 export interface Settings {
   log: string[];

@@ -12,7 +12,6 @@ import fg from 'fast-glob';
 import { SmtpguardError } from './errors.js';
 import type { LogScanner } from './scan.js';
 
-export const DEFAULT_LOGS: readonly string[] = ['/var/log/mail.log*', '/var/log/mail.warn*'];
 export const STDIN = '-';
 
 export interface LogSource {

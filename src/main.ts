@@ -1,0 +1,13 @@
+/**
+ * The entry point bin/smtpguard.js loads. `--version` answers here, before any
+ * heavy module is loaded; everything else goes to cli.ts.
+ */
+import { version } from './version.js';
+
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+  process.stdout.write(`${version()}\n`);
+} else {
+  const { main } = await import('./cli.js');
+  await main(args);
+}
