@@ -25,7 +25,7 @@ function addSettingOptions(command: Command): Command {
   for (const d of DEFINITIONS) {
     if (d.arg === null) {
       command.option(`--${d.flag}`, `${d.description} (default: yes)`);
-      command.option(`--no-${d.flag}`, 'only write the files: run no postmap, postfix reload or ufw reload');
+      command.option(`--no-${d.flag}`);
     } else {
       const shown = d.show(d.default as never);
       const option = new Option(`--${d.flag} ${d.arg}`, d.description + (shown === '' ? '' : ` (default: ${shown})`));

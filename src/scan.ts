@@ -92,6 +92,18 @@ export class LogScanner {
     return this.counters;
   }
 
+  /**
+   * Scans every complete line and returns the unterminated rest, uncounted: the end
+   * of a live log may be a line still being written, which the next run reads whole.
+   */
+  endAtLastNewline(): Buffer {
+    this.scanHeld(false);
+    const rest = this.skipping ? Buffer.alloc(0) : Buffer.from(this.buffer.subarray(0, this.held));
+    this.counters.bytes -= this.held;
+    this.held = 0;
+    return rest;
+  }
+
   /** Scans every complete line held; keeps the unfinished last one at the front. */
   private scanHeld(final: boolean): void {
     const data = this.buffer.subarray(0, this.held);

@@ -35,6 +35,7 @@ export interface Settings {
   lockFile: string;
   stateDir: string;
   reload: boolean;
+  state: boolean;
 }
 
 type Key = keyof Settings;
@@ -119,6 +120,7 @@ export const DEFINITIONS = [
   def({ key: 'postfixConfigDir', flag: 'postfix-config-dir', arg: '<dir>', description: 'run postconf, postmap and postfix with -c DIR (another Postfix instance)', default: null, parse: path, show: (v) => v ?? '' }),
   def({ key: 'lockFile', flag: 'lock-file', arg: '<file>', description: 'one run at a time: the lock file', default: '/run/smtpguard.lock', parse: path, show: String }),
   def({ key: 'stateDir', flag: 'state-dir', arg: '<dir>', description: 'directory for what smtpguard keeps between runs', default: '/var/lib/smtpguard', parse: path, show: String }),
+  def({ key: 'state', flag: 'state', arg: null, description: 'keep what each log gave in --state-dir, so a run reads only new log text (--no-state: read every log in full)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'reload', flag: 'reload', arg: null, description: 'run postmap, postfix reload and ufw reload after a change (--no-reload: only write)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
 ] as const;
 

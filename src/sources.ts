@@ -3,7 +3,7 @@
  * Knows about globs, rotation suffixes, gzip, stdin, and the errors the file
  * system gives; knows nothing about log lines.
  */
-import { createGunzip } from 'node:zlib';
+import { constants as zlibConstants, createGunzip, gunzipSync } from 'node:zlib';
 import { readSync } from 'node:fs';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -124,21 +124,33 @@ async function expand(pattern: string, warn: Warn): Promise<string[]> {
 
 export type Warn = (message: string) => void;
 
+/** A log opened for reading: its content size and head, and its bytes from any offset. */
+export interface OpenLog {
+  gzip: boolean;
+  /** Bytes of log text: the file size, or for gzip the size its trailer records. */
+  contentSize: number;
+  /** The first `length` bytes of log text (fewer when there are fewer). */
+  head(length: number): Promise<Buffer>;
+  /** Feeds the log text from offset `from` to its end into `scanner` (without ending it). */
+  feed(scanner: LogScanner, from: number): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
- * Reads one source into `scanner`. A file that vanished since it was listed (logrotate
- * at work) is skipped with a warning and reported as `false`; a gzip file cut short
- * is counted up to the damage, with a warning.
+ * Opens one source. A file that vanished since it was listed (logrotate at work) is
+ * skipped with a warning: null.
  */
-export async function readLogSource(
-  source: LogSource,
-  scanner: LogScanner,
-  warn: Warn,
-  stdin: Readable,
-): Promise<boolean> {
+export async function openLog(source: LogSource, warn: Warn, stdin: Readable): Promise<OpenLog | null> {
   if (source.path === STDIN) {
-    for await (const chunk of stdin) scanner.push(chunk as Buffer);
-    scanner.end();
-    return true;
+    return {
+      gzip: false,
+      contentSize: NaN,
+      head: async () => Buffer.alloc(0),
+      feed: async (scanner) => {
+        for await (const chunk of stdin) scanner.push(chunk as Buffer);
+      },
+      close: async () => undefined,
+    };
   }
   let file: FileHandle;
   try {
@@ -146,23 +158,69 @@ export async function readLogSource(
   } catch (error) {
     if (errorCode(error) === 'ENOENT') {
       warn(`${source.path} disappeared before it could be read (rotated?); skipped`);
-      return false;
+      return null;
     }
     throw translateFsError(error, source.path);
   }
   try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await file.read(head, 0, 2, 0);
-    if (bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b) {
-      await readGzip(file, source.path, scanner, warn);
-    } else {
-      readPlain(file, scanner);
+    const { size } = await file.stat();
+    const magic = Buffer.alloc(2);
+    const { bytesRead } = await file.read(magic, 0, 2, 0);
+    const gzip = bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+    if (!gzip) {
+      return {
+        gzip,
+        contentSize: size,
+        head: async (length) => {
+          const head = Buffer.alloc(Math.min(length, size));
+          const { bytesRead: n } = await file.read(head, 0, head.length, 0);
+          return head.subarray(0, n);
+        },
+        feed: async (scanner, from) => guard(source.path, () => readPlain(file, scanner, from)),
+        close: () => file.close().catch(() => undefined),
+      };
     }
+    const trailer = Buffer.alloc(4);
+    await file.read(trailer, 0, 4, Math.max(0, size - 4));
+    return {
+      gzip,
+      contentSize: trailer.readUInt32LE(0), // ISIZE: the text size modulo 4 GiB
+      head: async (length) => {
+        const start = Buffer.alloc(Math.min(size, 1 << 16));
+        await file.read(start, 0, start.length, 0);
+        try {
+          return gunzipSync(start, { finishFlush: zlibConstants.Z_SYNC_FLUSH }).subarray(0, length);
+        } catch {
+          return Buffer.alloc(0);
+        }
+      },
+      feed: async (scanner, from) => guard(source.path, () => readGzip(file, source.path, scanner, warn, from)),
+      close: () => file.close().catch(() => undefined),
+    };
   } catch (error) {
-    throw translateFsError(error, source.path);
-  } finally {
     await file.close().catch(() => undefined);
+    throw translateFsError(error, source.path);
   }
+}
+
+async function guard(path: string, read: () => Promise<void> | void): Promise<void> {
+  try {
+    await read();
+  } catch (error) {
+    throw translateFsError(error, path);
+  }
+}
+
+/** Reads one source, all of it, into `scanner` and ends it; false when it vanished. */
+export async function readLogSource(source: LogSource, scanner: LogScanner, warn: Warn, stdin: Readable): Promise<boolean> {
+  const log = await openLog(source, warn, stdin);
+  if (log === null) return false;
+  try {
+    await log.feed(scanner, 0);
+  } finally {
+    await log.close();
+  }
+  scanner.end();
   return true;
 }
 
@@ -170,30 +228,42 @@ export async function readLogSource(
  * Plain files are read with readSync: blocks come from the page cache at memcpy
  * speed, and a round trip through libuv's thread pool per block costs more than it saves.
  */
-function readPlain(file: FileHandle, scanner: LogScanner): void {
+function readPlain(file: FileHandle, scanner: LogScanner, from: number): void {
+  let position = from;
   for (;;) {
     const space = scanner.space();
-    const bytesRead = readSync(file.fd, space, 0, space.length, null);
+    const bytesRead = readSync(file.fd, space, 0, space.length, position);
     if (bytesRead === 0) break;
+    position += bytesRead;
     scanner.commit(bytesRead);
   }
-  scanner.end();
 }
 
-async function readGzip(file: FileHandle, shownPath: string, scanner: LogScanner, warn: Warn): Promise<void> {
+/** Decompresses from the start, feeding the scanner from text offset `from` on. */
+async function readGzip(file: FileHandle, shownPath: string, scanner: LogScanner, warn: Warn, from: number): Promise<void> {
   const gunzip = createGunzip({ chunkSize: 1 << 20 });
   const input = file.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 });
   input.on('error', (error) => gunzip.destroy(error));
   input.pipe(gunzip);
+  let skip = from;
+  let seen = 0;
   try {
-    for await (const chunk of gunzip) scanner.push(chunk as Buffer);
+    for await (const chunk of gunzip) {
+      const buffer = chunk as Buffer;
+      seen += buffer.length;
+      if (skip >= buffer.length) {
+        skip -= buffer.length;
+        continue;
+      }
+      scanner.push(skip > 0 ? buffer.subarray(skip) : buffer);
+      skip = 0;
+    }
   } catch (error) {
     if (!isZlibError(error)) throw error;
-    warn(`${shownPath} is not valid gzip after ${scanner.counters.bytes} bytes of text (${(error as Error).message}); counted the lines before that`);
+    warn(`${shownPath} is not valid gzip after ${seen} bytes of text (${(error as Error).message}); counted the lines before that`);
   } finally {
     input.destroy();
   }
-  scanner.end();
 }
 
 function isZlibError(error: unknown): boolean {

@@ -50,6 +50,70 @@ export class Tally {
     }
   }
 
+  /**
+   * A compact binary form, for the state file: per address its text, then per bucket
+   * the minute, the first and last event as offsets into the minute, a bit mask of
+   * the kinds present and their counts.
+   */
+  serialize(): Buffer {
+    const parts: Buffer[] = [];
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(this.addresses.size);
+    parts.push(header);
+    for (const [address, buckets] of this.addresses) {
+      let size = 2 + address.length + 4;
+      for (const bucket of buckets.values()) size += 14 + 4 * countNonZero(bucket.counts);
+      const out = Buffer.alloc(size);
+      let at = out.writeUInt16LE(address.length, 0);
+      at += out.write(address, at, 'latin1');
+      at = out.writeUInt32LE(buckets.size, at);
+      for (const [key, bucket] of buckets) {
+        at = out.writeInt32LE(key, at);
+        at = out.writeUInt32LE(bucket.first - key * BUCKET_MS, at);
+        at = out.writeUInt32LE(bucket.last - key * BUCKET_MS, at);
+        let mask = 0;
+        for (let i = 0; i < bucket.counts.length; i++) if (bucket.counts[i]! > 0) mask |= 1 << i;
+        at = out.writeUInt16LE(mask, at);
+        for (let i = 0; i < bucket.counts.length; i++) if (bucket.counts[i]! > 0) at = out.writeUInt32LE(bucket.counts[i]!, at);
+      }
+      parts.push(out);
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** The inverse of serialize(); throws on data that is not one. */
+  static deserialize(data: Buffer): Tally {
+    const tally = new Tally();
+    let at = 0;
+    const addresses = data.readUInt32LE(at);
+    at += 4;
+    for (let a = 0; a < addresses; a++) {
+      const length = data.readUInt16LE(at);
+      const address = data.toString('latin1', at + 2, at + 2 + length);
+      at += 2 + length;
+      const count = data.readUInt32LE(at);
+      at += 4;
+      const buckets = new Map<number, Bucket>();
+      for (let b = 0; b < count; b++) {
+        const key = data.readInt32LE(at);
+        const first = key * BUCKET_MS + data.readUInt32LE(at + 4);
+        const last = key * BUCKET_MS + data.readUInt32LE(at + 8);
+        const mask = data.readUInt16LE(at + 12);
+        at += 14;
+        const counts = new Uint32Array(EVENT_KINDS.length);
+        for (let i = 0; i < counts.length; i++) {
+          if ((mask & (1 << i)) === 0) continue;
+          counts[i] = data.readUInt32LE(at);
+          at += 4;
+        }
+        buckets.set(key, { first, last, counts });
+      }
+      tally.addresses.set(address, buckets);
+    }
+    if (at !== data.length) throw new Error(`tally data has ${data.length - at} bytes too many`);
+    return tally;
+  }
+
   private bucketFor(address: string, key: number, first: number, last: number): Bucket {
     let buckets = this.addresses.get(address);
     if (buckets === undefined) {
@@ -66,6 +130,12 @@ export class Tally {
     }
     return bucket;
   }
+}
+
+function countNonZero(counts: Uint32Array): number {
+  let n = 0;
+  for (const c of counts) if (c > 0) n++;
+  return n;
 }
 
 /** A time range, both ends included, in ms since the epoch; infinite ends for `--window all`. */

@@ -13,7 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function smtpguard(args: string[], options: SpawnSyncOptions = {}) {
   const result = spawnSync(process.execPath, [BIN, ...args], {
     encoding: 'utf8',
-    env: { PATH: process.env.PATH, TZ: 'UTC' },
+    env: { PATH: process.env.PATH, TZ: 'UTC', SMTPGUARD_STATE_DIR: path.join(dir, 'state') },
     input: '',
     ...options,
   });
@@ -79,8 +79,8 @@ describe('smtpguard scan (built binary)', () => {
     // root reads anything: take away its power to ignore file modes, like an admin who forgot sudo
     const isRoot = process.getuid?.() === 0;
     const result = isRoot
-      ? spawnSync('setpriv', ['--bounding-set', '-dac_override,-dac_read_search', process.execPath, BIN, 'scan', '--log', secret], { encoding: 'utf8', env: { PATH: process.env.PATH } })
-      : spawnSync(process.execPath, [BIN, 'scan', '--log', secret], { encoding: 'utf8' });
+      ? spawnSync('setpriv', ['--bounding-set', '-dac_override,-dac_read_search', process.execPath, BIN, 'scan', '--no-state', '--log', secret], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+      : spawnSync(process.execPath, [BIN, 'scan', '--no-state', '--log', secret], { encoding: 'utf8' });
     expect(result.stderr).toBe(`smtpguard: cannot read ${secret}: permission denied -- run as root, or as a member of the group that owns the log (adm on Debian)\n`);
     expect(result.status).toBe(3);
   });

@@ -29,7 +29,7 @@ afterEach(async () => {
 });
 
 async function collect(logs: string[], stdin: Readable = Readable.from([])) {
-  const collected = await collectEvents({ logs, usingDefaultLogs: false, now: NOW, warn, stdin });
+  const collected = await collectEvents({ logs, usingDefaultLogs: false, now: NOW, warn, stdin, stateDir: null, saveState: false });
   return { events: tallyEvents(collected.tally), sources: collected.sources };
 }
 

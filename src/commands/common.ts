@@ -20,13 +20,15 @@ export interface Scanned {
 }
 
 /** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
-export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: boolean, io: Io): Promise<Scanned> {
+export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: boolean, io: Io, saveState = true): Promise<Scanned> {
   const collected = await collectEvents({
     logs: settings.log,
     usingDefaultLogs: defaultLogs,
     now,
     warn: io.warn,
     stdin: io.stdin,
+    stateDir: settings.state ? settings.stateDir : null,
+    saveState,
   });
   const to = now.getTime();
   const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };

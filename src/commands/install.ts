@@ -6,7 +6,8 @@ import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTwoFilesPatch } from 'diff';
-import { execCommand, replaceRulesFiles, writeWithBackup, type Runner } from '../apply.js';
+import { execCommand, replaceRulesFiles, type Runner } from '../apply.js';
+import { writeWithBackup } from '../files.js';
 import { SmtpguardError } from '../errors.js';
 import {
   addRestriction,

@@ -45,7 +45,7 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
 }
 
 async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>): Promise<Plan> {
-  const { decision } = await scanAndDecide(settings, options.now, options.defaultLogs, io);
+  const { decision } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
   const targets: TargetFile[] = await Promise.all([
     readTarget('ufw4', settings.ufwRules),
     readTarget('ufw6', settings.ufw6Rules),

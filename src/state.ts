@@ -1,0 +1,86 @@
+/**
+ * The scan state (edge): what earlier runs learned from each log, so a cron run reads
+ * only what was written since. A log is known by its content, not its name: the hash
+ * of its first bytes, so `mail.log` is found again as `mail.log.1` and, decompressed,
+ * as `mail.log.2.gz`. Per log: how many bytes of text were read (up to the last
+ * complete line), its line and event counts, and its tally (per address, kind and
+ * minute, so any --window can be cut from it).
+ *
+ * The state file is written atomically; one that cannot be read or is not valid is
+ * discarded with a warning, and the logs are read again from the start.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { writeAtomically } from './files.js';
+import type { Warn } from './sources.js';
+
+export const HEAD_BYTES = 4096;
+const VERSION = 1;
+
+export interface StateEntry {
+  /** sha256 of the first `headLength` bytes of text. */
+  head: string;
+  headLength: number;
+  /** Bytes of text read: always the end of a complete line. */
+  size: number;
+  lines: number;
+  events: number;
+  /** Tally.serialize(), base64. */
+  tally: string;
+}
+
+interface StateFile {
+  version: number;
+  /** Year-less timestamps were read with this year of --now: another year reads them again. */
+  year: number;
+  entries: StateEntry[];
+}
+
+export const headHash = (head: Buffer): string => createHash('sha256').update(head).digest('hex');
+
+export class ScanState {
+  private constructor(
+    readonly file: string,
+    private readonly year: number,
+    readonly entries: StateEntry[],
+  ) {}
+
+  static async load(dir: string, year: number, warn: Warn): Promise<ScanState> {
+    const file = path.join(dir, 'scan-state.json');
+    const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') warn(`cannot read the scan state ${file} (${error.message}); reading all logs from the start`);
+      return null;
+    });
+    if (text === null) return new ScanState(file, year, []);
+    try {
+      const state = JSON.parse(text) as StateFile;
+      if (state.version !== VERSION || !Array.isArray(state.entries) || !state.entries.every(isEntry)) throw new Error('not a scan state');
+      return new ScanState(file, year, state.year === year ? state.entries : []);
+    } catch (error) {
+      warn(`the scan state ${file} is not valid (${(error as Error).message}); reading all logs from the start`);
+      return new ScanState(file, year, []);
+    }
+  }
+
+  /** Keeps `entries` (those of the logs read this time) for the next run. */
+  async save(entries: readonly StateEntry[], warn: Warn): Promise<void> {
+    const state: StateFile = { version: VERSION, year: this.year, entries: [...entries] };
+    try {
+      await mkdir(path.dirname(this.file), { recursive: true, mode: 0o755 });
+      await writeAtomically(this.file, JSON.stringify(state), null, 0o600);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? ((error as { cause?: NodeJS.ErrnoException }).cause?.code);
+      // an unprivileged `smtpguard scan` cannot write /var/lib/smtpguard: it reads in full each time
+      if (code !== 'EACCES' && code !== 'EPERM') warn(`cannot save the scan state ${this.file}: ${(error as Error).message}`);
+    }
+  }
+}
+
+function isEntry(value: unknown): value is StateEntry {
+  const e = value as StateEntry;
+  return (
+    typeof e === 'object' && e !== null && typeof e.head === 'string' && typeof e.tally === 'string' &&
+    [e.headLength, e.size, e.lines, e.events].every((n) => Number.isInteger(n) && n >= 0)
+  );
+}

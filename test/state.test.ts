@@ -1,0 +1,147 @@
+/**
+ * The scan state must never change an answer: over random appends, half-written
+ * lines, rotations (plain, then gzip) and truncations, a scan that uses the state
+ * gives exactly what a full scan gives.
+ */
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { collectEvents } from '../src/collect.js';
+import { EVENT_KINDS } from '../src/kinds.js';
+import { ALL_TIME, summarise } from '../src/tally.js';
+import { NOW } from './helpers.js';
+
+let dir: string;
+let stateDir: string;
+const warnings: string[] = [];
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-state-'));
+  stateDir = path.join(dir, 'state');
+  warnings.length = 0;
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A small seeded PRNG (mulberry32): the same seed, the same history. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function scan(withState: boolean) {
+  const collected = await collectEvents({
+    logs: [path.join(dir, 'mail.log*')],
+    usingDefaultLogs: false,
+    now: NOW,
+    warn: (w) => warnings.push(w),
+    stdin: Readable.from([]),
+    stateDir: withState ? stateDir : null,
+    saveState: true,
+  });
+  return { summaries: summarise(collected.tally, ALL_TIME, EVENT_KINDS), sources: collected.sources };
+}
+
+describe('scan state', () => {
+  it.each([1, 2, 3, 4, 5, 6])('gives what a full scan gives over a random history (seed %i)', async (seed) => {
+    const rand = random(seed);
+    const log = path.join(dir, 'mail.log');
+    writeFileSync(log, '');
+    let second = 0;
+    const line = () => {
+      second += Math.floor(rand() * 40);
+      const stamp = new Date(Date.parse('2026-11-20T00:00:00Z') + second * 1000).toISOString().replace('Z', '+00:00');
+      const address = `198.51.100.${Math.floor(rand() * 12)}`;
+      const r = rand();
+      if (r < 0.4) return `${stamp} mx postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=x[192.0.2.${Math.floor(rand() * 9)}]\n`;
+      if (r < 0.6) return `${stamp} mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[${address}]: 554 5.7.1 <v@example.org>: Relay access denied; from=<a@b> to=<v@example.org> proto=ESMTP helo=<x>\n`;
+      if (r < 0.65) return `${stamp} mx postfix/smtpd[1]: 4ABC: client=unknown[${address}], sasl_method=PLAIN, sasl_username=u\n`;
+      return `${stamp} mx postfix/qmgr[2]: 4ABC${Math.floor(rand() * 1e6)}: removed\n`;
+    };
+    let pending = ''; // a line written in two parts, as syslog may leave it between two runs
+    for (let step = 0; step < 40; step++) {
+      const r = rand();
+      if (r < 0.6) {
+        let text = pending;
+        for (let n = Math.floor(rand() * 30); n > 0; n--) text += line();
+        const next = line();
+        const cut = Math.floor(rand() * next.length);
+        if (rand() < 0.3) {
+          text += next.slice(0, cut);
+          pending = next.slice(cut);
+        } else {
+          pending = '';
+        }
+        appendFileSync(log, text);
+      } else if (r < 0.85) {
+        // logrotate with delaycompress: .N.gz -> .N+1.gz (rotate 4), .1 -> .2.gz, mail.log -> .1
+        appendFileSync(log, pending);
+        pending = '';
+        for (let n = 4; n >= 2; n--) if (existsSync(`${log}.${n}.gz`)) renameSync(`${log}.${n}.gz`, `${log}.${n + 1}.gz`);
+        if (existsSync(`${log}.5.gz`)) unlinkSync(`${log}.5.gz`);
+        if (existsSync(`${log}.1`)) {
+          writeFileSync(`${log}.2.gz`, gzipSync(readFileSync(`${log}.1`)));
+          unlinkSync(`${log}.1`);
+        }
+        renameSync(log, `${log}.1`);
+        writeFileSync(log, '');
+      } else if (r < 0.9) {
+        writeFileSync(log, ''); // copytruncate: same name, new text
+        pending = '';
+      }
+      const full = await scan(false);
+      const incremental = await scan(true);
+      expect(incremental).toEqual(full);
+    }
+    expect(warnings).toEqual([]);
+    expect(existsSync(path.join(stateDir, 'scan-state.json'))).toBe(true);
+  });
+
+  it('reads only what was appended since the last run, and reuses rotated logs whole', async () => {
+    const log = path.join(dir, 'mail.log');
+    const event = (a: string) => `2026-11-22T10:00:00.000000+00:00 mx postfix/smtpd[1]: warning: unknown[${a}]: SASL LOGIN authentication failed: x\n`;
+    writeFileSync(log, event('192.0.2.1').repeat(100));
+    await scan(true);
+    appendFileSync(log, event('192.0.2.2'));
+    const state = JSON.parse(readFileSync(path.join(stateDir, 'scan-state.json'), 'utf8')) as { entries: Array<{ size: number }> };
+    expect(state.entries.map((e) => e.size)).toEqual([100 * event('192.0.2.1').length]);
+    // rotate: the same text under another name, then gzipped, is found by its head
+    renameSync(log, `${log}.1`);
+    writeFileSync(log, event('192.0.2.3'));
+    const rotated = await scan(true);
+    expect(rotated).toEqual(await scan(false));
+    writeFileSync(`${log}.2.gz`, gzipSync(readFileSync(`${log}.1`)));
+    unlinkSync(`${log}.1`);
+    expect(await scan(true)).toEqual(await scan(false));
+  });
+
+  it('a corrupt state is discarded with a warning, and the answer is still exact', async () => {
+    writeFileSync(path.join(dir, 'mail.log'), `2026-11-22T10:00:00Z mx postfix/smtpd[1]: warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x\n`);
+    await scan(true);
+    for (const garbage of ['{"version":1,"year":2026,"entries":[{"head":"x"}]}', 'not json at all', '']) {
+      writeFileSync(path.join(stateDir, 'scan-state.json'), garbage);
+      warnings.length = 0;
+      expect(await scan(true)).toEqual(await scan(false));
+      expect(warnings.join('\n')).toMatch(/scan-state\.json is not valid .*reading all logs from the start/);
+    }
+  });
+
+  it('a tally that does not decode is a corrupt state too', async () => {
+    writeFileSync(path.join(dir, 'mail.log'), `2026-11-22T10:00:00Z mx postfix/smtpd[1]: warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x\n`);
+    await scan(true);
+    const file = path.join(stateDir, 'scan-state.json');
+    const state = JSON.parse(readFileSync(file, 'utf8')) as { entries: Array<{ tally: string }> };
+    state.entries[0]!.tally = Buffer.from('garbage!').toString('base64');
+    writeFileSync(file, JSON.stringify(state));
+    warnings.length = 0;
+    expect(await scan(true)).toEqual(await scan(false));
+    expect(warnings.join('\n')).toMatch(/not valid/);
+  });
+});
