@@ -8,7 +8,7 @@ import { LineParser } from './parse.js';
 import { LogScanner } from './scan.js';
 import { findLogSources, openLog, STDIN, type LogSource, type OpenLog, type Warn } from './sources.js';
 import { HEAD_BYTES, headHash, ScanState, type StateEntry } from './state.js';
-import { Tally } from './tally.js';
+import { BUCKET_MS, Tally, type TimeWindow } from './tally.js';
 
 export interface SourceReport {
   path: string;
@@ -35,6 +35,8 @@ export interface CollectOptions {
   stateDir: string | null;
   /** Keep what was learned for the next run (not in a dry run). */
   saveState: boolean;
+  /** Only events in this window are asked for: a log known to hold none is not decoded. */
+  window: TimeWindow;
 }
 
 interface FileResult {
@@ -57,7 +59,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     if (log === null) continue;
     let result: FileResult;
     try {
-      result = state === null || source.path === STDIN ? await readAll(log, parser) : await readWithState(log, state, parser, options.warn);
+      result = state === null || source.path === STDIN ? await readAll(log, parser) : await readWithState(log, state, parser, options.warn, options.window);
     } finally {
       await log.close();
     }
@@ -81,7 +83,7 @@ async function readAll(log: OpenLog, parser: LineParser): Promise<FileResult> {
  * Reuses what the state knows of this log (found by the hash of its first bytes), reads
  * only the text after it, and leaves an unterminated last line for the next run.
  */
-async function readWithState(log: OpenLog, state: ScanState, parser: LineParser, warn: Warn): Promise<FileResult> {
+async function readWithState(log: OpenLog, state: ScanState, parser: LineParser, warn: Warn, window: TimeWindow): Promise<FileResult> {
   const head = await log.head(HEAD_BYTES);
   let match: StateEntry | undefined;
   for (const length of new Set(state.entries.map((e) => e.headLength))) {
@@ -89,6 +91,17 @@ async function readWithState(log: OpenLog, state: ScanState, parser: LineParser,
     const hash = headHash(head.subarray(0, length));
     match = state.entries.find((e) => e.headLength === length && e.head === hash && e.size <= log.contentSize);
     if (match !== undefined) break;
+  }
+  if (match !== undefined && match.size === log.contentSize) {
+    // nothing new in this log: its known result as it is, decoded only if the window needs it
+    const report = { bytes: match.size, lines: match.lines, events: match.events };
+    if (!overlaps(match, window)) return { tally: new Tally(), report, entry: match };
+    try {
+      return { tally: Tally.deserialize(Buffer.from(match.tally, 'base64')), report, entry: match };
+    } catch (error) {
+      warn(`the scan state ${state.file} is not valid (${(error as Error).message}); reading this log from the start`);
+      match = undefined;
+    }
   }
   let known: Tally | null = null;
   if (match !== undefined) {
@@ -123,9 +136,25 @@ async function readWithState(log: OpenLog, state: ScanState, parser: LineParser,
     }
   }
   const headLength = Math.min(head.length, size);
-  const entry: StateEntry = { head: headHash(head.subarray(0, headLength)), headLength, size, lines, events, tally: committed.serialize().toString('base64') };
+  const span = committed.span();
+  const entry: StateEntry = {
+    head: headHash(head.subarray(0, headLength)),
+    headLength,
+    size,
+    lines,
+    events,
+    tally: committed.serialize().toString('base64'),
+    first: span?.first ?? null,
+    last: span?.last ?? null,
+  };
   committed.addAll(tail);
   return { tally: committed, report: { bytes: size + tailBytes, lines: lines + tailLines, events: events + tailEvents }, entry };
+}
+
+/** Whether a known log may hold events of the window (to the minute, as summarise counts). */
+function overlaps(entry: StateEntry, window: TimeWindow): boolean {
+  if (entry.first === null || entry.last === null) return false;
+  return Math.floor(entry.last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(entry.first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
 }
 
 function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally): void {

@@ -12,8 +12,7 @@
  *   (for IPv6, a login from any address of its prefix: phones change addresses).
  * - `maxBlocks` keeps the worst blocks.
  */
-import ipaddr from 'ipaddr.js';
-import { compareCidrs, compareIps, networkOf, parseRange, rangesOverlap, sameFamily, type Ip, type Range } from './address.js';
+import { compareCidrs, compareIps, networkOf, parseIp, parseRange, rangesOverlap, sameFamily, type Ip, type Range } from './address.js';
 import type { EventKind } from './kinds.js';
 import type { AddressSummary } from './tally.js';
 
@@ -96,7 +95,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
   }
 
   for (const s of summaries) {
-    const ip = ipaddr.parse(s.address);
+    const ip = parseIp(s.address);
     const family = ip.kind() === 'ipv4' ? 4 : 6;
     const loggedIn = family === 4 ? s.events.saslSuccess > 0 : loggedIn6.has(networkOf(s.address, options.ipv6Prefix));
     let total = 0;

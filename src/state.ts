@@ -16,7 +16,7 @@ import { writeAtomically } from './files.js';
 import type { Warn } from './sources.js';
 
 export const HEAD_BYTES = 4096;
-const VERSION = 1;
+const VERSION = 2;
 
 export interface StateEntry {
   /** sha256 of the first `headLength` bytes of text. */
@@ -28,6 +28,9 @@ export interface StateEntry {
   events: number;
   /** Tally.serialize(), base64. */
   tally: string;
+  /** Earliest and latest event in it (ms), or null: a log outside the window is not even decoded. */
+  first: number | null;
+  last: number | null;
 }
 
 interface StateFile {
@@ -81,6 +84,7 @@ function isEntry(value: unknown): value is StateEntry {
   const e = value as StateEntry;
   return (
     typeof e === 'object' && e !== null && typeof e.head === 'string' && typeof e.tally === 'string' &&
-    [e.headLength, e.size, e.lines, e.events].every((n) => Number.isInteger(n) && n >= 0)
+    [e.headLength, e.size, e.lines, e.events].every((n) => Number.isInteger(n) && n >= 0) &&
+    [e.first, e.last].every((t) => t === null || typeof t === 'number')
   );
 }

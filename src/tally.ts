@@ -50,6 +50,19 @@ export class Tally {
     }
   }
 
+  /** The earliest and latest event, or null when there is none. */
+  span(): { first: number; last: number } | null {
+    let first = Infinity;
+    let last = -Infinity;
+    for (const buckets of this.addresses.values()) {
+      for (const bucket of buckets.values()) {
+        if (bucket.first < first) first = bucket.first;
+        if (bucket.last > last) last = bucket.last;
+      }
+    }
+    return first === Infinity ? null : { first, last };
+  }
+
   /**
    * A compact binary form, for the state file: per address its text, then per bucket
    * the minute, the first and last event as offsets into the minute, a bit mask of

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectEvents } from '../src/collect.js';
+import { ALL_TIME } from '../src/tally.js';
 import { SmtpguardError } from '../src/errors.js';
 import { findLogSources, orderLogPaths, parseRotation, readLogSource } from '../src/sources.js';
 import { LineParser } from '../src/parse.js';
@@ -29,7 +30,7 @@ afterEach(async () => {
 });
 
 async function collect(logs: string[], stdin: Readable = Readable.from([])) {
-  const collected = await collectEvents({ logs, usingDefaultLogs: false, now: NOW, warn, stdin, stateDir: null, saveState: false });
+  const collected = await collectEvents({ logs, usingDefaultLogs: false, now: NOW, warn, stdin, stateDir: null, saveState: false, window: ALL_TIME });
   return { events: tallyEvents(collected.tally), sources: collected.sources };
 }
 

@@ -21,6 +21,8 @@ export interface Scanned {
 
 /** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
 export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: boolean, io: Io, saveState = true): Promise<Scanned> {
+  const to = now.getTime();
+  const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
   const collected = await collectEvents({
     logs: settings.log,
     usingDefaultLogs: defaultLogs,
@@ -29,9 +31,8 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     stdin: io.stdin,
     stateDir: settings.state ? settings.stateDir : null,
     saveState,
+    window,
   });
-  const to = now.getTime();
-  const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
   const summaries = summarise(collected.tally, window, settings.kinds);
   const neverBlock = await findNeverBlock(settings.allow, settings.postfixConfigDir, io.warn);
   const decision = decideBlocks(summaries, {
