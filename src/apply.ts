@@ -10,12 +10,13 @@
  * - `ufw reload` after a ufw file change; when it fails, the previous rules files are
  *   put back and ufw reloaded again.
  */
-import { mkdir, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, SmtpguardError } from './errors.js';
 import { copyOwnership, keepPrevious, PREVIOUS_SUFFIX, writeAtomically } from './files.js';
 import { INDEX_SUFFIX, NEW_MAP_SUFFIX, type FileChange, type Plan } from './plan.js';
+import { PendingReloads } from './state.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -40,37 +41,6 @@ export async function execCommand(argv: readonly string[]): Promise<CommandResul
 }
 
 export type Runner = (argv: readonly string[]) => Promise<CommandResult>;
-
-/** Carries out the plan; throws a SmtpguardError with the right exit code when something fails. */
-/**
- * Reloads owed from earlier runs, kept in the state directory: a run that wrote a
- * file but was killed (or ran with --no-reload) before its reload leaves the file and
- * the running firewall or Postfix apart, and the next run must reload even though the
- * file text no longer changes.
- */
-export class PendingReloads {
-  constructor(private readonly file: string | null) {}
-
-  static async read(stateDir: string): Promise<{ pending: PendingReloads; roles: Set<'ufw' | 'map'> }> {
-    const file = path.join(stateDir, 'pending-reloads');
-    const text = await readFile(file, 'utf8').catch(() => null);
-    const roles = new Set<'ufw' | 'map'>();
-    if (text !== null) {
-      for (const word of text.split(/\s+/)) if (word === 'ufw' || word === 'map') roles.add(word);
-      if (roles.size === 0 && text.trim() !== '') roles.add('ufw').add('map'); // unreadable: reload both, it is harmless
-    }
-    return { pending: new PendingReloads(file), roles };
-  }
-
-  async set(role: 'ufw' | 'map', owed: boolean): Promise<void> {
-    if (this.file === null) return;
-    const now = await PendingReloads.read(path.dirname(this.file));
-    if (owed) now.roles.add(role);
-    else now.roles.delete(role);
-    await mkdir(path.dirname(this.file), { recursive: true, mode: 0o755 });
-    await writeAtomically(this.file, [...now.roles].join(' ') + '\n', null, 0o644);
-  }
-}
 
 /** Carries out the plan; throws a SmtpguardError with the right exit code when something fails. */
 export async function applyPlan(plan: Plan, run: Runner = execCommand, pending = new PendingReloads(null)): Promise<void> {

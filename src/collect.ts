@@ -67,7 +67,8 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     reports.push({ path: source.path, ...result.report });
     addToFamily(families, source, result.tally);
   }
-  if (state !== null && options.saveState) await state.save(entries, options.warn);
+  const changed = state !== null && (entries.length !== state.entries.length || entries.some((e) => !state.entries.includes(e)));
+  if (state !== null && options.saveState && changed) await state.save(entries, options.warn);
   return { tally: combineFamilies(families), sources: reports, elapsedMs: performance.now() - started };
 }
 

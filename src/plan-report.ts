@@ -2,7 +2,6 @@
  * How a Plan reads: the `--dry-run` text, the `--json` object and the one-line
  * summary of a run that changed something. Pure.
  */
-import { createTwoFilesPatch } from 'diff';
 import type { Block, Decision } from './policy.js';
 import type { Plan } from './plan.js';
 
@@ -31,7 +30,8 @@ function describeBlock(b: Block): string {
 }
 
 /** The dry-run report: blocks with reasons, a unified diff per file, the commands. */
-export function renderPlanText(plan: Plan): string {
+export async function renderPlanText(plan: Plan): Promise<string> {
+  const { createTwoFilesPatch } = await import('diff');
   const lines = [`smtpguard run --dry-run: ${summaryLine(plan)}`, '', ...renderDecision(plan.decision)];
   for (const note of plan.notes) lines.push(`Note: ${note}`);
   lines.push('');
@@ -46,7 +46,8 @@ export function renderPlanText(plan: Plan): string {
   return lines.join('\n') + '\n';
 }
 
-export function planJson(plan: Plan): object {
+export async function planJson(plan: Plan): Promise<object> {
+  const { createTwoFilesPatch } = await import('diff');
   return {
     summary: plan.summary,
     blocks: plan.decision.blocks,

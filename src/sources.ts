@@ -8,7 +8,6 @@ import { readSync } from 'node:fs';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import fg from 'fast-glob';
 import { SmtpguardError } from './errors.js';
 import type { LogScanner } from './scan.js';
 
@@ -113,6 +112,7 @@ async function expand(pattern: string, warn: Warn): Promise<string[]> {
     }
     return [pattern];
   }
+  const { default: fg } = await import('fast-glob');
   if (!fg.isDynamicPattern(pattern)) return [];
   const matches = await fg(pattern, { onlyFiles: true, dot: true, suppressErrors: true });
   return matches.filter((p) => {

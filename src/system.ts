@@ -4,7 +4,7 @@
  * and a warning, never a crash.
  */
 import { networkInterfaces } from 'node:os';
-import { execa } from 'execa';
+import { execFile } from 'node:child_process';
 import { isValidRange } from './address.js';
 import type { NamedRange } from './policy.js';
 import { MAP_TYPES, type MapType } from './render.js';
@@ -18,10 +18,16 @@ export interface PostconfResult {
   output: string;
 }
 
-/** postconf [-c DIR] ARGS: values from stdout only (its warnings go to stderr). */
-export async function postconf(args: readonly string[], configDir: string | null): Promise<PostconfResult> {
-  const result = await execa('postconf', [...(configDir === null ? [] : ['-c', configDir]), ...args], { reject: false, timeout: TIMEOUT_MS, stdin: 'ignore' });
-  return { ok: !result.failed, output: result.failed ? String(result.stderr || result.shortMessage).trim() : String(result.stdout).trim() };
+/**
+ * postconf [-c DIR] ARGS: values from stdout only (its warnings go to stderr). A read-only
+ * query on every run: node's execFile, not execa, whose loading alone costs more than the query.
+ */
+export function postconf(args: readonly string[], configDir: string | null): Promise<PostconfResult> {
+  return new Promise((resolve) => {
+    execFile('postconf', [...(configDir === null ? [] : ['-c', configDir]), ...args], { timeout: TIMEOUT_MS }, (error, stdout, stderr) => {
+      resolve(error === null ? { ok: true, output: stdout.trim() } : { ok: false, output: (stderr.trim() || error.message).trim() });
+    });
+  });
 }
 
 /** `postconf -h default_database_type`, or hash where Postfix is not installed. */

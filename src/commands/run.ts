@@ -3,9 +3,9 @@
  * sections, reload what changed. Silent when nothing changed.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { applyPlan, execCommand, PendingReloads } from '../apply.js';
 import { SmtpguardError } from '../errors.js';
 import { acquireLock } from '../lock.js';
+import { PendingReloads } from '../state.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../plan.js';
 import { planJson, renderPlanText, summaryLine } from '../plan-report.js';
 import type { Settings } from '../settings.js';
@@ -28,16 +28,17 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
     const { pending, roles } = await PendingReloads.read(settings.stateDir);
     const plan = await makePlan(settings, options, io, roles);
     if (options.dryRun) {
-      io.stdout.write(options.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : renderPlanText(plan));
+      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : await renderPlanText(plan));
       return;
     }
     if (plan.changes.length === 0) {
       if (options.verbose) io.stdout.write(`${summaryLine(plan)}, nothing changed\n`);
       return;
     }
+    const { applyPlan, execCommand } = await import('../apply.js'); // execa loads only when something changes
     await applyPlan(plan, execCommand, pending);
     const line = summaryLine(plan);
-    io.stdout.write(options.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : `${line}\n`);
+    io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${line}\n`);
     await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
   } finally {
     await release();
