@@ -6,7 +6,8 @@
 import type { Readable } from 'node:stream';
 import { LineParser } from './parse.js';
 import { LogScanner } from './scan.js';
-import { findLogSources, openLog, STDIN, type LogSource, type OpenLog, type Warn } from './sources.js';
+import { runJobs, type JobResult, type ScanJob } from './jobs.js';
+import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenLog, type Warn } from './sources.js';
 import { HEAD_BYTES, headHash, ScanState, type StateEntry } from './state.js';
 import { BUCKET_MS, Tally, type TimeWindow } from './tally.js';
 
@@ -37,6 +38,8 @@ export interface CollectOptions {
   saveState: boolean;
   /** Only events in this window are asked for: a log known to hold none is not decoded. */
   window: TimeWindow;
+  /** When to split a log and when to start a worker (tests make both small). */
+  tuning?: Tuning;
 }
 
 interface FileResult {
@@ -46,23 +49,68 @@ interface FileResult {
   entry: StateEntry | null;
 }
 
+/** A log to read, from where, and what is already known of it. */
+interface Reading {
+  source: LogSource;
+  log: OpenLog;
+  head: Buffer;
+  known: Tally;
+  base: { size: number; lines: number; events: number };
+  /** With the state: stop at the last complete line and keep an entry. */
+  keep: boolean;
+  jobs: number[];
+}
+
+export interface Tuning {
+  /** A plain log with more than this left to read is split in two, one half per core. */
+  splitBytes: number;
+  /** Enough text to read for a worker thread to pay for its start. */
+  parallelMinBytes: number;
+}
+
+const TUNING: Tuning = { splitBytes: 64 << 20, parallelMinBytes: 48 << 20 };
+
 export async function collectEvents(options: CollectOptions): Promise<Collected> {
   const started = performance.now();
   const parser = new LineParser(options.now);
   const sources = await findLogSources(options.logs, options.usingDefaultLogs, options.warn);
   const state = options.stateDir === null ? null : await ScanState.load(options.stateDir, options.now.getFullYear(), options.warn);
+  const done = new Map<LogSource, FileResult>();
+  const readings: Reading[] = [];
+  const jobs: ScanJob[] = [];
+  const open: OpenLog[] = [];
+  try {
+    // 1. what each log needs: nothing (known whole), the text after what is known, or all of it
+    for (const source of sources) {
+      const log = await openLog(source, options.warn, options.stdin);
+      if (log === null) continue;
+      open.push(log);
+      if (log.fd === null) {
+        done.set(source, await readStdin(log, parser, options.warn));
+        continue;
+      }
+      const reading = state === null ? fresh(source, log) : await fromState(source, log, state, options.warn, options.window);
+      if ('report' in reading) {
+        done.set(source, reading);
+        continue;
+      }
+      reading.jobs = planJobs(reading, log.fd, jobs, options.tuning ?? TUNING);
+      readings.push(reading);
+    }
+    // 2. read, on both cores when there is enough
+    const results = await runJobs(jobs, options.now, (options.tuning ?? TUNING).parallelMinBytes);
+    // 3. put each log's pieces together
+    for (const reading of readings) done.set(reading.source, finish(reading, reading.jobs.map((i) => results[i]!), parser, state, options.warn));
+  } finally {
+    await Promise.all(open.map((log) => log.close()));
+  }
+
   const reports: SourceReport[] = [];
   const entries: StateEntry[] = [];
   const families = new Map<string, { group: string; tally: Tally }>();
   for (const source of sources) {
-    const log = await openLog(source, options.warn, options.stdin);
-    if (log === null) continue;
-    let result: FileResult;
-    try {
-      result = state === null || source.path === STDIN ? await readAll(log, parser) : await readWithState(log, state, parser, options.warn, options.window);
-    } finally {
-      await log.close();
-    }
+    const result = done.get(source);
+    if (result === undefined) continue; // vanished
     if (result.entry !== null) entries.push(result.entry);
     reports.push({ path: source.path, ...result.report });
     addToFamily(families, source, result.tally);
@@ -72,19 +120,23 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
   return { tally: combineFamilies(families), sources: reports, elapsedMs: performance.now() - started };
 }
 
-async function readAll(log: OpenLog, parser: LineParser): Promise<FileResult> {
+async function readStdin(log: OpenLog, parser: LineParser, warn: Warn): Promise<FileResult> {
   const tally = new Tally();
   const scanner = new LogScanner(parser, tally);
-  await log.feed(scanner, 0);
+  await log.feed(scanner, 0, warn);
   const { bytes, lines, events } = scanner.end();
   return { tally, report: { bytes, lines, events }, entry: null };
 }
 
+function fresh(source: LogSource, log: OpenLog): Reading {
+  return { source, log, head: Buffer.alloc(0), known: new Tally(), base: { size: 0, lines: 0, events: 0 }, keep: false, jobs: [] };
+}
+
 /**
- * Reuses what the state knows of this log (found by the hash of its first bytes), reads
- * only the text after it, and leaves an unterminated last line for the next run.
+ * What the state knows of this log (found by the hash of its first bytes): all of it
+ * (a result, decoded only if the window needs it), or a part to read on from.
  */
-async function readWithState(log: OpenLog, state: ScanState, parser: LineParser, warn: Warn, window: TimeWindow): Promise<FileResult> {
+async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn: Warn, window: TimeWindow): Promise<Reading | FileResult> {
   const head = await log.head(HEAD_BYTES);
   let match: StateEntry | undefined;
   for (const length of new Set(state.entries.map((e) => e.headLength))) {
@@ -93,63 +145,71 @@ async function readWithState(log: OpenLog, state: ScanState, parser: LineParser,
     match = state.entries.find((e) => e.headLength === length && e.head === hash && e.size <= log.contentSize);
     if (match !== undefined) break;
   }
-  if (match !== undefined && match.size === log.contentSize) {
-    // nothing new in this log: its known result as it is, decoded only if the window needs it
-    const report = { bytes: match.size, lines: match.lines, events: match.events };
-    if (!overlaps(match, window)) return { tally: new Tally(), report, entry: match };
-    try {
-      return { tally: Tally.deserialize(Buffer.from(match.tally, 'base64')), report, entry: match };
-    } catch (error) {
-      warn(`the scan state ${state.file} is not valid (${(error as Error).message}); reading this log from the start`);
-      match = undefined;
-    }
-  }
-  let known: Tally | null = null;
+  let known = new Tally();
   if (match !== undefined) {
+    const whole = match.size === log.contentSize;
+    const report = { bytes: match.size, lines: match.lines, events: match.events };
+    if (whole && !overlaps(match, window)) return { tally: known, report, entry: match };
     try {
-      known = Tally.deserialize(Buffer.from(match.tally, 'base64'));
+      known = Tally.deserialize(await state.readTally(match));
+      if (whole) return { tally: known, report, entry: match };
     } catch (error) {
       warn(`the scan state ${state.file} is not valid (${(error as Error).message}); reading this log from the start`);
       match = undefined;
     }
   }
-  const committed = known ?? new Tally();
-  let size = match?.size ?? 0;
-  let lines = match?.lines ?? 0;
-  let events = match?.events ?? 0;
-  const tail = new Tally();
-  let tailLines = 0;
-  let tailEvents = 0;
-  let tailBytes = 0;
-  if (match === undefined || match.size < log.contentSize) {
-    const fresh = new Tally();
-    const scanner = new LogScanner(parser, fresh);
-    await log.feed(scanner, size);
-    const rest = scanner.endAtLastNewline();
-    size += scanner.counters.bytes;
-    lines += scanner.counters.lines;
-    events += scanner.counters.events;
-    committed.addAll(fresh);
-    if (rest.length > 0) {
-      const tailScanner = new LogScanner(parser, tail, rest.length + 1);
-      tailScanner.push(rest);
-      ({ lines: tailLines, events: tailEvents, bytes: tailBytes } = tailScanner.end());
-    }
+  const base = match === undefined ? { size: 0, lines: 0, events: 0 } : { size: match.size, lines: match.lines, events: match.events };
+  return { source, log, head, known, base, keep: true, jobs: [] };
+}
+
+/** The jobs that read the rest of one log: two halves when it is big and plain. */
+function planJobs(reading: Reading, fd: number, jobs: ScanJob[], tuning: Tuning): number[] {
+  const { log, source, base, keep } = reading;
+  const job = { path: source.path, fd, gzip: log.gzip, stopAtLastLine: keep };
+  const left = Math.max(0, log.contentSize - base.size);
+  // a line start near the middle; none (gzip, small, or no line starts in the second half): one job
+  const middle = log.gzip || left < tuning.splitBytes ? log.contentSize : lineStartAtOrAfter(fd, base.size + Math.floor(left / 2), log.contentSize);
+  if (middle >= log.contentSize) {
+    jobs.push({ ...job, from: base.size, to: Infinity, size: left });
+    return [jobs.length - 1];
   }
-  const headLength = Math.min(head.length, size);
-  const span = committed.span();
-  const entry: StateEntry = {
-    head: headHash(head.subarray(0, headLength)),
-    headLength,
-    size,
-    lines,
-    events,
-    tally: committed.serialize().toString('base64'),
-    first: span?.first ?? null,
-    last: span?.last ?? null,
-  };
-  committed.addAll(tail);
-  return { tally: committed, report: { bytes: size + tailBytes, lines: lines + tailLines, events: events + tailEvents }, entry };
+  jobs.push({ ...job, from: base.size, to: middle, size: middle - base.size, stopAtLastLine: false });
+  jobs.push({ ...job, from: middle, to: Infinity, size: log.contentSize - middle });
+  return [jobs.length - 2, jobs.length - 1];
+}
+
+/** Adds up a log's pieces; scans its unterminated last line for this run only; makes its state entry. */
+function finish(reading: Reading, results: JobResult[], parser: LineParser, state: ScanState | null, warn: Warn): FileResult {
+  const committed = reading.known;
+  let { size, lines, events } = reading.base;
+  for (const r of results) {
+    committed.addAll(r.tally);
+    size += r.counters.bytes;
+    lines += r.counters.lines;
+    events += r.counters.events;
+    for (const w of r.warnings) warn(w);
+    if (r.counters.oversizedLines > 0) warn(`${reading.source.path}: skipped ${r.counters.oversizedLines} line(s) longer than 64 MiB (not Postfix lines)`);
+  }
+  const rest = results.at(-1)?.rest ?? Buffer.alloc(0);
+  let entry: StateEntry | null = null;
+  if (reading.keep && state !== null) {
+    const headLength = Math.min(reading.head.length, size);
+    const span = committed.span();
+    entry = state.entry(
+      { head: headHash(reading.head.subarray(0, headLength)), headLength, size, lines, events, first: span?.first ?? null, last: span?.last ?? null },
+      committed.serialize(),
+    );
+  }
+  const report = { bytes: size, lines, events };
+  if (rest.length > 0) {
+    const tailScanner = new LogScanner(parser, committed, rest.length + 1);
+    tailScanner.push(rest);
+    const tail = tailScanner.end();
+    report.bytes += tail.bytes;
+    report.lines += tail.lines;
+    report.events += tail.events;
+  }
+  return { tally: committed, report, entry };
 }
 
 /** Whether a known log may hold events of the window (to the minute, as summarise counts). */

@@ -4,7 +4,7 @@
  * system gives; knows nothing about log lines.
  */
 import { constants as zlibConstants, createGunzip, gunzipSync } from 'node:zlib';
-import { readSync } from 'node:fs';
+import { createReadStream, readSync } from 'node:fs';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -126,13 +126,15 @@ export type Warn = (message: string) => void;
 
 /** A log opened for reading: its content size and head, and its bytes from any offset. */
 export interface OpenLog {
+  /** The open file's descriptor (worker threads read through it too); null for stdin. */
+  fd: number | null;
   gzip: boolean;
   /** Bytes of log text: the file size, or for gzip the size its trailer records. */
   contentSize: number;
   /** The first `length` bytes of log text (fewer when there are fewer). */
   head(length: number): Promise<Buffer>;
   /** Feeds the log text from offset `from` to its end into `scanner` (without ending it). */
-  feed(scanner: LogScanner, from: number): Promise<void>;
+  feed(scanner: LogScanner, from: number, warn: Warn): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -143,6 +145,7 @@ export interface OpenLog {
 export async function openLog(source: LogSource, warn: Warn, stdin: Readable): Promise<OpenLog | null> {
   if (source.path === STDIN) {
     return {
+      fd: null,
       gzip: false,
       contentSize: NaN,
       head: async () => Buffer.alloc(0),
@@ -169,6 +172,7 @@ export async function openLog(source: LogSource, warn: Warn, stdin: Readable): P
     const gzip = bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
     if (!gzip) {
       return {
+        fd: file.fd,
         gzip,
         contentSize: size,
         head: async (length) => {
@@ -176,13 +180,14 @@ export async function openLog(source: LogSource, warn: Warn, stdin: Readable): P
           const { bytesRead: n } = await file.read(head, 0, head.length, 0);
           return head.subarray(0, n);
         },
-        feed: async (scanner, from) => guard(source.path, () => readPlain(file, scanner, from)),
+        feed: async (scanner, from) => guard(source.path, () => readPlain(file.fd, scanner, from, Infinity)),
         close: () => file.close().catch(() => undefined),
       };
     }
     const trailer = Buffer.alloc(4);
     await file.read(trailer, 0, 4, Math.max(0, size - 4));
     return {
+      fd: file.fd,
       gzip,
       contentSize: trailer.readUInt32LE(0), // ISIZE: the text size modulo 4 GiB
       head: async (length) => {
@@ -194,7 +199,7 @@ export async function openLog(source: LogSource, warn: Warn, stdin: Readable): P
           return Buffer.alloc(0);
         }
       },
-      feed: async (scanner, from) => guard(source.path, () => readGzip(file, source.path, scanner, warn, from)),
+      feed: async (scanner, from, warnFeed) => guard(source.path, () => readGzip(file.fd, source.path, scanner, warnFeed, from)),
       close: () => file.close().catch(() => undefined),
     };
   } catch (error) {
@@ -203,7 +208,7 @@ export async function openLog(source: LogSource, warn: Warn, stdin: Readable): P
   }
 }
 
-async function guard(path: string, read: () => Promise<void> | void): Promise<void> {
+export async function guard(path: string, read: () => Promise<void> | void): Promise<void> {
   try {
     await read();
   } catch (error) {
@@ -216,7 +221,7 @@ export async function readLogSource(source: LogSource, scanner: LogScanner, warn
   const log = await openLog(source, warn, stdin);
   if (log === null) return false;
   try {
-    await log.feed(scanner, 0);
+    await log.feed(scanner, 0, warn);
   } finally {
     await log.close();
   }
@@ -225,14 +230,15 @@ export async function readLogSource(source: LogSource, scanner: LogScanner, warn
 }
 
 /**
- * Plain files are read with readSync: blocks come from the page cache at memcpy
- * speed, and a round trip through libuv's thread pool per block costs more than it saves.
+ * Text [from, to) of a plain file into the scanner. readSync: blocks come from the page
+ * cache at memcpy speed, and a round trip through libuv's thread pool per block costs
+ * more than it saves.
  */
-function readPlain(file: FileHandle, scanner: LogScanner, from: number): void {
+export function readPlain(fd: number, scanner: LogScanner, from: number, to: number): void {
   let position = from;
-  for (;;) {
+  while (position < to) {
     const space = scanner.space();
-    const bytesRead = readSync(file.fd, space, 0, space.length, position);
+    const bytesRead = readSync(fd, space, 0, Math.min(space.length, to - position), position);
     if (bytesRead === 0) break;
     position += bytesRead;
     scanner.commit(bytesRead);
@@ -240,9 +246,9 @@ function readPlain(file: FileHandle, scanner: LogScanner, from: number): void {
 }
 
 /** Decompresses from the start, feeding the scanner from text offset `from` on. */
-async function readGzip(file: FileHandle, shownPath: string, scanner: LogScanner, warn: Warn, from: number): Promise<void> {
+export async function readGzip(fd: number, shownPath: string, scanner: LogScanner, warn: Warn, from: number): Promise<void> {
   const gunzip = createGunzip({ chunkSize: 1 << 20 });
-  const input = file.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 });
+  const input = createReadStream('', { fd, start: 0, autoClose: false, highWaterMark: 1 << 20 });
   input.on('error', (error) => gunzip.destroy(error));
   input.pipe(gunzip);
   let skip = from;
@@ -262,8 +268,21 @@ async function readGzip(file: FileHandle, shownPath: string, scanner: LogScanner
     if (!isZlibError(error)) throw error;
     warn(`${shownPath} is not valid gzip after ${seen} bytes of text (${(error as Error).message}); counted the lines before that`);
   } finally {
+    input.unpipe(gunzip);
     input.destroy();
   }
+}
+
+/** The offset of the first line that starts at or after `at` (the file size if none does). */
+export function lineStartAtOrAfter(fd: number, at: number, size: number): number {
+  const buffer = Buffer.alloc(1 << 16);
+  for (let position = Math.max(0, at - 1); position < size; position += buffer.length) {
+    const n = readSync(fd, buffer, 0, buffer.length, position);
+    if (n === 0) break;
+    const nl = buffer.subarray(0, n).indexOf(0x0a);
+    if (nl !== -1) return position + nl + 1;
+  }
+  return size;
 }
 
 function isZlibError(error: unknown): boolean {

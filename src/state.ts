@@ -6,17 +6,20 @@
  * complete line), its line and event counts, and its tally (per address, kind and
  * minute, so any --window can be cut from it).
  *
- * The state file is written atomically; one that cannot be read or is not valid is
- * discarded with a warning, and the logs are read again from the start.
+ * The index (scan-state.json) is small; each log's tally is a file of its own beside
+ * it, read only when the window needs that log. Everything is written atomically, the
+ * tallies before the index that names them; a state that cannot be read or is not
+ * valid is discarded with a warning, and the logs are read again from the start.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomically } from './files.js';
 import type { Warn } from './sources.js';
 
 export const HEAD_BYTES = 4096;
-const VERSION = 2;
+const VERSION = 3;
+const TALLY_FILE = /^tally-[0-9a-f]{24}-\d+\.bin$/;
 
 export interface StateEntry {
   /** sha256 of the first `headLength` bytes of text. */
@@ -26,7 +29,7 @@ export interface StateEntry {
   size: number;
   lines: number;
   events: number;
-  /** Tally.serialize(), base64. */
+  /** The file beside the index that holds Tally.serialize() of this log. */
   tally: string;
   /** Earliest and latest event in it (ms), or null: a log outside the window is not even decoded. */
   first: number | null;
@@ -43,6 +46,9 @@ interface StateFile {
 export const headHash = (head: Buffer): string => createHash('sha256').update(head).digest('hex');
 
 export class ScanState {
+  /** Tallies of new or grown logs, written by save(). */
+  private readonly staged = new Map<string, Buffer>();
+
   private constructor(
     readonly file: string,
     private readonly year: number,
@@ -66,12 +72,31 @@ export class ScanState {
     }
   }
 
-  /** Keeps `entries` (those of the logs read this time) for the next run. */
+  /** The serialized tally of a known log. */
+  readTally(entry: StateEntry): Promise<Buffer> {
+    return readFile(path.join(path.dirname(this.file), entry.tally));
+  }
+
+  /** A new entry for a log read this time, with its serialized tally. */
+  entry(fields: Omit<StateEntry, 'tally'>, tally: Buffer): StateEntry {
+    const entry: StateEntry = { ...fields, tally: `tally-${fields.head.slice(0, 24)}-${fields.size}.bin` };
+    this.staged.set(entry.tally, tally);
+    return entry;
+  }
+
+  /** Keeps `entries` (those of the logs read this time) for the next run; drops the other tallies. */
   async save(entries: readonly StateEntry[], warn: Warn): Promise<void> {
+    const dir = path.dirname(this.file);
     const state: StateFile = { version: VERSION, year: this.year, entries: [...entries] };
     try {
-      await mkdir(path.dirname(this.file), { recursive: true, mode: 0o755 });
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      for (const entry of entries) {
+        const data = this.staged.get(entry.tally);
+        if (data !== undefined) await writeAtomically(path.join(dir, entry.tally), data.toString('latin1'), null, 0o600);
+      }
       await writeAtomically(this.file, JSON.stringify(state), null, 0o600);
+      const keep = new Set(entries.map((e) => e.tally));
+      for (const name of await readdir(dir)) if (TALLY_FILE.test(name) && !keep.has(name)) await unlink(path.join(dir, name)).catch(() => undefined);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? ((error as { cause?: NodeJS.ErrnoException }).cause?.code);
       // an unprivileged `smtpguard scan` cannot write /var/lib/smtpguard: it reads in full each time
@@ -83,7 +108,7 @@ export class ScanState {
 function isEntry(value: unknown): value is StateEntry {
   const e = value as StateEntry;
   return (
-    typeof e === 'object' && e !== null && typeof e.head === 'string' && typeof e.tally === 'string' &&
+    typeof e === 'object' && e !== null && typeof e.head === 'string' && typeof e.tally === 'string' && TALLY_FILE.test(e.tally) &&
     [e.headLength, e.size, e.lines, e.events].every((n) => Number.isInteger(n) && n >= 0) &&
     [e.first, e.last].every((t) => t === null || typeof t === 'number')
   );

@@ -15,7 +15,8 @@ export interface Bucket {
   first: number;
   last: number;
   /** Events per kind, indexed by KIND_INDEX. */
-  counts: Uint32Array;
+  /** A plain array: buckets are many, and small arrays cost far less to make than typed ones. */
+  counts: number[];
 }
 
 export class Tally {
@@ -113,7 +114,7 @@ export class Tally {
         const last = key * BUCKET_MS + data.readUInt32LE(at + 8);
         const mask = data.readUInt16LE(at + 12);
         at += 14;
-        const counts = new Uint32Array(EVENT_KINDS.length);
+        const counts = newCounts();
         for (let i = 0; i < counts.length; i++) {
           if ((mask & (1 << i)) === 0) continue;
           counts[i] = data.readUInt32LE(at);
@@ -135,7 +136,7 @@ export class Tally {
     }
     let bucket = buckets.get(key);
     if (bucket === undefined) {
-      bucket = { first, last, counts: new Uint32Array(EVENT_KINDS.length) };
+      bucket = { first, last, counts: newCounts() };
       buckets.set(key, bucket);
     } else {
       if (first < bucket.first) bucket.first = first;
@@ -145,7 +146,10 @@ export class Tally {
   }
 }
 
-function countNonZero(counts: Uint32Array): number {
+const ZERO_COUNTS: readonly number[] = EVENT_KINDS.map(() => 0);
+const newCounts = (): number[] => ZERO_COUNTS.slice();
+
+function countNonZero(counts: readonly number[]): number {
   let n = 0;
   for (const c of counts) if (c > 0) n++;
   return n;
@@ -181,7 +185,7 @@ export function summarise(tally: Tally, window: TimeWindow, counted: readonly Ev
   const countedIndexes = counted.map((kind) => KIND_INDEX[kind]);
   const out: Array<AddressSummary & { all: number; key: string }> = [];
   for (const [address, buckets] of tally.addresses) {
-    const sums = new Float64Array(EVENT_KINDS.length);
+    const sums = newCounts();
     let firstSeen = Infinity;
     let lastSeen = -Infinity;
     for (const [key, bucket] of buckets) {
