@@ -97,6 +97,17 @@ function buildProgram(): Command {
     await scanCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', json: flags.json === true, top: Number(flags.top) }, io);
   });
 
+  addSettingOptions(
+    program
+      .command('status')
+      .description('what is blocked now and why, packets dropped, clients close to the threshold, events per hour (read-only)')
+      .option('--json', 'print one JSON object'),
+  ).action(async (flags: CommonFlags & { json?: boolean }) => {
+    const { settings, origins } = await settingsFrom(flags);
+    const { statusCommand } = await import('./commands/status.js');
+    await statusCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', json: flags.json === true }, io);
+  });
+
   for (const uninstall of [false, true]) {
     const name = uninstall ? 'uninstall' : 'install';
     const command = program

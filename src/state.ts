@@ -143,3 +143,38 @@ export class PendingReloads {
     await writeAtomically(this.file, [...now.roles].join(' ') + '\n', null, 0o644);
   }
 }
+
+/** What `run` blocked, and why: kept for `smtpguard status`. */
+export interface BlockRecord {
+  cidr: string;
+  family: 4 | 6;
+  reason: string;
+  total: number;
+  addresses: string[];
+  firstSeen: string;
+  lastSeen: string;
+  /** When this block first appeared (kept from run to run while it stays). */
+  since: string;
+}
+
+const BLOCKS_FILE = 'blocks.json';
+
+export async function readBlockRecords(stateDir: string): Promise<BlockRecord[] | null> {
+  const text = await readFile(path.join(stateDir, BLOCKS_FILE), 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const records = JSON.parse(text) as BlockRecord[];
+    return Array.isArray(records) ? records : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes the records when they differ from what is there. */
+export async function writeBlockRecords(stateDir: string, records: readonly BlockRecord[]): Promise<void> {
+  const text = JSON.stringify(records, null, 1) + '\n';
+  const file = path.join(stateDir, BLOCKS_FILE);
+  if ((await readFile(file, 'utf8').catch(() => null)) === text) return;
+  await mkdir(stateDir, { recursive: true, mode: 0o755 });
+  await writeAtomically(file, text, null, 0o644);
+}

@@ -209,3 +209,22 @@ export function summarise(tally: Tally, window: TimeWindow, counted: readonly Ev
   out.sort((a, b) => b.total - a.total || b.all - a.all || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return out.map(({ all: _all, key: _key, ...summary }) => summary);
 }
+
+/**
+ * Counted events per hour over the `hours` hours that end with the hour of `now`,
+ * oldest first (for the status chart).
+ */
+export function countPerHour(tally: Tally, now: number, counted: readonly EventKind[], hours: number): number[] {
+  const HOUR = 3_600_000;
+  const last = Math.floor(now / HOUR);
+  const out = new Array<number>(hours).fill(0);
+  const indexes = counted.map((k) => KIND_INDEX[k]);
+  for (const buckets of tally.addresses.values()) {
+    for (const [key, bucket] of buckets) {
+      const slot = Math.floor((key * BUCKET_MS) / HOUR) - (last - hours + 1);
+      if (slot < 0 || slot >= hours) continue;
+      for (const i of indexes) out[slot]! += bucket.counts[i]!;
+    }
+  }
+  return out;
+}

@@ -139,6 +139,24 @@ describe('install then run', () => {
     expect(plan).toContain(`${path.join(dir, 'sender_access')}: unchanged, but its reload is owed`);
   });
 
+  it('status reads back the blocks, with the reasons the run kept, and says what it could not read', () => {
+    install();
+    smtpguard(['run', '--no-reload', ...flags]);
+    const { code, stdout } = smtpguard(['status', ...flags]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('Blocked now: 3');
+    expect(stdout).toMatch(/^ {2}198\.51\.100\.0\/24 +subnet +60 /m);
+    expect(stdout).toMatch(/^ {2}2001:db8:1:2::\/64 +prefix +6 /m);
+    expect(stdout).toMatch(/^Note: cannot read the iptables counters of ufw-smtpguard/m);
+    const json = JSON.parse(smtpguard(['status', '--json', ...flags]).stdout) as { blocks: Array<{ cidr: string; record: { reason: string } | null }>; perHour: number[] };
+    expect(json.blocks.map((b) => [b.cidr, b.record?.reason])).toEqual([
+      ['192.0.2.7/32', 'host'],
+      ['198.51.100.0/24', 'subnet'],
+      ['2001:db8:1:2::/64', 'prefix'],
+    ]);
+    expect(json.perHour).toHaveLength(24);
+  });
+
   it('refuses to run on files without markers, naming the file and the fix; changes nothing', () => {
     const before = snapshot();
     const { code, stderr } = smtpguard(['run', ...flags]);

@@ -5,7 +5,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { SmtpguardError } from '../errors.js';
 import { acquireLock } from '../lock.js';
-import { PendingReloads } from '../state.js';
+import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../state.js';
+import type { AddressSummary } from '../tally.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../plan.js';
 import { planJson, renderPlanText, summaryLine } from '../plan-report.js';
 import type { Settings } from '../settings.js';
@@ -26,17 +27,19 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
   const release = options.dryRun ? async () => undefined : await acquireLock(settings.lockFile);
   try {
     const { pending, roles } = await PendingReloads.read(settings.stateDir);
-    const plan = await makePlan(settings, options, io, roles);
+    const { plan, summaries } = await makePlan(settings, options, io, roles);
     if (options.dryRun) {
       io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : await renderPlanText(plan));
       return;
     }
     if (plan.changes.length === 0) {
+      await keepBlockRecords(settings, plan, summaries, options.now);
       if (options.verbose) io.stdout.write(`${summaryLine(plan)}, nothing changed\n`);
       return;
     }
     const { applyPlan, execCommand } = await import('../apply.js'); // execa loads only when something changes
     await applyPlan(plan, execCommand, pending);
+    await keepBlockRecords(settings, plan, summaries, options.now);
     const line = summaryLine(plan);
     io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${line}\n`);
     await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
@@ -45,8 +48,8 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
   }
 }
 
-async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>): Promise<Plan> {
-  const { decision } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
+async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>): Promise<{ plan: Plan; summaries: AddressSummary[] }> {
+  const { decision, summaries } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
   const targets: TargetFile[] = await Promise.all([
     readTarget('ufw4', settings.ufwRules),
     readTarget('ufw6', settings.ufw6Rules),
@@ -54,7 +57,7 @@ async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: S
   ]);
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
   if (mapType !== 'cidr' && (await indexIsStale(settings.accessMap, INDEX_SUFFIX[mapType]))) owed.add('map');
-  return buildPlan(decision, targets, {
+  const plan = buildPlan(decision, targets, {
     ufwChain: settings.ufwChain,
     ufw6Chain: settings.ufw6Chain,
     mapType,
@@ -62,6 +65,27 @@ async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: S
     postfixConfigDir: settings.postfixConfigDir,
     reload: settings.reload,
   }, owed);
+  return { plan, summaries };
+}
+
+/** What is blocked and why, for `smtpguard status`; a block keeps the time it first appeared. */
+async function keepBlockRecords(settings: Settings, plan: Plan, summaries: readonly AddressSummary[], now: Date): Promise<void> {
+  const previous = new Map((await readBlockRecords(settings.stateDir))?.map((r) => [r.cidr, r]) ?? []);
+  const seen = new Map(summaries.map((s) => [s.address, s]));
+  const records: BlockRecord[] = plan.decision.blocks.map((b) => {
+    const times = b.addresses.map((a) => seen.get(a)).filter((s) => s !== undefined);
+    return {
+      cidr: b.cidr,
+      family: b.family,
+      reason: b.reason,
+      total: b.total,
+      addresses: b.addresses,
+      firstSeen: new Date(Math.min(...times.map((t) => t.firstSeen))).toISOString(),
+      lastSeen: new Date(Math.max(...times.map((t) => t.lastSeen))).toISOString(),
+      since: previous.get(b.cidr)?.since ?? now.toISOString(),
+    };
+  });
+  await writeBlockRecords(settings.stateDir, records).catch(() => undefined); // status is a convenience: never fail a run for it
 }
 
 /** An index that is missing or older than its map was never built from it: postmap is owed. */

@@ -141,6 +141,18 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
     expect(counters()).toMatch(/^\s+[1-9]\d*\s+\d+\s+LOG/m);
   });
 
+  it('status shows the blocks with their reasons and the packets the firewall dropped', () => {
+    const r = smtpguard('status');
+    expect(r.code).toBe(0);
+    writeFileSync(path.join(process.env.SMTPGUARD_STATUS_SCREEN ?? path.join(stack.dir, 'status.txt')), r.stdout);
+    expect(r.stdout).toContain('Blocked now: 4');
+    // the connections that timed out above went through the /24's rule, for real
+    expect(r.stdout).toMatch(/^ {2}198\.51\.100\.0\/24 +subnet +18 +\S+ \S+ +\S+ \S+ +\S+ \S+ +[1-9]\d* +/m);
+    expect(r.stdout).toMatch(/^ {2}2001:db8:1:2::\/64 +prefix +3 +.* [1-9]\d* +\S+$/m);
+    expect(r.stdout).toMatch(/^Close to the threshold \(not blocked\):\n {2}192\.0\.2\.30 +2 of 3$/m);
+    expect(r.stdout).not.toMatch(/cannot read the ip(6)?tables counters/);
+  });
+
   it('a second run changes nothing, says nothing and reloads nothing', () => {
     const files = [ufwPath.v4, ufwPath.v6, path.join(stack.dir, 'sender_access'), path.join(stack.dir, 'sender_access.db')].map((f) => readFileSync(f));
     const before = { counters: counters(), reloads: (stack.logText().match(/refreshing the Postfix mail system/g) ?? []).length };

@@ -1,0 +1,131 @@
+/**
+ * `smtpguard status`: what is blocked now (read back from the generated sections), why
+ * (from what `run` kept), how many packets each block dropped (iptables counters and the
+ * [SMTPGUARD...] kernel log lines), who is close to the threshold, and the counted
+ * events per hour of the last day. Read-only; unprivileged it shows what it can read
+ * and says what it could not.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { parseIp, parseRange } from '../address.js';
+import { SmtpguardError } from '../errors.js';
+import { findSection, sectionLines } from '../render.js';
+import type { Settings } from '../settings.js';
+import { readBlockRecords } from '../state.js';
+import { renderStatus, type Status, type StatusBlock } from '../status-report.js';
+import { countPerHour } from '../tally.js';
+import { scanAndDecide, type Io } from './common.js';
+
+export interface StatusOptions {
+  now: Date;
+  defaultLogs: boolean;
+  json: boolean;
+}
+
+export async function statusCommand(settings: Settings, options: StatusOptions, io: Io): Promise<void> {
+  const notes: string[] = [];
+  const blocks = new Map<string, StatusBlock>();
+  for (const [file, chain] of [
+    [settings.ufwRules, settings.ufwChain],
+    [settings.ufw6Rules, settings.ufw6Chain],
+  ] as const) {
+    try {
+      const text = await readFile(file, 'latin1');
+      for (const line of sectionLines(text, findSection(text, file))) {
+        const m = new RegExp(`^-A ${chain} -s (\\S+) -j `).exec(line);
+        if (m !== null) blocks.set(m[1]!, { cidr: m[1]!, family: m[1]!.includes(':') ? 6 : 4, packets: null, logged: null, record: null });
+      }
+    } catch (error) {
+      notes.push(`cannot read the blocks in ${file}: ${error instanceof SmtpguardError ? error.message : (error as Error).message}`);
+    }
+  }
+  const records = await readBlockRecords(settings.stateDir);
+  if (records === null) notes.push(`no record of why each block was made (${settings.stateDir}/blocks.json): smtpguard run writes it`);
+  for (const record of records ?? []) {
+    const block = blocks.get(record.cidr);
+    if (block !== undefined) block.record = record;
+  }
+
+  for (const [command, chain] of [
+    ['iptables', settings.ufwChain],
+    ['ip6tables', settings.ufw6Chain],
+  ] as const) {
+    const counters = await readCounters(command, chain);
+    if (counters === null) {
+      notes.push(`cannot read the ${command} counters of ${chain} (root only, and ufw must be loaded)`);
+      continue;
+    }
+    for (const [cidr, packets] of counters) {
+      const block = blocks.get(cidr);
+      if (block !== undefined) block.packets = packets;
+    }
+  }
+  const logged = await readKernelLog(options.now);
+  if (logged === null) notes.push('no [SMTPGUARD BLOCK] lines found in the kernel log of the last 24 hours');
+  else {
+    for (const block of blocks.values()) {
+      const range = parseRange(block.cidr);
+      block.logged = 0;
+      for (const [source, n] of logged) {
+        const ip = parseIp(source);
+        if (ip.kind() === range[0].kind() && ip.match(range)) block.logged += n;
+      }
+    }
+  }
+
+  let nearMisses: Status['nearMisses'] = [];
+  let perHour: number[] | null = null;
+  try {
+    const { collected, summaries, decision } = await scanAndDecide(settings, options.now, options.defaultLogs, io, false);
+    const excluded = new Set([...decision.blocks.flatMap((b) => b.addresses), ...decision.ignored.map((i) => i.address)]);
+    const blocked = [...blocks.keys()].map(parseRange);
+    const isBlocked = (address: string) => {
+      const ip = parseIp(address);
+      return blocked.some((range) => range[0].kind() === ip.kind() && ip.match(range));
+    };
+    nearMisses = summaries
+      .filter((s) => s.total > 0 && !excluded.has(s.address) && !isBlocked(s.address))
+      .map((s) => ({ address: s.address, total: s.total, threshold: s.address.includes(':') ? settings.threshold6 : settings.threshold }))
+      .filter((s) => s.total < s.threshold)
+      .slice(0, 10);
+    perHour = countPerHour(collected.tally, options.now.getTime(), settings.kinds, 24);
+  } catch (error) {
+    if (!(error instanceof SmtpguardError)) throw error;
+    notes.push(`cannot read the logs: ${error.message}`);
+  }
+
+  const status: Status = { now: options.now.toISOString(), blocks: [...blocks.values()], nearMisses, perHour, notes };
+  io.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, settings.kinds));
+}
+
+function run(command: string, args: readonly string[]): Promise<string | null> {
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: 30_000, maxBuffer: 64 << 20 }, (error, stdout) => resolve(error === null ? stdout : null));
+  });
+}
+
+/** Packets per source of the chain's rules: `iptables -L CHAIN -v -x -n`. */
+async function readCounters(command: string, chain: string): Promise<Map<string, number> | null> {
+  const out = await run(command, ['-L', chain, '-v', '-x', '-n']);
+  if (out === null) return null;
+  const counters = new Map<string, number>();
+  for (const line of out.split('\n').slice(2)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 4 || !/^\d+$/.test(fields[0]!)) continue;
+    const source = fields[fields.length - 2]!; // ip6tables leaves the opt column empty: count from the right
+    const cidr = source.includes('/') ? source : `${source}/${source.includes(':') ? 128 : 32}`;
+    counters.set(cidr, (counters.get(cidr) ?? 0) + Number(fields[0]));
+  }
+  return counters;
+}
+
+/** SRC= of the [SMTPGUARD...] LOG lines of the last 24 hours: the kernel journal, else kern.log. */
+async function readKernelLog(now: Date): Promise<Map<string, number> | null> {
+  const since = new Date(now.getTime() - 24 * 3_600_000);
+  let text = await run('journalctl', ['-k', '-q', '--no-pager', '-o', 'cat', `--since=@${Math.floor(since.getTime() / 1000)}`, '--grep=SMTPGUARD']);
+  if (text === null || text.trim() === '') text = await readFile('/var/log/kern.log', 'utf8').catch(() => null);
+  if (text === null) return null;
+  const sources = new Map<string, number>();
+  for (const m of text.matchAll(/\[SMTPGUARD[^\]]*\].*? SRC=([0-9a-fA-F:.]+) /g)) sources.set(m[1]!, (sources.get(m[1]!) ?? 0) + 1);
+  return sources.size === 0 ? null : sources;
+}

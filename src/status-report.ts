@@ -1,0 +1,73 @@
+/** How `smtpguard status` reads: the blocks table, the near misses and the hourly chart. Pure. */
+import type { EventKind } from './kinds.js';
+import { localTime } from './report.js';
+import type { BlockRecord } from './state.js';
+
+export interface StatusBlock {
+  cidr: string;
+  family: 4 | 6;
+  /** Why and since when, from the last run; null when it kept no record of this block. */
+  record: BlockRecord | null;
+  /** Packets its rule sent to the log-and-drop chain (iptables counters); null: not readable. */
+  packets: number | null;
+  /** [SMTPGUARD BLOCK] kernel log lines from its addresses in the last 24 hours; null: none found. */
+  logged: number | null;
+}
+
+export interface Status {
+  now: string;
+  blocks: StatusBlock[];
+  /** Clients with counted events under their threshold, worst first. */
+  nearMisses: Array<{ address: string; total: number; threshold: number }>;
+  /** Counted events per hour, the last 24 hours, oldest first; null when the logs could not be read. */
+  perHour: number[] | null;
+  /** What could not be read, and why. */
+  notes: string[];
+}
+
+const BARS = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/** One character per hour; an hour with nothing is a space, any event at least the lowest bar. */
+export function sparkline(values: readonly number[]): string {
+  const max = Math.max(0, ...values);
+  return values.map((v) => (v === 0 ? ' ' : BARS[Math.max(0, Math.ceil((v / max) * BARS.length) - 1)]!)).join('');
+}
+
+export function renderStatus(status: Status, kinds: readonly EventKind[]): string {
+  const lines = [`smtpguard status, ${localTime(Date.parse(status.now))}`, ''];
+  if (status.blocks.length === 0) lines.push('Blocked now: nothing.');
+  else {
+    lines.push(`Blocked now: ${status.blocks.length}`);
+    const rows = [
+      ['CIDR', 'REASON', 'EVENTS', 'FIRST SEEN', 'LAST SEEN', 'BLOCKED SINCE', 'DROPPED', 'LOGGED 24H'],
+      ...status.blocks.map((b) => [
+        b.cidr,
+        b.record?.reason ?? '?',
+        b.record === null ? '?' : String(b.record.total),
+        b.record === null ? '' : localTime(Date.parse(b.record.firstSeen)).slice(0, 16),
+        b.record === null ? '' : localTime(Date.parse(b.record.lastSeen)).slice(0, 16),
+        b.record === null ? '' : localTime(Date.parse(b.record.since)).slice(0, 16),
+        b.packets === null ? '-' : String(b.packets),
+        b.logged === null ? '-' : String(b.logged),
+      ]),
+    ];
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+    const right = [false, false, true, false, false, false, true, true];
+    for (const r of rows) lines.push('  ' + r.map((cell, c) => (right[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd());
+  }
+  lines.push('');
+  if (status.nearMisses.length > 0) {
+    lines.push('Close to the threshold (not blocked):');
+    for (const n of status.nearMisses) lines.push(`  ${n.address.padEnd(40)} ${n.total} of ${n.threshold}`);
+    lines.push('');
+  }
+  if (status.perHour !== null) {
+    const total = status.perHour.reduce((a, b) => a + b, 0);
+    lines.push(`Counted events (${kinds.join(' + ')}) per hour, last 24 hours: ${total} in all, at most ${Math.max(0, ...status.perHour)} in an hour`);
+    lines.push(`  |${sparkline(status.perHour)}|`);
+    lines.push(`   ${'-24h'.padEnd(21)}now`);
+    lines.push('');
+  }
+  for (const note of status.notes) lines.push(`Note: ${note}`);
+  return lines.join('\n').trimEnd() + '\n';
+}
