@@ -20,11 +20,14 @@ const io: Io = {
   warn: (message) => process.stderr.write(`smtpguard: warning: ${message}\n`),
 };
 
+/** scan and status say what they chose to read; the cron job (run) stays silent. */
+const withNotes: Io = { ...io, note: (message) => process.stderr.write(`smtpguard: ${message}\n`) };
+
 /** Every setting as a flag; no commander defaults, so "not given" is visible and the config file can fill in. */
 function addSettingOptions(command: Command): Command {
   for (const d of DEFINITIONS) {
     if (d.arg === null) {
-      command.option(`--${d.flag}`, `${d.description} (default: yes)`);
+      command.option(`--${d.flag}`, `${d.description} (default: ${d.show(d.default as never)})`);
       command.option(`--no-${d.flag}`);
     } else {
       const shown = d.show(d.default as never);
@@ -94,7 +97,7 @@ function buildProgram(): Command {
     if (!/^\d+$/.test(flags.top)) throw usageError(`--top ${flags.top} is not a whole number`, 'use e.g. --top 50, or --top 0 for all');
     const { settings, origins } = await settingsFrom(flags);
     const { scanCommand } = await import('./commands/scan.js');
-    await scanCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', json: flags.json === true, top: Number(flags.top) }, io);
+    await scanCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', json: flags.json === true, top: Number(flags.top) }, withNotes);
   });
 
   addSettingOptions(
@@ -105,7 +108,7 @@ function buildProgram(): Command {
   ).action(async (flags: CommonFlags & { json?: boolean }) => {
     const { settings, origins } = await settingsFrom(flags);
     const { statusCommand } = await import('./commands/status.js');
-    await statusCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', json: flags.json === true }, io);
+    await statusCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', json: flags.json === true }, withNotes);
   });
 
   for (const uninstall of [false, true]) {

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { LineParser } from './parse.js';
 import { LogScanner } from './scan.js';
 import { runJobs, type JobResult, type ScanJob } from './jobs.js';
+import type { JournalSource } from './journal.js';
 import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenLog, type Warn } from './sources.js';
 import { HEAD_BYTES, headHash, ScanState, type StateEntry } from './state.js';
 import { BUCKET_MS, Tally, type TimeWindow } from './tally.js';
@@ -40,6 +41,8 @@ export interface CollectOptions {
   window: TimeWindow;
   /** When to split a log and when to start a worker (tests make both small). */
   tuning?: Tuning;
+  /** Also read Postfix's journal. */
+  journal?: JournalSource | null;
 }
 
 interface FileResult {
@@ -73,7 +76,12 @@ const TUNING: Tuning = { splitBytes: 64 << 20, parallelMinBytes: 48 << 20 };
 export async function collectEvents(options: CollectOptions): Promise<Collected> {
   const started = performance.now();
   const parser = new LineParser(options.now);
-  const sources = await findLogSources(options.logs, options.usingDefaultLogs, options.warn);
+  const journal = options.journal ?? null;
+  // reading the journal instead of files: no file at all is no error then
+  const sources = options.logs.length === 0 ? [] : await findLogSources(options.logs, options.usingDefaultLogs && journal === null, options.warn).catch((error: unknown) => {
+    if (journal !== null && options.usingDefaultLogs) return [];
+    throw error;
+  });
   const state = options.stateDir === null ? null : await ScanState.load(options.stateDir, options.now.getFullYear(), options.warn);
   const done = new Map<LogSource, FileResult>();
   const readings: Reading[] = [];
@@ -115,9 +123,59 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     reports.push({ path: source.path, ...result.report });
     addToFamily(families, source, result.tally);
   }
+  if (journal !== null) {
+    const { journalName } = await import('./journal.js'); // execa loads only on journal hosts
+    const name = journalName(journal);
+    const result = await readJournalWithState(journal, parser, state);
+    if (result.entry !== null) entries.push(result.entry);
+    reports.push({ path: name, ...result.report });
+    addToFamily(families, { path: name, family: name, group: name }, result.tally);
+  }
   const changed = state !== null && (entries.length !== state.entries.length || entries.some((e) => !state.entries.includes(e)));
   if (state !== null && options.saveState && changed) await state.save(entries, options.warn);
   return { tally: combineFamilies(families), sources: reports, elapsedMs: performance.now() - started };
+}
+
+/** The journal: after the cursor the state keeps (all of it without state, or when the cursor is gone). */
+async function readJournalWithState(journal: JournalSource, parser: LineParser, state: ScanState | null): Promise<FileResult> {
+  const { cursorLineSize, journalName, readJournal } = await import('./journal.js');
+  const head = headHash(Buffer.from(`journal\0${journalName(journal)}`));
+  let match = state?.entries.find((e) => e.head === head && e.cursor !== undefined);
+  let known = new Tally();
+  if (match !== undefined && state !== null) {
+    try {
+      known = Tally.deserialize(await state.readTally(match));
+    } catch {
+      match = undefined;
+    }
+  }
+  let fresh = new Tally();
+  let scanner = new LogScanner(parser, fresh);
+  let read = await readJournal(journal, scanner, match?.cursor ?? null);
+  if (!read.cursorValid) {
+    // the journal no longer holds that entry (vacuumed): read it all again
+    match = undefined;
+    known = new Tally();
+    fresh = new Tally();
+    scanner = new LogScanner(parser, fresh);
+    read = await readJournal(journal, scanner, null);
+  }
+  const counters = scanner.end();
+  const cursorBytes = cursorLineSize(read.cursor);
+  const report = {
+    bytes: (match?.size ?? 0) + counters.bytes - cursorBytes,
+    lines: (match?.lines ?? 0) + counters.lines - (read.cursor === null ? 0 : 1),
+    events: (match?.events ?? 0) + counters.events,
+  };
+  known.addAll(fresh);
+  if (state === null) return { tally: known, report, entry: null };
+  if (read.cursor === null && match !== undefined) return { tally: known, report, entry: match }; // nothing new
+  const span = known.span();
+  const entry = state.entry(
+    { head, headLength: 0, size: report.bytes, lines: report.lines, events: report.events, first: span?.first ?? null, last: span?.last ?? null, ...(read.cursor === null ? {} : { cursor: read.cursor }) },
+    known.serialize(),
+  );
+  return { tally: known, report, entry };
 }
 
 async function readStdin(log: OpenLog, parser: LineParser, warn: Warn): Promise<FileResult> {

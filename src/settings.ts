@@ -36,6 +36,12 @@ export interface Settings {
   stateDir: string;
   reload: boolean;
   state: boolean;
+  /** Read Postfix's journal: yes, no, or auto (when no mail log exists on the default paths). */
+  journal: 'yes' | 'no' | 'auto';
+  /** journalctl --directory: a journal directory instead of the system journal. */
+  journalDirectory: string | null;
+  /** The systemd unit(s) Postfix runs as (journalctl --unit pattern). */
+  journalUnit: string;
 }
 
 type Key = keyof Settings;
@@ -79,6 +85,12 @@ function yesNo(text: string): boolean {
   throw new Error('expected yes or no');
 }
 
+function journalMode(text: string): 'yes' | 'no' | 'auto' {
+  const value = text.trim().toLowerCase();
+  if (value === 'auto') return 'auto';
+  return yesNo(value) ? 'yes' : 'no';
+}
+
 function kinds(text: string): EventKind[] {
   const list = words(text);
   for (const kind of list) if (!isEventKind(kind)) throw new Error(`unknown kind "${kind}" (kinds: ${EVENT_KINDS.join(', ')})`);
@@ -120,6 +132,9 @@ export const DEFINITIONS = [
   def({ key: 'postfixConfigDir', flag: 'postfix-config-dir', arg: '<dir>', description: 'run postconf, postmap and postfix with -c DIR (another Postfix instance)', default: null, parse: path, show: (v) => v ?? '' }),
   def({ key: 'lockFile', flag: 'lock-file', arg: '<file>', description: 'one run at a time: the lock file', default: '/run/smtpguard.lock', parse: path, show: String }),
   def({ key: 'stateDir', flag: 'state-dir', arg: '<dir>', description: 'directory for what smtpguard keeps between runs', default: '/var/lib/smtpguard', parse: path, show: String }),
+  def({ key: 'journal', flag: 'journal', arg: null, description: "read Postfix's entries in the journal (default: auto, when no mail log exists on the default paths)", default: 'auto', parse: journalMode, show: String }),
+  def({ key: 'journalDirectory', flag: 'journal-directory', arg: '<dir>', description: 'read this journal directory (journalctl --directory) instead of the system journal', default: null, parse: path, show: (v) => v ?? '' }),
+  def({ key: 'journalUnit', flag: 'journal-unit', arg: '<pattern>', description: 'the systemd unit Postfix runs as (journalctl --unit)', default: 'postfix*', parse: path, show: String }),
   def({ key: 'state', flag: 'state', arg: null, description: 'keep what each log gave in --state-dir, so a run reads only new log text (--no-state: read every log in full)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'reload', flag: 'reload', arg: null, description: 'run postmap, postfix reload and ufw reload after a change (--no-reload: only write)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
 ] as const;
@@ -160,7 +175,7 @@ export function resolveSettings(flags: FlagValues, env: Readonly<Record<string, 
     const fileEntry = fromFile.get(configKey(d.key));
     if (flag !== undefined) {
       origins[d.key] = { from: 'flag' };
-      settings[d.key] = typeof flag === 'boolean' ? flag : parseValue(d, Array.isArray(flag) ? flag.join(' ') : flag, origins[d.key]);
+      settings[d.key] = typeof flag === 'boolean' ? (d.key === 'journal' ? (flag ? 'yes' : 'no') : flag) : parseValue(d, Array.isArray(flag) ? flag.join(' ') : flag, origins[d.key]);
     } else if (envValue !== undefined && envValue !== '') {
       origins[d.key] = { from: 'env', name: envName(d.key) };
       settings[d.key] = parseValue(d, envValue, origins[d.key]);

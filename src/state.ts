@@ -34,6 +34,8 @@ export interface StateEntry {
   /** Earliest and latest event in it (ms), or null: a log outside the window is not even decoded. */
   first: number | null;
   last: number | null;
+  /** For the journal: the cursor of the last entry read. */
+  cursor?: string;
 }
 
 interface StateFile {
@@ -110,7 +112,8 @@ function isEntry(value: unknown): value is StateEntry {
   return (
     typeof e === 'object' && e !== null && typeof e.head === 'string' && typeof e.tally === 'string' && TALLY_FILE.test(e.tally) &&
     [e.headLength, e.size, e.lines, e.events].every((n) => Number.isInteger(n) && n >= 0) &&
-    [e.first, e.last].every((t) => t === null || typeof t === 'number')
+    [e.first, e.last].every((t) => t === null || typeof t === 'number') &&
+    (e.cursor === undefined || typeof e.cursor === 'string')
   );
 }
 

@@ -2,7 +2,9 @@
 import type { Readable, Writable } from 'node:stream';
 import { collectEvents, type Collected } from '../collect.js';
 import { decideBlocks, type Decision } from '../policy.js';
+import type { JournalSource } from '../journal.js';
 import type { Settings } from '../settings.js';
+import { findLogSources } from '../sources.js';
 import type { Warn } from '../sources.js';
 import { findNeverBlock } from '../system.js';
 import { summarise, type AddressSummary } from '../tally.js';
@@ -11,6 +13,8 @@ export interface Io {
   stdin: Readable;
   stdout: Writable;
   warn: Warn;
+  /** Something worth saying that is not a problem (scan and status say it; cron runs do not). */
+  note?: (message: string) => void;
 }
 
 export interface Scanned {
@@ -21,11 +25,13 @@ export interface Scanned {
 
 /** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
 export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: boolean, io: Io, saveState = true): Promise<Scanned> {
+  const journal = await chooseJournal(settings, defaultLogs, io);
   const to = now.getTime();
   const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
   const collected = await collectEvents({
-    logs: settings.log,
+    logs: journal !== null && defaultLogs ? [] : settings.log,
     usingDefaultLogs: defaultLogs,
+    journal,
     now,
     warn: io.warn,
     stdin: io.stdin,
@@ -45,4 +51,23 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     maxBlocks: settings.maxBlocks,
   });
   return { collected, summaries, decision };
+}
+
+/**
+ * The journal is read with --journal, or by default when no mail log exists on the
+ * default paths and the journal holds Postfix entries (Debian 12 without rsyslog).
+ */
+async function chooseJournal(settings: Settings, defaultLogs: boolean, io: Io): Promise<JournalSource | null> {
+  const journal: JournalSource = { directory: settings.journalDirectory, unit: settings.journalUnit };
+  if (settings.journal === 'yes') return journal;
+  if (settings.journal === 'no' || !defaultLogs) return null;
+  const files = await findLogSources(settings.log, true, () => undefined).then(
+    (found) => found.length,
+    () => 0,
+  );
+  if (files > 0) return null;
+  const { journalHasPostfix } = await import('../journal.js');
+  if (!(await journalHasPostfix(journal))) return null;
+  io.note?.(`no mail log at ${settings.log.join(' or ')}: reading Postfix's entries in the journal (unit ${journal.unit})`);
+  return journal;
 }

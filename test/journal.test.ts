@@ -1,0 +1,108 @@
+/**
+ * --journal against a real journal: entries are written into a journal directory by
+ * systemd-journal-remote (Debian's systemd-journal-remote package) from the export
+ * format, and read back by journalctl --directory, as on a journald-only host.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const BIN = fileURLToPath(new URL('../bin/smtpguard.js', import.meta.url));
+const REMOTE = '/lib/systemd/systemd-journal-remote';
+const missing = [spawnSync('sh', ['-c', 'command -v journalctl']).status === 0 ? null : 'journalctl', existsSync(REMOTE) ? null : 'systemd-journal-remote'].filter(
+  (m) => m !== null,
+);
+if (missing.length > 0) {
+  if (process.env.CI) throw new Error(`journal tests cannot run in CI: missing ${missing.join(', ')} (.ci/run must install them)`);
+  console.log(`journal tests not run: this machine lacks ${missing.join(', ')}`);
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-journal-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The example logs' lines (Debian 12, RFC 3339): Postfix's and other programs'. */
+const LINES = readFileSync(fileURLToPath(new URL('../examples/logs/mail.log', import.meta.url)), 'latin1').split('\n').filter((l) => l !== '');
+const LINE = /^(\S+) (\S+) ([^\s[]+)(?:\[(\d+)\])?: (.*)$/;
+
+/** Journal entries for log lines, in journald's export format; Postfix's under postfix@-.service. */
+function exportFormat(lines: readonly string[]): string {
+  return lines
+    .map((line) => {
+      const m = LINE.exec(line)!;
+      const [, stamp, host, tag, pid, message] = m as unknown as [string, string, string, string, string | undefined, string];
+      const micros = BigInt(Date.parse(stamp)) * 1000n + BigInt(Number(/\.(\d{3})(\d{3})/.exec(stamp)?.[2] ?? 0));
+      const unit = tag.startsWith('postfix') ? 'postfix@-.service' : `${tag.split('/')[0]}.service`;
+      return [`__REALTIME_TIMESTAMP=${micros}`, `_HOSTNAME=${host}`, `SYSLOG_IDENTIFIER=${tag}`, `_PID=${pid ?? 1}`, `_SYSTEMD_UNIT=${unit}`, `MESSAGE=${message}`, ''].join('\n') + '\n';
+    })
+    .join('');
+}
+
+function writeJournal(journalDir: string, name: string, lines: readonly string[]): void {
+  mkdirSync(journalDir, { recursive: true });
+  const input = path.join(dir, `${name}.export`);
+  writeFileSync(input, exportFormat(lines));
+  execFileSync(REMOTE, ['-o', path.join(journalDir, `${name}.journal`), input], { stdio: 'ignore' });
+}
+
+function smtpguard(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, TZ: 'UTC' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const scanArgs = ['scan', '--json', '--window', 'all', '--now', '2026-11-23T00:00:00Z'];
+const addresses = (json: string) => (JSON.parse(json) as { addresses: unknown[] }).addresses;
+
+describe.runIf(missing.length === 0)('--journal on a real journal', () => {
+  it('gives exactly what the same lines give as a mail.log', () => {
+    const journalDir = path.join(dir, 'one');
+    writeJournal(journalDir, 'all', LINES);
+    const file = path.join(dir, 'mail.log');
+    writeFileSync(file, LINES.join('\n') + '\n');
+    const fromJournal = smtpguard([...scanArgs, '--no-state', '--journal', '--journal-directory', journalDir]);
+    expect(fromJournal.stderr).toBe('');
+    const fromFile = smtpguard([...scanArgs, '--no-state', '--log', file]);
+    expect(addresses(fromJournal.stdout)).toEqual(addresses(fromFile.stdout));
+    expect(addresses(fromJournal.stdout).length).toBeGreaterThan(20);
+    const source = (JSON.parse(fromJournal.stdout) as { sources: Array<{ path: string; lines: number; events: number }> }).sources[0]!;
+    expect(source.path).toBe(`journal:postfix*@${journalDir}`);
+    // only Postfix's unit is read: the other programs' lines are not even fetched
+    expect(source.lines).toBe(LINES.filter((l) => LINE.exec(l)![3]!.startsWith('postfix')).length);
+  });
+
+  it('reads on from its cursor: new entries only, the same answer as reading everything', () => {
+    const journalDir = path.join(dir, 'two');
+    const state = path.join(dir, 'state');
+    const half = Math.floor(LINES.length / 2);
+    writeJournal(journalDir, 'first', LINES.slice(0, half));
+    const first = smtpguard([...scanArgs, '--journal', '--journal-directory', journalDir, '--state-dir', state]);
+    expect(first.code).toBe(0);
+    const entry = (JSON.parse(readFileSync(path.join(state, 'scan-state.json'), 'utf8')) as { entries: Array<{ cursor?: string; lines: number }> }).entries[0]!;
+    expect(entry.cursor).toMatch(/^s=/);
+    writeJournal(journalDir, 'second', LINES.slice(half));
+    const incremental = smtpguard([...scanArgs, '--journal', '--journal-directory', journalDir, '--state-dir', state]);
+    const full = smtpguard([...scanArgs, '--no-state', '--journal', '--journal-directory', journalDir]);
+    expect(addresses(incremental.stdout)).toEqual(addresses(full.stdout));
+    expect((JSON.parse(incremental.stdout) as { sources: Array<{ lines: number }> }).sources).toEqual((JSON.parse(full.stdout) as { sources: Array<{ lines: number }> }).sources);
+    // nothing new: the state is not even rewritten
+    const before = readFileSync(path.join(state, 'scan-state.json'), 'utf8');
+    expect(addresses(smtpguard([...scanArgs, '--journal', '--journal-directory', journalDir, '--state-dir', state]).stdout)).toEqual(addresses(full.stdout));
+    expect(readFileSync(path.join(state, 'scan-state.json'), 'utf8')).toBe(before);
+  });
+
+  it('without --log and without a mail log on the default paths, reads the journal by itself and says so', () => {
+    const journalDir = path.join(dir, 'three');
+    writeJournal(journalDir, 'all', LINES.slice(0, 200));
+    const r = smtpguard(['scan', '--window', 'all', '--no-state', '--journal-directory', journalDir, '--now', '2026-11-23T00:00:00Z']);
+    const hasMailLog = readdirSync('/var/log').some((f) => f.startsWith('mail.log') || f.startsWith('mail.warn'));
+    if (hasMailLog) {
+      expect(r.stdout).toMatch(/Read \d+ files? \(\/var\/log\/mail/); // this machine has a mail log: that is what is read
+    } else {
+      expect(r.stderr).toBe(`smtpguard: no mail log at /var/log/mail.log* or /var/log/mail.warn*: reading Postfix's entries in the journal (unit postfix*)\n`);
+      expect(r.stdout).toContain(`(journal:postfix*@${journalDir})`);
+    }
+    expect(r.code).toBe(0);
+  });
+});
