@@ -1,6 +1,6 @@
 /** `smtpguard install` and `smtpguard run`, the built binary, on files in a temp directory. */
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,6 +155,22 @@ describe('install then run', () => {
       ['2001:db8:1:2::/64', 'prefix'],
     ]);
     expect(json.perHour).toHaveLength(24);
+  });
+
+  it('status without root shows what it can read and says what it could not', () => {
+    install();
+    smtpguard(['run', '--no-reload', ...flags]);
+    chmodSync(path.join(dir, 'before.rules'), 0o000);
+    // root reads anything: take away its power to ignore file modes (and to read iptables)
+    const isRoot = process.getuid?.() === 0;
+    const argv = [process.execPath, BIN, 'status', ...flags];
+    const r = isRoot
+      ? spawnSync('setpriv', ['--bounding-set', '-dac_override,-dac_read_search,-net_admin,-net_raw', ...argv], { encoding: 'utf8', env: { PATH: process.env.PATH, TZ: 'UTC' } })
+      : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH, TZ: 'UTC' } });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^Note: cannot read the blocks in .*before\.rules: EACCES/m);
+    expect(r.stdout).toMatch(/^ {2}2001:db8:1:2::\/64 +prefix /m); // before6.rules is still readable
+    expect(r.stdout).toMatch(/^Note: cannot read the iptables counters/m);
   });
 
   it('refuses to run on files without markers, naming the file and the fix; changes nothing', () => {

@@ -36,7 +36,9 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
         if (m !== null) blocks.set(m[1]!, { cidr: m[1]!, family: m[1]!.includes(':') ? 6 : 4, packets: null, logged: null, record: null });
       }
     } catch (error) {
-      notes.push(`cannot read the blocks in ${file}: ${error instanceof SmtpguardError ? error.message : (error as Error).message}`);
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = error instanceof SmtpguardError ? error.message : code === 'EACCES' || code === 'EPERM' ? 'permission denied (root only)' : code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      notes.push(`cannot read the blocks in ${file}: ${why}`);
     }
   }
   const records = await readBlockRecords(settings.stateDir);
