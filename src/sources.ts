@@ -4,7 +4,8 @@
  * system gives; knows nothing about log lines.
  */
 import { constants as zlibConstants, createGunzip, gunzipSync } from 'node:zlib';
-import { createReadStream, readSync } from 'node:fs';
+import { read, readSync } from 'node:fs';
+import { once } from 'node:events';
 import { lstat, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -245,12 +246,29 @@ export function readPlain(fd: number, scanner: LogScanner, from: number, to: num
   }
 }
 
-/** Decompresses from the start, feeding the scanner from text offset `from` on. */
+/**
+ * Decompresses from the start, feeding the scanner from text offset `from` on. The
+ * compressed bytes come from positional reads on `fd`, which is never closed here: the
+ * descriptor belongs to whoever opened the log (and may be shared with a worker thread).
+ */
 export async function readGzip(fd: number, shownPath: string, scanner: LogScanner, warn: Warn, from: number): Promise<void> {
   const gunzip = createGunzip({ chunkSize: 1 << 20 });
-  const input = createReadStream('', { fd, start: 0, autoClose: false, highWaterMark: 1 << 20 });
-  input.on('error', (error) => gunzip.destroy(error));
-  input.pipe(gunzip);
+  const stop = new AbortController();
+  const feeding = (async () => {
+    let position = 0;
+    try {
+      for (;;) {
+        const chunk = Buffer.allocUnsafe(1 << 20);
+        const bytesRead = await new Promise<number>((resolve, reject) => read(fd, chunk, 0, chunk.length, position, (error, n) => (error ? reject(error) : resolve(n))));
+        if (bytesRead === 0) break;
+        position += bytesRead;
+        if (!gunzip.write(chunk.subarray(0, bytesRead))) await once(gunzip, 'drain', { signal: stop.signal });
+      }
+      gunzip.end();
+    } catch (error) {
+      gunzip.destroy(error as Error);
+    }
+  })();
   let skip = from;
   let seen = 0;
   try {
@@ -268,8 +286,9 @@ export async function readGzip(fd: number, shownPath: string, scanner: LogScanne
     if (!isZlibError(error)) throw error;
     warn(`${shownPath} is not valid gzip after ${seen} bytes of text (${(error as Error).message}); counted the lines before that`);
   } finally {
-    input.unpipe(gunzip);
-    input.destroy();
+    stop.abort(); // the feeder may wait for a drain that will not come
+    gunzip.destroy();
+    await feeding.catch(() => undefined);
   }
 }
 
