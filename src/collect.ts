@@ -59,8 +59,10 @@ interface Reading {
   head: Buffer;
   known: Tally;
   base: { size: number; lines: number; events: number };
-  /** With the state: stop at the last complete line and keep an entry. */
+  /** With the state: keep an entry for it. */
   keep: boolean;
+  /** The newest plain file of its family, the one syslog still writes: its unterminated last line waits for the next run. */
+  live: boolean;
   jobs: number[];
 }
 
@@ -82,13 +84,14 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     if (journal !== null && options.usingDefaultLogs) return [];
     throw error;
   });
-  const state = options.stateDir === null ? null : await ScanState.load(options.stateDir, options.now.getFullYear(), options.warn);
+  const state = options.stateDir === null ? null : await ScanState.load(options.stateDir, options.now, options.warn);
   const done = new Map<LogSource, FileResult>();
   const readings: Reading[] = [];
   const jobs: ScanJob[] = [];
   const open: OpenLog[] = [];
   try {
     // 1. what each log needs: nothing (known whole), the text after what is known, or all of it
+    const newest = new Map(sources.map((source) => [source.family, source])); // sources come oldest first
     for (const source of sources) {
       const log = await openLog(source, options.warn, options.stdin);
       if (log === null) continue;
@@ -97,7 +100,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
         done.set(source, await readStdin(log, parser, options.warn));
         continue;
       }
-      const reading = state === null ? fresh(source, log) : await fromState(source, log, state, options.warn, options.window);
+      const reading = state === null ? fresh(source, log) : await fromState(source, log, state, options.warn, options.window, newest.get(source.family) === source);
       if ('report' in reading) {
         done.set(source, reading);
         continue;
@@ -169,7 +172,8 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
   };
   known.addAll(fresh);
   if (state === null) return { tally: known, report, entry: null };
-  if (read.cursor === null && match !== undefined) return { tally: known, report, entry: match }; // nothing new
+  // nothing new (journalctl prints the last cursor again, or none)
+  if (match !== undefined && (read.cursor === null || read.cursor === match.cursor)) return { tally: known, report: { bytes: match.size, lines: match.lines, events: match.events }, entry: match };
   const span = known.span();
   const entry = state.entry(
     { head, headLength: 0, size: report.bytes, lines: report.lines, events: report.events, first: span?.first ?? null, last: span?.last ?? null, ...(read.cursor === null ? {} : { cursor: read.cursor }) },
@@ -187,14 +191,14 @@ async function readStdin(log: OpenLog, parser: LineParser, warn: Warn): Promise<
 }
 
 function fresh(source: LogSource, log: OpenLog): Reading {
-  return { source, log, head: Buffer.alloc(0), known: new Tally(), base: { size: 0, lines: 0, events: 0 }, keep: false, jobs: [] };
+  return { source, log, head: Buffer.alloc(0), known: new Tally(), base: { size: 0, lines: 0, events: 0 }, keep: false, live: false, jobs: [] };
 }
 
 /**
  * What the state knows of this log (found by the hash of its first bytes): all of it
  * (a result, decoded only if the window needs it), or a part to read on from.
  */
-async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn: Warn, window: TimeWindow): Promise<Reading | FileResult> {
+async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn: Warn, window: TimeWindow, newest: boolean): Promise<Reading | FileResult> {
   const head = await log.head(HEAD_BYTES);
   let match: StateEntry | undefined;
   for (const length of new Set(state.entries.map((e) => e.headLength))) {
@@ -217,13 +221,13 @@ async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn
     }
   }
   const base = match === undefined ? { size: 0, lines: 0, events: 0 } : { size: match.size, lines: match.lines, events: match.events };
-  return { source, log, head, known, base, keep: true, jobs: [] };
+  return { source, log, head, known, base, keep: true, live: newest && !log.gzip, jobs: [] };
 }
 
 /** The jobs that read the rest of one log: two halves when it is big and plain. */
 function planJobs(reading: Reading, fd: number, jobs: ScanJob[], tuning: Tuning): number[] {
-  const { log, source, base, keep } = reading;
-  const job = { path: source.path, fd, gzip: log.gzip, stopAtLastLine: keep };
+  const { log, source, base, keep, live } = reading;
+  const job = { path: source.path, fd, gzip: log.gzip, stopAtLastLine: keep && live };
   const left = Math.max(0, log.contentSize - base.size);
   // a line start near the middle; none (gzip, small, or no line starts in the second half): one job
   const middle = log.gzip || left < tuning.splitBytes ? log.contentSize : lineStartAtOrAfter(fd, base.size + Math.floor(left / 2), log.contentSize);

@@ -60,16 +60,28 @@ export async function runJobs(jobs: readonly ScanJob[], now: Date, parallelMinBy
   const order = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.size - jobs[a]!.size);
   let next = 0;
   const worker = new Worker(WORKER, { workerData: { now: now.getTime() } });
+  // one job at a time on the worker: one reply handler, and an error or exit fails the job waiting
+  let waiting: { resolve: (r: JobResult) => void; reject: (e: unknown) => void } | null = null;
+  const fail = (error: unknown) => {
+    waiting?.reject(error);
+    waiting = null;
+  };
+  worker.on('message', (m: WorkerReply) => {
+    const job = waiting;
+    waiting = null;
+    if (job === null) return;
+    if ('error' in m) {
+      const { message, hint, exitCode, code } = m.error;
+      job.reject(exitCode === undefined ? Object.assign(new Error(message), { code }) : new SmtpguardError(message, { hint, exitCode: exitCode as ExitCode }));
+    } else {
+      job.resolve({ tally: Tally.deserialize(Buffer.from(m.tally)), counters: m.counters, rest: Buffer.from(m.rest), warnings: m.warnings });
+    }
+  });
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`the scan worker stopped (exit code ${code})`)));
   const onWorker = (job: ScanJob) =>
     new Promise<JobResult>((resolve, reject) => {
-      worker.once('message', (m: WorkerReply) => {
-        if ('error' in m) {
-          const { message, hint, exitCode, code } = m.error;
-          reject(exitCode === undefined ? Object.assign(new Error(message), { code }) : new SmtpguardError(message, { hint, exitCode: exitCode as ExitCode }));
-        }
-        else resolve({ tally: Tally.deserialize(Buffer.from(m.tally)), counters: m.counters, rest: Buffer.from(m.rest), warnings: m.warnings });
-      });
-      worker.once('error', reject);
+      waiting = { resolve, reject };
       worker.postMessage(job);
     });
   try {

@@ -36,8 +36,30 @@ export interface JournalRead {
   cursorValid: boolean;
 }
 
+/**
+ * Whether the journal still holds the entry at `cursor`: journalctl does not fail on a
+ * cursor it no longer has, it seeks to the nearest entry, and --after-cursor would then
+ * skip one entry that was never read.
+ */
+async function holdsCursor(j: JournalSource, cursor: string): Promise<boolean> {
+  const child = execa('journalctl', [...args(j), '--cursor', cursor, '-o', 'json', '--output-fields=__CURSOR'], { reject: false, stdin: 'ignore', buffer: false });
+  let first = '';
+  for await (const chunk of child.stdout!) {
+    first += String(chunk);
+    if (first.includes('\n')) break;
+  }
+  child.kill();
+  await child.catch(() => undefined);
+  try {
+    return (JSON.parse(first.split('\n')[0]!) as { __CURSOR?: string }).__CURSOR === cursor;
+  } catch {
+    return false;
+  }
+}
+
 /** Streams the entries (after `afterCursor`) into the scanner; the cursor line is not log text. */
 export async function readJournal(j: JournalSource, scanner: LogScanner, afterCursor: string | null): Promise<JournalRead> {
+  if (afterCursor !== null && !(await holdsCursor(j, afterCursor))) return { cursor: null, cursorValid: false };
   const child = execa('journalctl', [...args(j), '-o', 'short-iso-precise', '--show-cursor', ...(afterCursor === null ? [] : ['--after-cursor', afterCursor])], {
     reject: false,
     stdin: 'ignore',
@@ -45,15 +67,18 @@ export async function readJournal(j: JournalSource, scanner: LogScanner, afterCu
     encoding: 'buffer',
   });
   let last = Buffer.alloc(0); // the end of the output, where the cursor line is
+  let any = false;
   for await (const chunk of child.stdout!) {
     const buffer = chunk as Buffer;
+    any ||= buffer.length > 0;
     scanner.push(buffer);
     last = Buffer.concat([last, buffer]).subarray(-4096);
   }
   const result = await child;
   const stderr = Buffer.from(result.stderr as Uint8Array).toString('utf8').trim();
   if (result.failed) {
-    if (afterCursor !== null && /cursor/i.test(stderr)) return { cursor: null, cursorValid: false };
+    // no entry of the unit at all: "Failed to add filter for units: No data available", or nothing said
+    if (!any && (stderr === '' || /no data available/i.test(stderr))) return { cursor: null, cursorValid: true };
     throw new SmtpguardError(`journalctl failed: ${stderr || result.shortMessage}`, {
       hint: 'run as root or as a member of the systemd-journal group, or read log files with --log',
     });

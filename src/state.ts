@@ -12,13 +12,15 @@
  * valid is discarded with a warning, and the logs are read again from the start.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomically } from './files.js';
 import type { Warn } from './sources.js';
 
 export const HEAD_BYTES = 4096;
-const VERSION = 3;
+const VERSION = 4;
+/** The time zone year-less timestamps are read in. */
+const ZONE = `${Intl.DateTimeFormat().resolvedOptions().timeZone}/${new Date(2026, 0, 1).getTimezoneOffset()}/${new Date(2026, 6, 1).getTimezoneOffset()}`;
 const TALLY_FILE = /^tally-[0-9a-f]{24}-\d+\.bin$/;
 
 export interface StateEntry {
@@ -40,8 +42,11 @@ export interface StateEntry {
 
 interface StateFile {
   version: number;
-  /** Year-less timestamps were read with this year of --now: another year reads them again. */
+  /** Year-less timestamps were read as local time of this zone, with this year of --now: another zone or year reads them again. */
   year: number;
+  zone: string;
+  /** The latest --now a run used: a run "before" it reads everything again (future lines may have been read as last year's). */
+  now: number;
   entries: StateEntry[];
 }
 
@@ -53,24 +58,26 @@ export class ScanState {
 
   private constructor(
     readonly file: string,
-    private readonly year: number,
+    private readonly now: Date,
     readonly entries: StateEntry[],
   ) {}
 
-  static async load(dir: string, year: number, warn: Warn): Promise<ScanState> {
+  static async load(dir: string, now: Date, warn: Warn): Promise<ScanState> {
     const file = path.join(dir, 'scan-state.json');
     const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') warn(`cannot read the scan state ${file} (${error.message}); reading all logs from the start`);
+      // missing: a first run; not readable: an unprivileged scan, which reads in full, quietly
+      if (!['ENOENT', 'EACCES', 'EPERM'].includes(error.code ?? '')) warn(`cannot read the scan state ${file} (${error.message}); reading all logs from the start`);
       return null;
     });
-    if (text === null) return new ScanState(file, year, []);
+    if (text === null) return new ScanState(file, now, []);
     try {
       const state = JSON.parse(text) as StateFile;
       if (state.version !== VERSION || !Array.isArray(state.entries) || !state.entries.every(isEntry)) throw new Error('not a scan state');
-      return new ScanState(file, year, state.year === year ? state.entries : []);
+      const same = state.year === now.getFullYear() && state.zone === ZONE && typeof state.now === 'number' && state.now <= now.getTime();
+      return new ScanState(file, now, same ? state.entries : []);
     } catch (error) {
       warn(`the scan state ${file} is not valid (${(error as Error).message}); reading all logs from the start`);
-      return new ScanState(file, year, []);
+      return new ScanState(file, now, []);
     }
   }
 
@@ -89,7 +96,7 @@ export class ScanState {
   /** Keeps `entries` (those of the logs read this time) for the next run; drops the other tallies. */
   async save(entries: readonly StateEntry[], warn: Warn): Promise<void> {
     const dir = path.dirname(this.file);
-    const state: StateFile = { version: VERSION, year: this.year, entries: [...entries] };
+    const state: StateFile = { version: VERSION, year: this.now.getFullYear(), zone: ZONE, now: this.now.getTime(), entries: [...entries] };
     try {
       await mkdir(dir, { recursive: true, mode: 0o755 });
       for (const entry of entries) {
@@ -97,8 +104,10 @@ export class ScanState {
         if (data !== undefined) await writeAtomically(path.join(dir, entry.tally), data.toString('latin1'), null, 0o600);
       }
       await writeAtomically(this.file, JSON.stringify(state), null, 0o600);
+      // drop the tallies this run knew and no longer needs; a scan running beside the cron job
+      // must not delete the files the other one just wrote
       const keep = new Set(entries.map((e) => e.tally));
-      for (const name of await readdir(dir)) if (TALLY_FILE.test(name) && !keep.has(name)) await unlink(path.join(dir, name)).catch(() => undefined);
+      for (const e of this.entries) if (!keep.has(e.tally)) await unlink(path.join(dir, e.tally)).catch(() => undefined);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? ((error as { cause?: NodeJS.ErrnoException }).cause?.code);
       // an unprivileged `smtpguard scan` cannot write /var/lib/smtpguard: it reads in full each time

@@ -4,7 +4,7 @@
  * format, and read back by journalctl --directory, as on a journald-only host.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,9 +87,31 @@ describe.runIf(missing.length === 0)('--journal on a real journal', () => {
     expect(addresses(incremental.stdout)).toEqual(addresses(full.stdout));
     expect((JSON.parse(incremental.stdout) as { sources: Array<{ lines: number }> }).sources).toEqual((JSON.parse(full.stdout) as { sources: Array<{ lines: number }> }).sources);
     // nothing new: the state is not even rewritten
-    const before = readFileSync(path.join(state, 'scan-state.json'), 'utf8');
+    const mtimes = () => readdirSync(state).map((f) => `${f} ${statSync(path.join(state, f)).mtimeMs}`).sort();
+    const before = mtimes();
     expect(addresses(smtpguard([...scanArgs, '--journal', '--journal-directory', journalDir, '--state-dir', state]).stdout)).toEqual(addresses(full.stdout));
-    expect(readFileSync(path.join(state, 'scan-state.json'), 'utf8')).toBe(before);
+    expect(mtimes()).toEqual(before);
+  });
+
+  it('a cursor the journal no longer holds (vacuumed, replaced) means reading it all again', () => {
+    const journalDir = path.join(dir, 'four');
+    const state = path.join(dir, 'state4');
+    writeJournal(journalDir, 'old', LINES.slice(0, 300));
+    smtpguard([...scanArgs, '--journal', '--journal-directory', journalDir, '--state-dir', state]);
+    rmSync(journalDir, { recursive: true });
+    writeJournal(journalDir, 'new', LINES.slice(600, 900));
+    const incremental = smtpguard([...scanArgs, '--journal', '--journal-directory', journalDir, '--state-dir', state]);
+    const full = smtpguard([...scanArgs, '--no-state', '--journal', '--journal-directory', journalDir]);
+    expect(addresses(incremental.stdout)).toEqual(addresses(full.stdout));
+  });
+
+  it('a journal without Postfix entries is no error: nothing to count', () => {
+    const journalDir = path.join(dir, 'five');
+    writeJournal(journalDir, 'other', LINES.filter((l) => !LINE.exec(l)![3]!.startsWith('postfix')).slice(0, 20));
+    const r = smtpguard([...scanArgs, '--journal', '--journal-directory', journalDir, '--state-dir', path.join(dir, 'state5')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(addresses(r.stdout)).toEqual([]);
   });
 
   it('without --log and without a mail log on the default paths, reads the journal by itself and says so', () => {
