@@ -13,7 +13,7 @@ import { findSection, sectionLines } from '../render.js';
 import type { Settings } from '../settings.js';
 import { readBlockRecords } from '../state.js';
 import { renderStatus, type Status, type StatusBlock } from '../status-report.js';
-import { countPerHour } from '../tally.js';
+import { ALL_TIME, countPerHour, summarise } from '../tally.js';
 import { scanAndDecide, type Io } from './common.js';
 
 export interface StatusOptions {
@@ -63,7 +63,8 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
     }
   }
   const logged = await readKernelLog(options.now);
-  if (logged === null) notes.push('no [SMTPGUARD BLOCK] lines found in the kernel log of the last 24 hours');
+  if (logged === null) notes.push('cannot read the kernel log (journalctl -k or /var/log/kern.log): no LOGGED column');
+  else if (logged.size === 0) notes.push('no [SMTPGUARD BLOCK] lines in the kernel log of the last 24 hours (this boot)');
   else {
     for (const block of blocks.values()) {
       const range = parseRange(block.cidr);
@@ -78,7 +79,11 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
   let nearMisses: Status['nearMisses'] = [];
   let perHour: number[] | null = null;
   try {
-    const { collected, summaries, decision } = await scanAndDecide(settings, options.now, options.defaultLogs, io, false);
+    // the chart needs the last 24 hours (25: its first hour starts before now - 24h) whatever --window is
+    const wide = { ...settings, window: Math.max(settings.window, 25 * 3_600_000) };
+    const { collected, decision } = await scanAndDecide(wide, options.now, options.defaultLogs, io, false);
+    const to = options.now.getTime();
+    const summaries = summarise(collected.tally, settings.window === Infinity ? ALL_TIME : { from: to - settings.window, to }, settings.kinds);
     const excluded = new Set([...decision.blocks.flatMap((b) => b.addresses), ...decision.ignored.map((i) => i.address)]);
     const blocked = [...blocks.keys()].map(parseRange);
     const isBlocked = (address: string) => {
@@ -121,13 +126,25 @@ async function readCounters(command: string, chain: string): Promise<Map<string,
   return counters;
 }
 
-/** SRC= of the [SMTPGUARD...] LOG lines of the last 24 hours: the kernel journal, else kern.log. */
+/** SRC= of the [SMTPGUARD...] LOG lines of the last 24 hours: the kernel journal (this boot), else kern.log; null when neither is readable. */
 async function readKernelLog(now: Date): Promise<Map<string, number> | null> {
-  const since = new Date(now.getTime() - 24 * 3_600_000);
-  let text = await run('journalctl', ['-k', '-q', '--no-pager', '-o', 'cat', `--since=@${Math.floor(since.getTime() / 1000)}`, '--grep=SMTPGUARD']);
-  if (text === null || text.trim() === '') text = await readFile('/var/log/kern.log', 'utf8').catch(() => null);
+  const since = now.getTime() - 24 * 3_600_000;
+  let text = await run('journalctl', ['-k', '-q', '--no-pager', '-o', 'cat', `--since=@${Math.floor(since / 1000)}`, '--grep=SMTPGUARD']);
+  if (text === null || text.trim() === '') {
+    const kern = await readFile('/var/log/kern.log', 'utf8').catch(() => null);
+    if (kern !== null) {
+      // rsyslog's RFC 3339 stamps: keep the last 24 hours (a line without one is kept)
+      text = kern
+        .split('\n')
+        .filter((line) => {
+          const stamp = Date.parse(line.slice(0, line.indexOf(' ')));
+          return Number.isNaN(stamp) || stamp >= since;
+        })
+        .join('\n');
+    }
+  }
   if (text === null) return null;
   const sources = new Map<string, number>();
   for (const m of text.matchAll(/\[SMTPGUARD[^\]]*\].*? SRC=([0-9a-fA-F:.]+) /g)) sources.set(m[1]!, (sources.get(m[1]!) ?? 0) + 1);
-  return sources.size === 0 ? null : sources;
+  return sources;
 }
