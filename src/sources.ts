@@ -217,19 +217,6 @@ export async function guard(path: string, read: () => Promise<void> | void): Pro
   }
 }
 
-/** Reads one source, all of it, into `scanner` and ends it; false when it vanished. */
-export async function readLogSource(source: LogSource, scanner: LogScanner, warn: Warn, stdin: Readable): Promise<boolean> {
-  const log = await openLog(source, warn, stdin);
-  if (log === null) return false;
-  try {
-    await log.feed(scanner, 0, warn);
-  } finally {
-    await log.close();
-  }
-  scanner.end();
-  return true;
-}
-
 /**
  * Text [from, to) of a plain file into the scanner. readSync: blocks come from the page
  * cache at memcpy speed, and a round trip through libuv's thread pool per block costs

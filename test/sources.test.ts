@@ -7,10 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectEvents } from '../src/collect.js';
 import { ALL_TIME } from '../src/tally.js';
 import { SmtpguardError } from '../src/errors.js';
-import { findLogSources, orderLogPaths, parseRotation, readLogSource } from '../src/sources.js';
-import { LineParser } from '../src/parse.js';
-import { LogScanner } from '../src/scan.js';
-import { Tally } from '../src/tally.js';
+import { findLogSources, openLog, orderLogPaths, parseRotation } from '../src/sources.js';
 import { NOW, tallyEvents } from './helpers.js';
 
 const sasl = (address: string, second = 0) =>
@@ -173,9 +170,8 @@ describe('reading logs', () => {
   });
 
   it('skips a file that disappeared after it was listed, with a warning', async () => {
-    const scanner = new LogScanner(new LineParser(NOW), new Tally());
     const source = { path: path.join(dir, 'mail.log.1'), family: 'f', group: 'g' };
-    expect(await readLogSource(source, scanner, warn, Readable.from([]))).toBe(false);
+    expect(await openLog(source, warn, Readable.from([]))).toBeNull();
     expect(warnings).toEqual([`${source.path} disappeared before it could be read (rotated?); skipped`]);
   });
 });

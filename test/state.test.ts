@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mulberry32 } from '../bench/generate.js';
 import { collectEvents } from '../src/collect.js';
 import { EVENT_KINDS } from '../src/kinds.js';
 import { ALL_TIME, summarise } from '../src/tally.js';
@@ -23,18 +24,6 @@ beforeEach(() => {
   warnings.length = 0;
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A small seeded PRNG (mulberry32): the same seed, the same history. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A window in the middle of the random histories: logs wholly outside it are not even decoded. */
 const WINDOW = { from: Date.parse('2026-11-20T00:30:00Z'), to: Date.parse('2026-11-20T01:30:00Z') };
@@ -60,7 +49,7 @@ async function scan(withState: boolean, window = ALL_TIME) {
 
 describe('scan state', () => {
   it.each([1, 2, 3, 4, 5, 6])('gives what a full scan gives over a random history (seed %i)', async (seed) => {
-    const rand = random(seed);
+    const rand = mulberry32(seed);
     const log = path.join(dir, 'mail.log');
     writeFileSync(log, '');
     let second = 0;
