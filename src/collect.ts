@@ -283,6 +283,7 @@ function overlaps(entry: StateEntry, window: TimeWindow): boolean {
 function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally): void {
   const family = families.get(source.family);
   if (family === undefined) families.set(source.family, { group: source.group, tally });
+  else if (family.tally.addresses.size === 0) family.tally = tally; // nothing to add to: take it, do not copy it
   else family.tally.addAll(tally);
 }
 

@@ -28,6 +28,8 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
   const journal = await chooseJournal(settings, defaultLogs, io);
   const to = now.getTime();
   const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
+  // ask Postfix for mynetworks while the logs are read
+  const neverBlocking = findNeverBlock(settings.allow, settings.postfixConfigDir, io.warn);
   const collected = await collectEvents({
     logs: journal !== null && defaultLogs ? [] : settings.log,
     usingDefaultLogs: defaultLogs,
@@ -40,7 +42,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     window,
   });
   const summaries = summarise(collected.tally, window, settings.kinds);
-  const neverBlock = await findNeverBlock(settings.allow, settings.postfixConfigDir, io.warn);
+  const neverBlock = await neverBlocking;
   const decision = decideBlocks(summaries, {
     threshold: settings.threshold,
     threshold6: settings.threshold6,
