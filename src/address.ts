@@ -74,8 +74,9 @@ export function isValidRange(cidr: string): boolean {
   }
 }
 
-export function sameFamily(ip: Ip, range: Range): boolean {
-  return ip.kind() === range[0].kind();
+/** Whether the address lies in the range (never across IPv4 and IPv6). */
+export function inRange(ip: Ip, range: Range): boolean {
+  return ip.kind() === range[0].kind() && ip.match(range);
 }
 
 export function rangesOverlap(a: Range, b: Range): boolean {

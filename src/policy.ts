@@ -12,7 +12,7 @@
  *   (for IPv6, a login from any address of its prefix: phones change addresses).
  * - `maxBlocks` keeps the worst blocks.
  */
-import { compareCidrs, compareIps, networkOf, parseIp, parseRange, rangesOverlap, sameFamily, type Ip, type Range } from './address.js';
+import { compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Ip } from './address.js';
 import type { EventKind } from './kinds.js';
 import type { AddressSummary } from './tally.js';
 
@@ -105,7 +105,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
       spared.push({ address: s.address, saslFailures: s.events.saslFailure, reason: 'logged in' });
     }
     if (total === 0) continue;
-    const guard = never.find((n) => sameFamily(ip, n.range) && ip.match(n.range));
+    const guard = never.find((n) => inRange(ip, n.range));
     if (guard !== undefined) {
       // reported only when it would have been blocked on its own
       if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });

@@ -12,22 +12,27 @@ import type { Warn } from './sources.js';
 
 const TIMEOUT_MS = 60_000;
 
-export interface PostconfResult {
+export interface QueryResult {
   ok: boolean;
-  /** stdout when ok, else what went wrong (stderr, or why it did not start). */
+  /** stdout (trimmed) when ok, else what went wrong (stderr, or why it did not start). */
   output: string;
 }
 
 /**
- * postconf [-c DIR] ARGS: values from stdout only (its warnings go to stderr). A read-only
- * query on every run: node's execFile, not execa, whose loading alone costs more than the query.
+ * A read-only command (postconf, iptables -L, journalctl -k): node's execFile, not execa,
+ * whose loading alone costs more than such a query on every cron run.
  */
-export function postconf(args: readonly string[], configDir: string | null): Promise<PostconfResult> {
+export function query(command: string, args: readonly string[]): Promise<QueryResult> {
   return new Promise((resolve) => {
-    execFile('postconf', [...(configDir === null ? [] : ['-c', configDir]), ...args], { timeout: TIMEOUT_MS }, (error, stdout, stderr) => {
+    execFile(command, args, { timeout: TIMEOUT_MS, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
       resolve(error === null ? { ok: true, output: stdout.trim() } : { ok: false, output: (stderr.trim() || error.message).trim() });
     });
   });
+}
+
+/** postconf [-c DIR] ARGS: values from stdout only (its warnings go to stderr). */
+export function postconf(args: readonly string[], configDir: string | null): Promise<QueryResult> {
+  return query('postconf', [...(configDir === null ? [] : ['-c', configDir]), ...args]);
 }
 
 /** `postconf -h default_database_type`, or hash where Postfix is not installed. */

@@ -5,13 +5,13 @@
  * events per hour of the last day. Read-only; unprivileged it shows what it can read
  * and says what it could not.
  */
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { parseIp, parseRange } from '../address.js';
+import { inRange, parseIp, parseRange } from '../address.js';
 import { SmtpguardError } from '../errors.js';
 import { findSection, sectionLines } from '../render.js';
 import type { Settings } from '../settings.js';
 import { readBlockRecords } from '../state.js';
+import { query } from '../system.js';
 import { renderStatus, type Status, type StatusBlock } from '../status-report.js';
 import { ALL_TIME, countPerHour, summarise } from '../tally.js';
 import { scanAndDecide, type Io } from './common.js';
@@ -71,7 +71,7 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
       block.logged = 0;
       for (const [source, n] of logged) {
         const ip = parseIp(source);
-        if (ip.kind() === range[0].kind() && ip.match(range)) block.logged += n;
+        if (inRange(ip, range)) block.logged += n;
       }
     }
   }
@@ -88,7 +88,7 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
     const blocked = [...blocks.keys()].map(parseRange);
     const isBlocked = (address: string) => {
       const ip = parseIp(address);
-      return blocked.some((range) => range[0].kind() === ip.kind() && ip.match(range));
+      return blocked.some((range) => inRange(ip, range));
     };
     nearMisses = summaries
       .filter((s) => s.total > 0 && !excluded.has(s.address) && !isBlocked(s.address))
@@ -105,16 +105,10 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
   io.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, settings.kinds));
 }
 
-function run(command: string, args: readonly string[]): Promise<string | null> {
-  return new Promise((resolve) => {
-    execFile(command, args, { timeout: 30_000, maxBuffer: 64 << 20 }, (error, stdout) => resolve(error === null ? stdout : null));
-  });
-}
-
 /** Packets per source of the chain's rules: `iptables -L CHAIN -v -x -n`. */
 async function readCounters(command: string, chain: string): Promise<Map<string, number> | null> {
-  const out = await run(command, ['-L', chain, '-v', '-x', '-n']);
-  if (out === null) return null;
+  const { ok, output: out } = await query(command, ['-L', chain, '-v', '-x', '-n']);
+  if (!ok) return null;
   const counters = new Map<string, number>();
   for (const line of out.split('\n').slice(2)) {
     const fields = line.trim().split(/\s+/);
@@ -129,8 +123,9 @@ async function readCounters(command: string, chain: string): Promise<Map<string,
 /** SRC= of the [SMTPGUARD...] LOG lines of the last 24 hours: the kernel journal (this boot), else kern.log; null when neither is readable. */
 async function readKernelLog(now: Date): Promise<Map<string, number> | null> {
   const since = now.getTime() - 24 * 3_600_000;
-  let text = await run('journalctl', ['-k', '-q', '--no-pager', '-o', 'cat', `--since=@${Math.floor(since / 1000)}`, '--grep=SMTPGUARD']);
-  if (text === null || text.trim() === '') {
+  const journal = await query('journalctl', ['-k', '-q', '--no-pager', '-o', 'cat', `--since=@${Math.floor(since / 1000)}`, '--grep=SMTPGUARD']);
+  let text = journal.ok ? journal.output : null;
+  if (text === null || text === '') {
     const kern = await readFile('/var/log/kern.log', 'utf8').catch(() => null);
     if (kern !== null) {
       // rsyslog's RFC 3339 stamps: keep the last 24 hours (a line without one is kept)
