@@ -129,7 +129,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
   if (journal !== null) {
     const { journalName } = await import('./journal.js'); // execa loads only on journal hosts
     const name = journalName(journal);
-    const result = await readJournalWithState(journal, parser, state);
+    const result = await readJournalWithState(journal, parser, state, options.warn);
     if (result.entry !== null) entries.push(result.entry);
     reports.push({ path: name, ...result.report });
     addToFamily(families, { path: name, family: name, group: name }, result.tally);
@@ -140,17 +140,15 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
 }
 
 /** The journal: after the cursor the state keeps (all of it without state, or when the cursor is gone). */
-async function readJournalWithState(journal: JournalSource, parser: LineParser, state: ScanState | null): Promise<FileResult> {
+async function readJournalWithState(journal: JournalSource, parser: LineParser, state: ScanState | null, warn: Warn): Promise<FileResult> {
   const { cursorLineSize, journalName, readJournal } = await import('./journal.js');
   const head = headHash(Buffer.from(`journal\0${journalName(journal)}`));
   let match = state?.entries.find((e) => e.head === head && e.cursor !== undefined);
   let known = new Tally();
   if (match !== undefined && state !== null) {
-    try {
-      known = Tally.deserialize(await state.readTally(match));
-    } catch {
-      match = undefined;
-    }
+    const tally = await state.readTally(match, warn);
+    if (tally === null) match = undefined;
+    else known = tally;
   }
   let fresh = new Tally();
   let scanner = new LogScanner(parser, fresh);
@@ -212,13 +210,10 @@ async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn
     const whole = match.size === log.contentSize;
     const report = { bytes: match.size, lines: match.lines, events: match.events };
     if (whole && !overlaps(match, window)) return { tally: known, report, entry: match };
-    try {
-      known = Tally.deserialize(await state.readTally(match));
-      if (whole) return { tally: known, report, entry: match };
-    } catch (error) {
-      warn(`the scan state ${state.file} is not valid (${(error as Error).message}); reading this log from the start`);
-      match = undefined;
-    }
+    const tally = await state.readTally(match, warn);
+    if (tally === null) match = undefined;
+    else if (whole) return { tally, report, entry: match };
+    else known = tally;
   }
   const base = match === undefined ? { size: 0, lines: 0, events: 0 } : { size: match.size, lines: match.lines, events: match.events };
   return { source, log, head, known, base, keep: true, live: newest && !log.gzip, jobs: [] };

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomically } from './files.js';
+import { Tally } from './tally.js';
 import type { Warn } from './sources.js';
 
 export const HEAD_BYTES = 4096;
@@ -81,9 +82,14 @@ export class ScanState {
     }
   }
 
-  /** The serialized tally of a known log. */
-  readTally(entry: StateEntry): Promise<Buffer> {
-    return readFile(path.join(path.dirname(this.file), entry.tally));
+  /** The tally of a known log; null (with a warning) when its file is gone or not valid. */
+  async readTally(entry: StateEntry, warn: Warn): Promise<Tally | null> {
+    try {
+      return Tally.deserialize(await readFile(path.join(path.dirname(this.file), entry.tally)));
+    } catch (error) {
+      warn(`the scan state ${this.file} is not valid (${(error as Error).message}); reading this log from the start`);
+      return null;
+    }
   }
 
   /** A new entry for a log read this time, with its serialized tally. */

@@ -12,17 +12,11 @@ import {
   type Templates,
 } from '../src/install.js';
 import { buildPlan } from '../src/plan.js';
+import { readTemplates } from '../src/commands/install.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const read = (p: string) => readFileSync(path.join(root, p), 'utf8');
-const templates: Templates = {
-  ufwChains: read('templates/ufw-chains.rules'),
-  ufwRules: read('templates/ufw-rules.rules'),
-  accessMap: read('templates/access-map'),
-  cron: read('templates/cron'),
-  service: read('templates/smtpguard.service'),
-  timer: read('templates/smtpguard.timer'),
-};
+const templates: Templates = await readTemplates();
 const before4 = read('test/fixtures/debian12-before.rules');
 const before6 = read('test/fixtures/debian12-before6.rules');
 

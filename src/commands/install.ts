@@ -45,7 +45,7 @@ interface FileEdit {
 const TEMPLATE_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
 const BIN = fileURLToPath(new URL('../../bin/smtpguard.js', import.meta.url));
 
-async function readTemplates(): Promise<Templates> {
+export async function readTemplates(): Promise<Templates> {
   const read = (name: string) => readFile(path.join(TEMPLATE_DIR, name), 'utf8');
   const [ufwChains, ufwRules, accessMap, cron, service, timer] = await Promise.all(
     ['ufw-chains.rules', 'ufw-rules.rules', 'access-map', 'cron', 'smtpguard.service', 'smtpguard.timer'].map(read),
