@@ -112,7 +112,8 @@ function describeRead(result: ScanResult): string {
   return `Read ${plural(result.sources.length, 'file')} (${names}): ${formatBytes(bytes)}, ${plural(lines, 'line')} in ${seconds.toFixed(2)} s${rate}.`;
 }
 
-function formatColumns(rows: string[][], rightAligned: boolean[]): string[] {
+/** Rows as aligned columns, two spaces apart. */
+export function formatColumns(rows: string[][], rightAligned: boolean[]): string[] {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
   return rows.map((row) =>
     row

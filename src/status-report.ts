@@ -1,6 +1,6 @@
 /** How `smtpguard status` reads: the blocks table, the near misses and the hourly chart. Pure. */
 import type { EventKind } from './kinds.js';
-import { localTime } from './report.js';
+import { formatColumns, localTime } from './report.js';
 import type { BlockRecord } from './state.js';
 
 export interface StatusBlock {
@@ -51,9 +51,7 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
         b.logged === null ? '-' : String(b.logged),
       ]),
     ];
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    const right = [false, false, true, false, false, false, true, true];
-    for (const r of rows) lines.push('  ' + r.map((cell, c) => (right[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd());
+    for (const line of formatColumns(rows, [false, false, true, false, false, false, true, true])) lines.push(`  ${line}`);
   }
   lines.push('');
   if (status.nearMisses.length > 0) {
