@@ -713,7 +713,7 @@ const inbound: Builder = (w, t) => {
     return;
   }
   const qid = w.queueId(t);
-  w.emit(`${tag}: ${qid}: client=${who}`);
+  w.event(`${tag}: ${qid}: client=${who}`, c, 'accepted');
   const cleanup = w.cleanupTag();
   w.emit(`${cleanup}: ${qid}: message-id=${w.messageId(t, rng.pick(DOMAINS))}`);
   if (rng.chance(0.02)) {
@@ -1008,7 +1008,7 @@ function smtpReject(w: World, a: Attacker, temporary: boolean): void {
       // warn_if_reject: logged, not rejected: no event
       w.emit(`${tag}: NOQUEUE: reject_warning: RCPT from ${who}: ${reply}; ${tail}`);
     } else {
-      w.event(`${tag}: NOQUEUE: reject: RCPT from ${who}: ${reply}; ${tail}`, c, temporary ? 'tempReject' : 'reject');
+      w.event(`${tag}: NOQUEUE: reject: RCPT from ${who}: ${reply}; ${tail}`, c, temporary ? 'tempReject' : reply.includes(' 5.1.1 ') ? 'recipientReject' : 'reject');
     }
   }
   if (rng.chance(0.7)) {
@@ -1030,7 +1030,7 @@ function milterReject(w: World, a: Attacker, t: number): void {
   const rcpt = w.localRecipient();
   w.emit(`${tag}: connect from ${who}`);
   const qid = w.queueId(t);
-  w.emit(`${tag}: ${qid}: client=${who}`);
+  w.event(`${tag}: ${qid}: client=${who}`, c, 'accepted');
   w.emit(`${w.cleanupTag()}: ${qid}: message-id=${w.messageId(t, rng.pick(DOMAINS))}`);
   const reason = rng.chance(0.5) ? '5.7.1 Spam message rejected' : '5.7.1 Rejected by DMARC policy for example.com';
   w.event(`${tag}: ${qid}: milter-reject: END-OF-MESSAGE from ${who}: ${reason}; from=<${from}> to=<${rcpt}> proto=ESMTP helo=<${helo}>`, c, 'reject');

@@ -100,7 +100,7 @@ const REAL_LINES = `
 2026-11-22T12:33:09.004521+00:00 mx postfix/smtpd[1737]: NOQUEUE: reject: RCPT from unknown[2001:db8::1]: 554 5.7.1 <victim@example.org>: Relay access denied; from=<probe@client.stack.test> to=<victim@example.org> proto=ESMTP helo=<client.stack.test>
 2026-11-22T12:33:09.004658+00:00 mx postfix/smtpd[1737]: disconnect from unknown[2001:db8::1] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
 2026-11-22T12:33:09.004795+00:00 mx postfix/smtpd[1737]: connect from unknown[192.0.2.8]
-# => reject 192.0.2.8
+# => recipientReject 192.0.2.8
 2026-11-22T12:33:09.004932+00:00 mx postfix/smtpd[1737]: NOQUEUE: reject: RCPT from unknown[192.0.2.8]: 550 5.1.1 <nosuchuser@mx.stack.test>: Recipient address rejected: User unknown in local recipient table; from=<probe@client.stack.test> to=<nosuchuser@mx.stack.test> proto=ESMTP helo=<client.stack.test>
 2026-11-22T12:33:09.005069+00:00 mx postfix/smtpd[1737]: disconnect from unknown[192.0.2.8] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
 2026-11-22T12:33:09.005206+00:00 mx postfix/smtpd[1737]: connect from unknown[192.0.2.20]
@@ -120,6 +120,7 @@ const REAL_LINES = `
 2026-11-22T12:33:10.006713+00:00 mx postfix/smtpd[1737]: NOQUEUE: reject: RCPT from unknown[198.51.100.5]: 554 5.7.1 <unknown[198.51.100.5]>: Client host rejected: net; from=<probe@client.stack.test> to=<root@mx.stack.test> proto=ESMTP helo=<client.stack.test>
 2026-11-22T12:33:10.006850+00:00 mx postfix/smtpd[1737]: disconnect from unknown[198.51.100.5] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
 2026-11-22T12:33:10.006987+00:00 mx postfix/smtpd[1737]: connect from unknown[192.0.2.8]
+# => accepted 192.0.2.8
 2026-11-22T12:33:10.007124+00:00 mx postfix/smtpd[1737]: 9A81D20E363: client=unknown[192.0.2.8]
 2026-11-22T12:33:10.007261+00:00 mx postfix/smtpd[1737]: disconnect from unknown[192.0.2.8] ehlo=1 mail=1 rcpt=1 quit=1 commands=4
 2026-11-22T12:33:10.007398+00:00 mx postfix/smtpd[1737]: connect from unknown[203.0.113.3]
@@ -148,6 +149,7 @@ const REAL_LINES = `
 2026-11-22T12:33:12.009727+00:00 mx postfix/smtpd[2110]: NOQUEUE: reject: RCPT from unknown[192.0.2.8]: 554 5.7.1 <unknown[192.0.2.8]>: Client host rejected: added-later; from=<probe@client.stack.test> to=<root@mx.stack.test> proto=ESMTP helo=<client.stack.test>
 2026-11-22T12:33:12.009864+00:00 mx postfix/smtpd[2110]: disconnect from unknown[192.0.2.8] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
 2026-11-22T12:33:12.010001+00:00 mx postfix/smtpd[2110]: connect from unknown[203.0.113.34]
+# => accepted 203.0.113.34
 2026-11-22T12:33:12.010138+00:00 mx postfix/smtpd[2110]: B152820E367: client=unknown[203.0.113.34]
 2026-11-22T12:33:12.010275+00:00 mx postfix/smtpd[2110]: disconnect from unknown[203.0.113.34] ehlo=1 mail=1 rcpt=1 quit=1 commands=4
 2026-11-22T12:33:13.010412+00:00 mx postfix/smtpd[2162]: connect from unknown[203.0.113.34]
@@ -171,6 +173,7 @@ const REAL_LINES = `
 2026-11-22T12:33:39.012604+00:00 mx postfix/smtpd[7044]: NOQUEUE: reject: RCPT from unknown[192.0.2.33]: 554 5.7.1 <victim@example.org>: Relay access denied; from=<a@c.test> to=<victim@example.org> proto=ESMTP helo=<c.test>
 2026-11-22T12:33:39.012741+00:00 mx postfix/smtpd[7044]: disconnect from unknown[192.0.2.33] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
 2026-11-22T12:33:39.012878+00:00 mx postfix/smtpd[7044]: connect from unknown[2001:db8::1]
+# => accepted 2001:db8::1
 2026-11-22T12:33:39.013015+00:00 mx postfix/smtpd[7044]: 4BA4620E3EF: client=unknown[2001:db8::1]
 2026-11-22T12:33:39.013152+00:00 mx postfix/smtpd[7044]: disconnect from unknown[2001:db8::1] ehlo=1 mail=1 rcpt=1 quit=1 commands=4
 2026-11-22T12:33:39.013289+00:00 mx postfix/smtpd[7044]: connect from unknown[192.0.2.9]

@@ -65,6 +65,30 @@ export function parseRange(cidr: string): Range {
   return [ip, ip.kind() === 'ipv4' ? 32 : 128];
 }
 
+/**
+ * What is wrong with an address or range an admin wrote (--allow, ALLOW), or null. Only
+ * the canonical forms: dotted quads without leading zeros (inet_aton would read `010.0.0.1`
+ * as 8.0.0.1 and `10` as 0.0.0.10), valid IPv6, a decimal prefix length with no host bits set.
+ */
+export function canonicalRangeProblem(text: string): string | null {
+  const slash = text.indexOf('/');
+  const address = slash === -1 ? text : text.slice(0, slash);
+  const v6 = address.includes(':');
+  if (!v6 && !IPV4.test(address)) {
+    return /^[0-9a-fA-FxX.]+$/.test(address)
+      ? 'is not a dotted-quad IPv4 address (write four decimal numbers 0-255 without leading zeros, e.g. 10.0.0.1)'
+      : 'is not an IPv4 or IPv6 address or CIDR range';
+  }
+  if (v6 && (!IPV6_CHARS.test(address) || !ipaddr.IPv6.isValid(address))) return 'is not a valid IPv6 address';
+  if (slash === -1) return null;
+  const length = text.slice(slash + 1);
+  const max = v6 ? 128 : 32;
+  if (!/^(?:0|[1-9]\d*)$/.test(length) || Number(length) > max) return `has a bad prefix length (use /0 to /${max})`;
+  const network = networkOf(v6 ? ipaddr.IPv6.parse(address).toRFC5952String() : address, Number(length));
+  if (parseIp(network.slice(0, network.indexOf('/'))).toString() !== parseIp(address).toString()) return `has host bits set: did you mean ${network}?`;
+  return null;
+}
+
 export function isValidRange(cidr: string): boolean {
   try {
     parseRange(cidr);

@@ -4,7 +4,7 @@
  */
 export const EVENT_KINDS = [
   'saslFailure', // smtpd: warning: NAME[ADDR]: SASL MECH authentication failed: ...
-  'reject', // smtpd or postscreen: NOQUEUE|QUEUEID: reject|milter-reject: STAGE from ...: 5xx ...
+  'reject', // smtpd or postscreen: NOQUEUE|QUEUEID: reject|milter-reject: STAGE from ...: 5xx ... (about the client)
   'tempReject', // the same shape with a 4xx code (greylisting, DNS trouble): legitimate servers get these
   'saslSuccess', // smtpd: QUEUEID: client=NAME[ADDR], sasl_method=..., sasl_username=...
   'authLost', // smtpd: lost connection after AUTH from NAME[ADDR]
@@ -16,16 +16,26 @@ export const EVENT_KINDS = [
   'nonSmtp', // postscreen: NON-SMTP COMMAND from [ADDR]:PORT after CMD: ...
   'bareNewline', // postscreen: BARE NEWLINE from [ADDR]:PORT after CMD
   'commandLimit', // postscreen: COMMAND TIME|COUNT|LENGTH LIMIT from [ADDR]:PORT after CMD
+  'recipientReject', // smtpd: ... reject: RCPT from NAME[ADDR]: 550 5.1.1 <x@y>: Recipient address rejected: User unknown ...
+  'accepted', // smtpd: QUEUEID: client=NAME[ADDR] (no sasl_method): mail was accepted from it
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];
+
+/**
+ * A tally keeps one count per kind and, after them, counts that qualify a kind:
+ * recipient rejects of clients that Postfix logged as `unknown[ADDR]` (no
+ * forward-confirmed name), the only ones that count toward blocking (policy.ts).
+ */
+export const UNNAMED_RECIPIENT_REJECT_SLOT: number = EVENT_KINDS.length;
+export const SLOT_COUNT = UNNAMED_RECIPIENT_REJECT_SLOT + 1;
 
 export const KIND_INDEX: Readonly<Record<EventKind, number>> = Object.fromEntries(
   EVENT_KINDS.map((kind, index) => [kind, index]),
 ) as Record<EventKind, number>;
 
 /** Kinds that add up toward blocking unless the admin says otherwise (`--kinds`). */
-export const DEFAULT_COUNTED_KINDS: readonly EventKind[] = ['saslFailure', 'reject'];
+export const DEFAULT_COUNTED_KINDS: readonly EventKind[] = ['saslFailure', 'reject', 'recipientReject'];
 
 export function isEventKind(value: string): value is EventKind {
   return (EVENT_KINDS as readonly string[]).includes(value);

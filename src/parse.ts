@@ -17,7 +17,18 @@ export interface MailEvent {
   address: string;
   /** Milliseconds since the epoch. */
   time: number;
+  /**
+   * saslFailure: the `sasl_username=` the client tried (Postfix >= 3.7.8), saslSuccess: the
+   * user it logged in as. Client-chosen text: only ever compared as a string, at most
+   * MAX_USERNAME characters.
+   */
+  user?: string;
+  /** recipientReject: Postfix logged the client as `unknown[ADDR]` (no forward-confirmed name). */
+  unnamed?: boolean;
 }
+
+/** Longer usernames are cut to this many characters (a username is only compared, never shown whole). */
+export const MAX_USERNAME = 128;
 
 // ---------------------------------------------------------------------------
 // Line header: TIMESTAMP HOST postfix[-inst][/service...]/(smtpd|postscreen)[PID]: MESSAGE
@@ -39,8 +50,15 @@ const SASL_FAILURE = sticky(String.raw`warning: ${CLIENT}: SASL [A-Za-z0-9_.-]+ 
 const RATE_LIMIT = sticky(
   String.raw`warning: [A-Za-z][A-Za-z ]* (?:rate|concurrency) limit exceeded: \d+ from ${CLIENT} for service `,
 );
-const SMTPD_REJECT = sticky(String.raw`${QUEUE_ID}: (?:milter-)?reject: [A-Z][A-Z-]* from ${CLIENT}: ([45])`);
+const SMTPD_REJECT = sticky(String.raw`${QUEUE_ID}: (?:milter-)?reject: ([A-Z][A-Z-]*) from ${CLIENT}: ([45])`);
 const SASL_SUCCESS = sticky(String.raw`${QUEUE_ID}: client=${CLIENT}, sasl_method=`);
+// a queue file was created for the client's mail (no login): `QUEUEID: client=NAME[ADDR]`,
+// maybe followed by `, orig_queue_id=..., orig_client=...` (XCLIENT/proxy)
+const ACCEPTED = sticky(String.raw`[0-9A-Za-z]+: client=${CLIENT}(?:$|, (?!sasl_method=))`);
+// RFC 3463 X.1.x (addressing) and X.2.x (mailbox) are about a recipient, except X.1.7 and X.1.8
+// (the sender's address). The code is Postfix's, not client text, so a client cannot choose the class.
+const RECIPIENT_STATUS = sticky(String.raw`\d\d 5\.(?:1\.(?:[0-69]|\d\d+)|2\.\d+) `);
+const RECIPIENT_STAGES = new Set(['RCPT', 'VRFY']);
 const AUTH_LOST = sticky(String.raw`(?:${QUEUE_ID}: )?lost connection after AUTH from ${CLIENT}(?:$|\s)`);
 
 // postscreen: the client is [ADDR]:PORT, no name.
@@ -95,7 +113,10 @@ export class LineParser {
     if (address === null) return null;
     const time = this.parseStamp(header);
     if (time === null) return null;
-    return { kind: found.kind, address, time };
+    const event: MailEvent = { kind: found.kind, address, time };
+    if (found.user !== undefined) event.user = found.user;
+    if (found.unnamed !== undefined) event.unnamed = found.unnamed;
+    return event;
   }
 
   private parseStamp(header: RegExpExecArray): number | null {
@@ -150,6 +171,29 @@ export class LineParser {
 interface Found {
   kind: EventKind;
   rawAddress: string;
+  user?: string;
+  unnamed?: boolean;
+}
+
+const FAILED_USER = ', sasl_username=';
+const LOGIN_USER = ' sasl_username=';
+/** What Postfix logs after the username of a login (smtpd.c), when it has it. */
+const AFTER_LOGIN_USER = /, (?:sasl_sender|orig_queue_id|orig_client)=/;
+
+/** The failure's username: everything after the first `, sasl_username=` (the reason before it is the server's text). */
+function failedUser(line: string, from: number): string | undefined {
+  const at = line.indexOf(FAILED_USER, from);
+  const user = at === -1 ? '' : line.slice(at + FAILED_USER.length, at + FAILED_USER.length + MAX_USERNAME);
+  return user === '' ? undefined : user;
+}
+
+function loginUser(line: string, from: number): string | undefined {
+  const at = line.indexOf(LOGIN_USER, from);
+  if (at === -1) return undefined;
+  const rest = line.slice(at + LOGIN_USER.length);
+  const end = rest.search(AFTER_LOGIN_USER);
+  const user = (end === -1 ? rest : rest.slice(0, end)).slice(0, MAX_USERNAME);
+  return user === '' ? undefined : user;
 }
 
 function matchAt(re: RegExp, line: string, at: number): RegExpExecArray | null {
@@ -161,16 +205,26 @@ function matchSmtpd(line: string, at: number): Found | null {
   let m: RegExpExecArray | null;
   if (line.charCodeAt(at) === 0x77 /* w */) {
     if ((m = matchAt(SASL_FAILURE, line, at)) !== null) {
-      if (line.startsWith(AUTH_SERVER_LOST, at + m[0].length)) return null;
-      return { kind: 'saslFailure', rawAddress: m[2]! };
+      const end = at + m[0].length;
+      if (line.startsWith(AUTH_SERVER_LOST, end)) return null;
+      const user = failedUser(line, end);
+      return user === undefined ? { kind: 'saslFailure', rawAddress: m[2]! } : { kind: 'saslFailure', rawAddress: m[2]!, user };
     }
     m = matchAt(RATE_LIMIT, line, at);
     return m === null ? null : { kind: 'rateLimit', rawAddress: m[2]! };
   }
   if ((m = matchAt(SMTPD_REJECT, line, at)) !== null) {
-    return { kind: m[3] === '5' ? 'reject' : 'tempReject', rawAddress: m[2]! };
+    if (m[4] !== '5') return { kind: 'tempReject', rawAddress: m[3]! };
+    if (RECIPIENT_STAGES.has(m[1]!) && matchAt(RECIPIENT_STATUS, line, at + m[0].length) !== null) {
+      return { kind: 'recipientReject', rawAddress: m[3]!, unnamed: m[2] === 'unknown' };
+    }
+    return { kind: 'reject', rawAddress: m[3]! };
   }
-  if ((m = matchAt(SASL_SUCCESS, line, at)) !== null) return { kind: 'saslSuccess', rawAddress: m[2]! };
+  if ((m = matchAt(SASL_SUCCESS, line, at)) !== null) {
+    const user = loginUser(line, at + m[0].length);
+    return user === undefined ? { kind: 'saslSuccess', rawAddress: m[2]! } : { kind: 'saslSuccess', rawAddress: m[2]!, user };
+  }
+  if ((m = matchAt(ACCEPTED, line, at)) !== null) return { kind: 'accepted', rawAddress: m[2]! };
   if ((m = matchAt(AUTH_LOST, line, at)) !== null) return { kind: 'authLost', rawAddress: m[2]! };
   return null;
 }

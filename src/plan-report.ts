@@ -2,12 +2,19 @@
  * How a Plan reads: the `--dry-run` text, the `--json` object and the one-line
  * summary of a run that changed something. Pure.
  */
-import type { Block, Decision } from './policy.js';
+import type { Block, Decision, Spared } from './policy.js';
 import type { Plan } from './plan.js';
 
-/** `blocks: 41 (+3 -1)`: the line cron mails and syslog keeps. */
+/**
+ * `blocks: 41 (+3 -1)`: the line cron mails and syslog keeps; it says what a block cap
+ * or the map's bound left out (`, 2001 offenders left out by --max-blocks`).
+ */
 export function summaryLine(plan: Plan): string {
-  return `blocks: ${plan.summary.blocks} (+${plan.summary.added} -${plan.summary.removed})`;
+  const { blocks, added, removed, leftOut, leftOutOfMap } = plan.summary;
+  let line = `blocks: ${blocks} (+${added} -${removed})`;
+  if (leftOut > 0) line += `, ${leftOut} offender${leftOut === 1 ? '' : 's'} left out by --max-blocks`;
+  if (leftOutOfMap > 0) line += `, ${leftOutOfMap} address${leftOutOfMap === 1 ? '' : 'es'} of IPv6 range blocks left out of the access map (the firewall has the ranges)`;
+  return line;
 }
 
 export function renderDecision(decision: Decision): string[] {
@@ -15,19 +22,32 @@ export function renderDecision(decision: Decision): string[] {
   if (decision.blocks.length === 0) lines.push('Blocks: none');
   else {
     lines.push(`Blocks (${decision.blocks.length}):`);
-    const width = Math.max(...decision.blocks.map((b) => b.cidr.length));
+    const width = decision.blocks.reduce((w, b) => Math.max(w, b.cidr.length), 0);
     for (const b of decision.blocks) lines.push(`  ${b.cidr.padEnd(width)}  ${describeBlock(b)}`);
   }
-  for (const s of decision.spared) lines.push(`Spared: ${s.address} (${s.saslFailures} SASL failures not counted: ${s.reason})`);
+  for (const s of decision.spared) lines.push(`Spared: ${s.address} (${describeSpared(s)})`);
   for (const i of decision.ignored) lines.push(`Never blocked: ${i.address} (${i.total} event${i.total === 1 ? '' : 's'}; ${i.reason})`);
   return lines;
 }
 
 function describeBlock(b: Block): string {
-  if (b.reason === 'subnet') return `${b.total} events, ${b.addresses.length} offenders in this /24`;
-  if (b.reason === 'prefix') return `${b.total} events, IPv6 prefix over threshold6 (${b.addresses.length === 1 ? b.addresses[0] : `${b.addresses.length} addresses`})`;
+  if (b.reason === 'subnet') return `${b.total} events, ${b.addressCount} offenders in this /24`;
+  if (b.reason === 'prefix') return `${b.total} events, IPv6 prefix over threshold6 (${b.addressCount === 1 ? b.addresses[0] : `${b.addressCount} addresses`})`;
+  if (b.reason === 'subnet6') return `${b.total} events from ${b.addressCount} addresses, offending prefixes in this IPv6 network`;
   return `${b.total} events, over threshold`;
 }
+
+/** `3 SASL failures as alice: logged in as alice`, `12 recipient rejects not counted: mail accepted from it`. */
+export function describeSpared(s: Spared): string {
+  if (s.kind === 'recipientReject') {
+    return `${plural(s.recipientRejects, 'recipient reject')} not counted: ${s.reason === 'mail accepted' ? 'mail was accepted from it' : 'Postfix confirmed its hostname'}`;
+  }
+  const as = s.users.length === 0 ? '' : ` as ${s.users.join(', ')}`;
+  const loggedIn = s.loggedInAs.length === 0 ? 'logged in' : `logged in as ${s.loggedInAs.join(', ')}`;
+  return `${plural(s.saslFailures, 'SASL failure')}${as} not counted: ${loggedIn}`;
+}
+
+const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
 
 /** The dry-run report: blocks with reasons, a unified diff per file, the commands. */
 export async function renderPlanText(plan: Plan): Promise<string> {

@@ -7,8 +7,9 @@
  * any file stops the run with no file changed.
  */
 import { SmtpguardError } from './errors.js';
-import type { Decision } from './policy.js';
+import { MAX_BLOCK_ADDRESSES, type Decision } from './policy.js';
 import {
+  addressesLeftOutOfMap,
   checkUfwFile,
   checkUfwLine,
   findSection,
@@ -53,8 +54,11 @@ export interface Plan {
   /** In the order they run. */
   commands: string[][];
   notes: string[];
-  /** Blocks after the run, and how many are new or gone (from the ufw sections). */
-  summary: { blocks: number; added: number; removed: number };
+  /**
+   * Blocks after the run, how many are new or gone (from the ufw sections), offenders that
+   * --max-blocks left out, and addresses of IPv6 range blocks an indexed map does not name.
+   */
+  summary: { blocks: number; added: number; removed: number; leftOut: number; leftOutOfMap: number };
 }
 
 /** Suffix postmap adds for each indexed map type. */
@@ -94,10 +98,16 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
   }
 
   const current = new Set(decision.blocks.map((b) => b.cidr));
+  let added = 0;
+  let removed = 0;
+  for (const c of current) if (!previousBlocks.has(c)) added++;
+  for (const c of previousBlocks) if (!current.has(c)) removed++;
   const summary = {
     blocks: current.size,
-    added: [...current].filter((c) => !previousBlocks.has(c)).length,
-    removed: [...previousBlocks].filter((c) => !current.has(c)).length,
+    added,
+    removed,
+    leftOut: decision.overLimit.length,
+    leftOutOfMap: addressesLeftOutOfMap(decision.blocks, options.mapType),
   };
   return { decision, mapType: options.mapType, changes, commands: options.reload ? commandsFor(changes, options) : [], notes: notesFor(decision, options), summary };
 }
@@ -118,10 +128,15 @@ function notesFor(decision: Decision, options: PlanOptions): string[] {
   const notes: string[] = [];
   const prefixes = decision.blocks.filter((b) => b.family === 6 && !b.cidr.endsWith('/128'));
   if (options.mapType !== 'cidr' && prefixes.length > 0) {
+    const left = addressesLeftOutOfMap(decision.blocks, options.mapType);
     notes.push(
-      `a ${options.mapType}: map cannot hold IPv6 ranges: ${prefixes.length} IPv6 prefix block(s) are written to the access map as the addresses seen in them (the firewall blocks the whole prefix); --map-type cidr is the accurate type for IPv6`,
+      `a ${options.mapType}: map cannot hold IPv6 ranges: ${prefixes.length} IPv6 range block(s) are written to the access map as the addresses seen in them` +
+        (left > 0 ? `, at most ${MAX_BLOCK_ADDRESSES} per block (the worst): ${left} address(es) left out of the map` : '') +
+        ' (the firewall blocks the whole range); --map-type cidr is the accurate type for IPv6',
     );
   }
-  if (decision.overLimit.length > 0) notes.push(`--max-blocks left out ${decision.overLimit.length} block(s) with fewer events`);
+  if (decision.overLimit.length > 0) {
+    notes.push(`--max-blocks left out ${decision.overLimit.length} offender(s) with fewer events: they are NOT blocked; raise --max-blocks (or use a coarser --ipv6-subnet) to block them`);
+  }
   return notes;
 }

@@ -4,15 +4,24 @@
  * - An IPv4 address is an offender when its counted events reach `threshold`;
  *   `subnetHosts` or more offenders in one /24 block the /24 instead.
  * - IPv6 is counted per prefix (`ipv6Prefix`, /64 by default): the events of all its
- *   addresses add up against `threshold6`, and the block is the prefix.
+ *   addresses add up against `threshold6`, and the block is the prefix. Above that,
+ *   `ipv6SubnetPrefixes` offending prefixes in one `ipv6Subnet` (/48), or that many
+ *   times `threshold6` events spread over its prefixes that stay under threshold6, block the /48.
+ * - Only client-level evidence aggregates into a /24 or /48: recipient rejects (a typo,
+ *   a stale list) can make a host or an IPv6 prefix an offender, never a whole network.
+ * - Recipient rejects count only for clients Postfix logged as `unknown[ADDR]` and that
+ *   had no mail accepted in the window: big providers' MTAs have names, and deliver.
+ * - A login as a user spares the SASL failures that named that user and those that named
+ *   none (for IPv6, a login from any address of the prefix): failures as other users count.
  * - Never blocked: the `neverBlock` ranges (loopback, this host, mynetworks, --allow).
- *   A /24 or IPv6 prefix that overlaps one, or where someone logged in, is not
+ *   A /24, IPv6 prefix or /48 that overlaps one, or where someone logged in, is not
  *   aggregated: its offenders are blocked one by one.
- * - A client that also logged in successfully is not blocked for its SASL failures
- *   (for IPv6, a login from any address of its prefix: phones change addresses).
  * - `maxBlocks` keeps the worst blocks.
+ *
+ * Sizes: nothing here spreads or applies an array whose length comes from the input, and a
+ * block lists at most MAX_BLOCK_ADDRESSES of its addresses (the worst), with the count.
  */
-import { compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Ip } from './address.js';
+import { compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Ip, type Range } from './address.js';
 import type { EventKind } from './kinds.js';
 import type { AddressSummary } from './tally.js';
 
@@ -29,30 +38,52 @@ export interface PolicyOptions {
   countedKinds: readonly EventKind[];
   ipv6Prefix: number;
   subnetHosts: number;
+  /** IPv6 networks above the prefix: this length (48)... */
+  ipv6Subnet: number;
+  /** ...is blocked when this many of its prefixes offend (0: never). */
+  ipv6SubnetPrefixes: number;
   neverBlock: readonly NamedRange[];
   /** 0: no limit. */
   maxBlocks: number;
 }
 
-export type BlockReason = 'host' | 'subnet' | 'prefix';
+export type BlockReason = 'host' | 'subnet' | 'prefix' | 'subnet6';
+
+/** A block names at most this many of its addresses (the worst); `addressCount` has them all. */
+export const MAX_BLOCK_ADDRESSES = 256;
 
 export interface Block {
   /** Always with a prefix length: `192.0.2.7/32`, `192.0.2.0/24`, `2001:db8:1:2::/64`. */
   cidr: string;
   family: 4 | 6;
-  /** The offending addresses inside it, sorted. */
+  /** The offending addresses inside it, sorted; at most MAX_BLOCK_ADDRESSES, the ones with most events. */
   addresses: string[];
+  /** How many addresses with counted events are inside it. */
+  addressCount: number;
   /** Their counted events. */
   total: number;
   reason: BlockReason;
 }
 
-export interface Spared {
-  address: string;
-  /** SASL failures not held against it. */
-  saslFailures: number;
-  reason: 'logged in';
-}
+export type Spared =
+  | {
+      address: string;
+      kind: 'saslFailure';
+      /** SASL failures not held against it. */
+      saslFailures: number;
+      /** The usernames those failures named (failures that named none are spared too, and add no name). */
+      users: string[];
+      /** The users it (or, for IPv6, its prefix) logged in as. */
+      loggedInAs: string[];
+      reason: 'logged in';
+    }
+  | {
+      address: string;
+      kind: 'recipientReject';
+      recipientRejects: number;
+      /** `mail accepted`: a queue file was made for its mail; `named client`: Postfix confirmed its hostname. */
+      reason: 'mail accepted' | 'named client';
+    };
 
 export interface Ignored {
   address: string;
@@ -73,74 +104,69 @@ export interface Decision {
 interface Candidate {
   address: string;
   ip: Ip;
+  /** Counted events after sparing. */
   total: number;
+  /** The part of `total` that is about the client itself (not recipient rejects): only this aggregates. */
+  clientLevel: number;
+}
+
+interface Guard {
+  range: Range;
+  label: string;
 }
 
 export function decideBlocks(summaries: readonly AddressSummary[], options: PolicyOptions): Decision {
-  const never = options.neverBlock.map((r) => ({ range: parseRange(r.cidr), label: `${r.source} ${r.cidr}` }));
+  const never: Guard[] = options.neverBlock.map((r) => ({ range: parseRange(r.cidr), label: `${r.source} ${r.cidr}` }));
   const counted = new Set(options.countedKinds);
+  const prefixOf = (address: string) => networkOf(address, options.ipv6Prefix);
   const spared: Spared[] = [];
   const ignored: Ignored[] = [];
   const v4: Candidate[] = [];
   const v6 = new Map<string, Candidate[]>(); // prefix cidr -> its addresses
 
-  // Networks where someone logged in: never blocked whole (IPv4 /24, IPv6 prefix), and
-  // for IPv6 the SASL failures of the whole prefix are spared (phones change addresses).
-  const loggedIn24 = new Set<string>();
-  const loggedIn6 = new Set<string>();
+  // Networks where someone logged in: never blocked whole. Logins per IPv6 prefix also spare
+  // the prefix's failures as the same user (phones change addresses). (Accepted mail is no such
+  // sign: spam from a botnet is accepted too; it only spares the address's recipient rejects.)
+  const trusted24 = new Set<string>();
+  const trusted6 = new Set<string>();
+  const logins6 = new Map<string, Set<string | null>>(); // prefix -> users logged in as (null: no name logged)
   for (const s of summaries) {
     if (s.events.saslSuccess === 0) continue;
-    if (s.address.includes(':')) loggedIn6.add(networkOf(s.address, options.ipv6Prefix));
-    else loggedIn24.add(networkOf(s.address, 24));
+    if (!s.address.includes(':')) {
+      trusted24.add(networkOf(s.address, 24));
+      continue;
+    }
+    const prefix = prefixOf(s.address);
+    trusted6.add(prefix);
+    addLogins(logins6, prefix, s);
   }
 
   for (const s of summaries) {
-    const ip = parseIp(s.address);
-    const family = ip.kind() === 'ipv4' ? 4 : 6;
-    const loggedIn = family === 4 ? s.events.saslSuccess > 0 : loggedIn6.has(networkOf(s.address, options.ipv6Prefix));
-    let total = 0;
-    for (const kind of counted) total += s.events[kind];
-    if (loggedIn && counted.has('saslFailure') && s.events.saslFailure > 0) {
-      total -= s.events.saslFailure;
-      spared.push({ address: s.address, saslFailures: s.events.saslFailure, reason: 'logged in' });
-    }
+    const family = s.address.includes(':') ? 6 : 4;
+    const logins = family === 4 ? loginsOf(s) : logins6.get(prefixOf(s.address));
+    let clientLevel = 0;
+    for (const kind of counted) if (kind !== 'saslFailure' && kind !== 'recipientReject') clientLevel += s.events[kind];
+    if (counted.has('saslFailure')) clientLevel += countSaslFailures(s, logins, spared);
+    const recipient = counted.has('recipientReject') ? countRecipientRejects(s, clientLevel, family === 4 ? options.threshold : options.threshold6, spared) : 0;
+    const total = clientLevel + recipient;
     if (total === 0) continue;
+    const ip = parseIp(s.address);
     const guard = never.find((n) => inRange(ip, n.range));
     if (guard !== undefined) {
       // reported only when it would have been blocked on its own
       if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
       continue;
     }
-    const candidate = { address: s.address, ip, total };
+    const candidate = { address: s.address, ip, total, clientLevel };
     if (family === 4) v4.push(candidate);
-    else pushTo(v6, networkOf(s.address, options.ipv6Prefix), candidate);
+    else pushTo(v6, prefixOf(s.address), candidate);
   }
 
-  const blocks: Block[] = [];
   const overlapsNever = (cidr: string) => {
     const range = parseRange(cidr);
     return never.some((n) => rangesOverlap(range, n.range));
   };
-
-  // IPv4: hosts over the threshold, grouped by /24.
-  const subnets = new Map<string, Candidate[]>();
-  for (const c of v4) if (c.total >= options.threshold) pushTo(subnets, networkOf(c.address, 24), c);
-  for (const [subnet, offenders] of subnets) {
-    if (offenders.length >= options.subnetHosts && !overlapsNever(subnet) && !loggedIn24.has(subnet)) {
-      blocks.push(block(subnet, 4, offenders, 'subnet'));
-    } else {
-      for (const o of offenders) blocks.push(block(`${o.address}/32`, 4, [o], 'host'));
-    }
-  }
-
-  // IPv6: the prefix adds up, unless it overlaps a never-block range.
-  for (const [prefix, members] of v6) {
-    if (overlapsNever(prefix) || loggedIn6.has(prefix) || options.ipv6Prefix === 128) {
-      for (const m of members) if (m.total >= options.threshold6) blocks.push(block(`${m.address}/128`, 6, [m], 'host'));
-    } else if (members.reduce((sum, m) => sum + m.total, 0) >= options.threshold6) {
-      blocks.push(block(prefix, 6, members, 'prefix'));
-    }
-  }
+  const blocks = decideIpv4(v4, options, overlapsNever, trusted24).concat(decideIpv6(v6, options, overlapsNever, trusted6));
 
   let overLimit: Block[] = [];
   if (options.maxBlocks > 0 && blocks.length > options.maxBlocks) {
@@ -151,9 +177,135 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
   return { blocks, spared, ignored, overLimit };
 }
 
-function block(cidr: string, family: 4 | 6, members: Candidate[], reason: BlockReason): Block {
-  const sorted = [...members].sort((a, b) => compareIps(a.ip, b.ip));
-  return { cidr, family, addresses: sorted.map((m) => m.address), total: sorted.reduce((sum, m) => sum + m.total, 0), reason };
+/** IPv4: hosts over the threshold, grouped by /24; a /24 needs `subnetHosts` offenders on client-level evidence alone. */
+function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNever: (cidr: string) => boolean, trusted24: ReadonlySet<string>): Block[] {
+  const blocks: Block[] = [];
+  const subnets = new Map<string, Candidate[]>();
+  for (const c of v4) if (c.total >= options.threshold) pushTo(subnets, networkOf(c.address, 24), c);
+  for (const [subnet, offenders] of subnets) {
+    let clientOffenders = 0;
+    for (const o of offenders) if (o.clientLevel >= options.threshold) clientOffenders++;
+    if (clientOffenders >= options.subnetHosts && !overlapsNever(subnet) && !trusted24.has(subnet)) {
+      blocks.push(block(subnet, 4, offenders, 'subnet'));
+    } else {
+      for (const o of offenders) blocks.push(block(`${o.address}/32`, 4, [o], 'host'));
+    }
+  }
+  return blocks;
+}
+
+/**
+ * IPv6: a prefix adds up its addresses (unless it overlaps a never-block range or someone
+ * logged in from it: then its addresses one by one); prefixes add up into their /48.
+ */
+function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions, overlapsNever: (cidr: string) => boolean, trusted6: ReadonlySet<string>): Block[] {
+  const blocks: Block[] = [];
+  const aggregate = options.ipv6SubnetPrefixes > 0 && options.ipv6Subnet < options.ipv6Prefix && options.ipv6Prefix < 128;
+  // per /48: its prefix blocks, whether it may be blocked whole, and its client-level evidence
+  const subnets = new Map<string, { blocks: Block[]; members: Candidate[]; offending: number; spread: number; whole: boolean }>();
+  const trustedSubnets = new Set<string>();
+  if (aggregate) for (const prefix of trusted6) trustedSubnets.add(networkOf(prefix.slice(0, prefix.indexOf('/')), options.ipv6Subnet));
+  for (const [prefix, members] of v6) {
+    const alone = overlapsNever(prefix) || trusted6.has(prefix) || options.ipv6Prefix === 128;
+    const mine: Block[] = [];
+    let total = 0;
+    let clientLevel = 0;
+    for (const m of members) {
+      total += m.total;
+      clientLevel += m.clientLevel;
+    }
+    if (alone) {
+      for (const m of members) if (m.total >= options.threshold6) mine.push(block(`${m.address}/128`, 6, [m], 'host'));
+    } else if (total >= options.threshold6) {
+      mine.push(block(prefix, 6, members, 'prefix'));
+    }
+    if (!aggregate) {
+      for (const b of mine) blocks.push(b);
+      continue;
+    }
+    const subnet = networkOf(members[0]!.address, options.ipv6Subnet);
+    let entry = subnets.get(subnet);
+    if (entry === undefined) subnets.set(subnet, (entry = { blocks: [], members: [], offending: 0, spread: 0, whole: !overlapsNever(subnet) && !trustedSubnets.has(subnet) }));
+    for (const b of mine) entry.blocks.push(b);
+    for (const m of members) entry.members.push(m);
+    if (alone) entry.whole = false;
+    else if (clientLevel >= options.threshold6) entry.offending++;
+    else entry.spread += clientLevel; // only what no prefix blocks on its own: one loud /64 is not a /48
+
+  }
+  for (const [subnet, entry] of subnets) {
+    const over = entry.offending >= options.ipv6SubnetPrefixes || entry.spread >= options.threshold6 * options.ipv6SubnetPrefixes;
+    if (entry.whole && over) blocks.push(block(subnet, 6, entry.members, 'subnet6'));
+    else for (const b of entry.blocks) blocks.push(b);
+  }
+  return blocks;
+}
+
+/** SASL failures that count: all, unless it logged in; then those naming users it did not log in as. */
+function countSaslFailures(s: AddressSummary, logins: ReadonlySet<string | null> | undefined, spared: Spared[]): number {
+  const failures = s.events.saslFailure;
+  if (failures === 0 || logins === undefined || logins.size === 0) return failures;
+  let named = s.otherUserFailures ?? 0;
+  let sparedFailures = 0;
+  const sparedUsers: string[] = [];
+  for (const [user, counts] of s.users ?? []) {
+    named += counts.failures;
+    if (counts.failures > 0 && logins.has(user)) {
+      sparedFailures += counts.failures;
+      sparedUsers.push(user);
+    }
+  }
+  sparedFailures = Math.min(failures, sparedFailures + Math.max(0, failures - named)); // + those that named no user
+  if (sparedFailures > 0) {
+    const loggedInAs = [...logins].filter((u): u is string => u !== null).sort();
+    spared.push({ address: s.address, kind: 'saslFailure', saslFailures: sparedFailures, users: sparedUsers.sort(), loggedInAs, reason: 'logged in' });
+  }
+  return failures - sparedFailures;
+}
+
+/**
+ * Recipient rejects that count: those of an `unknown[ADDR]` client that had no mail accepted.
+ * Spared ones are reported when mail was accepted, or when they alone would have made it an offender.
+ */
+function countRecipientRejects(s: AddressSummary, clientLevel: number, threshold: number, spared: Spared[]): number {
+  const all = s.events.recipientReject;
+  if (all === 0) return 0;
+  if (s.events.accepted > 0 || s.events.saslSuccess > 0) {
+    spared.push({ address: s.address, kind: 'recipientReject', recipientRejects: all, reason: 'mail accepted' });
+    return 0;
+  }
+  const counting = Math.min(all, s.unnamedRecipientRejects);
+  if (counting < all && clientLevel + counting < threshold && clientLevel + all >= threshold) {
+    spared.push({ address: s.address, kind: 'recipientReject', recipientRejects: all - counting, reason: 'named client' });
+  }
+  return counting;
+}
+
+/** The users an IPv4 address logged in as (null: a login whose line named no user). */
+function loginsOf(s: AddressSummary): Set<string | null> | undefined {
+  if (s.events.saslSuccess === 0) return undefined;
+  return addLogins(new Map(), '', s).get('');
+}
+
+function addLogins(map: Map<string, Set<string | null>>, key: string, s: AddressSummary): Map<string, Set<string | null>> {
+  let users = map.get(key);
+  if (users === undefined) map.set(key, (users = new Set()));
+  let named = 0;
+  for (const [user, counts] of s.users ?? []) {
+    if (counts.logins === 0) continue;
+    users.add(user);
+    named += counts.logins;
+  }
+  if (named < s.events.saslSuccess) users.add(null);
+  return map;
+}
+
+function block(cidr: string, family: 4 | 6, members: readonly Candidate[], reason: BlockReason): Block {
+  let total = 0;
+  for (const m of members) total += m.total;
+  const named = members.length <= MAX_BLOCK_ADDRESSES ? [...members] : [...members].sort((a, b) => b.total - a.total || compareIps(a.ip, b.ip)).slice(0, MAX_BLOCK_ADDRESSES);
+  named.sort((a, b) => compareIps(a.ip, b.ip));
+  return { cidr, family, addresses: named.map((m) => m.address), addressCount: members.length, total, reason };
 }
 
 function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {

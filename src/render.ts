@@ -24,16 +24,25 @@ export function renderUfwRules(blocks: readonly Block[], family: 4 | 6, chain: s
  * cidr maps take the blocks as they are. Indexed maps (hash, lmdb, btree, cdb) are
  * looked up with the client address and then with it cut at its last `.` or `:`, so a
  * /24 is its three-octet key (`192.0.2`); an IPv6 prefix cannot be written there, so
- * each offending address in it is written as Postfix logs it.
+ * the offending addresses a block names (at most MAX_BLOCK_ADDRESSES, the worst) are
+ * written as Postfix logs them: the firewall blocks the whole prefix.
  */
 export function renderAccessMap(blocks: readonly Block[], mapType: MapType, rejectText: string): string[] {
-  const keys: string[] = [];
+  const keys = new Set<string>();
   for (const b of sortBlocks(blocks)) {
-    if (mapType === 'cidr') keys.push(b.cidr);
-    else if (b.family === 4 && b.cidr.endsWith('/24')) keys.push(b.cidr.slice(0, b.cidr.lastIndexOf('.')));
-    else keys.push(...b.addresses); // hosts; and the offenders of an IPv6 prefix
+    if (mapType === 'cidr') keys.add(b.cidr);
+    else if (b.family === 4 && b.cidr.endsWith('/24')) keys.add(b.cidr.slice(0, b.cidr.lastIndexOf('.')));
+    else for (const address of b.addresses) keys.add(address); // hosts; and the worst offenders of an IPv6 prefix
   }
-  return [...new Set(keys)].map((key) => `${key} REJECT ${rejectText}`);
+  return Array.from(keys, (key) => `${key} REJECT ${rejectText}`);
+}
+
+/** Addresses inside IPv6 range blocks that an indexed map does not get (the firewall still blocks them). */
+export function addressesLeftOutOfMap(blocks: readonly Block[], mapType: MapType): number {
+  if (mapType === 'cidr') return 0;
+  let left = 0;
+  for (const b of blocks) if (b.family === 6 && !b.cidr.endsWith('/128')) left += b.addressCount - b.addresses.length;
+  return left;
 }
 
 function sortBlocks(blocks: readonly Block[]): Block[] {

@@ -87,10 +87,11 @@ export function renderScanTable(result: ScanResult, top: number): string {
         localTime(r.lastSeen),
       ]),
     ];
-    lines.push(...formatColumns(table, [false, true, true, true, true, true, false, false]));
+    for (const line of formatColumns(table, [false, true, true, true, true, true, false, false])) lines.push(line);
     if (shown.length < rows.length) lines.push(`... and ${rows.length - shown.length} more (--top 0 shows all, --json gives everything)`);
   }
-  lines.push('', ...renderDecision(result.decision).map((l) => (l.startsWith('Blocks') ? `smtpguard run would apply: ${l}` : l)));
+  lines.push('');
+  for (const l of renderDecision(result.decision)) lines.push(l.startsWith('Blocks') ? `smtpguard run would apply: ${l}` : l);
   lines.push('', describeRead(result));
   return lines.join('\n') + '\n';
 }
@@ -98,7 +99,7 @@ export function renderScanTable(result: ScanResult, top: number): string {
 function otherEvents(summary: AddressSummary): number {
   let other = 0;
   for (const [kind, n] of Object.entries(summary.events)) {
-    if (kind !== 'saslFailure' && kind !== 'reject' && kind !== 'saslSuccess') other += n;
+    if (kind !== 'saslFailure' && kind !== 'reject' && kind !== 'saslSuccess' && kind !== 'accepted') other += n;
   }
   return other;
 }
@@ -114,7 +115,7 @@ function describeRead(result: ScanResult): string {
 
 /** Rows as aligned columns, two spaces apart. */
 export function formatColumns(rows: string[][], rightAligned: boolean[]): string[] {
-  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
+  const widths = rows[0]!.map((_, col) => rows.reduce((w, row) => Math.max(w, row[col]!.length), 0));
   return rows.map((row) =>
     row
       .map((cell, col) => (rightAligned[col] ? cell.padStart(widths[col]!) : cell.padEnd(widths[col]!)))

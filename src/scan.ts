@@ -20,6 +20,7 @@ const PATTERNS: readonly Buffer[] = [
   'warning', // warning: NAME[ADDR]: SASL ... authentication failed / rate limit exceeded
   'ject: ', // reject: / milter-reject: (smtpd and postscreen)
   '_method', // client=NAME[ADDR], sasl_method=
+  'client=', // QUEUEID: client=NAME[ADDR] (mail accepted)
   'AUTH f', // lost connection after AUTH from
   'PREGRE', // postscreen PREGREET
   'DNSBL ', // postscreen DNSBL rank

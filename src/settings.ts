@@ -4,7 +4,7 @@
  * The config file is KEY=value lines with # comments, like /etc/default/ufw.
  * Pure: the caller reads the file and the environment and passes them in.
  */
-import { isValidRange } from './address.js';
+import { canonicalRangeProblem } from './address.js';
 import { formatWindow, parseWindow } from './duration.js';
 import { ExitCode, SmtpguardError } from './errors.js';
 import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, isEventKind, type EventKind } from './kinds.js';
@@ -20,6 +20,9 @@ export interface Settings {
   threshold: number;
   threshold6: number;
   ipv6Prefix: number;
+  /** IPv6 networks above the prefix (48) are blocked whole when `ipv6SubnetPrefixes` of their prefixes offend. */
+  ipv6Subnet: number;
+  ipv6SubnetPrefixes: number;
   subnetHosts: number;
   allow: string[];
   maxBlocks: number;
@@ -42,6 +45,8 @@ export interface Settings {
   journalDirectory: string | null;
   /** The systemd unit(s) Postfix runs as (journalctl --unit pattern). */
   journalUnit: string;
+  /** A run that takes longer stops (ms; Infinity: never). */
+  timeout: number;
 }
 
 type Key = keyof Settings;
@@ -100,8 +105,19 @@ function kinds(text: string): EventKind[] {
 
 function cidrs(text: string): string[] {
   const list = words(text);
-  for (const cidr of list) if (!isValidRange(cidr)) throw new Error(`"${cidr}" is not an address or CIDR range`);
+  for (const cidr of list) {
+    const problem = canonicalRangeProblem(cidr);
+    if (problem !== null) throw new Error(`"${cidr}" ${problem}`);
+  }
   return list;
+}
+
+function timeLimit(text: string): number {
+  const value = text.trim().toLowerCase();
+  if (value === 'none' || value === '0') return Infinity;
+  const ms = parseWindow(value);
+  if (ms === Infinity) throw new Error('use a duration such as 10m, or "none"');
+  return ms;
 }
 
 function valid(problem: (text: string) => string | null) {
@@ -119,6 +135,8 @@ export const DEFINITIONS = [
   def({ key: 'threshold', flag: 'threshold', arg: '<n>', description: 'counted events in the window that make an IPv4 address an offender', default: 10, parse: wholeNumber(1), show: String }),
   def({ key: 'threshold6', flag: 'threshold6', arg: '<n>', description: 'counted events in the window that make an IPv6 prefix an offender', default: 5, parse: wholeNumber(1), show: String }),
   def({ key: 'ipv6Prefix', flag: 'ipv6-prefix', arg: '<len>', description: 'IPv6 addresses are counted and blocked per prefix of this length', default: 64, parse: wholeNumber(16, 128), show: String }),
+  def({ key: 'ipv6Subnet', flag: 'ipv6-subnet', arg: '<len>', description: 'IPv6 network above the prefix that is blocked whole when enough of its prefixes offend', default: 48, parse: wholeNumber(16, 127), show: String }),
+  def({ key: 'ipv6SubnetPrefixes', flag: 'ipv6-subnet-prefixes', arg: '<n>', description: 'this many offending prefixes in one --ipv6-subnet network, or this many times threshold6 events spread over it, block the network (0: never)', default: 5, parse: wholeNumber(0), show: String }),
   def({ key: 'subnetHosts', flag: 'subnet-hosts', arg: '<n>', description: 'this many IPv4 offenders in one /24 block the /24', default: 5, parse: wholeNumber(2, 256), show: String }),
   def({ key: 'allow', flag: 'allow', arg: '<cidr>', description: 'never block this address or range, repeatable', default: [], parse: cidrs, show: showWords }),
   def({ key: 'maxBlocks', flag: 'max-blocks', arg: '<n>', description: 'keep at most this many blocks, the worst offenders (0: no limit)', default: 10000, parse: wholeNumber(0), show: String }),
@@ -135,6 +153,7 @@ export const DEFINITIONS = [
   def({ key: 'journal', flag: 'journal', arg: null, description: "read Postfix's entries in the journal (default: auto, when no mail log exists on the default paths)", default: 'auto', parse: journalMode, show: String }),
   def({ key: 'journalDirectory', flag: 'journal-directory', arg: '<dir>', description: 'read this journal directory (journalctl --directory) instead of the system journal', default: null, parse: path, show: (v) => v ?? '' }),
   def({ key: 'journalUnit', flag: 'journal-unit', arg: '<pattern>', description: 'the systemd unit Postfix runs as (journalctl --unit)', default: 'postfix*', parse: path, show: String }),
+  def({ key: 'timeout', flag: 'timeout', arg: '<duration|none>', description: 'a run that takes longer stops, changes nothing it has not finished, and exits 8', default: 10 * 60e3, parse: timeLimit, show: (v) => (v === Infinity ? 'none' : formatWindow(v)) }),
   def({ key: 'state', flag: 'state', arg: null, description: 'keep what each log gave in --state-dir, so a run reads only new log text (--no-state: read every log in full)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'reload', flag: 'reload', arg: null, description: 'run postmap, postfix reload and ufw reload after a change (--no-reload: only write)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
 ] as const;

@@ -29,7 +29,7 @@ const BARS = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 /** One character per hour; an hour with nothing is a space, any event at least the lowest bar. */
 export function sparkline(values: readonly number[]): string {
-  const max = Math.max(0, ...values);
+  const max = values.reduce((m, v) => Math.max(m, v), 0);
   return values.map((v) => (v === 0 ? ' ' : BARS[Math.max(0, Math.ceil((v / max) * BARS.length) - 1)]!)).join('');
 }
 
@@ -61,7 +61,7 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
   }
   if (status.perHour !== null) {
     const total = status.perHour.reduce((a, b) => a + b, 0);
-    lines.push(`Counted events (${kinds.join(' + ')}) per hour, last 24 hours: ${total} in all, at most ${Math.max(0, ...status.perHour)} in an hour`);
+    lines.push(`Counted events (${kinds.join(' + ')}) per hour, last 24 hours: ${total} in all, at most ${status.perHour.reduce((m, v) => Math.max(m, v), 0)} in an hour`);
     lines.push(`  |${sparkline(status.perHour)}|`);
     lines.push(`   ${'-24h'.padEnd(21)}now`);
     lines.push('');

@@ -26,9 +26,9 @@ const MAP = '# access map\n192.0.2.200 OK\n# BEGIN smtpguard\n# END smtpguard\n'
 
 const DECISION: Decision = {
   blocks: [
-    { cidr: '198.51.100.0/24', family: 4, addresses: ['198.51.100.1'], total: 40, reason: 'subnet' },
-    { cidr: '192.0.2.7/32', family: 4, addresses: ['192.0.2.7'], total: 12, reason: 'host' },
-    { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a'], total: 6, reason: 'prefix' },
+    { cidr: '198.51.100.0/24', family: 4, addresses: ['198.51.100.1'], addressCount: 1, total: 40, reason: 'subnet' },
+    { cidr: '192.0.2.7/32', family: 4, addresses: ['192.0.2.7'], addressCount: 1, total: 12, reason: 'host' },
+    { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a'], addressCount: 1, total: 6, reason: 'prefix' },
   ],
   spared: [],
   ignored: [],
@@ -116,13 +116,13 @@ describe('applyPlan', () => {
     const again = buildPlan(DECISION, targets(), options());
     expect(again.changes).toEqual([]);
     expect(again.commands).toEqual([]);
-    expect(again.summary).toEqual({ blocks: 3, added: 0, removed: 0 });
+    expect(again.summary).toEqual({ blocks: 3, added: 0, removed: 0, leftOut: 0, leftOutOfMap: 0 });
   });
 
   it('counts blocks added and removed', async () => {
     await applyPlan(buildPlan(DECISION, targets(), options()), runner);
-    const next = buildPlan({ ...DECISION, blocks: [DECISION.blocks[0]!, { cidr: '203.0.113.9/32', family: 4, addresses: ['203.0.113.9'], total: 10, reason: 'host' }] }, targets(), options());
-    expect(next.summary).toEqual({ blocks: 2, added: 1, removed: 2 });
+    const next = buildPlan({ ...DECISION, blocks: [DECISION.blocks[0]!, { cidr: '203.0.113.9/32', family: 4, addresses: ['203.0.113.9'], addressCount: 1, total: 10, reason: 'host' }] }, targets(), options());
+    expect(next.summary).toEqual({ blocks: 2, added: 1, removed: 2, leftOut: 0, leftOutOfMap: 0 });
   });
 
   it('only reloads what changed: a map-only change runs no ufw reload', async () => {

@@ -47,7 +47,7 @@ describe('install on Debian 12 ufw files', () => {
 
   it('uninstall also removes the blocks smtpguard run wrote', () => {
     const plan = buildPlan(
-      { blocks: [{ cidr: '192.0.2.7/32', family: 4, addresses: ['192.0.2.7'], total: 12, reason: 'host' }], spared: [], ignored: [], overLimit: [] },
+      { blocks: [{ cidr: '192.0.2.7/32', family: 4, addresses: ['192.0.2.7'], addressCount: 1, total: 12, reason: 'host' }], spared: [], ignored: [], overLimit: [] },
       [
         { role: 'ufw4', path: 'before.rules', text: v4.text },
         { role: 'ufw6', path: 'before6.rules', text: v6.text },

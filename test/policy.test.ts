@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EVENT_KINDS, type EventKind } from '../src/kinds.js';
-import { decideBlocks, type PolicyOptions } from '../src/policy.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { decideBlocks, MAX_BLOCK_ADDRESSES, type PolicyOptions } from '../src/policy.js';
 import type { AddressSummary } from '../src/tally.js';
 
 const OPTIONS: PolicyOptions = {
@@ -8,6 +9,8 @@ const OPTIONS: PolicyOptions = {
   threshold6: 3,
   countedKinds: ['saslFailure', 'reject'],
   ipv6Prefix: 64,
+  ipv6Subnet: 48,
+  ipv6SubnetPrefixes: 5,
   subnetHosts: 5,
   neverBlock: [
     { cidr: '127.0.0.0/8', source: 'loopback' },
@@ -16,9 +19,20 @@ const OPTIONS: PolicyOptions = {
   maxBlocks: 0,
 };
 
-function summary(address: string, events: Partial<Record<EventKind, number>>): AddressSummary {
+interface Extra {
+  /** recipientReject events logged as unknown[ADDR] (default: none). */
+  unnamed?: number;
+  /** username -> [failures naming it, logins as it] */
+  users?: Record<string, [number, number]>;
+  otherUsers?: number;
+}
+
+function summary(address: string, events: Partial<Record<EventKind, number>>, extra: Extra = {}): AddressSummary {
   const all = Object.fromEntries(EVENT_KINDS.map((k) => [k, events[k] ?? 0])) as Record<EventKind, number>;
-  return { address, events: all, total: all.saslFailure + all.reject, firstSeen: 0, lastSeen: 0 };
+  const s: AddressSummary = { address, events: all, total: all.saslFailure + all.reject, firstSeen: 0, lastSeen: 0, unnamedRecipientRejects: extra.unnamed ?? 0 };
+  if (extra.users !== undefined) s.users = new Map(Object.entries(extra.users).map(([u, [failures, logins]]) => [u, { failures, logins }]));
+  if (extra.otherUsers !== undefined) s.otherUserFailures = extra.otherUsers;
+  return s;
 }
 
 const decide = (summaries: AddressSummary[], options: Partial<PolicyOptions> = {}) => decideBlocks(summaries, { ...OPTIONS, ...options });
@@ -55,6 +69,7 @@ describe('IPv4 /24 aggregation', () => {
       family: 4,
       addresses: ['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4', '198.51.100.5'],
       total: 25,
+      addressCount: 5,
       reason: 'subnet',
     });
   });
@@ -83,7 +98,7 @@ describe('IPv6 prefixes', () => {
   it('two addresses of one /64 add up and block the /64', () => {
     const d = decide([summary('2001:db8:1:2::a', { saslFailure: 2 }), summary('2001:db8:1:2::b', { saslFailure: 1 })]);
     expect(d.blocks).toEqual([
-      { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], total: 3, reason: 'prefix' },
+      { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], addressCount: 2, total: 3, reason: 'prefix' },
     ]);
   });
 
@@ -123,7 +138,7 @@ describe('sparing real users', () => {
   it('does not block a client that also logged in for its SASL failures, and reports it', () => {
     const d = decide([summary('192.0.2.50', { saslFailure: 9, saslSuccess: 1 })]);
     expect(d.blocks).toEqual([]);
-    expect(d.spared).toEqual([{ address: '192.0.2.50', saslFailures: 9, reason: 'logged in' }]);
+    expect(d.spared).toEqual([{ address: '192.0.2.50', kind: 'saslFailure', saslFailures: 9, users: [], loggedInAs: [], reason: 'logged in' }]);
   });
 
   it('still counts its rejects', () => {
@@ -146,6 +161,134 @@ describe('sparing real users', () => {
     const d = decide([summary('2001:db8:1:2::a', { saslSuccess: 1 }), summary('2001:db8:1:2::b', { saslFailure: 9 })]);
     expect(d.blocks).toEqual([]);
     expect(d.spared.map((s) => s.address)).toEqual(['2001:db8:1:2::b']);
+  });
+});
+
+describe('recipient rejects (a provider relaying typos vs a dictionary attack)', () => {
+  const RECIPIENT: Partial<PolicyOptions> = { countedKinds: ['saslFailure', 'reject', 'recipientReject'] };
+
+  it("a provider's named outbound hosts are never blocked for recipient rejects, nor is their /24", () => {
+    const provider = Array.from({ length: 5 }, (_, i) => summary(`198.51.100.${i + 10}`, { recipientReject: 10 }));
+    const d = decide(provider, RECIPIENT);
+    expect(d.blocks).toEqual([]);
+    expect(d.spared).toHaveLength(5);
+    expect(d.spared[0]).toEqual({ address: '198.51.100.10', kind: 'recipientReject', recipientRejects: 10, reason: 'named client' });
+  });
+
+  it('an unknown client is blocked for a dictionary attack (50 random recipients, nothing accepted)', () => {
+    expect(cidrs([summary('203.0.113.50', { recipientReject: 50 }, { unnamed: 50 })], RECIPIENT)).toEqual(['203.0.113.50/32']);
+  });
+
+  it('an address that had mail accepted is spared its recipient rejects, and this is shown', () => {
+    const d = decide([summary('203.0.113.51', { recipientReject: 20, accepted: 1 }, { unnamed: 20 })], RECIPIENT);
+    expect(d.blocks).toEqual([]);
+    expect(d.spared).toEqual([{ address: '203.0.113.51', kind: 'recipientReject', recipientRejects: 20, reason: 'mail accepted' }]);
+  });
+
+  it('recipient-level evidence alone never makes a /24: five unknown spambots are blocked one by one', () => {
+    const bots = Array.from({ length: 5 }, (_, i) => summary(`203.0.113.${i + 1}`, { recipientReject: 10 }, { unnamed: 10 }));
+    expect(cidrs(bots, RECIPIENT)).toEqual(['203.0.113.1/32', '203.0.113.2/32', '203.0.113.3/32', '203.0.113.4/32', '203.0.113.5/32']);
+    // with client-level evidence the same five make the /24
+    const relayers = Array.from({ length: 5 }, (_, i) => summary(`203.0.113.${i + 1}`, { reject: 10 }));
+    expect(cidrs(relayers, RECIPIENT)).toEqual(['203.0.113.0/24']);
+  });
+
+  it('recipient rejects are not counted when --kinds leaves recipientReject out', () => {
+    expect(cidrs([summary('203.0.113.50', { recipientReject: 50 }, { unnamed: 50 })], { countedKinds: ['saslFailure', 'reject'] })).toEqual([]);
+  });
+
+  it('accepted mail is no sign of a real user: a /24 of spam bots that also got mail through is still blocked whole', () => {
+    const attackers = Array.from({ length: 5 }, (_, i) => summary(`203.0.113.${i + 1}`, { reject: 10 }));
+    expect(cidrs([...attackers, summary('203.0.113.99', { accepted: 3 })], RECIPIENT)).toEqual(['203.0.113.0/24']);
+  });
+});
+
+describe('login sparing by username', () => {
+  it('a login as alice spares failures as alice and failures that name no user, not those as bob', () => {
+    // 3 as alice, 12 as bob, 2 naming nobody
+    const s = summary('203.0.113.66', { saslFailure: 17, saslSuccess: 1 }, { users: { alice: [3, 1], bob: [12, 0] } });
+    const d = decide([s]);
+    expect(d.blocks.map((b) => b.cidr)).toEqual(['203.0.113.66/32']);
+    expect(d.blocks[0]!.total).toBe(12);
+    expect(d.spared).toEqual([{ address: '203.0.113.66', kind: 'saslFailure', saslFailures: 5, users: ['alice'], loggedInAs: ['alice'], reason: 'logged in' }]);
+  });
+
+  it('failures as the user it logged in as are all spared', () => {
+    const d = decide([summary('203.0.113.66', { saslFailure: 3, saslSuccess: 1 }, { users: { alice: [3, 1] } })]);
+    expect(d.blocks).toEqual([]);
+    expect(d.spared[0]).toMatchObject({ saslFailures: 3, users: ['alice'], loggedInAs: ['alice'] });
+  });
+
+  it('failures past the username cap always count', () => {
+    const d = decide([summary('203.0.113.67', { saslFailure: 9, saslSuccess: 1 }, { users: { alice: [1, 1] }, otherUsers: 8 })]);
+    expect(d.blocks[0]).toMatchObject({ cidr: '203.0.113.67/32', total: 8 });
+  });
+
+  it('the same rule for an IPv6 prefix: a login as alice in the /64 does not spare failures as bob from another address', () => {
+    const d = decide([
+      summary('2001:db8:1:2::a', { saslSuccess: 1 }, { users: { alice: [0, 1] } }),
+      summary('2001:db8:1:2::b', { saslFailure: 9 }, { users: { bob: [9, 0] } }),
+      summary('2001:db8:1:2::c', { saslFailure: 4 }, { users: { alice: [4, 0] } }),
+    ]);
+    expect(d.blocks.map((b) => b.cidr)).toEqual(['2001:db8:1:2::b/128']);
+    expect(d.spared.map((s) => s.address)).toEqual(['2001:db8:1:2::c']);
+  });
+});
+
+describe('IPv6 above /64', () => {
+  const prefixes = (n: number, events: number, kind: EventKind = 'reject') =>
+    Array.from({ length: n }, (_, i) => summary(`2001:db8:77:${(i + 1).toString(16)}::1`, { [kind]: events }));
+
+  it('4 offending /64s of one /48 are blocked as /64s; the 5th makes it the /48', () => {
+    expect(cidrs(prefixes(4, 3))).toEqual(['2001:db8:77:1::/64', '2001:db8:77:2::/64', '2001:db8:77:3::/64', '2001:db8:77:4::/64']);
+    const [only, ...rest] = decide(prefixes(5, 3)).blocks;
+    expect(rest).toEqual([]);
+    expect(only).toMatchObject({ cidr: '2001:db8:77::/48', reason: 'subnet6', addressCount: 5, total: 15 });
+  });
+
+  it('a /48 whose prefixes add up to threshold6 x ipv6-subnet-prefixes is an offender though no /64 reaches threshold6', () => {
+    expect(cidrs(prefixes(7, 2))).toEqual([]); // 14 < 3 x 5
+    expect(cidrs(prefixes(8, 2))).toEqual(['2001:db8:77::/48']); // 16 >= 15
+  });
+
+  it('never over an allowed range or a prefix where someone logged in', () => {
+    expect(cidrs(prefixes(5, 3), { neverBlock: [{ cidr: '2001:db8:77:ff::/64', source: 'allow' }] })).toHaveLength(5);
+    const withLogin = [...prefixes(5, 3), summary('2001:db8:77:ff::9', { saslSuccess: 1 })];
+    expect(cidrs(withLogin)).toHaveLength(5);
+  });
+
+  it('recipient rejects alone do not make a /48', () => {
+    const options: Partial<PolicyOptions> = { countedKinds: ['saslFailure', 'reject', 'recipientReject'] };
+    const bots = Array.from({ length: 5 }, (_, i) => summary(`2001:db8:77:${i + 1}::1`, { recipientReject: 3 }, { unnamed: 3 }));
+    expect(cidrs(bots, options)).toHaveLength(5);
+  });
+
+  it('--ipv6-subnet-prefixes 0 turns it off; --ipv6-subnet sets the length', () => {
+    expect(cidrs(prefixes(8, 3), { ipv6SubnetPrefixes: 0 })).toHaveLength(8);
+    expect(cidrs(prefixes(5, 3), { ipv6Subnet: 56 })).toEqual(['2001:db8:77::/56']);
+  });
+});
+
+describe('no size kills a decision', () => {
+  it('150,000 addresses in one /64: one block naming the worst MAX_BLOCK_ADDRESSES', () => {
+    const flood = Array.from({ length: 150_000 }, (_, i) => summary(`2001:db8:68:1:1:1:${(Math.floor(i / 0xfff0) + 1).toString(16)}:${((i % 0xfff0) + 1).toString(16)}`, { reject: i === 7 ? 9 : 1 }));
+    const d = decide([...flood, summary('203.0.113.9', { saslFailure: 20 })]);
+    expect(d.blocks.map((b) => b.cidr)).toEqual(['203.0.113.9/32', '2001:db8:68:1::/64']);
+    expect(d.blocks[1]).toMatchObject({ addressCount: 150_000, total: 150_008 });
+    expect(d.blocks[1]!.addresses).toHaveLength(MAX_BLOCK_ADDRESSES);
+    expect(d.blocks[1]!.addresses).toContain('2001:db8:68:1:1:1:1:8');
+  });
+
+  it('the source spreads no input-sized array into a call', () => {
+    const dir = new URL('../src/', import.meta.url);
+    const offenders: string[] = [];
+    for (const file of readdirSync(dir, { recursive: true }) as string[]) {
+      if (!file.endsWith('.ts')) continue;
+      readFileSync(new URL(file, dir), 'utf8').split('\n').forEach((line, i) => {
+        if (/(?:\.push|Math\.(?:min|max)|\.apply|\.unshift|\.splice)\((?:[^()[\]{}]*,\s*)?\.\.\./.test(line)) offenders.push(`${file}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    expect(offenders).toEqual([]);
   });
 });
 

@@ -3,11 +3,11 @@ import type { Block } from '../src/policy.js';
 import { checkUfwFile, rejectTextProblem, findSection, renderAccessMap, renderUfwRules, replaceSection, sectionLines } from '../src/render.js';
 
 const blocks: Block[] = [
-  { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], total: 6, reason: 'prefix' },
-  { cidr: '198.51.100.0/24', family: 4, addresses: ['198.51.100.1', '198.51.100.9'], total: 30, reason: 'subnet' },
-  { cidr: '192.0.2.10/32', family: 4, addresses: ['192.0.2.10'], total: 12, reason: 'host' },
-  { cidr: '192.0.2.9/32', family: 4, addresses: ['192.0.2.9'], total: 12, reason: 'host' },
-  { cidr: '2001:db8::7/128', family: 6, addresses: ['2001:db8::7'], total: 3, reason: 'host' },
+  { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], addressCount: 2, total: 6, reason: 'prefix' },
+  { cidr: '198.51.100.0/24', family: 4, addresses: ['198.51.100.1', '198.51.100.9'], addressCount: 2, total: 30, reason: 'subnet' },
+  { cidr: '192.0.2.10/32', family: 4, addresses: ['192.0.2.10'], addressCount: 1, total: 12, reason: 'host' },
+  { cidr: '192.0.2.9/32', family: 4, addresses: ['192.0.2.9'], addressCount: 1, total: 12, reason: 'host' },
+  { cidr: '2001:db8::7/128', family: 6, addresses: ['2001:db8::7'], addressCount: 1, total: 3, reason: 'host' },
 ];
 
 describe('ufw lines', () => {

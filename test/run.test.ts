@@ -20,7 +20,7 @@ function smtpguard(args: string[], options: SpawnSyncOptions = {}) {
 const sasl = (address: string, n: number) =>
   `2026-11-22T11:37:32.000000+00:00 mx postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=admin\n`.repeat(n);
 const login = (address: string) =>
-  `2026-11-22T11:40:00.000000+00:00 mx postfix/submission/smtpd[2]: 4ABC123: client=phone[${address}], sasl_method=PLAIN, sasl_username=alice\n`;
+  `2026-11-22T11:40:00.000000+00:00 mx postfix/submission/smtpd[2]: 4ABC123: client=phone[${address}], sasl_method=PLAIN, sasl_username=admin\n`;
 
 const snapshot = () =>
   Object.fromEntries(
@@ -84,7 +84,7 @@ describe('install then run', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/^smtpguard run --dry-run: blocks: 3 \(\+3 -0\)/);
     expect(stdout).toMatch(/^ {2}198\.51\.100\.0\/24 +60 events, 6 offenders in this \/24/m);
-    expect(stdout).toMatch(/^Spared: 203\.0\.113\.50 \(20 SASL failures not counted: logged in\)$/m);
+    expect(stdout).toMatch(/^Spared: 203\.0\.113\.50 \(20 SASL failures as admin not counted: logged in as admin\)$/m);
     expect(stdout).toMatch(/^Never blocked: 127\.0\.0\.1 \(40 events; loopback 127\.0\.0\.0\/8\)$/m);
     expect(stdout).toMatch(/^Note: a hash: map cannot hold IPv6 ranges/m);
     expect(stdout).toContain('+-A ufw-smtpguard -s 198.51.100.0/24 -j ufw-smtpguard-log');
@@ -225,7 +225,7 @@ describe('settings', () => {
   it.each([
     ['FROBNICATE=1\n', /smtpguard\.conf:1: unknown key FROBNICATE -- known keys: LOG, WINDOW/],
     ['# ok\nTHRESHOLD=ten\n', /smtpguard\.conf:2: THRESHOLD=ten: expected a whole number from 1 up/],
-    ['ALLOW=192.0.2.0/24 not-an-address\n', /smtpguard\.conf:1: ALLOW=.*"not-an-address" is not an address or CIDR range/],
+    ['ALLOW=192.0.2.0/24 not-an-address\n', /smtpguard\.conf:1: ALLOW=.*"not-an-address" is not an IPv4 or IPv6 address or CIDR range/],
     ['just words\n', /smtpguard\.conf:1: expected KEY=value/],
   ])('a bad config file is an error with file:line (%j)', (text, message) => {
     writeFileSync(path.join(dir, 'smtpguard.conf'), text);

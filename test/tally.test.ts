@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EventKind } from '../src/kinds.js';
-import { ALL_TIME, BUCKET_MS, summarise, Tally } from '../src/tally.js';
+import { ALL_TIME, BUCKET_MS, MAX_USERS_PER_ADDRESS, summarise, Tally } from '../src/tally.js';
 
 const T0 = Date.parse('2026-11-22T12:00:00Z');
 const COUNTED: EventKind[] = ['saslFailure', 'reject'];
@@ -97,5 +97,46 @@ describe('merging tallies', () => {
     const byAddress = Object.fromEntries(summarise(mailLog, ALL_TIME, COUNTED).map((s) => [s.address, s.events]));
     expect(byAddress['192.0.2.1']).toMatchObject({ saslFailure: 2, reject: 1 });
     expect(byAddress['192.0.2.3']).toMatchObject({ saslFailure: 1 });
+  });
+});
+
+describe('usernames and recipient rejects', () => {
+  it('keeps failures and logins per username, in the window, through serialize and merging', () => {
+    const tally = new Tally();
+    tally.add({ kind: 'saslFailure', address: '203.0.113.66', time: T0, user: 'alice' });
+    tally.add({ kind: 'saslFailure', address: '203.0.113.66', time: T0, user: 'bob' });
+    tally.add({ kind: 'saslFailure', address: '203.0.113.66', time: T0 + 2 * BUCKET_MS, user: 'bob' });
+    tally.add({ kind: 'saslSuccess', address: '203.0.113.66', time: T0 + BUCKET_MS, user: 'alice' });
+    tally.add({ kind: 'recipientReject', address: '203.0.113.66', time: T0, unnamed: true });
+    tally.add({ kind: 'recipientReject', address: '203.0.113.66', time: T0 });
+    const copy = Tally.deserialize(tally.serialize());
+    for (const t of [tally, copy]) {
+      const [s] = summarise(t, { from: T0, to: T0 + BUCKET_MS }, COUNTED);
+      expect(s!.users).toEqual(new Map([['alice', { failures: 1, logins: 1 }], ['bob', { failures: 1, logins: 0 }]]));
+      expect(s!.events.recipientReject).toBe(2);
+      expect(s!.unnamedRecipientRejects).toBe(1);
+    }
+    const merged = new Tally();
+    merged.addAll(copy);
+    merged.addAll(copy);
+    expect(summarise(merged, ALL_TIME, COUNTED)[0]!.users!.get('bob')).toEqual({ failures: 4, logins: 0 });
+  });
+
+  it(`keeps at most ${MAX_USERS_PER_ADDRESS} usernames per address; failures past that count under other users, logins are always kept`, () => {
+    const tally = new Tally();
+    for (let i = 0; i < MAX_USERS_PER_ADDRESS + 10; i++) tally.add({ kind: 'saslFailure', address: '192.0.2.1', time: T0, user: `u${i}` });
+    tally.add({ kind: 'saslSuccess', address: '192.0.2.1', time: T0, user: 'alice' });
+    const [s] = summarise(Tally.deserialize(tally.serialize()), ALL_TIME, COUNTED);
+    expect(s!.users!.size).toBe(MAX_USERS_PER_ADDRESS + 1);
+    expect(s!.users!.get('alice')).toEqual({ failures: 0, logins: 1 });
+    expect(s!.otherUserFailures).toBe(10);
+  });
+
+  it('refuses tally data that holds something other than an address', () => {
+    const data = tallyOf([['reject', '192.0.2.1', T0]]).serialize();
+    const bad = Buffer.from(data);
+    bad.write('X', 6, 'latin1'); // inside "192.0.2.1"
+    expect(() => Tally.deserialize(bad)).toThrow(/not an address/);
+    expect(() => Tally.deserialize(data.subarray(0, data.length - 3))).toThrow();
   });
 });

@@ -48,6 +48,8 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     threshold6: settings.threshold6,
     countedKinds: settings.kinds,
     ipv6Prefix: settings.ipv6Prefix,
+    ipv6Subnet: settings.ipv6Subnet,
+    ipv6SubnetPrefixes: settings.ipv6SubnetPrefixes,
     subnetHosts: settings.subnetHosts,
     neverBlock,
     maxBlocks: settings.maxBlocks,

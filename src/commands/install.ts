@@ -87,7 +87,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
     if (typeof after === 'string') edits.push({ path: file, before, after });
     else {
       edits.push({ path: file, before, after: after.text });
-      warnings.push(...after.warnings);
+      for (const warning of after.warnings) warnings.push(warning);
     }
   }
   const mapBefore = await readOptional(settings.accessMap);
@@ -133,7 +133,8 @@ export async function installCommand(settings: Settings, options: InstallOptions
     for (const e of changed) {
       lines.push(e.after === null ? `would remove ${e.path}` : createTwoFilesPatch(e.path, e.path, e.before ?? '', e.after, e.before === null ? '(new file)' : '', '(smtpguard)').trimEnd());
     }
-    if (commands.length > 0) lines.push('', 'Commands that would run:', ...commands.map((c) => `  ${formatCommand(c)}`));
+    if (commands.length > 0) lines.push('', 'Commands that would run:');
+    for (const c of commands) lines.push(`  ${formatCommand(c)}`);
     lines.push('', 'Nothing was changed (--dry-run).');
     io.stdout.write(lines.join('\n') + '\n');
     return;

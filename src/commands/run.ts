@@ -34,7 +34,12 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
     }
     if (plan.changes.length === 0) {
       await keepBlockRecords(settings, plan, summaries, options.now);
-      if (options.verbose) io.stdout.write(`${summaryLine(plan)}, nothing changed\n`);
+      // offenders left unblocked are news every time, until the admin raises the cap
+      if (options.verbose || plan.summary.leftOut > 0) {
+        const line = `${summaryLine(plan)}, nothing changed`;
+        io.stdout.write(`${line}\n`);
+        if (plan.summary.leftOut > 0) await logToSyslog(line);
+      }
       return;
     }
     const { applyPlan, execCommand } = await import('../apply.js'); // execa loads only when something changes
@@ -42,7 +47,7 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
     await keepBlockRecords(settings, plan, summaries, options.now);
     const line = summaryLine(plan);
     io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${line}\n`);
-    await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
+    await logToSyslog(line);
   } finally {
     await release();
   }
@@ -68,20 +73,33 @@ async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: S
   return { plan, summaries };
 }
 
+async function logToSyslog(line: string): Promise<void> {
+  const { execCommand } = await import('../apply.js');
+  await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
+}
+
 /** What is blocked and why, for `smtpguard status`; a block keeps the time it first appeared. */
 async function keepBlockRecords(settings: Settings, plan: Plan, summaries: readonly AddressSummary[], now: Date): Promise<void> {
   const previous = new Map((await readBlockRecords(settings.stateDir))?.map((r) => [r.cidr, r]) ?? []);
   const seen = new Map(summaries.map((s) => [s.address, s]));
   const records: BlockRecord[] = plan.decision.blocks.map((b) => {
-    const times = b.addresses.map((a) => seen.get(a)).filter((s) => s !== undefined);
+    let firstSeen = Infinity;
+    let lastSeen = -Infinity;
+    for (const address of b.addresses) {
+      const s = seen.get(address);
+      if (s === undefined) continue;
+      firstSeen = Math.min(firstSeen, s.firstSeen);
+      lastSeen = Math.max(lastSeen, s.lastSeen);
+    }
+    const at = (ms: number) => new Date(Number.isFinite(ms) ? ms : now.getTime()).toISOString();
     return {
       cidr: b.cidr,
       family: b.family,
       reason: b.reason,
       total: b.total,
       addresses: b.addresses,
-      firstSeen: new Date(Math.min(...times.map((t) => t.firstSeen))).toISOString(),
-      lastSeen: new Date(Math.max(...times.map((t) => t.lastSeen))).toISOString(),
+      firstSeen: at(firstSeen),
+      lastSeen: at(lastSeen),
       since: previous.get(b.cidr)?.since ?? now.toISOString(),
     };
   });
