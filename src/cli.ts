@@ -59,6 +59,10 @@ async function settingsFrom(flags: CommonFlags): Promise<Resolved> {
       });
     }
   }
+  if (text !== null) {
+    const { checkTrustedPaths, configPaths } = await import('./trust.js');
+    await checkTrustedPaths(configPaths(file));
+  }
   const given: FlagValues = {};
   for (const d of DEFINITIONS) if (flags[d.key] !== undefined) given[d.key] = flags[d.key];
   return resolveSettings(given, process.env, text, file);

@@ -19,6 +19,8 @@ export const ExitCode = {
   rollbackFailed: 6,
   /** Writing a file failed (disk full, read-only); every file is its old or its new version. */
   writeFailed: 7,
+  /** The run took longer than --timeout: stopped before changing anything, lock released. */
+  timeout: 8,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -4,9 +4,9 @@
  * system gives; knows nothing about log lines.
  */
 import { constants as zlibConstants, createGunzip, gunzipSync } from 'node:zlib';
-import { read, readSync } from 'node:fs';
+import { constants, read, readSync, type Stats } from 'node:fs';
 import { once } from 'node:events';
-import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { lstat, open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { SmtpguardError } from './errors.js';
@@ -104,13 +104,14 @@ export async function findLogSources(
 
 async function expand(pattern: string, warn: Warn): Promise<string[]> {
   // A path that exists is taken literally, even when it contains glob characters.
-  const stat = await lstat(pattern).catch(() => null);
+  const stat = await lstat(pattern).then((s) => (s.isSymbolicLink() ? statFile(pattern) : s), () => null);
   if (stat !== null) {
     if (stat.isDirectory()) {
       throw new SmtpguardError(`--log ${pattern} is a directory`, {
         hint: `pass the files, for example --log "${path.join(pattern, 'mail.log*')}"`,
       });
     }
+    if (!stat.isFile()) throw notRegular(pattern, stat);
     return [pattern];
   }
   const { default: fg } = await import('fast-glob');
@@ -124,6 +125,16 @@ async function expand(pattern: string, warn: Warn): Promise<string[]> {
 }
 
 export type Warn = (message: string) => void;
+
+async function statFile(file: string): Promise<Stats | null> {
+  return stat(file).catch(() => null);
+}
+
+/** A FIFO, device or socket named as a log would hang or flood the run: refused, by name. */
+function notRegular(file: string, s: Stats): SmtpguardError {
+  const what = s.isFIFO() ? 'a FIFO (named pipe)' : s.isCharacterDevice() ? 'a character device' : s.isBlockDevice() ? 'a block device' : s.isSocket() ? 'a socket' : 'not a regular file';
+  return new SmtpguardError(`--log ${file} is ${what}`, { hint: 'name regular log files (plain or gzip); to read a stream, pipe it in with --log -' });
+}
 
 /** A log opened for reading: its content size and head, and its bytes from any offset. */
 export interface OpenLog {
@@ -158,7 +169,8 @@ export async function openLog(source: LogSource, warn: Warn, stdin: Readable): P
   }
   let file: FileHandle;
   try {
-    file = await open(source.path, 'r');
+    // O_NONBLOCK: a FIFO put in a log's place must not hang the run (it is refused just below)
+    file = await open(source.path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     if (errorCode(error) === 'ENOENT') {
       warn(`${source.path} disappeared before it could be read (rotated?); skipped`);
@@ -167,7 +179,9 @@ export async function openLog(source: LogSource, warn: Warn, stdin: Readable): P
     throw translateFsError(error, source.path);
   }
   try {
-    const { size } = await file.stat();
+    const stat = await file.stat();
+    if (!stat.isFile()) throw notRegular(source.path, stat);
+    const { size } = stat;
     const magic = Buffer.alloc(2);
     const { bytesRead } = await file.read(magic, 0, 2, 0);
     const gzip = bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;

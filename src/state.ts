@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { isValidRange } from './address.js';
 import { writeAtomically } from './files.js';
 import { Tally } from './tally.js';
 import type { Warn } from './sources.js';
@@ -177,15 +178,44 @@ export interface BlockRecord {
 
 const BLOCKS_FILE = 'blocks.json';
 
-export async function readBlockRecords(stateDir: string): Promise<BlockRecord[] | null> {
-  const text = await readFile(path.join(stateDir, BLOCKS_FILE), 'utf8').catch(() => null);
+/**
+ * The records `run` kept, or null when there are none. A file that is not valid (hand-edited,
+ * truncated, `[null]`) is a warning, and the next run writes it anew from what it decides.
+ */
+export async function readBlockRecords(stateDir: string, warn?: Warn): Promise<BlockRecord[] | null> {
+  const file = path.join(stateDir, BLOCKS_FILE);
+  const text = await readFile(file, 'utf8').catch(() => null);
   if (text === null) return null;
+  let records: unknown;
   try {
-    const records = JSON.parse(text) as BlockRecord[];
-    return Array.isArray(records) ? records : null;
-  } catch {
+    records = JSON.parse(text);
+  } catch (error) {
+    warn?.(`${file} is not valid JSON (${(error as Error).message}); it is written anew from this run's decisions`);
     return null;
   }
+  if (!Array.isArray(records) || !records.every(isBlockRecord)) {
+    warn?.(`${file} does not hold block records; it is written anew from this run's decisions`);
+    return null;
+  }
+  return records;
+}
+
+function isBlockRecord(value: unknown): value is BlockRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  const time = (t: unknown) => typeof t === 'string' && !Number.isNaN(Date.parse(t));
+  return (
+    typeof r.cidr === 'string' &&
+    isValidRange(r.cidr) &&
+    (r.family === 4 || r.family === 6) &&
+    typeof r.reason === 'string' &&
+    typeof r.total === 'number' &&
+    Array.isArray(r.addresses) &&
+    r.addresses.every((a) => typeof a === 'string') &&
+    time(r.firstSeen) &&
+    time(r.lastSeen) &&
+    time(r.since)
+  );
 }
 
 /** Writes the records when they differ from what is there. */

@@ -3,8 +3,11 @@
  * sections, reload what changed. Silent when nothing changed.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { SmtpguardError } from '../errors.js';
+import { formatWindow } from '../duration.js';
+import { ExitCode, SmtpguardError } from '../errors.js';
+import { Watchdog } from '../watchdog.js';
 import { acquireLock } from '../lock.js';
+import { checkTrustedPaths, runPaths } from '../trust.js';
 import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../state.js';
 import type { AddressSummary } from '../tally.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../plan.js';
@@ -24,7 +27,15 @@ export interface RunOptions {
 }
 
 export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
+  await checkTrustedPaths(runPaths(settings.stateDir, settings.lockFile));
   const release = options.dryRun ? async () => undefined : await acquireLock(settings.lockFile);
+  const watchdog = new Watchdog(settings.timeout, () => {
+    // nothing was changed yet (an apply in progress is let finish): say so, free the lock, stop
+    process.stderr.write(
+      `smtpguard: the run took longer than --timeout ${formatWindow(settings.timeout)} and was stopped before it changed anything -- look for a log that cannot be read to its end (a hung mount, a pipe), or raise --timeout\n`,
+    );
+    void release().finally(() => process.exit(ExitCode.timeout));
+  });
   try {
     const { pending, roles } = await PendingReloads.read(settings.stateDir);
     const { plan, summaries } = await makePlan(settings, options, io, roles);
@@ -33,7 +44,7 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
       return;
     }
     if (plan.changes.length === 0) {
-      await keepBlockRecords(settings, plan, summaries, options.now);
+      await keepBlockRecords(settings, plan, summaries, options.now, io);
       // offenders left unblocked are news every time, until the admin raises the cap
       if (options.verbose || plan.summary.leftOut > 0) {
         const line = `${summaryLine(plan)}, nothing changed`;
@@ -43,12 +54,13 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
       return;
     }
     const { applyPlan, execCommand } = await import('../apply.js'); // execa loads only when something changes
-    await applyPlan(plan, execCommand, pending);
-    await keepBlockRecords(settings, plan, summaries, options.now);
+    await watchdog.whileApplying(() => applyPlan(plan, execCommand, pending));
+    await keepBlockRecords(settings, plan, summaries, options.now, io);
     const line = summaryLine(plan);
     io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${line}\n`);
     await logToSyslog(line);
   } finally {
+    watchdog.stop();
     await release();
   }
 }
@@ -79,8 +91,8 @@ async function logToSyslog(line: string): Promise<void> {
 }
 
 /** What is blocked and why, for `smtpguard status`; a block keeps the time it first appeared. */
-async function keepBlockRecords(settings: Settings, plan: Plan, summaries: readonly AddressSummary[], now: Date): Promise<void> {
-  const previous = new Map((await readBlockRecords(settings.stateDir))?.map((r) => [r.cidr, r]) ?? []);
+async function keepBlockRecords(settings: Settings, plan: Plan, summaries: readonly AddressSummary[], now: Date, io: Io): Promise<void> {
+  const previous = new Map((await readBlockRecords(settings.stateDir, io.warn))?.map((r) => [r.cidr, r]) ?? []);
   const seen = new Map(summaries.map((s) => [s.address, s]));
   const records: BlockRecord[] = plan.decision.blocks.map((b) => {
     let firstSeen = Infinity;

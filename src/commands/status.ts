@@ -41,7 +41,7 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
       notes.push(`cannot read the blocks in ${file}: ${why}`);
     }
   }
-  const records = await readBlockRecords(settings.stateDir);
+  const records = await readBlockRecords(settings.stateDir, io.warn);
   if (records === null) notes.push(`no record of why each block was made (${settings.stateDir}/blocks.json): smtpguard run writes it`);
   for (const record of records ?? []) {
     const block = blocks.get(record.cidr);

@@ -1,0 +1,224 @@
+/**
+ * What an outsider (or another local user) could try against a run that nobody watches:
+ * each test first builds the attack the review found, then checks what smtpguard does.
+ * The built binary on files in a temp directory, with --no-reload (no firewall touched).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { acquireLock } from '../src/lock.js';
+import { checkTrustedPaths } from '../src/trust.js';
+
+const BIN = fileURLToPath(new URL('../bin/smtpguard.js', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
+const STAMP = '2026-11-22T11:37:32.000000+00:00 mx';
+
+let dir: string;
+let flags: string[];
+
+function smtpguard(args: string[], input = '') {
+  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, TZ: 'UTC' }, input, timeout: 120_000 });
+  return { code: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+const sasl = (address: string, n: number, user = 'admin') =>
+  `${STAMP} postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=${user}\n`.repeat(n);
+const login = (address: string, user: string) => `${STAMP} postfix/submission/smtpd[2]: 4ABC123: client=phone[${address}], sasl_method=PLAIN, sasl_username=${user}\n`;
+const unknownUser = (client: string, i: number) =>
+  `${STAMP} postfix/smtpd[3]: NOQUEUE: reject: RCPT from ${client}: 550 5.1.1 <nobody${i}@example.org>: Recipient address rejected: User unknown in local recipient table; from=<a@provider.example> to=<nobody${i}@example.org> proto=ESMTP helo=<x>\n`;
+
+const blocked = () => readFileSync(path.join(dir, 'before.rules'), 'utf8').match(/-s \S+/g)?.map((s) => s.slice(3)) ?? [];
+const blocked6 = () => readFileSync(path.join(dir, 'before6.rules'), 'utf8').match(/-s \S+/g)?.map((s) => s.slice(3)) ?? [];
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-hostile-'));
+  copyFileSync(path.join(FIXTURES, 'debian12-before.rules'), path.join(dir, 'before.rules'));
+  copyFileSync(path.join(FIXTURES, 'debian12-before6.rules'), path.join(dir, 'before6.rules'));
+  mkdirSync(path.join(dir, 'pf'));
+  writeFileSync(path.join(dir, 'pf', 'main.cf'), 'mynetworks = 127.0.0.0/8 [::1]/128\n');
+  writeFileSync(path.join(dir, 'pf', 'master.cf'), '');
+  flags = [
+    '--ufw-rules', path.join(dir, 'before.rules'),
+    '--ufw6-rules', path.join(dir, 'before6.rules'),
+    '--access-map', path.join(dir, 'access'),
+    '--map-type', 'hash',
+    '--postfix-config-dir', path.join(dir, 'pf'),
+    '--lock-file', path.join(dir, 'smtpguard.lock'),
+    '--state-dir', path.join(dir, 'state'),
+    '--config', path.join(dir, 'smtpguard.conf'),
+    '--log', path.join(dir, 'mail.log'),
+    '--window', 'all',
+    '--no-reload',
+  ];
+  writeFileSync(path.join(dir, 'smtpguard.conf'), '# test\n');
+  writeFileSync(path.join(dir, 'mail.log'), '');
+  const install = smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron')]);
+  expect(install.stderr).toBe('');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('a bystander cannot be blocked', () => {
+  it("a provider's named MTAs relaying typos: neither they nor their /24; an unknown dictionary spambot is blocked", () => {
+    let log = '';
+    for (let h = 1; h <= 5; h++) for (let i = 0; i < 12; i++) log += unknownUser(`mail-out${h}.provider.example[198.51.100.${h}]`, i);
+    log += `${STAMP} postfix/smtpd[3]: 1ABC234: client=mail-out1.provider.example[198.51.100.1]\n`;
+    for (let i = 0; i < 50; i++) log += unknownUser('unknown[203.0.113.66]', i);
+    writeFileSync(path.join(dir, 'mail.log'), log);
+    const dry = smtpguard(['run', '--dry-run', ...flags]);
+    expect(dry.stdout).toMatch(/^Spared: 198\.51\.100\.1 \(12 recipient rejects not counted: mail was accepted from it\)$/m);
+    expect(dry.stdout).toMatch(/^Spared: 198\.51\.100\.2 \(12 recipient rejects not counted: Postfix confirmed its hostname\)$/m);
+    const run = smtpguard(['run', ...flags]);
+    expect(run.code).toBe(0);
+    expect(blocked()).toEqual(['203.0.113.66/32']);
+    expect(readFileSync(path.join(dir, 'access'), 'utf8')).not.toMatch(/198\.51\.100/);
+  });
+
+  it('a login as alice does not spare failures as bob', () => {
+    writeFileSync(path.join(dir, 'mail.log'), sasl('203.0.113.66', 3, 'alice') + login('203.0.113.66', 'alice') + sasl('203.0.113.66', 12, 'bob') + sasl('192.0.2.9', 12, 'carol') + login('192.0.2.9', 'carol'));
+    const dry = smtpguard(['run', '--dry-run', ...flags]);
+    expect(dry.stdout).toMatch(/^Spared: 203\.0\.113\.66 \(3 SASL failures as alice not counted: logged in as alice\)$/m);
+    const json = JSON.parse(smtpguard(['scan', '--json', '--no-state', '--log', path.join(dir, 'mail.log'), '--window', 'all']).stdout) as { spared: Array<{ address: string; users: string[]; loggedInAs: string[] }> };
+    expect(json.spared.find((s) => s.address === '203.0.113.66')).toMatchObject({ users: ['alice'], loggedInAs: ['alice'] });
+    smtpguard(['run', ...flags]);
+    expect(blocked()).toEqual(['203.0.113.66/32']);
+  });
+});
+
+describe('no flood stops the blocking', () => {
+  /** n distinct addresses, 1-2 rejects each, plus 20 SASL failures from one IPv4 attacker. */
+  function flood(n: number, address: (i: number) => string): string {
+    const parts: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const line = `${STAMP} postfix/smtpd[4]: NOQUEUE: reject: RCPT from unknown[${address(i)}]: 554 5.7.1 <x@example.org>: Relay access denied; from=<a@b> to=<x@example.org> proto=ESMTP helo=<x>\n`;
+      parts.push(i % 3 === 0 ? line + line : line);
+    }
+    return parts.join('') + sasl('203.0.113.9', 20);
+  }
+  const hex = (i: number) => `${((i >>> 16) + 1).toString(16)}:${((i & 0xffff) + 1).toString(16)}`;
+
+  it.each([
+    ['1M distinct addresses in one /64', (i: number) => `2001:db8:68:1:1:1:${hex(i)}`, ['2001:db8:68:1::/64']],
+    ['1M distinct /64s in one /48', (i: number) => `2001:db8:68:${(i & 0xffff).toString(16)}:${(i >>> 16) + 1}::1`, ['2001:db8:68::/48']],
+  ])('%s: run exits 0, the IPv4 attacker and the flood are blocked, the map is valid', (_name, address, expected6) => {
+    writeFileSync(path.join(dir, 'mail.log'), flood(1_000_000, address));
+    const run = smtpguard(['run', ...flags]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^blocks: 2 \(\+2 -0\), \d+ addresses of IPv6 range blocks left out of the access map/);
+    expect(blocked()).toEqual(['203.0.113.9/32']);
+    expect(blocked6()).toEqual(expected6);
+    const map = readFileSync(path.join(dir, 'access'), 'utf8');
+    expect(map.match(/ REJECT /g)).toHaveLength(1 + 256);
+    expect(spawnSync('postmap', ['-q', '203.0.113.9', `hash:${path.join(dir, 'access')}`], { encoding: 'utf8' }).stdout).toMatch(/^REJECT/);
+  }, 300_000);
+});
+
+describe('the cap speaks', () => {
+  it('offenders left out by --max-blocks are in the cron line every run, and in the plan', () => {
+    writeFileSync(path.join(dir, 'mail.log'), [1, 2, 3, 4].map((h) => sasl(`192.0.2.${h * 10}`, 10 + h)).join(''));
+    const first = smtpguard(['run', '--max-blocks', '3', ...flags]);
+    expect(first.stdout).toBe('blocks: 3 (+3 -0), 1 offender left out by --max-blocks\n');
+    const again = smtpguard(['run', '--max-blocks', '3', ...flags]);
+    expect(again.stdout).toBe('blocks: 3 (+0 -0), 1 offender left out by --max-blocks, nothing changed\n');
+    expect(smtpguard(['run', '--dry-run', '--max-blocks', '3', ...flags]).stdout).toMatch(/^Note: --max-blocks left out 1 offender\(s\) with fewer events: they are NOT blocked/m);
+    expect(smtpguard(['run', ...flags]).stdout).toBe('blocks: 4 (+1 -0)\n');
+    expect(smtpguard(['run', ...flags]).stdout).toBe('');
+  });
+});
+
+describe('local files', () => {
+  it('the lock never writes through a planted link (LOCK.PID or LOCK itself)', async () => {
+    const victim = path.join(dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    const lock = path.join(dir, 'planted.lock');
+    symlinkSync(victim, `${lock}.${process.pid}`);
+    symlinkSync(victim, lock);
+    const release = await acquireLock(lock);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n`);
+    expect(existsSync(`${lock}.${process.pid}`)).toBe(false);
+    await release();
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+  });
+
+  it('as root, a state dir, lock dir or config file others can write is refused, naming it and the fix', async () => {
+    const state = path.join(dir, 'state');
+    mkdirSync(state, { recursive: true });
+    chmodSync(state, 0o777);
+    await expect(checkTrustedPaths([{ path: state, what: 'the state directory (--state-dir)' }], 0)).rejects.toThrow(
+      process.getuid?.() === 0 ? /state directory .*state is writable by every user \(mode 0777\)/ : /is owned by uid/,
+    );
+    if (process.getuid?.() === 0) {
+      const run = smtpguard(['run', ...flags]);
+      expect(run.code).toBe(3);
+      expect(run.stderr).toMatch(/the state directory \(--state-dir\) \S+state is writable by every user .* -- run "chown root:root \S+ && chmod go-w \S+"/);
+      chmodSync(state, 0o755);
+      chmodSync(path.join(dir, 'smtpguard.conf'), 0o666);
+      expect(smtpguard(['run', ...flags]).stderr).toMatch(/the config file \S+smtpguard\.conf is writable by every user/);
+      chmodSync(path.join(dir, 'smtpguard.conf'), 0o644);
+      expect(smtpguard(['run', ...flags]).code).toBe(0);
+    }
+    // an unprivileged user's own files are not checked: it cannot change the firewall
+    await expect(checkTrustedPaths([{ path: state, what: 'x' }], 1000)).resolves.toBeUndefined();
+  });
+
+  it('a corrupt blocks.json or tally is a warning and a rebuild, never an exit 1', () => {
+    writeFileSync(path.join(dir, 'mail.log'), sasl('203.0.113.9', 20));
+    expect(smtpguard(['run', ...flags]).code).toBe(0);
+    const state = path.join(dir, 'state');
+    writeFileSync(path.join(state, 'blocks.json'), '[null]');
+    const tally = readdirSync(state).find((f) => f.startsWith('tally-'))!;
+    const data = readFileSync(path.join(state, tally));
+    data.write('X', data.indexOf('203.0.113.9'), 'latin1');
+    writeFileSync(path.join(state, tally), data);
+    writeFileSync(path.join(dir, 'mail.log'), sasl('203.0.113.9', 20) + sasl('192.0.2.44', 20));
+    const run = smtpguard(['run', ...flags]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('blocks: 2 (+1 -0)\n');
+    expect(run.stderr).toMatch(/blocks\.json does not hold block records/);
+    expect(run.stderr).toMatch(/not an address/);
+    expect(blocked()).toEqual(['192.0.2.44/32', '203.0.113.9/32']);
+    expect(smtpguard(['run', ...flags])).toMatchObject({ code: 0, stdout: '', stderr: '' });
+  });
+
+  it('--log naming a FIFO or a device is refused by name; a run that hangs stops at --timeout and frees the lock', async () => {
+    spawnSync('mkfifo', [path.join(dir, 'fifo')]);
+    const fifo = smtpguard(['run', ...flags, '--log', path.join(dir, 'fifo')]);
+    expect(fifo).toMatchObject({ code: 3 });
+    expect(fifo.stderr).toMatch(/--log \S+fifo is a FIFO \(named pipe\)/);
+    expect(smtpguard(['scan', '--log', '/dev/zero']).stderr).toMatch(/--log \/dev\/zero is a character device/);
+
+    // stdin that never ends: the run waits, until --timeout
+    const started = Date.now();
+    const child = spawn(process.execPath, [BIN, 'run', ...flags, '--log', '-', '--timeout', '2s'], { env: { PATH: process.env.PATH, TZ: 'UTC' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.write(sasl('203.0.113.9', 20));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(8);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(stderr).toMatch(/took longer than --timeout 2s and was stopped before it changed anything/);
+    expect(existsSync(path.join(dir, 'smtpguard.lock'))).toBe(false);
+    expect(blocked()).toEqual([]);
+  });
+
+  it('--allow takes canonical addresses only: octal, short and host-bit forms are errors that say so', () => {
+    for (const [value, message] of [
+      ['010.0.0.1', /"010\.0\.0\.1" is not a dotted-quad IPv4 address/],
+      ['10', /"10" is not a dotted-quad IPv4 address/],
+      ['0x0a000001', /is not a dotted-quad IPv4 address/],
+      ['192.0.2.5/24', /has host bits set: did you mean 192\.0\.2\.0\/24\?/],
+      ['2001:db8::g', /is not a valid IPv6 address/],
+    ] as const) {
+      const r = smtpguard(['run', '--dry-run', ...flags, '--allow', value]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    writeFileSync(path.join(dir, 'smtpguard.conf'), 'ALLOW=010.0.0.1\n');
+    expect(smtpguard(['run', '--dry-run', ...flags]).stderr).toMatch(/smtpguard\.conf:1: ALLOW=010\.0\.0\.1: "010\.0\.0\.1" is not a dotted-quad/);
+    expect(smtpguard(['run', '--dry-run', ...flags, '--allow', '10.0.0.0/8', '--allow', '2001:db8::/32']).code).toBe(0);
+  });
+});
