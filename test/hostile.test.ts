@@ -30,8 +30,9 @@ const login = (address: string, user: string) => `${STAMP} postfix/submission/sm
 const unknownUser = (client: string, i: number) =>
   `${STAMP} postfix/smtpd[3]: NOQUEUE: reject: RCPT from ${client}: 550 5.1.1 <nobody${i}@example.org>: Recipient address rejected: User unknown in local recipient table; from=<a@provider.example> to=<nobody${i}@example.org> proto=ESMTP helo=<x>\n`;
 
-const blocked = () => readFileSync(path.join(dir, 'before.rules'), 'utf8').match(/-s \S+/g)?.map((s) => s.slice(3)) ?? [];
-const blocked6 = () => readFileSync(path.join(dir, 'before6.rules'), 'utf8').match(/-s \S+/g)?.map((s) => s.slice(3)) ?? [];
+const sources = (file: string) => Array.from(readFileSync(path.join(dir, file), 'utf8').matchAll(/^-A ufw6?-smtpguard -s (\S+) /gm), (m) => m[1]);
+const blocked = () => sources('before.rules');
+const blocked6 = () => sources('before6.rules');
 
 beforeEach(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-hostile-'));
