@@ -21,6 +21,8 @@ export interface Status {
   nearMisses: Array<{ address: string; total: number; threshold: number }>;
   /** Counted events per hour, the last 24 hours, oldest first; null when the logs could not be read. */
   perHour: number[] | null;
+  /** Offenders that --max-blocks leaves unblocked now (0 when the logs could not be read). */
+  leftOut: number;
   /** What could not be read, and why. */
   notes: string[];
 }
@@ -53,6 +55,7 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
     ];
     for (const line of formatColumns(rows, [false, false, true, false, false, false, true, true])) lines.push(`  ${line}`);
   }
+  if (status.leftOut > 0) lines.push(`  and ${status.leftOut} offender${status.leftOut === 1 ? '' : 's'} NOT blocked: left out by --max-blocks (raise it to block them)`);
   lines.push('');
   if (status.nearMisses.length > 0) {
     lines.push('Close to the threshold (not blocked):');

@@ -24,6 +24,7 @@ describe('renderStatus', () => {
     ],
     nearMisses: [{ address: '192.0.2.30', total: 2, threshold: 3 }],
     perHour: [...new Array<number>(22).fill(0), 5, 10],
+    leftOut: 0,
     notes: ['cannot read the ip6tables counters of ufw6-smtpguard (root only, and ufw must be loaded)'],
   };
 
@@ -36,6 +37,11 @@ describe('renderStatus', () => {
     expect(text).toContain('per hour, last 24 hours: 15 in all, at most 10 in an hour');
     expect(text).toContain(`|${' '.repeat(22)}▄█|`);
     expect(text).toMatch(/^Note: cannot read the ip6tables counters/m);
+  });
+
+  it('says how many offenders --max-blocks leaves unblocked', () => {
+    expect(renderStatus(status, ['saslFailure'])).not.toMatch(/left out/);
+    expect(renderStatus({ ...status, leftOut: 2001 }, ['saslFailure'])).toMatch(/^ {2}and 2001 offenders NOT blocked: left out by --max-blocks \(raise it to block them\)$/m);
   });
 
   it('says so when nothing is blocked', () => {

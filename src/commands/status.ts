@@ -78,6 +78,7 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
 
   let nearMisses: Status['nearMisses'] = [];
   let perHour: number[] | null = null;
+  let leftOut = 0;
   try {
     // the chart needs the last 24 hours (25: its first hour starts before now - 24h) whatever --window is
     const wide = { ...settings, window: Math.max(settings.window, 25 * 3_600_000) };
@@ -96,12 +97,13 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
       .filter((s) => s.total < s.threshold)
       .slice(0, 10);
     perHour = countPerHour(collected.tally, options.now.getTime(), settings.kinds, 24);
+    leftOut = decision.overLimit.length;
   } catch (error) {
     if (!(error instanceof SmtpguardError)) throw error;
     notes.push(`cannot read the logs: ${error.message}`);
   }
 
-  const status: Status = { now: options.now.toISOString(), blocks: [...blocks.values()], nearMisses, perHour, notes };
+  const status: Status = { now: options.now.toISOString(), blocks: [...blocks.values()], nearMisses, perHour, leftOut, notes };
   io.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, settings.kinds));
 }
 
