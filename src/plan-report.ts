@@ -31,6 +31,7 @@ export function renderDecision(decision: Decision): string[] {
 }
 
 function describeBlock(b: Block): string {
+  if (b.reason === 'fleet') return `fleet: ${b.fleet?.scenario ?? '?'} from ${b.fleet?.origin ?? '?'} (CrowdSec), until ${b.fleet?.until ?? '?'}`;
   if (b.reason === 'subnet') return `${b.total} events, ${b.addressCount} offenders in this /24`;
   if (b.reason === 'prefix') return `${b.total} events, IPv6 prefix over threshold6 (${b.addressCount === 1 ? b.addresses[0] : `${b.addressCount} addresses`})`;
   if (b.reason === 'subnet6') return `${b.total} events from ${b.addressCount} addresses, offending prefixes in this IPv6 network`;

@@ -47,7 +47,8 @@ export interface PolicyOptions {
   maxBlocks: number;
 }
 
-export type BlockReason = 'host' | 'subnet' | 'prefix' | 'subnet6';
+/** `fleet`: a decision another server shared through CrowdSec (fleet.ts), never made here. */
+export type BlockReason = 'host' | 'subnet' | 'prefix' | 'subnet6' | 'fleet';
 
 /** A block names at most this many of its addresses (the worst); `addressCount` has them all. */
 export const MAX_BLOCK_ADDRESSES = 256;
@@ -63,6 +64,8 @@ export interface Block {
   /** Their counted events. */
   total: number;
   reason: BlockReason;
+  /** Fleet blocks only: the decision's scenario, origin and end. */
+  fleet?: { scenario: string; origin: string; until: string };
 }
 
 export type Spared =

@@ -47,6 +47,16 @@ export interface Settings {
   journalUnit: string;
   /** A run that takes longer stops (ms; Infinity: never). */
   timeout: number;
+  /** CrowdSec Local API (several servers, one memory): its URL, or null. */
+  crowdsecUrl: string | null;
+  /** Push: the machine id and the file with its password. */
+  crowdsecMachine: string | null;
+  crowdsecPasswordFile: string | null;
+  /** Pull: the file with the bouncer key. */
+  crowdsecBouncerKeyFile: string | null;
+  /** Pulled decisions taken: scenarios starting with one of these, or one of the origins. */
+  crowdsecScenarios: string[];
+  crowdsecOrigins: string[];
 }
 
 type Key = keyof Settings;
@@ -156,7 +166,46 @@ export const DEFINITIONS = [
   def({ key: 'timeout', flag: 'timeout', arg: '<duration|none>', description: 'a run that takes longer stops, changes nothing it has not finished, and exits 8', default: 10 * 60e3, parse: timeLimit, show: (v) => (v === Infinity ? 'none' : formatWindow(v)) }),
   def({ key: 'state', flag: 'state', arg: null, description: 'keep what each log gave in --state-dir, so a run reads only new log text (--no-state: read every log in full)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'reload', flag: 'reload', arg: null, description: 'run postmap, postfix reload and ufw reload after a change (--no-reload: only write)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
+  def({ key: 'crowdsecUrl', flag: 'crowdsec-url', arg: '<url>', description: 'CrowdSec Local API shared by several servers, e.g. http://10.0.0.5:8080 (none: no sharing)', default: null, parse: lapiUrl, show: (v) => v ?? '' }),
+  def({ key: 'crowdsecMachine', flag: 'crowdsec-machine', arg: '<id>', description: 'push new blocks as alerts as this CrowdSec machine (cscli machines add)', default: null, parse: machineId, show: (v) => v ?? '' }),
+  def({ key: 'crowdsecPasswordFile', flag: 'crowdsec-password-file', arg: '<file>', description: "file with the machine's password, root's alone (mode 600)", default: null, parse: path, show: (v) => v ?? '' }),
+  def({ key: 'crowdsecBouncerKeyFile', flag: 'crowdsec-bouncer-key-file', arg: '<file>', description: 'pull decisions as blocks (reason fleet) with this bouncer key file, root\'s alone (cscli bouncers add)', default: null, parse: path, show: (v) => v ?? '' }),
+  def({ key: 'crowdsecScenarios', flag: 'crowdsec-scenarios', arg: '<list>', description: 'pull decisions whose scenario starts with one of these', default: ['smtpguard/'], parse: scenarioPrefixes, show: (v) => v.join(',') }),
+  def({ key: 'crowdsecOrigins', flag: 'crowdsec-origins', arg: '<list>', description: 'pull the decisions of these origins too, whatever their scenario (e.g. CAPI,lists,cscli)', default: [], parse: originNames, show: (v) => v.join(',') }),
 ] as const;
+
+function lapiUrl(text: string): string | null {
+  const value = text.trim();
+  if (value === '' || value.toLowerCase() === 'none') return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error('expected an http:// or https:// URL such as http://10.0.0.5:8080');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('expected an http:// or https:// URL');
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') throw new Error('give the address alone (no user, query or #): credentials go in their files');
+  return value.replace(/\/+$/, '');
+}
+
+function machineId(text: string): string | null {
+  const value = text.trim();
+  if (value === '') return null;
+  if (!/^[A-Za-z0-9._@-]{1,64}$/.test(value)) throw new Error('use letters, digits and . _ @ - (at most 64), as in cscli machines add');
+  return value;
+}
+
+function scenarioPrefixes(text: string): string[] {
+  const list = words(text);
+  for (const w of list) if (!/^[A-Za-z0-9._/-]+$/.test(w)) throw new Error(`"${w}" is not a scenario name or prefix (e.g. smtpguard/, crowdsecurity/)`);
+  return list;
+}
+
+function originNames(text: string): string[] {
+  const list = words(text);
+  for (const w of list) if (!/^[A-Za-z0-9._-]+$/.test(w)) throw new Error(`"${w}" is not an origin (e.g. CAPI, lists, cscli, crowdsec)`);
+  return list;
+}
 
 function mapType(text: string): MapType {
   const value = text.trim();

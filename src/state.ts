@@ -174,6 +174,8 @@ export interface BlockRecord {
   lastSeen: string;
   /** When this block first appeared (kept from run to run while it stays). */
   since: string;
+  /** Fleet blocks: the CrowdSec decision's scenario, origin and end. */
+  fleet?: { scenario: string; origin: string; until: string };
 }
 
 const BLOCKS_FILE = 'blocks.json';

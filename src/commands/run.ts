@@ -16,6 +16,7 @@ import type { Settings } from '../settings.js';
 import { translateFsError } from '../sources.js';
 import { findDefaultMapType } from '../system.js';
 import { scanAndDecide, type Io } from './common.js';
+import { FleetSync } from '../crowdsec/sync.js';
 
 export interface RunOptions {
   now: Date;
@@ -38,35 +39,42 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
   });
   try {
     const { pending, roles } = await PendingReloads.read(settings.stateDir);
-    const { plan, summaries } = await makePlan(settings, options, io, roles);
+    const fleet = await FleetSync.open(settings, { now: options.now, network: !options.dryRun, warn: io.warn });
+    const { plan, summaries } = await makePlan(settings, options, io, roles, fleet);
     if (options.dryRun) {
       io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : await renderPlanText(plan));
       return;
     }
     if (plan.changes.length === 0) {
       await keepBlockRecords(settings, plan, summaries, options.now, io);
+      await fleet?.push(plan.decision, summaries);
       // offenders left unblocked are news every time, until the admin raises the cap
       if (options.verbose || plan.summary.leftOut > 0) {
         const line = `${summaryLine(plan)}, nothing changed`;
         io.stdout.write(`${line}\n`);
         if (plan.summary.leftOut > 0) await logToSyslog(line);
       }
+      fleet?.finish();
       return;
     }
     const { applyPlan, execCommand } = await import('../apply.js'); // execa loads only when something changes
     await watchdog.whileApplying(() => applyPlan(plan, execCommand, pending));
     await keepBlockRecords(settings, plan, summaries, options.now, io);
+    await fleet?.push(plan.decision, summaries);
     const line = summaryLine(plan);
     io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${line}\n`);
     await logToSyslog(line);
+    fleet?.finish();
   } finally {
     watchdog.stop();
     await release();
   }
 }
 
-async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>): Promise<{ plan: Plan; summaries: AddressSummary[] }> {
-  const { decision, summaries } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
+async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>, fleet: FleetSync | null): Promise<{ plan: Plan; summaries: AddressSummary[] }> {
+  const scanned = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
+  const { summaries } = scanned;
+  const decision = fleet === null ? scanned.decision : await fleet.pull(scanned.decision, scanned.neverBlock); // the fleet's blocks, this host's never-block first
   const targets: TargetFile[] = await Promise.all([
     readTarget('ufw4', settings.ufwRules),
     readTarget('ufw6', settings.ufw6Rules),
@@ -113,6 +121,7 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
       firstSeen: at(firstSeen),
       lastSeen: at(lastSeen),
       since: previous.get(b.cidr)?.since ?? now.toISOString(),
+      ...(b.fleet === undefined ? {} : { fleet: b.fleet }),
     };
   });
   await writeBlockRecords(settings.stateDir, records).catch(() => undefined); // status is a convenience: never fail a run for it
