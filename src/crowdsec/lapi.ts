@@ -20,14 +20,23 @@ export class LapiError extends Error {
   }
 }
 
-/** Ends at a fixed moment; each request gets what is left of it. */
+/** Time for requests, spent only while one is under way (the scan and the reloads between are not counted). */
 export class Budget {
-  private readonly end: number;
-  constructor(ms: number, private readonly clock: () => number = Date.now) {
-    this.end = clock() + ms;
-  }
+  private spent = 0;
+  constructor(
+    private readonly ms: number,
+    private readonly clock: () => number = Date.now,
+  ) {}
   left(): number {
-    return Math.max(0, this.end - this.clock());
+    return Math.max(0, this.ms - this.spent);
+  }
+  async spend<T>(work: (ms: number) => Promise<T>): Promise<T> {
+    const start = this.clock();
+    try {
+      return await work(this.left());
+    } finally {
+      this.spent += this.clock() - start;
+    }
   }
 }
 
@@ -88,14 +97,16 @@ export class Lapi {
     let response: Response;
     let text: string;
     try {
-      response = await this.fetchImpl(`${this.base}${path}`, {
-        method,
-        headers,
-        body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        signal: AbortSignal.timeout(left),
-        redirect: 'error',
+      [response, text] = await this.budget.spend(async (ms) => {
+        const answer = await this.fetchImpl(`${this.base}${path}`, {
+          method,
+          headers,
+          body: options.body === undefined ? undefined : JSON.stringify(options.body),
+          signal: AbortSignal.timeout(ms),
+          redirect: 'error',
+        });
+        return [answer, await answer.text()] as const;
       });
-      text = await response.text();
     } catch (error) {
       const e = error as Error & { cause?: { code?: string; message?: string } };
       const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${Math.ceil(left / 100) / 10} s` : (e.cause?.code ?? e.cause?.message ?? e.message);

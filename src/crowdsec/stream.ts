@@ -92,7 +92,7 @@ export function applyStreamAnswer(
 }
 
 /** The decisions still running at `now`. */
-export function liveDecisions(state: StreamState | null, now: number): FleetDecision[] {
+export function liveDecisions(state: StreamState | null, now: number): Array<FleetDecision & { id: number }> {
   return (state?.decisions ?? []).filter((d) => d.until > now);
 }
 
