@@ -45,6 +45,8 @@ export interface PolicyOptions {
   neverBlock: readonly NamedRange[];
   /** 0: no limit. */
   maxBlocks: number;
+  /** Usernames that do not exist here: a failure naming one makes the client an offender (optional). */
+  trapUsers?: readonly string[];
 }
 
 export type BlockReason = 'host' | 'subnet' | 'prefix' | 'subnet6';
@@ -118,6 +120,7 @@ interface Guard {
 export function decideBlocks(summaries: readonly AddressSummary[], options: PolicyOptions): Decision {
   const never: Guard[] = options.neverBlock.map((r) => ({ range: parseRange(r.cidr), label: `${r.source} ${r.cidr}` }));
   const counted = new Set(options.countedKinds);
+  const traps = new Set((options.trapUsers ?? []).map((u) => u.toLowerCase()));
   const prefixOf = (address: string) => networkOf(address, options.ipv6Prefix);
   const spared: Spared[] = [];
   const ignored: Ignored[] = [];
@@ -147,6 +150,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     let clientLevel = 0;
     for (const kind of counted) if (kind !== 'saslFailure' && kind !== 'recipientReject') clientLevel += s.events[kind];
     if (counted.has('saslFailure')) clientLevel += countSaslFailures(s, logins, spared);
+    if (traps.size > 0 && triedTrap(s, traps)) clientLevel = Math.max(clientLevel, family === 4 ? options.threshold : options.threshold6);
     const recipient = counted.has('recipientReject') ? countRecipientRejects(s, clientLevel, family === 4 ? options.threshold : options.threshold6, spared) : 0;
     const total = clientLevel + recipient;
     if (total === 0) continue;
@@ -279,6 +283,17 @@ function countRecipientRejects(s: AddressSummary, clientLevel: number, threshold
     spared.push({ address: s.address, kind: 'recipientReject', recipientRejects: all - counting, reason: 'named client' });
   }
   return counting;
+}
+
+/** Whether a SASL failure named a trap user (`admin` also matches `admin@example.org`). Usernames are only compared. */
+function triedTrap(s: AddressSummary, traps: ReadonlySet<string>): boolean {
+  for (const [user, counts] of s.users ?? []) {
+    if (counts.failures === 0) continue;
+    const name = user.toLowerCase();
+    const at = name.lastIndexOf('@');
+    if (traps.has(name) || (at > 0 && traps.has(name.slice(0, at)))) return true;
+  }
+  return false;
 }
 
 /** The users an IPv4 address logged in as (null: a login whose line named no user). */

@@ -47,6 +47,8 @@ export interface Settings {
   journalUnit: string;
   /** A run that takes longer stops (ms; Infinity: never). */
   timeout: number;
+  /** SASL usernames that do not exist here: one failure naming one makes the client an offender. */
+  trapUsers: string[];
 }
 
 type Key = keyof Settings;
@@ -112,6 +114,12 @@ function cidrs(text: string): string[] {
   return list;
 }
 
+function usernames(text: string): string[] {
+  const list = words(text);
+  for (const name of list) if (name.length > 128) throw new Error(`"${name.slice(0, 20)}..." is longer than 128 characters`);
+  return list;
+}
+
 function timeLimit(text: string): number {
   const value = text.trim().toLowerCase();
   if (value === 'none' || value === '0') return Infinity;
@@ -154,6 +162,7 @@ export const DEFINITIONS = [
   def({ key: 'journalDirectory', flag: 'journal-directory', arg: '<dir>', description: 'read this journal directory (journalctl --directory) instead of the system journal', default: null, parse: path, show: (v) => v ?? '' }),
   def({ key: 'journalUnit', flag: 'journal-unit', arg: '<pattern>', description: 'the systemd unit Postfix runs as (journalctl --unit)', default: 'postfix*', parse: path, show: String }),
   def({ key: 'timeout', flag: 'timeout', arg: '<duration|none>', description: 'a run that takes longer stops, changes nothing it has not finished, and exits 8', default: 10 * 60e3, parse: timeLimit, show: (v) => (v === Infinity ? 'none' : formatWindow(v)) }),
+  def({ key: 'trapUsers', flag: 'trap-users', arg: '<list>', description: 'SASL usernames that do not exist here (e.g. admin,test): one failed login naming one makes the client an offender at once (a name without @ also matches NAME@any-domain)', default: [], parse: usernames, show: (v) => v.join(',') }),
   def({ key: 'state', flag: 'state', arg: null, description: 'keep what each log gave in --state-dir, so a run reads only new log text (--no-state: read every log in full)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'reload', flag: 'reload', arg: null, description: 'run postmap, postfix reload and ufw reload after a change (--no-reload: only write)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
 ] as const;
