@@ -86,6 +86,13 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
     expect(log).toMatch(/sasl_username=x\[192\.0\.2\.77\]/);
     expect(log).toMatch(/client=unknown\[192\.0\.2\.20\], sasl_method=PLAIN, sasl_username=testuser/);
     expect(log).toMatch(/NOQUEUE: reject: RCPT from unknown\[203\.0\.113\.5\]: 554 5\.7\.1 <victim@example\.org>: Relay access denied/);
+    expect(log).toMatch(/NOQUEUE: reject: RCPT from unknown\[203\.0\.113\.6\]: 550 5\.1\.1 <nosuchuser0@mx\.example\.test>: Recipient address rejected: User unknown in local recipient table/);
+    // what smtpguard makes of Postfix's own lines: a recipient reject of an unknown[ADDR] client, failures per username
+    const scan = JSON.parse(smtpguard('scan', ['--json', '--no-state']).stdout) as { addresses: Array<{ address: string; events: Record<string, number> }> };
+    const events = (a: string) => scan.addresses.find((x) => x.address === a)?.events;
+    expect(events(CLIENTS.unknownUser)).toMatchObject({ recipientReject: 3, reject: 0 });
+    expect(events(CLIENTS.relay)).toMatchObject({ reject: 3, recipientReject: 0 });
+    expect(events(CLIENTS.sparedUser)).toMatchObject({ saslFailure: 4, saslSuccess: 1 });
   });
 
   it('install prepares ufw and Postfix, and ufw loads it', () => {
