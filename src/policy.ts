@@ -65,6 +65,11 @@ export interface Block {
   /** Their counted events. */
   total: number;
   reason: BlockReason;
+  /** The latest event (ms) of the addresses in it that counted: a ban runs from here. */
+  lastSeen?: number;
+  /** With ban times (bans.ts): when the block ends (ISO 8601; null: never), and how many bans in a row it is. */
+  until?: string | null;
+  times?: number;
 }
 
 export type Spared =
@@ -106,6 +111,7 @@ export interface Decision {
 interface Candidate {
   address: string;
   ip: Ip;
+  lastSeen: number;
   /** Counted events after sparing. */
   total: number;
   /** The part of `total` that is about the client itself (not recipient rejects): only this aggregates. */
@@ -161,7 +167,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
       if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
       continue;
     }
-    const candidate = { address: s.address, ip, total, clientLevel };
+    const candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen };
     if (family === 4) v4.push(candidate);
     else pushTo(v6, prefixOf(s.address), candidate);
   }
@@ -317,10 +323,14 @@ function addLogins(map: Map<string, Set<string | null>>, key: string, s: Address
 
 function block(cidr: string, family: 4 | 6, members: readonly Candidate[], reason: BlockReason): Block {
   let total = 0;
-  for (const m of members) total += m.total;
+  let lastSeen = -Infinity;
+  for (const m of members) {
+    total += m.total;
+    if (m.lastSeen > lastSeen) lastSeen = m.lastSeen;
+  }
   const named = members.length <= MAX_BLOCK_ADDRESSES ? [...members] : [...members].sort((a, b) => b.total - a.total || compareIps(a.ip, b.ip)).slice(0, MAX_BLOCK_ADDRESSES);
   named.sort((a, b) => compareIps(a.ip, b.ip));
-  return { cidr, family, addresses: named.map((m) => m.address), addressCount: members.length, total, reason };
+  return { cidr, family, addresses: named.map((m) => m.address), addressCount: members.length, total, reason, lastSeen };
 }
 
 function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {

@@ -71,6 +71,7 @@ describe('IPv4 /24 aggregation', () => {
       total: 25,
       addressCount: 5,
       reason: 'subnet',
+      lastSeen: 0,
     });
   });
 
@@ -98,7 +99,7 @@ describe('IPv6 prefixes', () => {
   it('two addresses of one /64 add up and block the /64', () => {
     const d = decide([summary('2001:db8:1:2::a', { saslFailure: 2 }), summary('2001:db8:1:2::b', { saslFailure: 1 })]);
     expect(d.blocks).toEqual([
-      { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], addressCount: 2, total: 3, reason: 'prefix' },
+      { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], addressCount: 2, total: 3, reason: 'prefix', lastSeen: 0 },
     ]);
   });
 
