@@ -5,9 +5,19 @@
 import type { Block, Decision } from './policy.js';
 import type { Plan } from './plan.js';
 
-/** `blocks: 41 (+3 -1)`: the line cron mails and syslog keeps. */
+/** Blocks named in the summary line; the rest are counted. */
+export const SUMMARY_NAMED = 10;
+
+/**
+ * `blocks: 41 (+2 -1) +198.51.100.0/24 +2001:db8:1:2::/64 -203.0.113.5/32`: the line
+ * cron mails and syslog keeps, naming at most SUMMARY_NAMED changes ("and N more").
+ */
 export function summaryLine(plan: Plan): string {
-  return `blocks: ${plan.summary.blocks} (+${plan.summary.added} -${plan.summary.removed})`;
+  const { blocks, added, removed, addedCidrs, removedCidrs } = plan.summary;
+  const changes = [...addedCidrs.map((c) => `+${c}`), ...removedCidrs.map((c) => `-${c}`)];
+  const named = changes.slice(0, SUMMARY_NAMED);
+  const more = changes.length - named.length;
+  return [`blocks: ${blocks} (+${added} -${removed})`, ...named, ...(more > 0 ? [`and ${more} more`] : [])].join(' ');
 }
 
 export function renderDecision(decision: Decision): string[] {

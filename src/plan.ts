@@ -6,6 +6,7 @@
  * Every target is validated here, before anything is written: a marker problem in
  * any file stops the run with no file changed.
  */
+import { compareCidrs } from './address.js';
 import { SmtpguardError } from './errors.js';
 import type { Decision } from './policy.js';
 import {
@@ -53,8 +54,8 @@ export interface Plan {
   /** In the order they run. */
   commands: string[][];
   notes: string[];
-  /** Blocks after the run, and how many are new or gone (from the ufw sections). */
-  summary: { blocks: number; added: number; removed: number };
+  /** Blocks after the run, and which are new or gone (from the ufw sections), sorted by address. */
+  summary: { blocks: number; added: number; removed: number; addedCidrs: string[]; removedCidrs: string[] };
 }
 
 /** Suffix postmap adds for each indexed map type. */
@@ -94,11 +95,9 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
   }
 
   const current = new Set(decision.blocks.map((b) => b.cidr));
-  const summary = {
-    blocks: current.size,
-    added: [...current].filter((c) => !previousBlocks.has(c)).length,
-    removed: [...previousBlocks].filter((c) => !current.has(c)).length,
-  };
+  const addedCidrs = [...current].filter((c) => !previousBlocks.has(c)).sort(compareCidrs);
+  const removedCidrs = [...previousBlocks].filter((c) => !current.has(c)).sort(compareCidrs);
+  const summary = { blocks: current.size, added: addedCidrs.length, removed: removedCidrs.length, addedCidrs, removedCidrs };
   return { decision, mapType: options.mapType, changes, commands: options.reload ? commandsFor(changes, options) : [], notes: notesFor(decision, options), summary };
 }
 

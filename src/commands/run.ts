@@ -4,7 +4,8 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { SmtpguardError } from '../errors.js';
-import { acquireLock } from '../lock.js';
+import { withRunLock } from './locked.js';
+import { writeTarget } from '../files.js';
 import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../state.js';
 import type { AddressSummary } from '../tally.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../plan.js';
@@ -24,8 +25,7 @@ export interface RunOptions {
 }
 
 export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
-  const release = options.dryRun ? async () => undefined : await acquireLock(settings.lockFile);
-  try {
+  await withRunLock(settings, options.dryRun, async () => {
     const { pending, roles } = await PendingReloads.read(settings.stateDir);
     const { plan, summaries } = await makePlan(settings, options, io, roles);
     if (options.dryRun) {
@@ -43,9 +43,7 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
     const line = summaryLine(plan);
     io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${line}\n`);
     await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
-  } finally {
-    await release();
-  }
+  });
 }
 
 async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>): Promise<{ plan: Plan; summaries: AddressSummary[] }> {
@@ -65,6 +63,10 @@ async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: S
     postfixConfigDir: settings.postfixConfigDir,
     reload: settings.reload,
   }, owed);
+  for (const change of plan.changes) {
+    const target = await writeTarget(change.path);
+    if (target !== change.path) plan.notes.push(`${change.path} is a symlink: the new text is written to its target ${target}, the link stays`);
+  }
   return { plan, summaries };
 }
 
@@ -98,7 +100,12 @@ async function readTarget(role: TargetFile['role'], path: string): Promise<Targe
   try {
     return { role, path, text: await readFile(path, 'latin1') }; // every byte kept as it is
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { role, path, text: null };
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { role, path, text: null };
+    if (code === 'EISDIR') {
+      const option = role === 'ufw4' ? '--ufw-rules' : role === 'ufw6' ? '--ufw6-rules' : '--access-map';
+      throw new SmtpguardError(`${path} is a directory, not a ${role === 'map' ? 'Postfix access map' : 'ufw rules file'}`, { hint: `point ${option} at the file itself` });
+    }
     const translated = translateFsError(error, path, 'run as root');
     throw translated instanceof SmtpguardError ? translated : error;
   }
