@@ -51,6 +51,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
       '--map-type', 'hash',
       '--lock-file', path.join(stack.dir, 'smtpguard.lock'),
       '--state-dir', path.join(stack.dir, 'state'),
+      '--config', path.join(stack.dir, 'smtpguard.conf'), // install writes its settings here, not to /etc/smtpguard
       '--threshold', '3',
       '--threshold6', '3',
       '--window', '1d',
@@ -114,7 +115,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
   it('run blocks the offenders in ufw and Postfix, and says so in one line', () => {
     const r = smtpguard('run');
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('blocks: 4 (+4 -0)\n');
+    expect(r.stdout).toBe('blocks: 4 (+4 -0) +198.51.100.0/24 +203.0.113.5/32 +203.0.113.6/32 +2001:db8:1:2::/64\n');
     expect(r.code).toBe(0);
     const v4 = stack.iptables();
     expect(v4).toMatch(/^-A ufw-smtpguard -s 198\.51\.100\.0\/24 -j ufw-smtpguard-log$/m);
