@@ -59,9 +59,9 @@ const DAY_MS = 86_400_000;
 export const DEFAULT_ATTACK_SHARE = 0.1;
 
 /** Counts one event in `truth`. */
-export function addEvent(truth: GroundTruth, address: string, kind: EventKind): void {
+export function addEvent(truth: GroundTruth, address: string, kind: EventKind, count = 1): void {
   const counts = (truth[address] ??= {});
-  counts[kind] = (counts[kind] ?? 0) + 1;
+  counts[kind] = (counts[kind] ?? 0) + count;
 }
 
 /** Adds every count of `other` to `truth`. */
@@ -289,6 +289,8 @@ interface Line {
   /** The event the parser must find in it, if any. */
   address: string | null;
   kind: EventKind | null;
+  /** How many events of `kind` the line stands for (a disconnect line's failed AUTH count). */
+  count: number;
   /** Written by a program other than Postfix (absent from a Postfix maillog_file). */
   foreign: boolean;
 }
@@ -396,13 +398,19 @@ class World {
   // --- output -------------------------------------------------------------
 
   emit(text: string): void {
-    this.out.push({ text, address: null, kind: null, foreign: false });
+    this.out.push({ text, address: null, kind: null, count: 0, foreign: false });
   }
-  event(text: string, client: Client, kind: EventKind): void {
-    this.out.push({ text, address: client.address, kind, foreign: false });
+  event(text: string, client: Client, kind: EventKind, count = 1): void {
+    this.out.push({ text, address: client.address, kind, count, foreign: false });
+  }
+  /** A session summary: an authDisconnect event for its failed AUTH commands (`auth=OK/TRIED`), if any. */
+  disconnect(text: string, client: Client): void {
+    const auth = / auth=(\d+)\/(\d+)/.exec(text);
+    if (auth === null || Number(auth[2]) <= Number(auth[1])) this.emit(text);
+    else this.event(text, client, 'authDisconnect', Number(auth[2]) - Number(auth[1]));
   }
   foreign(text: string): void {
-    this.out.push({ text, address: null, kind: null, foreign: true });
+    this.out.push({ text, address: null, kind: null, count: 0, foreign: true });
   }
 
   // --- helpers ------------------------------------------------------------
@@ -790,7 +798,7 @@ const userTypo: Builder = (w, t) => {
     w.emit(`${tag}: connect from ${who}`);
     w.emit(`${tag}: Anonymous TLS connection established from ${who}: ${rng.pick(TLS_IN)}`);
     w.event(`${tag}: warning: ${who}: SASL PLAIN authentication failed: (reason unavailable), sasl_username=${user.login}`, c, 'saslFailure');
-    w.emit(`${tag}: disconnect from ${who} ${service === 'submission' ? 'ehlo=2 starttls=1 auth=0/1 quit=1 commands=4/5' : 'ehlo=1 auth=0/1 quit=1 commands=2/3'}`);
+    w.disconnect(`${tag}: disconnect from ${who} ${service === 'submission' ? 'ehlo=2 starttls=1 auth=0/1 quit=1 commands=4/5' : 'ehlo=1 auth=0/1 quit=1 commands=2/3'}`, c);
   }
   sendAsUser(w, t, user, c, service);
 };
@@ -920,13 +928,13 @@ function saslBrute(w: World, a: Attacker): void {
   const good = starttls ? 3 : 1;
   const r = rng.float();
   if (r < 0.7) {
-    w.emit(`${tag}: disconnect from ${who} ${ehlo} auth=0/${n} quit=1 commands=${good + 1}/${good + n + 1}`);
+    w.disconnect(`${tag}: disconnect from ${who} ${ehlo} auth=0/${n} quit=1 commands=${good + 1}/${good + n + 1}`, c);
   } else if (r < 0.92) {
     w.event(`${tag}: lost connection after AUTH from ${who}`, c, 'authLost');
-    w.emit(`${tag}: disconnect from ${who} ${ehlo} auth=0/${n} commands=${good}/${good + n}`);
+    w.disconnect(`${tag}: disconnect from ${who} ${ehlo} auth=0/${n} commands=${good}/${good + n}`, c);
   } else {
-    w.emit(`${tag}: too many errors after AUTH from ${who}`);
-    w.emit(`${tag}: disconnect from ${who} ${ehlo} auth=0/${n} commands=${good}/${good + n}`);
+    w.event(`${tag}: too many errors after AUTH from ${who}`, c, 'authErrors');
+    w.disconnect(`${tag}: disconnect from ${who} ${ehlo} auth=0/${n} commands=${good}/${good + n}`, c);
   }
 }
 
@@ -1113,7 +1121,7 @@ function authLost(w: World, a: Attacker): void {
   const who = w.namaddr(c, rng.chance(0.15));
   w.emit(`${tag}: connect from ${who}`);
   w.event(`${tag}: lost connection after AUTH from ${who}`, c, 'authLost');
-  w.emit(`${tag}: disconnect from ${who} ehlo=1 auth=0/1 commands=1/2`);
+  w.disconnect(`${tag}: disconnect from ${who} ehlo=1 auth=0/1 commands=1/2`, c);
 }
 
 /** Too many connections (or AUTH commands) too fast: anvil limits, a rateLimit event. */
@@ -1148,7 +1156,7 @@ function scannerNoise(w: World, a: Attacker): void {
     const tag = w.smtpdTag('smtpd');
     const who = w.namaddr(c, false);
     w.emit(`${tag}: connect from ${who}`);
-    w.emit(`${tag}: warning: non-SMTP command from ${who}: GET / HTTP/1.1`);
+    w.event(`${tag}: warning: non-SMTP command from ${who}: GET / HTTP/1.1`, c, 'nonSmtp');
     w.emit(`${tag}: disconnect from ${who} unknown=0/1 commands=0/1`);
   } else if (r < 0.85) {
     const service = pickService(rng);
@@ -1163,7 +1171,7 @@ function scannerNoise(w: World, a: Attacker): void {
     const who = w.namaddr(c, false);
     w.emit(`${tag}: connect from ${who}`);
     w.emit(`${tag}: timeout after AUTH from ${who}`);
-    w.emit(`${tag}: disconnect from ${who} ehlo=1 auth=0/1 commands=1/2`);
+    w.disconnect(`${tag}: disconnect from ${who} ehlo=1 auth=0/1 commands=1/2`, c);
   }
 }
 
@@ -1192,7 +1200,7 @@ function trap(w: World, a: Attacker): void {
     w.emit(`${tag}: connect from ${who}`);
     w.emit(`${tag}: warning: SASL: Connect to private/auth failed: Connection refused`);
     w.emit(`${tag}: warning: ${who}: SASL ${rng.pick(['LOGIN', 'PLAIN'])} authentication failed: Connection lost to authentication server${rng.chance(0.5) ? `, sasl_username=${user.login}` : ''}`);
-    w.emit(`${tag}: disconnect from ${who} ehlo=2 starttls=1 auth=0/1 quit=1 commands=4/5`);
+    w.disconnect(`${tag}: disconnect from ${who} ehlo=2 starttls=1 auth=0/1 quit=1 commands=4/5`, u);
   } else if (r < 0.65) {
     // other programs quoting Postfix text: the address in them is no client of smtpd
     const a2 = w.trapAddress();
@@ -1350,7 +1358,7 @@ export function* generateLines(options: GenerateOptions, truth: GroundTruth): Ge
     for (let j = 0; j < k; j++) {
       const line = session[j]!;
       const t = begin + Math.floor(step * (j + rng.float() * 0.9));
-      if (line.kind !== null) addEvent(truth, line.address!, line.kind);
+      if (line.kind !== null) addEvent(truth, line.address!, line.kind, line.count);
       emitted++;
       if (attack) attackLines++;
       yield stamps.format(t) + line.text;

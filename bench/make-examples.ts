@@ -56,36 +56,44 @@ const REAL_LINES = `
 2026-11-22T12:33:04.000000+00:00 mx postfix/smtpd[1737]: connect from unknown[192.0.2.5]
 # => saslFailure 192.0.2.5
 2026-11-22T12:33:05.000137+00:00 mx postfix/smtpd[1737]: warning: unknown[192.0.2.5]: SASL LOGIN authentication failed: (reason unavailable), sasl_username=testuser
+# => authDisconnect 192.0.2.5
 2026-11-22T12:33:05.000274+00:00 mx postfix/smtpd[1737]: disconnect from unknown[192.0.2.5] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:05.000411+00:00 mx postfix/smtpd[1737]: connect from unknown[192.0.2.6]
 # => saslFailure 192.0.2.6
 2026-11-22T12:33:05.000548+00:00 mx postfix/smtpd[1737]: warning: unknown[192.0.2.6]: SASL PLAIN authentication failed: (reason unavailable), sasl_username=testuser
+# => authDisconnect 192.0.2.6
 2026-11-22T12:33:05.000685+00:00 mx postfix/smtpd[1737]: disconnect from unknown[192.0.2.6] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:06.000822+00:00 mx postfix/smtpd[1737]: connect from unknown[2001:db8::1]
 # => saslFailure 2001:db8::1
 2026-11-22T12:33:06.000959+00:00 mx postfix/smtpd[1737]: warning: unknown[2001:db8::1]: SASL LOGIN authentication failed: (reason unavailable), sasl_username=nobody@stack.test
+# => authDisconnect 2001:db8::1
 2026-11-22T12:33:06.001096+00:00 mx postfix/smtpd[1737]: disconnect from unknown[2001:db8::1] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:06.001233+00:00 mx postfix/smtpd[1737]: connect from unknown[198.51.100.2]
 # => saslFailure 198.51.100.2
 2026-11-22T12:33:06.001370+00:00 mx postfix/smtpd[1737]: warning: unknown[198.51.100.2]: SASL PLAIN authentication failed: (reason unavailable), sasl_username=testuser
+# => authDisconnect 198.51.100.2
 2026-11-22T12:33:06.001507+00:00 mx postfix/smtpd[1737]: disconnect from unknown[198.51.100.2] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:07.001644+00:00 mx postfix/smtpd[1737]: connect from unknown[2001:db8:200::2]
 # => saslFailure 2001:db8:200::2
 2026-11-22T12:33:07.001781+00:00 mx postfix/smtpd[1737]: warning: unknown[2001:db8:200::2]: SASL LOGIN authentication failed: (reason unavailable), sasl_username=testuser
+# => authDisconnect 2001:db8:200::2
 2026-11-22T12:33:07.001918+00:00 mx postfix/smtpd[1737]: disconnect from unknown[2001:db8:200::2] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:07.002055+00:00 mx postfix/submission/smtpd[1830]: connect from unknown[192.0.2.11]
 # => saslFailure 192.0.2.11
 2026-11-22T12:33:07.002192+00:00 mx postfix/submission/smtpd[1830]: warning: unknown[192.0.2.11]: SASL LOGIN authentication failed: authentication failure, sasl_username=testuser@stack.test
+# => authDisconnect 192.0.2.11
 2026-11-22T12:33:07.002329+00:00 mx postfix/submission/smtpd[1830]: disconnect from unknown[192.0.2.11] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:08.002466+00:00 mx postfix/submission/smtpd[1830]: connect from unknown[192.0.2.12]
 2026-11-22T12:33:08.002603+00:00 mx postfix/submission/smtpd[1830]: warning: SASL authentication failure: Password verification failed
 # => saslFailure 192.0.2.12
 2026-11-22T12:33:08.002740+00:00 mx postfix/submission/smtpd[1830]: warning: unknown[192.0.2.12]: SASL PLAIN authentication failed: authentication failure, sasl_username=testuser@stack.test
+# => authDisconnect 192.0.2.12
 2026-11-22T12:33:08.002877+00:00 mx postfix/submission/smtpd[1830]: disconnect from unknown[192.0.2.12] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:08.003014+00:00 mx postfix/submission/smtpd[1830]: connect from unknown[192.0.2.13]
 2026-11-22T12:33:08.003151+00:00 mx postfix/submission/smtpd[1830]: warning: SASL authentication failure: Password verification failed
 # => saslFailure 192.0.2.13
 2026-11-22T12:33:08.003288+00:00 mx postfix/submission/smtpd[1830]: warning: unknown[192.0.2.13]: SASL PLAIN authentication failed: authentication failure, sasl_username=ghost@stack.test
+# => authDisconnect 192.0.2.13
 2026-11-22T12:33:08.003425+00:00 mx postfix/submission/smtpd[1830]: disconnect from unknown[192.0.2.13] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:08.003562+00:00 mx postfix/smtpd[1737]: connect from unknown[192.0.2.7]
 # => reject 192.0.2.7
@@ -167,6 +175,7 @@ const REAL_LINES = `
 2026-11-22T12:33:39.012056+00:00 mx postfix/smtpd[7044]: warning: SASL authentication failure: Password verification failed
 # => saslFailure 192.0.2.1
 2026-11-22T12:33:39.012193+00:00 mx postfix/smtpd[7044]: warning: unknown[192.0.2.1]: SASL PLAIN authentication failed: authentication failure, sasl_username=testuser@stack.test
+# => authDisconnect 192.0.2.1
 2026-11-22T12:33:39.012330+00:00 mx postfix/smtpd[7044]: disconnect from unknown[192.0.2.1] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:39.012467+00:00 mx postfix/smtpd[7044]: connect from unknown[192.0.2.33]
 # => reject 192.0.2.33
@@ -260,7 +269,7 @@ function scriptedOffenders(truth: GroundTruth): string[] {
         `${tag}: connect from ${who}`,
         `${tag}: Anonymous TLS connection established from ${who}: ${TLS13}`,
         [`${tag}: warning: ${who}: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=${user}`, address, 'saslFailure'],
-        `${tag}: disconnect from ${who} ehlo=2 starttls=1 auth=0/1 quit=1 commands=4/5`,
+        [`${tag}: disconnect from ${who} ehlo=2 starttls=1 auth=0/1 quit=1 commands=4/5`, address, 'authDisconnect'],
       ]);
     }
   }
@@ -275,7 +284,7 @@ function scriptedOffenders(truth: GroundTruth): string[] {
         `${tag}: connect from ${who}`,
         `${tag}: Anonymous TLS connection established from ${who}: ${TLS13}`,
         [`${tag}: warning: ${who}: SASL PLAIN authentication failed: authentication failure, sasl_username=${user}`, address, 'saslFailure'],
-        `${tag}: disconnect from ${who} ehlo=1 auth=0/1 quit=1 commands=2/3`,
+        [`${tag}: disconnect from ${who} ehlo=1 auth=0/1 quit=1 commands=2/3`, address, 'authDisconnect'],
       ]);
     }
   }
@@ -290,7 +299,7 @@ function scriptedOffenders(truth: GroundTruth): string[] {
         `${tag}: connect from ${who}`,
         `${tag}: Anonymous TLS connection established from ${who}: ${TLS13}`,
         [`${tag}: warning: ${who}: SASL PLAIN authentication failed: (reason unavailable), sasl_username=${login}`, address, 'saslFailure'],
-        `${tag}: disconnect from ${who} ehlo=2 starttls=1 auth=0/1 quit=1 commands=4/5`,
+        [`${tag}: disconnect from ${who} ehlo=2 starttls=1 auth=0/1 quit=1 commands=4/5`, address, 'authDisconnect'],
       ]);
     }
     s.session(t + 30_000_000, [

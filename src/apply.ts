@@ -14,7 +14,7 @@ import { readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, SmtpguardError } from './errors.js';
-import { copyOwnership, keepPrevious, PREVIOUS_SUFFIX, writeAtomically } from './files.js';
+import { copyOwnership, PREVIOUS_SUFFIX, stagePrevious, writeAtomically, writeTarget, writeWithBackup } from './files.js';
 import { INDEX_SUFFIX, NEW_MAP_SUFFIX, type FileChange, type Plan } from './plan.js';
 import { PendingReloads } from './state.js';
 
@@ -76,13 +76,23 @@ async function applyMap(plan: Plan, change: FileChange, reload: boolean, run: Ru
         hint: `check ${change.path} and that Postfix supports ${plan.mapType}: maps (postconf -m)`,
       });
     }
-    await keepPrevious(change.path);
-    await copyOwnership(change.path + suffix, newIndex);
-    await rename(newIndex, change.path + suffix);
-    await rename(newSource, change.path);
+    const previous = await stagePrevious(change.path);
+    try {
+      await copyOwnership(change.path + suffix, newIndex);
+      await rename(newIndex, change.path + suffix);
+      if ((await writeTarget(change.path)) === change.path) await rename(newSource, change.path);
+      else {
+        // a symlinked map: its target gets the text, the link stays
+        await writeAtomically(change.path, change.after, change.path);
+        await unlink(newSource).catch(() => undefined);
+      }
+    } catch (error) {
+      await previous.discard();
+      throw error;
+    }
+    await previous.commit();
   } else {
-    await keepPrevious(change.path);
-    await writeAtomically(change.path, change.after, change.path);
+    await writeWithBackup(change.path, change.after, change.path);
   }
   if (reload) {
     const reloaded = await run(plan.commands.find((c) => c[0] === 'postfix')!);
@@ -108,8 +118,7 @@ export async function replaceRulesFiles(changes: readonly FileChange[], reload: 
   const written: FileChange[] = [];
   try {
     for (const change of changes) {
-      await keepPrevious(change.path);
-      await writeAtomically(change.path, change.after, change.path);
+      await writeWithBackup(change.path, change.after, change.path);
       written.push(change);
     }
   } catch (error) {

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { parseNow } from './duration.js';
 import { ExitCode, SmtpguardError, usageError } from './errors.js';
-import { DEFAULT_CONFIG_FILE, DEFINITIONS, resolveSettings, type FlagValues, type Resolved } from './settings.js';
+import { DEFAULT_CONFIG_FILE, DEFINITIONS, givenSettings, renderSettings, resolveSettings, type FlagValues, type Resolved } from './settings.js';
 import type { Io } from './commands/common.js';
 import { version } from './version.js';
 
@@ -46,16 +46,25 @@ interface CommonFlags extends FlagValues {
   now?: string;
 }
 
-async function settingsFrom(flags: CommonFlags): Promise<Resolved> {
+interface Loaded extends Resolved {
+  /** The config file read (or that would be), and whether it exists. */
+  file: string;
+  fileExists: boolean;
+  fileText: string | null;
+}
+
+/** `creates`: install (and allow) create a missing --config file. */
+async function settingsFrom(flags: CommonFlags, creates = false): Promise<Loaded> {
   const file = flags.config ?? DEFAULT_CONFIG_FILE;
   let text: string | null = null;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT' || flags.config !== undefined) {
-      throw new SmtpguardError(`cannot read the config file ${file}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, {
-        hint: flags.config === undefined ? 'fix its permissions' : 'check the --config path',
+    if (code !== 'ENOENT' || (flags.config !== undefined && !creates)) {
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (error as Error).message;
+      throw new SmtpguardError(`cannot read the config file ${file}: ${why}`, {
+        hint: flags.config === undefined ? 'fix its permissions (or run as root)' : 'check the --config path',
       });
     }
   }
@@ -65,7 +74,7 @@ async function settingsFrom(flags: CommonFlags): Promise<Resolved> {
   }
   const given: FlagValues = {};
   for (const d of DEFINITIONS) if (flags[d.key] !== undefined) given[d.key] = flags[d.key];
-  return resolveSettings(given, process.env, text, file);
+  return { ...resolveSettings(given, process.env, text, file), file, fileExists: text !== null, fileText: text };
 }
 
 const nowOf = (flags: CommonFlags): Date => (flags.now === undefined ? new Date() : parseNow(flags.now));
@@ -129,21 +138,30 @@ function buildProgram(): Command {
       .option('--systemd-dir <dir>', 'where the systemd units go', '/etc/systemd/system');
     if (!uninstall) command.option('--timer', 'a systemd service and timer instead of the cron job');
     addSettingOptions(command).action(async (flags: CommonFlags & { dryRun?: boolean; timer?: boolean; cronFile: string; systemdDir: string }) => {
-      const { settings } = await settingsFrom(flags);
+      const loaded = await settingsFrom(flags, !uninstall);
       const { installCommand } = await import('./commands/install.js');
       await installCommand(
-        settings,
-        { uninstall, dryRun: flags.dryRun === true, timer: flags.timer === true, cronFile: flags.cronFile, systemdDir: flags.systemdDir, config: flags.config ?? null },
+        loaded.settings,
+        {
+          uninstall,
+          dryRun: flags.dryRun === true,
+          timer: flags.timer === true,
+          cronFile: flags.cronFile,
+          systemdDir: flags.systemdDir,
+          config: { file: loaded.file, text: loaded.fileText, given: givenSettings(loaded) },
+        },
         io,
       );
     });
   }
 
   addSettingOptions(
-    program.command('config').description('print the effective settings and where each comes from (flag, environment, file, default)'),
+    program.command('config').description('print the settings in effect as a config file, each with where it comes from (flag, environment, file, default)'),
   ).action(async (flags: CommonFlags) => {
-    const { renderSettings } = await import('./settings.js');
-    io.stdout.write(renderSettings(await settingsFrom(flags)));
+    const loaded = await settingsFrom(flags);
+    const { findDefaultMapType } = await import('./system.js');
+    const defaultMapType = loaded.settings.mapType === null ? await findDefaultMapType(loaded.settings.postfixConfigDir) : undefined;
+    io.stdout.write(renderSettings(loaded, { file: loaded.file, fileExists: loaded.fileExists, ...(defaultMapType === undefined ? {} : { defaultMapType }) }));
   });
 
   return program;

@@ -82,6 +82,7 @@ function fleetBlock(d: FleetDecision): FleetBlock {
     addressCount: host ? 1 : 0,
     total: 0,
     reason: 'fleet',
+    until: new Date(d.until).toISOString(),
     fleet: { scenario: d.scenario, origin: d.origin, until: new Date(d.until).toISOString() },
   };
 }

@@ -25,6 +25,8 @@ export interface MailEvent {
   user?: string;
   /** recipientReject: Postfix logged the client as `unknown[ADDR]` (no forward-confirmed name). */
   unnamed?: boolean;
+  /** How many events the line stands for (authDisconnect: the failed AUTH commands); 1 when absent. */
+  count?: number;
 }
 
 /** Longer usernames are cut to this many characters (a username is only compared, never shown whole). */
@@ -33,9 +35,10 @@ export const MAX_USERNAME = 128;
 // ---------------------------------------------------------------------------
 // Line header: TIMESTAMP HOST postfix[-inst][/service...]/(smtpd|postscreen)[PID]: MESSAGE
 // Three timestamp forms: RFC 3339 (rsyslog on Debian 12, journalctl short-iso),
-// "Nov  2 09:05:07" (traditional syslog) and "Nov 02 09:05:07" (Postfix maillog_file).
+// "Nov  2 09:05:07" (traditional syslog) and "Nov 02 09:05:07" (Postfix maillog_file);
+// some syslog daemons and relays write "Nov 2 09:05:07" (one space, one digit).
 const HEADER =
-  /^(?:(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)|((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-3]\d \d\d:\d\d:\d\d)) [^\s]+ postfix[^\s/[\]:]*(?:\/[^\s/[\]:]+)*?\/(smtpd|postscreen)(?:\[\d+\])?: /;
+  /^(?:(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)|((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (?:[ 0-3]\d|[1-9]) \d\d:\d\d:\d\d)) [^\s]+ postfix[^\s/[\]:]*(?:\/[^\s/[\]:]+)*?\/(smtpd|postscreen)(?:\[\d+\])?: /;
 
 // Client fields. NAME never contains '[' or ']' or spaces; ADDR never contains ']' or spaces.
 const CLIENT = String.raw`([^\s[\]]+)\[([^\s[\]]+)\](?::\d+)?`; // smtpd: NAME[ADDR] or NAME[ADDR]:PORT
@@ -60,6 +63,14 @@ const ACCEPTED = sticky(String.raw`[0-9A-Za-z]+: client=${CLIENT}(?:$|, (?!sasl_
 const RECIPIENT_STATUS = sticky(String.raw`\d\d 5\.(?:1\.(?:[0-69]|\d\d+)|2\.\d+) `);
 const RECIPIENT_STAGES = new Set(['RCPT', 'VRFY']);
 const AUTH_LOST = sticky(String.raw`(?:${QUEUE_ID}: )?lost connection after AUTH from ${CLIENT}(?:$|\s)`);
+// smtpd_hard_error_limit reached during AUTH: `[QUEUEID: ]too many errors after AUTH from NAME[ADDR]`
+const AUTH_ERRORS = sticky(String.raw`(?:${QUEUE_ID}: )?too many errors after AUTH from ${CLIENT}(?:$|\s)`);
+// junk on an smtpd port (port scanners speaking HTTP): `warning: non-SMTP command from NAME[ADDR]: GET / HTTP/1.1`
+const NON_SMTP = sticky(String.raw`warning: non-SMTP command from ${CLIENT}: `);
+// the session summary (Postfix >= 3.0): `disconnect from NAME[ADDR] ehlo=1 auth=0/3 quit=1 commands=2/5`;
+// after the client field only Postfix's own "command=ok[/total]" counters follow
+const DISCONNECT = sticky(String.raw`disconnect from ${CLIENT}((?: [a-z]+=\d+(?:/\d+)?)*)$`);
+const AUTH_COUNTS = / auth=(\d+)\/(\d+)/;
 
 // postscreen: the client is [ADDR]:PORT, no name.
 const PS_REJECT = sticky(String.raw`NOQUEUE: reject: [A-Z][A-Z-]* from ${PS_CLIENT}: ([45])`);
@@ -116,6 +127,7 @@ export class LineParser {
     const event: MailEvent = { kind: found.kind, address, time };
     if (found.user !== undefined) event.user = found.user;
     if (found.unnamed !== undefined) event.unnamed = found.unnamed;
+    if (found.count !== undefined) event.count = found.count;
     return event;
   }
 
@@ -143,8 +155,9 @@ export class LineParser {
     const cached = this.stampCache.get(stamp);
     if (cached !== undefined) return cached;
     const month = MONTHS[stamp.slice(0, 3)]!;
-    const day = Number(stamp.slice(4, 6).trim());
-    const [hours, minutes, seconds] = stamp.slice(7).split(':').map(Number) as [number, number, number];
+    const short = stamp.length === 14; // "Mar 7 02:09:33"
+    const day = Number(short ? stamp.slice(4, 5) : stamp.slice(4, 6).trim());
+    const [hours, minutes, seconds] = stamp.slice(short ? 6 : 7).split(':').map(Number) as [number, number, number];
     if (day < 1 || day > 31 || hours > 23 || minutes > 59 || seconds > 60) return null;
     let date = new Date(this.nowYear, month, day, hours, minutes, seconds);
     if (date.getTime() > this.now) date = new Date(this.nowYear - 1, month, day, hours, minutes, seconds);
@@ -173,6 +186,7 @@ interface Found {
   rawAddress: string;
   user?: string;
   unnamed?: boolean;
+  count?: number;
 }
 
 const FAILED_USER = ', sasl_username=';
@@ -210,8 +224,15 @@ function matchSmtpd(line: string, at: number): Found | null {
       const user = failedUser(line, end);
       return user === undefined ? { kind: 'saslFailure', rawAddress: m[2]! } : { kind: 'saslFailure', rawAddress: m[2]!, user };
     }
-    m = matchAt(RATE_LIMIT, line, at);
-    return m === null ? null : { kind: 'rateLimit', rawAddress: m[2]! };
+    if ((m = matchAt(RATE_LIMIT, line, at)) !== null) return { kind: 'rateLimit', rawAddress: m[2]! };
+    m = matchAt(NON_SMTP, line, at);
+    return m === null ? null : { kind: 'nonSmtp', rawAddress: m[2]! };
+  }
+  if (line.charCodeAt(at) === 0x64 /* d */) {
+    if ((m = matchAt(DISCONNECT, line, at)) === null) return null;
+    const auth = AUTH_COUNTS.exec(m[3]!);
+    const failed = auth === null ? 0 : Number(auth[2]) - Number(auth[1]);
+    return failed > 0 ? { kind: 'authDisconnect', rawAddress: m[2]!, count: failed } : null;
   }
   if ((m = matchAt(SMTPD_REJECT, line, at)) !== null) {
     if (m[4] !== '5') return { kind: 'tempReject', rawAddress: m[3]! };
@@ -226,6 +247,7 @@ function matchSmtpd(line: string, at: number): Found | null {
   }
   if ((m = matchAt(ACCEPTED, line, at)) !== null) return { kind: 'accepted', rawAddress: m[2]! };
   if ((m = matchAt(AUTH_LOST, line, at)) !== null) return { kind: 'authLost', rawAddress: m[2]! };
+  if ((m = matchAt(AUTH_ERRORS, line, at)) !== null) return { kind: 'authErrors', rawAddress: m[2]! };
   return null;
 }
 

@@ -5,13 +5,20 @@
 import type { Block, Decision, Spared } from './policy.js';
 import type { Plan } from './plan.js';
 
+/** Blocks named in the summary line; the rest are counted. */
+export const SUMMARY_NAMED = 10;
+
 /**
- * `blocks: 41 (+3 -1)`: the line cron mails and syslog keeps; it says what a block cap
- * or the map's bound left out (`, 2001 offenders left out by --max-blocks`).
+ * `blocks: 41 (+2 -1) +198.51.100.0/24 +2001:db8:1:2::/64 -203.0.113.5/32`: the line
+ * cron mails and syslog keeps, naming at most SUMMARY_NAMED changes ("and N more"); then
+ * what a block cap or the map's bound left out (`, 2001 offenders left out by --max-blocks`).
  */
 export function summaryLine(plan: Plan): string {
-  const { blocks, added, removed, leftOut, leftOutOfMap } = plan.summary;
-  let line = `blocks: ${blocks} (+${added} -${removed})`;
+  const { blocks, added, removed, addedCidrs, removedCidrs, leftOut, leftOutOfMap } = plan.summary;
+  const changes = [...addedCidrs.map((c) => `+${c}`), ...removedCidrs.map((c) => `-${c}`)];
+  const named = changes.slice(0, SUMMARY_NAMED);
+  const more = changes.length - named.length;
+  let line = [`blocks: ${blocks} (+${added} -${removed})`, ...named, ...(more > 0 ? [`and ${more} more`] : [])].join(' ');
   if (leftOut > 0) line += `, ${leftOut} offender${leftOut === 1 ? '' : 's'} left out by --max-blocks`;
   if (leftOutOfMap > 0) line += `, ${leftOutOfMap} address${leftOutOfMap === 1 ? '' : 'es'} of IPv6 range blocks left out of the access map (the firewall has the ranges)`;
   return line;

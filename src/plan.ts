@@ -6,6 +6,7 @@
  * Every target is validated here, before anything is written: a marker problem in
  * any file stops the run with no file changed.
  */
+import { compareCidrs } from './address.js';
 import { SmtpguardError } from './errors.js';
 import { MAX_BLOCK_ADDRESSES, type Decision } from './policy.js';
 import {
@@ -55,10 +56,11 @@ export interface Plan {
   commands: string[][];
   notes: string[];
   /**
-   * Blocks after the run, how many are new or gone (from the ufw sections), offenders that
-   * --max-blocks left out, and addresses of IPv6 range blocks an indexed map does not name.
+   * Blocks after the run, which are new or gone (from the ufw sections, sorted by address),
+   * offenders that --max-blocks left out, and addresses of IPv6 range blocks an indexed map
+   * does not name.
    */
-  summary: { blocks: number; added: number; removed: number; leftOut: number; leftOutOfMap: number };
+  summary: { blocks: number; added: number; removed: number; addedCidrs: string[]; removedCidrs: string[]; leftOut: number; leftOutOfMap: number };
 }
 
 /** Suffix postmap adds for each indexed map type. */
@@ -98,14 +100,14 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
   }
 
   const current = new Set(decision.blocks.map((b) => b.cidr));
-  let added = 0;
-  let removed = 0;
-  for (const c of current) if (!previousBlocks.has(c)) added++;
-  for (const c of previousBlocks) if (!current.has(c)) removed++;
+  const addedCidrs = [...current].filter((c) => !previousBlocks.has(c)).sort(compareCidrs);
+  const removedCidrs = [...previousBlocks].filter((c) => !current.has(c)).sort(compareCidrs);
   const summary = {
     blocks: current.size,
-    added,
-    removed,
+    added: addedCidrs.length,
+    removed: removedCidrs.length,
+    addedCidrs,
+    removedCidrs,
     leftOut: decision.overLimit.length,
     leftOutOfMap: addressesLeftOutOfMap(decision.blocks, options.mapType),
   };

@@ -45,6 +45,8 @@ export interface PolicyOptions {
   neverBlock: readonly NamedRange[];
   /** 0: no limit. */
   maxBlocks: number;
+  /** Usernames that do not exist here: a failure naming one makes the client an offender (optional). */
+  trapUsers?: readonly string[];
 }
 
 /** `fleet`: a decision another server shared through CrowdSec (fleet.ts), never made here. */
@@ -64,6 +66,11 @@ export interface Block {
   /** Their counted events. */
   total: number;
   reason: BlockReason;
+  /** The latest event (ms) of the addresses in it that counted: a ban runs from here. */
+  lastSeen?: number;
+  /** With ban times (bans.ts): when the block ends (ISO 8601; null: never), and how many bans in a row it is. */
+  until?: string | null;
+  times?: number;
   /** Fleet blocks only: the decision's scenario, origin and end. */
   fleet?: { scenario: string; origin: string; until: string };
 }
@@ -107,6 +114,7 @@ export interface Decision {
 interface Candidate {
   address: string;
   ip: Ip;
+  lastSeen: number;
   /** Counted events after sparing. */
   total: number;
   /** The part of `total` that is about the client itself (not recipient rejects): only this aggregates. */
@@ -121,6 +129,7 @@ interface Guard {
 export function decideBlocks(summaries: readonly AddressSummary[], options: PolicyOptions): Decision {
   const never: Guard[] = options.neverBlock.map((r) => ({ range: parseRange(r.cidr), label: `${r.source} ${r.cidr}` }));
   const counted = new Set(options.countedKinds);
+  const traps = new Set((options.trapUsers ?? []).map((u) => u.toLowerCase()));
   const prefixOf = (address: string) => networkOf(address, options.ipv6Prefix);
   const spared: Spared[] = [];
   const ignored: Ignored[] = [];
@@ -150,6 +159,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     let clientLevel = 0;
     for (const kind of counted) if (kind !== 'saslFailure' && kind !== 'recipientReject') clientLevel += s.events[kind];
     if (counted.has('saslFailure')) clientLevel += countSaslFailures(s, logins, spared);
+    if (traps.size > 0 && triedTrap(s, traps)) clientLevel = Math.max(clientLevel, family === 4 ? options.threshold : options.threshold6);
     const recipient = counted.has('recipientReject') ? countRecipientRejects(s, clientLevel, family === 4 ? options.threshold : options.threshold6, spared) : 0;
     const total = clientLevel + recipient;
     if (total === 0) continue;
@@ -160,7 +170,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
       if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
       continue;
     }
-    const candidate = { address: s.address, ip, total, clientLevel };
+    const candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen };
     if (family === 4) v4.push(candidate);
     else pushTo(v6, prefixOf(s.address), candidate);
   }
@@ -284,6 +294,17 @@ function countRecipientRejects(s: AddressSummary, clientLevel: number, threshold
   return counting;
 }
 
+/** Whether a SASL failure named a trap user (`admin` also matches `admin@example.org`). Usernames are only compared. */
+function triedTrap(s: AddressSummary, traps: ReadonlySet<string>): boolean {
+  for (const [user, counts] of s.users ?? []) {
+    if (counts.failures === 0) continue;
+    const name = user.toLowerCase();
+    const at = name.lastIndexOf('@');
+    if (traps.has(name) || (at > 0 && traps.has(name.slice(0, at)))) return true;
+  }
+  return false;
+}
+
 /** The users an IPv4 address logged in as (null: a login whose line named no user). */
 function loginsOf(s: AddressSummary): Set<string | null> | undefined {
   if (s.events.saslSuccess === 0) return undefined;
@@ -305,10 +326,14 @@ function addLogins(map: Map<string, Set<string | null>>, key: string, s: Address
 
 function block(cidr: string, family: 4 | 6, members: readonly Candidate[], reason: BlockReason): Block {
   let total = 0;
-  for (const m of members) total += m.total;
+  let lastSeen = -Infinity;
+  for (const m of members) {
+    total += m.total;
+    if (m.lastSeen > lastSeen) lastSeen = m.lastSeen;
+  }
   const named = members.length <= MAX_BLOCK_ADDRESSES ? [...members] : [...members].sort((a, b) => b.total - a.total || compareIps(a.ip, b.ip)).slice(0, MAX_BLOCK_ADDRESSES);
   named.sort((a, b) => compareIps(a.ip, b.ip));
-  return { cidr, family, addresses: named.map((m) => m.address), addressCount: members.length, total, reason };
+  return { cidr, family, addresses: named.map((m) => m.address), addressCount: members.length, total, reason, lastSeen };
 }
 
 function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {

@@ -69,17 +69,28 @@ export interface Section {
 export function findSection(text: string, file: string): Section {
   const begins: number[] = [];
   const ends: number[] = [];
-  for (let at = 0; at < text.length; ) {
+  const lineOf = new Map<number, number>();
+  for (let at = 0, n = 1; at < text.length; n++) {
     const nl = text.indexOf('\n', at);
     const lineEnd = nl === -1 ? text.length : nl;
     if (text.startsWith(BEGIN_MARKER, at)) begins.push(at);
     else if (text.startsWith(END_MARKER, at)) ends.push(at);
+    lineOf.set(at, n);
     at = lineEnd + 1;
   }
   const fix = 'run "smtpguard install", or add the two marker lines from templates/ yourself';
-  if (begins.length === 0 || ends.length === 0) {
-    const missing = begins.length === 0 ? BEGIN_MARKER : END_MARKER;
-    throw new SmtpguardError(`${file} has no "${missing}" marker line`, { hint: fix });
+  if (begins.length === 0 && ends.length === 0) throw new SmtpguardError(`${file} has no "${BEGIN_MARKER}" marker line`, { hint: fix });
+  if (begins.length === 1 && ends.length === 0) {
+    const n = lineOf.get(begins[0]!)!;
+    throw new SmtpguardError(`${file} has "${BEGIN_MARKER}" on line ${n} but no "${END_MARKER}" line`, {
+      hint: `add the line "${END_MARKER}" after line ${n} and the generated lines below it, or remove line ${n}; "smtpguard install" puts it back for you`,
+    });
+  }
+  if (begins.length === 0 && ends.length === 1) {
+    const n = lineOf.get(ends[0]!)!;
+    throw new SmtpguardError(`${file} has "${END_MARKER}" on line ${n} but no "${BEGIN_MARKER}" line`, {
+      hint: `add the line "${BEGIN_MARKER}" before line ${n} and the generated lines above it, or remove line ${n}; "smtpguard install" puts it back for you`,
+    });
   }
   if (begins.length > 1 || ends.length > 1) {
     throw new SmtpguardError(`${file} has ${begins.length} "${BEGIN_MARKER}" and ${ends.length} "${END_MARKER}" lines; it must have one of each`, {

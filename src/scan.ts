@@ -19,9 +19,9 @@ import type { Tally } from './tally.js';
 const PATTERNS: readonly Buffer[] = [
   'warning', // warning: NAME[ADDR]: SASL ... authentication failed / rate limit exceeded
   'ject: ', // reject: / milter-reject: (smtpd and postscreen)
-  '_method', // client=NAME[ADDR], sasl_method=
-  'client=', // QUEUEID: client=NAME[ADDR] (mail accepted)
-  'AUTH f', // lost connection after AUTH from
+  'client=', // QUEUEID: client=NAME[ADDR][, sasl_method=...] (mail accepted, a login)
+  'auth=', // disconnect from NAME[ADDR] ... auth=0/3 ... (also: too many errors after AUTH: 'AUTH f')
+  'AUTH f', // lost connection after AUTH from, too many errors after AUTH from
   'PREGRE', // postscreen PREGREET
   'DNSBL ', // postscreen DNSBL rank
   'HANGUP ', // postscreen HANGUP

@@ -1,11 +1,12 @@
 /**
  * Settings: every one has a flag, a config-file key and an environment variable.
  * Precedence: flag > environment (SMTPGUARD_KEY) > file (/etc/smtpguard/smtpguard.conf) > default.
- * The config file is KEY=value lines with # comments, like /etc/default/ufw.
+ * The config file is KEY=value lines with # comments, like /etc/default/ufw (grammar: config-file.ts).
  * Pure: the caller reads the file and the environment and passes them in.
  */
 import { canonicalRangeProblem } from './address.js';
 import { formatWindow, parseWindow } from './duration.js';
+import { parseConfigText, renderConfigLine, splitWords, type ConfigEntry } from './config-file.js';
 import { ExitCode, SmtpguardError } from './errors.js';
 import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, isEventKind, type EventKind } from './kinds.js';
 import { chainNameProblem, MAP_TYPES, rejectTextProblem, type MapType } from './render.js';
@@ -47,6 +48,8 @@ export interface Settings {
   journalUnit: string;
   /** A run that takes longer stops (ms; Infinity: never). */
   timeout: number;
+  /** SASL usernames that do not exist here: one failure naming one makes the client an offender. */
+  trapUsers: string[];
   /** CrowdSec Local API (several servers, one memory): its URL, or null. */
   crowdsecUrl: string | null;
   /** Push: the machine id and the file with its password. */
@@ -122,6 +125,12 @@ function cidrs(text: string): string[] {
   return list;
 }
 
+function usernames(text: string): string[] {
+  const list = words(text);
+  for (const name of list) if (name.length > 128) throw new Error(`"${name.slice(0, 20)}..." is longer than 128 characters`);
+  return list;
+}
+
 function timeLimit(text: string): number {
   const value = text.trim().toLowerCase();
   if (value === 'none' || value === '0') return Infinity;
@@ -164,6 +173,7 @@ export const DEFINITIONS = [
   def({ key: 'journalDirectory', flag: 'journal-directory', arg: '<dir>', description: 'read this journal directory (journalctl --directory) instead of the system journal', default: null, parse: path, show: (v) => v ?? '' }),
   def({ key: 'journalUnit', flag: 'journal-unit', arg: '<pattern>', description: 'the systemd unit Postfix runs as (journalctl --unit)', default: 'postfix*', parse: path, show: String }),
   def({ key: 'timeout', flag: 'timeout', arg: '<duration|none>', description: 'a run that takes longer stops, changes nothing it has not finished, and exits 8', default: 10 * 60e3, parse: timeLimit, show: (v) => (v === Infinity ? 'none' : formatWindow(v)) }),
+  def({ key: 'trapUsers', flag: 'trap-users', arg: '<list>', description: 'SASL usernames that do not exist here (e.g. admin,test): one failed login naming one makes the client an offender at once (a name without @ also matches NAME@any-domain)', default: [], parse: usernames, show: (v) => v.join(',') }),
   def({ key: 'state', flag: 'state', arg: null, description: 'keep what each log gave in --state-dir, so a run reads only new log text (--no-state: read every log in full)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'reload', flag: 'reload', arg: null, description: 'run postmap, postfix reload and ufw reload after a change (--no-reload: only write)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'crowdsecUrl', flag: 'crowdsec-url', arg: '<url>', description: 'CrowdSec Local API shared by several servers, e.g. http://10.0.0.5:8080 (none: no sharing)', default: null, parse: lapiUrl, show: (v) => v ?? '' }),
@@ -228,13 +238,17 @@ export interface Resolved {
 /** Flag values as commander gives them: strings (arrays for repeatable flags), booleans for --[no-]reload. */
 export type FlagValues = Partial<Record<Key, string | string[] | boolean>>;
 
+/** Settings that take several values (LOG, ALLOW): each flag, file word or environment word is one item. */
+const isListKey = (key: Key): key is 'log' | 'allow' => key === 'log' || key === 'allow';
+
 /**
  * Merges the four layers. `fileText` is the config file's content (null when there is
  * none); `file` names it in errors. Unknown keys and bad values are errors with file:line
- * (or the variable or flag that holds them).
+ * (or the variable or flag that holds them). An empty value in the file or the
+ * environment means the default.
  */
 export function resolveSettings(flags: FlagValues, env: Readonly<Record<string, string | undefined>>, fileText: string | null, file: string): Resolved {
-  const fromFile = fileText === null ? new Map<string, { value: string; line: number }>() : parseConfigFile(fileText, file);
+  const fromFile = fileText === null ? new Map<string, ConfigEntry>() : parseConfigFile(fileText, file);
   const settings = {} as Record<Key, unknown>;
   const origins = {} as Record<Key, Origin>;
   for (const d of DEFINITIONS as readonly Definition<Key>[]) {
@@ -243,13 +257,20 @@ export function resolveSettings(flags: FlagValues, env: Readonly<Record<string, 
     const fileEntry = fromFile.get(configKey(d.key));
     if (flag !== undefined) {
       origins[d.key] = { from: 'flag' };
-      settings[d.key] = typeof flag === 'boolean' ? (d.key === 'journal' ? (flag ? 'yes' : 'no') : flag) : parseValue(d, Array.isArray(flag) ? flag.join(' ') : flag, origins[d.key]);
-    } else if (envValue !== undefined && envValue !== '') {
+      if (typeof flag === 'boolean') settings[d.key] = d.key === 'journal' ? (flag ? 'yes' : 'no') : flag;
+      else settings[d.key] = parseWords(d, Array.isArray(flag) ? flag : [flag], origins[d.key]);
+    } else if (envValue !== undefined && envValue.trim() !== '') {
       origins[d.key] = { from: 'env', name: envName(d.key) };
-      settings[d.key] = parseValue(d, envValue, origins[d.key]);
-    } else if (fileEntry !== undefined) {
-      origins[d.key] = { from: 'file', file, line: fileEntry.line };
-      settings[d.key] = parseValue(d, fileEntry.value, origins[d.key]);
+      let words: string[];
+      try {
+        words = isListKey(d.key) ? splitWords(envValue).words : [envValue];
+      } catch (error) {
+        throw new SmtpguardError(`${envName(d.key)}=${envValue} in the environment: ${(error as Error).message}`, { hint: 'quote as in a shell' });
+      }
+      settings[d.key] = parseWords(d, words, origins[d.key]);
+    } else if (fileEntry !== undefined && fileEntry.words.length > 0) {
+      origins[d.key] = { from: 'file', file, line: fileEntry.lines[0]! };
+      settings[d.key] = parseWords(d, fileEntry.words, origins[d.key]);
     } else {
       settings[d.key] = Array.isArray(d.default) ? [...d.default] : d.default;
       origins[d.key] = { from: 'default' };
@@ -258,9 +279,16 @@ export function resolveSettings(flags: FlagValues, env: Readonly<Record<string, 
   return { settings: settings as unknown as Settings, origins };
 }
 
-function parseValue<K extends Key>(d: Definition<K>, text: string, where: Origin): Settings[K] {
+/** List keys: each word is one item (a path may hold spaces); other keys: the words joined by a space. */
+function parseWords<K extends Key>(d: Definition<K>, words: readonly string[], where: Origin): Settings[K] {
+  if (d.key === 'log') return words.flatMap((w) => parseValue(d, w, where, (t) => [path(t)] as Settings[K]) as string[]) as Settings[K];
+  if (d.key === 'allow') return words.flatMap((w) => parseValue(d, w, where) as string[]) as Settings[K];
+  return parseValue(d, words.join(' '), where);
+}
+
+function parseValue<K extends Key>(d: Definition<K>, text: string, where: Origin, parse: (text: string) => Settings[K] = d.parse): Settings[K] {
   try {
-    return d.parse(text);
+    return parse(text);
   } catch (error) {
     const problem = (error as Error).message;
     const hint = `see "smtpguard help run" for --${d.flag}`;
@@ -271,40 +299,75 @@ function parseValue<K extends Key>(d: Definition<K>, text: string, where: Origin
   }
 }
 
-const KNOWN_KEYS = new Set<string>(DEFINITIONS.map((d) => configKey(d.key)));
+export const KNOWN_KEYS: ReadonlySet<string> = new Set<string>(DEFINITIONS.map((d) => configKey(d.key)));
 
-/** KEY=value lines; # starts a comment line; values may be quoted with " or '. Repeated list keys add up. */
-export function parseConfigFile(text: string, file: string): Map<string, { value: string; line: number }> {
-  const entries = new Map<string, { value: string; line: number }>();
-  text.split('\n').forEach((raw, index) => {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) return;
-    const m = /^([A-Z][A-Z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (m === null) {
-      throw new SmtpguardError(`${file}:${index + 1}: expected KEY=value, found ${JSON.stringify(raw)}`, { hint: 'fix or remove the line' });
-    }
-    const key = m[1]!;
-    if (!KNOWN_KEYS.has(key)) {
-      throw new SmtpguardError(`${file}:${index + 1}: unknown key ${key}`, { hint: `known keys: ${[...KNOWN_KEYS].join(', ')}` });
-    }
-    let value = m[2]!.trim();
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
-    const previous = entries.get(key);
-    const isList = key === 'LOG' || key === 'ALLOW' || key === 'KINDS';
-    entries.set(key, { value: previous !== undefined && isList ? `${previous.value} ${value}` : value, line: index + 1 });
-  });
-  return entries;
+/** The config file's entries by key (grammar: config-file.ts). */
+export function parseConfigFile(text: string, file: string): Map<string, ConfigEntry> {
+  return parseConfigText(text, file, KNOWN_KEYS);
 }
 
-/** `smtpguard config`: every setting, its value and where it came from. */
-export function renderSettings(resolved: Resolved): string {
-  const lines: string[] = [];
+/** A setting's value as the words of a config line. */
+export function settingWords(key: Key, value: Settings[Key]): string[] {
+  if (isListKey(key)) return [...(value as string[])];
+  const d = (DEFINITIONS as readonly Definition<Key>[]).find((x) => x.key === key)!;
+  const shown = d.show(value);
+  return shown === '' ? [] : [shown];
+}
+
+/** The keys given on the command line or in the environment, as config lines' words: what install keeps. */
+export function givenSettings(resolved: Resolved): Map<string, string[]> {
+  const given = new Map<string, string[]>();
+  for (const d of DEFINITIONS as readonly Definition<Key>[]) {
+    const from = resolved.origins[d.key].from;
+    if (from === 'flag' || from === 'env') given.set(configKey(d.key), settingWords(d.key, resolved.settings[d.key]));
+  }
+  return given;
+}
+
+/** The start of a new config file: what it is, and one commented line per key with its default. */
+export function renderConfigHeader(): string {
+  const lines = [
+    '# smtpguard settings, read by every smtpguard command (man smtpguard, "smtpguard config").',
+    '# Precedence: command-line flag > environment (SMTPGUARD_KEY) > this file > default.',
+    '# KEY=value lines; quote as in a shell (KEY="two words"); "# ..." after a space is a comment.',
+    '# LOG and ALLOW take several values, on one line or on several.',
+    '# "smtpguard install" sets the keys it is given and keeps every other line of this file.',
+    '# The defaults:',
+  ];
+  for (const d of DEFINITIONS as readonly Definition<Key>[]) {
+    const words = settingWords(d.key, (Array.isArray(d.default) ? [...d.default] : d.default) as Settings[Key]);
+    lines.push(`#${renderConfigLine(configKey(d.key), words)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export interface RenderSettingsContext {
+  /** The config file read, and whether it exists. */
+  file: string;
+  fileExists: boolean;
+  /** The map type Postfix reports, when MAP_TYPE is not set. */
+  defaultMapType?: string;
+}
+
+/**
+ * `smtpguard config`: every setting, its value and where it came from, as a config
+ * file that reads back to the same values.
+ */
+export function renderSettings(resolved: Resolved, context: RenderSettingsContext): string {
+  const lines = [
+    '# smtpguard config: the settings in effect, written as a config file',
+    `# ${context.fileExists ? `read ${context.file}` : `no config file at ${context.file}: none read`}`,
+  ];
   for (const d of DEFINITIONS as readonly Definition<Key>[]) {
     const origin = resolved.origins[d.key];
-    const where =
-      origin.from === 'file' ? `${origin.file}:${origin.line}` : origin.from === 'env' ? `environment ${origin.name}` : origin.from === 'flag' ? `--${d.flag}` : 'default';
-    const value = d.show(resolved.settings[d.key]);
-    lines.push(`${configKey(d.key)}=${/\s/.test(value) || value === '' ? JSON.stringify(value) : value}`.padEnd(48) + ` # ${where}`);
+    let words = settingWords(d.key, resolved.settings[d.key]);
+    let where =
+      origin.from === 'file' ? `from ${origin.file}:${origin.line}` : origin.from === 'env' ? `from environment ${origin.name}` : origin.from === 'flag' ? `from --${d.flag}` : 'default';
+    if (d.key === 'mapType' && origin.from === 'default' && context.defaultMapType !== undefined) {
+      words = [context.defaultMapType];
+      where = 'from postconf default_database_type';
+    } else if (words.length === 0) where += ' (none)';
+    lines.push(`${renderConfigLine(configKey(d.key), words).padEnd(40)} # ${where}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -40,7 +40,7 @@ export class Tally {
   add(event: MailEvent): void {
     const key = Math.floor(event.time / BUCKET_MS);
     const bucket = this.bucketFor(event.address, key, event.time, event.time);
-    bucket.counts[KIND_INDEX[event.kind]]!++;
+    bucket.counts[KIND_INDEX[event.kind]]! += event.count ?? 1;
     if (event.unnamed === true) bucket.counts[UNNAMED_RECIPIENT_REJECT_SLOT]!++;
     if (event.user !== undefined) {
       if (event.kind === 'saslFailure') this.userCountsFor(event.address, event.user, key, false)[0]++;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readSecretFile } from '../src/crowdsec/credentials.js';
-import { emptyQueue, ownBans, parseQueue, queueBans, refreshMs, renderAlert, unsent, type SeenBlock } from '../src/crowdsec/queue.js';
+import { emptyQueue, FOREVER_MS, ownBans, parseQueue, queueBans, refreshMs, renderAlert, unsent, type SeenBlock } from '../src/crowdsec/queue.js';
 import { FleetSync, QUEUE_FILE, type CrowdsecSettings } from '../src/crowdsec/sync.js';
 import { SmtpguardError } from '../src/errors.js';
 import type { Block, Decision } from '../src/policy.js';
@@ -48,6 +48,16 @@ describe('the push queue', () => {
     const { queue, queued } = queueBans(emptyQueue(), [seen(fleet), seen(host('203.0.113.9'), NOW - 100 * DAY)], ctx(NOW, Infinity));
     expect(queued.map((b) => [b.cidr, b.until])).toEqual([['203.0.113.9/32', NOW + DAY]]);
     expect(queueBans(queue, [], ctx(NOW + DAY + 1)).queue.bans).toEqual([]);
+  });
+
+  it('with ban times, the ban runs to the block\'s until (forever: ten years), not to the end of the window', () => {
+    const banned = { ...host('203.0.113.9'), until: new Date(NOW + 3 * DAY).toISOString() };
+    const forever = { ...host('203.0.113.10'), until: null };
+    const { queued } = queueBans(emptyQueue(), [seen(banned), seen(forever)], ctx());
+    expect(queued.map((b) => [b.cidr, b.until])).toEqual([
+      ['203.0.113.9/32', NOW + 3 * DAY],
+      ['203.0.113.10/32', NOW + FOREVER_MS],
+    ]);
   });
 
   it('own bans are those still running, sent or not; unsent lists the queued ones with time left', () => {

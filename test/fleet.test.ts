@@ -23,7 +23,7 @@ describe('fleet blocks: this host has the last word', () => {
     const merged = merge(decision(local('198.51.100.1/32')), [pulled('203.0.113.9/32')]);
     expect(merged.blocks).toEqual([
       local('198.51.100.1/32'),
-      { cidr: '203.0.113.9/32', family: 4, addresses: ['203.0.113.9'], addressCount: 1, total: 0, reason: 'fleet', fleet: { scenario: 'smtpguard/host', origin: 'crowdsec', until: new Date(NOW + 2 * HOUR).toISOString() } },
+      { cidr: '203.0.113.9/32', family: 4, addresses: ['203.0.113.9'], addressCount: 1, total: 0, reason: 'fleet', until: new Date(NOW + 2 * HOUR).toISOString(), fleet: { scenario: 'smtpguard/host', origin: 'crowdsec', until: new Date(NOW + 2 * HOUR).toISOString() } },
     ]);
   });
 

@@ -24,10 +24,10 @@ export function tallyEvents(tally: Tally): string[] {
   return out.sort();
 }
 
-/** `kind address time`, then ` user=NAME` (SASL lines that name one) and ` unnamed` (recipient rejects of `unknown[ADDR]`). */
+/** `kind address time`, then ` count=N` (a line that stands for N events), ` user=NAME` (SASL lines that name one) and ` unnamed` (recipient rejects of `unknown[ADDR]`). */
 export const describeEvent = (e: MailEvent | null): string =>
   e === null
     ? 'none'
-    : `${e.kind} ${e.address} ${new Date(e.time).toISOString()}${e.user === undefined ? '' : ` user=${e.user}`}${e.unnamed === true ? ' unnamed' : ''}`;
+    : `${e.kind} ${e.address} ${new Date(e.time).toISOString()}${e.count === undefined ? '' : ` count=${e.count}`}${e.user === undefined ? '' : ` user=${e.user}`}${e.unnamed === true ? ' unnamed' : ''}`;
 
 export type { EventKind };

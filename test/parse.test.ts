@@ -24,6 +24,12 @@ function readFixture(): Case[] {
 
 const cases = readFixture();
 
+/** "kind address time [count=N] ..." -> N times "kind address", as the tally counts it. */
+function expectedEvents(expected: string): string[] {
+  const count = Number(/ count=(\d+)/.exec(expected)?.[1] ?? 1);
+  return new Array<string>(count).fill(expected.split(' ').slice(0, 2).join(' '));
+}
+
 describe('parser fixture (test/fixtures/events.log)', () => {
   it('has cases for every shape', () => {
     expect(cases.length).toBeGreaterThan(80);
@@ -35,14 +41,14 @@ describe('parser fixture (test/fixtures/events.log)', () => {
     expect(describeEvent(parser.parse(c.line))).toBe(expected);
     // the block scanner must find the same line (its byte patterns cover every shape)
     const scanned = scanEvents(c.line + '\n');
-    expect(scanned).toEqual(expected === 'none' ? [] : [expected.split(' ').slice(0, 2).join(' ')]);
+    expect(scanned).toEqual(expected === 'none' ? [] : expectedEvents(expected));
   });
 
   it('finds every event when the whole fixture is scanned as one log', () => {
     const text = readFileSync(new URL('./fixtures/events.log', import.meta.url));
     const expected = cases
       .filter((c) => c.expected !== 'none')
-      .map((c) => c.expected.split(' ').slice(0, 2).join(' '))
+      .flatMap((c) => expectedEvents(c.expected))
       .sort();
     expect(scanEvents(text)).toEqual(expected);
     // and the same with tiny blocks, so lines straddle block boundaries everywhere

@@ -71,6 +71,7 @@ describe('IPv4 /24 aggregation', () => {
       total: 25,
       addressCount: 5,
       reason: 'subnet',
+      lastSeen: 0,
     });
   });
 
@@ -98,7 +99,7 @@ describe('IPv6 prefixes', () => {
   it('two addresses of one /64 add up and block the /64', () => {
     const d = decide([summary('2001:db8:1:2::a', { saslFailure: 2 }), summary('2001:db8:1:2::b', { saslFailure: 1 })]);
     expect(d.blocks).toEqual([
-      { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], addressCount: 2, total: 3, reason: 'prefix' },
+      { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], addressCount: 2, total: 3, reason: 'prefix', lastSeen: 0 },
     ]);
   });
 
@@ -311,4 +312,17 @@ it('is deterministic: the same input in another order gives the same blocks', ()
   ];
   expect(decide([...s].reverse())).toEqual(decide(s));
   expect(cidrs(s)).toEqual(['192.0.2.9/32', '198.51.100.0/24', '2001:db8::/64']);
+});
+
+describe('--trap-users', () => {
+  it('one failure naming a trap user makes the client an offender at once, and counts toward its /24', () => {
+    const trapUsers = ['admin', 'test@example.org'];
+    expect(cidrs([summary('203.0.113.5', { saslFailure: 1 }, { users: { 'Admin@example.org': [1, 0] } })], { trapUsers })).toEqual(['203.0.113.5/32']);
+    expect(cidrs([summary('203.0.113.5', { saslFailure: 1 }, { users: { 'test@example.org': [1, 0] } })], { trapUsers })).toEqual(['203.0.113.5/32']);
+    expect(cidrs([summary('203.0.113.5', { saslFailure: 1 }, { users: { 'test@example.com': [1, 0], alice: [1, 0] } })], { trapUsers })).toEqual([]);
+    expect(cidrs([summary('2001:db8:1:2::5', { saslFailure: 1 }, { users: { admin: [1, 0] } })], { trapUsers })).toEqual(['2001:db8:1:2::/64']);
+    const bots = Array.from({ length: 5 }, (_, i) => summary(`198.51.100.${i + 1}`, { saslFailure: 1 }, { users: { admin: [1, 0] } }));
+    expect(cidrs(bots, { trapUsers })).toEqual(['198.51.100.0/24']);
+    expect(cidrs(bots)).toEqual([]); // off by default
+  });
 });

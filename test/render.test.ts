@@ -74,7 +74,8 @@ describe('sections', () => {
 
   it.each([
     ['no markers', 'a\nb\n', /f has no "# BEGIN smtpguard" marker line -- run "smtpguard install"/],
-    ['no END', '# BEGIN smtpguard\n', /f has no "# END smtpguard" marker line/],
+    ['no END', 'a\n# BEGIN smtpguard\n-A x\n', /^f has "# BEGIN smtpguard" on line 2 but no "# END smtpguard" line -- add the line "# END smtpguard" after line 2 and the generated lines below it, or remove line 2; "smtpguard install" puts it back/],
+    ['no BEGIN', 'a\nb\n# END smtpguard\n', /^f has "# END smtpguard" on line 3 but no "# BEGIN smtpguard" line -- add the line "# BEGIN smtpguard" before line 3/],
     ['two sections', FILE + FILE, /f has 2 "# BEGIN smtpguard" and 2 "# END smtpguard" lines/],
     ['misordered', '# END smtpguard\n# BEGIN smtpguard\n', /f has "# END smtpguard" before "# BEGIN smtpguard"/],
   ])('%s is an error naming the file and the fix', (_name, text, message) => {

@@ -52,6 +52,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     ipv6Prefix: settings.ipv6Prefix,
     ipv6Subnet: settings.ipv6Subnet,
     ipv6SubnetPrefixes: settings.ipv6SubnetPrefixes,
+    trapUsers: settings.trapUsers,
     subnetHosts: settings.subnetHosts,
     neverBlock,
     maxBlocks: settings.maxBlocks,

@@ -7,11 +7,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTwoFilesPatch } from 'diff';
 import { execCommand, replaceRulesFiles, type Runner } from '../apply.js';
-import { writeWithBackup } from '../files.js';
+import { ensureDirectory, writeTarget, writeWithBackup } from '../files.js';
 import { SmtpguardError } from '../errors.js';
 import {
   addRestriction,
+  escapeForCron,
+  escapeForSystemd,
   fill,
+  findOtherMapUses,
   installAccessMap,
   installUfw,
   removeRestriction,
@@ -21,7 +24,8 @@ import {
 } from '../install.js';
 import { INDEX_SUFFIX, type FileChange } from '../plan.js';
 import { formatCommand } from '../plan-report.js';
-import type { Settings } from '../settings.js';
+import { renderConfigHeader, type Settings } from '../settings.js';
+import { setConfigValues } from '../config-file.js';
 import { findDefaultMapType, postconf } from '../system.js';
 import type { Io } from './common.js';
 
@@ -31,8 +35,8 @@ export interface InstallOptions {
   timer: boolean;
   cronFile: string;
   systemdDir: string;
-  /** --config given to install, passed on to the scheduled run. */
-  config: string | null;
+  /** The config file (--config or the default), its text, and the settings given as flags or environment: install keeps them there. */
+  config: { file: string; text: string | null; given: ReadonlyMap<string, string[]> };
 }
 
 interface FileEdit {
@@ -56,6 +60,7 @@ export async function readTemplates(): Promise<Templates> {
 async function readOptional(file: string): Promise<string | null> {
   return readFile(file, 'latin1').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return null;
+    if (error.code === 'EISDIR') throw new SmtpguardError(`${file} is a directory, not a file`, { hint: 'point the option at the file itself (--ufw-rules, --ufw6-rules, --access-map, --cron-file, --config)' });
     throw new SmtpguardError(`cannot read ${file}: ${error.message}`, { hint: 'run as root' });
   });
 }
@@ -76,6 +81,16 @@ export async function installCommand(settings: Settings, options: InstallOptions
   if (!restrictions.ok) {
     throw new SmtpguardError(`postconf failed: ${restrictions.output || 'not found'}`, { hint: 'is Postfix installed? (apt-get install postfix)' });
   }
+  if (!options.uninstall) {
+    // a map Postfix already reads for senders (or anything else) must not become a client map
+    const [main, master] = await Promise.all([postconf(['-n'], settings.postfixConfigDir), postconf(['-P'], settings.postfixConfigDir)]);
+    const uses = findOtherMapUses(main.ok ? main.output : '', master.ok ? master.output : '', settings.accessMap);
+    if (uses.length > 0) {
+      throw new SmtpguardError(`${settings.accessMap} is already used by Postfix other than as a client access map (${uses.join('; ')}): its entries would also be matched against client addresses and names`, {
+        hint: `give smtpguard a map of its own, e.g. smtpguard install --access-map ${path.join(path.dirname(settings.accessMap), 'smtpguard_access')}`,
+      });
+    }
+  }
   const edits: FileEdit[] = [];
   const warnings: string[] = [];
   for (const [file, family, chain] of [
@@ -94,7 +109,16 @@ export async function installCommand(settings: Settings, options: InstallOptions
   const mapAfter = options.uninstall ? (mapBefore === null ? null : uninstallAccessMap(mapBefore)) : installAccessMap(mapBefore, settings.accessMap, mapType, templates);
   edits.push({ path: settings.accessMap, before: mapBefore, after: mapAfter });
 
-  const command = formatCommand([process.execPath, BIN, 'run', ...(options.config === null ? [] : ['--config', options.config])]);
+  // the job runs with exactly what install was told: the settings go to the config file, the job reads it
+  if (!options.uninstall) {
+    const after = setConfigValues(options.config.text, options.config.given, renderConfigHeader());
+    edits.push({ path: options.config.file, before: options.config.text, after });
+    if (settings.reload === false && options.config.given.has('RELOAD')) {
+      warnings.push(`RELOAD=no is kept in ${options.config.file}: the job will write the files but not reload Postfix or ufw; remove that line to let it reload`);
+    }
+  }
+
+  const command = formatCommand([process.execPath, BIN, 'run', '--config', options.config.file]);
   const service = path.join(options.systemdDir, 'smtpguard.service');
   const timer = path.join(options.systemdDir, 'smtpguard.timer');
   const installed = { cron: await readOptional(options.cronFile), service: await readOptional(service), timer: await readOptional(timer) };
@@ -103,10 +127,10 @@ export async function installCommand(settings: Settings, options: InstallOptions
       if (text !== null && text.includes('smtpguard install')) edits.push({ path: file, before: text, after: null });
     }
   } else if (options.timer) {
-    edits.push({ path: service, before: installed.service, after: fill(templates.service, { COMMAND: command }) });
+    edits.push({ path: service, before: installed.service, after: fill(templates.service, { COMMAND: escapeForSystemd(command) }) });
     edits.push({ path: timer, before: installed.timer, after: templates.timer });
   } else {
-    edits.push({ path: options.cronFile, before: installed.cron, after: fill(templates.cron, { COMMAND: command }) });
+    edits.push({ path: options.cronFile, before: installed.cron, after: fill(templates.cron, { COMMAND: escapeForCron(command) }) });
   }
 
   const changed = edits.filter((e) => e.before !== e.after);
@@ -127,9 +151,15 @@ export async function installCommand(settings: Settings, options: InstallOptions
 
   for (const warning of warnings) io.warn(warning);
   const verb = options.uninstall ? 'uninstall' : 'install';
+  const links: string[] = [];
+  for (const e of changed) {
+    const target = await writeTarget(e.path);
+    if (target !== e.path) links.push(`${e.path} is a symlink: ${e.after === null ? 'the link is removed' : `the new text is written to its target ${target}`}`);
+  }
   if (options.dryRun) {
     const lines = [`smtpguard ${verb} --dry-run:`, ''];
     if (changed.length === 0 && commands.length === 0) lines.push('Nothing to do: already done.');
+    for (const link of links) lines.push(`Note: ${link}`);
     for (const e of changed) {
       lines.push(e.after === null ? `would remove ${e.path}` : createTwoFilesPatch(e.path, e.path, e.before ?? '', e.after, e.before === null ? '(new file)' : '', '(smtpguard)').trimEnd());
     }
@@ -150,6 +180,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
     if (e.path === settings.ufwRules || e.path === settings.ufw6Rules) {
       rules.push({ role: e.path === settings.ufwRules ? 'ufw4' : 'ufw6', path: e.path, before: e.before!, after: e.after! });
     } else if (e.after !== null) {
+      if (e.before === null) await ensureDirectory(path.dirname(e.path), 'the directory', `the path ${e.path}`);
       await writeWithBackup(e.path, e.after, e.before === null ? null : e.path);
     }
   }

@@ -3,11 +3,9 @@
  * sections, reload what changed. Silent when nothing changed.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { formatWindow } from '../duration.js';
-import { ExitCode, SmtpguardError } from '../errors.js';
-import { Watchdog } from '../watchdog.js';
-import { acquireLock } from '../lock.js';
-import { checkTrustedPaths, runPaths } from '../trust.js';
+import { SmtpguardError } from '../errors.js';
+import { withRunLock } from './locked.js';
+import { writeTarget } from '../files.js';
 import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../state.js';
 import type { AddressSummary } from '../tally.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../plan.js';
@@ -28,16 +26,7 @@ export interface RunOptions {
 }
 
 export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
-  await checkTrustedPaths(runPaths(settings.stateDir, settings.lockFile));
-  const release = options.dryRun ? async () => undefined : await acquireLock(settings.lockFile);
-  const watchdog = new Watchdog(settings.timeout, () => {
-    // nothing was changed yet (an apply in progress is let finish): say so, free the lock, stop
-    process.stderr.write(
-      `smtpguard: the run took longer than --timeout ${formatWindow(settings.timeout)} and was stopped before it changed anything -- look for a log that cannot be read to its end (a hung mount, a pipe), or raise --timeout\n`,
-    );
-    void release().finally(() => process.exit(ExitCode.timeout));
-  });
-  try {
+  await withRunLock(settings, options.dryRun, async (watchdog) => {
     const { pending, roles } = await PendingReloads.read(settings.stateDir);
     const fleet = await FleetSync.open(settings, { now: options.now, network: !options.dryRun, warn: io.warn });
     const { plan, summaries } = await makePlan(settings, options, io, roles, fleet);
@@ -65,10 +54,7 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
     io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${line}\n`);
     await logToSyslog(line);
     fleet?.finish();
-  } finally {
-    watchdog.stop();
-    await release();
-  }
+  });
 }
 
 async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>, fleet: FleetSync | null): Promise<{ plan: Plan; summaries: AddressSummary[] }> {
@@ -90,6 +76,10 @@ async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: S
     postfixConfigDir: settings.postfixConfigDir,
     reload: settings.reload,
   }, owed);
+  for (const change of plan.changes) {
+    const target = await writeTarget(change.path);
+    if (target !== change.path) plan.notes.push(`${change.path} is a symlink: the new text is written to its target ${target}, the link stays`);
+  }
   return { plan, summaries };
 }
 
@@ -137,7 +127,12 @@ async function readTarget(role: TargetFile['role'], path: string): Promise<Targe
   try {
     return { role, path, text: await readFile(path, 'latin1') }; // every byte kept as it is
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { role, path, text: null };
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { role, path, text: null };
+    if (code === 'EISDIR') {
+      const option = role === 'ufw4' ? '--ufw-rules' : role === 'ufw6' ? '--ufw6-rules' : '--access-map';
+      throw new SmtpguardError(`${path} is a directory, not a ${role === 'map' ? 'Postfix access map' : 'ufw rules file'}`, { hint: `point ${option} at the file itself` });
+    }
     const translated = translateFsError(error, path, 'run as root');
     throw translated instanceof SmtpguardError ? translated : error;
   }

@@ -64,7 +64,7 @@ export function queueBans(queue: PushQueue, blocks: readonly SeenBlock[], contex
   for (const { block, firstSeen, lastSeen } of blocks) {
     if (block.reason === 'fleet') continue;
     const seen = Number.isFinite(lastSeen) ? lastSeen : context.now;
-    const until = banEnd(seen, context.now, context.window);
+    const until = endOf(block, seen, context);
     if (until <= context.now) continue;
     const running = latest.get(block.cidr);
     if (running !== undefined && until - running < refreshMs(context.window)) continue;
@@ -85,6 +85,16 @@ export function queueBans(queue: PushQueue, blocks: readonly SeenBlock[], contex
     latest.set(block.cidr, until);
   }
   return { queue: { version: QUEUE_VERSION, bans: [...bans, ...queued] }, queued };
+}
+
+/** A decision LAPI takes for "forever": ten years. */
+export const FOREVER_MS = 10 * 365 * 24 * 3600e3;
+
+/** When the ban of a block ends: its ban time when bans set one (`until`), else the window's end (banEnd). */
+function endOf(block: Block, lastSeen: number, context: { now: number; window: number }): number {
+  if (block.until === null) return context.now + FOREVER_MS;
+  const until = block.until === undefined ? NaN : Date.parse(block.until);
+  return Number.isNaN(until) ? banEnd(lastSeen, context.now, context.window) : until;
 }
 
 /** The CIDRs whose pushed (or queued) decisions still run: the pull does not take them back. */

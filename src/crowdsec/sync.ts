@@ -159,7 +159,7 @@ export class FleetSync {
     const seen = new Map(summaries.map((s) => [s.address, s]));
     const blocks: SeenBlock[] = decision.blocks.map((block) => {
       let firstSeen = Infinity;
-      let lastSeen = -Infinity;
+      let lastSeen = block.lastSeen ?? -Infinity;
       for (const a of block.addresses) {
         const s = seen.get(a);
         if (s === undefined) continue;

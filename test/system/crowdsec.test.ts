@@ -111,7 +111,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     attackMx1(ATTACKER, 5);
     const r = run1();
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('blocks: 1 (+1 -0)\n');
+    expect(r.stdout).toBe(`blocks: 1 (+1 -0) +${ATTACKER}/32\n`);
     expect(r.code).toBe(0);
     expect(mx1Rules()).toContain(`-s ${ATTACKER}/32 -j`);
     expect(lapi.decisions()).toEqual([`Ip:${ATTACKER} smtpguard/host crowdsec`]);
@@ -123,7 +123,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     expect(postfixSays(ATTACKER)).toBe('accepted');
     const r = run2();
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('blocks: 1 (+1 -0)\n');
+    expect(r.stdout).toBe(`blocks: 1 (+1 -0) +${ATTACKER}/32\n`);
     expect(r.code).toBe(0);
     expect(firewall()).toMatch(new RegExp(`^-A ufw-smtpguard -s ${ATTACKER.replaceAll('.', '\\.')}/32 -j ufw-smtpguard-log$`, 'm'));
     expect(readFileSync(mx2.map, 'utf8')).toMatch(new RegExp(`^${ATTACKER.replaceAll('.', '\\.')} REJECT `, 'm'));
@@ -144,7 +144,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
 
   it('an address mx1 blocks and pushes, but mx2 allows, is never blocked on mx2', () => {
     attackMx1(ALLOWED, 5);
-    expect(run1().stdout).toBe('blocks: 2 (+1 -0)\n');
+    expect(run1().stdout).toBe(`blocks: 2 (+1 -0) +${ALLOWED}/32\n`);
     expect(lapi.decisions()).toContain(`Ip:${ALLOWED} smtpguard/host crowdsec`);
     const r = run2();
     expect(r).toMatchObject({ code: 0, stdout: '', stderr: '' });
@@ -161,7 +161,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     expect(lapi.decisions()).not.toContain(`Ip:${ATTACKER} smtpguard/host crowdsec`);
     const r = run2();
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('blocks: 0 (+0 -1)\n');
+    expect(r.stdout).toBe(`blocks: 0 (+0 -1) -${ATTACKER}/32\n`);
     expect(firewall()).not.toContain(ATTACKER);
     expect(readFileSync(mx2.map, 'utf8')).not.toContain(ATTACKER);
     expect(postfixSays(ATTACKER)).toBe('accepted');
@@ -176,7 +176,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     const down = run1();
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(down.code).toBe(0);
-    expect(down.stdout).toBe('blocks: 3 (+1 -0)\n');
+    expect(down.stdout).toBe(`blocks: 3 (+1 -0) +${LATER}/32\n`);
     expect(mx1Rules()).toContain(`-s ${LATER}/32 -j`);
     expect(readFileSync(path.join(mx1.dir, 'sender_access'), 'utf8')).toContain(`${LATER} REJECT`);
     const warnings = down.stderr.trimEnd().split('\n');
@@ -188,7 +188,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     expect(back).toMatchObject({ code: 0, stdout: '', stderr: '' });
     expect(lapi.decisions()).toContain(`Ip:${LATER} smtpguard/host crowdsec`);
     // and mx2 takes it at its next run
-    expect(run2().stdout).toBe('blocks: 1 (+1 -0)\n');
+    expect(run2().stdout).toBe(`blocks: 1 (+1 -0) +${LATER}/32\n`);
     expect(firewall()).toContain(`-s ${LATER}/32 -j ufw-smtpguard-log`);
     // sent once: a run after that sends nothing new
     expect(run1()).toMatchObject({ code: 0, stdout: '', stderr: '' });
@@ -202,7 +202,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     attackMx1('203.0.113.200', 5);
     const r = run1(['--crowdsec-bouncer-key-file', wrong]);
     expect(r.code).toBe(3);
-    expect(r.stdout).toBe('blocks: 4 (+1 -0)\n');
+    expect(r.stdout).toBe('blocks: 4 (+1 -0) +203.0.113.200/32\n');
     expect(r.stderr).toMatch(/^smtpguard: CrowdSec refused the credentials of --crowdsec-bouncer-key-file: GET .*decisions\/stream: 403 .* -- check --crowdsec-bouncer-key-file/m);
     expect(mx1Rules()).toContain('-s 203.0.113.200/32 -j');
   });
