@@ -64,7 +64,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
 
     // mx2: the real stack; a high threshold, so the test's own probes never block anyone here
     mx2 = { flags: [], rules: path.join(stack.ufwTree, 'etc/ufw/before.rules'), map: path.join(stack.dir, 'sender_access'), state: path.join(stack.dir, 'state') };
-    const mx2Base = ['--log', stack.log, '--access-map', mx2.map, '--lock-file', path.join(stack.dir, 'mx2.lock'), '--state-dir', mx2.state, '--threshold', '50', '--postfix-config-dir', stack.etc, '--map-type', 'hash'];
+    const mx2Base = ['--log', stack.log, '--access-map', mx2.map, '--lock-file', path.join(stack.dir, 'mx2.lock'), '--state-dir', mx2.state, '--threshold', '50', '--postfix-config-dir', stack.etc, '--map-type', 'hash', '--config', path.join(stack.dir, 'mx2.conf')]; // install writes its settings there, not to /etc/smtpguard
     const install = stack.smtpguard(['install', ...mx2Base, '--cron-file', path.join(stack.dir, 'cron')]);
     if (install.code !== 0) throw new Error(`install failed: ${install.stderr}`);
     lapi.addMachine('mx2', 'mx2-password-0123456789');
@@ -84,7 +84,9 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     copyFileSync(path.join(stack.ufwTree, 'etc/ufw/before6.rules'), path.join(mx1.dir, 'before6.rules'));
     copyFileSync(mx2.map, path.join(mx1.dir, 'sender_access'));
     writeFileSync(path.join(mx1.dir, 'mail.log'), '');
+    writeFileSync(path.join(mx1.dir, 'smtpguard.conf'), '# mx1: everything is on the command line\n');
     mx1.flags = [
+      '--config', path.join(mx1.dir, 'smtpguard.conf'),
       '--log', path.join(mx1.dir, 'mail.log'),
       '--ufw-rules', path.join(mx1.dir, 'before.rules'),
       '--ufw6-rules', path.join(mx1.dir, 'before6.rules'),
