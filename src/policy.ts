@@ -34,7 +34,8 @@ export interface PolicyOptions {
   maxBlocks: number;
 }
 
-export type BlockReason = 'host' | 'subnet' | 'prefix';
+/** `manual`: made by `smtpguard block` (overrides.ts). */
+export type BlockReason = 'host' | 'subnet' | 'prefix' | 'manual';
 
 export interface Block {
   /** Always with a prefix length: `192.0.2.7/32`, `192.0.2.0/24`, `2001:db8:1:2::/64`. */
