@@ -88,7 +88,7 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
   else verdict = `not blocked: ${family === 4 ? `${counts.total} counted events, under THRESHOLD=${settings.threshold}` : `the prefix ${scope} has ${'prefixTotal' in counts ? counts.prefixTotal : 0} counted events, under THRESHOLD6=${settings.threshold6}`}`;
 
   const firewall = await inFirewallFiles(settings, ip);
-  const result = { address, scope, window: { from: Number.isFinite(from) ? new Date(from).toISOString() : null, to: options.now.toISOString() }, events: matched, lines, counts, events_by_kind: mine?.events ?? null, verdict, block: block ?? null, inFirewallFiles: firewall, override: override ?? null };
+  const result = { address, scope, window: { from: Number.isFinite(from) ? new Date(from).toISOString() : null, to: options.now.toISOString() }, events: matched, lines, counts, eventsByKind: mine?.events ?? null, verdict, block: block ?? null, inFirewallFiles: firewall, override: override ?? null };
   if (options.json) {
     io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return;
