@@ -49,7 +49,8 @@ export interface PolicyOptions {
   trapUsers?: readonly string[];
 }
 
-export type BlockReason = 'host' | 'subnet' | 'prefix' | 'subnet6';
+/** `subnet6`: an IPv6 network above the prefix; `manual`: made by `smtpguard block` (overrides.ts). */
+export type BlockReason = 'host' | 'subnet' | 'prefix' | 'subnet6' | 'manual';
 
 /** A block names at most this many of its addresses (the worst); `addressCount` has them all. */
 export const MAX_BLOCK_ADDRESSES = 256;

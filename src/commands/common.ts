@@ -1,7 +1,7 @@
 /** The part `scan` and `run` share: read the logs, count the window, decide. */
 import type { Readable, Writable } from 'node:stream';
 import { collectEvents, type Collected } from '../collect.js';
-import { decideBlocks, type Decision } from '../policy.js';
+import { decideBlocks, type Decision, type NamedRange } from '../policy.js';
 import type { JournalSource } from '../journal.js';
 import type { Settings } from '../settings.js';
 import { findLogSources } from '../sources.js';
@@ -21,6 +21,8 @@ export interface Scanned {
   collected: Collected;
   summaries: AddressSummary[];
   decision: Decision;
+  /** Loopback, this host, mynetworks, ALLOW. */
+  neverBlock: NamedRange[];
 }
 
 /** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
@@ -55,7 +57,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     neverBlock,
     maxBlocks: settings.maxBlocks,
   });
-  return { collected, summaries, decision };
+  return { collected, summaries, decision, neverBlock };
 }
 
 /**

@@ -97,7 +97,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
   });
 
   it('install prepares ufw and Postfix, and ufw loads it', () => {
-    const r = smtpguard('install', ['--cron-file', path.join(stack.dir, 'cron')]);
+    const r = smtpguard('install', ['--cron-file', path.join(stack.dir, 'cron'), '--man-dir', path.join(stack.dir, 'man1'), '--completion-dir', path.join(stack.dir, 'completion')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const restrictions = stack.nsRun(stack.mx, ['postconf', '-c', stack.etc, '-h', 'smtpd_client_restrictions']).stdout.trim();
@@ -174,7 +174,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
 
   it('with a cidr map, Postfix rejects the whole IPv6 /64 too', () => {
     const cidr = ['--map-type', 'cidr', '--access-map', path.join(stack.dir, 'access.cidr')];
-    expect(smtpguard('install', [...cidr, '--cron-file', path.join(stack.dir, 'cron')]).code).toBe(0);
+    expect(smtpguard('install', [...cidr, '--cron-file', path.join(stack.dir, 'cron'), '--man-dir', path.join(stack.dir, 'man1'), '--completion-dir', path.join(stack.dir, 'completion')]).code).toBe(0);
     const r = smtpguard('run', cidr);
     expect(r.stdout).toBe('blocks: 4 (+0 -0)\n'); // same blocks, one more map
     expect(readFileSync(path.join(stack.dir, 'access.cidr'), 'utf8')).toContain('2001:db8:1:2::/64 REJECT');
