@@ -156,7 +156,7 @@ function buildProgram(): Command {
       loaded = resolveSettings({}, {}, null, DEFAULT_CONFIG_FILE);
     }
     const { summaryCommand } = await import('./commands/summary.js');
-    const commands = program.commands.map((c) => ({ name: c.name(), description: c.description().replace(/ \(.*$/, '') }));
+    const commands = program.commands.map((c) => ({ name: c.name(), description: c.description().replace(/ \([^)]*\)$/, '') }));
     await summaryCommand(loaded.settings, { version: version(), commands, settingsProblem: problem }, ioFor({}, false));
   });
 
