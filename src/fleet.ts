@@ -4,7 +4,8 @@
  * A pulled decision (from CrowdSec's Local API, see crowdsec/stream.ts) becomes a block with
  * reason `fleet` that keeps its origin and scenario. This server has the last word:
  * - a decision that touches any never-block range (loopback, this host, mynetworks, --allow,
- *   and whatever else the caller puts in `neverBlock`) is not applied, not even in part;
+ *   and whatever else the caller puts in `neverBlock`) is not applied, not even in part
+ *   (`smtpguard unblock` and `block` apply to fleet blocks afterwards, as to any block: overrides.ts);
  * - a decision for a range this server pushed itself, while that push is live, is its own
  *   block coming back: not a second block;
  * - a decision already covered by a local block adds nothing;

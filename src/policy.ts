@@ -49,8 +49,8 @@ export interface PolicyOptions {
   trapUsers?: readonly string[];
 }
 
-/** `fleet`: a decision another server shared through CrowdSec (fleet.ts), never made here. */
-export type BlockReason = 'host' | 'subnet' | 'prefix' | 'subnet6' | 'fleet';
+/** `subnet6`: an IPv6 network above the prefix; `manual`: made by `smtpguard block` (overrides.ts); `fleet`: a decision another server shared through CrowdSec (fleet.ts). */
+export type BlockReason = 'host' | 'subnet' | 'prefix' | 'subnet6' | 'manual' | 'fleet';
 
 /** A block names at most this many of its addresses (the worst); `addressCount` has them all. */
 export const MAX_BLOCK_ADDRESSES = 256;

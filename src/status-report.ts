@@ -14,8 +14,21 @@ export interface StatusBlock {
   logged: number | null;
 }
 
+/** Whether the firewall and Postfix have what the files say. */
+export interface Enforcement {
+  /** ufw.conf ENABLED=; null when there is no ufw.conf beside the rules file. */
+  ufwEnabled: boolean | null;
+  /** Reloads an earlier run wrote the files for but did not do, and since when (ISO). */
+  owed: Array<{ what: 'ufw' | 'map'; since: string | null }>;
+  /** The kernel's rules of the chains against the generated sections; null when the kernel could not be asked. */
+  kernel: { missing: string[]; extra: string[] } | null;
+  /** The access map's index is missing or older than the map: Postfix does not have its last text. */
+  mapIndexStale: boolean;
+}
+
 export interface Status {
   now: string;
+  enforcement?: Enforcement;
   blocks: StatusBlock[];
   /** Clients with counted events under their threshold, worst first. */
   nearMisses: Array<{ address: string; total: number; threshold: number }>;
@@ -36,7 +49,20 @@ export function sparkline(values: readonly number[]): string {
 }
 
 export function renderStatus(status: Status, kinds: readonly EventKind[]): string {
-  const lines = [`smtpguard status, ${localTime(Date.parse(status.now))}`, ''];
+  const lines: string[] = [];
+  const e = status.enforcement;
+  if (e?.ufwEnabled === false) lines.push('WARNING: ufw is not enabled (ENABLED=no in ufw.conf): the firewall enforces none of these blocks; "ufw enable" turns it on');
+  lines.push(`smtpguard status, ${localTime(Date.parse(status.now))}`, '');
+  for (const owed of e?.owed ?? []) {
+    const since = owed.since === null ? '' : ` since ${localTime(Date.parse(owed.since)).slice(11, 16)}`;
+    lines.push(owed.what === 'ufw' ? `ufw reload owed${since}: the firewall does not have these blocks yet (the next run reloads)` : `postmap/postfix reload owed${since}: Postfix does not have these blocks yet (the next run reloads)`);
+  }
+  if (e?.kernel != null) {
+    if (e.kernel.missing.length > 0) lines.push(`Not in the kernel's rules (in the file only): ${e.kernel.missing.join(' ')}`);
+    if (e.kernel.extra.length > 0) lines.push(`In the kernel's rules but not in the file: ${e.kernel.extra.join(' ')}`);
+  }
+  if (e?.mapIndexStale === true) lines.push('The access map\'s index is missing or older than the map: Postfix does not use its last text yet (the next run runs postmap)');
+  if (lines.length > 2 && lines.at(-1) !== '') lines.push('');
   if (status.blocks.length === 0) lines.push('Blocked now: nothing.');
   else {
     lines.push(`Blocked now: ${status.blocks.length}`);

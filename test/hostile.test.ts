@@ -56,7 +56,7 @@ beforeEach(() => {
   ];
   writeFileSync(path.join(dir, 'smtpguard.conf'), '# test\n');
   writeFileSync(path.join(dir, 'mail.log'), '');
-  const install = smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron')]);
+  const install = smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]);
   expect(install.code).toBe(0);
   expect(install.stderr).toMatch(/^(smtpguard: warning: RELOAD=no is kept[^\n]*\n)?$/);
 });

@@ -26,7 +26,7 @@ const login = (address: string) =>
 const snapshot = () =>
   Object.fromEntries(
     readdirSync(dir)
-      .filter((f) => !['mail.log', 'pf', 'smtpguard.lock', 'state'].includes(f))
+      .filter((f) => !['mail.log', 'pf', 'smtpguard.lock', 'state', 'man1', 'completion'].includes(f))
       .map((f) => [f, readFileSync(path.join(dir, f), 'latin1')]),
   );
 
@@ -63,7 +63,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const install = () => smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--no-reload']);
+const install = () => smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload']);
 
 describe('install then run', () => {
   it('install prepares the files; a second install has nothing to do', () => {
@@ -204,7 +204,7 @@ describe('install then run', () => {
     const pristine = readFileSync(path.join(FIXTURES, 'debian12-before.rules'), 'utf8');
     install();
     smtpguard(['run', '--no-reload', ...flags]);
-    const { code } = smtpguard(['uninstall', ...flags, '--cron-file', path.join(dir, 'cron'), '--no-reload']);
+    const { code } = smtpguard(['uninstall', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload']);
     expect(code).toBe(0);
     expect(readFileSync(path.join(dir, 'before.rules'), 'utf8')).toBe(pristine);
     expect(existsSync(path.join(dir, 'sender_access'))).toBe(false);
@@ -257,7 +257,7 @@ describe('the job keeps what install was told', () => {
       '--no-reload',
       '--config', conf,
     ];
-    const installed = smtpguard(['install', ...given, '--cron-file', path.join(dir, 'cron')]);
+    const installed = smtpguard(['install', ...given, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]);
     expect(installed.code).toBe(0);
     const config = readFileSync(conf, 'utf8');
     expect(config).toMatch(/^# smtpguard settings/);
@@ -275,17 +275,17 @@ describe('the job keeps what install was told', () => {
     expect(readFileSync(path.join(dir, 'client_access'), 'utf8')).toContain('192.0.2.33/32 REJECT ');
     expect(readFileSync(path.join(dir, 'before.rules'), 'utf8')).not.toContain('198.51.100');
     // the same flags again: nothing to do
-    expect(smtpguard(['install', ...given, '--cron-file', path.join(dir, 'cron')]).stdout).toMatch(/nothing to do, already done/);
+    expect(smtpguard(['install', ...given, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).stdout).toMatch(/nothing to do, already done/);
   });
 
   it('install keeps the admin\'s lines and comments, changes only the keys it was given, and --dry-run shows the config diff', () => {
     const conf = path.join(dir, 'smtpguard.conf');
     writeFileSync(conf, `# mine\nLOG=${path.join(dir, 'mail.log')}   # my log\nTHRESHOLD=8  # stricter\nWINDOW=all\nMAP_TYPE=hash\n`);
-    const dry = smtpguard(['install', ...flags, '--threshold', '4', '--cron-file', path.join(dir, 'cron'), '--no-reload', '--dry-run']);
+    const dry = smtpguard(['install', ...flags, '--threshold', '4', '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload', '--dry-run']);
     expect(dry.stdout).toContain('-THRESHOLD=8  # stricter\n+THRESHOLD=4  # stricter\n');
     expect(readFileSync(conf, 'utf8')).toContain('THRESHOLD=8  # stricter');
     install();
-    smtpguard(['install', ...flags, '--threshold', '4', '--cron-file', path.join(dir, 'cron'), '--no-reload']);
+    smtpguard(['install', ...flags, '--threshold', '4', '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload']);
     const text = readFileSync(conf, 'utf8');
     expect(text.startsWith(`# mine\nLOG=${path.join(dir, 'mail.log')}   # my log\nTHRESHOLD=4  # stricter\nWINDOW=all\nMAP_TYPE=hash\n`)).toBe(true);
   });
@@ -293,10 +293,10 @@ describe('the job keeps what install was told', () => {
   it('escapes % for cron (\\%) and systemd (%%)', () => {
     const conf = path.join(dir, 'a%b', 'smtpguard.conf');
     const common = [...flags.filter((f, i) => f !== '--config' && flags[i - 1] !== '--config'), '--config', conf, '--log', path.join(dir, 'mail.log'), '--no-reload'];
-    expect(smtpguard(['install', ...common, '--cron-file', path.join(dir, 'cron')]).code).toBe(0);
+    expect(smtpguard(['install', ...common, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);
     expect(readFileSync(path.join(dir, 'cron'), 'utf8')).toContain(`run --config ${path.join(dir, 'a\\%b', 'smtpguard.conf')}\n`);
     mkdirSync(path.join(dir, 'systemd'));
-    expect(smtpguard(['install', ...common, '--timer', '--systemd-dir', path.join(dir, 'systemd')]).code).toBe(0);
+    expect(smtpguard(['install', ...common, '--timer', '--systemd-dir', path.join(dir, 'systemd'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);
     expect(readFileSync(path.join(dir, 'systemd', 'smtpguard.service'), 'utf8')).toContain(`run --config ${path.join(dir, 'a%%b', 'smtpguard.conf')}\n`);
   });
 });

@@ -21,7 +21,7 @@ export interface Scanned {
   collected: Collected;
   summaries: AddressSummary[];
   decision: Decision;
-  /** What is never blocked here (loopback, this host, mynetworks, --allow): also the fleet's blocks. */
+  /** Loopback, this host, mynetworks, ALLOW: never blocked, not even by the fleet's decisions. */
   neverBlock: NamedRange[];
 }
 

@@ -35,6 +35,9 @@ export interface InstallOptions {
   timer: boolean;
   cronFile: string;
   systemdDir: string;
+  /** Where the manual page (smtpguard.1) and the bash completion (smtpguard) go. */
+  manDir: string;
+  completionDir: string;
   /** The config file (--config or the default), its text, and the settings given as flags or environment: install keeps them there. */
   config: { file: string; text: string | null; given: ReadonlyMap<string, string[]> };
 }
@@ -48,6 +51,7 @@ interface FileEdit {
 
 const TEMPLATE_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
 const BIN = fileURLToPath(new URL('../../bin/smtpguard.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export async function readTemplates(): Promise<Templates> {
   const read = (name: string) => readFile(path.join(TEMPLATE_DIR, name), 'utf8');
@@ -116,6 +120,17 @@ export async function installCommand(settings: Settings, options: InstallOptions
     if (settings.reload === false && options.config.given.has('RELOAD')) {
       warnings.push(`RELOAD=no is kept in ${options.config.file}: the job will write the files but not reload Postfix or ufw; remove that line to let it reload`);
     }
+  }
+
+  // man smtpguard, and bash completion
+  const manPage = path.join(options.manDir, 'smtpguard.1');
+  const completion = path.join(options.completionDir, 'smtpguard');
+  const docs = await Promise.all([readOptional(manPage), readOptional(completion)]);
+  if (options.uninstall) {
+    for (const [file, text] of [[manPage, docs[0]], [completion, docs[1]]] as const) if (text !== null && text.includes('smtpguard install')) edits.push({ path: file, before: text, after: null });
+  } else {
+    edits.push({ path: manPage, before: docs[0], after: await readFile(path.join(ROOT, 'man', 'smtpguard.1'), 'latin1') });
+    edits.push({ path: completion, before: docs[1], after: await readFile(path.join(ROOT, 'completions', 'smtpguard.bash'), 'latin1') });
   }
 
   const command = formatCommand([process.execPath, BIN, 'run', '--config', options.config.file]);

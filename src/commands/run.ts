@@ -1,10 +1,12 @@
 /**
- * `smtpguard run` (the default, the cron job): scan, decide, rewrite the generated
- * sections, reload what changed. Silent when nothing changed.
+ * `smtpguard run` (the cron job): scan, decide, apply the manual blocks and unblocks,
+ * rewrite the generated sections, reload what changed. Silent when nothing changed.
+ * The verbs (unblock, block, allow) run the same steps through runLocked.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { SmtpguardError } from '../errors.js';
 import { withRunLock } from './locked.js';
+import type { Watchdog } from '../watchdog.js';
 import { writeTarget } from '../files.js';
 import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../state.js';
 import type { AddressSummary } from '../tally.js';
@@ -14,6 +16,11 @@ import type { Settings } from '../settings.js';
 import { translateFsError } from '../sources.js';
 import { findDefaultMapType } from '../system.js';
 import { scanAndDecide, type Io } from './common.js';
+import type { Runner } from '../apply.js';
+import { writeLastRun } from '../last-run.js';
+import { applyOverrides, type Override } from '../overrides.js';
+import { readOverrides } from '../overrides-store.js';
+import type { Decision, NamedRange } from '../policy.js';
 import { FleetSync } from '../crowdsec/sync.js';
 
 export interface RunOptions {
@@ -27,40 +34,72 @@ export interface RunOptions {
 
 export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
   await withRunLock(settings, options.dryRun, async (watchdog) => {
-    const { pending, roles } = await PendingReloads.read(settings.stateDir);
-    const fleet = await FleetSync.open(settings, { now: options.now, network: !options.dryRun, warn: io.warn });
-    const { plan, summaries } = await makePlan(settings, options, io, roles, fleet);
+    const { plan, fleet } = await runLocked(settings, { ...options, share: true }, io, () => readOverrides(settings.stateDir), watchdog);
     if (options.dryRun) {
       io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : await renderPlanText(plan));
-      return;
-    }
-    if (plan.changes.length === 0) {
-      await keepBlockRecords(settings, plan, summaries, options.now, io);
-      await fleet?.push(plan.decision, summaries);
+    } else if (plan.changes.length > 0) {
+      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${summaryLine(plan)}\n`);
+    } else if (options.verbose || plan.summary.leftOut > 0) {
       // offenders left unblocked are news every time, until the admin raises the cap
-      if (options.verbose || plan.summary.leftOut > 0) {
-        const line = `${summaryLine(plan)}, nothing changed`;
-        io.stdout.write(`${line}\n`);
-        if (plan.summary.leftOut > 0) await logToSyslog(line);
-      }
-      fleet?.finish();
-      return;
+      io.stdout.write(`${summaryLine(plan)}, nothing changed\n`);
     }
-    const { applyPlan, execCommand } = await import('../apply.js'); // execa loads only when something changes
-    await watchdog.whileApplying(() => applyPlan(plan, execCommand, pending));
-    await keepBlockRecords(settings, plan, summaries, options.now, io);
-    await fleet?.push(plan.decision, summaries);
-    const line = summaryLine(plan);
-    io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${line}\n`);
-    await logToSyslog(line);
-    fleet?.finish();
+    fleet?.finish(); // after the cron line: one warning for LAPI faults, or the credential error (exit 3)
   });
 }
 
-async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>, fleet: FleetSync | null): Promise<{ plan: Plan; summaries: AddressSummary[] }> {
-  const scanned = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
-  const { summaries } = scanned;
-  const decision = fleet === null ? scanned.decision : await fleet.pull(scanned.decision, scanned.neverBlock); // the fleet's blocks, this host's never-block first
+export interface RunResult {
+  plan: Plan;
+  summaries: AddressSummary[];
+  /** The policy's decision, with the fleet's blocks, before the overrides. */
+  raw: Decision;
+  neverBlock: NamedRange[];
+  /** Sharing through CrowdSec, when it is set up: finish() reports its faults. */
+  fleet: FleetSync | null;
+}
+
+/** The overrides to apply, given what the policy decided (a verb adds or removes its entry here, and saves them). */
+export type OverridesFor = (raw: Decision, summaries: readonly AddressSummary[], neverBlock: readonly NamedRange[]) => Promise<Override[]>;
+
+/**
+ * What `run` and the verbs do inside the lock: scan, decide, apply the overrides,
+ * plan, and (not in a dry run) write, reload, keep the records, tell syslog.
+ */
+export async function runLocked(
+  settings: Settings,
+  options: Pick<RunOptions, 'now' | 'defaultLogs' | 'dryRun'> & { /** Pull and push through CrowdSec (run only; verbs use the decisions last pulled). */ share?: boolean },
+  io: Io,
+  overridesFor: OverridesFor,
+  watchdog?: Watchdog,
+): Promise<RunResult> {
+  const { pending, roles } = await PendingReloads.read(settings.stateDir);
+  const fleet = await FleetSync.open(settings, { now: options.now, network: options.share === true && !options.dryRun, warn: io.warn });
+  const { decision: policy, summaries, neverBlock } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
+  // the fleet's blocks join the policy's (this host's never-block ranges first), so unblock and block apply to them too
+  const raw = fleet === null ? policy : await fleet.pull(policy, neverBlock);
+  const overrides = await overridesFor(raw, summaries, neverBlock);
+  const totals = new Map(summaries.map((s) => [s.address, s.total]));
+  const decision = applyOverrides(raw, overrides, { now: options.now, neverBlock, totals });
+  const plan = await makePlan(settings, decision, roles);
+  const result = { plan, summaries, raw, neverBlock, fleet };
+  if (options.dryRun) return result;
+  if (plan.changes.length > 0) {
+    const { applyPlan } = await import('../apply.js'); // execa loads only when something changes
+    const apply = () => applyPlan(plan, execCommand, pending);
+    await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
+  }
+  await keepBlockRecords(settings, plan, summaries, options.now, overrides, io);
+  await fleet?.push(plan.decision, summaries);
+  await writeLastRun(settings.stateDir, { time: new Date().toISOString(), summary: summaryLine(plan), changed: plan.changes.length > 0 });
+  if (plan.changes.length > 0 || plan.summary.leftOut > 0) {
+    await execCommand(['logger', '-t', 'smtpguard', `${summaryLine(plan)}${plan.changes.length > 0 ? '' : ', nothing changed'}`]).catch(() => undefined);
+  }
+  return result;
+}
+
+/** `logger` and the reloads: execa loads only when it is needed. */
+const execCommand: Runner = async (argv) => (await import('../apply.js')).execCommand(argv);
+
+async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' | 'map'>): Promise<Plan> {
   const targets: TargetFile[] = await Promise.all([
     readTarget('ufw4', settings.ufwRules),
     readTarget('ufw6', settings.ufw6Rules),
@@ -80,16 +119,11 @@ async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: S
     const target = await writeTarget(change.path);
     if (target !== change.path) plan.notes.push(`${change.path} is a symlink: the new text is written to its target ${target}, the link stays`);
   }
-  return { plan, summaries };
-}
-
-async function logToSyslog(line: string): Promise<void> {
-  const { execCommand } = await import('../apply.js');
-  await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
+  return plan;
 }
 
 /** What is blocked and why, for `smtpguard status`; a block keeps the time it first appeared. */
-async function keepBlockRecords(settings: Settings, plan: Plan, summaries: readonly AddressSummary[], now: Date, io: Io): Promise<void> {
+async function keepBlockRecords(settings: Settings, plan: Plan, summaries: readonly AddressSummary[], now: Date, overrides: readonly Override[], io: Io): Promise<void> {
   const previous = new Map((await readBlockRecords(settings.stateDir, io.warn))?.map((r) => [r.cidr, r]) ?? []);
   const seen = new Map(summaries.map((s) => [s.address, s]));
   const records: BlockRecord[] = plan.decision.blocks.map((b) => {
@@ -101,15 +135,19 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
       firstSeen = Math.min(firstSeen, s.firstSeen);
       lastSeen = Math.max(lastSeen, s.lastSeen);
     }
-    const at = (ms: number) => new Date(Number.isFinite(ms) ? ms : now.getTime()).toISOString();
+    if (firstSeen === Infinity) {
+      // a manual block with no events: its times are when it was made
+      const made = overrides.find((o) => o.kind === 'block' && o.cidr === b.cidr)?.created ?? now.toISOString();
+      return { cidr: b.cidr, family: b.family, reason: b.reason, total: b.total, addresses: b.addresses, firstSeen: made, lastSeen: made, since: previous.get(b.cidr)?.since ?? made, ...(b.fleet === undefined ? {} : { fleet: b.fleet }) };
+    }
     return {
       cidr: b.cidr,
       family: b.family,
       reason: b.reason,
       total: b.total,
       addresses: b.addresses,
-      firstSeen: at(firstSeen),
-      lastSeen: at(lastSeen),
+      firstSeen: new Date(firstSeen).toISOString(),
+      lastSeen: new Date(lastSeen).toISOString(),
       since: previous.get(b.cidr)?.since ?? now.toISOString(),
       ...(b.fleet === undefined ? {} : { fleet: b.fleet }),
     };

@@ -5,14 +5,18 @@
  * events per hour of the last day. Read-only; unprivileged it shows what it can read
  * and says what it could not.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { INDEX_SUFFIX } from '../plan.js';
+import { PendingReloads } from '../state.js';
+import { findDefaultMapType } from '../system.js';
 import { inRange, parseIp, parseRange } from '../address.js';
 import { SmtpguardError } from '../errors.js';
-import { findSection, sectionLines } from '../render.js';
+import { BEGIN_MARKER, findSection, sectionLines } from '../render.js';
 import type { Settings } from '../settings.js';
 import { readBlockRecords } from '../state.js';
 import { query } from '../system.js';
-import { renderStatus, type Status, type StatusBlock } from '../status-report.js';
+import { renderStatus, type Enforcement, type Status, type StatusBlock } from '../status-report.js';
 import { ALL_TIME, countPerHour, summarise } from '../tally.js';
 import { scanAndDecide, type Io } from './common.js';
 
@@ -25,6 +29,18 @@ export interface StatusOptions {
 export async function statusCommand(settings: Settings, options: StatusOptions, io: Io): Promise<void> {
   const notes: string[] = [];
   const blocks = new Map<string, StatusBlock>();
+  // not installed: one clear line, not a page of notes
+  const unmarked: string[] = [];
+  for (const file of [settings.ufwRules, settings.ufw6Rules]) {
+    const text = await readFile(file, 'latin1').catch(() => null);
+    if (text !== null && !text.split('\n').some((l) => l.startsWith(BEGIN_MARKER))) unmarked.push(file);
+    if (text === null && (await stat(file).catch(() => null)) === null) unmarked.push(file);
+  }
+  if (unmarked.length === 2) {
+    const message = `smtpguard is not installed: ${unmarked.join(' and ')} have no "${BEGIN_MARKER}" section`;
+    if (options.json) io.stdout.write(`${JSON.stringify({ now: options.now.toISOString(), installed: false, problem: message }, null, 2)}\n`);
+    throw new SmtpguardError(message, { hint: 'run "smtpguard install" (or point --ufw-rules and --ufw6-rules at the right files)' });
+  }
   for (const [file, chain] of [
     [settings.ufwRules, settings.ufwChain],
     [settings.ufw6Rules, settings.ufw6Chain],
@@ -48,11 +64,15 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
     if (block !== undefined) block.record = record;
   }
 
+  const kernelSources: string[] = [];
+  let kernelReadable = true;
   for (const [command, chain] of [
     ['iptables', settings.ufwChain],
     ['ip6tables', settings.ufw6Chain],
   ] as const) {
     const counters = await readCounters(command, chain);
+    if (counters !== null) for (const source of counters.keys()) kernelSources.push(source);
+    else kernelReadable = false;
     if (counters === null) {
       notes.push(`cannot read the ${command} counters of ${chain} (root only, and ufw must be loaded)`);
       continue;
@@ -103,7 +123,8 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
     notes.push(`cannot read the logs: ${error.message}`);
   }
 
-  const status: Status = { now: options.now.toISOString(), blocks: [...blocks.values()], nearMisses, perHour, leftOut, notes };
+  const enforcement = await readEnforcement(settings, blocks, kernelReadable ? kernelSources : null);
+  const status: Status = { now: options.now.toISOString(), enforcement, blocks: [...blocks.values()], nearMisses, perHour, leftOut, notes };
   io.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, settings.kinds));
 }
 
@@ -144,4 +165,25 @@ async function readKernelLog(now: Date): Promise<Map<string, number> | null> {
   const sources = new Map<string, number>();
   for (const m of text.matchAll(/\[SMTPGUARD[^\]]*\].*? SRC=([0-9a-fA-F:.]+) /g)) sources.set(m[1]!, (sources.get(m[1]!) ?? 0) + 1);
   return sources;
+}
+
+/** Whether the firewall and Postfix have what the files say: ufw on, no reload owed, the kernel's rules, the map's index. */
+async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, StatusBlock>, kernel: readonly string[] | null): Promise<Enforcement> {
+  const ufwConf = await readFile(path.join(path.dirname(settings.ufwRules), 'ufw.conf'), 'utf8').catch(() => null);
+  const enabled = ufwConf === null ? null : /^\s*ENABLED\s*=\s*"?yes"?/im.test(ufwConf);
+  const { roles } = await PendingReloads.read(settings.stateDir);
+  const owedSince = await stat(path.join(settings.stateDir, 'pending-reloads')).then((s) => s.mtime.toISOString(), () => null);
+  const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
+  let mapIndexStale = false;
+  if (mapType !== 'cidr') {
+    const [source, index] = await Promise.all([stat(settings.accessMap).catch(() => null), stat(settings.accessMap + INDEX_SUFFIX[mapType]).catch(() => null)]);
+    mapIndexStale = source !== null && (index === null || index.mtimeMs < source.mtimeMs);
+  }
+  const inKernel = kernel === null ? null : new Set(kernel);
+  return {
+    ufwEnabled: enabled,
+    owed: [...roles].sort().map((what) => ({ what, since: owedSince })),
+    kernel: inKernel === null ? null : { missing: [...blocks.keys()].filter((c) => !inKernel.has(c)), extra: [...inKernel].filter((c) => !blocks.has(c)) },
+    mapIndexStale,
+  };
 }

@@ -197,6 +197,17 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     expect(lapi.decisions().filter((d) => d.startsWith(`Ip:${LATER} `))).toHaveLength(1);
   });
 
+  it("smtpguard unblock on mx2 wins over the fleet's decision, which stands for the others", () => {
+    const u = stack.smtpguard(['unblock', LATER, ...mx2.flags]);
+    expect(u.stderr).toBe('');
+    expect(u.code).toBe(0);
+    expect(firewall()).not.toContain(LATER);
+    expect(run2()).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(firewall()).not.toContain(LATER);
+    expect(readFileSync(mx2.map, 'utf8')).not.toContain(LATER);
+    expect(lapi.decisions()).toContain(`Ip:${LATER} smtpguard/host crowdsec`);
+  });
+
   it('credentials LAPI refuses: exit 3 naming the setting, and the local block is still made', () => {
     const wrong = path.join(mx1.dir, 'wrong.key');
     writeFileSync(wrong, 'not-a-bouncer-key\n');

@@ -1,0 +1,56 @@
+/**
+ * Bare `smtpguard`: a short summary (what is blocked, when `run` last ran, the
+ * commands) that changes nothing and exits 0, whatever it cannot read.
+ */
+import { readFile } from 'node:fs/promises';
+import { findSection, sectionLines } from '../render.js';
+import { readLastRun } from '../last-run.js';
+import { localTime } from '../report.js';
+import type { Settings } from '../settings.js';
+import type { Io } from './common.js';
+
+export interface SummaryOptions {
+  version: string;
+  commands: ReadonlyArray<{ name: string; description: string }>;
+  /** Why the settings could not be read (the defaults are used then), or null. */
+  settingsProblem: string | null;
+}
+
+export async function summaryCommand(settings: Settings, options: SummaryOptions, io: Io): Promise<void> {
+  const lines = [`smtpguard ${options.version}: blocks SMTP attackers (SASL brute force, repeat offenders) in ufw and a Postfix client access map.`, ''];
+  if (options.settingsProblem !== null) lines.push(`Settings: ${options.settingsProblem}; showing the defaults`, '');
+  const blocks: string[] = [];
+  const problems: string[] = [];
+  let installed = true;
+  for (const [file, chain] of [
+    [settings.ufwRules, settings.ufwChain],
+    [settings.ufw6Rules, settings.ufw6Chain],
+  ] as const) {
+    try {
+      const text = await readFile(file, 'latin1');
+      if (!text.split('\n').some((l) => l.startsWith('# BEGIN smtpguard'))) {
+        installed = false;
+        continue;
+      }
+      for (const line of sectionLines(text, findSection(text, file))) {
+        const m = new RegExp(`^-A ${chain} -s (\\S+) -j `).exec(line);
+        if (m !== null) blocks.push(m[1]!);
+      }
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      problems.push(`${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied (root only)' : (error as Error).message}`);
+    }
+  }
+  if (!installed) lines.push('Not installed: the ufw rules files have no smtpguard section ("smtpguard install" sets this server up).');
+  else if (problems.length === 2) lines.push('Blocked now: unknown');
+  else if (blocks.length === 0) lines.push('Blocked now: nothing.');
+  else lines.push(`Blocked now: ${blocks.length} (${blocks.slice(0, 5).join(', ')}${blocks.length > 5 ? `, and ${blocks.length - 5} more` : ''})`);
+  for (const problem of problems) lines.push(`  cannot read ${problem}`);
+  const last = await readLastRun(settings.stateDir);
+  lines.push(last === null ? `Last run: none recorded (in ${settings.stateDir})` : `Last run: ${localTime(Date.parse(last.time))}, ${last.summary}${last.changed ? '' : ', nothing changed'}`);
+  lines.push('', 'Commands:');
+  const width = options.commands.reduce((w, c) => Math.max(w, c.name.length), 0);
+  for (const c of options.commands) lines.push(`  ${c.name.padEnd(width)}  ${c.description}`);
+  lines.push('', 'smtpguard COMMAND --help shows its options; "man smtpguard" is the manual. Nothing was changed.');
+  io.stdout.write(lines.join('\n') + '\n');
+}
