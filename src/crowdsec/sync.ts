@@ -129,8 +129,8 @@ export class FleetSync {
    * pushed bans are not taken back.
    */
   async pull(decision: Decision, neverBlock: readonly NamedRange[]): Promise<Decision> {
-    let state = await this.readJson(STREAM_FILE, parseStreamState);
     if (this.settings.crowdsecBouncerKeyFile === null) return decision;
+    let state = await this.readJson(STREAM_FILE, parseStreamState);
     if (this.bouncerKey !== null) {
       const startup = needsStartup(state, this.url, this.filter, this.now);
       try {
@@ -224,9 +224,10 @@ export class FleetSync {
   private async token(machine: string, password: string, renew: boolean): Promise<Token> {
     const kept = renew ? null : await this.readJson(TOKEN_FILE, (text) => {
       const t = JSON.parse(text) as Token & { url?: unknown; machine?: unknown };
-      return typeof t.token === 'string' && typeof t.expire === 'number' && t.url === this.url && t.machine === machine ? t : null;
+      return typeof t.token === 'string' && typeof t.expire === 'number' ? t : null;
     });
-    if (kept !== null && kept.expire - 60e3 > Date.now()) return kept;
+    // a token of another LAPI or machine (the settings changed) is not used
+    if (kept !== null && kept.url === this.url && kept.machine === machine && kept.expire - 60e3 > Date.now()) return kept;
     let token: Token;
     try {
       token = await this.lapi.login(machine, password);
