@@ -68,9 +68,10 @@ export interface Block {
   reason: BlockReason;
   /** The latest event (ms) of the addresses in it that counted: a ban runs from here. */
   lastSeen?: number;
-  /** With ban times (bans.ts): when the block ends (ISO 8601; null: never), and how many bans in a row it is. */
+  /** With ban times (bans.ts): when the block ends (ISO 8601; null: never), how many bans in a row it is, and this ban's length (`2d`, `forever`). */
   until?: string | null;
   times?: number;
+  banFor?: string;
 }
 
 export type Spared =

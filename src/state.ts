@@ -174,6 +174,9 @@ export interface BlockRecord {
   lastSeen: string;
   /** When this block first appeared (kept from run to run while it stays). */
   since: string;
+  /** With ban times: when it ends (ISO; null: never) and how many bans in a row it is. */
+  until?: string | null;
+  times?: number;
 }
 
 const BLOCKS_FILE = 'blocks.json';

@@ -191,7 +191,7 @@ describe('help and manual', () => {
       expect(help, command).toMatch(/-q, --quiet/);
     }
     const run = smtpguard(['run', '--help']).stdout;
-    expect(run).toMatch(/--no-reload +only write the files: no postmap, postfix reload\s+or ufw reload/);
+    expect(run).toMatch(/--no-reload +only write the files: no\s+postmap,\s+postfix\s+reload\s+or\s+ufw\s+reload/);
     expect(run).toMatch(/Exit status:\n {2}0 +done/);
     expect(run).toMatch(/ {2}7 +writing a file failed/);
     const scan = smtpguard(['scan', '--help']).stdout;

@@ -18,7 +18,9 @@ import { findDefaultMapType } from '../system.js';
 import { scanAndDecide, type Io } from './common.js';
 import type { Runner } from '../apply.js';
 import { writeLastRun } from '../last-run.js';
-import { applyOverrides, type Override } from '../overrides.js';
+import type { Override } from '../overrides.js';
+import { writeBans } from '../bans-store.js';
+import { finishDecision } from './finish-decision.js';
 import { readOverrides } from '../overrides-store.js';
 import type { Decision, NamedRange } from '../policy.js';
 
@@ -70,16 +72,17 @@ export async function runLocked(
   const { pending, roles } = await PendingReloads.read(settings.stateDir);
   const { decision: raw, summaries, neverBlock } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
   const overrides = await overridesFor(raw, summaries, neverBlock);
-  const totals = new Map(summaries.map((s) => [s.address, s.total]));
-  const decision = applyOverrides(raw, overrides, { now: options.now, neverBlock, totals });
+  const { decision, bans } = await finishDecision(settings, raw, summaries, neverBlock, overrides, options.now, io);
   const plan = await makePlan(settings, decision, roles);
   const result = { plan, summaries, raw, neverBlock };
   if (options.dryRun) return result;
   if (plan.changes.length > 0) {
     const { applyPlan } = await import('../apply.js'); // execa loads only when something changes
     const apply = () => applyPlan(plan, execCommand, pending);
-    await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
+    const warnings = await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
+    for (const warning of warnings) io.warn(warning);
   }
+  await writeBans(settings.stateDir, bans);
   await keepBlockRecords(settings, plan, summaries, options.now, overrides, io);
   await writeLastRun(settings.stateDir, { time: new Date().toISOString(), summary: summaryLine(plan), changed: plan.changes.length > 0 });
   if (plan.changes.length > 0 || plan.summary.leftOut > 0) {
@@ -106,6 +109,7 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     rejectText: settings.rejectText,
     postfixConfigDir: settings.postfixConfigDir,
     reload: settings.reload,
+    cutSessions: settings.cutSessions,
   }, owed);
   for (const change of plan.changes) {
     const target = await writeTarget(change.path);
@@ -141,6 +145,7 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
       firstSeen: new Date(firstSeen).toISOString(),
       lastSeen: new Date(lastSeen).toISOString(),
       since: previous.get(b.cidr)?.since ?? now.toISOString(),
+      ...(b.times === undefined ? {} : { until: b.until ?? null, times: b.times }),
     };
   });
   await writeBlockRecords(settings.stateDir, records).catch(() => undefined); // status is a convenience: never fail a run for it

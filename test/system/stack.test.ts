@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, CLIENTS, missingRequirements, Stack, waitFor, type Run } from './stack.js';
+import { BIN, CLIENTS, missingRequirements, MX4, Stack, waitFor, type Run } from './stack.js';
 
 const missing = missingRequirements();
 if (missing.length > 0) {
@@ -37,6 +37,45 @@ const banner = (from: string) => {
   const r = stack.swaks(from, ['--port', '25', '--quit-after', 'CONNECT', '--timeout', '3']);
   return /220 mx\.example\.test/.test(r.stdout) ? 'banner' : /timed? ?out|Timeout/i.test(r.stdout + r.stderr) ? 'timeout' : `unclear: ${r.stdout}${r.stderr}`;
 };
+/**
+ * An SMTP session on 587 held open from `from` (in CLIENT): it reads the banner, then, when
+ * told, says EHLO and reports what came back: `alive` (a 250), or `cut` (reset or closed).
+ */
+function openSession(from: string) {
+  const script = `
+import socket, sys
+c = socket.create_connection((sys.argv[1], 587), timeout=10, source_address=(sys.argv[2], 0))
+print("banner" if c.recv(512).startswith(b"220") else "no banner", flush=True)
+sys.stdin.readline()
+try:
+    c.sendall(b"EHLO client.example.test\\r\\n")
+    c.settimeout(5)
+    data = c.recv(512)
+    print("alive" if data.startswith(b"250") else "cut", flush=True)
+except socket.timeout:
+    print("timeout", flush=True)
+except OSError:
+    print("cut", flush=True)
+`;
+  const child = spawn('ip', ['netns', 'exec', stack.client, 'python3', '-c', script, MX4, from], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    /** Resolves with the first line: `banner` once the server greeted it. */
+    banner: async () => {
+      for (let waited = 0; !out.includes('\n') && waited < 15_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      return out.split('\n')[0];
+    },
+    /** Says EHLO now; resolves with alive, cut or timeout. */
+    probe: async () => {
+      child.stdin.end('go\n');
+      await exited;
+      return out.split('\n')[1];
+    },
+  };
+}
+
 const counters = () => stack.nsRun(stack.mx, ['iptables', '-L', 'ufw-smtpguard-log', '-v', '-x', '-n']).stdout;
 
 describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, postmap, ufw', () => {
@@ -274,5 +313,22 @@ ls -a ${full}
     expect(r.stdout).toMatch(/^rc=7$/m);
     expect(readFileSync(path.join(stack.dir, 'full.after'), 'utf8')).toBe(readFileSync(path.join(stack.dir, 'full.before'), 'utf8'));
     expect(r.stdout).not.toMatch(/smtpguard-\d+/); // no temp file left behind
+  });
+
+  it("a client blocked in the middle of an open session is cut off at once; an innocent's open session stays", async () => {
+    const blocked = openSession(CLIENTS.usernameTrap);
+    const innocent = openSession(CLIENTS.innocent);
+    expect(await blocked.banner()).toBe('banner');
+    expect(await innocent.banner()).toBe('banner');
+    expect(stack.nsRun(stack.mx, ['ss', '-tn', 'state', 'established', `dst ${CLIENTS.usernameTrap}`]).stdout).toContain(`${CLIENTS.usernameTrap}:`);
+    authFail(CLIENTS.usernameTrap, 'LOGIN'); // its third failure, in a new session: over the threshold
+    stack.waitForLog(new RegExp(`unknown\\[${CLIENTS.usernameTrap.replace(/\./g, '\\.')}\\]: SASL LOGIN authentication failed`), 3);
+    const r = smtpguard('run');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(new RegExp(`^blocks: \\d+ \\(\\+1 -0\\) \\+${CLIENTS.usernameTrap.replace(/\./g, '\\.')}/32`));
+    // the session it had open before the block is gone, with no waiting for the client
+    expect(stack.nsRun(stack.mx, ['ss', '-tn', 'state', 'established', `dst ${CLIENTS.usernameTrap}`]).stdout).not.toContain(`${CLIENTS.usernameTrap}:`);
+    expect(await blocked.probe()).toBe('cut');
+    expect(await innocent.probe()).toBe('alive');
   });
 });
