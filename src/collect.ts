@@ -210,7 +210,8 @@ async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn
     const whole = match.size === log.contentSize;
     const report = { bytes: match.size, lines: match.lines, events: match.events };
     if (whole && !overlaps(match, window)) return { tally: known, report, entry: match };
-    const tally = await state.readTally(match, warn);
+    // a log known whole is only summarised: its minutes before the window are not even decoded
+    const tally = await state.readTally(match, warn, whole ? window.from : -Infinity);
     if (tally === null) match = undefined;
     else if (whole) return { tally, report, entry: match };
     else known = tally;

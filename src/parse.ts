@@ -163,7 +163,10 @@ export class LineParser {
     const cached = this.addressCache.get(raw);
     if (cached !== undefined) return cached;
     const address = normaliseAddress(raw);
-    if (address !== null) this.addressCache.set(raw, address);
+    if (address !== null) {
+      if (this.addressCache.size >= 65_536) this.addressCache.clear(); // a flood of distinct addresses must not grow it without end
+      this.addressCache.set(raw, address);
+    }
     return address;
   }
 }

@@ -159,7 +159,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     }
     const candidate = { address: s.address, ip, total, clientLevel };
     if (family === 4) v4.push(candidate);
-    else pushTo(v6, prefixOf(s.address), candidate);
+    else pushTo(v6, s.summarised?.cidr ?? prefixOf(s.address), candidate); // past --max-tracked: the range it adds up
   }
 
   const overlapsNever = (cidr: string) => {

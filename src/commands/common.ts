@@ -7,7 +7,7 @@ import type { Settings } from '../settings.js';
 import { findLogSources } from '../sources.js';
 import type { Warn } from '../sources.js';
 import { findNeverBlock } from '../system.js';
-import { summarise, type AddressSummary } from '../tally.js';
+import { summariseBounded, type AddressSummary } from '../tally.js';
 
 export interface Io {
   stdin: Readable;
@@ -21,6 +21,8 @@ export interface Scanned {
   collected: Collected;
   summaries: AddressSummary[];
   decision: Decision;
+  /** Addresses past --max-tracked (not listed one by one), their counted events, the IPv6 ranges they were added up into. */
+  summarised: { addresses: number; events: number; ranges: number };
 }
 
 /** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
@@ -41,7 +43,15 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     saveState,
     window,
   });
-  const summaries = summarise(collected.tally, window, settings.kinds);
+  const bounded = summariseBounded(collected.tally, window, settings.kinds, {
+    maxTracked: settings.maxTracked,
+    threshold: settings.threshold,
+    threshold6: settings.threshold6,
+    ipv6Prefix: settings.ipv6Prefix,
+    ipv6Subnet: settings.ipv6Subnet,
+  });
+  const summaries = bounded.summaries;
+  const summarised = { addresses: bounded.summarised, events: bounded.summarisedEvents, ranges: bounded.summarisedRanges };
   const neverBlock = await neverBlocking;
   const decision = decideBlocks(summaries, {
     threshold: settings.threshold,
@@ -54,7 +64,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     neverBlock,
     maxBlocks: settings.maxBlocks,
   });
-  return { collected, summaries, decision };
+  return { collected, summaries, decision, summarised };
 }
 
 /**

@@ -11,11 +11,11 @@ import { checkTrustedPaths, runPaths } from '../trust.js';
 import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../state.js';
 import type { AddressSummary } from '../tally.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../plan.js';
-import { planJson, renderPlanText, summaryLine } from '../plan-report.js';
+import { planJson, renderPlanText, summaryLine, trackedClause } from '../plan-report.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../sources.js';
 import { findDefaultMapType } from '../system.js';
-import { scanAndDecide, type Io } from './common.js';
+import { scanAndDecide, type Io, type Scanned } from './common.js';
 
 export interface RunOptions {
   now: Date;
@@ -38,7 +38,8 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
   });
   try {
     const { pending, roles } = await PendingReloads.read(settings.stateDir);
-    const { plan, summaries } = await makePlan(settings, options, io, roles);
+    const { plan, summaries, summarised } = await makePlan(settings, options, io, roles);
+    const flooded = summarised.addresses > 0; // past --max-tracked: said every run while it lasts
     if (options.dryRun) {
       io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : await renderPlanText(plan));
       return;
@@ -46,17 +47,17 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
     if (plan.changes.length === 0) {
       await keepBlockRecords(settings, plan, summaries, options.now, io);
       // offenders left unblocked are news every time, until the admin raises the cap
-      if (options.verbose || plan.summary.leftOut > 0) {
-        const line = `${summaryLine(plan)}, nothing changed`;
+      if (options.verbose || plan.summary.leftOut > 0 || flooded) {
+        const line = `${summaryLine(plan)}${trackedClause(summarised)}, nothing changed`;
         io.stdout.write(`${line}\n`);
-        if (plan.summary.leftOut > 0) await logToSyslog(line);
+        if (plan.summary.leftOut > 0 || flooded) await logToSyslog(line);
       }
       return;
     }
     const { applyPlan, execCommand } = await import('../apply.js'); // execa loads only when something changes
     await watchdog.whileApplying(() => applyPlan(plan, execCommand, pending));
     await keepBlockRecords(settings, plan, summaries, options.now, io);
-    const line = summaryLine(plan);
+    const line = `${summaryLine(plan)}${trackedClause(summarised)}`;
     io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${line}\n`);
     await logToSyslog(line);
   } finally {
@@ -65,8 +66,8 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
   }
 }
 
-async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>): Promise<{ plan: Plan; summaries: AddressSummary[] }> {
-  const { decision, summaries } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
+async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: Set<'ufw' | 'map'>): Promise<{ plan: Plan; summaries: AddressSummary[]; summarised: Scanned['summarised'] }> {
+  const { decision, summaries, summarised } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
   const targets: TargetFile[] = await Promise.all([
     readTarget('ufw4', settings.ufwRules),
     readTarget('ufw6', settings.ufw6Rules),
@@ -82,7 +83,7 @@ async function makePlan(settings: Settings, options: RunOptions, io: Io, owed: S
     postfixConfigDir: settings.postfixConfigDir,
     reload: settings.reload,
   }, owed);
-  return { plan, summaries };
+  return { plan, summaries, summarised };
 }
 
 async function logToSyslog(line: string): Promise<void> {
