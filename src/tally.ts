@@ -4,7 +4,7 @@
  * be merged (files of one log family add up; copies of one event in mail.log and
  * mail.warn count once) and windows can be cut from them afterwards, to the minute.
  */
-import { addressSortKey, networkOf, normaliseAddress } from './address.js';
+import { addressSortKey, ipv6GroupKey, networkOf, normaliseAddress } from './address.js';
 import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from './kinds.js';
 import type { MailEvent } from './parse.js';
 
@@ -37,6 +37,15 @@ const LAST = 3;
 const COUNTS = 4;
 const STRIDE = COUNTS + SLOT_COUNT;
 const NONE = -1;
+
+/** A tally's arrays, sent between threads (see Tally.toParts). */
+export interface TallyParts {
+  names: string[];
+  heads: Int32Array<ArrayBuffer>;
+  pool: Int32Array<ArrayBuffer>;
+  users: Map<string, Map<string, Map<number, UserCounts>>>;
+  partial: boolean;
+}
 
 export class Tally {
   /** address -> its index in `names` / `heads` */
@@ -402,6 +411,23 @@ export class Tally {
     return tally;
   }
 
+  /** The tally's arrays as they are, for another thread: postMessage copies the Maps and moves the pool (no re-encoding). */
+  toParts(): TallyParts {
+    return { names: this.names, heads: this.heads.slice(0, this.names.length), pool: this.pool.slice(0, this.records * STRIDE), users: this.users, partial: this.partial };
+  }
+
+  /** The inverse of toParts(), on the thread that received them (trusted: they never come from a file). */
+  static fromParts(parts: TallyParts): Tally {
+    const tally = new Tally();
+    for (const name of parts.names) tally.idOf(name);
+    tally.heads.set(parts.heads);
+    tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
+    tally.records = parts.pool.length / STRIDE;
+    for (const [address, users] of parts.users) tally.users.set(address, users);
+    tally.partial = parts.partial;
+    return tally;
+  }
+
   /** Per address, the counts in minutes fromKey..toKey (see summarise). */
   windowSums(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number) => void): void {
     this.eachInWindow(fromKey, toKey, visit);
@@ -531,7 +557,8 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     }
   }
   const out: Array<AddressSummary & { all: number; key: string }> = [];
-  const rest = new Map<string, { sums: Float64Array; first: number; last: number; addresses: number }>();
+  // keyed by ipv6GroupKey; `sample` is one of its addresses (networkOf names the range once, when kept)
+  const rest = new Map<string, { sums: Float64Array; first: number; last: number; addresses: number; sample: string }>();
   let summarised = 0;
   let summarisedEvents = 0;
   tally.windowSums(fromKey, toKey, (address, sums, firstSeen, lastSeen) => {
@@ -544,9 +571,9 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
         summarised++;
         summarisedEvents += total;
         if (address.includes(':')) {
-          const prefix = networkOf(address, bound.ipv6Prefix);
+          const prefix = ipv6GroupKey(address, bound.ipv6Prefix);
           let group = rest.get(prefix);
-          if (group === undefined) rest.set(prefix, (group = { sums: new Float64Array(SLOT_COUNT), first: firstSeen, last: lastSeen, addresses: 0 }));
+          if (group === undefined) rest.set(prefix, (group = { sums: new Float64Array(SLOT_COUNT), first: firstSeen, last: lastSeen, addresses: 0, sample: address }));
           for (let i = 0; i < SLOT_COUNT; i++) group.sums[i]! += sums[i]!;
           group.first = Math.min(group.first, firstSeen);
           group.last = Math.max(group.last, lastSeen);
@@ -565,15 +592,15 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     // too many prefixes for the room left: the smallest are added up per ipv6Subnet network
     const groups = [...rest.entries()];
     const room = Math.max(1, bound.maxTracked - out.length);
-    let wider = new Map<string, { sums: Float64Array; first: number; last: number; addresses: number }>();
+    let wider = new Map<string, { sums: Float64Array; first: number; last: number; addresses: number; sample: string }>();
     if (groups.length > room && bound.ipv6Subnet < bound.ipv6Prefix) {
       const totals = groups.map(([, g]) => totalOf(g.sums));
       const order = groups.map((_, i) => i).sort((a, b) => totals[b]! - totals[a]!);
       for (const i of order.slice(room)) {
         const [prefix, g] = groups[i]!;
-        const subnet = networkOf(prefix.slice(0, prefix.indexOf('/')), bound.ipv6Subnet);
+        const subnet = ipv6GroupKey(g.sample, bound.ipv6Subnet);
         let w = wider.get(subnet);
-        if (w === undefined) wider.set(subnet, (w = { sums: new Float64Array(SLOT_COUNT), first: g.first, last: g.last, addresses: 0 }));
+        if (w === undefined) wider.set(subnet, (w = { sums: new Float64Array(SLOT_COUNT), first: g.first, last: g.last, addresses: 0, sample: g.sample }));
         for (let k = 0; k < SLOT_COUNT; k++) w.sums[k]! += g.sums[k]!;
         w.first = Math.min(w.first, g.first);
         w.last = Math.max(w.last, g.last);
@@ -583,7 +610,9 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     } else {
       wider = new Map();
     }
-    for (const [cidr, g] of [...rest, ...wider]) {
+    type Group = { sums: Float64Array; first: number; last: number; addresses: number; sample: string };
+    const named = (groups: Map<string, Group>, bits: number) => [...groups.values()].map((g) => [networkOf(g.sample, bits), g] as const);
+    for (const [cidr, g] of [...named(rest, bound.ipv6Prefix), ...named(wider, bound.ipv6Subnet)]) {
       const summary = summaryOf(cidr.slice(0, cidr.indexOf('/')), g.sums, totalOf(g.sums), g.first, g.last, allOf(g.sums));
       summary.summarised = { cidr, addresses: g.addresses };
       out.push(summary);

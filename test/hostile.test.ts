@@ -113,6 +113,8 @@ describe('no flood stops the blocking', () => {
     expect(blocked6()).toEqual(expected6);
     const map = readFileSync(path.join(dir, 'access'), 'utf8');
     expect(map.match(/ REJECT /g)).toHaveLength(1 + 256);
+    // --no-reload: build the index here, as the run would, to prove postmap takes the map
+    expect(spawnSync('postmap', [`hash:${path.join(dir, 'access')}`], { encoding: 'utf8' }).status).toBe(0);
     expect(spawnSync('postmap', ['-q', '203.0.113.9', `hash:${path.join(dir, 'access')}`], { encoding: 'utf8' }).stdout).toMatch(/^REJECT/);
   }, 300_000);
 });
