@@ -244,10 +244,11 @@ function planJobs(reading: Reading, fd: number, jobs: ScanJob[], tuning: Tuning)
 
 /** Adds up a log's pieces; scans its unterminated last line for this run only; makes its state entry. */
 function finish(reading: Reading, results: JobResult[], parser: LineParser, state: ScanState | null, warn: Warn): FileResult {
-  const committed = reading.known;
+  // nothing known yet: the first piece is taken, not copied
+  const committed = reading.known.addresses.size === 0 && reading.known.users.size === 0 && results.length > 0 ? results[0]!.tally : reading.known;
   let { size, lines, events } = reading.base;
   for (const r of results) {
-    committed.addAll(r.tally);
+    if (r.tally !== committed) committed.addAll(r.tally);
     size += r.counters.bytes;
     lines += r.counters.lines;
     events += r.counters.events;
