@@ -28,6 +28,13 @@ export function summaryLine(plan: Plan): string {
   return line;
 }
 
+/** `, 812345 addresses past --max-tracked only counted (12 IPv6 ranges added up)`: said in the cron line while a flood lasts. */
+export function trackedClause(summarised: { addresses: number; ranges: number }): string {
+  if (summarised.addresses === 0) return '';
+  const ranges = summarised.ranges === 0 ? '' : ` (IPv6 added up into ${summarised.ranges} range${summarised.ranges === 1 ? '' : 's'})`;
+  return `, ${summarised.addresses} address${summarised.addresses === 1 ? '' : 'es'} past --max-tracked not counted one by one${ranges}`;
+}
+
 export function renderDecision(decision: Decision): string[] {
   const lines: string[] = [];
   if (decision.blocks.length === 0) lines.push('Blocks: none');

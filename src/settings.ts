@@ -57,6 +57,8 @@ export interface Settings {
   banFactor: number;
   banTimeMax: number;
   recidiveWindow: number;
+  /** Addresses listed one by one in a window; past it, those farthest from their threshold are added up (tally.ts summariseBounded). */
+  maxTracked: number;
 }
 
 type Key = keyof Settings;
@@ -194,6 +196,7 @@ export const DEFINITIONS = [
   def({ key: 'recidiveWindow', flag: 'recidive-window', arg: '<duration>', description: 'how long an ended ban is remembered: a block decided again within it counts as a repeat', default: 30 * 24 * 3600e3, parse: banLength, show: showLength }),
   def({ key: 'state', flag: 'state', arg: null, description: 'keep what each log gave in --state-dir, so a run reads only new log text (--no-state: read every log in full)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'reload', flag: 'reload', arg: null, description: 'run postmap, postfix reload and ufw reload after a change (--no-reload: only write)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
+  def({ key: 'maxTracked', flag: 'max-tracked', arg: '<n>', description: 'addresses counted one by one in the window; past it, those farthest from the threshold are only counted (IPv4) or added up per IPv6 prefix; offenders are always kept', default: 100_000, parse: wholeNumber(1000), show: String }),
 ] as const;
 
 function mapType(text: string): MapType {

@@ -11,11 +11,11 @@ import { writeTarget } from '../files.js';
 import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../state.js';
 import type { AddressSummary } from '../tally.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../plan.js';
-import { planJson, renderPlanText, summaryLine } from '../plan-report.js';
+import { planJson, renderPlanText, summaryLine, trackedClause } from '../plan-report.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../sources.js';
 import { findDefaultMapType } from '../system.js';
-import { scanAndDecide, type Io } from './common.js';
+import { scanAndDecide, type Io, type Scanned } from './common.js';
 import type { Runner } from '../apply.js';
 import { writeLastRun } from '../last-run.js';
 import type { Override } from '../overrides.js';
@@ -35,14 +35,14 @@ export interface RunOptions {
 
 export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
   await withRunLock(settings, options.dryRun, async (watchdog) => {
-    const { plan } = await runLocked(settings, options, io, () => readOverrides(settings.stateDir), watchdog);
+    const { plan, summarised } = await runLocked(settings, options, io, () => readOverrides(settings.stateDir), watchdog);
     if (options.dryRun) {
       io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : await renderPlanText(plan));
     } else if (plan.changes.length > 0) {
-      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${summaryLine(plan)}\n`);
-    } else if (options.verbose || plan.summary.leftOut > 0) {
-      // offenders left unblocked are news every time, until the admin raises the cap
-      io.stdout.write(`${summaryLine(plan)}, nothing changed\n`);
+      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${summaryLine(plan)}${trackedClause(summarised)}\n`);
+    } else if (options.verbose || plan.summary.leftOut > 0 || summarised.addresses > 0) {
+      // offenders left unblocked, or a flood past --max-tracked, are news every time while they last
+      io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}, nothing changed\n`);
     }
   });
 }
@@ -53,6 +53,8 @@ export interface RunResult {
   /** The policy's decision before the overrides. */
   raw: Decision;
   neverBlock: NamedRange[];
+  /** Addresses past --max-tracked, added up rather than listed. */
+  summarised: Scanned['summarised'];
 }
 
 /** The overrides to apply, given what the policy decided (a verb adds or removes its entry here, and saves them). */
@@ -70,11 +72,11 @@ export async function runLocked(
   watchdog?: Watchdog,
 ): Promise<RunResult> {
   const { pending, roles } = await PendingReloads.read(settings.stateDir);
-  const { decision: raw, summaries, neverBlock } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
+  const { decision: raw, summaries, neverBlock, summarised } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
   const overrides = await overridesFor(raw, summaries, neverBlock);
   const { decision, bans } = await finishDecision(settings, raw, summaries, neverBlock, overrides, options.now, io);
   const plan = await makePlan(settings, decision, roles);
-  const result = { plan, summaries, raw, neverBlock };
+  const result = { plan, summaries, raw, neverBlock, summarised };
   if (options.dryRun) return result;
   if (plan.changes.length > 0) {
     const { applyPlan } = await import('../apply.js'); // execa loads only when something changes
@@ -85,8 +87,9 @@ export async function runLocked(
   await writeBans(settings.stateDir, bans);
   await keepBlockRecords(settings, plan, summaries, options.now, overrides, io);
   await writeLastRun(settings.stateDir, { time: new Date().toISOString(), summary: summaryLine(plan), changed: plan.changes.length > 0 });
-  if (plan.changes.length > 0 || plan.summary.leftOut > 0) {
-    await execCommand(['logger', '-t', 'smtpguard', `${summaryLine(plan)}${plan.changes.length > 0 ? '' : ', nothing changed'}`]).catch(() => undefined);
+  if (plan.changes.length > 0 || plan.summary.leftOut > 0 || summarised.addresses > 0) {
+    const line = `${summaryLine(plan)}${trackedClause(summarised)}${plan.changes.length > 0 ? '' : ', nothing changed'}`;
+    await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
   }
   return result;
 }
