@@ -194,7 +194,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
     writeFileSync(path.join(process.env.SMTPGUARD_STATUS_SCREEN ?? path.join(stack.dir, 'status.txt')), r.stdout);
     expect(r.stdout).toContain('Blocked now: 4');
     // the connections that timed out above went through the /24's rule, for real
-    expect(r.stdout).toMatch(/^ {2}198\.51\.100\.0\/24 +subnet +18 +\S+ \S+ +\S+ \S+ +\S+ \S+ +[1-9]\d* +/m);
+    expect(r.stdout).toMatch(/^ {2}198\.51\.100\.0\/24 +subnet +18 +\S+ \S+ +\S+ \S+ +\S+ \S+ +\S+ \S+ +1 +[1-9]\d* +/m);
     expect(r.stdout).toMatch(/^ {2}2001:db8:1:2::\/64 +prefix +3 +.* [1-9]\d* +\S+$/m);
     expect(r.stdout).toMatch(/^Close to the threshold \(not blocked\):\n {2}192\.0\.2\.30 +2 of 3$/m);
     expect(r.stdout).not.toMatch(/cannot read the ip(6)?tables counters/);
@@ -330,5 +330,34 @@ ls -a ${full}
     expect(stack.nsRun(stack.mx, ['ss', '-tn', 'state', 'established', `dst ${CLIENTS.usernameTrap}`]).stdout).not.toContain(`${CLIENTS.usernameTrap}:`);
     expect(await blocked.probe()).toBe('cut');
     expect(await innocent.probe()).toBe('alive');
+  });
+
+  it('ban memory on the real firewall: still blocked after the window moved past its events, removed when the ban ends, back twice as long', () => {
+    // the block of the previous test began now, with the default ban time (24h)
+    const trap = `${CLIENTS.usernameTrap}/32`;
+    const later = (hours: number) => new Date(Date.now() + hours * 3_600_000).toISOString();
+    const inFirewall = () => stack.iptables().includes(`-A ufw-smtpguard -s ${trap} -j ufw-smtpguard-log`);
+    const extra = path.join(stack.dir, 'later.log');
+    writeFileSync(extra, '');
+    const at = (hours: number, window = '1h') => smtpguard('run', ['--log', extra, '--window', window, '--now', later(hours)]);
+    expect(inFirewall()).toBe(true);
+    // 23 hours on, a 1 h window holds none of its events: the ban keeps it
+    const held = at(23);
+    expect(held.stderr).toBe('');
+    expect(held.stdout).not.toContain(trap);
+    expect(inFirewall()).toBe(true);
+    // past 24 hours: the ban is over, the run removes it from ufw
+    const ended = at(25);
+    expect(ended.stdout).toContain(`-${trap}`);
+    expect(inFirewall()).toBe(false);
+    // it comes back at +26 h: the 2nd time, for twice as long
+    const line = `${later(26)} mx postfix/submission/smtpd[4242]: warning: unknown[${CLIENTS.usernameTrap}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=testuser\n`;
+    writeFileSync(extra, line.repeat(3));
+    const again = at(26.1);
+    expect(again.stderr).toBe('');
+    expect(again.stdout).toContain(`+${trap} (2nd time, 2d)`);
+    expect(inFirewall()).toBe(true);
+    const status = JSON.parse(smtpguard('status', ['--json', '--now', later(26.2)]).stdout) as { blocks: Array<{ cidr: string; record: { times?: number; until?: string } | null }> };
+    expect(status.blocks.find((b) => b.cidr === trap)?.record).toMatchObject({ times: 2 });
   });
 });
