@@ -251,6 +251,9 @@ describe('ban memory (the window alone no longer decides how long a block lasts)
     expect(runAt('2026-11-27T10:30:00Z').stdout).toBe('blocks: 0 (+0 -1) -203.0.113.5/32\n');
     const bans = JSON.parse(readFileSync(path.join(dir, 'state', 'bans.json'), 'utf8')) as { bans: Array<{ cidr: string; times: number }> };
     expect(bans.bans).toMatchObject([{ cidr: '203.0.113.5/32', times: 2 }]);
+    // explain shows the history
+    const explain = smtpguard(['explain', '203.0.113.5', ...flags.filter((f) => f !== '--no-reload'), '--window', '2h', '--now', '2026-11-27T11:00:00Z']);
+    expect(explain.stdout).toMatch(/^Ban history: 203\.0\.113\.5\/32 \(host\), 2nd time, 2d, ended 2026-11-27 10:00:00; first blocked 2026-11-22 11:00:00, last event 2026-11-25 10:00:00$/m);
   });
 
   it('unblock ends a ban now; --forget drops its history too', () => {
