@@ -45,7 +45,18 @@ export interface GenerateOptions {
   format?: LogFormat;
   /** Host name field (default `mx`). */
   host?: string;
+  /** IPv4 attackers (default: lines / 250, at most 20,000, with a few IPv6 /64s). */
+  attackers?: number;
+  /** Lone IPv6 attackers on top of those (each in its own /64; default none). */
+  ipv6Attackers?: number;
 }
+
+/**
+ * The event-heavy shape of issue 11: 10% of the lines are counted events (SASL failures,
+ * client rejects, recipient rejects), from a Zipf population of ~4,000 IPv4 and 300 IPv6
+ * attackers, PTR names on a share, SASL usernames; spread over the days asked for.
+ */
+export const EVENT_HEAVY: Pick<GenerateOptions, 'attackShare' | 'attackers' | 'ipv6Attackers'> = { attackShare: 0.5, attackers: 4000, ipv6Attackers: 300 };
 
 /**
  * Events the parser must find, per normalised client address (IPv4 dotted quad;
@@ -367,7 +378,7 @@ class World {
   /** Lines of the session being built. */
   out: Line[] = [];
 
-  constructor(seed: number, scale: number) {
+  constructor(seed: number, scale: number, ipv6Attackers = 0) {
     this.rng = new Random(mixSeed(seed, 1));
     const population = new Random(mixSeed(seed, 2));
     this.pids = new Pids(this.rng);
@@ -386,7 +397,7 @@ class World {
     this.pickup = pool(1, 0.003);
     this.postgrey = pool(1, 0);
 
-    this.attackers = buildAttackers(population, scale);
+    this.attackers = buildAttackers(population, scale, ipv6Attackers);
     // Zipf: weight 1/rank^1.1 over a shuffled order, so a network's hosts land at scattered ranks.
     const order = shuffle(population, this.attackers.slice());
     this.attackerPick = new Weighted(order.map((a, rank) => [a, 1 / Math.pow(rank + 1, 1.1)] as const));
@@ -580,8 +591,8 @@ const PROFILE_PICK = new Weighted<Profile>([
 ]);
 
 /** The attacker population: busy /24 networks, lone hosts, IPv6 /64s, IPv4-mapped clients. */
-function buildAttackers(rng: Random, scale: number): Attacker[] {
-  const target = Math.max(80, Math.min(20000, Math.round(scale)));
+function buildAttackers(rng: Random, scale: number, ipv6Lone: number): Attacker[] {
+  const target = Math.max(80, Math.min(20000, Math.round(scale))) + ipv6Lone;
   const factor = Math.min(1, target / 400);
   const seen = new Set<string>();
   const out: Attacker[] = [];
@@ -628,6 +639,14 @@ function buildAttackers(rng: Random, scale: number): Attacker[] {
   // IPv4-mapped clients (dual-stack listener): always, or now and then
   for (let i = 0; i < 4; i++) add(`100.70.${rng.range(0, 255)}.${rng.range(1, 254)}`, PROFILE_PICK.pick(rng), false, true);
   for (let i = 0; i < 2; i++) add(`100.71.${rng.range(0, 255)}.${rng.range(1, 254)}`, 'sasl', true, false);
+  // lone IPv6 hosts, one per /64, some with a PTR name
+  for (let i = 0; i < ipv6Lone; i++) {
+    const groups = [0x2001, 0xdb8, 0x1000 + rng.int(0xe000), rng.int(0x10000), 0, 0, 0, rng.range(1, 0xffff)];
+    const address = formatIpv6(groups);
+    const before = out.length;
+    add(address, PROFILE_PICK.pick(rng));
+    if (out.length > before && rng.chance(0.3)) out[out.length - 1]!.name = `host-${groups[2]!.toString(16)}-${groups[3]!.toString(16)}.v6.example.net`;
+  }
   // lone hosts all over 10/8
   while (out.length < target) {
     add(`10.${rng.range(0, 255)}.${rng.range(0, 255)}.${rng.range(1, 254)}`, PROFILE_PICK.pick(rng));
@@ -1331,7 +1350,7 @@ export function* generateLines(options: GenerateOptions, truth: GroundTruth): Ge
   const n = options.lines;
   const format = options.format ?? 'rfc3339';
   const stamps = new StampFormatter(format, options.host ?? 'mx');
-  const world = new World(options.seed, n / 250);
+  const world = new World(options.seed, options.attackers ?? n / 250, options.ipv6Attackers ?? 0);
   const rng = world.rng;
   const postfixOnly = format === 'maillog';
   let emitted = 0;
@@ -1403,6 +1422,84 @@ export async function writeLog(path: string, options: GenerateOptions): Promise<
     await writing;
   } finally {
     await writing.catch(() => undefined);
+    await file.close();
+  }
+  return truth;
+}
+
+export interface FloodOptions {
+  /** Distinct flooding clients. */
+  addresses: number;
+  /** ipv4: distinct IPv4 addresses all over the unicast space; ipv6: each in a /64 of its own. */
+  family: 'ipv4' | 'ipv6';
+  seed: number;
+  start: Date;
+  end: Date;
+}
+
+/** The real attackers a flood hides: they must still be found and blocked. */
+export const FLOOD_ATTACKERS = ['203.0.113.9', '203.0.113.10', '198.51.100.77', '2001:db8:77:1::9'] as const;
+
+/**
+ * An address flood: `addresses` distinct clients with one or two client rejects each
+ * (Relay access denied, logged as `unknown[ADDR]`), and between them the few real
+ * attackers of FLOOD_ATTACKERS with 30 SASL failures each. Returns the ground truth.
+ */
+export async function writeFlood(path: string, options: FloodOptions): Promise<GroundTruth> {
+  const rng = new Random(mixSeed(options.seed, 3));
+  const truth: GroundTruth = {};
+  const seen = new Set<number | string>();
+  const startMs = options.start.getTime();
+  const spanMs = options.end.getTime() - startMs;
+  const total = Math.round(options.addresses * 1.5);
+  const stamps = new StampFormatter('rfc3339', 'mx');
+  const attackEvery = Math.max(1, Math.floor(total / (30 * FLOOD_ATTACKERS.length)));
+  const file = await open(path, 'w');
+  try {
+    let text = '';
+    let line = 0;
+    const put = (body: string) => {
+      const t = (startMs + Math.floor((spanMs * line) / total)) * 1000 + rng.int(1000);
+      text += `${stamps.format(t)}${body}\n`;
+      line++;
+    };
+    const address = (): string => {
+      for (;;) {
+        if (options.family === 'ipv4') {
+          const first = rng.range(1, 223);
+          if (first === 10 || first === 127 || first === 100) continue;
+          const n = first * 2 ** 24 + rng.int(2 ** 24);
+          if (seen.has(n)) continue;
+          seen.add(n);
+          return `${first}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+        }
+        const g2 = 0x3000 + rng.int(0xc000);
+        const g3 = rng.int(0x10000);
+        const key = g2 * 0x10000 + g3;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        return formatIpv6([0x2001, 0xdb8, g2, g3, rng.int(0x10000), rng.int(0x10000), rng.int(0x10000), rng.range(1, 0xffff)]);
+      }
+    };
+    for (let i = 0; i < options.addresses; i++) {
+      const a = address();
+      const n = rng.chance(0.5) ? 1 : 2;
+      for (let k = 0; k < n; k++) {
+        put(`postfix/smtpd[${rng.range(1000, 60000)}]: NOQUEUE: reject: RCPT from unknown[${a}]: 554 5.7.1 <info@example.org>: Relay access denied; from=<spam@example.net> to=<info@example.org> proto=ESMTP helo=<${rng.chars(ALNUM, 8)}>`);
+        addEvent(truth, a, 'reject');
+        if (line % attackEvery === 0) {
+          const attacker = FLOOD_ATTACKERS[(line / attackEvery) % FLOOD_ATTACKERS.length]!;
+          put(`postfix/submission/smtpd[${rng.range(1000, 60000)}]: warning: unknown[${attacker}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=${rng.pick(ATTACK_LOGINS)}`);
+          addEvent(truth, attacker, 'saslFailure');
+        }
+      }
+      if (text.length > 1 << 22) {
+        await file.write(text, null, 'latin1');
+        text = '';
+      }
+    }
+    await file.write(text, null, 'latin1');
+  } finally {
     await file.close();
   }
   return truth;

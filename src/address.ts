@@ -49,6 +49,26 @@ export function addressSortKey(address: string): string {
   return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
 }
 
+/**
+ * A key that is equal for canonical IPv6 addresses in the same /`bits` network and differs
+ * otherwise: their first bits/16 groups, expanded (a flood's millions of addresses are
+ * grouped without parsing each one; networkOf names only the groups kept). `bits` must be a
+ * multiple of 16; other lengths get networkOf itself.
+ */
+export function ipv6GroupKey(address: string, bits: number): string {
+  if (bits % 16 !== 0) return networkOf(address, bits);
+  const want = bits / 16;
+  const gap = address.indexOf('::');
+  let groups: string[];
+  if (gap === -1) groups = address.split(':');
+  else {
+    const head = gap === 0 ? [] : address.slice(0, gap).split(':');
+    const tail = gap + 2 === address.length ? [] : address.slice(gap + 2).split(':');
+    groups = head.concat(new Array<string>(8 - head.length - tail.length).fill('0'), tail);
+  }
+  return groups.slice(0, want).join(':');
+}
+
 /** `2001:db8:1:2::77`, 64 -> `2001:db8:1:2::/64`; `192.0.2.7`, 24 -> `192.0.2.0/24`. */
 export function networkOf(address: string, bits: number): string {
   const network =

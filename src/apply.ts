@@ -42,22 +42,35 @@ export async function execCommand(argv: readonly string[]): Promise<CommandResul
 
 export type Runner = (argv: readonly string[]) => Promise<CommandResult>;
 
-/** Carries out the plan; throws a SmtpguardError with the right exit code when something fails. */
-export async function applyPlan(plan: Plan, run: Runner = execCommand, pending = new PendingReloads(null)): Promise<void> {
+/**
+ * Carries out the plan; throws a SmtpguardError with the right exit code when something fails.
+ * Returns warnings: what did not work but needs no rollback (closing open sessions).
+ */
+export async function applyPlan(plan: Plan, run: Runner = execCommand, pending = new PendingReloads(null)): Promise<string[]> {
   const map = plan.changes.find((c) => c.role === 'map');
   const rules = plan.changes.filter((c) => c.role !== 'map');
   const reload = plan.commands.length > 0;
+  const warnings: string[] = [];
   // the firewall first: when its reload fails, everything is put back and the map is left alone
   if (rules.length > 0) {
     await pending.set('ufw', true);
     await replaceRulesFiles(rules, reload, run);
     if (reload) await pending.set('ufw', false);
+    // the firewall has the new blocks: close the sessions they had open (a failure is a warning)
+    for (const cut of plan.commands.filter((c) => c[0] === 'ss')) {
+      const result = await run(cut);
+      if (!result.ok) {
+        warnings.push(`could not close the open SMTP sessions of the new blocks (${result.output || 'no output'}): they end when the clients disconnect`);
+        break;
+      }
+    }
   }
   if (map !== undefined) {
     await pending.set('map', true);
     await applyMap(plan, map, reload, run, rules.length > 0);
     if (reload) await pending.set('map', false);
   }
+  return warnings;
 }
 
 async function applyMap(plan: Plan, change: FileChange, reload: boolean, run: Runner, firewallChanged: boolean): Promise<void> {

@@ -13,6 +13,7 @@
  * - Ended bans are remembered for `recidiveWindow`, then forgotten.
  */
 import { compareCidrs, parseRange, rangesOverlap, type Range } from './address.js';
+import { formatWindow } from './duration.js';
 import type { Block, Decision } from './policy.js';
 
 export interface BanRecord {
@@ -30,6 +31,8 @@ export interface BanRecord {
   times: number;
   /** The length of the current (or last) ban (ms); null: forever. */
   banMs: number | null;
+  /** The offending addresses the block named (at most MAX_BLOCK_ADDRESSES): the access map keeps them while the ban runs. */
+  addresses?: string[];
 }
 
 export interface BanOptions {
@@ -60,14 +63,28 @@ export interface BannedDecision {
  * The decision with every running ban kept, each block's `until`/`times` set, and the
  * records to keep. `isNeverBlocked(range)`: a never-block rule overlaps it now.
  */
-export function applyBans(decision: Decision, previous: readonly BanRecord[], now: number, options: BanOptions, isNeverBlocked: (range: Range) => boolean): BannedDecision {
+export function applyBans(
+  decision: Decision,
+  previous: readonly BanRecord[],
+  now: number,
+  options: BanOptions,
+  isNeverBlocked: (range: Range) => boolean,
+  isUnblocked: (range: Range) => boolean = () => false,
+): BannedDecision {
   const records = new Map(previous.map((r) => [r.cidr, { ...r }]));
   const ranges = new Map(previous.map((r) => [r.cidr, parseRange(r.cidr)]));
   const active = (r: BanRecord) => r.until === null || r.until > now;
   const started: BanChange[] = [];
   const blocks: Block[] = [];
 
+  // `smtpguard unblock` ends a running ban now; its history stays (unblock --forget drops it)
+  for (const r of records.values()) if (active(r) && isUnblocked(ranges.get(r.cidr)!)) r.until = now;
+
   for (const block of decision.blocks) {
+    if (block.reason === 'manual') {
+      blocks.push(block); // `smtpguard block` sets its own length
+      continue;
+    }
     const range = parseRange(block.cidr);
     const lastEvent = block.lastSeen !== undefined && Number.isFinite(block.lastSeen) ? block.lastSeen : now;
     // a wider range still banned: the block renews it (it is inside it)
@@ -83,19 +100,19 @@ export function applyBans(decision: Decision, previous: readonly BanRecord[], no
     for (const r of history) records.delete(r.cidr);
     let record: BanRecord;
     if (prev !== undefined && active(prev)) {
-      record = { ...prev, cidr: block.cidr, family: block.family, reason: block.reason, lastEvent: Math.max(prev.lastEvent, lastEvent) };
+      record = { ...prev, cidr: block.cidr, family: block.family, reason: block.reason, lastEvent: Math.max(prev.lastEvent, lastEvent), addresses: block.addresses };
       record.until = untilOf(record.lastEvent, record.banMs, prev.until, options);
     } else {
       const again = prev !== undefined && prev.until !== null && now - prev.until <= options.recidiveWindow;
       const times = again ? prev.times + 1 : 1;
       const banMs = again ? grow(prev.banMs, options) : lengthOf(options.banTime, options);
       const firstBlocked = history.reduce((first, r) => Math.min(first, r.firstBlocked), now);
-      record = { cidr: block.cidr, family: block.family, reason: block.reason, firstBlocked, lastEvent, until: untilOf(lastEvent, banMs, null, options), times, banMs };
+      record = { cidr: block.cidr, family: block.family, reason: block.reason, firstBlocked, lastEvent, until: untilOf(lastEvent, banMs, null, options), times, banMs, addresses: block.addresses };
       started.push({ cidr: block.cidr, times, banMs });
     }
     records.set(record.cidr, record);
     ranges.set(record.cidr, range);
-    blocks.push({ ...block, until: isoOrNull(record.until), times: record.times });
+    blocks.push({ ...block, until: isoOrNull(record.until), times: record.times, banFor: lengthText(record.banMs) });
   }
 
   // bans still running whose events have left the window: their blocks stay
@@ -109,7 +126,8 @@ export function applyBans(decision: Decision, previous: readonly BanRecord[], no
     }
     // a running ban inside a block made this run is covered by it
     if (blocks.some((b) => b.cidr !== r.cidr && contains(parseRange(b.cidr), range))) continue;
-    blocks.push({ cidr: r.cidr, family: r.family, addresses: [], addressCount: 0, total: 0, reason: r.reason as Block['reason'], lastSeen: r.lastEvent, until: isoOrNull(r.until), times: r.times });
+    const addresses = r.addresses ?? [];
+    blocks.push({ cidr: r.cidr, family: r.family, addresses, addressCount: addresses.length, total: 0, reason: r.reason as Block['reason'], lastSeen: r.lastEvent, until: isoOrNull(r.until), times: r.times, banFor: lengthText(r.banMs) });
   }
   // ended bans are remembered for the recidive window
   for (const [cidr, r] of records) if (!active(r) && now - r.until! > options.recidiveWindow) records.delete(cidr);
@@ -134,6 +152,9 @@ function untilOf(lastEvent: number, banMs: number | null, previous: number | nul
 }
 
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** `4d`, `36h`, `forever`. */
+export const lengthText = (ms: number | null): string => (ms === null ? 'forever' : formatWindow(ms));
 
 function lengthOf(ms: number, options: BanOptions): number | null {
   const capped = Math.min(ms, options.banTimeMax);

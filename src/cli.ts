@@ -35,10 +35,11 @@ const NEGATIONS: Readonly<Record<string, string>> = {
   journal: "never read the journal, only --log files",
   state: 'read every log in full each time; keep no scan state',
   reload: 'only write the files: no postmap, postfix reload or ufw reload',
+  cutSessions: 'leave the SMTP sessions of new blocks open until the clients disconnect',
 };
 
 /** The settings a read-only command uses; the others are accepted (config, environment) but not listed in its help. */
-const SCAN_KEYS = new Set(['log', 'window', 'kinds', 'threshold', 'threshold6', 'ipv6Prefix', 'subnetHosts', 'allow', 'maxBlocks', 'postfixConfigDir', 'stateDir', 'state', 'journal', 'journalDirectory', 'journalUnit']);
+const SCAN_KEYS = new Set(['log', 'window', 'kinds', 'threshold', 'threshold6', 'ipv6Prefix', 'ipv6Subnet', 'ipv6SubnetPrefixes', 'subnetHosts', 'allow', 'maxBlocks', 'trapUsers', 'banTime', 'banFactor', 'banTimeMax', 'recidiveWindow', 'postfixConfigDir', 'stateDir', 'state', 'journal', 'journalDirectory', 'journalUnit']);
 const STATUS_KEYS = new Set([...SCAN_KEYS, 'ufwRules', 'ufw6Rules', 'ufwChain', 'ufw6Chain']);
 
 /** Every setting as a flag; no commander defaults, so "not given" is visible and the config file can fill in. */
@@ -268,7 +269,7 @@ function buildProgram(): Command {
 
 /** unblock, allow, block, explain: the everyday verbs (commands/verbs.ts). */
 function addVerbs(program: Command): void {
-  type VerbFlags = CommonFlags & { dryRun?: boolean; json?: boolean; for?: string; comment?: string; remove?: boolean };
+  type VerbFlags = CommonFlags & { dryRun?: boolean; json?: boolean; for?: string; comment?: string; remove?: boolean; forget?: boolean };
   const verb = (name: string, argument: string, description: string, extra: (c: Command) => Command, help: string, used: ReadonlySet<string> | null = null) =>
     addSettingOptions(extra(program.command(name).argument(argument).description(description)), used).addHelpText('after', help);
 
@@ -276,12 +277,17 @@ function addVerbs(program: Command): void {
     'unblock',
     '<address-or-cidr>',
     'remove a block now and keep it out for a while (default: until the events that caused it have left the window)',
-    (c) => c.option('--for <duration>', 'keep it out this long (15m, 24h, 7d)').option('--dry-run', 'show what would change; change nothing').option('--json', 'print the result as JSON'),
-    examples('smtpguard unblock 192.0.2.7', 'smtpguard unblock 198.51.100.0/24 --for 7d', 'smtpguard unblock 2001:db8:1:2::5 --dry-run'),
+    (c) =>
+      c
+        .option('--for <duration>', 'keep it out this long (15m, 24h, 7d)')
+        .option('--forget', 'also forget its ban history: if it comes back, it is a first offence again')
+        .option('--dry-run', 'show what would change; change nothing')
+        .option('--json', 'print the result as JSON'),
+    examples('smtpguard unblock 192.0.2.7', 'smtpguard unblock 198.51.100.0/24 --for 7d', 'smtpguard unblock 2001:db8:1:2::5 --forget --dry-run'),
   ).action(async (target: string, flags: VerbFlags) => {
     const loaded = await settingsFrom(flags);
     const { unblockCommand } = await import('./commands/verbs.js');
-    await unblockCommand(loaded.settings, { target, for: flags.for ?? null, ...verbOptions(flags, loaded) }, ioFor(flags, false));
+    await unblockCommand(loaded.settings, { target, for: flags.for ?? null, forget: flags.forget === true, ...verbOptions(flags, loaded) }, ioFor(flags, false));
   });
 
   verb(

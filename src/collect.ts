@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import { LineParser } from './parse.js';
 import { LogScanner } from './scan.js';
-import { runJobs, type JobResult, type ScanJob } from './jobs.js';
+import { runJobs, THREADS, type JobResult, type ScanJob } from './jobs.js';
 import type { JournalSource } from './journal.js';
 import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenLog, type Warn } from './sources.js';
 import { HEAD_BYTES, headHash, ScanState, type StateEntry } from './state.js';
@@ -210,7 +210,8 @@ async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn
     const whole = match.size === log.contentSize;
     const report = { bytes: match.size, lines: match.lines, events: match.events };
     if (whole && !overlaps(match, window)) return { tally: known, report, entry: match };
-    const tally = await state.readTally(match, warn);
+    // a log known whole is only summarised: its minutes before the window are not even decoded
+    const tally = await state.readTally(match, warn, whole ? window.from : -Infinity);
     if (tally === null) match = undefined;
     else if (whole) return { tally, report, entry: match };
     else known = tally;
@@ -219,28 +220,35 @@ async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn
   return { source, log, head, known, base, keep: true, live: newest && !log.gzip, jobs: [] };
 }
 
-/** The jobs that read the rest of one log: two halves when it is big and plain. */
+/** The jobs that read the rest of one log: one part per thread (THREADS) when it is big and plain. */
 function planJobs(reading: Reading, fd: number, jobs: ScanJob[], tuning: Tuning): number[] {
   const { log, source, base, keep, live } = reading;
   const job = { path: source.path, fd, gzip: log.gzip, stopAtLastLine: keep && live };
   const left = Math.max(0, log.contentSize - base.size);
-  // a line start near the middle; none (gzip, small, or no line starts in the second half): one job
-  const middle = log.gzip || left < tuning.splitBytes ? log.contentSize : lineStartAtOrAfter(fd, base.size + Math.floor(left / 2), log.contentSize);
-  if (middle >= log.contentSize) {
-    jobs.push({ ...job, from: base.size, to: Infinity, size: left });
-    return [jobs.length - 1];
+  const parts = log.gzip || left < tuning.splitBytes ? 1 : Math.max(2, THREADS);
+  // line starts near each 1/parts of what is left (none in a part: fewer parts)
+  const cuts = [base.size];
+  for (let k = 1; k < parts; k++) {
+    const cut = lineStartAtOrAfter(fd, base.size + Math.floor((left * k) / parts), log.contentSize);
+    if (cut > cuts.at(-1)! && cut < log.contentSize) cuts.push(cut);
   }
-  jobs.push({ ...job, from: base.size, to: middle, size: middle - base.size, stopAtLastLine: false });
-  jobs.push({ ...job, from: middle, to: Infinity, size: log.contentSize - middle });
-  return [jobs.length - 2, jobs.length - 1];
+  const made: number[] = [];
+  for (const [k, from] of cuts.entries()) {
+    const last = k === cuts.length - 1;
+    const to = last ? log.contentSize : cuts[k + 1]!;
+    jobs.push({ ...job, from, to: last ? Infinity : to, size: to - from, stopAtLastLine: last && job.stopAtLastLine });
+    made.push(jobs.length - 1);
+  }
+  return made;
 }
 
 /** Adds up a log's pieces; scans its unterminated last line for this run only; makes its state entry. */
 function finish(reading: Reading, results: JobResult[], parser: LineParser, state: ScanState | null, warn: Warn): FileResult {
-  const committed = reading.known;
+  // nothing known yet: the first piece is taken, not copied
+  const committed = reading.known.addresses.size === 0 && reading.known.users.size === 0 && results.length > 0 ? results[0]!.tally : reading.known;
   let { size, lines, events } = reading.base;
   for (const r of results) {
-    committed.addAll(r.tally);
+    if (r.tally !== committed) committed.addAll(r.tally);
     size += r.counters.bytes;
     lines += r.counters.lines;
     events += r.counters.events;

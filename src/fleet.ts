@@ -4,14 +4,14 @@
  * A pulled decision (from CrowdSec's Local API, see crowdsec/stream.ts) becomes a block with
  * reason `fleet` that keeps its origin and scenario. This server has the last word:
  * - a decision that touches any never-block range (loopback, this host, mynetworks, --allow,
- *   and whatever else the caller puts in `neverBlock`) is not applied, not even in part
- *   (`smtpguard unblock` and `block` apply to fleet blocks afterwards, as to any block: overrides.ts);
+ *   this host's unblocks: whatever the caller puts in `neverBlock`) is not applied, not even in part;
  * - a decision for a range this server pushed itself, while that push is live, is its own
  *   block coming back: not a second block;
  * - a decision already covered by a local block adds nothing;
  * - fleet blocks fill only the room --max-blocks leaves after the local blocks.
  */
 import { compareCidrs, inRange, parseRange, rangesOverlap, type Range } from './address.js';
+import { describeUntil, isActive, type Override } from './overrides.js';
 import type { Block, Decision, NamedRange } from './policy.js';
 
 export interface FleetDecision {
@@ -86,6 +86,11 @@ function fleetBlock(d: FleetDecision): FleetBlock {
     until: new Date(d.until).toISOString(),
     fleet: { scenario: d.scenario, origin: d.origin, until: new Date(d.until).toISOString() },
   };
+}
+
+/** This host's active unblocks (`smtpguard unblock`), as never-block ranges for the fleet's decisions. */
+export function unblockedRanges(overrides: readonly Override[], now: Date): NamedRange[] {
+  return overrides.filter((o) => o.kind === 'unblock' && isActive(o, now)).map((o) => ({ cidr: o.cidr, source: `unblocked ${describeUntil(o)}` }));
 }
 
 export const isFleetBlock = (b: Block): b is FleetBlock => b.reason === 'fleet';

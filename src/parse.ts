@@ -106,6 +106,9 @@ export class LineParser {
   private lastSeconds = '';
   private lastZone = '';
   private lastBase = 0;
+  /** The minute of the last RFC 3339 stamp Date.parse converted, and its start. */
+  private lastMinute = '';
+  private lastMinuteBase = 0;
   private readonly addressCache = new Map<string, string>();
 
   constructor(now: Date) {
@@ -137,14 +140,20 @@ export class LineParser {
     const seconds = header[1]!;
     const zone = header[3]!;
     let base: number;
+    const ss = (seconds.charCodeAt(17) - 48) * 10 + seconds.charCodeAt(18) - 48;
     if (seconds === this.lastSeconds && zone === this.lastZone) {
       base = this.lastBase;
+    } else if (ss <= 59 && zone === this.lastZone && seconds.startsWith(this.lastMinute) && this.lastMinute !== '') {
+      // the same minute as the last stamp converted: only the seconds differ
+      base = this.lastMinuteBase + ss * 1000;
     } else {
       base = Date.parse(`${seconds}${zone === 'Z' ? 'Z' : `${zone.slice(0, 3)}:${zone.slice(-2)}`}`);
       if (Number.isNaN(base)) return null;
       this.lastSeconds = seconds;
       this.lastZone = zone;
       this.lastBase = base;
+      this.lastMinute = seconds.slice(0, 17); // YYYY-MM-DDTHH:MM:
+      this.lastMinuteBase = base - ss * 1000;
     }
     const fraction = header[2];
     return fraction === undefined ? base : base + Number(fraction.slice(0, 3).padEnd(3, '0'));
@@ -176,7 +185,10 @@ export class LineParser {
     const cached = this.addressCache.get(raw);
     if (cached !== undefined) return cached;
     const address = normaliseAddress(raw);
-    if (address !== null) this.addressCache.set(raw, address);
+    if (address !== null) {
+      if (this.addressCache.size >= 65_536) this.addressCache.clear(); // a flood of distinct addresses must not grow it without end
+      this.addressCache.set(raw, address);
+    }
     return address;
   }
 }

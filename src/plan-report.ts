@@ -3,25 +3,36 @@
  * summary of a run that changed something. Pure.
  */
 import type { Block, Decision, Spared } from './policy.js';
+import { ordinal } from './bans.js';
 import type { Plan } from './plan.js';
 
 /** Blocks named in the summary line; the rest are counted. */
 export const SUMMARY_NAMED = 10;
 
 /**
- * `blocks: 41 (+2 -1) +198.51.100.0/24 +2001:db8:1:2::/64 -203.0.113.5/32`: the line
- * cron mails and syslog keeps, naming at most SUMMARY_NAMED changes ("and N more"); then
+ * `blocks: 41 (+2 -1) +198.51.100.0/24 +203.0.113.5/32 (3rd time, 4d) -2001:db8:1:2::/64`: the
+ * line cron mails and syslog keeps, naming at most SUMMARY_NAMED changes ("and N more"; a
+ * repeat offender with its ban count and length); then
  * what a block cap or the map's bound left out (`, 2001 offenders left out by --max-blocks`).
  */
 export function summaryLine(plan: Plan): string {
   const { blocks, added, removed, addedCidrs, removedCidrs, leftOut, leftOutOfMap } = plan.summary;
-  const changes = [...addedCidrs.map((c) => `+${c}`), ...removedCidrs.map((c) => `-${c}`)];
+  const repeat = new Map<string, string>();
+  for (const b of plan.decision.blocks) if (b.times !== undefined && b.times > 1) repeat.set(b.cidr, ` (${ordinal(b.times)} time, ${b.banFor ?? '?'})`);
+  const changes = [...addedCidrs.map((c) => `+${c}${repeat.get(c) ?? ''}`), ...removedCidrs.map((c) => `-${c}`)];
   const named = changes.slice(0, SUMMARY_NAMED);
   const more = changes.length - named.length;
   let line = [`blocks: ${blocks} (+${added} -${removed})`, ...named, ...(more > 0 ? [`and ${more} more`] : [])].join(' ');
   if (leftOut > 0) line += `, ${leftOut} offender${leftOut === 1 ? '' : 's'} left out by --max-blocks`;
   if (leftOutOfMap > 0) line += `, ${leftOutOfMap} address${leftOutOfMap === 1 ? '' : 'es'} of IPv6 range blocks left out of the access map (the firewall has the ranges)`;
   return line;
+}
+
+/** `, 812345 addresses past --max-tracked only counted (12 IPv6 ranges added up)`: said in the cron line while a flood lasts. */
+export function trackedClause(summarised: { addresses: number; ranges: number }): string {
+  if (summarised.addresses === 0) return '';
+  const ranges = summarised.ranges === 0 ? '' : ` (IPv6 added up into ${summarised.ranges} range${summarised.ranges === 1 ? '' : 's'})`;
+  return `, ${summarised.addresses} address${summarised.addresses === 1 ? '' : 'es'} past --max-tracked not counted one by one${ranges}`;
 }
 
 export function renderDecision(decision: Decision): string[] {

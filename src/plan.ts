@@ -38,6 +38,8 @@ export interface PlanOptions {
   /** `-c DIR` for postmap and postfix. */
   postfixConfigDir: string | null;
   reload: boolean;
+  /** Close the open SMTP sessions of new blocks after ufw reloads (default true). */
+  cutSessions?: boolean;
 }
 
 export interface FileChange {
@@ -111,10 +113,31 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     leftOut: decision.overLimit.length,
     leftOutOfMap: addressesLeftOutOfMap(decision.blocks, options.mapType),
   };
-  return { decision, mapType: options.mapType, changes, commands: options.reload ? commandsFor(changes, options) : [], notes: notesFor(decision, options), summary };
+  return { decision, mapType: options.mapType, changes, commands: options.reload ? commandsFor(changes, options, addedCidrs) : [], notes: notesFor(decision, options), summary };
 }
 
-function commandsFor(changes: readonly FileChange[], options: PlanOptions): string[][] {
+/** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules). */
+export const SMTP_PORTS = [25, 465, 587] as const;
+/** Blocks per `ss -K` command (one filter expression each). */
+const CUT_BATCH = 64;
+
+/**
+ * `ss -K` for the SMTP sessions already open from new blocks: the ufw chain sits after the
+ * ESTABLISHED accept, so without this a client blocked in the middle of an AUTH session
+ * keeps guessing on its open connection. `ss -K` (SOCK_DESTROY) closes the server's socket,
+ * which resets the client at once; it runs in the firewall's network namespace, as the run does.
+ */
+export function cutSessionCommands(cidrs: readonly string[]): string[][] {
+  const commands: string[][] = [];
+  const ports = `( ${SMTP_PORTS.map((p) => `sport = :${p}`).join(' or ')} )`;
+  for (let i = 0; i < cidrs.length; i += CUT_BATCH) {
+    const batch = cidrs.slice(i, i + CUT_BATCH);
+    commands.push(['ss', '-K', '-tn', 'state', 'established', `( ${batch.map((c) => `dst ${c}`).join(' or ')} )`, 'and', ports]);
+  }
+  return commands;
+}
+
+function commandsFor(changes: readonly FileChange[], options: PlanOptions, added: readonly string[]): string[][] {
   const commands: string[][] = [];
   const config = options.postfixConfigDir === null ? [] : ['-c', options.postfixConfigDir];
   const map = changes.find((c) => c.role === 'map');
@@ -122,7 +145,10 @@ function commandsFor(changes: readonly FileChange[], options: PlanOptions): stri
     if (options.mapType !== 'cidr') commands.push(['postmap', ...config, `${options.mapType}:${map.path}${NEW_MAP_SUFFIX}`]);
     commands.push(['postfix', ...config, 'reload']);
   }
-  if (changes.some((c) => c.role !== 'map')) commands.push(['ufw', 'reload']);
+  if (changes.some((c) => c.role !== 'map')) {
+    commands.push(['ufw', 'reload']);
+    if (options.cutSessions !== false) for (const cut of cutSessionCommands(added)) commands.push(cut);
+  }
   return commands;
 }
 

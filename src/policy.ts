@@ -16,7 +16,8 @@
  * - Never blocked: the `neverBlock` ranges (loopback, this host, mynetworks, --allow).
  *   A /24, IPv6 prefix or /48 that overlaps one, or where someone logged in, is not
  *   aggregated: its offenders are blocked one by one.
- * - `maxBlocks` keeps the worst blocks.
+ * - `maxBlocks` keeps the blocks with the most events per address (so a flood of wide,
+ *   thin ranges cannot push a real attacker out).
  *
  * Sizes: nothing here spreads or applies an array whose length comes from the input, and a
  * block lists at most MAX_BLOCK_ADDRESSES of its addresses (the worst), with the count.
@@ -68,9 +69,10 @@ export interface Block {
   reason: BlockReason;
   /** The latest event (ms) of the addresses in it that counted: a ban runs from here. */
   lastSeen?: number;
-  /** With ban times (bans.ts): when the block ends (ISO 8601; null: never), and how many bans in a row it is. */
+  /** With ban times (bans.ts): when the block ends (ISO 8601; null: never), how many bans in a row it is, and this ban's length (`2d`, `forever`). */
   until?: string | null;
   times?: number;
+  banFor?: string;
   /** Fleet blocks only: the decision's scenario, origin and end. */
   fleet?: { scenario: string; origin: string; until: string };
 }
@@ -172,7 +174,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     }
     const candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen };
     if (family === 4) v4.push(candidate);
-    else pushTo(v6, prefixOf(s.address), candidate);
+    else pushTo(v6, s.summarised?.cidr ?? prefixOf(s.address), candidate); // past --max-tracked: the range it adds up
   }
 
   const overlapsNever = (cidr: string) => {
@@ -183,7 +185,9 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
 
   let overLimit: Block[] = [];
   if (options.maxBlocks > 0 && blocks.length > options.maxBlocks) {
-    blocks.sort((a, b) => b.total - a.total || compareCidrs(a.cidr, b.cidr));
+    // the most events per address first: a concentrated attacker before a diffuse flood of ranges
+    const density = (b: Block) => b.total / Math.max(1, b.addressCount);
+    blocks.sort((a, b) => density(b) - density(a) || b.total - a.total || compareCidrs(a.cidr, b.cidr));
     overLimit = blocks.splice(options.maxBlocks).sort((a, b) => compareCidrs(a.cidr, b.cidr));
   }
   blocks.sort((a, b) => compareCidrs(a.cidr, b.cidr));

@@ -46,6 +46,7 @@ export function buildScanJson(result: ScanResult): ScanJson {
       total: s.total,
       firstSeen: new Date(s.firstSeen).toISOString(),
       lastSeen: new Date(s.lastSeen).toISOString(),
+      ...(s.summarised === undefined ? {} : { summarised: s.summarised }),
     })),
     blocks: result.decision.blocks,
     spared: result.decision.spared,

@@ -9,9 +9,9 @@ const parser = new LineParser(new Date((workerData as { now: number }).now));
 parentPort!.on('message', (job: ScanJob) => {
   runJob(job, parser).then(
     (result) => {
-      const tally = result.tally.serialize();
+      const tally = result.tally.toParts();
       const reply: WorkerReply = { tally, counters: result.counters, rest: result.rest, warnings: result.warnings };
-      parentPort!.postMessage(reply); // copied, not transferred: small Buffers share Node's pool
+      parentPort!.postMessage(reply, [tally.pool.buffer as ArrayBuffer, tally.heads.buffer as ArrayBuffer]); // the arrays move; the rest is copied
     },
     (error: unknown) => {
       const e = error as Error & { code?: string };

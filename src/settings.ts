@@ -50,6 +50,15 @@ export interface Settings {
   timeout: number;
   /** SASL usernames that do not exist here: one failure naming one makes the client an offender. */
   trapUsers: string[];
+  /** After ufw reloads, close the open SMTP sessions of new blocks (ss -K). */
+  cutSessions: boolean;
+  /** Ban times (bans.ts), ms; Infinity: forever. */
+  banTime: number;
+  banFactor: number;
+  banTimeMax: number;
+  recidiveWindow: number;
+  /** Addresses listed one by one in a window; past it, those farthest from their threshold are added up (tally.ts summariseBounded). */
+  maxTracked: number;
   /** CrowdSec Local API (several servers, one memory): its URL, or null. */
   crowdsecUrl: string | null;
   /** Push: the machine id and the file with its password. */
@@ -125,6 +134,22 @@ function cidrs(text: string): string[] {
   return list;
 }
 
+function banLength(text: string): number {
+  const value = text.trim().toLowerCase();
+  if (value === 'forever') return Infinity;
+  const ms = parseWindow(value);
+  if (ms === Infinity) throw new Error('use a duration such as 24h or 7d, or "forever"');
+  return ms;
+}
+
+function factor(text: string): number {
+  const value = text.trim();
+  if (!/^\d+(?:\.\d+)?$/.test(value) || Number(value) < 1 || Number(value) > 100) throw new Error('expected a number from 1 to 100, e.g. 2 or 1.5');
+  return Number(value);
+}
+
+const showLength = (v: number): string => (v === Infinity ? 'forever' : formatWindow(v));
+
 function usernames(text: string): string[] {
   const list = words(text);
   for (const name of list) if (name.length > 128) throw new Error(`"${name.slice(0, 20)}..." is longer than 128 characters`);
@@ -174,8 +199,14 @@ export const DEFINITIONS = [
   def({ key: 'journalUnit', flag: 'journal-unit', arg: '<pattern>', description: 'the systemd unit Postfix runs as (journalctl --unit)', default: 'postfix*', parse: path, show: String }),
   def({ key: 'timeout', flag: 'timeout', arg: '<duration|none>', description: 'a run that takes longer stops, changes nothing it has not finished, and exits 8', default: 10 * 60e3, parse: timeLimit, show: (v) => (v === Infinity ? 'none' : formatWindow(v)) }),
   def({ key: 'trapUsers', flag: 'trap-users', arg: '<list>', description: 'SASL usernames that do not exist here (e.g. admin,test): one failed login naming one makes the client an offender at once (a name without @ also matches NAME@any-domain)', default: [], parse: usernames, show: (v) => v.join(',') }),
+  def({ key: 'cutSessions', flag: 'cut-sessions', arg: null, description: 'after ufw reloads, close the SMTP sessions new blocks still have open (ss -K), so a client blocked in the middle of an AUTH session stops at once', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
+  def({ key: 'banTime', flag: 'ban-time', arg: '<duration|forever>', description: 'a block stays at least this long after the last event that made it (even when the window no longer shows it)', default: 24 * 3600e3, parse: banLength, show: showLength }),
+  def({ key: 'banFactor', flag: 'ban-factor', arg: '<n>', description: 'a block decided again within --recidive-window of its end gets the previous ban time times this', default: 2, parse: factor, show: String }),
+  def({ key: 'banTimeMax', flag: 'ban-time-max', arg: '<duration|forever>', description: 'the longest ban a repeat offender gets (forever: no limit)', default: 30 * 24 * 3600e3, parse: banLength, show: showLength }),
+  def({ key: 'recidiveWindow', flag: 'recidive-window', arg: '<duration>', description: 'how long an ended ban is remembered: a block decided again within it counts as a repeat', default: 30 * 24 * 3600e3, parse: banLength, show: showLength }),
   def({ key: 'state', flag: 'state', arg: null, description: 'keep what each log gave in --state-dir, so a run reads only new log text (--no-state: read every log in full)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'reload', flag: 'reload', arg: null, description: 'run postmap, postfix reload and ufw reload after a change (--no-reload: only write)', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
+  def({ key: 'maxTracked', flag: 'max-tracked', arg: '<n>', description: 'addresses counted one by one in the window; past it, those farthest from the threshold are only counted (IPv4) or added up per IPv6 prefix; offenders are always kept', default: 100_000, parse: wholeNumber(1000), show: String }),
   def({ key: 'crowdsecUrl', flag: 'crowdsec-url', arg: '<url>', description: 'CrowdSec Local API shared by several servers, e.g. http://10.0.0.5:8080 (none: no sharing)', default: null, parse: lapiUrl, show: (v) => v ?? '' }),
   def({ key: 'crowdsecMachine', flag: 'crowdsec-machine', arg: '<id>', description: 'push new blocks as alerts as this CrowdSec machine (cscli machines add)', default: null, parse: machineId, show: (v) => v ?? '' }),
   def({ key: 'crowdsecPasswordFile', flag: 'crowdsec-password-file', arg: '<file>', description: "file with the machine's password, root's alone (mode 600)", default: null, parse: path, show: (v) => v ?? '' }),

@@ -20,7 +20,7 @@ import { Tally } from './tally.js';
 import type { Warn } from './sources.js';
 
 export const HEAD_BYTES = 4096;
-const VERSION = 4;
+const VERSION = 5; // 5: tallies keep each address's minutes newest first, with their byte length
 /** The time zone year-less timestamps are read in. */
 const ZONE = `${Intl.DateTimeFormat().resolvedOptions().timeZone}/${new Date(2026, 0, 1).getTimezoneOffset()}/${new Date(2026, 6, 1).getTimezoneOffset()}`;
 const TALLY_FILE = /^tally-[0-9a-f]{24}-\d+\.bin$/;
@@ -83,10 +83,13 @@ export class ScanState {
     }
   }
 
-  /** The tally of a known log; null (with a warning) when its file is gone or not valid. */
-  async readTally(entry: StateEntry, warn: Warn): Promise<Tally | null> {
+  /**
+   * The tally of a known log, from minute `fromMs` on (older minutes are skipped: such a
+   * tally cannot be saved again); null (with a warning) when its file is gone or not valid.
+   */
+  async readTally(entry: StateEntry, warn: Warn, fromMs = -Infinity): Promise<Tally | null> {
     try {
-      return Tally.deserialize(await readFile(path.join(path.dirname(this.file), entry.tally)));
+      return Tally.deserialize(await readFile(path.join(path.dirname(this.file), entry.tally)), fromMs);
     } catch (error) {
       warn(`the scan state ${this.file} is not valid (${(error as Error).message}); reading this log from the start`);
       return null;
@@ -174,6 +177,9 @@ export interface BlockRecord {
   lastSeen: string;
   /** When this block first appeared (kept from run to run while it stays). */
   since: string;
+  /** With ban times: when it ends (ISO; null: never) and how many bans in a row it is. */
+  until?: string | null;
+  times?: number;
   /** Fleet blocks: the CrowdSec decision's scenario, origin and end. */
   fleet?: { scenario: string; origin: string; until: string };
 }

@@ -67,7 +67,7 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
   else {
     lines.push(`Blocked now: ${status.blocks.length}`);
     const rows = [
-      ['CIDR', 'REASON', 'EVENTS', 'FIRST SEEN', 'LAST SEEN', 'BLOCKED SINCE', 'DROPPED', 'LOGGED 24H'],
+      ['CIDR', 'REASON', 'EVENTS', 'FIRST SEEN', 'LAST SEEN', 'BLOCKED SINCE', 'UNTIL', 'TIMES', 'DROPPED', 'LOGGED 24H'],
       ...status.blocks.map((b) => [
         b.cidr,
         b.record?.reason ?? '?',
@@ -75,11 +75,13 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
         b.record === null ? '' : localTime(Date.parse(b.record.firstSeen)).slice(0, 16),
         b.record === null ? '' : localTime(Date.parse(b.record.lastSeen)).slice(0, 16),
         b.record === null ? '' : localTime(Date.parse(b.record.since)).slice(0, 16),
+        b.record?.times === undefined ? '-' : b.record.until === null || b.record.until === undefined ? 'forever' : localTime(Date.parse(b.record.until)).slice(0, 16),
+        b.record?.times === undefined ? '-' : String(b.record.times),
         b.packets === null ? '-' : String(b.packets),
         b.logged === null ? '-' : String(b.logged),
       ]),
     ];
-    for (const line of formatColumns(rows, [false, false, true, false, false, false, true, true])) lines.push(`  ${line}`);
+    for (const line of formatColumns(rows, [false, false, true, false, false, false, false, true, true, true])) lines.push(`  ${line}`);
   }
   if (status.leftOut > 0) lines.push(`  and ${status.leftOut} offender${status.leftOut === 1 ? '' : 's'} NOT blocked: left out by --max-blocks (raise it to block them)`);
   lines.push('');

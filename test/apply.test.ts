@@ -48,6 +48,8 @@ async function runner(argv: readonly string[]): Promise<CommandResult> {
   return { argv: [...argv], ok: true, output: '' };
 }
 
+const CUT = ['ss', '-K', '-tn', 'state', 'established', '( dst 192.0.2.7/32 or dst 198.51.100.0/24 or dst 2001:db8:1:2::/64 )', 'and', '( sport = :25 or sport = :465 or sport = :587 )'];
+
 const options = (extra: Partial<PlanOptions> = {}): PlanOptions => ({
   ufwChain: 'ufw-smtpguard',
   ufw6Chain: 'ufw6-smtpguard',
@@ -88,7 +90,9 @@ afterEach(() => {
 describe('applyPlan', () => {
   it('writes the sections, keeps everything else byte for byte, the mode, and a backup', async () => {
     const plan = buildPlan(DECISION, targets(), options());
-    expect(plan.commands).toEqual([['postmap', `hash:${files.map}.smtpguard-new`], ['postfix', 'reload'], ['ufw', 'reload']]);
+    // after ufw reload: the open SMTP sessions of the new blocks are closed
+    expect(plan.commands).toEqual([['postmap', `hash:${files.map}.smtpguard-new`], ['postfix', 'reload'], ['ufw', 'reload'], CUT]);
+    expect(buildPlan(DECISION, targets(), options({ cutSessions: false })).commands).toEqual([['postmap', `hash:${files.map}.smtpguard-new`], ['postfix', 'reload'], ['ufw', 'reload']]);
     await applyPlan(plan, runner);
     const v4 = readFileSync(files.ufw4, 'latin1');
     expect(v4).toBe(
@@ -108,7 +112,7 @@ describe('applyPlan', () => {
     expect(postmapQuery('198.51.100').stdout.trim()).toBe('REJECT blocked by smtpguard');
     expect(postmapQuery('192.0.2.200').stdout.trim()).toBe('OK');
     expect(readdirSync(dir).filter((f) => f.includes('smtpguard-new') || f.startsWith('.'))).toEqual([]);
-    expect(ran.map((c) => c[0])).toEqual(['ufw', 'postmap', 'postfix']);
+    expect(ran.map((c) => c[0])).toEqual(['ufw', 'ss', 'postmap', 'postfix']);
   });
 
   it('is idempotent: the same decision again changes nothing and runs nothing', async () => {
@@ -134,7 +138,7 @@ describe('applyPlan', () => {
 
   it('cidr maps need no postmap', () => {
     const plan = buildPlan(DECISION, targets(), options({ mapType: 'cidr' }));
-    expect(plan.commands).toEqual([['postfix', 'reload'], ['ufw', 'reload']]);
+    expect(plan.commands).toEqual([['postfix', 'reload'], ['ufw', 'reload'], CUT]);
     expect(plan.changes.find((c) => c.role === 'map')!.after).toContain('2001:db8:1:2::/64 REJECT');
   });
 
@@ -209,7 +213,7 @@ describe('applyPlan', () => {
   it('postmap fails: the old map and index stay, no leftovers', async () => {
     const plan = buildPlan(DECISION, targets(), options());
     const before = snapshot();
-    failing = new Set([2]); // ufw reload is first, postmap second
+    failing = new Set([3]); // ufw reload is first, ss -K second, postmap third
     const error = (await applyPlan(plan, runner).catch((e: unknown) => e)) as SmtpguardError;
     expect(error.exitCode).toBe(ExitCode.rolledBack);
     expect(error.message).toMatch(/postmap failed, the access map and its index were not changed/);

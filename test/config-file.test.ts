@@ -62,8 +62,13 @@ describe('editing a config file', () => {
 });
 
 describe('the summary line names the changes', () => {
-  const plan = (added: string[], removed: string[], blocks: number) =>
-    ({ summary: { blocks, added: added.length, removed: removed.length, addedCidrs: added, removedCidrs: removed } }) as unknown as Plan;
+  const plan = (added: string[], removed: string[], blocks: number, decided: object[] = []) =>
+    ({ decision: { blocks: decided }, summary: { blocks, added: added.length, removed: removed.length, addedCidrs: added, removedCidrs: removed, leftOut: 0, leftOutOfMap: 0 } }) as unknown as Plan;
+
+  it('says when a block comes back with a longer ban', () => {
+    const decided = [{ cidr: '203.0.113.5/32', times: 3, banFor: '4d' }, { cidr: '198.51.100.0/24', times: 1, banFor: '24h' }];
+    expect(summaryLine(plan(['198.51.100.0/24', '203.0.113.5/32'], [], 2, decided))).toBe('blocks: 2 (+2 -0) +198.51.100.0/24 +203.0.113.5/32 (3rd time, 4d)');
+  });
 
   it('names each new and gone block', () => {
     expect(summaryLine(plan(['198.51.100.0/24', '2001:db8:1:2::/64'], ['203.0.113.5/32'], 12))).toBe('blocks: 12 (+2 -1) +198.51.100.0/24 +2001:db8:1:2::/64 -203.0.113.5/32');

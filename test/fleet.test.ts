@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { banEnd, mergeFleetBlocks, type FleetDecision } from '../src/fleet.js';
-import { applyOverrides, type Override } from '../src/overrides.js';
+import { banEnd, mergeFleetBlocks, unblockedRanges, type FleetDecision } from '../src/fleet.js';
+import type { Override } from '../src/overrides.js';
 import type { Block, Decision, NamedRange } from '../src/policy.js';
 import { renderAccessMap, renderUfwRules } from '../src/render.js';
 
@@ -42,12 +42,14 @@ describe('fleet blocks: this host has the last word', () => {
     expect(merged.ignored).toEqual([{ address: cidr, total: 0, reason: `${label} (fleet decision smtpguard/host from crowdsec)` }]);
   });
 
-  it('smtpguard unblock applies to fleet blocks like any block (overrides after the merge)', () => {
-    const unblock = (cidr: string): Override => ({ cidr, kind: 'unblock', until: null, comment: null, created: '2026-11-23T00:00:00Z' });
-    const merged = merge(decision(), [pulled('203.0.113.9/32'), pulled('203.0.113.10/32'), pulled('198.51.100.0/24')]);
-    const final = applyOverrides(merged, [unblock('203.0.113.9/32'), unblock('198.51.100.7/32')], { now: new Date(NOW), neverBlock: NEVER, totals: new Map() });
-    expect(final.blocks.map((b) => b.cidr)).toEqual(['203.0.113.10/32']); // the /24 cannot be blocked in part: it goes
-    expect(final.ignored).toEqual([{ address: '203.0.113.9', total: 0, reason: 'unblocked for good (203.0.113.9/32)' }]);
+  it('an address unblocked here (smtpguard unblock) is not blocked by the fleet while the unblock lasts', () => {
+    const unblock = (cidr: string, until: string | null): Override => ({ cidr, kind: 'unblock', until, comment: null, created: '2026-11-23T00:00:00Z' });
+    const overrides = [unblock('203.0.113.9/32', null), unblock('203.0.113.10/32', '2026-11-23T11:00:00Z'), { ...unblock('203.0.113.11/32', null), kind: 'block' as const }];
+    const never = unblockedRanges(overrides, new Date(NOW));
+    expect(never).toEqual([{ cidr: '203.0.113.9/32', source: 'unblocked for good' }]);
+    const merged = mergeFleetBlocks(decision(), [pulled('203.0.113.9/32'), pulled('203.0.113.10/32')], { neverBlock: [...NEVER, ...never], ownBans: new Set(), now: NOW, maxBlocks: 0 });
+    expect(merged.blocks.map((b) => b.cidr)).toEqual(['203.0.113.10/32']); // its unblock ended
+    expect(merged.ignored).toEqual([{ address: '203.0.113.9/32', total: 0, reason: 'unblocked for good 203.0.113.9/32 (fleet decision smtpguard/host from crowdsec)' }]);
   });
 
   it('the next address outside an allowed range is blocked', () => {

@@ -227,3 +227,45 @@ describe('local files', () => {
     expect(smtpguard(['run', '--dry-run', ...flags, '--allow', '10.0.0.0/8', '--allow', '2001:db8::/32']).code).toBe(0);
   });
 });
+
+describe('ban memory (the window alone no longer decides how long a block lasts)', () => {
+  const at = (iso: string, address: string, n: number) =>
+    `${iso} mx postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=admin\n`.repeat(n);
+  const runAt = (now: string) => smtpguard(['run', ...flags, '--window', '2h', '--ban-time', '1d', '--now', now]);
+
+  it('a block outlives the window until --ban-time ends, then goes; back within --recidive-window, it gets twice as long', () => {
+    writeFileSync(path.join(dir, 'mail.log'), at('2026-11-22T10:00:00.000000+00:00', '203.0.113.5', 12));
+    expect(runAt('2026-11-22T11:00:00Z').stdout).toBe('blocks: 1 (+1 -0) +203.0.113.5/32\n');
+    // 10 hours on: nothing of it in the 2 h window, the ban holds it
+    expect(runAt('2026-11-22T20:00:00Z')).toMatchObject({ code: 0, stdout: '' });
+    expect(blocked()).toEqual(['203.0.113.5/32']);
+    const json = JSON.parse(smtpguard(['scan', '--json', ...flags.filter((f) => f !== '--no-reload'), '--window', '2h', '--ban-time', '1d', '--now', '2026-11-22T20:00:00Z']).stdout) as { blocks: Array<{ cidr: string; until: string; times: number }> };
+    expect(json.blocks).toMatchObject([{ cidr: '203.0.113.5/32', until: '2026-11-23T10:00:00.000Z', times: 1 }]);
+    // a day after its last event: gone
+    expect(runAt('2026-11-23T10:30:00Z').stdout).toBe('blocks: 0 (+0 -1) -203.0.113.5/32\n');
+    expect(blocked()).toEqual([]);
+    // back two days later: the 2nd time, for 2 days
+    writeFileSync(path.join(dir, 'mail.log'), at('2026-11-22T10:00:00.000000+00:00', '203.0.113.5', 12) + at('2026-11-25T10:00:00.000000+00:00', '203.0.113.5', 12));
+    expect(runAt('2026-11-25T11:00:00Z').stdout).toBe('blocks: 1 (+1 -0) +203.0.113.5/32 (2nd time, 2d)\n');
+    expect(runAt('2026-11-26T12:00:00Z').stdout).toBe(''); // a day and more later: still blocked
+    expect(runAt('2026-11-27T10:30:00Z').stdout).toBe('blocks: 0 (+0 -1) -203.0.113.5/32\n');
+    const bans = JSON.parse(readFileSync(path.join(dir, 'state', 'bans.json'), 'utf8')) as { bans: Array<{ cidr: string; times: number }> };
+    expect(bans.bans).toMatchObject([{ cidr: '203.0.113.5/32', times: 2 }]);
+    // explain shows the history
+    const explain = smtpguard(['explain', '203.0.113.5', ...flags.filter((f) => f !== '--no-reload'), '--window', '2h', '--now', '2026-11-27T11:00:00Z']);
+    expect(explain.stdout).toMatch(/^Ban history: 203\.0\.113\.5\/32 \(host\), 2nd time, 2d, ended 2026-11-27 10:00:00; first blocked 2026-11-22 11:00:00, last event 2026-11-25 10:00:00$/m);
+  });
+
+  it('unblock ends a ban now; --forget drops its history too', () => {
+    writeFileSync(path.join(dir, 'mail.log'), at('2026-11-22T10:00:00.000000+00:00', '203.0.113.5', 12));
+    expect(runAt('2026-11-22T11:00:00Z').stdout).toBe('blocks: 1 (+1 -0) +203.0.113.5/32\n');
+    const unblock = smtpguard(['unblock', '203.0.113.5', ...flags, '--window', '2h', '--ban-time', '1d', '--now', '2026-11-22T20:00:00Z', '--for', '1h']);
+    expect(unblock.code).toBe(0);
+    expect(blocked()).toEqual([]);
+    expect(runAt('2026-11-22T21:30:00Z').stdout).toBe(''); // the unblock is over, the ban was ended: nothing comes back
+    const bans = () => (JSON.parse(readFileSync(path.join(dir, 'state', 'bans.json'), 'utf8')) as { bans: Array<{ cidr: string; until: number; times: number }> }).bans;
+    expect(bans()).toMatchObject([{ cidr: '203.0.113.5/32', until: Date.parse('2026-11-22T20:00:00Z'), times: 1 }]); // ended, remembered
+    smtpguard(['unblock', '203.0.113.5', '--forget', ...flags, '--now', '2026-11-22T21:40:00Z', '--for', '1m']);
+    expect(bans()).toEqual([]);
+  });
+});

@@ -294,6 +294,13 @@ describe('no size kills a decision', () => {
 });
 
 describe('--max-blocks', () => {
+  it('a flood of thin /48s does not push out a concentrated attacker', () => {
+    const flood = Array.from({ length: 20 }, (_, n) => Array.from({ length: 8 }, (_, i) => summary(`2001:db8:${(n + 1).toString(16)}:${i + 1}::1`, { reject: 2 }))).flat();
+    const d = decide([...flood, summary('203.0.113.9', { saslFailure: 12 })], { maxBlocks: 5 });
+    expect(d.blocks.map((b) => b.cidr)).toContain('203.0.113.9/32');
+    expect(d.overLimit).toHaveLength(16);
+  });
+
   it('keeps the worst offenders and reports the rest', () => {
     const d = decide(
       [summary('192.0.2.1', { saslFailure: 5 }), summary('192.0.2.2', { saslFailure: 50 }), summary('203.0.113.9', { saslFailure: 7 })],

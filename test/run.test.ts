@@ -103,7 +103,7 @@ describe('install then run', () => {
       ['198.51.100.0/24', 'subnet'],
       ['2001:db8:1:2::/64', 'prefix'],
     ]);
-    expect(plan.commands.map((c) => c[0])).toEqual(['postmap', 'postfix', 'ufw']);
+    expect(plan.commands.map((c) => c[0])).toEqual(['postmap', 'postfix', 'ufw', 'ss']);
   });
 
   it('run writes once, says one line, then is silent', () => {

@@ -121,6 +121,32 @@ describe('scan state', () => {
     expect(await scan(true)).toEqual(await scan(false));
   });
 
+  it('30 days of history and an address flood: a windowed run decodes only the window and never writes that back', async () => {
+    const rand = mulberry32(30);
+    const log = path.join(dir, 'mail.log');
+    const day = 86_400_000;
+    const end = Date.parse('2026-11-22T00:00:00Z');
+    const stamp = (t: number) => new Date(t).toISOString().replace('Z', '+00:00');
+    let text = '';
+    for (let i = 0; i < 3000; i++) {
+      const t = end - 30 * day + Math.floor((i / 3000) * 30 * day);
+      const address = i % 5 === 0 ? `2001:db8:${(i % 97).toString(16)}:${i.toString(16)}::${Math.floor(rand() * 9) + 1}` : `198.51.100.${Math.floor(rand() * 20)}`;
+      text += `${stamp(t)} mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[${address}]: 554 5.7.1 <v@example.org>: Relay access denied; from=<a@b> to=<v@example.org> proto=ESMTP helo=<x>\n`;
+    }
+    writeFileSync(log, text);
+    const lastDay = { from: end - day, to: end };
+    expect(await scan(true, ALL_TIME)).toEqual(await scan(false, ALL_TIME));
+    // nothing new: the log is known whole and only its last day is decoded; twice, then all of it again
+    expect(await scan(true, lastDay)).toEqual(await scan(false, lastDay));
+    expect(await scan(true, lastDay)).toEqual(await scan(false, lastDay));
+    expect(await scan(true, ALL_TIME)).toEqual(await scan(false, ALL_TIME));
+    // new lines after a windowed run: the whole history is still there
+    appendFileSync(log, `${stamp(end - 1000)} mx postfix/smtpd[1]: warning: unknown[192.0.2.9]: SASL LOGIN authentication failed: x\n`);
+    expect(await scan(true, lastDay)).toEqual(await scan(false, lastDay));
+    expect(await scan(true, ALL_TIME)).toEqual(await scan(false, ALL_TIME));
+    expect(warnings).toEqual([]);
+  });
+
   it('a corrupt state is discarded with a warning, and the answer is still exact', async () => {
     writeFileSync(path.join(dir, 'mail.log'), `2026-11-22T10:00:00Z mx postfix/smtpd[1]: warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x\n`);
     await scan(true);

@@ -31,8 +31,8 @@ describe('renderStatus', () => {
   it('shows each block with why, since when and what it dropped, the near misses, the chart and what it could not read', () => {
     const text = renderStatus(status, ['saslFailure', 'reject']);
     expect(text).toContain('Blocked now: 2');
-    expect(text).toMatch(/^ {2}198\.51\.100\.0\/24 +subnet +60 +2026-11-23 08:00 +2026-11-23 11:00 +2026-11-23 09:15 +17 +-$/m);
-    expect(text).toMatch(/^ {2}2001:db8::\/64 +\? +\? +- +-$/m);
+    expect(text).toMatch(/^ {2}198\.51\.100\.0\/24 +subnet +60 +2026-11-23 08:00 +2026-11-23 11:00 +2026-11-23 09:15 +- +- +17 +-$/m);
+    expect(text).toMatch(/^ {2}2001:db8::\/64 +\? +\? +- +- +- +-$/m);
     expect(text).toMatch(/^ {2}192\.0\.2\.30 +2 of 3$/m);
     expect(text).toContain('per hour, last 24 hours: 15 in all, at most 10 in an hour');
     expect(text).toContain(`|${' '.repeat(22)}▄█|`);

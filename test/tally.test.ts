@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventKind } from '../src/kinds.js';
-import { ALL_TIME, BUCKET_MS, MAX_USERS_PER_ADDRESS, summarise, Tally } from '../src/tally.js';
+import { decideBlocks } from '../src/policy.js';
+import { ALL_TIME, BUCKET_MS, MAX_USERS_PER_ADDRESS, summarise, summariseBounded, Tally } from '../src/tally.js';
 
 const T0 = Date.parse('2026-11-22T12:00:00Z');
 const COUNTED: EventKind[] = ['saslFailure', 'reject'];
@@ -138,5 +139,61 @@ describe('usernames and recipient rejects', () => {
     bad.write('X', 6, 'latin1'); // inside "192.0.2.1"
     expect(() => Tally.deserialize(bad)).toThrow(/not an address/);
     expect(() => Tally.deserialize(data.subarray(0, data.length - 3))).toThrow();
+  });
+});
+
+describe('summariseBounded (--max-tracked)', () => {
+  const bound = { maxTracked: 1000, threshold: 10, threshold6: 5, ipv6Prefix: 64, ipv6Subnet: 48 };
+  const policy = { threshold: 10, threshold6: 5, countedKinds: COUNTED, ipv6Prefix: 64, ipv6Subnet: 48, ipv6SubnetPrefixes: 5, subnetHosts: 5, neverBlock: [], maxBlocks: 0 };
+
+  it('below the bound it is summarise', () => {
+    const tally = tallyOf([['reject', '192.0.2.1', T0], ['saslFailure', '2001:db8::1', T0]]);
+    expect(summariseBounded(tally, ALL_TIME, COUNTED, bound)).toEqual({ summaries: summarise(tally, ALL_TIME, COUNTED), summarised: 0, summarisedEvents: 0, summarisedRanges: 0 });
+  });
+
+  it('an IPv4 flood: the attacker, the nearest to the threshold and every login are kept; the rest only counted', () => {
+    const tally = new Tally();
+    for (let i = 0; i < 5000; i++) tally.add({ kind: 'reject', address: `10.${(i >> 8) & 255}.${i & 255}.1`, time: T0 });
+    for (let i = 0; i < 10; i++) tally.add({ kind: 'saslFailure', address: '203.0.113.9', time: T0 + i });
+    for (let i = 0; i < 9; i++) tally.add({ kind: 'saslFailure', address: '203.0.113.10', time: T0 + i });
+    tally.add({ kind: 'saslSuccess', address: '192.0.2.44', time: T0, user: 'alice' });
+    const b = summariseBounded(tally, ALL_TIME, COUNTED, bound);
+    expect(b.summaries).toHaveLength(1000);
+    expect(b.summaries.slice(0, 2).map((s) => [s.address, s.total])).toEqual([['203.0.113.9', 10], ['203.0.113.10', 9]]);
+    expect(b.summaries.some((s) => s.address === '192.0.2.44')).toBe(true);
+    expect(b.summarised).toBe(5003 - 1000);
+    expect(b.summarisedEvents).toBe(5003 - 1000);
+    expect(b.summarisedRanges).toBe(0);
+    expect(decideBlocks(b.summaries, policy).blocks.map((x) => x.cidr)).toEqual(['203.0.113.9/32']);
+  });
+
+  it('an IPv6 flood of addresses in one /64 adds up to that /64; of many /64s, to their /48; the real attacker stays itself', () => {
+    for (const [address, expected] of [
+      [(i: number) => `2001:db8:68:1::${(i + 1).toString(16)}`, ['2001:db8:68:1::/64', '2001:db8:77:1::/64']],
+      [(i: number) => `2001:db8:68:${i.toString(16)}::1`, ['2001:db8:68::/48', '2001:db8:77:1::/64']],
+    ] as const) {
+      const tally = new Tally();
+      for (let i = 0; i < 5000; i++) tally.add({ kind: 'reject', address: address(i), time: T0 + i });
+      for (let i = 0; i < 5; i++) tally.add({ kind: 'saslFailure', address: '2001:db8:77:1::9', time: T0 + i });
+      const b = summariseBounded(tally, ALL_TIME, COUNTED, bound);
+      expect(b.summaries.filter((s) => s.summarised === undefined).length).toBeLessThanOrEqual(1000);
+      expect(b.summarisedRanges).toBeLessThanOrEqual(2);
+      expect(b.summarised).toBeGreaterThan(3000);
+      const ranges = b.summaries.filter((s) => s.summarised !== undefined);
+      expect(ranges.reduce((n, s) => n + s.summarised!.addresses, 0)).toBe(b.summarised);
+      expect(ranges.reduce((n, s) => n + s.total, 0)).toBe(b.summarisedEvents);
+      expect(b.summaries.find((s) => s.address === '2001:db8:77:1::9')?.total).toBe(5);
+      expect(decideBlocks(b.summaries, policy).blocks.map((x) => x.cidr)).toEqual(expected);
+      // the same decision as without the bound
+      expect(decideBlocks(summarise(tally, ALL_TIME, COUNTED), policy).blocks.map((x) => x.cidr)).toEqual(expected);
+    }
+  });
+
+  it('a tally read from a horizon on answers for its window and refuses to be written back', () => {
+    const tally = tallyOf([['reject', '192.0.2.1', T0 - 3 * BUCKET_MS], ['reject', '192.0.2.1', T0], ['reject', '192.0.2.2', T0 - 3 * BUCKET_MS]]);
+    const recent = Tally.deserialize(tally.serialize(), T0 - BUCKET_MS);
+    const window = { from: T0 - BUCKET_MS, to: T0 + BUCKET_MS };
+    expect(summarise(recent, window, COUNTED)).toEqual(summarise(tally, window, COUNTED));
+    expect(() => recent.serialize()).toThrow(/cannot be written back/);
   });
 });

@@ -7,7 +7,7 @@ import type { Settings } from '../settings.js';
 import { findLogSources } from '../sources.js';
 import type { Warn } from '../sources.js';
 import { findNeverBlock } from '../system.js';
-import { summarise, type AddressSummary } from '../tally.js';
+import { summariseBounded, type AddressSummary } from '../tally.js';
 
 export interface Io {
   stdin: Readable;
@@ -23,6 +23,8 @@ export interface Scanned {
   decision: Decision;
   /** Loopback, this host, mynetworks, ALLOW: never blocked, not even by the fleet's decisions. */
   neverBlock: NamedRange[];
+  /** Addresses past --max-tracked (not listed one by one), their counted events, the IPv6 ranges they were added up into. */
+  summarised: { addresses: number; events: number; ranges: number };
 }
 
 /** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
@@ -43,7 +45,15 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     saveState,
     window,
   });
-  const summaries = summarise(collected.tally, window, settings.kinds);
+  const bounded = summariseBounded(collected.tally, window, settings.kinds, {
+    maxTracked: settings.maxTracked,
+    threshold: settings.threshold,
+    threshold6: settings.threshold6,
+    ipv6Prefix: settings.ipv6Prefix,
+    ipv6Subnet: settings.ipv6Subnet,
+  });
+  const summaries = bounded.summaries;
+  const summarised = { addresses: bounded.summarised, events: bounded.summarisedEvents, ranges: bounded.summarisedRanges };
   const neverBlock = await neverBlocking;
   const decision = decideBlocks(summaries, {
     threshold: settings.threshold,
@@ -57,7 +67,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     neverBlock,
     maxBlocks: settings.maxBlocks,
   });
-  return { collected, summaries, decision, neverBlock };
+  return { collected, summaries, decision, neverBlock, summarised };
 }
 
 /**

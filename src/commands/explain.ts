@@ -10,6 +10,9 @@ import { usageError } from '../errors.js';
 import { applyOverrides, describeUntil, type Override } from '../overrides.js';
 import { readOverrides } from '../overrides-store.js';
 import { describeSpared } from '../plan-report.js';
+import { lengthText, ordinal } from '../bans.js';
+import { localTime } from '../report.js';
+import { readBans } from '../bans-store.js';
 import { LineParser } from '../parse.js';
 import { findSection, sectionLines } from '../render.js';
 import type { Settings } from '../settings.js';
@@ -91,7 +94,19 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
   else verdict = `not blocked: ${family === 4 ? `${counts.total} counted events, under THRESHOLD=${settings.threshold}` : `the prefix ${scope} has ${'prefixTotal' in counts ? counts.prefixTotal : 0} counted events, under THRESHOLD6=${settings.threshold6}`}`;
 
   const firewall = await inFirewallFiles(settings, ip);
-  const result = { address, scope, window: { from: Number.isFinite(from) ? new Date(from).toISOString() : null, to: options.now.toISOString() }, events: matched, lines, counts, eventsByKind: mine?.events ?? null, verdict, block: block ?? null, inFirewallFiles: firewall, override: override ?? null };
+  // its ban history: every range holding it that was banned (running, or remembered for the recidive window)
+  const bans = (await readBans(settings.stateDir, io.warn)).filter((r) => inRange(ip, parseRange(r.cidr)));
+  const history = bans.map((r) => ({
+    cidr: r.cidr,
+    reason: r.reason,
+    times: r.times,
+    banFor: lengthText(r.banMs),
+    firstBlocked: new Date(r.firstBlocked).toISOString(),
+    lastEvent: new Date(r.lastEvent).toISOString(),
+    until: r.until === null ? null : new Date(r.until).toISOString(),
+    running: r.until === null || r.until > options.now.getTime(),
+  }));
+  const result = { address, scope, bans: history, window: { from: Number.isFinite(from) ? new Date(from).toISOString() : null, to: options.now.toISOString() }, events: matched, lines, counts, eventsByKind: mine?.events ?? null, verdict, block: block ?? null, inFirewallFiles: firewall, override: override ?? null };
   if (options.json) {
     io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return;
@@ -100,6 +115,10 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
   out.push(family === 4 ? `Counts in the window: ${counts.total} of THRESHOLD=${settings.threshold}; offenders in its /24: ${'offendersIn24' in counts ? counts.offendersIn24 : 0} of SUBNET_HOSTS=${settings.subnetHosts}` : `Counts in the window: this address ${counts.total}; its prefix ${scope}: ${'prefixTotal' in counts ? counts.prefixTotal : 0} of THRESHOLD6=${settings.threshold6}`);
   if (mine !== undefined) out.push(`Events by kind: ${Object.entries(mine.events).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
   out.push(`In the generated ufw section now: ${firewall.length > 0 ? firewall.join(', ') : 'no'}`);
+  for (const b of history) {
+    const end = b.until === null ? 'for good' : `${b.running ? 'until' : 'ended'} ${localTime(Date.parse(b.until))}`;
+    out.push(`Ban history: ${b.cidr} (${b.reason}), ${ordinal(b.times)} time, ${b.banFor}, ${end}; first blocked ${localTime(Date.parse(b.firstBlocked))}, last event ${localTime(Date.parse(b.lastEvent))}`);
+  }
   out.push('', matched === 0 ? `No events of ${family === 6 ? scope : address} in the window.` : `Events in the window (${matched}${matched > lines.length ? `, the first ${lines.length} shown` : ''}):`);
   for (const l of lines) out.push(`  ${l.file}:${l.line}: ${l.text}`);
   if (sources.length === 0) out.push('  (no log files read: the journal is not searched line by line; smtpguard scan counts it)');

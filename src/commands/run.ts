@@ -11,17 +11,20 @@ import { writeTarget } from '../files.js';
 import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../state.js';
 import type { AddressSummary } from '../tally.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../plan.js';
-import { planJson, renderPlanText, summaryLine } from '../plan-report.js';
+import { planJson, renderPlanText, summaryLine, trackedClause } from '../plan-report.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../sources.js';
 import { findDefaultMapType } from '../system.js';
-import { scanAndDecide, type Io } from './common.js';
+import { scanAndDecide, type Io, type Scanned } from './common.js';
 import type { Runner } from '../apply.js';
 import { writeLastRun } from '../last-run.js';
-import { applyOverrides, type Override } from '../overrides.js';
+import type { Override } from '../overrides.js';
+import { writeBans } from '../bans-store.js';
+import { finishDecision } from './finish-decision.js';
 import { readOverrides } from '../overrides-store.js';
 import type { Decision, NamedRange } from '../policy.js';
 import { FleetSync } from '../crowdsec/sync.js';
+import { unblockedRanges } from '../fleet.js';
 
 export interface RunOptions {
   now: Date;
@@ -34,14 +37,14 @@ export interface RunOptions {
 
 export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
   await withRunLock(settings, options.dryRun, async (watchdog) => {
-    const { plan, fleet } = await runLocked(settings, { ...options, share: true }, io, () => readOverrides(settings.stateDir), watchdog);
+    const { plan, summarised, fleet } = await runLocked(settings, { ...options, share: true }, io, () => readOverrides(settings.stateDir), watchdog);
     if (options.dryRun) {
       io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : await renderPlanText(plan));
     } else if (plan.changes.length > 0) {
-      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${summaryLine(plan)}\n`);
-    } else if (options.verbose || plan.summary.leftOut > 0) {
-      // offenders left unblocked are news every time, until the admin raises the cap
-      io.stdout.write(`${summaryLine(plan)}, nothing changed\n`);
+      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${summaryLine(plan)}${trackedClause(summarised)}\n`);
+    } else if (options.verbose || plan.summary.leftOut > 0 || summarised.addresses > 0) {
+      // offenders left unblocked, or a flood past --max-tracked, are news every time while they last
+      io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}, nothing changed\n`);
     }
     fleet?.finish(); // after the cron line: one warning for LAPI faults, or the credential error (exit 3)
   });
@@ -53,6 +56,8 @@ export interface RunResult {
   /** The policy's decision, with the fleet's blocks, before the overrides. */
   raw: Decision;
   neverBlock: NamedRange[];
+  /** Addresses past --max-tracked, added up rather than listed. */
+  summarised: Scanned['summarised'];
   /** Sharing through CrowdSec, when it is set up: finish() reports its faults. */
   fleet: FleetSync | null;
 }
@@ -73,25 +78,31 @@ export async function runLocked(
 ): Promise<RunResult> {
   const { pending, roles } = await PendingReloads.read(settings.stateDir);
   const fleet = await FleetSync.open(settings, { now: options.now, network: options.share === true && !options.dryRun, warn: io.warn });
-  const { decision: policy, summaries, neverBlock } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
-  // the fleet's blocks join the policy's (this host's never-block ranges first), so unblock and block apply to them too
-  const raw = fleet === null ? policy : await fleet.pull(policy, neverBlock);
+  const { decision: policy, summaries, neverBlock, summarised } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
+  await fleet?.pull();
+  // what the verbs see: the policy's blocks and the fleet's (this host's never-block ranges first)
+  const raw = fleet === null ? policy : fleet.merge(policy, neverBlock);
   const overrides = await overridesFor(raw, summaries, neverBlock);
-  const totals = new Map(summaries.map((s) => [s.address, s.total]));
-  const decision = applyOverrides(raw, overrides, { now: options.now, neverBlock, totals });
+  // ban memory keeps this host's blocks only: a fleet block lasts as long as its decision
+  const finished = await finishDecision(settings, policy, summaries, neverBlock, overrides, options.now, io);
+  const { bans } = finished;
+  const decision = fleet === null ? finished.decision : fleet.merge(finished.decision, [...neverBlock, ...unblockedRanges(overrides, options.now)]);
   const plan = await makePlan(settings, decision, roles);
-  const result = { plan, summaries, raw, neverBlock, fleet };
+  const result = { plan, summaries, raw, neverBlock, summarised, fleet };
   if (options.dryRun) return result;
   if (plan.changes.length > 0) {
     const { applyPlan } = await import('../apply.js'); // execa loads only when something changes
     const apply = () => applyPlan(plan, execCommand, pending);
-    await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
+    const warnings = await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
+    for (const warning of warnings) io.warn(warning);
   }
+  await writeBans(settings.stateDir, bans);
   await keepBlockRecords(settings, plan, summaries, options.now, overrides, io);
   await fleet?.push(plan.decision, summaries);
   await writeLastRun(settings.stateDir, { time: new Date().toISOString(), summary: summaryLine(plan), changed: plan.changes.length > 0 });
-  if (plan.changes.length > 0 || plan.summary.leftOut > 0) {
-    await execCommand(['logger', '-t', 'smtpguard', `${summaryLine(plan)}${plan.changes.length > 0 ? '' : ', nothing changed'}`]).catch(() => undefined);
+  if (plan.changes.length > 0 || plan.summary.leftOut > 0 || summarised.addresses > 0) {
+    const line = `${summaryLine(plan)}${trackedClause(summarised)}${plan.changes.length > 0 ? '' : ', nothing changed'}`;
+    await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
   }
   return result;
 }
@@ -114,6 +125,7 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     rejectText: settings.rejectText,
     postfixConfigDir: settings.postfixConfigDir,
     reload: settings.reload,
+    cutSessions: settings.cutSessions,
   }, owed);
   for (const change of plan.changes) {
     const target = await writeTarget(change.path);
@@ -149,6 +161,7 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
       firstSeen: new Date(firstSeen).toISOString(),
       lastSeen: new Date(lastSeen).toISOString(),
       since: previous.get(b.cidr)?.since ?? now.toISOString(),
+      ...(b.times === undefined ? {} : { until: b.until ?? null, times: b.times }),
       ...(b.fleet === undefined ? {} : { fleet: b.fleet }),
     };
   });

@@ -1,7 +1,9 @@
 /** `smtpguard scan`: read the logs, count per client, print a table or JSON. Touches nothing. */
 import { buildScanJson, renderScanTable, type ScanResult } from '../report.js';
 import type { Settings } from '../settings.js';
+import { readOverrides } from '../overrides-store.js';
 import { scanAndDecide, type Io } from './common.js';
+import { finishDecision } from './finish-decision.js';
 
 export interface ScanOptions {
   now: Date;
@@ -12,7 +14,11 @@ export interface ScanOptions {
 }
 
 export async function scanCommand(settings: Settings, options: ScanOptions, io: Io): Promise<void> {
-  const { collected, summaries, decision } = await scanAndDecide(settings, options.now, options.defaultLogs, io);
+  const scanned = await scanAndDecide(settings, options.now, options.defaultLogs, io);
+  const { collected, summaries } = scanned;
+  // what run would do: with the manual blocks and unblocks, and the bans still running
+  const overrides = await readOverrides(settings.stateDir).catch(() => []);
+  const { decision } = await finishDecision(settings, scanned.decision, summaries, scanned.neverBlock, overrides, options.now, { ...io, warn: () => undefined });
   const result: ScanResult = {
     now: options.now,
     windowMs: settings.window,

@@ -102,7 +102,8 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
   try {
     // the chart needs the last 24 hours (25: its first hour starts before now - 24h) whatever --window is
     const wide = { ...settings, window: Math.max(settings.window, 25 * 3_600_000) };
-    const { collected, decision } = await scanAndDecide(wide, options.now, options.defaultLogs, io, false);
+    const { collected, decision, summarised } = await scanAndDecide(wide, options.now, options.defaultLogs, io, false);
+    if (summarised.addresses > 0) notes.push(`${summarised.addresses} addresses past --max-tracked ${settings.maxTracked} were not counted one by one (the fewest events; IPv6 added up into ${summarised.ranges} ranges): a flood of addresses`);
     const to = options.now.getTime();
     const summaries = summarise(collected.tally, settings.window === Infinity ? ALL_TIME : { from: to - settings.window, to }, settings.kinds);
     const excluded = new Set([...decision.blocks.flatMap((b) => b.addresses), ...decision.ignored.map((i) => i.address)]);

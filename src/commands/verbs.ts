@@ -17,6 +17,7 @@ import { planJson, renderPlanText, summaryLine } from '../plan-report.js';
 import { renderConfigHeader, type Settings } from '../settings.js';
 import type { Io } from './common.js';
 import { withRunLock } from './locked.js';
+import { readBans, writeBans } from '../bans-store.js';
 import { runLocked, type RunResult } from './run.js';
 
 export interface VerbOptions {
@@ -58,18 +59,23 @@ async function report(io: Io, options: VerbOptions, what: string, result: RunRes
   }
 }
 
-export async function unblockCommand(settings: Settings, options: VerbOptions & { for: string | null }, io: Io): Promise<void> {
+export async function unblockCommand(settings: Settings, options: VerbOptions & { for: string | null; forget?: boolean }, io: Io): Promise<void> {
   const cidr = targetCidr(options.target);
   const range = parseRange(cidr);
   const wanted = untilOf(options.for, options.now);
   await withRunLock(settings, options.dryRun, async () => {
     const before = await readOverrides(settings.stateDir);
+    const bans = await readBans(settings.stateDir, io.warn);
+    const now = options.now.getTime();
+    // blocks kept by a running ban (their events may have left the window) count as blocked
+    const banned = bans.filter((r) => (r.until === null || r.until > now) && rangesOverlap(parseRange(r.cidr), range));
     let entry: Override | null = null;
     let droppedManual: Override[] = [];
     const result = await runLocked(settings, options, io, async (raw, summaries) => {
       const blocked = raw.blocks.filter((b) => rangesOverlap(parseRange(b.cidr), range));
       droppedManual = before.filter((o) => o.kind === 'block' && rangesOverlap(parseRange(o.cidr), range));
-      if (blocked.length === 0 && droppedManual.length === 0 && !wanted.given) return before; // nothing to unblock
+      if (options.forget === true && !options.dryRun) await writeBans(settings.stateDir, bans.filter((r) => !rangesOverlap(parseRange(r.cidr), range)));
+      if (blocked.length === 0 && banned.length === 0 && droppedManual.length === 0 && !wanted.given) return before; // nothing to unblock
       let until = wanted.until;
       if (!wanted.given) {
         // until the events that caused the block have left the window
@@ -77,7 +83,8 @@ export async function unblockCommand(settings: Settings, options: VerbOptions & 
         const causes = new Set(inside.length > 0 ? inside : blocked.flatMap((b) => b.addresses));
         const seen = summaries.filter((s) => causes.has(s.address)).map((s) => s.lastSeen);
         const last = seen.length > 0 ? seen.reduce((m, t) => Math.max(m, t), -Infinity) : options.now.getTime();
-        until = settings.window === Infinity ? null : new Date(last + settings.window).toISOString();
+        const banEnd = banned.reduce<number | null>((end, r) => (end === null || r.until === null ? null : Math.max(end, r.until)), 0);
+        until = settings.window === Infinity || banEnd === null ? null : new Date(Math.max(last + settings.window, banEnd)).toISOString();
       }
       entry = { cidr, kind: 'unblock', until, comment: null, created: options.now.toISOString() };
       const next = [...before.filter((o) => !droppedManual.includes(o) && !(o.kind === 'unblock' && o.cidr === cidr)), entry];

@@ -1,6 +1,6 @@
 /**
  * Sharing blocks through CrowdSec's Local API, for one run (edge): pull the fleet's
- * decisions before the plan, push this run's new blocks after it. Local blocking never
+ * decisions and merge them before the plan, push this run's new blocks after it. Local blocking never
  * waits on LAPI: all requests share one 5 s budget; a fault is one warning line per run
  * (finish()); unsent alerts wait in the state directory; the last pulled set stays in use
  * until a pull succeeds. Credentials LAPI refuses (or a secret file others can read) end
@@ -13,7 +13,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SmtpguardError } from '../errors.js';
 import { writeAtomically } from '../files.js';
-import { mergeFleetBlocks } from '../fleet.js';
+import { mergeFleetBlocks, type FleetDecision } from '../fleet.js';
 import type { Decision, NamedRange } from '../policy.js';
 import type { Settings } from '../settings.js';
 import type { Warn } from '../sources.js';
@@ -123,13 +123,16 @@ export class FleetSync {
     return path.join(this.settings.stateDir, name);
   }
 
+  /** The fleet's decisions still running, as last pulled (pull() first), and this host's own bans. */
+  private live: FleetDecision[] = [];
+  private own: Set<string> = new Set();
+
   /**
-   * The decision with the fleet's blocks added: pulls the stream first (with a bouncer key
-   * and network), then merges what is kept. This host's never-block ranges win; its own
-   * pushed bans are not taken back.
+   * Reads the decision stream (with a bouncer key and network) and keeps it; without an
+   * answer, the decisions last pulled stay in use.
    */
-  async pull(decision: Decision, neverBlock: readonly NamedRange[]): Promise<Decision> {
-    if (this.settings.crowdsecBouncerKeyFile === null) return decision;
+  async pull(): Promise<void> {
+    if (this.settings.crowdsecBouncerKeyFile === null) return;
     let state = await this.readJson(STREAM_FILE, parseStreamState);
     if (this.bouncerKey !== null) {
       const startup = needsStartup(state, this.url, this.filter, this.now);
@@ -146,8 +149,16 @@ export class FleetSync {
       }
     }
     const queue = (await this.readJson(QUEUE_FILE, parseQueue)) ?? emptyQueue();
-    const live = liveDecisions(state, this.now).filter((d) => selects(this.filter, d.scenario, d.origin));
-    const merged = mergeFleetBlocks(decision, live, { neverBlock, ownBans: ownBans(queue, this.now), now: this.now, maxBlocks: this.settings.maxBlocks });
+    this.live = liveDecisions(state, this.now).filter((d) => selects(this.filter, d.scenario, d.origin));
+    this.own = ownBans(queue, this.now);
+  }
+
+  /**
+   * The decision with the fleet's blocks added (pure, from what pull() kept): this host's
+   * never-block ranges win, its own pushed bans are not taken back.
+   */
+  merge(decision: Decision, neverBlock: readonly NamedRange[]): Decision {
+    const merged = mergeFleetBlocks(decision, this.live, { neverBlock, ownBans: this.own, now: this.now, maxBlocks: this.settings.maxBlocks });
     this.report.fleetBlocks = merged.blocks.length - decision.blocks.length;
     return merged;
   }

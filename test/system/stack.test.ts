@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, CLIENTS, missingRequirements, Stack, waitFor, type Run } from './stack.js';
+import { BIN, CLIENTS, missingRequirements, MX4, Stack, waitFor, type Run } from './stack.js';
 
 const missing = missingRequirements();
 if (missing.length > 0) {
@@ -37,6 +37,45 @@ const banner = (from: string) => {
   const r = stack.swaks(from, ['--port', '25', '--quit-after', 'CONNECT', '--timeout', '3']);
   return /220 mx\.example\.test/.test(r.stdout) ? 'banner' : /timed? ?out|Timeout/i.test(r.stdout + r.stderr) ? 'timeout' : `unclear: ${r.stdout}${r.stderr}`;
 };
+/**
+ * An SMTP session on 587 held open from `from` (in CLIENT): it reads the banner, then, when
+ * told, says EHLO and reports what came back: `alive` (a 250), or `cut` (reset or closed).
+ */
+function openSession(from: string) {
+  const script = `
+import socket, sys
+c = socket.create_connection((sys.argv[1], 587), timeout=10, source_address=(sys.argv[2], 0))
+print("banner" if c.recv(512).startswith(b"220") else "no banner", flush=True)
+sys.stdin.readline()
+try:
+    c.sendall(b"EHLO client.example.test\\r\\n")
+    c.settimeout(5)
+    data = c.recv(512)
+    print("alive" if data.startswith(b"250") else "cut", flush=True)
+except socket.timeout:
+    print("timeout", flush=True)
+except OSError:
+    print("cut", flush=True)
+`;
+  const child = spawn('ip', ['netns', 'exec', stack.client, 'python3', '-c', script, MX4, from], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    /** Resolves with the first line: `banner` once the server greeted it. */
+    banner: async () => {
+      for (let waited = 0; !out.includes('\n') && waited < 15_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      return out.split('\n')[0];
+    },
+    /** Says EHLO now; resolves with alive, cut or timeout. */
+    probe: async () => {
+      child.stdin.end('go\n');
+      await exited;
+      return out.split('\n')[1];
+    },
+  };
+}
+
 const counters = () => stack.nsRun(stack.mx, ['iptables', '-L', 'ufw-smtpguard-log', '-v', '-x', '-n']).stdout;
 
 describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, postmap, ufw', () => {
@@ -155,7 +194,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
     writeFileSync(path.join(process.env.SMTPGUARD_STATUS_SCREEN ?? path.join(stack.dir, 'status.txt')), r.stdout);
     expect(r.stdout).toContain('Blocked now: 4');
     // the connections that timed out above went through the /24's rule, for real
-    expect(r.stdout).toMatch(/^ {2}198\.51\.100\.0\/24 +subnet +18 +\S+ \S+ +\S+ \S+ +\S+ \S+ +[1-9]\d* +/m);
+    expect(r.stdout).toMatch(/^ {2}198\.51\.100\.0\/24 +subnet +18 +\S+ \S+ +\S+ \S+ +\S+ \S+ +\S+ \S+ +1 +[1-9]\d* +/m);
     expect(r.stdout).toMatch(/^ {2}2001:db8:1:2::\/64 +prefix +3 +.* [1-9]\d* +\S+$/m);
     expect(r.stdout).toMatch(/^Close to the threshold \(not blocked\):\n {2}192\.0\.2\.30 +2 of 3$/m);
     expect(r.stdout).not.toMatch(/cannot read the ip(6)?tables counters/);
@@ -274,5 +313,51 @@ ls -a ${full}
     expect(r.stdout).toMatch(/^rc=7$/m);
     expect(readFileSync(path.join(stack.dir, 'full.after'), 'utf8')).toBe(readFileSync(path.join(stack.dir, 'full.before'), 'utf8'));
     expect(r.stdout).not.toMatch(/smtpguard-\d+/); // no temp file left behind
+  });
+
+  it("a client blocked in the middle of an open session is cut off at once; an innocent's open session stays", async () => {
+    const blocked = openSession(CLIENTS.usernameTrap);
+    const innocent = openSession(CLIENTS.innocent);
+    expect(await blocked.banner()).toBe('banner');
+    expect(await innocent.banner()).toBe('banner');
+    expect(stack.nsRun(stack.mx, ['ss', '-tn', 'state', 'established', `dst ${CLIENTS.usernameTrap}`]).stdout).toContain(`${CLIENTS.usernameTrap}:`);
+    authFail(CLIENTS.usernameTrap, 'LOGIN'); // its third failure, in a new session: over the threshold
+    stack.waitForLog(new RegExp(`unknown\\[${CLIENTS.usernameTrap.replace(/\./g, '\\.')}\\]: SASL LOGIN authentication failed`), 3);
+    const r = smtpguard('run');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(new RegExp(`^blocks: \\d+ \\(\\+1 -0\\) \\+${CLIENTS.usernameTrap.replace(/\./g, '\\.')}/32`));
+    // the session it had open before the block is gone, with no waiting for the client
+    expect(stack.nsRun(stack.mx, ['ss', '-tn', 'state', 'established', `dst ${CLIENTS.usernameTrap}`]).stdout).not.toContain(`${CLIENTS.usernameTrap}:`);
+    expect(await blocked.probe()).toBe('cut');
+    expect(await innocent.probe()).toBe('alive');
+  });
+
+  it('ban memory on the real firewall: still blocked after the window moved past its events, removed when the ban ends, back twice as long', () => {
+    // the block of the previous test began now, with the default ban time (24h)
+    const trap = `${CLIENTS.usernameTrap}/32`;
+    const later = (hours: number) => new Date(Date.now() + hours * 3_600_000).toISOString();
+    const inFirewall = () => stack.iptables().includes(`-A ufw-smtpguard -s ${trap} -j ufw-smtpguard-log`);
+    const extra = path.join(stack.dir, 'later.log');
+    writeFileSync(extra, '');
+    const at = (hours: number, window = '1h') => smtpguard('run', ['--log', extra, '--window', window, '--now', later(hours)]);
+    expect(inFirewall()).toBe(true);
+    // 23 hours on, a 1 h window holds none of its events: the ban keeps it
+    const held = at(23);
+    expect(held.stderr).toBe('');
+    expect(held.stdout).not.toContain(trap);
+    expect(inFirewall()).toBe(true);
+    // past 24 hours: the ban is over, the run removes it from ufw
+    const ended = at(25);
+    expect(ended.stdout).toContain(`-${trap}`);
+    expect(inFirewall()).toBe(false);
+    // it comes back at +26 h: the 2nd time, for twice as long
+    const line = `${later(26)} mx postfix/submission/smtpd[4242]: warning: unknown[${CLIENTS.usernameTrap}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=testuser\n`;
+    writeFileSync(extra, line.repeat(3));
+    const again = at(26.1);
+    expect(again.stderr).toBe('');
+    expect(again.stdout).toContain(`+${trap} (2nd time, 2d)`);
+    expect(inFirewall()).toBe(true);
+    const status = JSON.parse(smtpguard('status', ['--json', '--now', later(26.2)]).stdout) as { blocks: Array<{ cidr: string; record: { times?: number; until?: string } | null }> };
+    expect(status.blocks.find((b) => b.cidr === trap)?.record).toMatchObject({ times: 2 });
   });
 });
