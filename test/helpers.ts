@@ -1,3 +1,5 @@
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { EVENT_KINDS, type EventKind } from '../src/kinds.js';
 import { LineParser, type MailEvent } from '../src/parse.js';
 import { LogScanner } from '../src/scan.js';
@@ -31,3 +33,17 @@ export const describeEvent = (e: MailEvent | null): string =>
     : `${e.kind} ${e.address} ${new Date(e.time).toISOString()}${e.count === undefined ? '' : ` count=${e.count}`}${e.user === undefined ? '' : ` user=${e.user}`}${e.unnamed === true ? ' unnamed' : ''}`;
 
 export type { EventKind };
+
+/** The built CLI and the test fixtures. */
+export const BIN = fileURLToPath(new URL('../bin/smtpguard.js', import.meta.url));
+export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
+
+/** The built CLI the way cron runs it: no terminal, a bare environment (PATH, TZ=UTC), no stdin. */
+export function runBin(args: readonly string[], options: SpawnSyncOptions = {}): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, TZ: 'UTC' }, input: '', timeout: 120_000, ...options });
+  return { code: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/** `n` SASL LOGIN failures of `address` as `user`, in Debian 12's RFC 3339 form. */
+export const saslLines = (address: string, n: number, user = 'admin'): string =>
+  `2026-11-22T11:37:32.000000+00:00 mx postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=${user}\n`.repeat(n);

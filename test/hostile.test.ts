@@ -7,25 +7,19 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BIN, FIXTURES, runBin, saslLines } from './helpers.js';
 import { acquireLock } from '../src/lock.js';
 import { checkTrustedPaths } from '../src/trust.js';
 
-const BIN = fileURLToPath(new URL('../bin/smtpguard.js', import.meta.url));
-const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const STAMP = '2026-11-22T11:37:32.000000+00:00 mx';
 
 let dir: string;
 let flags: string[];
 
-function smtpguard(args: string[], input = '') {
-  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, TZ: 'UTC' }, input, timeout: 120_000 });
-  return { code: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
-}
+const smtpguard = (args: string[], input = '') => runBin(args, { input });
 
-const sasl = (address: string, n: number, user = 'admin') =>
-  `${STAMP} postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=${user}\n`.repeat(n);
+const sasl = saslLines;
 const login = (address: string, user: string) => `${STAMP} postfix/submission/smtpd[2]: 4ABC123: client=phone[${address}], sasl_method=PLAIN, sasl_username=${user}\n`;
 const unknownUser = (client: string, i: number) =>
   `${STAMP} postfix/smtpd[3]: NOQUEUE: reject: RCPT from ${client}: 550 5.1.1 <nobody${i}@example.org>: Recipient address rejected: User unknown in local recipient table; from=<a@provider.example> to=<nobody${i}@example.org> proto=ESMTP helo=<x>\n`;

@@ -1,25 +1,19 @@
 /** `smtpguard install` and `smtpguard run`, the built binary, on files in a temp directory. */
-import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BIN, FIXTURES, runBin, saslLines } from './helpers.js';
 import { DEFINITIONS } from '../src/settings.js';
 
-const BIN = fileURLToPath(new URL('../bin/smtpguard.js', import.meta.url));
-const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
 let dir: string;
 let flags: string[];
 
-function smtpguard(args: string[], options: SpawnSyncOptions = {}) {
-  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, TZ: 'UTC' }, input: '', ...options });
-  return { code: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
-}
+const smtpguard = runBin;
 
-const sasl = (address: string, n: number) =>
-  `2026-11-22T11:37:32.000000+00:00 mx postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=admin\n`.repeat(n);
+const sasl = (address: string, n: number) => saslLines(address, n);
 const login = (address: string) =>
   `2026-11-22T11:40:00.000000+00:00 mx postfix/submission/smtpd[2]: 4ABC123: client=phone[${address}], sasl_method=PLAIN, sasl_username=admin\n`;
 

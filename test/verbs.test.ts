@@ -1,22 +1,16 @@
 /** The everyday commands, the built binary, on files in a temp directory: bare smtpguard, unblock, block, allow, explain. */
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FIXTURES, runBin, saslLines } from './helpers.js';
 
-const BIN = fileURLToPath(new URL('../bin/smtpguard.js', import.meta.url));
-const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 let dir: string;
 let flags: string[];
 
-function smtpguard(args: string[], options: SpawnSyncOptions = {}) {
-  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, TZ: 'UTC' }, input: '', ...options });
-  return { code: result.status, stdout: String(result.stdout), stderr: String(result.stderr) };
-}
-const sasl = (address: string, n: number) =>
-  `2026-11-22T11:37:32.000000+00:00 mx postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=admin\n`.repeat(n);
+const smtpguard = runBin;
+const sasl = (address: string, n: number) => saslLines(address, n);
 const rules = () => readFileSync(path.join(dir, 'before.rules'), 'utf8');
 const NOW = ['--now', '2026-11-22T12:00:00Z'];
 
