@@ -13,8 +13,8 @@ import { describeSpared } from '../plan-report.js';
 import { lengthText, ordinal } from '../bans.js';
 import { localTime } from '../report.js';
 import { readBans } from '../bans-store.js';
+import { readSectionBlocks } from '../section-blocks.js';
 import { LineParser } from '../parse.js';
-import { findSection, sectionLines } from '../render.js';
 import type { Settings } from '../settings.js';
 import { findLogSources } from '../sources.js';
 import { scanAndDecide, type Io } from './common.js';
@@ -127,18 +127,5 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
 
 /** The generated ufw lines whose range holds the address. */
 async function inFirewallFiles(settings: Settings, ip: ReturnType<typeof parseIp>): Promise<string[]> {
-  const found: string[] = [];
-  for (const file of [settings.ufwRules, settings.ufw6Rules]) {
-    const text = await readFile(file, 'latin1').catch(() => null);
-    if (text === null) continue;
-    try {
-      for (const line of sectionLines(text, findSection(text, file))) {
-        const m = /^-A \S+ -s (\S+) /.exec(line);
-        if (m !== null && inRange(ip, parseRange(m[1]!))) found.push(m[1]!);
-      }
-    } catch {
-      // no section: not installed
-    }
-  }
-  return found;
+  return (await readSectionBlocks(settings)).flatMap((s) => s.cidrs).filter((cidr) => inRange(ip, parseRange(cidr)));
 }

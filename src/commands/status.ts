@@ -12,8 +12,9 @@ import { PendingReloads } from '../state.js';
 import { findDefaultMapType } from '../system.js';
 import { inRange, parseIp, parseRange } from '../address.js';
 import { SmtpguardError } from '../errors.js';
-import { BEGIN_MARKER, findSection, sectionLines } from '../render.js';
+import { BEGIN_MARKER } from '../render.js';
 import type { Settings } from '../settings.js';
+import { readSectionBlocks } from '../section-blocks.js';
 import { readBlockRecords } from '../state.js';
 import { query } from '../system.js';
 import { renderStatus, type Enforcement, type Status, type StatusBlock } from '../status-report.js';
@@ -41,21 +42,9 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
     if (options.json) io.stdout.write(`${JSON.stringify({ now: options.now.toISOString(), installed: false, problem: message }, null, 2)}\n`);
     throw new SmtpguardError(message, { hint: 'run "smtpguard install" (or point --ufw-rules and --ufw6-rules at the right files)' });
   }
-  for (const [file, chain] of [
-    [settings.ufwRules, settings.ufwChain],
-    [settings.ufw6Rules, settings.ufw6Chain],
-  ] as const) {
-    try {
-      const text = await readFile(file, 'latin1');
-      for (const line of sectionLines(text, findSection(text, file))) {
-        const m = new RegExp(`^-A ${chain} -s (\\S+) -j `).exec(line);
-        if (m !== null) blocks.set(m[1]!, { cidr: m[1]!, family: m[1]!.includes(':') ? 6 : 4, packets: null, logged: null, record: null });
-      }
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const why = error instanceof SmtpguardError ? error.message : code === 'EACCES' || code === 'EPERM' ? 'permission denied (root only)' : code === 'ENOENT' ? 'no such file' : (error as Error).message;
-      notes.push(`cannot read the blocks in ${file}: ${why}`);
-    }
+  for (const section of await readSectionBlocks(settings)) {
+    if (section.problem !== null) notes.push(`cannot read the blocks in ${section.file}: ${section.problem}`);
+    for (const cidr of section.cidrs) blocks.set(cidr, { cidr, family: cidr.includes(':') ? 6 : 4, packets: null, logged: null, record: null });
   }
   const records = await readBlockRecords(settings.stateDir, io.warn);
   if (records === null) notes.push(`no record of why each block was made (${settings.stateDir}/blocks.json): smtpguard run writes it`);

@@ -2,8 +2,7 @@
  * Bare `smtpguard`: a short summary (what is blocked, when `run` last ran, the
  * commands) that changes nothing and exits 0, whatever it cannot read.
  */
-import { readFile } from 'node:fs/promises';
-import { findSection, sectionLines } from '../render.js';
+import { readSectionBlocks } from '../section-blocks.js';
 import { readLastRun } from '../last-run.js';
 import { localTime } from '../report.js';
 import type { Settings } from '../settings.js';
@@ -19,28 +18,10 @@ export interface SummaryOptions {
 export async function summaryCommand(settings: Settings, options: SummaryOptions, io: Io): Promise<void> {
   const lines = [`smtpguard ${options.version}: blocks SMTP attackers (SASL brute force, repeat offenders) in ufw and a Postfix client access map.`, ''];
   if (options.settingsProblem !== null) lines.push(`Settings: ${options.settingsProblem}; showing the defaults`, '');
-  const blocks: string[] = [];
-  const problems: string[] = [];
-  let installed = true;
-  for (const [file, chain] of [
-    [settings.ufwRules, settings.ufwChain],
-    [settings.ufw6Rules, settings.ufw6Chain],
-  ] as const) {
-    try {
-      const text = await readFile(file, 'latin1');
-      if (!text.split('\n').some((l) => l.startsWith('# BEGIN smtpguard'))) {
-        installed = false;
-        continue;
-      }
-      for (const line of sectionLines(text, findSection(text, file))) {
-        const m = new RegExp(`^-A ${chain} -s (\\S+) -j `).exec(line);
-        if (m !== null) blocks.push(m[1]!);
-      }
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      problems.push(`${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied (root only)' : (error as Error).message}`);
-    }
-  }
+  const sections = await readSectionBlocks(settings);
+  const installed = !sections.some((s) => s.installed === false);
+  const blocks = sections.flatMap((s) => s.cidrs);
+  const problems = sections.filter((s) => s.problem !== null).map((s) => `${s.file}: ${s.problem}`);
   if (!installed) lines.push('Not installed: the ufw rules files have no smtpguard section ("smtpguard install" sets this server up).');
   else if (problems.length === 2) lines.push('Blocked now: unknown');
   else if (blocks.length === 0) lines.push('Blocked now: nothing.');
