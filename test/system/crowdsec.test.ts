@@ -65,7 +65,8 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     // mx2: the real stack; a high threshold, so the test's own probes never block anyone here
     mx2 = { flags: [], rules: path.join(stack.ufwTree, 'etc/ufw/before.rules'), map: path.join(stack.dir, 'sender_access'), state: path.join(stack.dir, 'state') };
     const mx2Base = ['--log', stack.log, '--access-map', mx2.map, '--lock-file', path.join(stack.dir, 'mx2.lock'), '--state-dir', mx2.state, '--threshold', '50', '--postfix-config-dir', stack.etc, '--map-type', 'hash', '--config', path.join(stack.dir, 'mx2.conf')]; // install writes its settings there, not to /etc/smtpguard
-    const install = stack.smtpguard(['install', ...mx2Base, '--cron-file', path.join(stack.dir, 'cron')]);
+    // every file install writes stays in the test's directory (no man page or completion in /usr/local or /etc)
+    const install = stack.smtpguard(['install', ...mx2Base, '--cron-file', path.join(stack.dir, 'cron'), '--man-dir', path.join(stack.dir, 'man1'), '--completion-dir', path.join(stack.dir, 'completion')]);
     if (install.code !== 0) throw new Error(`install failed: ${install.stderr}`);
     lapi.addMachine('mx2', 'mx2-password-0123456789');
     mx2.flags = [
