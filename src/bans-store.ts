@@ -47,6 +47,7 @@ function isBanRecord(value: unknown): value is BanRecord {
     Number.isInteger(r.times) &&
     r.times >= 1 &&
     (r.banMs === null || (time(r.banMs) && (r.banMs as number) > 0)) &&
+    (r.released === undefined || typeof r.released === 'boolean') &&
     (r.addresses === undefined || (Array.isArray(r.addresses) && r.addresses.length <= 256 && r.addresses.every((a) => typeof a === 'string' && normaliseAddress(a) === a)))
   );
 }

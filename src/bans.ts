@@ -33,6 +33,8 @@ export interface BanRecord {
   banMs: number | null;
   /** The offending addresses the block named (at most MAX_BLOCK_ADDRESSES): the access map keeps them while the ban runs. */
   addresses?: string[];
+  /** Ended by `smtpguard unblock`: a return within the recidive window starts over at the first ban. */
+  released?: boolean;
 }
 
 export interface BanOptions {
@@ -77,8 +79,31 @@ export function applyBans(
   const started: BanChange[] = [];
   const blocks: Block[] = [];
 
-  // `smtpguard unblock` ends a running ban now; its history stays (unblock --forget drops it)
-  for (const r of records.values()) if (active(r) && isUnblocked(ranges.get(r.cidr)!)) r.until = now;
+  // A running ban that a never-block rule now covers goes, with its memory; one that `smtpguard
+  // unblock` touches ends now, its history kept but marked released (a return is no repeat
+  // offence). A range ban (/24, /64, /48) is split first: its recorded offenders that the rule
+  // does not cover stay banned one by one, as an unblock splits a decided block.
+  for (const r of [...records.values()]) {
+    if (!active(r)) continue;
+    const range = ranges.get(r.cidr)!;
+    const never = isNeverBlocked(range);
+    if (!never && !isUnblocked(range)) continue;
+    const hostBits = r.family === 4 ? 32 : 128;
+    if (range[1] < hostBits) {
+      for (const address of r.addresses ?? []) {
+        const cidr = `${address}/${hostBits}`;
+        const host = parseRange(cidr);
+        if (records.has(cidr) || isNeverBlocked(host) || isUnblocked(host)) continue;
+        records.set(cidr, { ...r, cidr, reason: 'host', addresses: [address] });
+        ranges.set(cidr, host);
+      }
+    }
+    if (never) records.delete(r.cidr);
+    else {
+      r.until = now;
+      r.released = true;
+    }
+  }
 
   for (const block of decision.blocks) {
     if (block.reason === 'manual') {
@@ -101,9 +126,10 @@ export function applyBans(
     let record: BanRecord;
     if (prev !== undefined && active(prev)) {
       record = { ...prev, cidr: block.cidr, family: block.family, reason: block.reason, lastEvent: Math.max(prev.lastEvent, lastEvent), addresses: block.addresses };
+      delete record.released;
       record.until = untilOf(record.lastEvent, record.banMs, prev.until, options);
     } else {
-      const again = prev !== undefined && prev.until !== null && now - prev.until <= options.recidiveWindow;
+      const again = prev !== undefined && prev.until !== null && prev.released !== true && now - prev.until <= options.recidiveWindow;
       const times = again ? prev.times + 1 : 1;
       const banMs = again ? grow(prev.banMs, options) : lengthOf(options.banTime, options);
       const firstBlocked = history.reduce((first, r) => Math.min(first, r.firstBlocked), now);

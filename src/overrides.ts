@@ -72,7 +72,8 @@ export function applyOverrides(decision: Decision, overrides: readonly Override[
       const total = context.totals.get(address) ?? (block.addresses.length === 1 ? block.total : 0);
       if (hit !== undefined) ignored.push({ address, total, reason: `unblocked ${describeUntil(hit.o)} (${hit.o.cidr})` });
       else if (!hits.some((u) => inside(range, u.range))) {
-        blocks.push({ cidr: `${address}/${block.family === 4 ? 32 : 128}`, family: block.family, addresses: [address], addressCount: 1, total, reason: 'host' });
+        // its own last event is not known here: the block's last event bounds it (a ban runs from there)
+        blocks.push({ cidr: `${address}/${block.family === 4 ? 32 : 128}`, family: block.family, addresses: [address], addressCount: 1, total, reason: 'host', ...(block.lastSeen === undefined ? {} : { lastSeen: block.lastSeen }) });
       }
     }
   }

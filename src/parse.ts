@@ -70,7 +70,7 @@ const NON_SMTP = sticky(String.raw`warning: non-SMTP command from ${CLIENT}: `);
 // the session summary (Postfix >= 3.0): `disconnect from NAME[ADDR] ehlo=1 auth=0/3 quit=1 commands=2/5`;
 // after the client field only Postfix's own "command=ok[/total]" counters follow
 const DISCONNECT = sticky(String.raw`disconnect from ${CLIENT}((?: [a-z]+=\d+(?:/\d+)?)*)$`);
-const AUTH_COUNTS = / auth=(\d+)\/(\d+)/;
+const AUTH_COUNTS = / auth=(\d{1,6})\/(\d{1,6})(?: |$)/; // Postfix's counters; a forged huge one gives nothing
 
 // postscreen: the client is [ADDR]:PORT, no name.
 const PS_REJECT = sticky(String.raw`NOQUEUE: reject: [A-Z][A-Z-]* from ${PS_CLIENT}: ([45])`);

@@ -183,15 +183,25 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
   };
   const blocks = decideIpv4(v4, options, overlapsNever, trusted24).concat(decideIpv6(v6, options, overlapsNever, trusted6));
 
+  const capped = capBlocks(blocks, options.maxBlocks);
+  return { blocks: capped.blocks, spared, ignored, overLimit: capped.overLimit };
+}
+
+/**
+ * At most `maxBlocks` blocks (0: no limit), those with the most events per address first (a
+ * concentrated attacker before a diffuse flood of ranges); the rest are over the limit. Both sorted
+ * by address. Used by the policy and again after the bans and overrides add theirs.
+ */
+export function capBlocks(all: readonly Block[], maxBlocks: number): { blocks: Block[]; overLimit: Block[] } {
+  const blocks = [...all];
   let overLimit: Block[] = [];
-  if (options.maxBlocks > 0 && blocks.length > options.maxBlocks) {
-    // the most events per address first: a concentrated attacker before a diffuse flood of ranges
+  if (maxBlocks > 0 && blocks.length > maxBlocks) {
     const density = (b: Block) => b.total / Math.max(1, b.addressCount);
     blocks.sort((a, b) => density(b) - density(a) || b.total - a.total || compareCidrs(a.cidr, b.cidr));
-    overLimit = blocks.splice(options.maxBlocks).sort((a, b) => compareCidrs(a.cidr, b.cidr));
+    overLimit = blocks.splice(maxBlocks).sort((a, b) => compareCidrs(a.cidr, b.cidr));
   }
   blocks.sort((a, b) => compareCidrs(a.cidr, b.cidr));
-  return { blocks, spared, ignored, overLimit };
+  return { blocks, overLimit };
 }
 
 /** IPv4: hosts over the threshold, grouped by /24; a /24 needs `subnetHosts` offenders on client-level evidence alone. */

@@ -89,6 +89,25 @@ describe('ban times', () => {
     expect(allowed.records).toEqual([]);
   });
 
+  it('an allow rule added over a running /24 ban keeps its other offenders banned one by one, and a decided host inside it', () => {
+    const subnet = { ...block('192.0.2.0/24', T0, 'subnet'), addresses: ['192.0.2.5', '192.0.2.9', '192.0.2.11'] };
+    const first = step([], T0, [subnet]);
+    const allowed = (cidr: string) => rangesOverlap(parseRange(cidr), parseRange('192.0.2.5/32'));
+    const later = step(first.records, T0 + H, [block('192.0.2.9/32', T0 + H)], {}, allowed);
+    expect(later.decision.blocks.map((b) => b.cidr)).toEqual(['192.0.2.9/32', '192.0.2.11/32']);
+    expect(later.records.map((r) => r.cidr)).toEqual(['192.0.2.9/32', '192.0.2.11/32']);
+  });
+
+  it('unblock ends a ban (one address of a /24: the others stay banned); a return is a first offence, not a repeat', () => {
+    const subnet = { ...block('192.0.2.0/24', T0, 'subnet'), addresses: ['192.0.2.5', '192.0.2.9'] };
+    const first = step([], T0, [subnet]);
+    const unblocked = (range: [unknown, number]) => rangesOverlap(range as never, parseRange('192.0.2.5/32'));
+    const r = applyBans(decision(), first.records, T0 + H, OPTIONS, () => false, unblocked as never);
+    expect(r.decision.blocks.map((b) => b.cidr)).toEqual(['192.0.2.9/32']);
+    const back = applyBans(decision(block('192.0.2.5/32', T0 + 2 * H)), r.records, T0 + 2 * H, OPTIONS, () => false);
+    expect(back.started).toEqual([{ cidr: '192.0.2.5/32', times: 1, banMs: D }]);
+  });
+
   it('--window all: a block never ends', () => {
     expect(cidrs(step([], T0, [block('192.0.2.7/32', T0)], { window: Infinity }))).toEqual([['192.0.2.7/32', null, 1]]);
   });

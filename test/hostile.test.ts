@@ -250,6 +250,14 @@ describe('ban memory (the window alone no longer decides how long a block lasts)
     expect(explain.stdout).toMatch(/^Ban history: 203\.0\.113\.5\/32 \(host\), 2nd time, 2d, ended 2026-11-27 10:00:00; first blocked 2026-11-22 11:00:00, last event 2026-11-25 10:00:00$/m);
   });
 
+  it('--max-blocks holds for the blocks bans keep too: the current offender comes first', () => {
+    writeFileSync(path.join(dir, 'mail.log'), at('2026-11-22T10:00:00.000000+00:00', '203.0.113.5', 12));
+    expect(runAt('2026-11-22T11:00:00Z').stdout).toBe('blocks: 1 (+1 -0) +203.0.113.5/32\n');
+    writeFileSync(path.join(dir, 'mail.log'), at('2026-11-22T10:00:00.000000+00:00', '203.0.113.5', 12) + at('2026-11-22T19:00:00.000000+00:00', '198.51.100.7', 12));
+    const capped = smtpguard(['run', ...flags, '--window', '2h', '--ban-time', '1d', '--now', '2026-11-22T20:00:00Z', '--max-blocks', '1']);
+    expect(capped.stdout).toBe('blocks: 1 (+1 -1) +198.51.100.7/32 -203.0.113.5/32, 1 offender left out by --max-blocks\n');
+  });
+
   it('unblock ends a ban now; --forget drops its history too', () => {
     writeFileSync(path.join(dir, 'mail.log'), at('2026-11-22T10:00:00.000000+00:00', '203.0.113.5', 12));
     expect(runAt('2026-11-22T11:00:00Z').stdout).toBe('blocks: 1 (+1 -0) +203.0.113.5/32\n');

@@ -2,11 +2,11 @@
  * After the policy (edge: reads the state): the manual blocks and unblocks, then the ban
  * times. `run`, the verbs and `scan` all decide this way, so what scan shows is what run does.
  */
-import { parseRange, rangesOverlap } from '../address.js';
+import { compareCidrs, parseRange, rangesOverlap } from '../address.js';
 import { applyBans, type BanRecord } from '../bans.js';
 import { readBans } from '../bans-store.js';
 import { applyOverrides, type Override } from '../overrides.js';
-import type { Decision, NamedRange } from '../policy.js';
+import { capBlocks, type Decision, type NamedRange } from '../policy.js';
 import type { Settings } from '../settings.js';
 import type { AddressSummary } from '../tally.js';
 import type { Io } from './common.js';
@@ -38,5 +38,11 @@ export async function finishDecision(
     (range) => never.some((n) => rangesOverlap(n, range)),
     (range) => unblocked.some((u) => rangesOverlap(u, range)),
   );
-  return { decision: banned.decision, bans: banned.records };
+  // the bans keep blocks the window no longer shows: --max-blocks holds for all of them
+  // (kept bans have no events in the window, so the current offenders come first)
+  const capped = capBlocks(banned.decision.blocks, settings.maxBlocks);
+  const kept = new Set(capped.blocks.map((b) => b.cidr));
+  const over = new Map([...banned.decision.overLimit, ...capped.overLimit].filter((b) => !kept.has(b.cidr)).map((b) => [b.cidr, b]));
+  const overLimit = [...over.values()].sort((a, b) => compareCidrs(a.cidr, b.cidr));
+  return { decision: { ...banned.decision, blocks: capped.blocks, overLimit }, bans: banned.records };
 }
