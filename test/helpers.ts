@@ -1,4 +1,7 @@
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EVENT_KINDS, type EventKind } from '../src/kinds.js';
 import { LineParser, type MailEvent } from '../src/parse.js';
@@ -47,3 +50,20 @@ export function runBin(args: readonly string[], options: SpawnSyncOptions = {}):
 /** `n` SASL LOGIN failures of `address` as `user`, in Debian 12's RFC 3339 form. */
 export const saslLines = (address: string, n: number, user = 'admin'): string =>
   `2026-11-22T11:37:32.000000+00:00 mx postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=${user}\n`.repeat(n);
+
+/**
+ * A temp directory laid out like a server: copies of Debian 12's ufw rules files and a Postfix
+ * config directory `pf/` (main.cf with `mynetworks`, an empty master.cf) for --postfix-config-dir.
+ */
+export function makeServerDir(prefix: string, mynetworks = '127.0.0.0/8 [::1]/128'): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  copyFileSync(path.join(FIXTURES, 'debian12-before.rules'), path.join(dir, 'before.rules'));
+  copyFileSync(path.join(FIXTURES, 'debian12-before6.rules'), path.join(dir, 'before6.rules'));
+  mkdirSync(path.join(dir, 'pf'));
+  writeFileSync(path.join(dir, 'pf', 'main.cf'), `mynetworks = ${mynetworks}\n`);
+  writeFileSync(path.join(dir, 'pf', 'master.cf'), '');
+  // Postfix waits until a just-written main.cf is a few seconds old before reading it
+  const past = new Date(Date.now() - 10_000);
+  utimesSync(path.join(dir, 'pf', 'main.cf'), past, past);
+  return dir;
+}

@@ -4,11 +4,10 @@
  * The built binary on files in a temp directory, with --no-reload (no firewall touched).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, FIXTURES, runBin, saslLines } from './helpers.js';
+import { BIN, makeServerDir, runBin, saslLines } from './helpers.js';
 import { acquireLock } from '../src/lock.js';
 import { checkTrustedPaths } from '../src/trust.js';
 
@@ -29,12 +28,7 @@ const blocked = () => sources('before.rules');
 const blocked6 = () => sources('before6.rules');
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-hostile-'));
-  copyFileSync(path.join(FIXTURES, 'debian12-before.rules'), path.join(dir, 'before.rules'));
-  copyFileSync(path.join(FIXTURES, 'debian12-before6.rules'), path.join(dir, 'before6.rules'));
-  mkdirSync(path.join(dir, 'pf'));
-  writeFileSync(path.join(dir, 'pf', 'main.cf'), 'mynetworks = 127.0.0.0/8 [::1]/128\n');
-  writeFileSync(path.join(dir, 'pf', 'master.cf'), '');
+  dir = makeServerDir('smtpguard-hostile-');
   flags = [
     '--ufw-rules', path.join(dir, 'before.rules'),
     '--ufw6-rules', path.join(dir, 'before6.rules'),

@@ -1,10 +1,9 @@
 /** `smtpguard install` and `smtpguard run`, the built binary, on files in a temp directory. */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, FIXTURES, runBin, saslLines } from './helpers.js';
+import { BIN, FIXTURES, makeServerDir, runBin, saslLines } from './helpers.js';
 import { DEFINITIONS } from '../src/settings.js';
 
 
@@ -25,15 +24,7 @@ const snapshot = () =>
   );
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-run-'));
-  copyFileSync(path.join(FIXTURES, 'debian12-before.rules'), path.join(dir, 'before.rules'));
-  copyFileSync(path.join(FIXTURES, 'debian12-before6.rules'), path.join(dir, 'before6.rules'));
-  mkdirSync(path.join(dir, 'pf'));
-  writeFileSync(path.join(dir, 'pf', 'main.cf'), 'mynetworks = 127.0.0.0/8 [::1]/128\n');
-  writeFileSync(path.join(dir, 'pf', 'master.cf'), '');
-  // Postfix waits until a just-written main.cf is a few seconds old before reading it
-  const past = new Date(Date.now() - 10_000);
-  utimesSync(path.join(dir, 'pf', 'main.cf'), past, past);
+  dir = makeServerDir('smtpguard-run-');
   writeFileSync(
     path.join(dir, 'mail.log'),
     sasl('192.0.2.7', 12) +

@@ -1,10 +1,9 @@
 /** The everyday commands, the built binary, on files in a temp directory: bare smtpguard, unblock, block, allow, explain. */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FIXTURES, runBin, saslLines } from './helpers.js';
+import { FIXTURES, makeServerDir, runBin, saslLines } from './helpers.js';
 
 let dir: string;
 let flags: string[];
@@ -15,14 +14,7 @@ const rules = () => readFileSync(path.join(dir, 'before.rules'), 'utf8');
 const NOW = ['--now', '2026-11-22T12:00:00Z'];
 
 beforeEach(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-verbs-'));
-  copyFileSync(path.join(FIXTURES, 'debian12-before.rules'), path.join(dir, 'before.rules'));
-  copyFileSync(path.join(FIXTURES, 'debian12-before6.rules'), path.join(dir, 'before6.rules'));
-  mkdirSync(path.join(dir, 'pf'));
-  writeFileSync(path.join(dir, 'pf', 'main.cf'), 'mynetworks = 127.0.0.0/8 [::1]/128 203.0.113.192/26\n');
-  writeFileSync(path.join(dir, 'pf', 'master.cf'), '');
-  const past = new Date(Date.now() - 10_000);
-  utimesSync(path.join(dir, 'pf', 'main.cf'), past, past);
+  dir = makeServerDir('smtpguard-verbs-', '127.0.0.0/8 [::1]/128 203.0.113.192/26');
   writeFileSync(path.join(dir, 'mail.log'), sasl('192.0.2.7', 12) + [1, 2, 3, 4, 5, 6].map((h) => sasl(`198.51.100.${h}`, 10)).join(''));
   flags = [
     '--ufw-rules', path.join(dir, 'before.rules'),
