@@ -22,7 +22,7 @@ import { realpathSync } from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { EVENT_KINDS, type EventKind } from '../src/kinds.js';
+import { EVENT_KINDS, type EventKind } from '../src/read/kinds.js';
 
 export type LogFormat = 'rfc3339' | 'traditional' | 'maillog';
 

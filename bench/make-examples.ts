@@ -20,7 +20,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { isEventKind } from '../src/kinds.js';
+import { isEventKind } from '../src/read/kinds.js';
 import {
   addEvent,
   addTruth,

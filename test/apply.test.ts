@@ -3,10 +3,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { applyPlan, execCommand, type CommandResult } from '../src/apply.js';
+import { applyPlan, execCommand, type CommandResult } from '../src/write/apply.js';
 import { ExitCode, SmtpguardError } from '../src/errors.js';
-import { buildPlan, type PlanOptions, type TargetFile } from '../src/plan.js';
-import type { Decision } from '../src/policy.js';
+import { buildPlan, type PlanOptions, type TargetFile } from '../src/write/plan.js';
+import type { Decision } from '../src/decide/policy.js';
 
 const RULES = (v: '' | '6') => `# rules.before (test copy)
 *filter

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRange, rangesOverlap } from '../src/address.js';
-import { applyBans, ordinal, type BanOptions, type BanRecord } from '../src/bans.js';
-import type { Block, Decision } from '../src/policy.js';
+import { applyBans, ordinal, type BanOptions, type BanRecord } from '../src/decide/bans.js';
+import type { Block, Decision } from '../src/decide/policy.js';
 
 const H = 3_600_000;
 const D = 24 * H;

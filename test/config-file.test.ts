@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { addConfigWord, parseConfigText, quoteWord, removeConfigWord, setConfigValues, splitWords } from '../src/config-file.js';
-import { summaryLine } from '../src/plan-report.js';
-import type { Plan } from '../src/plan.js';
-import { findOtherMapUses, repairSection } from '../src/install.js';
+import { addConfigWord, parseConfigText, quoteWord, removeConfigWord, setConfigValues, splitWords } from '../src/cli/config-file.js';
+import { summaryLine } from '../src/report/plan-report.js';
+import type { Plan } from '../src/write/plan.js';
+import { findOtherMapUses, repairSection } from '../src/write/install.js';
 
 const KNOWN = new Set(['LOG', 'ALLOW', 'THRESHOLD', 'REJECT_TEXT', 'WINDOW']);
 

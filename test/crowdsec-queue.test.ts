@@ -13,8 +13,8 @@ import { readSecretFile } from '../src/crowdsec/credentials.js';
 import { emptyQueue, FOREVER_MS, ownBans, parseQueue, queueBans, refreshMs, renderAlert, unsent, type SeenBlock } from '../src/crowdsec/queue.js';
 import { FleetSync, QUEUE_FILE, type CrowdsecSettings } from '../src/crowdsec/sync.js';
 import { SmtpguardError } from '../src/errors.js';
-import type { Block, Decision } from '../src/policy.js';
-import type { AddressSummary } from '../src/tally.js';
+import type { Block, Decision } from '../src/decide/policy.js';
+import type { AddressSummary } from '../src/count/tally.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 const HOUR = 3600e3;

@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { collectEvents } from '../src/collect.js';
-import { EVENT_KINDS } from '../src/kinds.js';
-import { ALL_TIME, summarise } from '../src/tally.js';
+import { collectEvents } from '../src/read/collect.js';
+import { EVENT_KINDS } from '../src/read/kinds.js';
+import { ALL_TIME, summarise } from '../src/count/tally.js';
 import { NOW } from './helpers.js';
 
 const dir = fileURLToPath(new URL('../examples/logs/', import.meta.url));

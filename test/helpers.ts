@@ -3,10 +3,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EVENT_KINDS, type EventKind } from '../src/kinds.js';
-import { LineParser, type MailEvent } from '../src/parse.js';
-import { LogScanner } from '../src/scan.js';
-import { ALL_TIME, summarise, Tally } from '../src/tally.js';
+import { EVENT_KINDS, type EventKind } from '../src/read/kinds.js';
+import { LineParser, type MailEvent } from '../src/read/parse.js';
+import { LogScanner } from '../src/read/scan.js';
+import { ALL_TIME, summarise, Tally } from '../src/count/tally.js';
 
 export const NOW = new Date('2026-11-23T12:00:00Z');
 

@@ -10,9 +10,9 @@ import {
   uninstallAccessMap,
   uninstallUfw,
   type Templates,
-} from '../src/install.js';
-import { buildPlan } from '../src/plan.js';
-import { readTemplates } from '../src/commands/install.js';
+} from '../src/write/install.js';
+import { buildPlan } from '../src/write/plan.js';
+import { readTemplates } from '../src/cli/commands/install.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const read = (p: string) => readFileSync(path.join(root, p), 'utf8');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { applyOverrides, canonicalCidr, parseOverrides, renderOverrides, type Override } from '../src/overrides.js';
-import type { Decision } from '../src/policy.js';
+import { applyOverrides, canonicalCidr, parseOverrides, renderOverrides, type Override } from '../src/decide/overrides.js';
+import type { Decision } from '../src/decide/policy.js';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
 const decision: Decision = {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { normaliseAddress } from '../src/address.js';
-import { LineParser } from '../src/parse.js';
+import { LineParser } from '../src/read/parse.js';
 import { describeEvent, NOW, scanEvents } from './helpers.js';
 
 interface Case {

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, FIXTURES, makeServerDir, runBin, saslLines } from './helpers.js';
-import { DEFINITIONS } from '../src/settings.js';
+import { DEFINITIONS } from '../src/cli/settings.js';
 
 
 let dir: string;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { LineParser } from '../src/parse.js';
-import { LogScanner, MAX_LINE_BYTES } from '../src/scan.js';
-import { Tally } from '../src/tally.js';
+import { LineParser } from '../src/read/parse.js';
+import { LogScanner, MAX_LINE_BYTES } from '../src/read/scan.js';
+import { Tally } from '../src/count/tally.js';
 import { NOW, scanEvents } from './helpers.js';
 
 const sasl = (address: string, user = 'admin') =>

@@ -10,9 +10,9 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mulberry32 } from '../bench/generate.js';
-import { collectEvents } from '../src/collect.js';
-import { EVENT_KINDS } from '../src/kinds.js';
-import { ALL_TIME, summarise } from '../src/tally.js';
+import { collectEvents } from '../src/read/collect.js';
+import { EVENT_KINDS } from '../src/read/kinds.js';
+import { ALL_TIME, summarise } from '../src/count/tally.js';
 import { NOW } from './helpers.js';
 
 let dir: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderStatus, sparkline, type Status } from '../src/status-report.js';
+import { renderStatus, sparkline, type Status } from '../src/report/status-report.js';
 
 describe('sparkline', () => {
   it('is one character an hour, blank for nothing, the full bar for the busiest hour', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { EventKind } from '../src/kinds.js';
-import { decideBlocks } from '../src/policy.js';
-import { ALL_TIME, BUCKET_MS, MAX_USERS_PER_ADDRESS, summarise, summariseBounded, Tally } from '../src/tally.js';
+import type { EventKind } from '../src/read/kinds.js';
+import { decideBlocks } from '../src/decide/policy.js';
+import { ALL_TIME, BUCKET_MS, MAX_USERS_PER_ADDRESS, summarise, summariseBounded, Tally } from '../src/count/tally.js';
 
 const T0 = Date.parse('2026-11-22T12:00:00Z');
 const COUNTED: EventKind[] = ['saslFailure', 'reject'];

@@ -10,8 +10,8 @@
  * Each alert's message carries the ban's key (`[smtpguard-ban mx1 203.0.113.9/32 2026-...Z]`):
  * an alert whose answer was lost is found on LAPI before it is sent again (no duplicates).
  */
-import { banEnd } from '../fleet.js';
-import type { Block } from '../policy.js';
+import { banEnd } from '../decide/fleet.js';
+import type { Block } from '../decide/policy.js';
 
 export const QUEUE_VERSION = 1;
 

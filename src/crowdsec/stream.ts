@@ -7,7 +7,7 @@
  * on the way cannot leave a hole for long).
  */
 import { canonicalRangeProblem, networkOf } from '../address.js';
-import type { FleetDecision } from '../fleet.js';
+import type { FleetDecision } from '../decide/fleet.js';
 
 export const STREAM_VERSION = 1;
 /** A full pull at least this often. */

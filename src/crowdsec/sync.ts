@@ -12,12 +12,12 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SmtpguardError } from '../errors.js';
-import { writeAtomically } from '../files.js';
-import { mergeFleetBlocks, type FleetDecision } from '../fleet.js';
-import type { Decision, NamedRange } from '../policy.js';
-import type { Settings } from '../settings.js';
-import type { Warn } from '../sources.js';
-import type { AddressSummary } from '../tally.js';
+import { writeAtomically } from '../write/files.js';
+import { mergeFleetBlocks, type FleetDecision } from '../decide/fleet.js';
+import type { Decision, NamedRange } from '../decide/policy.js';
+import type { Settings } from '../cli/settings.js';
+import type { Warn } from '../read/sources.js';
+import type { AddressSummary } from '../count/tally.js';
 import { version } from '../version.js';
 import { readSecretFile } from './credentials.js';
 import { Budget, Lapi, LAPI_BUDGET_MS, LapiError, type Token } from './lapi.js';

@@ -1,0 +1,90 @@
+/** The part `scan` and `run` share: read the logs, count the window, decide. */
+import type { Readable, Writable } from 'node:stream';
+import { collectEvents, type Collected } from '../../read/collect.js';
+import { decideBlocks, type Decision, type NamedRange } from '../../decide/policy.js';
+import type { JournalSource } from '../../read/journal.js';
+import type { Settings } from '../settings.js';
+import { findLogSources } from '../../read/sources.js';
+import type { Warn } from '../../read/sources.js';
+import { findNeverBlock } from '../system.js';
+import { summariseBounded, type AddressSummary } from '../../count/tally.js';
+
+export interface Io {
+  stdin: Readable;
+  stdout: Writable;
+  warn: Warn;
+  /** Something worth saying that is not a problem (scan and status say it; cron runs do not). */
+  note?: (message: string) => void;
+}
+
+export interface Scanned {
+  collected: Collected;
+  summaries: AddressSummary[];
+  decision: Decision;
+  /** Loopback, this host, mynetworks, ALLOW: never blocked, not even by the fleet's decisions. */
+  neverBlock: NamedRange[];
+  /** Addresses past --max-tracked (not listed one by one), their counted events, the IPv6 ranges they were added up into. */
+  summarised: { addresses: number; events: number; ranges: number };
+}
+
+/** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
+export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: boolean, io: Io, saveState = true): Promise<Scanned> {
+  const journal = await chooseJournal(settings, defaultLogs, io);
+  const to = now.getTime();
+  const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
+  // ask Postfix for mynetworks while the logs are read
+  const neverBlocking = findNeverBlock(settings.allow, settings.postfixConfigDir, io.warn);
+  const collected = await collectEvents({
+    logs: journal !== null && defaultLogs ? [] : settings.log,
+    usingDefaultLogs: defaultLogs,
+    journal,
+    now,
+    warn: io.warn,
+    stdin: io.stdin,
+    stateDir: settings.state ? settings.stateDir : null,
+    saveState,
+    window,
+  });
+  const bounded = summariseBounded(collected.tally, window, settings.kinds, {
+    maxTracked: settings.maxTracked,
+    threshold: settings.threshold,
+    threshold6: settings.threshold6,
+    ipv6Prefix: settings.ipv6Prefix,
+    ipv6Subnet: settings.ipv6Subnet,
+  });
+  const summaries = bounded.summaries;
+  const summarised = { addresses: bounded.summarised, events: bounded.summarisedEvents, ranges: bounded.summarisedRanges };
+  const neverBlock = await neverBlocking;
+  const decision = decideBlocks(summaries, {
+    threshold: settings.threshold,
+    threshold6: settings.threshold6,
+    countedKinds: settings.kinds,
+    ipv6Prefix: settings.ipv6Prefix,
+    ipv6Subnet: settings.ipv6Subnet,
+    ipv6SubnetPrefixes: settings.ipv6SubnetPrefixes,
+    trapUsers: settings.trapUsers,
+    subnetHosts: settings.subnetHosts,
+    neverBlock,
+    maxBlocks: settings.maxBlocks,
+  });
+  return { collected, summaries, decision, neverBlock, summarised };
+}
+
+/**
+ * The journal is read with --journal, or by default when no mail log exists on the
+ * default paths and the journal holds Postfix entries (Debian 12 without rsyslog).
+ */
+async function chooseJournal(settings: Settings, defaultLogs: boolean, io: Io): Promise<JournalSource | null> {
+  const journal: JournalSource = { directory: settings.journalDirectory, unit: settings.journalUnit };
+  if (settings.journal === 'yes') return journal;
+  if (settings.journal === 'no' || !defaultLogs) return null;
+  const files = await findLogSources(settings.log, true, () => undefined).then(
+    (found) => found.length,
+    () => 0,
+  );
+  if (files > 0) return null;
+  const { journalHasPostfix } = await import('../../read/journal.js');
+  if (!(await journalHasPostfix(journal))) return null;
+  io.note?.(`no mail log at ${settings.log.join(' or ')}: reading Postfix's entries in the journal (unit ${journal.unit})`);
+  return journal;
+}

@@ -1,0 +1,190 @@
+/**
+ * `smtpguard run` (the cron job): scan, decide, apply the manual blocks and unblocks,
+ * rewrite the generated sections, reload what changed. Silent when nothing changed.
+ * The verbs (unblock, block, allow) run the same steps through runLocked.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { SmtpguardError } from '../../errors.js';
+import { withRunLock } from './locked.js';
+import type { Watchdog } from '../watchdog.js';
+import { writeTarget } from '../../write/files.js';
+import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../../count/state.js';
+import type { AddressSummary } from '../../count/tally.js';
+import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../../write/plan.js';
+import { planJson, renderPlanText, summaryLine, trackedClause } from '../../report/plan-report.js';
+import type { Settings } from '../settings.js';
+import { translateFsError } from '../../read/sources.js';
+import { findDefaultMapType } from '../system.js';
+import { scanAndDecide, type Io, type Scanned } from './common.js';
+import type { Runner } from '../../write/apply.js';
+import { writeLastRun } from '../../report/last-run.js';
+import type { Override } from '../../decide/overrides.js';
+import { writeBans } from '../../decide/bans-store.js';
+import { finishDecision } from './finish-decision.js';
+import { readOverrides } from '../../decide/overrides-store.js';
+import type { Decision, NamedRange } from '../../decide/policy.js';
+import { FleetSync } from '../../crowdsec/sync.js';
+import { unblockedRanges } from '../../decide/fleet.js';
+
+export interface RunOptions {
+  now: Date;
+  /** --log was not given anywhere: the default paths. */
+  defaultLogs: boolean;
+  dryRun: boolean;
+  json: boolean;
+  verbose: boolean;
+}
+
+export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
+  await withRunLock(settings, options.dryRun, async (watchdog) => {
+    const { plan, summarised, fleet } = await runLocked(settings, { ...options, share: true }, io, () => readOverrides(settings.stateDir), watchdog);
+    if (options.dryRun) {
+      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : await renderPlanText(plan));
+    } else if (plan.changes.length > 0) {
+      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${summaryLine(plan)}${trackedClause(summarised)}\n`);
+    } else if (options.verbose || plan.summary.leftOut > 0 || summarised.addresses > 0) {
+      // offenders left unblocked, or a flood past --max-tracked, are news every time while they last
+      io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}, nothing changed\n`);
+    }
+    fleet?.finish(); // after the cron line: one warning for LAPI faults, or the credential error (exit 3)
+  });
+}
+
+export interface RunResult {
+  plan: Plan;
+  summaries: AddressSummary[];
+  /** The policy's decision, with the fleet's blocks, before the overrides. */
+  raw: Decision;
+  neverBlock: NamedRange[];
+  /** Addresses past --max-tracked, added up rather than listed. */
+  summarised: Scanned['summarised'];
+  /** Sharing through CrowdSec, when it is set up: finish() reports its faults. */
+  fleet: FleetSync | null;
+}
+
+/** The overrides to apply, given what the policy decided (a verb adds or removes its entry here, and saves them). */
+export type OverridesFor = (raw: Decision, summaries: readonly AddressSummary[], neverBlock: readonly NamedRange[]) => Promise<Override[]>;
+
+/**
+ * What `run` and the verbs do inside the lock: scan, decide, apply the overrides,
+ * plan, and (not in a dry run) write, reload, keep the records, tell syslog.
+ */
+export async function runLocked(
+  settings: Settings,
+  options: Pick<RunOptions, 'now' | 'defaultLogs' | 'dryRun'> & { /** Pull and push through CrowdSec (run only; verbs use the decisions last pulled). */ share?: boolean },
+  io: Io,
+  overridesFor: OverridesFor,
+  watchdog?: Watchdog,
+): Promise<RunResult> {
+  const { pending, roles } = await PendingReloads.read(settings.stateDir);
+  const fleet = await FleetSync.open(settings, { now: options.now, network: options.share === true && !options.dryRun, warn: io.warn });
+  const { decision: policy, summaries, neverBlock, summarised } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
+  await fleet?.pull();
+  // what the verbs see: the policy's blocks and the fleet's (this host's never-block ranges first)
+  const raw = fleet === null ? policy : fleet.merge(policy, neverBlock);
+  const overrides = await overridesFor(raw, summaries, neverBlock);
+  // ban memory keeps this host's blocks only: a fleet block lasts as long as its decision
+  const finished = await finishDecision(settings, policy, summaries, neverBlock, overrides, options.now, io);
+  const { bans } = finished;
+  const decision = fleet === null ? finished.decision : fleet.merge(finished.decision, [...neverBlock, ...unblockedRanges(overrides, options.now)]);
+  const plan = await makePlan(settings, decision, roles);
+  const result = { plan, summaries, raw, neverBlock, summarised, fleet };
+  if (options.dryRun) return result;
+  if (plan.changes.length > 0) {
+    const { applyPlan } = await import('../../write/apply.js'); // execa loads only when something changes
+    const apply = () => applyPlan(plan, execCommand, pending);
+    const warnings = await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
+    for (const warning of warnings) io.warn(warning);
+  }
+  await writeBans(settings.stateDir, bans);
+  await keepBlockRecords(settings, plan, summaries, options.now, overrides, io);
+  await fleet?.push(plan.decision, summaries);
+  await writeLastRun(settings.stateDir, { time: new Date().toISOString(), summary: summaryLine(plan), changed: plan.changes.length > 0 });
+  if (plan.changes.length > 0 || plan.summary.leftOut > 0 || summarised.addresses > 0) {
+    const line = `${summaryLine(plan)}${trackedClause(summarised)}${plan.changes.length > 0 ? '' : ', nothing changed'}`;
+    await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
+  }
+  return result;
+}
+
+/** `logger` and the reloads: execa loads only when it is needed. */
+const execCommand: Runner = async (argv) => (await import('../../write/apply.js')).execCommand(argv);
+
+async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' | 'map'>): Promise<Plan> {
+  const targets: TargetFile[] = await Promise.all([
+    readTarget('ufw4', settings.ufwRules),
+    readTarget('ufw6', settings.ufw6Rules),
+    readTarget('map', settings.accessMap),
+  ]);
+  const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
+  if (mapType !== 'cidr' && (await indexIsStale(settings.accessMap, INDEX_SUFFIX[mapType]))) owed.add('map');
+  const plan = buildPlan(decision, targets, {
+    ufwChain: settings.ufwChain,
+    ufw6Chain: settings.ufw6Chain,
+    mapType,
+    rejectText: settings.rejectText,
+    postfixConfigDir: settings.postfixConfigDir,
+    reload: settings.reload,
+    cutSessions: settings.cutSessions,
+  }, owed);
+  for (const change of plan.changes) {
+    const target = await writeTarget(change.path);
+    if (target !== change.path) plan.notes.push(`${change.path} is a symlink: the new text is written to its target ${target}, the link stays`);
+  }
+  return plan;
+}
+
+/** What is blocked and why, for `smtpguard status`; a block keeps the time it first appeared. */
+async function keepBlockRecords(settings: Settings, plan: Plan, summaries: readonly AddressSummary[], now: Date, overrides: readonly Override[], io: Io): Promise<void> {
+  const previous = new Map((await readBlockRecords(settings.stateDir, io.warn))?.map((r) => [r.cidr, r]) ?? []);
+  const seen = new Map(summaries.map((s) => [s.address, s]));
+  const records: BlockRecord[] = plan.decision.blocks.map((b) => {
+    let firstSeen = Infinity;
+    let lastSeen = -Infinity;
+    for (const address of b.addresses) {
+      const s = seen.get(address);
+      if (s === undefined) continue;
+      firstSeen = Math.min(firstSeen, s.firstSeen);
+      lastSeen = Math.max(lastSeen, s.lastSeen);
+    }
+    if (firstSeen === Infinity) {
+      // a manual block with no events: its times are when it was made
+      const made = overrides.find((o) => o.kind === 'block' && o.cidr === b.cidr)?.created ?? now.toISOString();
+      return { cidr: b.cidr, family: b.family, reason: b.reason, total: b.total, addresses: b.addresses, firstSeen: made, lastSeen: made, since: previous.get(b.cidr)?.since ?? made, ...(b.fleet === undefined ? {} : { fleet: b.fleet }) };
+    }
+    return {
+      cidr: b.cidr,
+      family: b.family,
+      reason: b.reason,
+      total: b.total,
+      addresses: b.addresses,
+      firstSeen: new Date(firstSeen).toISOString(),
+      lastSeen: new Date(lastSeen).toISOString(),
+      since: previous.get(b.cidr)?.since ?? now.toISOString(),
+      ...(b.times === undefined ? {} : { until: b.until ?? null, times: b.times }),
+      ...(b.fleet === undefined ? {} : { fleet: b.fleet }),
+    };
+  });
+  await writeBlockRecords(settings.stateDir, records).catch(() => undefined); // status is a convenience: never fail a run for it
+}
+
+/** An index that is missing or older than its map was never built from it: postmap is owed. */
+async function indexIsStale(map: string, suffix: string): Promise<boolean> {
+  const [source, index] = await Promise.all([stat(map).catch(() => null), stat(map + suffix).catch(() => null)]);
+  return source !== null && (index === null || index.mtimeMs < source.mtimeMs);
+}
+
+async function readTarget(role: TargetFile['role'], path: string): Promise<TargetFile> {
+  try {
+    return { role, path, text: await readFile(path, 'latin1') }; // every byte kept as it is
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { role, path, text: null };
+    if (code === 'EISDIR') {
+      const option = role === 'ufw4' ? '--ufw-rules' : role === 'ufw6' ? '--ufw6-rules' : '--access-map';
+      throw new SmtpguardError(`${path} is a directory, not a ${role === 'map' ? 'Postfix access map' : 'ufw rules file'}`, { hint: `point ${option} at the file itself` });
+    }
+    const translated = translateFsError(error, path, 'run as root');
+    throw translated instanceof SmtpguardError ? translated : error;
+  }
+}

@@ -1,0 +1,32 @@
+/** `smtpguard scan`: read the logs, count per client, print a table or JSON. Touches nothing. */
+import { buildScanJson, renderScanTable, type ScanResult } from '../../report/report.js';
+import type { Settings } from '../settings.js';
+import { readOverrides } from '../../decide/overrides-store.js';
+import { scanAndDecide, type Io } from './common.js';
+import { finishDecision } from './finish-decision.js';
+
+export interface ScanOptions {
+  now: Date;
+  /** --log was not given anywhere: the default paths. */
+  defaultLogs: boolean;
+  json: boolean;
+  top: number;
+}
+
+export async function scanCommand(settings: Settings, options: ScanOptions, io: Io): Promise<void> {
+  const scanned = await scanAndDecide(settings, options.now, options.defaultLogs, io);
+  const { collected, summaries } = scanned;
+  // what run would do: with the manual blocks and unblocks, and the bans still running
+  const overrides = await readOverrides(settings.stateDir).catch(() => []);
+  const { decision } = await finishDecision(settings, scanned.decision, summaries, scanned.neverBlock, overrides, options.now, { ...io, warn: () => undefined });
+  const result: ScanResult = {
+    now: options.now,
+    windowMs: settings.window,
+    countedKinds: settings.kinds,
+    summaries,
+    decision,
+    sources: collected.sources,
+    elapsedMs: collected.elapsedMs,
+  };
+  io.stdout.write(options.json ? `${JSON.stringify(buildScanJson(result), null, 2)}\n` : renderScanTable(result, options.top));
+}

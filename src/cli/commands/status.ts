@@ -1,0 +1,179 @@
+/**
+ * `smtpguard status`: what is blocked now (read back from the generated sections), why
+ * (from what `run` kept), how many packets each block dropped (iptables counters and the
+ * [SMTPGUARD...] kernel log lines), who is close to the threshold, and the counted
+ * events per hour of the last day. Read-only; unprivileged it shows what it can read
+ * and says what it could not.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { INDEX_SUFFIX } from '../../write/plan.js';
+import { PendingReloads } from '../../count/state.js';
+import { findDefaultMapType } from '../system.js';
+import { inRange, parseIp, parseRange } from '../../address.js';
+import { SmtpguardError } from '../../errors.js';
+import { BEGIN_MARKER } from '../../write/render.js';
+import type { Settings } from '../settings.js';
+import { readSectionBlocks } from '../../write/section-blocks.js';
+import { readBlockRecords } from '../../count/state.js';
+import { query } from '../system.js';
+import { renderStatus, type Enforcement, type Status, type StatusBlock } from '../../report/status-report.js';
+import { ALL_TIME, countPerHour, summarise } from '../../count/tally.js';
+import { scanAndDecide, type Io } from './common.js';
+
+export interface StatusOptions {
+  now: Date;
+  defaultLogs: boolean;
+  json: boolean;
+}
+
+export async function statusCommand(settings: Settings, options: StatusOptions, io: Io): Promise<void> {
+  const notes: string[] = [];
+  const blocks = new Map<string, StatusBlock>();
+  // not installed: one clear line, not a page of notes
+  const unmarked: string[] = [];
+  for (const file of [settings.ufwRules, settings.ufw6Rules]) {
+    const text = await readFile(file, 'latin1').catch(() => null);
+    if (text !== null && !text.split('\n').some((l) => l.startsWith(BEGIN_MARKER))) unmarked.push(file);
+    if (text === null && (await stat(file).catch(() => null)) === null) unmarked.push(file);
+  }
+  if (unmarked.length === 2) {
+    const message = `smtpguard is not installed: ${unmarked.join(' and ')} have no "${BEGIN_MARKER}" section`;
+    if (options.json) io.stdout.write(`${JSON.stringify({ now: options.now.toISOString(), installed: false, problem: message }, null, 2)}\n`);
+    throw new SmtpguardError(message, { hint: 'run "smtpguard install" (or point --ufw-rules and --ufw6-rules at the right files)' });
+  }
+  for (const section of await readSectionBlocks(settings)) {
+    if (section.problem !== null) notes.push(`cannot read the blocks in ${section.file}: ${section.problem}`);
+    for (const cidr of section.cidrs) blocks.set(cidr, { cidr, family: cidr.includes(':') ? 6 : 4, packets: null, logged: null, record: null });
+  }
+  const records = await readBlockRecords(settings.stateDir, io.warn);
+  if (records === null) notes.push(`no record of why each block was made (${settings.stateDir}/blocks.json): smtpguard run writes it`);
+  for (const record of records ?? []) {
+    const block = blocks.get(record.cidr);
+    if (block !== undefined) block.record = record;
+  }
+
+  const kernelSources: string[] = [];
+  let kernelReadable = true;
+  for (const [command, chain] of [
+    ['iptables', settings.ufwChain],
+    ['ip6tables', settings.ufw6Chain],
+  ] as const) {
+    const counters = await readCounters(command, chain);
+    if (counters !== null) for (const source of counters.keys()) kernelSources.push(source);
+    else kernelReadable = false;
+    if (counters === null) {
+      notes.push(`cannot read the ${command} counters of ${chain} (root only, and ufw must be loaded)`);
+      continue;
+    }
+    for (const [cidr, packets] of counters) {
+      const block = blocks.get(cidr);
+      if (block !== undefined) block.packets = packets;
+    }
+  }
+  const logged = await readKernelLog(options.now);
+  if (logged === null) notes.push('cannot read the kernel log (journalctl -k or /var/log/kern.log): no LOGGED column');
+  else if (logged.size === 0) notes.push('no [SMTPGUARD BLOCK] lines in the kernel log of the last 24 hours (this boot)');
+  else {
+    for (const block of blocks.values()) {
+      const range = parseRange(block.cidr);
+      block.logged = 0;
+      for (const [source, n] of logged) {
+        const ip = parseIp(source);
+        if (inRange(ip, range)) block.logged += n;
+      }
+    }
+  }
+
+  let nearMisses: Status['nearMisses'] = [];
+  let perHour: number[] | null = null;
+  let leftOut = 0;
+  try {
+    // the chart needs the last 24 hours (25: its first hour starts before now - 24h) whatever --window is
+    const wide = { ...settings, window: Math.max(settings.window, 25 * 3_600_000) };
+    const { collected, decision, summarised } = await scanAndDecide(wide, options.now, options.defaultLogs, io, false);
+    if (summarised.addresses > 0) notes.push(`${summarised.addresses} addresses past --max-tracked ${settings.maxTracked} were not counted one by one (the fewest events; IPv6 added up into ${summarised.ranges} ranges): a flood of addresses`);
+    const to = options.now.getTime();
+    const summaries = summarise(collected.tally, settings.window === Infinity ? ALL_TIME : { from: to - settings.window, to }, settings.kinds);
+    const excluded = new Set([...decision.blocks.flatMap((b) => b.addresses), ...decision.ignored.map((i) => i.address)]);
+    const blocked = [...blocks.keys()].map(parseRange);
+    const isBlocked = (address: string) => {
+      const ip = parseIp(address);
+      return blocked.some((range) => inRange(ip, range));
+    };
+    nearMisses = summaries
+      .filter((s) => s.total > 0 && !excluded.has(s.address) && !isBlocked(s.address))
+      .map((s) => ({ address: s.address, total: s.total, threshold: s.address.includes(':') ? settings.threshold6 : settings.threshold }))
+      .filter((s) => s.total < s.threshold)
+      .slice(0, 10);
+    perHour = countPerHour(collected.tally, options.now.getTime(), settings.kinds, 24);
+    leftOut = decision.overLimit.length;
+  } catch (error) {
+    if (!(error instanceof SmtpguardError)) throw error;
+    notes.push(`cannot read the logs: ${error.message}`);
+  }
+
+  const enforcement = await readEnforcement(settings, blocks, kernelReadable ? kernelSources : null);
+  const status: Status = { now: options.now.toISOString(), enforcement, blocks: [...blocks.values()], nearMisses, perHour, leftOut, notes };
+  io.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, settings.kinds));
+}
+
+/** Packets per source of the chain's rules: `iptables -L CHAIN -v -x -n`. */
+async function readCounters(command: string, chain: string): Promise<Map<string, number> | null> {
+  const { ok, output: out } = await query(command, ['-L', chain, '-v', '-x', '-n']);
+  if (!ok) return null;
+  const counters = new Map<string, number>();
+  for (const line of out.split('\n').slice(2)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 4 || !/^\d+$/.test(fields[0]!)) continue;
+    const source = fields[fields.length - 2]!; // ip6tables leaves the opt column empty: count from the right
+    const cidr = source.includes('/') ? source : `${source}/${source.includes(':') ? 128 : 32}`;
+    counters.set(cidr, (counters.get(cidr) ?? 0) + Number(fields[0]));
+  }
+  return counters;
+}
+
+/** SRC= of the [SMTPGUARD...] LOG lines of the last 24 hours: the kernel journal (this boot), else kern.log; null when neither is readable. */
+async function readKernelLog(now: Date): Promise<Map<string, number> | null> {
+  const since = now.getTime() - 24 * 3_600_000;
+  const journal = await query('journalctl', ['-k', '-q', '--no-pager', '-o', 'cat', `--since=@${Math.floor(since / 1000)}`, '--grep=SMTPGUARD']);
+  let text = journal.ok ? journal.output : null;
+  if (text === null || text === '') {
+    const kern = await readFile('/var/log/kern.log', 'utf8').catch(() => null);
+    if (kern !== null) {
+      // rsyslog's RFC 3339 stamps: keep the last 24 hours (a line without one is kept)
+      text = kern
+        .split('\n')
+        .filter((line) => {
+          const stamp = Date.parse(line.slice(0, line.indexOf(' ')));
+          return Number.isNaN(stamp) || stamp >= since;
+        })
+        .join('\n');
+    }
+  }
+  if (text === null) return null;
+  const sources = new Map<string, number>();
+  for (const m of text.matchAll(/\[SMTPGUARD[^\]]*\].*? SRC=([0-9a-fA-F:.]+) /g)) sources.set(m[1]!, (sources.get(m[1]!) ?? 0) + 1);
+  return sources;
+}
+
+/** Whether the firewall and Postfix have what the files say: ufw on, no reload owed, the kernel's rules, the map's index. */
+async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, StatusBlock>, kernel: readonly string[] | null): Promise<Enforcement> {
+  const ufwConf = await readFile(path.join(path.dirname(settings.ufwRules), 'ufw.conf'), 'utf8').catch(() => null);
+  const enabled = ufwConf === null ? null : /^\s*ENABLED\s*=\s*"?yes"?/im.test(ufwConf);
+  const { roles } = await PendingReloads.read(settings.stateDir);
+  const owedSince = await stat(path.join(settings.stateDir, 'pending-reloads')).then((s) => s.mtime.toISOString(), () => null);
+  const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
+  let mapIndexStale = false;
+  if (mapType !== 'cidr') {
+    const [source, index] = await Promise.all([stat(settings.accessMap).catch(() => null), stat(settings.accessMap + INDEX_SUFFIX[mapType]).catch(() => null)]);
+    mapIndexStale = source !== null && (index === null || index.mtimeMs < source.mtimeMs);
+  }
+  const inKernel = kernel === null ? null : new Set(kernel);
+  return {
+    ufwEnabled: enabled,
+    owed: [...roles].sort().map((what) => ({ what, since: owedSince })),
+    kernel: inKernel === null ? null : { missing: [...blocks.keys()].filter((c) => !inKernel.has(c)), extra: [...inKernel].filter((c) => !blocks.has(c)) },
+    mapIndexStale,
+  };
+}

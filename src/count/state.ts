@@ -1,0 +1,236 @@
+/**
+ * The scan state (edge): what earlier runs learned from each log, so a cron run reads
+ * only what was written since. A log is known by its content, not its name: the hash
+ * of its first bytes, so `mail.log` is found again as `mail.log.1` and, decompressed,
+ * as `mail.log.2.gz`. Per log: how many bytes of text were read (up to the last
+ * complete line), its line and event counts, and its tally (per address, kind and
+ * minute, so any --window can be cut from it).
+ *
+ * The index (scan-state.json) is small; each log's tally is a file of its own beside
+ * it, read only when the window needs that log. Everything is written atomically, the
+ * tallies before the index that names them; a state that cannot be read or is not
+ * valid is discarded with a warning, and the logs are read again from the start.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { isValidRange } from '../address.js';
+import { writeAtomically } from '../write/files.js';
+import { Tally } from './tally.js';
+import type { Warn } from '../read/sources.js';
+
+export const HEAD_BYTES = 4096;
+const VERSION = 5; // 5: tallies keep each address's minutes newest first, with their byte length
+/** The time zone year-less timestamps are read in. */
+const ZONE = `${Intl.DateTimeFormat().resolvedOptions().timeZone}/${new Date(2026, 0, 1).getTimezoneOffset()}/${new Date(2026, 6, 1).getTimezoneOffset()}`;
+const TALLY_FILE = /^tally-[0-9a-f]{24}-\d+\.bin$/;
+
+export interface StateEntry {
+  /** sha256 of the first `headLength` bytes of text. */
+  head: string;
+  headLength: number;
+  /** Bytes of text read: always the end of a complete line. */
+  size: number;
+  lines: number;
+  events: number;
+  /** The file beside the index that holds Tally.serialize() of this log. */
+  tally: string;
+  /** Earliest and latest event in it (ms), or null: a log outside the window is not even decoded. */
+  first: number | null;
+  last: number | null;
+  /** For the journal: the cursor of the last entry read. */
+  cursor?: string;
+}
+
+interface StateFile {
+  version: number;
+  /** Year-less timestamps were read as local time of this zone, with this year of --now: another zone or year reads them again. */
+  year: number;
+  zone: string;
+  /** The latest --now a run used: a run "before" it reads everything again (future lines may have been read as last year's). */
+  now: number;
+  entries: StateEntry[];
+}
+
+export const headHash = (head: Buffer): string => createHash('sha256').update(head).digest('hex');
+
+export class ScanState {
+  /** Tallies of new or grown logs, written by save(). */
+  private readonly staged = new Map<string, Buffer>();
+
+  private constructor(
+    readonly file: string,
+    private readonly now: Date,
+    readonly entries: StateEntry[],
+  ) {}
+
+  static async load(dir: string, now: Date, warn: Warn): Promise<ScanState> {
+    const file = path.join(dir, 'scan-state.json');
+    const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      // missing: a first run; not readable: an unprivileged scan, which reads in full, quietly
+      if (!['ENOENT', 'EACCES', 'EPERM'].includes(error.code ?? '')) warn(`cannot read the scan state ${file} (${error.message}); reading all logs from the start`);
+      return null;
+    });
+    if (text === null) return new ScanState(file, now, []);
+    try {
+      const state = JSON.parse(text) as StateFile;
+      if (state.version !== VERSION || !Array.isArray(state.entries) || !state.entries.every(isEntry)) throw new Error('not a scan state');
+      const same = state.year === now.getFullYear() && state.zone === ZONE && typeof state.now === 'number' && state.now <= now.getTime();
+      return new ScanState(file, now, same ? state.entries : []);
+    } catch (error) {
+      warn(`the scan state ${file} is not valid (${(error as Error).message}); reading all logs from the start`);
+      return new ScanState(file, now, []);
+    }
+  }
+
+  /**
+   * The tally of a known log, from minute `fromMs` on (older minutes are skipped: such a
+   * tally cannot be saved again); null (with a warning) when its file is gone or not valid.
+   */
+  async readTally(entry: StateEntry, warn: Warn, fromMs = -Infinity): Promise<Tally | null> {
+    try {
+      return Tally.deserialize(await readFile(path.join(path.dirname(this.file), entry.tally)), fromMs);
+    } catch (error) {
+      warn(`the scan state ${this.file} is not valid (${(error as Error).message}); reading this log from the start`);
+      return null;
+    }
+  }
+
+  /** A new entry for a log read this time, with its serialized tally. */
+  entry(fields: Omit<StateEntry, 'tally'>, tally: Buffer): StateEntry {
+    const entry: StateEntry = { ...fields, tally: `tally-${fields.head.slice(0, 24)}-${fields.size}.bin` };
+    this.staged.set(entry.tally, tally);
+    return entry;
+  }
+
+  /** Keeps `entries` (those of the logs read this time) for the next run; drops the other tallies. */
+  async save(entries: readonly StateEntry[], warn: Warn): Promise<void> {
+    const dir = path.dirname(this.file);
+    const state: StateFile = { version: VERSION, year: this.now.getFullYear(), zone: ZONE, now: this.now.getTime(), entries: [...entries] };
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      for (const entry of entries) {
+        const data = this.staged.get(entry.tally);
+        if (data !== undefined) await writeAtomically(path.join(dir, entry.tally), data.toString('latin1'), null, 0o600);
+      }
+      await writeAtomically(this.file, JSON.stringify(state), null, 0o600);
+      // drop the tallies this run knew and no longer needs; a scan running beside the cron job
+      // must not delete the files the other one just wrote
+      const keep = new Set(entries.map((e) => e.tally));
+      for (const e of this.entries) if (!keep.has(e.tally)) await unlink(path.join(dir, e.tally)).catch(() => undefined);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? ((error as { cause?: NodeJS.ErrnoException }).cause?.code);
+      // an unprivileged `smtpguard scan` cannot write /var/lib/smtpguard: it reads in full each time
+      if (code !== 'EACCES' && code !== 'EPERM') warn(`cannot save the scan state ${this.file}: ${(error as Error).message}`);
+    }
+  }
+}
+
+function isEntry(value: unknown): value is StateEntry {
+  const e = value as StateEntry;
+  return (
+    typeof e === 'object' && e !== null && typeof e.head === 'string' && typeof e.tally === 'string' && TALLY_FILE.test(e.tally) &&
+    [e.headLength, e.size, e.lines, e.events].every((n) => Number.isInteger(n) && n >= 0) &&
+    [e.first, e.last].every((t) => t === null || typeof t === 'number') &&
+    (e.cursor === undefined || typeof e.cursor === 'string')
+  );
+}
+
+/**
+ * Reloads owed from earlier runs, kept in the state directory: a run that wrote a
+ * file but was killed (or ran with --no-reload) before its reload leaves the file and
+ * the running firewall or Postfix apart, and the next run must reload even though the
+ * file text no longer changes.
+ */
+export class PendingReloads {
+  constructor(private readonly file: string | null) {}
+
+  static async read(stateDir: string): Promise<{ pending: PendingReloads; roles: Set<'ufw' | 'map'> }> {
+    const file = path.join(stateDir, 'pending-reloads');
+    const text = await readFile(file, 'utf8').catch(() => null);
+    const roles = new Set<'ufw' | 'map'>();
+    if (text !== null) {
+      for (const word of text.split(/\s+/)) if (word === 'ufw' || word === 'map') roles.add(word);
+      if (roles.size === 0 && text.trim() !== '') roles.add('ufw').add('map'); // unreadable: reload both, it is harmless
+    }
+    return { pending: new PendingReloads(file), roles };
+  }
+
+  async set(role: 'ufw' | 'map', owed: boolean): Promise<void> {
+    if (this.file === null) return;
+    const now = await PendingReloads.read(path.dirname(this.file));
+    if (owed) now.roles.add(role);
+    else now.roles.delete(role);
+    await mkdir(path.dirname(this.file), { recursive: true, mode: 0o755 });
+    await writeAtomically(this.file, [...now.roles].join(' ') + '\n', null, 0o644);
+  }
+}
+
+/** What `run` blocked, and why: kept for `smtpguard status`. */
+export interface BlockRecord {
+  cidr: string;
+  family: 4 | 6;
+  reason: string;
+  total: number;
+  addresses: string[];
+  firstSeen: string;
+  lastSeen: string;
+  /** When this block first appeared (kept from run to run while it stays). */
+  since: string;
+  /** With ban times: when it ends (ISO; null: never) and how many bans in a row it is. */
+  until?: string | null;
+  times?: number;
+  /** Fleet blocks: the CrowdSec decision's scenario, origin and end. */
+  fleet?: { scenario: string; origin: string; until: string };
+}
+
+const BLOCKS_FILE = 'blocks.json';
+
+/**
+ * The records `run` kept, or null when there are none. A file that is not valid (hand-edited,
+ * truncated, `[null]`) is a warning, and the next run writes it anew from what it decides.
+ */
+export async function readBlockRecords(stateDir: string, warn?: Warn): Promise<BlockRecord[] | null> {
+  const file = path.join(stateDir, BLOCKS_FILE);
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (text === null) return null;
+  let records: unknown;
+  try {
+    records = JSON.parse(text);
+  } catch (error) {
+    warn?.(`${file} is not valid JSON (${(error as Error).message}); it is written anew from this run's decisions`);
+    return null;
+  }
+  if (!Array.isArray(records) || !records.every(isBlockRecord)) {
+    warn?.(`${file} does not hold block records; it is written anew from this run's decisions`);
+    return null;
+  }
+  return records;
+}
+
+function isBlockRecord(value: unknown): value is BlockRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  const time = (t: unknown) => typeof t === 'string' && !Number.isNaN(Date.parse(t));
+  return (
+    typeof r.cidr === 'string' &&
+    isValidRange(r.cidr) &&
+    (r.family === 4 || r.family === 6) &&
+    typeof r.reason === 'string' &&
+    typeof r.total === 'number' &&
+    Array.isArray(r.addresses) &&
+    r.addresses.every((a) => typeof a === 'string') &&
+    time(r.firstSeen) &&
+    time(r.lastSeen) &&
+    time(r.since)
+  );
+}
+
+/** Writes the records when they differ from what is there. */
+export async function writeBlockRecords(stateDir: string, records: readonly BlockRecord[]): Promise<void> {
+  const text = JSON.stringify(records, null, 1) + '\n';
+  const file = path.join(stateDir, BLOCKS_FILE);
+  if ((await readFile(file, 'utf8').catch(() => null)) === text) return;
+  await mkdir(stateDir, { recursive: true, mode: 0o755 });
+  await writeAtomically(file, text, null, 0o644);
+}

@@ -1,0 +1,668 @@
+/**
+ * Tally: events counted per client address, per kind, per one-minute bucket.
+ * Pure. Buckets make a tally independent of the window asked for, so results can
+ * be merged (files of one log family add up; copies of one event in mail.log and
+ * mail.warn count once) and windows can be cut from them afterwards, to the minute.
+ */
+import { addressSortKey, ipv6GroupKey, networkOf, normaliseAddress } from '../address.js';
+import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
+import type { MailEvent } from '../read/parse.js';
+
+export const BUCKET_MS = 60_000;
+
+/** Per minute: SASL failures that named this user, and logins as this user. */
+type UserCounts = [failures: number, logins: number];
+
+/**
+ * Distinct usernames kept per address. Failures naming a further username are kept under
+ * OTHER_USERS, which no login matches: they always count. Logins are always kept (they are
+ * real accounts, so there are few).
+ */
+export const MAX_USERS_PER_ADDRESS = 64;
+/** Not a username the parser can give (it cuts usernames at MAX_USERNAME characters, and this is longer). */
+export const OTHER_USERS = '\u0000'.repeat(200);
+
+/** The serialized form keeps the slots present in a minute as a 32-bit mask. */
+if (SLOT_COUNT > 32) throw new Error(`tally.ts: ${SLOT_COUNT} count slots (EVENT_KINDS + qualifying slots) do not fit the 32-bit slot mask of the tally format; widen the mask`);
+
+// A bucket (one address, one minute) is a record of STRIDE int32s in one pool:
+// the next (older) bucket of the same address, the minute, the first and last event as
+// ms into the minute, then SLOT_COUNT counts. Each address has a chain of buckets, newest
+// first, so a log read in time order only ever touches the head, and a window is cut by
+// walking from the head until the minutes are older than the window.
+const NEXT = 0;
+const KEY = 1;
+const FIRST = 2;
+const LAST = 3;
+const COUNTS = 4;
+const STRIDE = COUNTS + SLOT_COUNT;
+const NONE = -1;
+
+/** A tally's arrays, sent between threads (see Tally.toParts). */
+export interface TallyParts {
+  names: string[];
+  heads: Int32Array<ArrayBuffer>;
+  pool: Int32Array<ArrayBuffer>;
+  users: Map<string, Map<string, Map<number, UserCounts>>>;
+  partial: boolean;
+}
+
+export class Tally {
+  /** address -> its index in `names` / `heads` */
+  private readonly ids = new Map<string, number>();
+  private readonly names: string[] = [];
+  /** Per address index: its newest bucket (a record number in `pool`), or NONE. */
+  private heads = new Int32Array(64);
+  private pool = new Int32Array(256 * STRIDE);
+  /** Records used in `pool`. */
+  private records = 0;
+  /** address -> username -> bucket number -> counts: only addresses whose SASL lines named a user. */
+  readonly users = new Map<string, Map<string, Map<number, UserCounts>>>();
+  /** Decoded from a horizon on (deserialize's `fromMs`): older minutes are missing, so it cannot be written back. */
+  private partial = false;
+
+  /** The addresses counted (address -> internal index). */
+  get addresses(): ReadonlyMap<string, number> {
+    return this.ids;
+  }
+
+  add(event: MailEvent): void {
+    const key = Math.floor(event.time / BUCKET_MS);
+    const offset = event.time - key * BUCKET_MS;
+    const at = this.bucket(this.idOf(event.address), key, offset, offset, NONE) * STRIDE;
+    this.pool[at + COUNTS + KIND_INDEX[event.kind]]! += event.count ?? 1;
+    if (event.unnamed === true) this.pool[at + COUNTS + UNNAMED_RECIPIENT_REJECT_SLOT]!++;
+    if (event.user !== undefined) {
+      if (event.kind === 'saslFailure') this.userCountsFor(event.address, event.user, key, false)[0]++;
+      else if (event.kind === 'saslSuccess') this.userCountsFor(event.address, event.user, key, true)[1]++;
+    }
+  }
+
+  /** Adds every count of `other` to this tally (files of one family, read one after the other). */
+  addAll(other: Tally): void {
+    this.combine(other, false);
+  }
+
+  /**
+   * Keeps, per address, minute and kind, the larger count of this tally and `other`.
+   * For logs that hold copies of the same lines (mail.log and mail.warn written by
+   * one rsyslog), this counts each event once; for logs that split the kinds between
+   * them (mail.info vs mail.warn), it keeps every kind from the file that has it.
+   */
+  maxAll(other: Tally): void {
+    this.combine(other, true);
+  }
+
+  private combine(other: Tally, max: boolean): void {
+    if (other.partial) this.partial = true;
+    const theirs = other.pool;
+    for (let o = 0; o < other.names.length; o++) {
+      const id = this.idOf(other.names[o]!);
+      let cursor = NONE; // their chain runs newest first: each of their buckets lies after the one before
+      for (let r = other.heads[o]!; r !== NONE; r = theirs[r * STRIDE + NEXT]!) {
+        const from = r * STRIDE;
+        const mine = this.bucket(id, theirs[from + KEY]!, theirs[from + FIRST]!, theirs[from + LAST]!, cursor);
+        cursor = mine;
+        const to = mine * STRIDE;
+        const pool = this.pool;
+        if (max) for (let i = COUNTS; i < STRIDE; i++) pool[to + i] = Math.max(pool[to + i]!, theirs[from + i]!);
+        else for (let i = COUNTS; i < STRIDE; i++) pool[to + i]! += theirs[from + i]!;
+      }
+    }
+    for (const [address, users] of other.users) {
+      for (const [user, buckets] of users) {
+        for (const [key, theirs] of buckets) {
+          const mine = this.userCountsFor(address, user, key, theirs[1] > 0);
+          mine[0] = max ? Math.max(mine[0], theirs[0]) : mine[0] + theirs[0];
+          mine[1] = max ? Math.max(mine[1], theirs[1]) : mine[1] + theirs[1];
+        }
+      }
+    }
+  }
+
+  private idOf(address: string): number {
+    let id = this.ids.get(address);
+    if (id === undefined) {
+      id = this.names.length;
+      this.ids.set(address, id);
+      this.names.push(address);
+      if (id === this.heads.length) {
+        const bigger = new Int32Array(this.heads.length * 2);
+        bigger.set(this.heads);
+        this.heads = bigger;
+      }
+      this.heads[id] = NONE;
+    }
+    return id;
+  }
+
+  /**
+   * The record of minute `key` of address `id`, made when missing; `first` and `last` (ms
+   * into the minute) widen its span. `after`: a record of this address known to be newer
+   * than `key` (where the search starts), or NONE (from the head).
+   */
+  private bucket(id: number, key: number, first: number, last: number, after: number): number {
+    const pool = this.pool;
+    let previous = after;
+    let r = after === NONE ? this.heads[id]! : pool[after * STRIDE + NEXT]!;
+    while (r !== NONE && pool[r * STRIDE + KEY]! > key) {
+      previous = r;
+      r = pool[r * STRIDE + NEXT]!;
+    }
+    if (r !== NONE && pool[r * STRIDE + KEY] === key) {
+      const at = r * STRIDE;
+      if (first < pool[at + FIRST]!) pool[at + FIRST] = first;
+      if (last > pool[at + LAST]!) pool[at + LAST] = last;
+      return r;
+    }
+    const made = this.newRecord();
+    const at = made * STRIDE;
+    const p = this.pool; // newRecord may have grown it
+    p[at + NEXT] = r;
+    p[at + KEY] = key;
+    p[at + FIRST] = first;
+    p[at + LAST] = last;
+    if (previous === NONE) this.heads[id] = made;
+    else p[previous * STRIDE + NEXT] = made;
+    return made;
+  }
+
+  private newRecord(): number {
+    if ((this.records + 1) * STRIDE > this.pool.length) {
+      const bigger = new Int32Array(Math.ceil(this.pool.length * 1.5 / STRIDE) * STRIDE);
+      bigger.set(this.pool);
+      this.pool = bigger;
+    }
+    return this.records++;
+  }
+
+  /** The counts of `user` at `address` in minute `key`; past the cap, a failure-only user is counted as OTHER_USERS. */
+  private userCountsFor(address: string, user: string, key: number, login: boolean): UserCounts {
+    let users = this.users.get(address);
+    if (users === undefined) {
+      users = new Map();
+      this.users.set(address, users);
+    }
+    let buckets = users.get(user);
+    if (buckets === undefined) {
+      if (!login && user !== OTHER_USERS && users.size >= MAX_USERS_PER_ADDRESS) return this.userCountsFor(address, OTHER_USERS, key, false);
+      buckets = new Map();
+      users.set(user, buckets);
+    }
+    let counts = buckets.get(key);
+    if (counts === undefined) {
+      counts = [0, 0];
+      buckets.set(key, counts);
+    }
+    return counts;
+  }
+
+  /** The earliest and latest event, or null when there is none. */
+  span(): { first: number; last: number } | null {
+    let first = Infinity;
+    let last = -Infinity;
+    const pool = this.pool;
+    for (let id = 0; id < this.names.length; id++) {
+      const head = this.heads[id]!;
+      if (head === NONE) continue;
+      const newest = pool[head * STRIDE + KEY]! * BUCKET_MS + pool[head * STRIDE + LAST]!;
+      if (newest > last) last = newest;
+      let r = head;
+      while (pool[r * STRIDE + NEXT] !== NONE) r = pool[r * STRIDE + NEXT]!;
+      const oldest = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + FIRST]!;
+      if (oldest < first) first = oldest;
+    }
+    return first === Infinity ? null : { first, last };
+  }
+
+  /**
+   * Calls `visit(address, record start)` for each address, with `sums` (SLOT_COUNT counts)
+   * holding its counts in minutes fromKey..toKey and `seen` its first and last event there.
+   * Addresses with nothing in those minutes are skipped.
+   */
+  private eachInWindow(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number) => void): void {
+    const pool = this.pool;
+    const sums = new Float64Array(SLOT_COUNT);
+    for (let id = 0; id < this.names.length; id++) {
+      let r = this.heads[id]!;
+      while (r !== NONE && pool[r * STRIDE + KEY]! > toKey) r = pool[r * STRIDE + NEXT]!;
+      if (r === NONE || pool[r * STRIDE + KEY]! < fromKey) continue;
+      sums.fill(0);
+      const last = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + LAST]!;
+      let first = 0;
+      for (; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
+        const at = r * STRIDE;
+        for (let i = 0; i < SLOT_COUNT; i++) sums[i]! += pool[at + COUNTS + i]!;
+        first = pool[at + KEY]! * BUCKET_MS + pool[at + FIRST]!;
+      }
+      visit(this.names[id]!, sums, first, last);
+    }
+  }
+
+  /**
+   * A compact binary form, for the state file and the worker thread: the count of
+   * addresses, then per address its text, the byte length of its buckets, their count and
+   * the buckets newest first (minute, first and last event as ms into the minute, a bit
+   * mask of the slots present and their counts); then per address and username, per
+   * minute the failures and logins. The byte length lets a reader skip the minutes it does not need.
+   */
+  serialize(): Buffer {
+    if (this.partial) throw new Error('a tally decoded from a horizon on cannot be written back (its older minutes are missing)');
+    const pool = this.pool;
+    let size = 8;
+    for (let id = 0; id < this.names.length; id++) {
+      size += 2 + this.names[id]!.length + 8;
+      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) {
+        size += 12;
+        for (let i = r * STRIDE + COUNTS; i < (r + 1) * STRIDE; i++) if (pool[i] !== 0) size += 4;
+      }
+    }
+    const userParts: Buffer[] = [];
+    let pairs = 0;
+    for (const [address, users] of this.users) {
+      for (const [user, buckets] of users) {
+        pairs++;
+        const userBytes = Buffer.from(user, 'utf8');
+        const out = Buffer.alloc(2 + address.length + 2 + userBytes.length + 4 + 12 * buckets.size);
+        let at = out.writeUInt16LE(address.length, 0);
+        at += out.write(address, at, 'latin1');
+        at = out.writeUInt16LE(userBytes.length, at);
+        at += userBytes.copy(out, at);
+        at = out.writeUInt32LE(buckets.size, at);
+        for (const [key, counts] of buckets) {
+          at = out.writeInt32LE(key, at);
+          at = out.writeUInt32LE(counts[0], at);
+          at = out.writeUInt32LE(counts[1], at);
+        }
+        userParts.push(out);
+      }
+    }
+    const out = Buffer.allocUnsafe(size);
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    let at = 0;
+    view.setUint32(at, this.names.length, true);
+    at += 4;
+    for (let id = 0; id < this.names.length; id++) {
+      const name = this.names[id]!;
+      view.setUint16(at, name.length, true);
+      at += 2 + out.write(name, at + 2, 'latin1');
+      const lengthAt = at;
+      at += 8;
+      let count = 0;
+      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) {
+        const base = r * STRIDE;
+        view.setInt32(at, pool[base + KEY]!, true);
+        view.setUint16(at + 4, pool[base + FIRST]!, true);
+        view.setUint16(at + 6, pool[base + LAST]!, true);
+        let mask = 0;
+        let c = at + 12;
+        for (let i = 0; i < SLOT_COUNT; i++) {
+          const n = pool[base + COUNTS + i]!;
+          if (n === 0) continue;
+          mask |= 1 << i;
+          view.setUint32(c, n, true);
+          c += 4;
+        }
+        view.setUint32(at + 8, mask >>> 0, true);
+        at = c;
+        count++;
+      }
+      view.setUint32(lengthAt, at - lengthAt - 8, true);
+      view.setUint32(lengthAt + 4, count, true);
+    }
+    view.setUint32(at, pairs, true);
+    return userParts.length === 0 ? out : Buffer.concat([out, ...userParts]);
+  }
+
+  /**
+   * The inverse of serialize(); throws on data that is not one, or that holds anything
+   * but canonical addresses (a state file is input like any other). With `fromMs`, minutes
+   * before it are skipped (a cron run needs only its window): such a tally answers for
+   * its window but cannot be serialized again.
+   */
+  static deserialize(data: Buffer, fromMs = -Infinity): Tally {
+    const tally = new Tally();
+    const fromKey = Math.floor(fromMs / BUCKET_MS);
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const need = (at: number, bytes: number) => {
+      if (at + bytes > data.length) throw new Error('tally data ends too early');
+    };
+    let at = 0;
+    need(at, 4);
+    const addresses = view.getUint32(at, true);
+    at += 4;
+    for (let a = 0; a < addresses; a++) {
+      need(at, 2);
+      const length = view.getUint16(at, true);
+      const address = readAddress(data, at + 2, length);
+      at += 2 + length;
+      need(at, 8);
+      const bytes = view.getUint32(at, true);
+      const count = view.getUint32(at + 4, true);
+      at += 8;
+      const end = at + bytes;
+      need(at, bytes);
+      const id = tally.idOf(address);
+      let previous = NONE;
+      let lastKey = Infinity;
+      for (let b = 0; b < count; b++) {
+        need(at, 12);
+        const key = view.getInt32(at, true);
+        if (key >= lastKey) throw new Error('tally data has minutes out of order');
+        lastKey = key;
+        if (key < fromKey) {
+          tally.partial = true;
+          break;
+        }
+        const mask = view.getUint32(at + 8, true);
+        if (mask >= 2 ** SLOT_COUNT) throw new Error('tally data names an unknown event kind');
+        const r = tally.newRecord();
+        const base = r * STRIDE;
+        const pool = tally.pool;
+        pool[base + NEXT] = NONE;
+        pool[base + KEY] = key;
+        pool[base + FIRST] = view.getUint16(at + 4, true);
+        pool[base + LAST] = view.getUint16(at + 6, true);
+        at += 12;
+        for (let i = 0; i < SLOT_COUNT; i++) {
+          if ((mask & (1 << i)) === 0) {
+            pool[base + COUNTS + i] = 0;
+            continue;
+          }
+          need(at, 4);
+          pool[base + COUNTS + i] = view.getUint32(at, true);
+          at += 4;
+        }
+        if (previous === NONE) tally.heads[id] = r;
+        else pool[previous * STRIDE + NEXT] = r;
+        previous = r;
+      }
+      if (at > end || (!tally.partial && at !== end)) throw new Error('tally data does not add up');
+      at = end;
+    }
+    need(at, 4);
+    const pairs = view.getUint32(at, true);
+    at += 4;
+    for (let p = 0; p < pairs; p++) {
+      need(at, 2);
+      const length = view.getUint16(at, true);
+      const address = readAddress(data, at + 2, length);
+      at += 2 + length;
+      need(at, 2);
+      const userLength = view.getUint16(at, true);
+      need(at + 2, userLength + 4);
+      const user = data.toString('utf8', at + 2, at + 2 + userLength);
+      at += 2 + userLength;
+      const count = view.getUint32(at, true);
+      at += 4;
+      need(at, 12 * count);
+      const buckets = new Map<number, UserCounts>();
+      for (let b = 0; b < count; b++) {
+        const key = view.getInt32(at, true);
+        if (key >= fromKey) buckets.set(key, [view.getUint32(at + 4, true), view.getUint32(at + 8, true)]);
+        at += 12;
+      }
+      if (buckets.size === 0) continue;
+      let users = tally.users.get(address);
+      if (users === undefined) tally.users.set(address, (users = new Map()));
+      users.set(user, buckets);
+    }
+    if (at !== data.length) throw new Error(`tally data has ${data.length - at} bytes too many`);
+    return tally;
+  }
+
+  /** The tally's arrays as they are, for another thread: postMessage copies the Maps and moves the pool (no re-encoding). */
+  toParts(): TallyParts {
+    return { names: this.names, heads: this.heads.slice(0, this.names.length), pool: this.pool.slice(0, this.records * STRIDE), users: this.users, partial: this.partial };
+  }
+
+  /** The inverse of toParts(), on the thread that received them (trusted: they never come from a file). */
+  static fromParts(parts: TallyParts): Tally {
+    const tally = new Tally();
+    for (const name of parts.names) tally.idOf(name);
+    tally.heads.set(parts.heads);
+    tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
+    tally.records = parts.pool.length / STRIDE;
+    for (const [address, users] of parts.users) tally.users.set(address, users);
+    tally.partial = parts.partial;
+    return tally;
+  }
+
+  /** Per address, the counts in minutes fromKey..toKey (see summarise). */
+  windowSums(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number) => void): void {
+    this.eachInWindow(fromKey, toKey, visit);
+  }
+
+  /** Counted events per minute of the window, for countPerHour. */
+  perMinute(visit: (key: number, counts: Int32Array, at: number) => void): void {
+    const pool = this.pool;
+    for (let id = 0; id < this.names.length; id++) {
+      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) visit(pool[r * STRIDE + KEY]!, pool, r * STRIDE + COUNTS);
+    }
+  }
+}
+
+const IPV4_CANONICAL = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+function readAddress(data: Buffer, from: number, length: number): string {
+  if (from + length > data.length) throw new Error('tally data ends inside an address');
+  const address = data.toString('latin1', from, from + length);
+  if (!IPV4_CANONICAL.test(address) && normaliseAddress(address) !== address) throw new Error(`tally data holds ${JSON.stringify(address.slice(0, 60))}, which is not an address`);
+  return address;
+}
+
+/** A time range, both ends included, in ms since the epoch; infinite ends for `--window all`. */
+export interface TimeWindow {
+  from: number;
+  to: number;
+}
+
+export const ALL_TIME: TimeWindow = { from: -Infinity, to: Infinity };
+
+export interface AddressSummary {
+  address: string;
+  /** Events per kind in the window; every kind is present. */
+  events: Record<EventKind, number>;
+  /** Sum of the counted kinds. */
+  total: number;
+  firstSeen: number;
+  lastSeen: number;
+  /** recipientReject events of this address that Postfix logged as `unknown[ADDR]`. */
+  unnamedRecipientRejects: number;
+  /** SASL usernames named in the window: failures naming each, logins as each (absent: none named). */
+  users?: Map<string, { failures: number; logins: number }>;
+  /** SASL failures naming usernames past MAX_USERS_PER_ADDRESS: no login spares them. */
+  otherUserFailures?: number;
+  /**
+   * Past the --max-tracked bound: this is not one address but the IPv6 addresses of `cidr`
+   * (`address` is its network address), added up. The policy counts it as that range.
+   */
+  summarised?: { cidr: string; addresses: number };
+}
+
+/** What summarise does past `maxTracked` addresses. */
+export interface Bound {
+  /** At most this many addresses are summarised one by one (besides offenders and clients that logged in or had mail accepted). */
+  maxTracked: number;
+  /** Thresholds: an address at or over its threshold is always kept. */
+  threshold: number;
+  threshold6: number;
+  /** IPv6 addresses past the bound are added up per prefix of this length (the policy's ipv6Prefix)... */
+  ipv6Prefix: number;
+  /** ...and, when those prefixes are still too many, per network of this length (the policy's ipv6Subnet). */
+  ipv6Subnet: number;
+}
+
+export interface Bounded {
+  summaries: AddressSummary[];
+  /** Addresses past the bound: not summarised one by one (0: the bound was not reached). */
+  summarised: number;
+  /** Their events of the counted kinds. */
+  summarisedEvents: number;
+  /** IPv6 ranges they were added up into (each one summary). */
+  summarisedRanges: number;
+}
+
+/**
+ * Per address, the events inside `window` (to the minute: a bucket counts when its
+ * minute lies in the window), with `total` the sum of the `counted` kinds.
+ * Every address with at least one event of any kind in the window is returned,
+ * worst first (highest total, then most events, then by address).
+ */
+export function summarise(tally: Tally, window: TimeWindow, counted: readonly EventKind[]): AddressSummary[] {
+  return summariseBounded(tally, window, counted, null).summaries;
+}
+
+/**
+ * summarise(), bounded: past `bound.maxTracked` addresses with events in the window, the
+ * ones farthest from their threshold (fewest counted events) are not listed one by one.
+ * Never dropped: addresses at or over their threshold, and those that logged in or had
+ * mail accepted (they spare others). IPv4 addresses below the threshold cannot make a
+ * block (a /24 needs offenders), so the rest of IPv4 is only counted; the rest of IPv6 is
+ * added up per prefix (`summarised` names the range) so a flood of many small prefixes still
+ * adds up to its /48, and per /48 when the prefixes are too many.
+ */
+export function summariseBounded(tally: Tally, window: TimeWindow, counted: readonly EventKind[], bound: Bound | null): Bounded {
+  const fromKey = Math.floor(window.from / BUCKET_MS);
+  const toKey = Math.floor(window.to / BUCKET_MS);
+  const countedIndexes = counted.map((kind) => KIND_INDEX[kind]);
+  const totalOf = (sums: Float64Array) => {
+    let total = 0;
+    for (const i of countedIndexes) total += sums[i]!;
+    return total;
+  };
+  const allOf = (sums: Float64Array) => {
+    let all = 0;
+    for (let i = 0; i < EVENT_KINDS.length; i++) all += sums[i]!;
+    return all;
+  };
+  // past the bound: the score (counted events, then all events) an address needs to be listed
+  let cut = -1;
+  let atCut = Infinity; // how many addresses scoring exactly `cut` may still be listed
+  let present = 0;
+  if (bound !== null) {
+    const scores: number[] = [];
+    tally.windowSums(fromKey, toKey, (address, sums) => {
+      const all = allOf(sums);
+      if (all === 0) return;
+      present++;
+      if (!mustKeep(address, sums, totalOf(sums), bound)) scores.push(totalOf(sums) * 2 ** 24 + Math.min(all, 2 ** 24 - 1));
+    });
+    const room = Math.max(0, bound.maxTracked - (present - scores.length));
+    if (scores.length > room) {
+      const sorted = Float64Array.from(scores).sort().reverse();
+      cut = room === 0 ? Infinity : sorted[room - 1]!;
+      atCut = 0;
+      for (let i = room - 1; i >= 0 && sorted[i] === cut; i--) atCut++;
+    }
+  }
+  const out: Array<AddressSummary & { all: number; key: string }> = [];
+  // keyed by ipv6GroupKey; `sample` is one of its addresses (networkOf names the range once, when kept)
+  const rest = new Map<string, { sums: Float64Array; first: number; last: number; addresses: number; sample: string }>();
+  let summarised = 0;
+  let summarisedEvents = 0;
+  tally.windowSums(fromKey, toKey, (address, sums, firstSeen, lastSeen) => {
+    const all = allOf(sums);
+    if (all === 0) return;
+    const total = totalOf(sums);
+    if (cut >= 0 && bound !== null && !mustKeep(address, sums, total, bound)) {
+      const score = total * 2 ** 24 + Math.min(all, 2 ** 24 - 1);
+      if (score < cut || (score === cut && atCut-- <= 0)) {
+        summarised++;
+        summarisedEvents += total;
+        if (address.includes(':')) {
+          const prefix = ipv6GroupKey(address, bound.ipv6Prefix);
+          let group = rest.get(prefix);
+          if (group === undefined) rest.set(prefix, (group = { sums: new Float64Array(SLOT_COUNT), first: firstSeen, last: lastSeen, addresses: 0, sample: address }));
+          for (let i = 0; i < SLOT_COUNT; i++) group.sums[i]! += sums[i]!;
+          group.first = Math.min(group.first, firstSeen);
+          group.last = Math.max(group.last, lastSeen);
+          group.addresses++;
+        }
+        return;
+      }
+    }
+    const summary = summaryOf(address, sums, total, firstSeen, lastSeen, all);
+    const users = tally.users.get(address);
+    if (users !== undefined) summariseUsers(summary, users, fromKey, toKey);
+    out.push(summary);
+  });
+  let summarisedRanges = 0;
+  if (bound !== null && rest.size > 0) {
+    // too many prefixes for the room left: the smallest are added up per ipv6Subnet network
+    const groups = [...rest.entries()];
+    const room = Math.max(1, bound.maxTracked - out.length);
+    let wider = new Map<string, { sums: Float64Array; first: number; last: number; addresses: number; sample: string }>();
+    if (groups.length > room && bound.ipv6Subnet < bound.ipv6Prefix) {
+      const totals = groups.map(([, g]) => totalOf(g.sums));
+      const order = groups.map((_, i) => i).sort((a, b) => totals[b]! - totals[a]!);
+      for (const i of order.slice(room)) {
+        const [prefix, g] = groups[i]!;
+        const subnet = ipv6GroupKey(g.sample, bound.ipv6Subnet);
+        let w = wider.get(subnet);
+        if (w === undefined) wider.set(subnet, (w = { sums: new Float64Array(SLOT_COUNT), first: g.first, last: g.last, addresses: 0, sample: g.sample }));
+        for (let k = 0; k < SLOT_COUNT; k++) w.sums[k]! += g.sums[k]!;
+        w.first = Math.min(w.first, g.first);
+        w.last = Math.max(w.last, g.last);
+        w.addresses += g.addresses;
+        rest.delete(prefix);
+      }
+    } else {
+      wider = new Map();
+    }
+    type Group = { sums: Float64Array; first: number; last: number; addresses: number; sample: string };
+    const named = (groups: Map<string, Group>, bits: number) => [...groups.values()].map((g) => [networkOf(g.sample, bits), g] as const);
+    for (const [cidr, g] of [...named(rest, bound.ipv6Prefix), ...named(wider, bound.ipv6Subnet)]) {
+      const summary = summaryOf(cidr.slice(0, cidr.indexOf('/')), g.sums, totalOf(g.sums), g.first, g.last, allOf(g.sums));
+      summary.summarised = { cidr, addresses: g.addresses };
+      out.push(summary);
+      summarisedRanges++;
+    }
+  }
+  out.sort((a, b) => b.total - a.total || b.all - a.all || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { summaries: out.map(({ all: _all, key: _key, ...summary }) => summary), summarised, summarisedEvents, summarisedRanges };
+}
+
+/** Never summarised away: offenders, and clients whose logins or accepted mail spare others. */
+function mustKeep(address: string, sums: Float64Array, total: number, bound: Bound): boolean {
+  if (sums[KIND_INDEX.saslSuccess]! > 0 || sums[KIND_INDEX.accepted]! > 0) return true;
+  return total >= (address.includes(':') ? bound.threshold6 : bound.threshold);
+}
+
+function summaryOf(address: string, sums: Float64Array, total: number, firstSeen: number, lastSeen: number, all: number): AddressSummary & { all: number; key: string } {
+  const events = {} as Record<EventKind, number>;
+  for (let i = 0; i < EVENT_KINDS.length; i++) events[EVENT_KINDS[i]!] = sums[i]!;
+  return { address, events, total, firstSeen, lastSeen, unnamedRecipientRejects: sums[UNNAMED_RECIPIENT_REJECT_SLOT]!, all, key: addressSortKey(address) };
+}
+
+function summariseUsers(summary: AddressSummary, users: Map<string, Map<number, UserCounts>>, fromKey: number, toKey: number): void {
+  for (const [user, buckets] of users) {
+    let failures = 0;
+    let logins = 0;
+    for (const [key, counts] of buckets) {
+      if (key < fromKey || key > toKey) continue;
+      failures += counts[0];
+      logins += counts[1];
+    }
+    if (failures === 0 && logins === 0) continue;
+    if (user === OTHER_USERS) summary.otherUserFailures = failures;
+    else (summary.users ??= new Map()).set(user, { failures, logins });
+  }
+}
+
+/**
+ * Counted events per hour over the `hours` hours that end with the hour of `now`,
+ * oldest first (for the status chart).
+ */
+export function countPerHour(tally: Tally, now: number, counted: readonly EventKind[], hours: number): number[] {
+  const HOUR = 3_600_000;
+  const last = Math.floor(now / HOUR);
+  const out = new Array<number>(hours).fill(0);
+  const indexes = counted.map((k) => KIND_INDEX[k]);
+  tally.perMinute((key, counts, at) => {
+    const slot = Math.floor((key * BUCKET_MS) / HOUR) - (last - hours + 1);
+    if (slot < 0 || slot >= hours) return;
+    for (const i of indexes) out[slot]! += counts[at + i]!;
+  });
+  return out;
+}

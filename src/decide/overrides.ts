@@ -1,0 +1,124 @@
+/**
+ * Manual blocks and unblocks (`smtpguard block`, `smtpguard unblock`), applied to a
+ * Decision as a step of their own after the policy. Pure.
+ *
+ * - An unblock removes every block inside its range and keeps it out until `until`
+ *   (null: for good). An unblocked address inside a larger block (a /24, an IPv6
+ *   prefix) splits that block: the block goes, its other offenders stay blocked one by
+ *   one.
+ * - A manual block is a block with reason `manual`; it takes in the blocks inside it,
+ *   and is left out (reported as ignored) when it overlaps a never-block range (this
+ *   host, mynetworks, ALLOW) or lies inside a block already made.
+ * - Entries whose `until` has passed do nothing.
+ */
+import { compareCidrs, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Range } from '../address.js';
+import { MAX_BLOCK_ADDRESSES, type Block, type Decision, type Ignored, type NamedRange } from './policy.js';
+
+export interface Override {
+  /** Always with a prefix length, canonical: `192.0.2.7/32`, `198.51.100.0/24`, `2001:db8:1:2::/64`. */
+  cidr: string;
+  kind: 'unblock' | 'block';
+  /** ISO time it ends; null: for good. */
+  until: string | null;
+  comment: string | null;
+  /** ISO time it was made. */
+  created: string;
+}
+
+export interface OverrideContext {
+  now: Date;
+  neverBlock: readonly NamedRange[];
+  /** Counted events per address in the window: the totals of blocks made by a split. */
+  totals: ReadonlyMap<string, number>;
+}
+
+/** `192.0.2.7` -> `192.0.2.7/32`; a range keeps its length. Throws a message when the host bits are not zero. */
+export function canonicalCidr(text: string): string {
+  const [ip, bits] = parseRange(text.trim());
+  const address = ip.kind() === 'ipv4' ? ip.toString() : (ip as import('ipaddr.js').IPv6).toRFC5952String();
+  const network = networkOf(address, bits);
+  if (text.includes('/') && network !== `${address}/${bits}`) throw new Error(`${text} has host bits set: did you mean ${network}?`);
+  return network;
+}
+
+export const isActive = (o: Override, now: Date): boolean => o.until === null || Date.parse(o.until) > now.getTime();
+
+export function describeUntil(o: Pick<Override, 'until'>): string {
+  return o.until === null ? 'for good' : `until ${o.until}`;
+}
+
+const inside = (inner: Range, outer: Range): boolean => inner[0].kind() === outer[0].kind() && inner[1] >= outer[1] && inner[0].match(outer);
+
+export function applyOverrides(decision: Decision, overrides: readonly Override[], context: OverrideContext): Decision {
+  const active = overrides.filter((o) => isActive(o, context.now));
+  const unblocks = active.filter((o) => o.kind === 'unblock').map((o) => ({ o, range: parseRange(o.cidr) }));
+  const ignored: Ignored[] = [...decision.ignored];
+  const blocks: Block[] = [];
+  const unblockedBy = (address: string) => {
+    const ip = parseIp(address);
+    return unblocks.find((u) => inRange(ip, u.range));
+  };
+
+  for (const block of decision.blocks) {
+    const range = parseRange(block.cidr);
+    const hits = unblocks.filter((u) => rangesOverlap(range, u.range));
+    if (hits.length === 0) {
+      blocks.push(block);
+      continue;
+    }
+    // the block goes; its offenders outside the unblocked ranges stay blocked one by one
+    for (const address of block.addresses) {
+      const hit = unblockedBy(address);
+      const total = context.totals.get(address) ?? (block.addresses.length === 1 ? block.total : 0);
+      if (hit !== undefined) ignored.push({ address, total, reason: `unblocked ${describeUntil(hit.o)} (${hit.o.cidr})` });
+      else if (!hits.some((u) => inside(range, u.range))) {
+        // its own last event is not known here: the block's last event bounds it (a ban runs from there)
+        blocks.push({ cidr: `${address}/${block.family === 4 ? 32 : 128}`, family: block.family, addresses: [address], addressCount: 1, total, reason: 'host', ...(block.lastSeen === undefined ? {} : { lastSeen: block.lastSeen }) });
+      }
+    }
+  }
+
+  const never = context.neverBlock.map((n) => ({ range: parseRange(n.cidr), label: `${n.source} ${n.cidr}` }));
+  for (const o of active.filter((x) => x.kind === 'block')) {
+    const range = parseRange(o.cidr);
+    const guard = never.find((n) => rangesOverlap(range, n.range));
+    if (guard !== undefined) {
+      ignored.push({ address: o.cidr, total: 0, reason: `manual block overlaps ${guard.label}` });
+      continue;
+    }
+    if (blocks.some((b) => b.cidr !== o.cidr && inside(range, parseRange(b.cidr)))) continue; // a larger block holds it
+    const covered = blocks.filter((b) => inside(parseRange(b.cidr), range));
+    const family = range[0].kind() === 'ipv4' ? 4 : 6;
+    const hostBits = family === 4 ? 32 : 128;
+    const addresses = range[1] === hostBits ? [o.cidr.slice(0, o.cidr.lastIndexOf('/'))] : [...new Set(covered.flatMap((b) => b.addresses))].slice(0, MAX_BLOCK_ADDRESSES);
+    const addressCount = range[1] === hostBits ? 1 : covered.reduce((sum, b) => sum + b.addressCount, 0);
+    for (const b of covered) blocks.splice(blocks.indexOf(b), 1);
+    blocks.push({ cidr: o.cidr, family, addresses, addressCount, total: covered.reduce((sum, b) => sum + b.total, 0), reason: 'manual' });
+  }
+  blocks.sort((a, b) => compareCidrs(a.cidr, b.cidr));
+  return { ...decision, blocks, ignored };
+}
+
+/** `overrides.json`: `{"version": 1, "entries": [...]}`; throws a message when it is not valid. */
+export function parseOverrides(text: string): Override[] {
+  const value = JSON.parse(text) as { version?: unknown; entries?: unknown };
+  if (value.version !== 1 || !Array.isArray(value.entries)) throw new Error('expected {"version": 1, "entries": [...]}');
+  return value.entries.map((e: unknown, i: number) => {
+    const o = e as Override;
+    const ok =
+      typeof o === 'object' && o !== null && typeof o.cidr === 'string' && (o.kind === 'unblock' || o.kind === 'block') &&
+      (o.until === null || (typeof o.until === 'string' && !Number.isNaN(Date.parse(o.until)))) &&
+      (o.comment === null || typeof o.comment === 'string') && typeof o.created === 'string';
+    if (!ok) throw new Error(`entry ${i + 1} is not {cidr, kind: "unblock"|"block", until, comment, created}`);
+    try {
+      if (canonicalCidr(o.cidr) !== o.cidr) throw new Error('not canonical');
+    } catch {
+      throw new Error(`entry ${i + 1}: ${o.cidr} is not a canonical address/prefix`);
+    }
+    return { cidr: o.cidr, kind: o.kind, until: o.until, comment: o.comment, created: o.created };
+  });
+}
+
+export function renderOverrides(overrides: readonly Override[]): string {
+  return `${JSON.stringify({ version: 1, entries: overrides }, null, 1)}\n`;
+}

@@ -1,0 +1,357 @@
+/**
+ * Policy: per-address counts in the window -> what to block. Pure.
+ *
+ * - An IPv4 address is an offender when its counted events reach `threshold`;
+ *   `subnetHosts` or more offenders in one /24 block the /24 instead.
+ * - IPv6 is counted per prefix (`ipv6Prefix`, /64 by default): the events of all its
+ *   addresses add up against `threshold6`, and the block is the prefix. Above that,
+ *   `ipv6SubnetPrefixes` offending prefixes in one `ipv6Subnet` (/48), or that many
+ *   times `threshold6` events spread over its prefixes that stay under threshold6, block the /48.
+ * - Only client-level evidence aggregates into a /24 or /48: recipient rejects (a typo,
+ *   a stale list) can make a host or an IPv6 prefix an offender, never a whole network.
+ * - Recipient rejects count only for clients Postfix logged as `unknown[ADDR]` and that
+ *   had no mail accepted in the window: big providers' MTAs have names, and deliver.
+ * - A login as a user spares the SASL failures that named that user and those that named
+ *   none (for IPv6, a login from any address of the prefix): failures as other users count.
+ * - Never blocked: the `neverBlock` ranges (loopback, this host, mynetworks, --allow).
+ *   A /24, IPv6 prefix or /48 that overlaps one, or where someone logged in, is not
+ *   aggregated: its offenders are blocked one by one.
+ * - `maxBlocks` keeps the blocks with the most events per address (so a flood of wide,
+ *   thin ranges cannot push a real attacker out).
+ *
+ * Sizes: nothing here spreads or applies an array whose length comes from the input, and a
+ * block lists at most MAX_BLOCK_ADDRESSES of its addresses (the worst), with the count.
+ */
+import { compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Ip, type Range } from '../address.js';
+import type { EventKind } from '../read/kinds.js';
+import type { AddressSummary } from '../count/tally.js';
+
+export interface NamedRange {
+  /** An address or CIDR, e.g. `127.0.0.0/8`, `2001:db8::/32`, `192.0.2.7`. */
+  cidr: string;
+  /** Why it is never blocked: `loopback`, `this host`, `mynetworks`, `allow`. */
+  source: string;
+}
+
+export interface PolicyOptions {
+  threshold: number;
+  threshold6: number;
+  countedKinds: readonly EventKind[];
+  ipv6Prefix: number;
+  subnetHosts: number;
+  /** IPv6 networks above the prefix: this length (48)... */
+  ipv6Subnet: number;
+  /** ...is blocked when this many of its prefixes offend (0: never). */
+  ipv6SubnetPrefixes: number;
+  neverBlock: readonly NamedRange[];
+  /** 0: no limit. */
+  maxBlocks: number;
+  /** Usernames that do not exist here: a failure naming one makes the client an offender (optional). */
+  trapUsers?: readonly string[];
+}
+
+/** `subnet6`: an IPv6 network above the prefix; `manual`: made by `smtpguard block` (overrides.ts); `fleet`: a decision another server shared through CrowdSec (fleet.ts). */
+export type BlockReason = 'host' | 'subnet' | 'prefix' | 'subnet6' | 'manual' | 'fleet';
+
+/** A block names at most this many of its addresses (the worst); `addressCount` has them all. */
+export const MAX_BLOCK_ADDRESSES = 256;
+
+export interface Block {
+  /** Always with a prefix length: `192.0.2.7/32`, `192.0.2.0/24`, `2001:db8:1:2::/64`. */
+  cidr: string;
+  family: 4 | 6;
+  /** The offending addresses inside it, sorted; at most MAX_BLOCK_ADDRESSES, the ones with most events. */
+  addresses: string[];
+  /** How many addresses with counted events are inside it. */
+  addressCount: number;
+  /** Their counted events. */
+  total: number;
+  reason: BlockReason;
+  /** The latest event (ms) of the addresses in it that counted: a ban runs from here. */
+  lastSeen?: number;
+  /** With ban times (bans.ts): when the block ends (ISO 8601; null: never), how many bans in a row it is, and this ban's length (`2d`, `forever`). */
+  until?: string | null;
+  times?: number;
+  banFor?: string;
+  /** Fleet blocks only: the decision's scenario, origin and end. */
+  fleet?: { scenario: string; origin: string; until: string };
+}
+
+export type Spared =
+  | {
+      address: string;
+      kind: 'saslFailure';
+      /** SASL failures not held against it. */
+      saslFailures: number;
+      /** The usernames those failures named (failures that named none are spared too, and add no name). */
+      users: string[];
+      /** The users it (or, for IPv6, its prefix) logged in as. */
+      loggedInAs: string[];
+      reason: 'logged in';
+    }
+  | {
+      address: string;
+      kind: 'recipientReject';
+      recipientRejects: number;
+      /** `mail accepted`: a queue file was made for its mail; `named client`: Postfix confirmed its hostname. */
+      reason: 'mail accepted' | 'named client';
+    };
+
+export interface Ignored {
+  address: string;
+  total: number;
+  /** e.g. `loopback 127.0.0.0/8`, `allow 192.0.2.0/24`. */
+  reason: string;
+}
+
+export interface Decision {
+  /** Sorted by address. */
+  blocks: Block[];
+  spared: Spared[];
+  ignored: Ignored[];
+  /** Blocks left out by maxBlocks (the least bad ones). */
+  overLimit: Block[];
+}
+
+interface Candidate {
+  address: string;
+  ip: Ip;
+  lastSeen: number;
+  /** Counted events after sparing. */
+  total: number;
+  /** The part of `total` that is about the client itself (not recipient rejects): only this aggregates. */
+  clientLevel: number;
+}
+
+interface Guard {
+  range: Range;
+  label: string;
+}
+
+export function decideBlocks(summaries: readonly AddressSummary[], options: PolicyOptions): Decision {
+  const never: Guard[] = options.neverBlock.map((r) => ({ range: parseRange(r.cidr), label: `${r.source} ${r.cidr}` }));
+  const counted = new Set(options.countedKinds);
+  const traps = new Set((options.trapUsers ?? []).map((u) => u.toLowerCase()));
+  const prefixOf = (address: string) => networkOf(address, options.ipv6Prefix);
+  const spared: Spared[] = [];
+  const ignored: Ignored[] = [];
+  const v4: Candidate[] = [];
+  const v6 = new Map<string, Candidate[]>(); // prefix cidr -> its addresses
+
+  // Networks where someone logged in: never blocked whole. Logins per IPv6 prefix also spare
+  // the prefix's failures as the same user (phones change addresses). (Accepted mail is no such
+  // sign: spam from a botnet is accepted too; it only spares the address's recipient rejects.)
+  const trusted24 = new Set<string>();
+  const trusted6 = new Set<string>();
+  const logins6 = new Map<string, Set<string | null>>(); // prefix -> users logged in as (null: no name logged)
+  for (const s of summaries) {
+    if (s.events.saslSuccess === 0) continue;
+    if (!s.address.includes(':')) {
+      trusted24.add(networkOf(s.address, 24));
+      continue;
+    }
+    const prefix = prefixOf(s.address);
+    trusted6.add(prefix);
+    addLogins(logins6, prefix, s);
+  }
+
+  for (const s of summaries) {
+    const family = s.address.includes(':') ? 6 : 4;
+    const logins = family === 4 ? loginsOf(s) : logins6.get(prefixOf(s.address));
+    let clientLevel = 0;
+    for (const kind of counted) if (kind !== 'saslFailure' && kind !== 'recipientReject') clientLevel += s.events[kind];
+    if (counted.has('saslFailure')) clientLevel += countSaslFailures(s, logins, spared);
+    if (traps.size > 0 && triedTrap(s, traps)) clientLevel = Math.max(clientLevel, family === 4 ? options.threshold : options.threshold6);
+    const recipient = counted.has('recipientReject') ? countRecipientRejects(s, clientLevel, family === 4 ? options.threshold : options.threshold6, spared) : 0;
+    const total = clientLevel + recipient;
+    if (total === 0) continue;
+    const ip = parseIp(s.address);
+    const guard = never.find((n) => inRange(ip, n.range));
+    if (guard !== undefined) {
+      // reported only when it would have been blocked on its own
+      if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
+      continue;
+    }
+    const candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen };
+    if (family === 4) v4.push(candidate);
+    else pushTo(v6, s.summarised?.cidr ?? prefixOf(s.address), candidate); // past --max-tracked: the range it adds up
+  }
+
+  const overlapsNever = (cidr: string) => {
+    const range = parseRange(cidr);
+    return never.some((n) => rangesOverlap(range, n.range));
+  };
+  const blocks = decideIpv4(v4, options, overlapsNever, trusted24).concat(decideIpv6(v6, options, overlapsNever, trusted6));
+
+  const capped = capBlocks(blocks, options.maxBlocks);
+  return { blocks: capped.blocks, spared, ignored, overLimit: capped.overLimit };
+}
+
+/**
+ * At most `maxBlocks` blocks (0: no limit), those with the most events per address first (a
+ * concentrated attacker before a diffuse flood of ranges); the rest are over the limit. Both sorted
+ * by address. Used by the policy and again after the bans and overrides add theirs.
+ */
+export function capBlocks(all: readonly Block[], maxBlocks: number): { blocks: Block[]; overLimit: Block[] } {
+  const blocks = [...all];
+  let overLimit: Block[] = [];
+  if (maxBlocks > 0 && blocks.length > maxBlocks) {
+    const density = (b: Block) => b.total / Math.max(1, b.addressCount);
+    blocks.sort((a, b) => density(b) - density(a) || b.total - a.total || compareCidrs(a.cidr, b.cidr));
+    overLimit = blocks.splice(maxBlocks).sort((a, b) => compareCidrs(a.cidr, b.cidr));
+  }
+  blocks.sort((a, b) => compareCidrs(a.cidr, b.cidr));
+  return { blocks, overLimit };
+}
+
+/** IPv4: hosts over the threshold, grouped by /24; a /24 needs `subnetHosts` offenders on client-level evidence alone. */
+function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNever: (cidr: string) => boolean, trusted24: ReadonlySet<string>): Block[] {
+  const blocks: Block[] = [];
+  const subnets = new Map<string, Candidate[]>();
+  for (const c of v4) if (c.total >= options.threshold) pushTo(subnets, networkOf(c.address, 24), c);
+  for (const [subnet, offenders] of subnets) {
+    let clientOffenders = 0;
+    for (const o of offenders) if (o.clientLevel >= options.threshold) clientOffenders++;
+    if (clientOffenders >= options.subnetHosts && !overlapsNever(subnet) && !trusted24.has(subnet)) {
+      blocks.push(block(subnet, 4, offenders, 'subnet'));
+    } else {
+      for (const o of offenders) blocks.push(block(`${o.address}/32`, 4, [o], 'host'));
+    }
+  }
+  return blocks;
+}
+
+/**
+ * IPv6: a prefix adds up its addresses (unless it overlaps a never-block range or someone
+ * logged in from it: then its addresses one by one); prefixes add up into their /48.
+ */
+function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions, overlapsNever: (cidr: string) => boolean, trusted6: ReadonlySet<string>): Block[] {
+  const blocks: Block[] = [];
+  const aggregate = options.ipv6SubnetPrefixes > 0 && options.ipv6Subnet < options.ipv6Prefix && options.ipv6Prefix < 128;
+  // per /48: its prefix blocks, whether it may be blocked whole, and its client-level evidence
+  const subnets = new Map<string, { blocks: Block[]; members: Candidate[]; offending: number; spread: number; whole: boolean }>();
+  const trustedSubnets = new Set<string>();
+  if (aggregate) for (const prefix of trusted6) trustedSubnets.add(networkOf(prefix.slice(0, prefix.indexOf('/')), options.ipv6Subnet));
+  for (const [prefix, members] of v6) {
+    const alone = overlapsNever(prefix) || trusted6.has(prefix) || options.ipv6Prefix === 128;
+    const mine: Block[] = [];
+    let total = 0;
+    let clientLevel = 0;
+    for (const m of members) {
+      total += m.total;
+      clientLevel += m.clientLevel;
+    }
+    if (alone) {
+      for (const m of members) if (m.total >= options.threshold6) mine.push(block(`${m.address}/128`, 6, [m], 'host'));
+    } else if (total >= options.threshold6) {
+      mine.push(block(prefix, 6, members, 'prefix'));
+    }
+    if (!aggregate) {
+      for (const b of mine) blocks.push(b);
+      continue;
+    }
+    const subnet = networkOf(members[0]!.address, options.ipv6Subnet);
+    let entry = subnets.get(subnet);
+    if (entry === undefined) subnets.set(subnet, (entry = { blocks: [], members: [], offending: 0, spread: 0, whole: !overlapsNever(subnet) && !trustedSubnets.has(subnet) }));
+    for (const b of mine) entry.blocks.push(b);
+    for (const m of members) entry.members.push(m);
+    if (alone) entry.whole = false;
+    else if (clientLevel >= options.threshold6) entry.offending++;
+    else entry.spread += clientLevel; // only what no prefix blocks on its own: one loud /64 is not a /48
+
+  }
+  for (const [subnet, entry] of subnets) {
+    const over = entry.offending >= options.ipv6SubnetPrefixes || entry.spread >= options.threshold6 * options.ipv6SubnetPrefixes;
+    if (entry.whole && over) blocks.push(block(subnet, 6, entry.members, 'subnet6'));
+    else for (const b of entry.blocks) blocks.push(b);
+  }
+  return blocks;
+}
+
+/** SASL failures that count: all, unless it logged in; then those naming users it did not log in as. */
+function countSaslFailures(s: AddressSummary, logins: ReadonlySet<string | null> | undefined, spared: Spared[]): number {
+  const failures = s.events.saslFailure;
+  if (failures === 0 || logins === undefined || logins.size === 0) return failures;
+  let named = s.otherUserFailures ?? 0;
+  let sparedFailures = 0;
+  const sparedUsers: string[] = [];
+  for (const [user, counts] of s.users ?? []) {
+    named += counts.failures;
+    if (counts.failures > 0 && logins.has(user)) {
+      sparedFailures += counts.failures;
+      sparedUsers.push(user);
+    }
+  }
+  sparedFailures = Math.min(failures, sparedFailures + Math.max(0, failures - named)); // + those that named no user
+  if (sparedFailures > 0) {
+    const loggedInAs = [...logins].filter((u): u is string => u !== null).sort();
+    spared.push({ address: s.address, kind: 'saslFailure', saslFailures: sparedFailures, users: sparedUsers.sort(), loggedInAs, reason: 'logged in' });
+  }
+  return failures - sparedFailures;
+}
+
+/**
+ * Recipient rejects that count: those of an `unknown[ADDR]` client that had no mail accepted.
+ * Spared ones are reported when mail was accepted, or when they alone would have made it an offender.
+ */
+function countRecipientRejects(s: AddressSummary, clientLevel: number, threshold: number, spared: Spared[]): number {
+  const all = s.events.recipientReject;
+  if (all === 0) return 0;
+  if (s.events.accepted > 0 || s.events.saslSuccess > 0) {
+    spared.push({ address: s.address, kind: 'recipientReject', recipientRejects: all, reason: 'mail accepted' });
+    return 0;
+  }
+  const counting = Math.min(all, s.unnamedRecipientRejects);
+  if (counting < all && clientLevel + counting < threshold && clientLevel + all >= threshold) {
+    spared.push({ address: s.address, kind: 'recipientReject', recipientRejects: all - counting, reason: 'named client' });
+  }
+  return counting;
+}
+
+/** Whether a SASL failure named a trap user (`admin` also matches `admin@example.org`). Usernames are only compared. */
+function triedTrap(s: AddressSummary, traps: ReadonlySet<string>): boolean {
+  for (const [user, counts] of s.users ?? []) {
+    if (counts.failures === 0) continue;
+    const name = user.toLowerCase();
+    const at = name.lastIndexOf('@');
+    if (traps.has(name) || (at > 0 && traps.has(name.slice(0, at)))) return true;
+  }
+  return false;
+}
+
+/** The users an IPv4 address logged in as (null: a login whose line named no user). */
+function loginsOf(s: AddressSummary): Set<string | null> | undefined {
+  if (s.events.saslSuccess === 0) return undefined;
+  return addLogins(new Map(), '', s).get('');
+}
+
+function addLogins(map: Map<string, Set<string | null>>, key: string, s: AddressSummary): Map<string, Set<string | null>> {
+  let users = map.get(key);
+  if (users === undefined) map.set(key, (users = new Set()));
+  let named = 0;
+  for (const [user, counts] of s.users ?? []) {
+    if (counts.logins === 0) continue;
+    users.add(user);
+    named += counts.logins;
+  }
+  if (named < s.events.saslSuccess) users.add(null);
+  return map;
+}
+
+function block(cidr: string, family: 4 | 6, members: readonly Candidate[], reason: BlockReason): Block {
+  let total = 0;
+  let lastSeen = -Infinity;
+  for (const m of members) {
+    total += m.total;
+    if (m.lastSeen > lastSeen) lastSeen = m.lastSeen;
+  }
+  const named = members.length <= MAX_BLOCK_ADDRESSES ? [...members] : [...members].sort((a, b) => b.total - a.total || compareIps(a.ip, b.ip)).slice(0, MAX_BLOCK_ADDRESSES);
+  named.sort((a, b) => compareIps(a.ip, b.ip));
+  return { cidr, family, addresses: named.map((m) => m.address), addressCount: members.length, total, reason, lastSeen };
+}
+
+function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}

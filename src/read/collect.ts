@@ -1,0 +1,304 @@
+/**
+ * The scan engine: find the logs, read each into its own tally, and combine them
+ * (files of one rotated log add up; mail.log and mail.warn copies count once).
+ * Used by `scan` and, later, `run`.
+ */
+import type { Readable } from 'node:stream';
+import { LineParser } from './parse.js';
+import { LogScanner } from './scan.js';
+import { runJobs, THREADS, type JobResult, type ScanJob } from './jobs.js';
+import type { JournalSource } from './journal.js';
+import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenLog, type Warn } from './sources.js';
+import { HEAD_BYTES, headHash, ScanState, type StateEntry } from '../count/state.js';
+import { BUCKET_MS, Tally, type TimeWindow } from '../count/tally.js';
+
+export interface SourceReport {
+  path: string;
+  /** Bytes of log text read (after decompression). */
+  bytes: number;
+  lines: number;
+  events: number;
+}
+
+export interface Collected {
+  tally: Tally;
+  sources: SourceReport[];
+  /** Wall-clock milliseconds spent finding and reading the logs. */
+  elapsedMs: number;
+}
+
+export interface CollectOptions {
+  logs: readonly string[];
+  usingDefaultLogs: boolean;
+  now: Date;
+  warn: Warn;
+  stdin: Readable;
+  /** Where the scan state lives; null: read every log in full. */
+  stateDir: string | null;
+  /** Keep what was learned for the next run (not in a dry run). */
+  saveState: boolean;
+  /** Only events in this window are asked for: a log known to hold none is not decoded. */
+  window: TimeWindow;
+  /** When to split a log and when to start a worker (tests make both small). */
+  tuning?: Tuning;
+  /** Also read Postfix's journal. */
+  journal?: JournalSource | null;
+}
+
+interface FileResult {
+  tally: Tally;
+  report: Omit<SourceReport, 'path'>;
+  /** What the state keeps of this log; null for stdin or without state. */
+  entry: StateEntry | null;
+}
+
+/** A log to read, from where, and what is already known of it. */
+interface Reading {
+  source: LogSource;
+  log: OpenLog;
+  head: Buffer;
+  known: Tally;
+  base: { size: number; lines: number; events: number };
+  /** With the state: keep an entry for it. */
+  keep: boolean;
+  /** The newest plain file of its family, the one syslog still writes: its unterminated last line waits for the next run. */
+  live: boolean;
+  jobs: number[];
+}
+
+export interface Tuning {
+  /** A plain log with more than this left to read is split in two, one half per core. */
+  splitBytes: number;
+  /** Enough text to read for a worker thread to pay for its start. */
+  parallelMinBytes: number;
+}
+
+const TUNING: Tuning = { splitBytes: 64 << 20, parallelMinBytes: 48 << 20 };
+
+export async function collectEvents(options: CollectOptions): Promise<Collected> {
+  const started = performance.now();
+  const parser = new LineParser(options.now);
+  const journal = options.journal ?? null;
+  // reading the journal instead of files: no file at all is no error then
+  const sources = options.logs.length === 0 ? [] : await findLogSources(options.logs, options.usingDefaultLogs && journal === null, options.warn).catch((error: unknown) => {
+    if (journal !== null && options.usingDefaultLogs) return [];
+    throw error;
+  });
+  const state = options.stateDir === null ? null : await ScanState.load(options.stateDir, options.now, options.warn);
+  const done = new Map<LogSource, FileResult>();
+  const readings: Reading[] = [];
+  const jobs: ScanJob[] = [];
+  const open: OpenLog[] = [];
+  try {
+    // 1. what each log needs: nothing (known whole), the text after what is known, or all of it
+    const newest = new Map(sources.map((source) => [source.family, source])); // sources come oldest first
+    for (const source of sources) {
+      const log = await openLog(source, options.warn, options.stdin);
+      if (log === null) continue;
+      open.push(log);
+      if (log.fd === null) {
+        done.set(source, await readStdin(log, parser, options.warn));
+        continue;
+      }
+      const reading = state === null ? fresh(source, log) : await fromState(source, log, state, options.warn, options.window, newest.get(source.family) === source);
+      if ('report' in reading) {
+        done.set(source, reading);
+        continue;
+      }
+      reading.jobs = planJobs(reading, log.fd, jobs, options.tuning ?? TUNING);
+      readings.push(reading);
+    }
+    // 2. read, on both cores when there is enough
+    const results = await runJobs(jobs, options.now, (options.tuning ?? TUNING).parallelMinBytes);
+    // 3. put each log's pieces together
+    for (const reading of readings) done.set(reading.source, finish(reading, reading.jobs.map((i) => results[i]!), parser, state, options.warn));
+  } finally {
+    await Promise.all(open.map((log) => log.close()));
+  }
+
+  const reports: SourceReport[] = [];
+  const entries: StateEntry[] = [];
+  const families = new Map<string, { group: string; tally: Tally }>();
+  for (const source of sources) {
+    const result = done.get(source);
+    if (result === undefined) continue; // vanished
+    if (result.entry !== null) entries.push(result.entry);
+    reports.push({ path: source.path, ...result.report });
+    addToFamily(families, source, result.tally);
+  }
+  if (journal !== null) {
+    const { journalName } = await import('./journal.js'); // execa loads only on journal hosts
+    const name = journalName(journal);
+    const result = await readJournalWithState(journal, parser, state, options.warn);
+    if (result.entry !== null) entries.push(result.entry);
+    reports.push({ path: name, ...result.report });
+    addToFamily(families, { path: name, family: name, group: name }, result.tally);
+  }
+  const changed = state !== null && (entries.length !== state.entries.length || entries.some((e) => !state.entries.includes(e)));
+  if (state !== null && options.saveState && changed) await state.save(entries, options.warn);
+  return { tally: combineFamilies(families), sources: reports, elapsedMs: performance.now() - started };
+}
+
+/** The journal: after the cursor the state keeps (all of it without state, or when the cursor is gone). */
+async function readJournalWithState(journal: JournalSource, parser: LineParser, state: ScanState | null, warn: Warn): Promise<FileResult> {
+  const { cursorLineSize, journalName, readJournal } = await import('./journal.js');
+  const head = headHash(Buffer.from(`journal\0${journalName(journal)}`));
+  let match = state?.entries.find((e) => e.head === head && e.cursor !== undefined);
+  let known = new Tally();
+  if (match !== undefined && state !== null) {
+    const tally = await state.readTally(match, warn);
+    if (tally === null) match = undefined;
+    else known = tally;
+  }
+  let fresh = new Tally();
+  let scanner = new LogScanner(parser, fresh);
+  let read = await readJournal(journal, scanner, match?.cursor ?? null);
+  if (!read.cursorValid) {
+    // the journal no longer holds that entry (vacuumed): read it all again
+    match = undefined;
+    known = new Tally();
+    fresh = new Tally();
+    scanner = new LogScanner(parser, fresh);
+    read = await readJournal(journal, scanner, null);
+  }
+  const counters = scanner.end();
+  const cursorBytes = cursorLineSize(read.cursor);
+  const report = {
+    bytes: (match?.size ?? 0) + counters.bytes - cursorBytes,
+    lines: (match?.lines ?? 0) + counters.lines - (read.cursor === null ? 0 : 1),
+    events: (match?.events ?? 0) + counters.events,
+  };
+  known.addAll(fresh);
+  if (state === null) return { tally: known, report, entry: null };
+  // nothing new (journalctl prints the last cursor again, or none)
+  if (match !== undefined && (read.cursor === null || read.cursor === match.cursor)) return { tally: known, report: { bytes: match.size, lines: match.lines, events: match.events }, entry: match };
+  const span = known.span();
+  const entry = state.entry(
+    { head, headLength: 0, size: report.bytes, lines: report.lines, events: report.events, first: span?.first ?? null, last: span?.last ?? null, ...(read.cursor === null ? {} : { cursor: read.cursor }) },
+    known.serialize(),
+  );
+  return { tally: known, report, entry };
+}
+
+async function readStdin(log: OpenLog, parser: LineParser, warn: Warn): Promise<FileResult> {
+  const tally = new Tally();
+  const scanner = new LogScanner(parser, tally);
+  await log.feed(scanner, 0, warn);
+  const { bytes, lines, events } = scanner.end();
+  return { tally, report: { bytes, lines, events }, entry: null };
+}
+
+function fresh(source: LogSource, log: OpenLog): Reading {
+  return { source, log, head: Buffer.alloc(0), known: new Tally(), base: { size: 0, lines: 0, events: 0 }, keep: false, live: false, jobs: [] };
+}
+
+/**
+ * What the state knows of this log (found by the hash of its first bytes): all of it
+ * (a result, decoded only if the window needs it), or a part to read on from.
+ */
+async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn: Warn, window: TimeWindow, newest: boolean): Promise<Reading | FileResult> {
+  const head = await log.head(HEAD_BYTES);
+  let match: StateEntry | undefined;
+  for (const length of new Set(state.entries.map((e) => e.headLength))) {
+    if (length > head.length) continue;
+    const hash = headHash(head.subarray(0, length));
+    match = state.entries.find((e) => e.headLength === length && e.head === hash && e.size <= log.contentSize);
+    if (match !== undefined) break;
+  }
+  let known = new Tally();
+  if (match !== undefined) {
+    const whole = match.size === log.contentSize;
+    const report = { bytes: match.size, lines: match.lines, events: match.events };
+    if (whole && !overlaps(match, window)) return { tally: known, report, entry: match };
+    // a log known whole is only summarised: its minutes before the window are not even decoded
+    const tally = await state.readTally(match, warn, whole ? window.from : -Infinity);
+    if (tally === null) match = undefined;
+    else if (whole) return { tally, report, entry: match };
+    else known = tally;
+  }
+  const base = match === undefined ? { size: 0, lines: 0, events: 0 } : { size: match.size, lines: match.lines, events: match.events };
+  return { source, log, head, known, base, keep: true, live: newest && !log.gzip, jobs: [] };
+}
+
+/** The jobs that read the rest of one log: one part per thread (THREADS) when it is big and plain. */
+function planJobs(reading: Reading, fd: number, jobs: ScanJob[], tuning: Tuning): number[] {
+  const { log, source, base, keep, live } = reading;
+  const job = { path: source.path, fd, gzip: log.gzip, stopAtLastLine: keep && live };
+  const left = Math.max(0, log.contentSize - base.size);
+  const parts = log.gzip || left < tuning.splitBytes ? 1 : Math.max(2, THREADS);
+  // line starts near each 1/parts of what is left (none in a part: fewer parts)
+  const cuts = [base.size];
+  for (let k = 1; k < parts; k++) {
+    const cut = lineStartAtOrAfter(fd, base.size + Math.floor((left * k) / parts), log.contentSize);
+    if (cut > cuts.at(-1)! && cut < log.contentSize) cuts.push(cut);
+  }
+  const made: number[] = [];
+  for (const [k, from] of cuts.entries()) {
+    const last = k === cuts.length - 1;
+    const to = last ? log.contentSize : cuts[k + 1]!;
+    jobs.push({ ...job, from, to: last ? Infinity : to, size: to - from, stopAtLastLine: last && job.stopAtLastLine });
+    made.push(jobs.length - 1);
+  }
+  return made;
+}
+
+/** Adds up a log's pieces; scans its unterminated last line for this run only; makes its state entry. */
+function finish(reading: Reading, results: JobResult[], parser: LineParser, state: ScanState | null, warn: Warn): FileResult {
+  // nothing known yet: the first piece is taken, not copied
+  const committed = reading.known.addresses.size === 0 && reading.known.users.size === 0 && results.length > 0 ? results[0]!.tally : reading.known;
+  let { size, lines, events } = reading.base;
+  for (const r of results) {
+    if (r.tally !== committed) committed.addAll(r.tally);
+    size += r.counters.bytes;
+    lines += r.counters.lines;
+    events += r.counters.events;
+    for (const w of r.warnings) warn(w);
+    if (r.counters.oversizedLines > 0) warn(`${reading.source.path}: skipped ${r.counters.oversizedLines} line(s) longer than 64 MiB (not Postfix lines)`);
+  }
+  const rest = results.at(-1)?.rest ?? Buffer.alloc(0);
+  let entry: StateEntry | null = null;
+  if (reading.keep && state !== null) {
+    const headLength = Math.min(reading.head.length, size);
+    const span = committed.span();
+    entry = state.entry(
+      { head: headHash(reading.head.subarray(0, headLength)), headLength, size, lines, events, first: span?.first ?? null, last: span?.last ?? null },
+      committed.serialize(),
+    );
+  }
+  const report = { bytes: size, lines, events };
+  if (rest.length > 0) {
+    const tailScanner = new LogScanner(parser, committed, rest.length + 1);
+    tailScanner.push(rest);
+    const tail = tailScanner.end();
+    report.bytes += tail.bytes;
+    report.lines += tail.lines;
+    report.events += tail.events;
+  }
+  return { tally: committed, report, entry };
+}
+
+/** Whether a known log may hold events of the window (to the minute, as summarise counts). */
+function overlaps(entry: StateEntry, window: TimeWindow): boolean {
+  if (entry.first === null || entry.last === null) return false;
+  return Math.floor(entry.last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(entry.first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
+}
+
+function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally): void {
+  const family = families.get(source.family);
+  if (family === undefined) families.set(source.family, { group: source.group, tally });
+  else if (family.tally.addresses.size === 0) family.tally = tally; // nothing to add to: take it, do not copy it
+  else family.tally.addAll(tally);
+}
+
+/** Families of one syslog group hold copies: keep the larger count; groups add up. */
+function combineFamilies(families: Map<string, { group: string; tally: Tally }>): Tally {
+  const groups = new Map<string, Tally>();
+  for (const { group, tally } of families.values()) {
+    const combined = groups.get(group);
+    if (combined === undefined) groups.set(group, tally);
+    else combined.maxAll(tally);
+  }
+  const [first = new Tally(), ...rest] = groups.values();
+  for (const tally of rest) first.addAll(tally);
+  return first;
+}

@@ -1,0 +1,124 @@
+/**
+ * Scan jobs: byte ranges of open logs, scanned on this thread and, when there is enough
+ * to read, on worker threads at the same time (every core os.availableParallelism() gives). A worker reads through the
+ * same file descriptors: threads share them, so a log rotated meanwhile is still the
+ * file that was opened.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { ExitCode, SmtpguardError } from '../errors.js';
+import { LineParser } from './parse.js';
+import { LogScanner, type ScanCounters } from './scan.js';
+import { guard, readGzip, readPlain } from './sources.js';
+import { Tally, type TallyParts } from '../count/tally.js';
+
+export interface ScanJob {
+  path: string;
+  fd: number;
+  gzip: boolean;
+  /** Text offsets; `to` is Infinity for "to the end". A range always starts and ends at a line start. */
+  from: number;
+  to: number;
+  /** Bytes this job will read, for scheduling. */
+  size: number;
+  /** Leave an unterminated last line unread and return it (the end of a live log). */
+  stopAtLastLine: boolean;
+}
+
+export interface JobResult {
+  tally: Tally;
+  counters: ScanCounters;
+  /** The unterminated last line (stopAtLastLine), else empty. */
+  rest: Buffer;
+  warnings: string[];
+}
+
+/** The worker script; when this module runs from src/ (the tests), the built one. */
+const WORKER = import.meta.url.endsWith('.ts') ? new URL('../../dist/read/scan-worker.js', import.meta.url) : new URL('./scan-worker.js', import.meta.url);
+
+export async function runJob(job: ScanJob, parser: LineParser): Promise<JobResult> {
+  const tally = new Tally();
+  const scanner = new LogScanner(parser, tally);
+  const warnings: string[] = [];
+  await guard(job.path, () =>
+    job.gzip ? readGzip(job.fd, job.path, scanner, (w) => warnings.push(w), job.from) : readPlain(job.fd, scanner, job.from, job.to),
+  );
+  let rest: Buffer = Buffer.alloc(0);
+  if (job.stopAtLastLine) rest = scanner.endAtLastNewline();
+  else scanner.end();
+  return { tally, counters: scanner.counters, rest, warnings };
+}
+
+/** Threads to read with: every core the system gives this process (os.availableParallelism), this one included. */
+export const THREADS = Math.max(1, availableParallelism());
+
+/** Runs the jobs, biggest first, on this thread and up to THREADS - 1 workers; results in the jobs' order. */
+export async function runJobs(jobs: readonly ScanJob[], now: Date, parallelMinBytes: number): Promise<JobResult[]> {
+  const parser = new LineParser(now);
+  const results = new Array<JobResult>(jobs.length);
+  const total = jobs.reduce((sum, j) => sum + j.size, 0);
+  const workers = Math.min(THREADS - 1, jobs.length - 1);
+  if (workers < 1 || total < parallelMinBytes) {
+    for (const [i, job] of jobs.entries()) results[i] = await runJob(job, parser);
+    return results;
+  }
+  const order = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.size - jobs[a]!.size);
+  let next = 0;
+  const started: Worker[] = [];
+  const onWorker = (): ((job: ScanJob) => Promise<JobResult>) => {
+    const worker = new Worker(WORKER, { workerData: { now: now.getTime() } });
+    started.push(worker);
+    // one job at a time on a worker: one reply handler, and an error or exit fails the job waiting
+    let waiting: { resolve: (r: JobResult) => void; reject: (e: unknown) => void } | null = null;
+    const fail = (error: unknown) => {
+      waiting?.reject(error);
+      waiting = null;
+    };
+    worker.on('message', (m: WorkerReply) => {
+      const job = waiting;
+      waiting = null;
+      if (job === null) return;
+      if ('error' in m) {
+        const { message, hint, exitCode, code } = m.error;
+        job.reject(exitCode === undefined ? Object.assign(new Error(message), { code }) : new SmtpguardError(message, { hint, exitCode: exitCode as ExitCode }));
+      } else {
+        job.resolve({ tally: Tally.fromParts(m.tally), counters: m.counters, rest: Buffer.from(m.rest), warnings: m.warnings });
+      }
+    });
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the scan worker stopped (exit code ${code})`)));
+    return (job: ScanJob) =>
+      new Promise<JobResult>((resolve, reject) => {
+        waiting = { resolve, reject };
+        worker.postMessage(job);
+      });
+  };
+  try {
+    const lanes = Array.from({ length: workers }, () => {
+      const run = onWorker();
+      return (async () => {
+        while (next < order.length) {
+          const i = order[next++]!;
+          results[i] = await run(jobs[i]!);
+        }
+      })();
+    });
+    lanes.push(
+      (async () => {
+        while (next < order.length) {
+          const i = order[next++]!;
+          results[i] = await runJob(jobs[i]!, parser);
+          await new Promise((resolve) => setImmediate(resolve)); // let the workers' replies in
+        }
+      })(),
+    );
+    await Promise.all(lanes);
+  } finally {
+    await Promise.all(started.map((w) => w.terminate()));
+  }
+  return results;
+}
+
+export type WorkerReply =
+  | { tally: TallyParts; counters: ScanCounters; rest: Uint8Array; warnings: string[] }
+  | { error: { message: string; code?: string; name?: string; hint?: string; exitCode?: number } };

@@ -1,0 +1,24 @@
+/** The worker thread of jobs.ts: runs scan jobs it is sent, answers with serialized tallies. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { SmtpguardError } from '../errors.js';
+import { runJob, type ScanJob, type WorkerReply } from './jobs.js';
+import { LineParser } from './parse.js';
+
+const parser = new LineParser(new Date((workerData as { now: number }).now));
+
+parentPort!.on('message', (job: ScanJob) => {
+  runJob(job, parser).then(
+    (result) => {
+      const tally = result.tally.toParts();
+      const reply: WorkerReply = { tally, counters: result.counters, rest: result.rest, warnings: result.warnings };
+      parentPort!.postMessage(reply, [tally.pool.buffer as ArrayBuffer, tally.heads.buffer as ArrayBuffer]); // the arrays move; the rest is copied
+    },
+    (error: unknown) => {
+      const e = error as Error & { code?: string };
+      const reply: WorkerReply = {
+        error: { message: e.message, code: e.code, name: e.name, ...(error instanceof SmtpguardError ? { hint: error.hint, exitCode: error.exitCode } : {}) },
+      };
+      parentPort!.postMessage(reply);
+    },
+  );
+});

@@ -1,0 +1,102 @@
+/** How `smtpguard status` reads: the blocks table, the near misses and the hourly chart. Pure. */
+import type { EventKind } from '../read/kinds.js';
+import { formatColumns, localTime } from './report.js';
+import type { BlockRecord } from '../count/state.js';
+
+export interface StatusBlock {
+  cidr: string;
+  family: 4 | 6;
+  /** Why and since when, from the last run; null when it kept no record of this block. */
+  record: BlockRecord | null;
+  /** Packets its rule sent to the log-and-drop chain (iptables counters); null: not readable. */
+  packets: number | null;
+  /** [SMTPGUARD BLOCK] kernel log lines from its addresses in the last 24 hours; null: none found. */
+  logged: number | null;
+}
+
+/** Whether the firewall and Postfix have what the files say. */
+export interface Enforcement {
+  /** ufw.conf ENABLED=; null when there is no ufw.conf beside the rules file. */
+  ufwEnabled: boolean | null;
+  /** Reloads an earlier run wrote the files for but did not do, and since when (ISO). */
+  owed: Array<{ what: 'ufw' | 'map'; since: string | null }>;
+  /** The kernel's rules of the chains against the generated sections; null when the kernel could not be asked. */
+  kernel: { missing: string[]; extra: string[] } | null;
+  /** The access map's index is missing or older than the map: Postfix does not have its last text. */
+  mapIndexStale: boolean;
+}
+
+export interface Status {
+  now: string;
+  enforcement?: Enforcement;
+  blocks: StatusBlock[];
+  /** Clients with counted events under their threshold, worst first. */
+  nearMisses: Array<{ address: string; total: number; threshold: number }>;
+  /** Counted events per hour, the last 24 hours, oldest first; null when the logs could not be read. */
+  perHour: number[] | null;
+  /** Offenders that --max-blocks leaves unblocked now (0 when the logs could not be read). */
+  leftOut: number;
+  /** What could not be read, and why. */
+  notes: string[];
+}
+
+const BARS = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/** One character per hour; an hour with nothing is a space, any event at least the lowest bar. */
+export function sparkline(values: readonly number[]): string {
+  const max = values.reduce((m, v) => Math.max(m, v), 0);
+  return values.map((v) => (v === 0 ? ' ' : BARS[Math.max(0, Math.ceil((v / max) * BARS.length) - 1)]!)).join('');
+}
+
+export function renderStatus(status: Status, kinds: readonly EventKind[]): string {
+  const lines: string[] = [];
+  const e = status.enforcement;
+  if (e?.ufwEnabled === false) lines.push('WARNING: ufw is not enabled (ENABLED=no in ufw.conf): the firewall enforces none of these blocks; "ufw enable" turns it on');
+  lines.push(`smtpguard status, ${localTime(Date.parse(status.now))}`, '');
+  for (const owed of e?.owed ?? []) {
+    const since = owed.since === null ? '' : ` since ${localTime(Date.parse(owed.since)).slice(11, 16)}`;
+    lines.push(owed.what === 'ufw' ? `ufw reload owed${since}: the firewall does not have these blocks yet (the next run reloads)` : `postmap/postfix reload owed${since}: Postfix does not have these blocks yet (the next run reloads)`);
+  }
+  if (e?.kernel != null) {
+    if (e.kernel.missing.length > 0) lines.push(`Not in the kernel's rules (in the file only): ${e.kernel.missing.join(' ')}`);
+    if (e.kernel.extra.length > 0) lines.push(`In the kernel's rules but not in the file: ${e.kernel.extra.join(' ')}`);
+  }
+  if (e?.mapIndexStale === true) lines.push('The access map\'s index is missing or older than the map: Postfix does not use its last text yet (the next run runs postmap)');
+  if (lines.length > 2 && lines.at(-1) !== '') lines.push('');
+  if (status.blocks.length === 0) lines.push('Blocked now: nothing.');
+  else {
+    lines.push(`Blocked now: ${status.blocks.length}`);
+    const rows = [
+      ['CIDR', 'REASON', 'EVENTS', 'FIRST SEEN', 'LAST SEEN', 'BLOCKED SINCE', 'UNTIL', 'TIMES', 'DROPPED', 'LOGGED 24H'],
+      ...status.blocks.map((b) => [
+        b.cidr,
+        b.record?.reason ?? '?',
+        b.record === null ? '?' : String(b.record.total),
+        b.record === null ? '' : localTime(Date.parse(b.record.firstSeen)).slice(0, 16),
+        b.record === null ? '' : localTime(Date.parse(b.record.lastSeen)).slice(0, 16),
+        b.record === null ? '' : localTime(Date.parse(b.record.since)).slice(0, 16),
+        b.record?.times === undefined ? '-' : b.record.until === null || b.record.until === undefined ? 'forever' : localTime(Date.parse(b.record.until)).slice(0, 16),
+        b.record?.times === undefined ? '-' : String(b.record.times),
+        b.packets === null ? '-' : String(b.packets),
+        b.logged === null ? '-' : String(b.logged),
+      ]),
+    ];
+    for (const line of formatColumns(rows, [false, false, true, false, false, false, false, true, true, true])) lines.push(`  ${line}`);
+  }
+  if (status.leftOut > 0) lines.push(`  and ${status.leftOut} offender${status.leftOut === 1 ? '' : 's'} NOT blocked: left out by --max-blocks (raise it to block them)`);
+  lines.push('');
+  if (status.nearMisses.length > 0) {
+    lines.push('Close to the threshold (not blocked):');
+    for (const n of status.nearMisses) lines.push(`  ${n.address.padEnd(40)} ${n.total} of ${n.threshold}`);
+    lines.push('');
+  }
+  if (status.perHour !== null) {
+    const total = status.perHour.reduce((a, b) => a + b, 0);
+    lines.push(`Counted events (${kinds.join(' + ')}) per hour, last 24 hours: ${total} in all, at most ${status.perHour.reduce((m, v) => Math.max(m, v), 0)} in an hour`);
+    lines.push(`  |${sparkline(status.perHour)}|`);
+    lines.push(`   ${'-24h'.padEnd(21)}now`);
+    lines.push('');
+  }
+  for (const note of status.notes) lines.push(`Note: ${note}`);
+  return lines.join('\n').trimEnd() + '\n';
+}

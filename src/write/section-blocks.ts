@@ -1,0 +1,52 @@
+/**
+ * The blocks in force as the ufw files say (edge): the `-s CIDR` of every generated line of
+ * both sections. One reader for `status`, the bare summary and `explain`.
+ */
+import { readFile } from 'node:fs/promises';
+import { SmtpguardError } from '../errors.js';
+import { BEGIN_MARKER, findSection, sectionLines } from './render.js';
+import type { Settings } from '../cli/settings.js';
+
+export interface SectionBlocks {
+  file: string;
+  /** false: the file has no smtpguard section (not installed); null: it could not be read. */
+  installed: boolean | null;
+  /** The CIDRs of the generated lines, in file order. */
+  cidrs: string[];
+  /** Why it could not be read (or its section is broken), or null. */
+  problem: string | null;
+}
+
+export async function readSectionBlocks(settings: Pick<Settings, 'ufwRules' | 'ufw6Rules' | 'ufwChain' | 'ufw6Chain'>): Promise<SectionBlocks[]> {
+  const out: SectionBlocks[] = [];
+  for (const [file, chain] of [
+    [settings.ufwRules, settings.ufwChain],
+    [settings.ufw6Rules, settings.ufw6Chain],
+  ] as const) {
+    let text: string;
+    try {
+      text = await readFile(file, 'latin1');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied (root only)' : code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      out.push({ file, installed: null, cidrs: [], problem: why });
+      continue;
+    }
+    if (!text.split('\n').some((l) => l.startsWith(BEGIN_MARKER))) {
+      out.push({ file, installed: false, cidrs: [], problem: null });
+      continue;
+    }
+    try {
+      const cidrs: string[] = [];
+      const rule = new RegExp(`^-A ${chain} -s (\\S+) -j `);
+      for (const line of sectionLines(text, findSection(text, file))) {
+        const m = rule.exec(line);
+        if (m !== null) cidrs.push(m[1]!);
+      }
+      out.push({ file, installed: true, cidrs, problem: null });
+    } catch (error) {
+      out.push({ file, installed: true, cidrs: [], problem: error instanceof SmtpguardError ? error.message : (error as Error).message });
+    }
+  }
+  return out;
+}
