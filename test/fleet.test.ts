@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { banEnd, mergeFleetBlocks, unblockedRanges, type FleetDecision } from '../src/decide/fleet.js';
 import type { Override } from '../src/decide/overrides.js';
 import type { Block, Decision, NamedRange } from '../src/decide/policy.js';
-import { renderAccessMap, renderUfwRules } from '../src/write/render.js';
+import { renderAccessMap } from '../src/write/access-map.js';
+import { renderUfwRules } from '../src/write/firewall/rules.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 const HOUR = 3600e3;

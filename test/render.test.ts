@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Block } from '../src/decide/policy.js';
-import { checkUfwFile, rejectTextProblem, findSection, renderAccessMap, renderUfwRules, replaceSection, sectionLines } from '../src/write/render.js';
+import { rejectTextProblem, renderAccessMap } from '../src/write/access-map.js';
+import { findSection, replaceSection, sectionLines } from '../src/write/sections.js';
+import { checkUfwFile } from '../src/write/firewall/ufw.js';
+import { renderUfwRules } from '../src/write/firewall/rules.js';
 
 const blocks: Block[] = [
   { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], addressCount: 2, total: 6, reason: 'prefix' },

@@ -9,7 +9,9 @@ import { formatWindow, parseWindow } from '../duration.js';
 import { parseConfigText, renderConfigLine, splitWords, type ConfigEntry } from './config-file.js';
 import { ExitCode, SmtpguardError } from '../errors.js';
 import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, isEventKind, type EventKind } from '../read/kinds.js';
-import { chainNameProblem, MAP_TYPES, rejectTextProblem, type MapType } from '../write/render.js';
+import { MAP_TYPES, rejectTextProblem, type MapType } from '../write/access-map.js';
+import { chainNameProblem } from '../write/firewall/ufw.js';
+import { FIREWALL_MODES, type FirewallMode } from '../write/firewall/backend.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/smtpguard/smtpguard.conf';
 export const DEFAULT_LOGS: readonly string[] = ['/var/log/mail.log*', '/var/log/mail.warn*'];
@@ -31,6 +33,8 @@ export interface Settings {
   ufw6Rules: string;
   ufwChain: string;
   ufw6Chain: string;
+  /** How blocks reach the kernel: one ufw rule each (rules), or members of ipset sets (ipset). */
+  firewall: FirewallMode;
   accessMap: string;
   /** null: ask `postconf -h default_database_type` (hash when there is no postconf). */
   mapType: MapType | null;
@@ -188,6 +192,7 @@ export const DEFINITIONS = [
   def({ key: 'ufw6Rules', flag: 'ufw6-rules', arg: '<file>', description: 'ufw rules file for IPv6 blocks', default: '/etc/ufw/before6.rules', parse: path, show: String }),
   def({ key: 'ufwChain', flag: 'ufw-chain', arg: '<name>', description: 'chain of the IPv4 blocks (its log-and-drop chain is NAME-log)', default: 'ufw-smtpguard', parse: valid(chainNameProblem), show: String }),
   def({ key: 'ufw6Chain', flag: 'ufw6-chain', arg: '<name>', description: 'chain of the IPv6 blocks (its log-and-drop chain is NAME-log)', default: 'ufw6-smtpguard', parse: valid(chainNameProblem), show: String }),
+  def({ key: 'firewall', flag: 'firewall', arg: '<rules|ipset>', description: 'how blocks reach the kernel: one ufw rule each, put in force by ufw reload (rules), or members of the ipset sets smtpguard4/smtpguard6, swapped in without a reload (ipset: for thousands of blocks; README "Large block lists")', default: 'rules', parse: firewallMode, show: String }),
   def({ key: 'accessMap', flag: 'access-map', arg: '<file>', description: 'Postfix client access map (the source file, not the .db)', default: '/etc/postfix/sender_access', parse: path, show: String }),
   def({ key: 'mapType', flag: 'map-type', arg: '<type>', description: `access map type: ${MAP_TYPES.join(', ')} (default: postconf default_database_type)`, default: null, parse: mapType, show: (v) => v ?? '' }),
   def({ key: 'rejectText', flag: 'reject-text', arg: '<text>', description: 'text after REJECT in the access map, sent to blocked clients', default: 'Access denied: too many failed logins or rejected commands (smtpguard)', parse: valid(rejectTextProblem), show: String }),
@@ -246,6 +251,12 @@ function originNames(text: string): string[] {
   const list = words(text);
   for (const w of list) if (!/^[A-Za-z0-9._-]+$/.test(w)) throw new Error(`"${w}" is not an origin (e.g. CAPI, lists, cscli, crowdsec)`);
   return list;
+}
+
+function firewallMode(text: string): FirewallMode {
+  const value = text.trim();
+  if (!(FIREWALL_MODES as readonly string[]).includes(value)) throw new Error(`expected one of ${FIREWALL_MODES.join(', ')}`);
+  return value as FirewallMode;
 }
 
 function mapType(text: string): MapType {

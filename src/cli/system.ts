@@ -7,7 +7,7 @@ import { networkInterfaces } from 'node:os';
 import { execFile } from 'node:child_process';
 import { isValidRange } from '../address.js';
 import type { NamedRange } from '../decide/policy.js';
-import { MAP_TYPES, type MapType } from '../write/render.js';
+import { MAP_TYPES, type MapType } from '../write/access-map.js';
 import type { Warn } from '../read/sources.js';
 
 const TIMEOUT_MS = 60_000;

@@ -24,6 +24,10 @@ export interface Enforcement {
   kernel: { missing: string[]; extra: string[] } | null;
   /** The access map's index is missing or older than the map: Postfix does not have its last text. */
   mapIndexStale: boolean;
+  /** The firewall backend (--firewall). */
+  firewall?: 'rules' | 'ipset';
+  /** The ipset sets the chains match (--firewall ipset): members in the kernel, maxelem, packets their rule sent to the log-and-drop chain. */
+  sets?: Array<{ name: string; members: number; maxelem: number | null; packets: number | null }>;
 }
 
 export interface Status {
@@ -38,6 +42,11 @@ export interface Status {
   leftOut: number;
   /** What could not be read, and why. */
   notes: string[];
+}
+
+/** Ten CIDRs, then how many more. */
+function someOf(cidrs: readonly string[]): string {
+  return cidrs.length <= 10 ? cidrs.join(' ') : `${cidrs.slice(0, 10).join(' ')} and ${cidrs.length - 10} more`;
 }
 
 const BARS = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -58,8 +67,14 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
     lines.push(owed.what === 'ufw' ? `ufw reload owed${since}: the firewall does not have these blocks yet (the next run reloads)` : `postmap/postfix reload owed${since}: Postfix does not have these blocks yet (the next run reloads)`);
   }
   if (e?.kernel != null) {
-    if (e.kernel.missing.length > 0) lines.push(`Not in the kernel's rules (in the file only): ${e.kernel.missing.join(' ')}`);
-    if (e.kernel.extra.length > 0) lines.push(`In the kernel's rules but not in the file: ${e.kernel.extra.join(' ')}`);
+    const where = e.firewall === 'ipset' ? "the kernel's sets" : "the kernel's rules";
+    const record = e.firewall === 'ipset' ? 'the save file' : 'the file';
+    if (e.kernel.missing.length > 0) lines.push(`Not in ${where} (in ${record} only): ${someOf(e.kernel.missing)}`);
+    if (e.kernel.extra.length > 0) lines.push(`In ${where} but not in ${record}: ${someOf(e.kernel.extra)}`);
+  }
+  for (const set of e?.sets ?? []) {
+    const full = set.maxelem !== null && set.members >= set.maxelem * 0.9 ? ' NEARLY FULL: the next run makes it bigger' : '';
+    lines.push(`Set ${set.name}: ${set.members} member${set.members === 1 ? '' : 's'}${set.maxelem === null ? ' (not in the kernel)' : ` of at most ${set.maxelem}${full}`}, ${set.packets ?? '?'} packets dropped since ufw loaded its rule`);
   }
   if (e?.mapIndexStale === true) lines.push('The access map\'s index is missing or older than the map: Postfix does not use its last text yet (the next run runs postmap)');
   if (lines.length > 2 && lines.at(-1) !== '') lines.push('');

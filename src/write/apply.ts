@@ -10,13 +10,15 @@
  * - `ufw reload` after a ufw file change; when it fails, the previous rules files are
  *   put back and ufw reloaded again.
  */
-import { readFile, rename, unlink } from 'node:fs/promises';
-import path from 'node:path';
+import { chmod, rename, stat, unlink } from 'node:fs/promises';
 import { execa } from 'execa';
 import { ExitCode, SmtpguardError } from '../errors.js';
-import { copyOwnership, PREVIOUS_SUFFIX, stagePrevious, writeAtomically, writeTarget, writeWithBackup } from './files.js';
+import { copyOwnership, stagePrevious, writeAtomically, writeTarget, writeWithBackup } from './files.js';
 import { INDEX_SUFFIX, NEW_MAP_SUFFIX, type FileChange, type Plan } from './plan.js';
 import { PendingReloads } from '../count/state.js';
+import { chainRestoreText, replaceRulesFiles } from './firewall/ufw.js';
+import { dropSets, loadSets } from './firewall/ipset.js';
+import { findSection, sectionLines } from './sections.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -48,13 +50,13 @@ export type Runner = (argv: readonly string[]) => Promise<CommandResult>;
  */
 export async function applyPlan(plan: Plan, run: Runner = execCommand, pending = new PendingReloads(null)): Promise<string[]> {
   const map = plan.changes.find((c) => c.role === 'map');
-  const rules = plan.changes.filter((c) => c.role !== 'map');
+  const firewall = plan.changes.filter((c) => c.role !== 'map');
   const reload = plan.commands.length > 0;
   const warnings: string[] = [];
-  // the firewall first: when its reload fails, everything is put back and the map is left alone
-  if (rules.length > 0) {
+  // the firewall first: when it fails, everything is put back and the map is left alone
+  if (firewall.length > 0) {
     await pending.set('ufw', true);
-    await replaceRulesFiles(rules, reload, run);
+    for (const warning of await applyFirewall(plan, firewall, reload, run)) warnings.push(warning);
     if (reload) await pending.set('ufw', false);
     // the firewall has the new blocks: close the sessions they had open (a failure is a warning)
     for (const cut of plan.commands.filter((c) => c[0] === 'ss')) {
@@ -67,10 +69,68 @@ export async function applyPlan(plan: Plan, run: Runner = execCommand, pending =
   }
   if (map !== undefined) {
     await pending.set('map', true);
-    await applyMap(plan, map, reload, run, rules.length > 0);
+    await applyMap(plan, map, reload, run, firewall.length > 0);
     if (reload) await pending.set('map', false);
   }
   return warnings;
+}
+
+/**
+ * The firewall's files and commands, in the order that never leaves a rule naming a set
+ * that is not there: the sets' new members (ipset restore), before.init, the rules files
+ * (into the live chains, or ufw reload), then the sets nothing names any more.
+ */
+async function applyFirewall(plan: Plan, changes: readonly FileChange[], reload: boolean, run: Runner): Promise<string[]> {
+  const sets = changes.find((c) => c.role === 'sets');
+  const init = changes.find((c) => c.role === 'init');
+  const rules = changes.filter((c) => c.role === 'ufw4' || c.role === 'ufw6');
+  const warnings: string[] = [];
+  if (sets !== undefined && sets.after !== '') {
+    const restore = plan.commands.find((c) => c[0] === 'ipset' && c[1] === 'restore');
+    if (restore !== undefined) await loadSets(sets.path, sets.after, restore, run);
+    await writeAtomically(sets.path, sets.after, null, 0o600);
+  }
+  if (init !== undefined) {
+    await writeWithBackup(init.path, init.after, init.path);
+    // ufw-init runs before.init only when it is executable (Debian ships it 0640)
+    const mode = (await stat(init.path)).mode & 0o7777;
+    if (sectionLines(init.after, findSection(init.after, init.path)).length > 0 && (mode & 0o100) === 0) {
+      await chmod(init.path, mode | 0o100 | ((mode & 0o040) >> 2) | ((mode & 0o004) >> 2));
+    }
+  }
+  if (rules.length > 0) {
+    const chainRestores = plan.commands.filter((c) => c[0] === 'iptables-restore' || c[0] === 'ip6tables-restore');
+    if (chainRestores.length > 0) await replaceChains(rules, chainRestores, run);
+    else await replaceRulesFiles(rules, reload, run);
+  }
+  if (sets !== undefined && sets.after === '') {
+    if (reload) for (const warning of await dropSets(sets.path, run)) warnings.push(warning);
+    else await unlink(sets.path).catch(() => undefined);
+  }
+  return warnings;
+}
+
+/**
+ * The rules files, and their new section swapped into the live chain alone: `iptables-restore
+ * --noflush` with the chain declared flushes and refills just that chain, in one transaction.
+ * No ufw reload: no moment without rules, no counters reset. A failure puts the files back.
+ */
+async function replaceChains(changes: readonly FileChange[], restores: readonly string[][], run: Runner): Promise<void> {
+  for (const change of changes) await writeWithBackup(change.path, change.after, change.path);
+  for (const argv of restores) {
+    const change = changes.find((c) => (c.role === 'ufw4') === (argv[0] === 'iptables-restore'))!;
+    const file = argv[argv.length - 1]!;
+    await writeAtomically(file, chainRestoreText(change.after, change.path), null, 0o600);
+    const result = await run(argv);
+    await unlink(file).catch(() => undefined);
+    if (!result.ok) {
+      for (const c of changes) await writeAtomically(c.path, c.before, c.path);
+      throw new SmtpguardError(`${argv[0]} failed: ${result.output || 'no output'}`, {
+        exitCode: ExitCode.rolledBack,
+        hint: `the previous ${changes.map((c) => c.path).join(' and ')} were put back; the chains in the kernel are as they were (check "iptables -S" and "smtpguard status")`,
+      });
+    }
+  }
 }
 
 async function applyMap(plan: Plan, change: FileChange, reload: boolean, run: Runner, firewallChanged: boolean): Promise<void> {
@@ -116,67 +176,4 @@ async function applyMap(plan: Plan, change: FileChange, reload: boolean, run: Ru
       });
     }
   }
-}
-
-/**
- * Replaces ufw rules files and reloads ufw. When the reload fails, the previous files
- * are put back and ufw reloaded again. A failed reload also flips ufw.conf to
- * ENABLED=no, after which `ufw reload` only says "skipping reload" (FIELD-NOTES §4):
- * so when ufw was enabled before, it is enabled again before the second reload, and a
- * reload that skipped does not count as one.
- */
-export async function replaceRulesFiles(changes: readonly FileChange[], reload: boolean, run: Runner): Promise<void> {
-  const ufwConf = path.join(path.dirname(changes[0]!.path), 'ufw.conf');
-  const wasEnabled = await readUfwEnabled(ufwConf);
-  const written: FileChange[] = [];
-  try {
-    for (const change of changes) {
-      await writeWithBackup(change.path, change.after, change.path);
-      written.push(change);
-    }
-  } catch (error) {
-    await restore(written); // the other file must not stay at its new version alone
-    throw error;
-  }
-  if (!reload) return;
-  const reloaded = await run(['ufw', 'reload']);
-  if (reloaded.ok && !(wasEnabled && skipped(reloaded))) return; // a disabled ufw skips: the files wait for "ufw enable"
-  try {
-    await restore(written);
-  } catch (error) {
-    throw new SmtpguardError(`ufw reload failed (${reloaded.output || 'no output'}), and the previous rules could not be put back: ${(error as Error).message}`, {
-      exitCode: ExitCode.rollbackFailed,
-      hint: `the firewall may be down: put back ${changes.map((c) => c.path + PREVIOUS_SUFFIX).join(' and ')} by hand, then "ufw reload"; check "ufw status verbose"`,
-      cause: error,
-    });
-  }
-  const steps = [reloaded];
-  if (wasEnabled && (await readUfwEnabled(ufwConf)) === false) steps.push(await run(['ufw', '--force', 'enable']));
-  const again = await run(['ufw', 'reload']);
-  steps.push(again);
-  const what = `ufw reload failed: ${reloaded.output || 'no output'}`;
-  if (!again.ok || (wasEnabled && skipped(again))) {
-    throw new SmtpguardError(`${what}; and with the previous rules put back: ${steps.slice(1).map((s) => s.output || 'no output').join('; ')}`, {
-      exitCode: ExitCode.rollbackFailed,
-      hint: 'the firewall may be down: check "ufw status verbose" and "iptables -S" now, and the rules files',
-    });
-  }
-  throw new SmtpguardError(what, {
-    exitCode: ExitCode.rolledBack,
-    hint: `the previous ${changes.map((c) => path.basename(c.path)).join(' and ')} were put back and ufw reloaded with them; no new block is in the firewall`,
-  });
-}
-
-const skipped = (result: CommandResult): boolean => /skipping reload/i.test(result.output);
-
-/** ENABLED=yes|no from ufw.conf; null when there is none (not a ufw tree). */
-async function readUfwEnabled(file: string): Promise<boolean | null> {
-  const text = await readFile(file, 'utf8').catch(() => null);
-  if (text === null) return null;
-  const m = /^\s*ENABLED\s*=\s*"?(\w+)"?/m.exec(text);
-  return m === null ? null : m[1]!.toLowerCase() === 'yes';
-}
-
-async function restore(changes: readonly FileChange[]): Promise<void> {
-  for (const change of changes) await writeAtomically(change.path, change.before, change.path);
 }

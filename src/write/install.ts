@@ -4,7 +4,8 @@
  * time) and uninstall removes exactly the lines install added.
  */
 import { SmtpguardError } from '../errors.js';
-import { BEGIN_MARKER, END_MARKER, escapeRegExp, type MapType } from './render.js';
+import { BEGIN_LINE, BEGIN_MARKER, END_MARKER, escapeRegExp } from './sections.js';
+import type { MapType } from './access-map.js';
 
 export interface Templates {
   ufwChains: string;
@@ -38,7 +39,7 @@ export function fill(template: string, values: Readonly<Record<string, string>>)
 export function installUfw(text: string, file: string, family: 4 | 6, chain: string, templates: Templates): { text: string; warnings: string[] } {
   const input = family === 4 ? 'ufw-before-input' : 'ufw6-before-input';
   const warnings: string[] = [];
-  const generated = new RegExp(`^-A ${escapeRegExp(chain)} -s \\S+ -j ${escapeRegExp(chain)}-log$`);
+  const generated = new RegExp(`^-A ${escapeRegExp(chain)} (?:-s \\S+|-m set --match-set \\S+ src) -j ${escapeRegExp(chain)}-log$`);
   let out = repairSection(text, (l) => generated.test(l));
   if (out !== text) warnings.push(`${file}: put back the missing smtpguard marker line`);
   if (!hasLine(out, CHAINS_START)) {
@@ -66,6 +67,25 @@ export function installUfw(text: string, file: string, family: 4 | 6, chain: str
 /** Removes exactly the two blocks installUfw added (the generated section with them). */
 export function uninstallUfw(text: string): string {
   return removeBlock(removeBlock(text, CHAINS_START, CHAINS_END), RULES_START, RULES_END);
+}
+
+/**
+ * ufw's before.init gets an empty generated section (the ipset backend's run fills it with
+ * what creates its sets at boot): after the `set -e` line, else after the `#!` line, else
+ * first. Installed with either backend, so that switching is one run.
+ */
+export function installInit(text: string): string {
+  if (hasLine(text, BEGIN_MARKER)) return text;
+  const markers = `${BEGIN_LINE}\n${END_MARKER}\n`;
+  let at = lineAfter(text, (l) => l.trim() === 'set -e');
+  if (at === -1) at = text.startsWith('#!') ? lineAfter(text, () => true) : 0;
+  const before = text.slice(0, at);
+  return `${before}${before === '' || before.endsWith('\n') ? '' : '\n'}${markers}${text.slice(at)}`;
+}
+
+/** before.init without the generated section. */
+export function uninstallInit(text: string): string {
+  return removeBlock(text, BEGIN_MARKER, END_MARKER);
 }
 
 /** A new access map from the template, or the markers appended to an existing one. */

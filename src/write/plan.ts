@@ -6,22 +6,23 @@
  * Every target is validated here, before anything is written: a marker problem in
  * any file stops the run with no file changed.
  */
+import path from 'node:path';
 import { compareCidrs } from '../address.js';
 import { SmtpguardError } from '../errors.js';
 import { MAX_BLOCK_ADDRESSES, type Decision } from '../decide/policy.js';
-import {
-  addressesLeftOutOfMap,
-  checkUfwFile,
-  checkUfwLine,
-  findSection,
-  renderAccessMap,
-  renderUfwRules,
-  replaceSection,
-  sectionLines,
-  type MapType,
-} from './render.js';
+import { addressesLeftOutOfMap, INDEX_SUFFIX, NEW_MAP_SUFFIX, renderAccessMap, type MapType } from './access-map.js';
+import { BEGIN_MARKER, findSection, replaceSection, sectionLines } from './sections.js';
+import { checkUfwFile } from './firewall/ufw.js';
+import { backendFor, sectionCidrs, usesSets, type FirewallMode } from './firewall/backend.js';
+import { initSectionLines, parseSaveFile, renderSaveFile, RESTORE_FILE, SET_NAMES } from './firewall/ipset.js';
 
-export type Role = 'ufw4' | 'ufw6' | 'map';
+export { INDEX_SUFFIX, NEW_MAP_SUFFIX };
+
+/**
+ * ufw4/ufw6: the rules files; map: the access map; sets: the ipset save file (state dir);
+ * init: ufw's before.init, whose section creates the sets at boot.
+ */
+export type Role = 'ufw4' | 'ufw6' | 'map' | 'sets' | 'init';
 
 export interface TargetFile {
   role: Role;
@@ -40,12 +41,19 @@ export interface PlanOptions {
   reload: boolean;
   /** Close the open SMTP sessions of new blocks after ufw reloads (default true). */
   cutSessions?: boolean;
+  /** The firewall backend (default rules). */
+  firewall?: FirewallMode;
+  /** Where the ipset save file and the scripts of a change live. */
+  stateDir?: string;
+  /** Whether the kernel has each family's smtpguard chain loaded now: a change of the section is then swapped into that chain alone (iptables-restore --noflush), without a ufw reload. */
+  liveChains?: { 4: boolean; 6: boolean };
 }
 
 export interface FileChange {
   role: Role;
   path: string;
   before: string;
+  /** '' for the save file of the ipset backend when the rules backend takes over: it is removed. */
   after: string;
 }
 
@@ -65,10 +73,6 @@ export interface Plan {
   summary: { blocks: number; added: number; removed: number; addedCidrs: string[]; removedCidrs: string[]; leftOut: number; leftOutOfMap: number };
 }
 
-/** Suffix postmap adds for each indexed map type. */
-export const INDEX_SUFFIX: Readonly<Record<Exclude<MapType, 'cidr'>, string>> = { hash: '.db', btree: '.db', lmdb: '.lmdb', cdb: '.cdb' };
-/** The new map is built beside the live one, then renamed over it (FIELD-NOTES §3). */
-export const NEW_MAP_SUFFIX = '.smtpguard-new';
 
 /** Reloads a file needs although its text does not change (see PendingReloads). */
 export type Owed = ReadonlySet<'ufw' | 'map'>;
@@ -76,7 +80,25 @@ export type Owed = ReadonlySet<'ufw' | 'map'>;
 export function buildPlan(decision: Decision, targets: readonly TargetFile[], options: PlanOptions, owed: Owed = new Set()): Plan {
   const changes: FileChange[] = [];
   const previousBlocks = new Set<string>();
+  const mode = options.firewall ?? 'rules';
+  const backend = backendFor(mode);
+  const savedText = targets.find((t) => t.role === 'sets')?.text ?? null;
+  const saved = parseSaveFile(savedText ?? '');
+  let switching = false;
   for (const target of targets) {
+    if (target.role === 'sets') {
+      // the ipset save file: the set backend's record; gone when the rules backend takes over
+      const after = mode === 'ipset' ? renderSaveFile(decision.blocks) : '';
+      const before = target.text ?? '';
+      if (after !== before || (mode === 'ipset' && options.reload && owed.has('ufw'))) changes.push({ role: 'sets', path: target.path, before, after });
+      continue;
+    }
+    if (target.role === 'init' && (target.text === null || !target.text.split('\n').some((l) => l.startsWith(BEGIN_MARKER)))) {
+      if (mode === 'rules') continue; // the rules backend needs nothing at boot
+      throw new SmtpguardError(`${target.path} ${target.text === null ? 'does not exist' : 'has no smtpguard section'}: --firewall ipset needs it to create its sets before ufw loads its rules at boot`, {
+        hint: 'run "smtpguard install --firewall ipset", which adds the section (ufw ships before.init; reinstall ufw if it is missing)',
+      });
+    }
     if (target.text === null) {
       throw new SmtpguardError(`${target.path} does not exist`, {
         hint: 'run "smtpguard install" (or point --ufw-rules, --ufw6-rules, --access-map at the right files)',
@@ -86,18 +108,19 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     let lines: string[];
     if (target.role === 'map') {
       lines = renderAccessMap(decision.blocks, options.mapType, options.rejectText);
+    } else if (target.role === 'init') {
+      lines = mode === 'ipset' ? initSectionLines(options.stateDir ?? '') : [];
     } else {
       const chain = target.role === 'ufw4' ? options.ufwChain : options.ufw6Chain;
       checkUfwFile(target.text, section, target.path, chain);
-      lines = renderUfwRules(decision.blocks, target.role === 'ufw4' ? 4 : 6, chain);
-      for (const line of lines) checkUfwLine(line, chain);
-      for (const line of sectionLines(target.text, section)) {
-        const m = /^-A \S+ -s (\S+) /.exec(line);
-        if (m !== null) previousBlocks.add(m[1]!);
-      }
+      lines = backend.sectionLines(decision.blocks, target.role === 'ufw4' ? 4 : 6, chain);
+      for (const line of lines) backend.checkLine(line, chain);
+      const current = sectionLines(target.text, section);
+      for (const cidr of sectionCidrs(current, chain, saved)) previousBlocks.add(cidr);
+      if (usesSets(current) !== (mode === 'ipset')) switching = true;
     }
     const after = replaceSection(target.text, section, lines);
-    const reloadOwed = options.reload && owed.has(target.role === 'map' ? 'map' : 'ufw');
+    const reloadOwed = options.reload && target.role !== 'init' && owed.has(target.role === 'map' ? 'map' : 'ufw');
     if (after !== target.text || reloadOwed) changes.push({ role: target.role, path: target.path, before: target.text, after });
   }
 
@@ -113,7 +136,7 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     leftOut: decision.overLimit.length,
     leftOutOfMap: addressesLeftOutOfMap(decision.blocks, options.mapType),
   };
-  return { decision, mapType: options.mapType, changes, commands: options.reload ? commandsFor(changes, options, addedCidrs) : [], notes: notesFor(decision, options), summary };
+  return { decision, mapType: options.mapType, changes, commands: options.reload ? commandsFor(changes, options, addedCidrs, switching) : [], notes: notesFor(decision, options), summary };
 }
 
 /** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules). */
@@ -137,18 +160,32 @@ export function cutSessionCommands(cidrs: readonly string[]): string[][] {
   return commands;
 }
 
-function commandsFor(changes: readonly FileChange[], options: PlanOptions, added: readonly string[]): string[][] {
+/** Files the chain-only restore reads, one per family, beside the save file. */
+export const chainFile = (stateDir: string, family: 4 | 6): string => path.join(stateDir, `ufw${family}-chain.smtpguard-new`);
+
+function commandsFor(changes: readonly FileChange[], options: PlanOptions, added: readonly string[], switching: boolean): string[][] {
   const commands: string[][] = [];
   const config = options.postfixConfigDir === null ? [] : ['-c', options.postfixConfigDir];
+  const stateDir = options.stateDir ?? '';
   const map = changes.find((c) => c.role === 'map');
   if (map !== undefined) {
     if (options.mapType !== 'cidr') commands.push(['postmap', ...config, `${options.mapType}:${map.path}${NEW_MAP_SUFFIX}`]);
     commands.push(['postfix', ...config, 'reload']);
   }
-  if (changes.some((c) => c.role !== 'map')) {
-    commands.push(['ufw', 'reload']);
-    if (options.cutSessions !== false) for (const cut of cutSessionCommands(added)) commands.push(cut);
+  // the firewall: sets first (ufw's rules must never name a set that is not there), then the chains, then the sets nothing names
+  const sets = changes.find((c) => c.role === 'sets');
+  if (sets !== undefined && sets.after !== '') commands.push(['ipset', 'restore', '-file', path.join(stateDir, RESTORE_FILE)]);
+  const ufw = changes.filter((c) => c.role === 'ufw4' || c.role === 'ufw6');
+  if (ufw.length > 0) {
+    // a section that only swaps backends (or the set line of the ipset backend) goes into the live chain at once:
+    // a ufw reload would drop every rule for a moment, and reset every counter
+    const live = ufw.every((c) => options.liveChains?.[c.role === 'ufw4' ? 4 : 6] === true);
+    if (live && (switching || options.firewall === 'ipset')) {
+      for (const c of ufw) commands.push([c.role === 'ufw4' ? 'iptables-restore' : 'ip6tables-restore', '--noflush', chainFile(stateDir, c.role === 'ufw4' ? 4 : 6)]);
+    } else commands.push(['ufw', 'reload']);
   }
+  if (sets !== undefined && sets.after === '') for (const name of Object.values(SET_NAMES)) commands.push(['ipset', 'destroy', name]);
+  if ((ufw.length > 0 || (sets !== undefined && sets.after !== '')) && options.cutSessions !== false) for (const cut of cutSessionCommands(added)) commands.push(cut);
   return commands;
 }
 

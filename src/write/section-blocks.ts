@@ -1,11 +1,13 @@
 /**
  * The blocks in force as the ufw files say (edge): the `-s CIDR` of every generated line of
- * both sections. One reader for `status`, the bare summary and `explain`.
+ * both sections, or the saved members of the set a `--match-set` line names (--firewall ipset). One reader for `status`, the bare summary and `explain`.
  */
 import { readFile } from 'node:fs/promises';
 import { SmtpguardError } from '../errors.js';
-import { BEGIN_MARKER, findSection, sectionLines } from './render.js';
+import { BEGIN_MARKER, findSection, sectionLines } from './sections.js';
 import type { Settings } from '../cli/settings.js';
+import { sectionCidrs } from './firewall/backend.js';
+import { readSaveFile } from './firewall/ipset.js';
 
 export interface SectionBlocks {
   file: string;
@@ -17,8 +19,9 @@ export interface SectionBlocks {
   problem: string | null;
 }
 
-export async function readSectionBlocks(settings: Pick<Settings, 'ufwRules' | 'ufw6Rules' | 'ufwChain' | 'ufw6Chain'>): Promise<SectionBlocks[]> {
+export async function readSectionBlocks(settings: Pick<Settings, 'ufwRules' | 'ufw6Rules' | 'ufwChain' | 'ufw6Chain' | 'stateDir'>): Promise<SectionBlocks[]> {
   const out: SectionBlocks[] = [];
+  const saved = (await readSaveFile(settings.stateDir)).sets; // the members of a --match-set line
   for (const [file, chain] of [
     [settings.ufwRules, settings.ufwChain],
     [settings.ufw6Rules, settings.ufw6Chain],
@@ -37,12 +40,7 @@ export async function readSectionBlocks(settings: Pick<Settings, 'ufwRules' | 'u
       continue;
     }
     try {
-      const cidrs: string[] = [];
-      const rule = new RegExp(`^-A ${chain} -s (\\S+) -j `);
-      for (const line of sectionLines(text, findSection(text, file))) {
-        const m = rule.exec(line);
-        if (m !== null) cidrs.push(m[1]!);
-      }
+      const cidrs = sectionCidrs(sectionLines(text, findSection(text, file)), chain, saved);
       out.push({ file, installed: true, cidrs, problem: null });
     } catch (error) {
       out.push({ file, installed: true, cidrs: [], problem: error instanceof SmtpguardError ? error.message : (error as Error).message });

@@ -2,11 +2,12 @@
  * `smtpguard install [--timer] [--dry-run]` and `smtpguard uninstall [--dry-run]` (edge):
  * read the files, transform them with install.ts, show or write them, run the commands.
  */
-import { readFile, unlink } from 'node:fs/promises';
+import { chmod, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTwoFilesPatch } from 'diff';
-import { execCommand, replaceRulesFiles, type Runner } from '../../write/apply.js';
+import { execCommand, type Runner } from '../../write/apply.js';
+import { replaceRulesFiles } from '../../write/firewall/ufw.js';
 import { ensureDirectory, writeTarget, writeWithBackup } from '../../write/files.js';
 import { SmtpguardError } from '../../errors.js';
 import {
@@ -16,6 +17,8 @@ import {
   fill,
   findOtherMapUses,
   installAccessMap,
+  installInit,
+  uninstallInit,
   installUfw,
   removeRestriction,
   uninstallAccessMap,
@@ -26,7 +29,8 @@ import { INDEX_SUFFIX, type FileChange } from '../../write/plan.js';
 import { formatCommand } from '../../report/plan-report.js';
 import { renderConfigHeader, type Settings } from '../settings.js';
 import { setConfigValues } from '../config-file.js';
-import { findDefaultMapType, postconf } from '../system.js';
+import { findDefaultMapType, postconf, query } from '../system.js';
+import { SET_NAMES } from '../../write/firewall/ipset.js';
 import type { Io } from './common.js';
 
 export interface InstallOptions {
@@ -109,6 +113,16 @@ export async function installCommand(settings: Settings, options: InstallOptions
       for (const warning of after.warnings) warnings.push(warning);
     }
   }
+  // ufw's before.init: the section the ipset backend fills (its sets must exist before ufw loads its rules)
+  const initFile = path.join(path.dirname(settings.ufwRules), 'before.init');
+  const initBefore = await readOptional(initFile);
+  if (initBefore === null && settings.firewall === 'ipset' && !options.uninstall) {
+    throw new SmtpguardError(`${initFile} does not exist: --firewall ipset creates its sets there before ufw loads its rules at boot`, {
+      hint: 'ufw ships it (a conffile): "apt-get install --reinstall -o Dpkg::Options::=--force-confmiss ufw" puts it back',
+    });
+  }
+  if (initBefore !== null) edits.push({ path: initFile, before: initBefore, after: options.uninstall ? uninstallInit(initBefore) : installInit(initBefore) });
+
   const mapBefore = await readOptional(settings.accessMap);
   const mapAfter = options.uninstall ? (mapBefore === null ? null : uninstallAccessMap(mapBefore)) : installAccessMap(mapBefore, settings.accessMap, mapType, templates);
   edits.push({ path: settings.accessMap, before: mapBefore, after: mapAfter });
@@ -149,6 +163,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
   }
 
   const changed = edits.filter((e) => e.before !== e.after);
+  const links: string[] = [];
   const newRestrictions = options.uninstall ? removeRestriction(restrictions.output, element) : addRestriction(restrictions.output, element);
   const commands: string[][] = [];
   // the index first: Postfix must not be told about a map it cannot open yet
@@ -164,16 +179,24 @@ export async function installCommand(settings: Settings, options: InstallOptions
     if (units && options.uninstall) commands.unshift(['systemctl', 'disable', '--now', 'smtpguard.timer']);
   }
 
+  // uninstall: once ufw has reloaded without the set lines, nothing names the sets
+  const destroySets: string[][] = [];
+  if (options.uninstall && settings.reload) {
+    for (const name of Object.values(SET_NAMES)) if ((await query('ipset', ['-n', 'list', name])).ok) destroySets.push(['ipset', 'destroy', name]);
+  }
+  for (const argv of destroySets) commands.push(argv);
+  const initExecutable = initBefore === null || options.uninstall || settings.firewall !== 'ipset' ? true : ((await stat(initFile)).mode & 0o100) !== 0;
+  if (!initExecutable) links.push(`${initFile} is made executable: ufw-init runs it only then`);
+
   for (const warning of warnings) io.warn(warning);
   const verb = options.uninstall ? 'uninstall' : 'install';
-  const links: string[] = [];
   for (const e of changed) {
     const target = await writeTarget(e.path);
     if (target !== e.path) links.push(`${e.path} is a symlink: ${e.after === null ? 'the link is removed' : `the new text is written to its target ${target}`}`);
   }
   if (options.dryRun) {
     const lines = [`smtpguard ${verb} --dry-run:`, ''];
-    if (changed.length === 0 && commands.length === 0) lines.push('Nothing to do: already done.');
+    if (changed.length === 0 && commands.length === 0 && initExecutable) lines.push('Nothing to do: already done.');
     for (const link of links) lines.push(`Note: ${link}`);
     for (const e of changed) {
       lines.push(e.after === null ? `would remove ${e.path}` : createTwoFilesPatch(e.path, e.path, e.before ?? '', e.after, e.before === null ? '(new file)' : '', '(smtpguard)').trimEnd());
@@ -184,7 +207,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
     io.stdout.write(lines.join('\n') + '\n');
     return;
   }
-  if (changed.length === 0 && commands.length === 0) {
+  if (changed.length === 0 && commands.length === 0 && initExecutable) {
     io.stdout.write(`smtpguard ${verb}: nothing to do, already done\n`);
     return;
   }
@@ -200,7 +223,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
     }
   }
   const ufwReload = commands.find((c) => c[0] === 'ufw');
-  for (const argv of commands.filter((c) => c[0] !== 'ufw')) {
+  for (const argv of commands.filter((c) => c[0] !== 'ufw' && c[0] !== 'ipset')) {
     const result = await run(argv);
     if (!result.ok) {
       const soft = argv[0] === 'postfix' || argv[0] === 'systemctl';
@@ -209,6 +232,11 @@ export async function installCommand(settings: Settings, options: InstallOptions
     }
   }
   if (rules.length > 0) await replaceRulesFiles(rules, ufwReload !== undefined, run);
+  if (!options.uninstall && settings.firewall === 'ipset') await makeExecutable(initFile);
+  for (const argv of destroySets) {
+    const result = await run(argv);
+    if (!result.ok) io.warn(`${argv.join(' ')} failed: ${result.output}`);
+  }
   for (const e of changed.filter((c) => c.after === null)) {
     await unlink(e.path).catch(() => undefined);
     if (e.path === settings.accessMap && mapType !== 'cidr') await unlink(settings.accessMap + INDEX_SUFFIX[mapType]).catch(() => undefined);
@@ -217,3 +245,9 @@ export async function installCommand(settings: Settings, options: InstallOptions
   io.stdout.write(`smtpguard ${verb}: ${did.join(', ') || 'no file changed'}${commands.length > 0 ? `; ran ${commands.map((c) => formatCommand(c)).join('; ')}` : ''}\n`);
 }
 
+
+/** u+x, and g+x / o+x where it is readable (0640 -> 0750): ufw-init runs before.init only when it is executable. */
+async function makeExecutable(file: string): Promise<void> {
+  const mode = (await stat(file)).mode & 0o7777;
+  if ((mode & 0o100) === 0) await chmod(file, mode | 0o100 | ((mode & 0o040) >> 2) | ((mode & 0o004) >> 2));
+}

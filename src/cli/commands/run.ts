@@ -14,7 +14,9 @@ import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../../write
 import { planJson, renderPlanText, summaryLine, trackedClause } from '../../report/plan-report.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
-import { findDefaultMapType } from '../system.js';
+import { findDefaultMapType, query } from '../system.js';
+import { SAVE_FILE } from '../../write/firewall/ipset.js';
+import path from 'node:path';
 import { scanAndDecide, type Io, type Scanned } from './common.js';
 import type { Runner } from '../../write/apply.js';
 import { writeLastRun } from '../../report/last-run.js';
@@ -111,11 +113,22 @@ export async function runLocked(
 const execCommand: Runner = async (argv) => (await import('../../write/apply.js')).execCommand(argv);
 
 async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' | 'map'>): Promise<Plan> {
+  if (settings.firewall === 'ipset' && !settings.state) {
+    throw new SmtpguardError('--firewall ipset keeps the members of its sets in the state directory (ipset.save, which boot restores): it cannot run with --no-state', {
+      hint: 'drop --no-state (or use --firewall rules)',
+    });
+  }
   const targets: TargetFile[] = await Promise.all([
     readTarget('ufw4', settings.ufwRules),
     readTarget('ufw6', settings.ufw6Rules),
     readTarget('map', settings.accessMap),
+    // the ipset backend's files: the rules backend only looks whether a switch back left them
+    readOwnTarget('sets', path.join(settings.stateDir, SAVE_FILE), settings),
+    readOwnTarget('init', path.join(path.dirname(settings.ufwRules), 'before.init'), settings),
   ]);
+  // a chain the kernel has loaded takes a new section without a ufw reload (a backend switch, the set line)
+  const live = async (command: string, chain: string) => settings.reload && (await query(command, ['-S', chain])).ok;
+  const liveChains = { 4: await live('iptables', settings.ufwChain), 6: await live('ip6tables', settings.ufw6Chain) };
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
   if (mapType !== 'cidr' && (await indexIsStale(settings.accessMap, INDEX_SUFFIX[mapType]))) owed.add('map');
   const plan = buildPlan(decision, targets, {
@@ -126,6 +139,9 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     postfixConfigDir: settings.postfixConfigDir,
     reload: settings.reload,
     cutSessions: settings.cutSessions,
+    firewall: settings.firewall,
+    stateDir: settings.stateDir,
+    liveChains,
   }, owed);
   for (const change of plan.changes) {
     const target = await writeTarget(change.path);
@@ -174,15 +190,22 @@ async function indexIsStale(map: string, suffix: string): Promise<boolean> {
   return source !== null && (index === null || index.mtimeMs < source.mtimeMs);
 }
 
-async function readTarget(role: TargetFile['role'], path: string): Promise<TargetFile> {
+async function readOwnTarget(role: 'sets' | 'init', file: string, settings: Settings): Promise<TargetFile> {
+  if (settings.firewall === 'ipset') return readTarget(role, file);
+  return readTarget(role, file).catch(() => ({ role, path: file, text: null }));
+}
+
+async function readTarget(role: TargetFile['role'], file: string): Promise<TargetFile> {
+  const path = file;
   try {
     return { role, path, text: await readFile(path, 'latin1') }; // every byte kept as it is
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { role, path, text: null };
     if (code === 'EISDIR') {
-      const option = role === 'ufw4' ? '--ufw-rules' : role === 'ufw6' ? '--ufw6-rules' : '--access-map';
-      throw new SmtpguardError(`${path} is a directory, not a ${role === 'map' ? 'Postfix access map' : 'ufw rules file'}`, { hint: `point ${option} at the file itself` });
+      const option = role === 'ufw4' ? '--ufw-rules' : role === 'ufw6' ? '--ufw6-rules' : role === 'map' ? '--access-map' : role === 'sets' ? '--state-dir' : '--ufw-rules';
+      const what = role === 'map' ? 'Postfix access map' : role === 'sets' ? 'ipset save file' : role === 'init' ? 'ufw before.init script' : 'ufw rules file';
+      throw new SmtpguardError(`${path} is a directory, not a ${what}`, { hint: role === 'init' ? 'before.init sits beside the rules file: check --ufw-rules' : `point ${option} at the file itself` });
     }
     const translated = translateFsError(error, path, 'run as root');
     throw translated instanceof SmtpguardError ? translated : error;

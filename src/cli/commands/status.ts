@@ -12,11 +12,12 @@ import { PendingReloads } from '../../count/state.js';
 import { findDefaultMapType } from '../system.js';
 import { inRange, parseIp, parseRange } from '../../address.js';
 import { SmtpguardError } from '../../errors.js';
-import { BEGIN_MARKER } from '../../write/render.js';
+import { BEGIN_MARKER } from '../../write/sections.js';
 import type { Settings } from '../settings.js';
 import { readSectionBlocks } from '../../write/section-blocks.js';
 import { readBlockRecords } from '../../count/state.js';
 import { query } from '../system.js';
+import { readKernel } from '../../write/firewall/backend.js';
 import { renderStatus, type Enforcement, type Status, type StatusBlock } from '../../report/status-report.js';
 import { ALL_TIME, countPerHour, summarise } from '../../count/tally.js';
 import { scanAndDecide, type Io } from './common.js';
@@ -54,19 +55,21 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
   }
 
   const kernelSources: string[] = [];
+  const sets: NonNullable<Enforcement['sets']> = [];
   let kernelReadable = true;
-  for (const [command, chain] of [
-    ['iptables', settings.ufwChain],
-    ['ip6tables', settings.ufw6Chain],
+  for (const [family, chain] of [
+    [4, settings.ufwChain],
+    [6, settings.ufw6Chain],
   ] as const) {
-    const counters = await readCounters(command, chain);
-    if (counters !== null) for (const source of counters.keys()) kernelSources.push(source);
-    else kernelReadable = false;
-    if (counters === null) {
-      notes.push(`cannot read the ${command} counters of ${chain} (root only, and ufw must be loaded)`);
+    const view = await readKernel(family, chain, query);
+    if (view === null) {
+      kernelReadable = false;
+      notes.push(`cannot read the ${family === 4 ? 'iptables' : 'ip6tables'} counters of ${chain} (root only, and ufw must be loaded)`);
       continue;
     }
-    for (const [cidr, packets] of counters) {
+    for (const source of view.blocks) kernelSources.push(source);
+    for (const set of view.sets) sets.push(set);
+    for (const [cidr, packets] of view.packets) {
       const block = blocks.get(cidr);
       if (block !== undefined) block.packets = packets;
     }
@@ -113,24 +116,9 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
     notes.push(`cannot read the logs: ${error.message}`);
   }
 
-  const enforcement = await readEnforcement(settings, blocks, kernelReadable ? kernelSources : null);
+  const enforcement = await readEnforcement(settings, blocks, kernelReadable ? kernelSources : null, sets);
   const status: Status = { now: options.now.toISOString(), enforcement, blocks: [...blocks.values()], nearMisses, perHour, leftOut, notes };
   io.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, settings.kinds));
-}
-
-/** Packets per source of the chain's rules: `iptables -L CHAIN -v -x -n`. */
-async function readCounters(command: string, chain: string): Promise<Map<string, number> | null> {
-  const { ok, output: out } = await query(command, ['-L', chain, '-v', '-x', '-n']);
-  if (!ok) return null;
-  const counters = new Map<string, number>();
-  for (const line of out.split('\n').slice(2)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields.length < 4 || !/^\d+$/.test(fields[0]!)) continue;
-    const source = fields[fields.length - 2]!; // ip6tables leaves the opt column empty: count from the right
-    const cidr = source.includes('/') ? source : `${source}/${source.includes(':') ? 128 : 32}`;
-    counters.set(cidr, (counters.get(cidr) ?? 0) + Number(fields[0]));
-  }
-  return counters;
 }
 
 /** SRC= of the [SMTPGUARD...] LOG lines of the last 24 hours: the kernel journal (this boot), else kern.log; null when neither is readable. */
@@ -158,7 +146,7 @@ async function readKernelLog(now: Date): Promise<Map<string, number> | null> {
 }
 
 /** Whether the firewall and Postfix have what the files say: ufw on, no reload owed, the kernel's rules, the map's index. */
-async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, StatusBlock>, kernel: readonly string[] | null): Promise<Enforcement> {
+async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, StatusBlock>, kernel: readonly string[] | null, sets: Enforcement['sets']): Promise<Enforcement> {
   const ufwConf = await readFile(path.join(path.dirname(settings.ufwRules), 'ufw.conf'), 'utf8').catch(() => null);
   const enabled = ufwConf === null ? null : /^\s*ENABLED\s*=\s*"?yes"?/im.test(ufwConf);
   const { roles } = await PendingReloads.read(settings.stateDir);
@@ -175,5 +163,7 @@ async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, S
     owed: [...roles].sort().map((what) => ({ what, since: owedSince })),
     kernel: inKernel === null ? null : { missing: [...blocks.keys()].filter((c) => !inKernel.has(c)), extra: [...inKernel].filter((c) => !blocks.has(c)) },
     mapIndexStale,
+    firewall: settings.firewall,
+    sets,
   };
 }

@@ -1,0 +1,185 @@
+/**
+ * The `ipset` backend (`--firewall ipset`): the generated section of each ufw rules file
+ * holds one line, `-A ufw-smtpguard -m set --match-set smtpguard4 src -j ufw-smtpguard-log`
+ * (smtpguard6 in before6.rules), and the blocks are the members of two `hash:net` sets: one
+ * hash lookup per new connection however many blocks there are.
+ *
+ * - The save file (`STATE/ipset.save`, `ipset save` format) is the record of the members, as
+ *   the rules files are for the rules backend; it is written atomically after the kernel has
+ *   the members.
+ * - A change is loaded into temporary sets with one `ipset restore` (all creates and adds
+ *   first, then the swaps): a failure stops before any swap, so the sets in force stay as
+ *   they were. Nothing reloads ufw.
+ * - ufw's rules name the sets, so the sets must exist before ufw loads them at boot and on
+ *   every `ufw reload`: a generated section of ufw's own hook, before.init (ufw-init runs it
+ *   with `start` before it loads the rules files), creates them from the save file.
+ */
+import { readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { ExitCode, SmtpguardError } from '../../errors.js';
+import { sortBlocks } from '../access-map.js';
+import { writeAtomically } from '../files.js';
+import type { Block } from '../../decide/policy.js';
+import type { Runner } from '../apply.js';
+import type { ChainRule, FirewallBackend, KernelView } from './backend.js';
+
+export const SET_NAMES = { 4: 'smtpguard4', 6: 'smtpguard6' } as const;
+/** The members of the last run, in the state directory: what boot restores. */
+export const SAVE_FILE = 'ipset.save';
+/** The script of one change, beside the save file while `ipset restore` runs. */
+export const RESTORE_FILE = 'ipset.smtpguard-new';
+const TEMP_SUFFIX = '-new';
+/** Never the 65,536 default that silently fills: at least 2^17, and twice the members. */
+const MIN_MAXELEM = 131_072;
+
+export const setLine = (family: 4 | 6, chain: string): string => `-A ${chain} -m set --match-set ${SET_NAMES[family]} src -j ${chain}-log`;
+
+/** maxelem and hashsize for a set of `count` members: powers of two with room to double. */
+export function setSize(count: number): { maxelem: number; hashsize: number } {
+  return { maxelem: Math.max(MIN_MAXELEM, pow2(2 * count)), hashsize: Math.max(1024, pow2(Math.ceil(count / 2))) };
+}
+
+const pow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/** The save file for these blocks: both sets, created and filled, sorted by address (pure). */
+export function renderSaveFile(blocks: readonly Block[]): string {
+  const lines = ['# smtpguard --firewall ipset: the members of its sets after the last run (ipset restore format); boot restores them from here'];
+  for (const family of [4, 6] as const) {
+    const members = sortBlocks(blocks).filter((b) => b.family === family);
+    const { maxelem, hashsize } = setSize(members.length);
+    lines.push(`create ${SET_NAMES[family]} hash:net family ${family === 4 ? 'inet' : 'inet6'} hashsize ${hashsize} maxelem ${maxelem}`);
+    for (const b of members) lines.push(`add ${SET_NAMES[family]} ${b.cidr}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** The members per set a save file names, as CIDRs with their length (`192.0.2.7/32`). */
+export function parseSaveFile(text: string): Map<string, string[]> {
+  const sets = new Map<string, string[]>();
+  for (const line of text.split('\n')) {
+    const m = /^(create|add) (\S+)(?: (\S+))?/.exec(line);
+    if (m === null) continue;
+    if (m[1] === 'create') sets.set(m[2]!, sets.get(m[2]!) ?? []);
+    else if (m[3] !== undefined) (sets.get(m[2]!) ?? sets.set(m[2]!, []).get(m[2]!)!).push(withLength(m[3]));
+  }
+  return sets;
+}
+
+const withLength = (member: string): string => (member.includes('/') ? member : `${member}/${member.includes(':') ? 128 : 32}`);
+
+/**
+ * The `ipset restore` script that puts a save file in force. A set that exists is filled
+ * as SET-new and swapped in at the end (atomic per set; an error before stops every swap);
+ * a set that does not exist yet is created under its own name. `existing`: the names the
+ * kernel has now.
+ */
+export function restoreScript(saveText: string, existing: ReadonlySet<string>): string {
+  const out: string[] = [];
+  const swaps: string[] = [];
+  for (const line of saveText.split('\n')) {
+    const m = /^(create|add) (\S+)( .*)?$/.exec(line);
+    if (m === null) continue;
+    const name = m[2]!;
+    const target = existing.has(name) ? name + TEMP_SUFFIX : name;
+    out.push(`${m[1]} ${target}${m[3] ?? ''}`);
+    if (m[1] === 'create' && target !== name) swaps.push(`swap ${target} ${name}`, `destroy ${target}`);
+  }
+  return [...out, ...swaps].join('\n') + '\n';
+}
+
+/**
+ * The body of before.init's generated section: at `start`, sets that do not exist are
+ * restored from the save file, or created empty when it is missing or bad, so that ufw's
+ * rules always load. Sets that exist (a `ufw reload`) are left as they are.
+ */
+export function initSectionLines(stateDir: string): string[] {
+  const save = shellQuote(path.join(stateDir, SAVE_FILE));
+  const lines = [
+    '# smtpguard --firewall ipset: ufw\'s rules match the sets smtpguard4 and smtpguard6, so they must',
+    '# exist before ufw loads its rules: at start, restore them from the last run\'s members.',
+    'if [ "$1" = start ]; then',
+    '    (',
+    '        PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+    `        if ! ipset -q -n list ${SET_NAMES[4]} >/dev/null || ! ipset -q -n list ${SET_NAMES[6]} >/dev/null; then`,
+    `            ipset -exist restore -file ${save} || echo "smtpguard: could not restore its sets from ${save.replace(/"/g, '')}; the missing ones start empty until its next run" >&2`,
+  ];
+  for (const family of [4, 6] as const) {
+    lines.push(`            ipset -q -n list ${SET_NAMES[family]} >/dev/null || ipset create ${SET_NAMES[family]} hash:net family ${family === 4 ? 'inet' : 'inet6'} maxelem ${MIN_MAXELEM}`);
+  }
+  lines.push('        fi', '    )', 'fi');
+  return lines;
+}
+
+const shellQuote = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
+
+export const ipsetBackend: FirewallBackend = {
+  mode: 'ipset',
+  sectionLines: (blocks, family, chain) => [setLine(family, chain)],
+  checkLine(line, chain) {
+    if (line !== setLine(4, chain) && line !== setLine(6, chain)) throw new Error(`bad generated ufw line: ${line}`);
+  },
+  async readKernel(rules: readonly ChainRule[], _family, query): Promise<KernelView> {
+    const view: KernelView = { blocks: [], packets: new Map(), sets: [] };
+    for (const rule of rules) {
+      if (rule.set === null) continue;
+      const listed = await query('ipset', ['list', rule.set]);
+      if (!listed.ok) {
+        view.sets.push({ name: rule.set, members: 0, maxelem: null, packets: rule.packets });
+        continue;
+      }
+      const [head, members = ''] = listed.output.split(/\nMembers:\n?/);
+      const cidrs = members.split('\n').filter((l) => l.trim() !== '').map((l) => withLength(l.trim().split(/\s/)[0]!));
+      for (const cidr of cidrs) view.blocks.push(cidr);
+      const maxelem = /\bmaxelem (\d+)/.exec(head ?? '');
+      view.sets.push({ name: rule.set, members: cidrs.length, maxelem: maxelem === null ? null : Number(maxelem[1]), packets: rule.packets });
+    }
+    return view;
+  },
+};
+
+/**
+ * Puts a new save file's members in force: one `ipset restore` of the script (restoreScript),
+ * written beside the save file; the save file is replaced only once the kernel has them. A
+ * failure destroys what the script left half made and throws exit 5 (rolled back): the
+ * sets in force are the old ones.
+ */
+export async function loadSets(saveFile: string, saveText: string, restoreArgv: readonly string[], run: Runner): Promise<void> {
+  const names = Object.values(SET_NAMES);
+  const exists = async (name: string) => (await run(['ipset', '-q', '-n', 'list', name])).ok;
+  for (const name of names) if (await exists(name + TEMP_SUFFIX)) await run(['ipset', '-q', 'destroy', name + TEMP_SUFFIX]); // a run that died half-way
+  const existing = new Set<string>();
+  for (const name of names) if (await exists(name)) existing.add(name);
+  const scriptFile = restoreArgv[restoreArgv.length - 1]!;
+  await writeAtomically(scriptFile, restoreScript(saveText, existing), null, 0o600);
+  const restored = await run(restoreArgv);
+  await unlink(scriptFile).catch(() => undefined);
+  if (!restored.ok) {
+    // only what this script made: the temporary sets, and sets it created fresh (nothing names them yet)
+    for (const name of names) {
+      await run(['ipset', '-q', 'destroy', name + TEMP_SUFFIX]);
+      if (!existing.has(name)) await run(['ipset', '-q', 'destroy', name]);
+    }
+    throw new SmtpguardError(`ipset restore failed, the sets in force were not changed: ${restored.output || 'no output'}`, {
+      exitCode: ExitCode.rolledBack,
+      hint: `check "ipset list -t" and that the ip_set modules load (modprobe ip_set_hash_net); ${saveFile} still holds the members in force`,
+    });
+  }
+}
+
+/** After a switch back to the rules backend: the sets nothing names any more, and their save file. Failures are warnings. */
+export async function dropSets(saveFile: string, run: Runner): Promise<string[]> {
+  const warnings: string[] = [];
+  for (const name of Object.values(SET_NAMES)) {
+    if (!(await run(['ipset', '-q', '-n', 'list', name])).ok) continue;
+    const destroyed = await run(['ipset', 'destroy', name]);
+    if (!destroyed.ok) warnings.push(`could not destroy the ipset set ${name} (${destroyed.output || 'no output'}): "ipset destroy ${name}" once nothing uses it`);
+  }
+  await unlink(saveFile).catch(() => undefined);
+  return warnings;
+}
+
+/** The members the save file records, per set; an empty map when there is none. */
+export async function readSaveFile(stateDir: string): Promise<{ text: string | null; sets: Map<string, string[]> }> {
+  const text = await readFile(path.join(stateDir, SAVE_FILE), 'latin1').catch(() => null);
+  return { text, sets: parseSaveFile(text ?? '') };
+}
