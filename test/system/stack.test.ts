@@ -24,19 +24,10 @@ let ufwPath: { v4: string; v6: string };
 const smtpguard = (command: string, extra: string[] = [], env: Record<string, string> = {}): Run =>
   stack.smtpguard([command, ...flags, ...extra], env);
 
-const authFail = (from: string, mech: 'LOGIN' | 'PLAIN', user = 'testuser') =>
-  stack.swaks(from, ['--port', '587', '--auth', mech, '--auth-user', user, '--auth-password', 'wrong', '--quit-after', 'AUTH']);
-const rcpt = (from: string, to: string, port = '25') => stack.swaks(from, ['--port', port, '--to', to, '--quit-after', 'RCPT']);
-/** What Postfix says at RCPT on the port the firewall does not guard: the access map alone. */
-const postfixSays = (from: string) => {
-  const out = rcpt(from, 'root@mx.example.test', '2525').stdout;
-  return /554 5\.7\.1 .*Client host rejected/.test(out) ? 'rejected' : /250 2\.1\.5 Ok/.test(out) ? 'accepted' : `unclear: ${out.slice(-300)}`;
-};
-/** Whether a TCP connection to the SMTP port gets the banner or times out. */
-const banner = (from: string) => {
-  const r = stack.swaks(from, ['--port', '25', '--quit-after', 'CONNECT', '--timeout', '3']);
-  return /220 mx\.example\.test/.test(r.stdout) ? 'banner' : /timed? ?out|Timeout/i.test(r.stdout + r.stderr) ? 'timeout' : `unclear: ${r.stdout}${r.stderr}`;
-};
+const authFail = (from: string, mech: 'LOGIN' | 'PLAIN', user = 'testuser') => stack.authFail(from, mech, user);
+const rcpt = (from: string, to: string, port = '25') => stack.rcpt(from, to, port);
+const postfixSays = (from: string) => stack.postfixSays(from);
+const banner = (from: string) => stack.banner(from);
 /**
  * An SMTP session on 587 held open from `from` (in CLIENT): it reads the banner, then, when
  * told, says EHLO and reports what came back: `alive` (a 250), or `cut` (reset or closed).

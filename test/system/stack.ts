@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/smtpguard.js', import.meta.url));
 const ROOT_NETNS = readlinkSync('/proc/self/ns/net');
-const COMMANDS = ['ip', 'unshare', 'postfix', 'postmap', 'postconf', 'dovecot', 'swaks', 'ufw', 'iptables', 'ip6tables', 'ss'];
+const COMMANDS = ['ip', 'unshare', 'postfix', 'postmap', 'postconf', 'dovecot', 'swaks', 'ufw', 'iptables', 'ip6tables', 'ss', 'ipset'];
 
 /** What this machine lacks for the system tests; empty when they can run. */
 export function missingRequirements(): string[] {
@@ -135,6 +135,26 @@ export class Stack {
   swaks(from: string, args: readonly string[]): Run {
     const server = from.includes(':') ? MX6 : MX4;
     return this.nsRun(this.client, ['swaks', '--server', server, '--local-interface', from, '--helo', 'client.example.test', '--from', 'probe@client.example.test', '--timeout', '5', ...args]);
+  }
+
+  authFail(from: string, mech: 'LOGIN' | 'PLAIN', user = 'testuser'): Run {
+    return this.swaks(from, ['--port', '587', '--auth', mech, '--auth-user', user, '--auth-password', 'wrong', '--quit-after', 'AUTH']);
+  }
+
+  rcpt(from: string, to: string, port = '25'): Run {
+    return this.swaks(from, ['--port', port, '--to', to, '--quit-after', 'RCPT']);
+  }
+
+  /** What Postfix says at RCPT on the port the firewall does not guard: the access map alone. */
+  postfixSays(from: string): string {
+    const out = this.rcpt(from, 'root@mx.example.test', '2525').stdout;
+    return /554 5\.7\.1 .*Client host rejected/.test(out) ? 'rejected' : /250 2\.1\.5 Ok/.test(out) ? 'accepted' : `unclear: ${out.slice(-300)}`;
+  }
+
+  /** Whether a TCP connection to the SMTP port gets the banner or times out. */
+  banner(from: string): string {
+    const r = this.swaks(from, ['--port', '25', '--quit-after', 'CONNECT', '--timeout', '3']);
+    return /220 mx\.example\.test/.test(r.stdout) ? 'banner' : /timed? ?out|Timeout/i.test(r.stdout + r.stderr) ? 'timeout' : `unclear: ${r.stdout}${r.stderr}`;
   }
 
   postfix(args: readonly string[]): Run {
@@ -322,9 +342,9 @@ service anvil {
     const etcUfw = path.join(this.ufwTree, 'etc', 'ufw');
     mkdirSync(path.join(etcUfw, 'applications.d'), { recursive: true });
     mkdirSync(path.join(this.ufwTree, 'etc', 'default'), { recursive: true });
-    for (const f of ['before.rules', 'before6.rules', 'after.rules', 'after6.rules', 'user.rules', 'user6.rules', 'ufw.conf']) {
+    for (const f of ['before.rules', 'before6.rules', 'after.rules', 'after6.rules', 'user.rules', 'user6.rules', 'ufw.conf', 'before.init', 'after.init']) {
       copyFileSync(path.join('/usr/share/ufw', f), path.join(etcUfw, f));
-      chmodSync(path.join(etcUfw, f), f === 'ufw.conf' ? 0o644 : 0o640);
+      chmodSync(path.join(etcUfw, f), f === 'ufw.conf' ? 0o644 : 0o640); // as Debian's postinst leaves them: the .init hooks not executable
     }
     if (existsSync('/etc/ufw/applications.d')) {
       for (const f of readdirSync('/etc/ufw/applications.d')) copyFileSync(path.join('/etc/ufw/applications.d', f), path.join(etcUfw, 'applications.d', f));

@@ -179,12 +179,17 @@ export async function installCommand(settings: Settings, options: InstallOptions
     if (units && options.uninstall) commands.unshift(['systemctl', 'disable', '--now', 'smtpguard.timer']);
   }
 
-  // uninstall: once ufw has reloaded without the set lines, nothing names the sets
-  const destroySets: string[][] = [];
+  // uninstall: once ufw has reloaded without them, nothing jumps to the smtpguard chains (ufw's
+  // stop does not flush chains it does not know: they would keep their rules, and the sets their users)
+  const afterReload: string[][] = [];
   if (options.uninstall && settings.reload) {
-    for (const name of Object.values(SET_NAMES)) if ((await query('ipset', ['-n', 'list', name])).ok) destroySets.push(['ipset', 'destroy', name]);
+    for (const [command, chain] of [['iptables', settings.ufwChain], ['ip6tables', settings.ufw6Chain]] as const) {
+      if (!(await query(command, ['-S', chain])).ok) continue;
+      for (const name of [chain, `${chain}-log`]) afterReload.push([command, '-F', name], [command, '-X', name]);
+    }
+    for (const name of Object.values(SET_NAMES)) if ((await query('ipset', ['-n', 'list', name])).ok) afterReload.push(['ipset', 'destroy', name]);
   }
-  for (const argv of destroySets) commands.push(argv);
+  for (const argv of afterReload) commands.push(argv);
   const initExecutable = initBefore === null || options.uninstall || settings.firewall !== 'ipset' ? true : ((await stat(initFile)).mode & 0o100) !== 0;
   if (!initExecutable) links.push(`${initFile} is made executable: ufw-init runs it only then`);
 
@@ -223,7 +228,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
     }
   }
   const ufwReload = commands.find((c) => c[0] === 'ufw');
-  for (const argv of commands.filter((c) => c[0] !== 'ufw' && c[0] !== 'ipset')) {
+  for (const argv of commands.filter((c) => !afterReload.includes(c) && c[0] !== 'ufw')) {
     const result = await run(argv);
     if (!result.ok) {
       const soft = argv[0] === 'postfix' || argv[0] === 'systemctl';
@@ -233,7 +238,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
   }
   if (rules.length > 0) await replaceRulesFiles(rules, ufwReload !== undefined, run);
   if (!options.uninstall && settings.firewall === 'ipset') await makeExecutable(initFile);
-  for (const argv of destroySets) {
+  for (const argv of afterReload) {
     const result = await run(argv);
     if (!result.ok) io.warn(`${argv.join(' ')} failed: ${result.output}`);
   }
