@@ -70,8 +70,21 @@ export interface Plan {
    * offenders that --max-blocks left out, and addresses of IPv6 range blocks an indexed map
    * does not name.
    */
-  summary: { blocks: number; added: number; removed: number; addedCidrs: string[]; removedCidrs: string[]; leftOut: number; leftOutOfMap: number };
+  summary: {
+    blocks: number;
+    added: number;
+    removed: number;
+    addedCidrs: string[];
+    removedCidrs: string[];
+    leftOut: number;
+    leftOutOfMap: number;
+    /** The rules backend just went past RULES_ADVICE_BLOCKS: said once, in the cron line. */
+    rulesPastAdvice: boolean;
+  };
 }
+
+/** Past this many blocks the rules backend costs every new connection and every reload (bench/results.md): the cron line says so once. */
+export const RULES_ADVICE_BLOCKS = 2000;
 
 
 /** Reloads a file needs although its text does not change (see PendingReloads). */
@@ -135,6 +148,7 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     removedCidrs,
     leftOut: decision.overLimit.length,
     leftOutOfMap: addressesLeftOutOfMap(decision.blocks, options.mapType),
+    rulesPastAdvice: mode === 'rules' && previousBlocks.size <= RULES_ADVICE_BLOCKS && current.size > RULES_ADVICE_BLOCKS,
   };
   return { decision, mapType: options.mapType, changes, commands: options.reload ? commandsFor(changes, options, addedCidrs, switching) : [], notes: notesFor(decision, options), summary };
 }
