@@ -556,6 +556,11 @@ interface FirewallRow {
   change: string;
   /** The run that brought the list to this size from the previous one. */
   load: number;
+  /** Of that run: the firewall step, and the `ss -K` commands (one per 64 new blocks). */
+  loadFirewall: number;
+  loadSs: number;
+  /** How many blocks that run added. */
+  loadAdded: number;
   e2e: number;
   firewallStep: number;
   postmap: number;
@@ -606,6 +611,8 @@ function measureMode(mode: Mode, sizes: readonly number[]): FirewallRow[] {
       // to this size: keep what is there, add or drop the difference
       const target = current.length <= n ? [...current, ...Array.from({ length: n - current.length }, () => addresses.take())] : addresses.pick(current, n);
       log(`${mode}: ${n} blocks: the run that loads them (from ${current.length})`);
+      const before = new Set(current);
+      const loadAdded = target.filter((c) => !before.has(c)).length;
       const load = apply(target, `loading ${n} blocks`);
       current = target;
       log(`${mode}: ${n} blocks: loaded in ${load.wall.toFixed(2)} s (${load.stdout.trim().slice(0, 100)})`);
@@ -719,6 +726,9 @@ function measureMode(mode: Mode, sizes: readonly number[]): FirewallRow[] {
         blocks: n,
         change: n === 0 ? '+1 / -1' : `-${k} +${k}`,
         load: load.wall,
+        loadFirewall: mode === 'rules' ? (load.times.ufw ?? 0) : (load.times.ipset ?? 0),
+        loadSs: load.times.ss ?? 0,
+        loadAdded,
         e2e: median(e2e),
         firewallStep: median(parts.firewall!),
         postmap: median(parts.postmap!),
@@ -906,8 +916,8 @@ const BEGIN = '<!-- BEGIN firewall-and-maps: written by npm run bench:firewall (
 const END = '<!-- END firewall-and-maps -->';
 
 function firewallTables(rows: readonly FirewallRow[]): string {
-  const applyHeader = ['mode', 'blocks', 'change', 'smtpguard run, end to end (s)', 'firewall step (s)', 'postmap (s)', 'postfix reload (s)', 'ss -K (s)', 'smtpguard itself (s)', 'ufw reload alone (s)', 'iptables-restore --test (s)', 'set restore + swap alone (s)', 'run that loaded the list (s)'];
-  const apply = rows.map((r) => [r.mode, String(r.blocks), r.change, fmt(r.e2e, 2), fmt(r.firewallStep, 2), fmt(r.postmap, 2), fmt(r.postfixReload, 2), fmt(r.ss, 2), fmt(r.own, 2), fmt(r.ufwReload, 2), fmt(r.restoreTest, 2), r.mode === 'ipset' ? fmt(r.setSwap, 2) : '', fmt(r.load, 2)]);
+  const applyHeader = ['mode', 'blocks', 'change', 'smtpguard run, end to end (s)', 'firewall step (s)', 'postmap (s)', 'postfix reload (s)', 'ss -K (s)', 'smtpguard itself (s)', 'ufw reload alone (s)', 'iptables-restore --test (s)', 'set restore + swap alone (s)', 'run that loaded the list: blocks added, s (firewall step, ss -K)'];
+  const apply = rows.map((r) => [r.mode, String(r.blocks), r.change, fmt(r.e2e, 2), fmt(r.firewallStep, 2), fmt(r.postmap, 2), fmt(r.postfixReload, 2), fmt(r.ss, 2), fmt(r.own, 2), fmt(r.ufwReload, 2), fmt(r.restoreTest, 2), r.mode === 'ipset' ? fmt(r.setSwap, 2) : '', `+${r.loadAdded}: ${fmt(r.load, 2)} (${fmt(r.loadFirewall, 2)}, ${fmt(r.loadSs, 2)})`]);
   const base = (r: FirewallRow) => rows.find((b) => b.mode === r.mode && b.blocks === 0);
   const ratio = (x: number, y: number | undefined) => (y === undefined || !Number.isFinite(y) || y === 0 ? '' : `${(x / y).toFixed(2)}x`);
   const clientHeader = ['mode', 'blocks', 'connect median (µs): port 25 / control', 'p99 (µs): port 25 / control', 'port 25 median: vs 0 blocks / vs control', 'p99: vs 0 blocks / vs control', 'SYNs sent / walked the chain', 'burst wall (ms per 1000 SYNs): 25 / control', 'CPU of the sender (ms per 1000 SYNs): 25 / control', 'sender CPU: vs 0 blocks / vs control', 'machine sys+irq+softirq (ms per 1000 SYNs): 25 / control', 'a blocked address is dropped'];
@@ -919,6 +929,53 @@ function firewallTables(rows: readonly FirewallRow[]): string {
     `${ratio(r.burstCpuPerK, base(r)?.burstCpuPerK)} / ${ratio(r.burstCpuPerK, r.controlCpuPerK)}`, `${fmt(r.machinePerK, 1)} / ${fmt(r.controlMachinePerK, 1)}`, r.blockedDropped,
   ]);
   return `${table(applyHeader, apply)}\n\n${table(clientHeader, client)}`;
+}
+
+/** What the firewall numbers say, computed from them (so that the text cannot drift from the table). */
+function firewallReadings(rows: readonly FirewallRow[]): string {
+  const out: string[] = [];
+  const biggest = (mode: Mode) => rows.filter((r) => r.mode === mode && r.blocks > 0).sort((a, b) => b.blocks - a.blocks)[0];
+  const rules = biggest('rules');
+  if (rules !== undefined) {
+    const perRuleConnect = ((rules.latencyMedian - rules.controlMedian) / rules.blocks) * 1000; // ns
+    const perRuleCpu = ((rules.burstCpuPerK - rules.controlCpuPerK) / rules.blocks) * 1000; // ns of CPU per SYN per rule
+    const tenPercent = (0.1 * rules.controlMedian * 1000) / perRuleConnect;
+    const tenPercentCpu = (0.1 * rules.controlCpuPerK * 1000) / perRuleCpu;
+    out.push(
+      `- Rules mode: each rule costs every new SMTP connection about ${perRuleConnect.toFixed(1)} ns of connect latency and ${perRuleCpu.toFixed(1)} ns of CPU ` +
+        `(from ${rules.blocks} rules against the control port). So ${Math.round(tenPercent / 100) * 100} rules add 10% to an innocent client's connect time ` +
+        `(${rules.controlMedian.toFixed(0)} µs here), and ${Math.round(tenPercentCpu / 100) * 100} rules 10% to the CPU a new connection costs; ` +
+        `at ${rules.blocks} blocks a connect takes ${(rules.latencyMedian / rules.controlMedian).toFixed(1)}x as long and a SYN burst ${(rules.burstCpuPerK / rules.controlCpuPerK).toFixed(1)}x the CPU. ` +
+        `A change reloads ufw: ${fmt(rules.firewallStep, 1)} s at ${rules.blocks} blocks.`,
+    );
+  }
+  const ipset = biggest('ipset');
+  if (ipset !== undefined) {
+    const base = rows.find((r) => r.mode === 'ipset' && r.blocks === 0);
+    const vsZero = base === undefined ? NaN : ipset.latencyMedian / base.latencyMedian;
+    const vsControl = ipset.latencyMedian / ipset.controlMedian;
+    out.push(
+      `- Set mode at ${ipset.blocks} blocks: connect latency ${fmt(vsZero, 2)}x that at 0 blocks and ${fmt(vsControl, 2)}x the control port measured in turn ` +
+        `(target: within 10% of 0 blocks: ${vsControl <= 1.1 ? 'met, against the control' : 'NOT met'}${Number.isFinite(vsZero) && vsZero > 1.1 && vsControl <= 1.1 ? '; the run-to-run noise of a shared machine is larger than 10%' : ''}). ` +
+        `A 1% change took ${fmt(ipset.e2e, 2)} s end to end (target <= 2 s: ${ipset.e2e <= 2 ? 'met' : 'NOT met'}), of which the ipset commands ${fmt(ipset.firewallStep, 2)} s and smtpguard itself ${fmt(ipset.own, 2)} s.`,
+    );
+  }
+  const dropped = rows.filter((r) => r.blocks > 0);
+  if (dropped.length > 0) out.push(`- Blocked addresses were dropped in ${dropped.filter((r) => r.blockedDropped.startsWith('yes')).length} of ${dropped.length} measured states.`);
+  return out.join('\n');
+}
+
+function mapReadings(rows: readonly MapRow[]): string {
+  const big = [...rows].sort((a, b) => b.entries - a.entries)[0];
+  if (big === undefined) return '';
+  const perEntry = ((big.miss.cidr ?? NaN) / big.entries) * 1000; // ns per cidr entry scanned
+  const indexed = 4 * Math.max(big.miss.hash ?? NaN, big.miss.lmdb ?? NaN); // µs: up to 4 lookups per client
+  const crossover = (indexed * 1000) / perEntry;
+  const load = ((big.one.cidr ?? NaN) - (big.one.hash ?? NaN)) / big.entries * 1e9; // ns per entry to read a cidr table
+  return [
+    `- A cidr table costs about ${perEntry.toFixed(1)} ns per entry per client it does not list (${fmt(big.miss.cidr ?? NaN, 0)} µs at ${big.entries}), and about ${load.toFixed(0)} ns per entry to read when an smtpd process starts (${fmt(((big.one.cidr ?? NaN) - (big.one.hash ?? NaN)) * 1000, 0)} ms and ${fmt((big.rss.cidr ?? NaN) / 1024, 0)} MiB at ${big.entries}). An indexed map costs about the same at any size: at most 4 lookups of ${fmt(Math.max(big.miss.hash ?? NaN, big.miss.lmdb ?? NaN), 1)} µs (postmap -q's own per-key work included).`,
+    `- So cidr is as cheap as hash/lmdb up to about ${Math.round(crossover / 100) * 100} entries; prefer hash or lmdb above a few thousand blocks (a cidr map is then a linear scan on every connection and a copy in every smtpd process). cidr remains the only way to put IPv6 prefixes in the map; lmdb builds ${((big.build.hash ?? NaN) / (big.build.lmdb ?? NaN)).toFixed(1)}x as fast as hash here and commits in one transaction.`,
+  ].join('\n');
 }
 
 function mapTable(rows: readonly MapRow[]): string {
@@ -1001,6 +1058,8 @@ it restores nothing: the sets exist). "set restore + swap alone": \`ipset restor
 
 ${firewallTables(rows)}
 
+${firewallReadings(rows)}
+
 Innocent client: ${CONNECTS} sequential TCP connects (SO_LINGER 0) from ${INNOCENT} in CLIENT to a plain listener on MX:25, after
 50 unmeasured, conntrack flushed first; median of ${RUNS} runs of the median and of the p99. The control is the same listener on
 port ${CONTROL_PORT}, also allowed by ufw but not one of the ports that jump to the smtpguard chain, measured in turn with port 25
@@ -1025,6 +1084,8 @@ scanned to its end).
 Postfix asks an indexed map up to 4 times per client (\`a.b.c.d\`, \`a.b.c\`, \`a.b\`, \`a\`), a cidr map once.
 
 ${mapTable(rows)}
+
+${mapReadings(rows)}
 `;
   }
   if ((PART === 'all' && process.env.BENCH_SOURCES !== '0') || PART === 'sources') {
