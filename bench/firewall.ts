@@ -984,8 +984,27 @@ function mapTable(rows: readonly MapRow[]): string {
   return table(header, rows.map((r) => [String(r.entries), fmt(r.build.hash ?? NaN), fmt(r.build.lmdb ?? NaN), three(r.one, 3), three(r.hit, 1), three(r.miss, 1), three(r.rss, 1, 1 / 1024)]));
 }
 
+/** How each source's time grows from 1k to 10k blocks, and what that makes of 100k. */
+function sourceReadings(rows: readonly SourceRow[]): string {
+  const out: string[] = [];
+  for (const source of [...new Set(rows.map((r) => r.source))]) {
+    const at = (n: number) => rows.find((r) => r.source === source && r.blocks === n)?.seconds ?? null;
+    const small = at(1000);
+    const large = at(10_000);
+    if (small === null || large === null) continue;
+    const growth = Math.log10(large / small);
+    const measured = at(100_000);
+    const guess = large * 10 ** growth;
+    out.push(
+      `- ${source}: 10x the blocks took ${(large / small).toFixed(1)}x the time (time ~ blocks^${growth.toFixed(1)}); ` +
+        (measured !== null ? `100k measured: ${measured.toFixed(1)} s.` : `at that rate 100k would take about ${guess >= 3600 ? `${(guess / 3600).toFixed(1)} h` : `${(guess / 60).toFixed(0)} min`} (not run).`),
+    );
+  }
+  return out.join('\n');
+}
+
 function sourceTable(rows: readonly SourceRow[]): string {
-  return table(['block source', 'blocks', 'smtpguard run --dry-run (s)', ''], rows.map((r) => [r.source, String(r.blocks), r.seconds === null ? 'failed' : fmt(r.seconds, 2), r.note]));
+  return table(['block source', 'blocks', 'smtpguard run --dry-run (s)', 'check'], rows.map((r) => [r.source, String(r.blocks), r.seconds === null ? 'failed' : fmt(r.seconds, 2), r.note]));
 }
 
 const table = (header: readonly string[], rows: readonly string[][]) => [header, header.map(() => '---'), ...rows].map((r) => `| ${r.map(cell).join(' | ')} |`).join('\n');
@@ -1060,16 +1079,17 @@ ${firewallTables(rows)}
 
 ${firewallReadings(rows)}
 
-Innocent client: ${CONNECTS} sequential TCP connects (SO_LINGER 0) from ${INNOCENT} in CLIENT to a plain listener on MX:25, after
-50 unmeasured, conntrack flushed first; median of ${RUNS} runs of the median and of the p99. The control is the same listener on
-port ${CONTROL_PORT}, also allowed by ufw but not one of the ports that jump to the smtpguard chain, measured in turn with port 25
-(connect to 25, connect to ${CONTROL_PORT}, ...): its ratio cancels most of the noise of a shared machine. SYN burst: up to ${BURST}
-raw SYNs from the same address, distinct source ports (each a new connection: to port 25 each walks the smtpguard chain,
-"walked" is the packet counter of the jump), stopped after ${BURST_SECONDS} s; then the same to the control port. The veth delivers in the sender's context, so MX's
-firewall work (and the SYN/ACK and the client's RST) runs as the sending process's system time: "CPU of the sender" is its
-user+system time (getrusage; the kernel books softirq ticks to the task it interrupts), per 1000 SYNs, which other work on the
-machine does not disturb; "machine" is the /proc/stat delta of system+irq+softirq over all CPUs, which it does. A blocked address: one connect with a 2 s timeout from an address
-of the list, and the DROP rule's counter (SYN and its retransmission).
+Innocent client: ${CONNECTS} sequential TCP connects (SO_LINGER 0) from ${INNOCENT} in CLIENT to a plain listener on MX:25,
+after 50 unmeasured, conntrack flushed first; median of ${RUNS} runs of the median and of the p99. The control is the same
+listener on port ${CONTROL_PORT}, also allowed by ufw but not one of the ports that jump to the smtpguard chain, measured in
+turn with port 25 (connect to 25, connect to ${CONTROL_PORT}, ...): its ratio cancels most of the noise of a shared machine,
+which the "vs 0 blocks" ratios (measured minutes apart) do not. SYN burst: up to ${BURST} raw SYNs from the same address,
+distinct source ports (each a new connection: to port 25 each walks the smtpguard chain, "walked" is the packet counter of
+the jump), stopped after ${BURST_SECONDS} s; then the same to the control port. The veth delivers in the sender's context,
+so MX's firewall work (and the SYN/ACK and the client's RST) runs as the sending process's system time: "CPU of the sender"
+is its user+system time (getrusage; the kernel books softirq ticks to the task it interrupts), per 1000 SYNs, which other
+work on the machine does not disturb; "machine" is the /proc/stat delta of system+irq+softirq over all CPUs, which it does.
+A blocked address: one connect with a 2 s timeout from an address of the list, and the DROP rule's counter (SYN and its retransmission).
 `;
   }
   if (PART === 'all' || PART === 'maps') {
@@ -1096,6 +1116,8 @@ ${mapReadings(rows)}
 Manual blocks go through the overrides step, offenders in the log through ban memory, fleet decisions through the fleet merge.
 
 ${sourceTable(rows)}
+
+${sourceReadings(rows)}
 `;
   }
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB memory, Linux ${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}, Node ${process.version}, ${spawnSync('sh', ['-c', 'iptables --version; ufw --version | head -1; ipset --version; postconf -d mail_version'], { encoding: 'utf8' }).stdout.trim().split('\n').join(', ')}`;
