@@ -997,7 +997,9 @@ function sourceReadings(rows: readonly SourceRow[]): string {
     const guess = large * 10 ** growth;
     out.push(
       `- ${source}: 10x the blocks took ${(large / small).toFixed(1)}x the time (time ~ blocks^${growth.toFixed(1)}); ` +
-        (measured !== null ? `100k measured: ${measured.toFixed(1)} s.` : `at that rate 100k would take about ${guess >= 3600 ? `${(guess / 3600).toFixed(1)} h` : `${(guess / 60).toFixed(0)} min`} (not run).`),
+        (measured !== null
+          ? `100k measured: ${measured.toFixed(1)} s.`
+          : `at that rate 100k would take at least ${guess >= 3600 ? `${(guess / 3600).toFixed(1)} h` : `${(guess / 60).toFixed(0)} min`} (not run; a low estimate: the fixed start-up in the 1k time flattens the rate).`),
     );
   }
   return out.join('\n');
@@ -1057,14 +1059,22 @@ async function main(): Promise<void> {
     if (spawnSync('sh', ['-c', `command -v ${command}`]).status !== 0) throw new Error(`${command} is missing`);
   }
   const started = process.hrtime.bigint();
-  const loadBefore = loadavg()[0]!;
   const parts = previousParts();
   const sizes = SIZES.join(', ');
+  /** Runs one part and stamps it: when, how long, the load around it, the knobs it used. */
+  const stamped = (knobs: string, measure: () => string): string => {
+    const t0 = process.hrtime.bigint();
+    const load0 = loadavg()[0]!;
+    const body = measure();
+    const stamp = `_Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC in ${(seconds(t0) / 60).toFixed(1)} min (${knobs}); load average ${load0.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after: other work on the machine shows in these numbers._`;
+    return body.replace(/\n\n/, `\n\n${stamp}\n\n`);
+  };
 
   if (PART === 'all' || PART === 'firewall') {
+    parts.firewall = stamped(`BENCH_RUNS=${RUNS}, BENCH_SIZES=${SIZES.join(',')}, modes ${supportedModes().join(', ')}`, () => {
     const rows: FirewallRow[] = [];
     for (const mode of supportedModes()) rows.push(...measureMode(mode, SIZES));
-    parts.firewall = `### Applying a 1% change, and what an innocent client pays
+    return `### Applying a 1% change, and what an innocent client pays
 
 Blocks: ${sizes} IPv4 hosts (random in 10.0.0.0/8), pulled as fleet decisions from a stand-in CrowdSec Local API in MX;
 each \`smtpguard run\` (\`--window all --max-blocks 0 --map-type hash\`, cut sessions on) pulls the delta and applies it. A 1%
@@ -1091,10 +1101,12 @@ is its user+system time (getrusage; the kernel books softirq ticks to the task i
 work on the machine does not disturb; "machine" is the /proc/stat delta of system+irq+softirq over all CPUs, which it does.
 A blocked address: one connect with a 2 s timeout from an address of the list, and the DROP rule's counter (SYN and its retransmission).
 `;
+    });
   }
   if (PART === 'all' || PART === 'maps') {
+    parts.maps = stamped(`BENCH_RUNS=${RUNS}, BENCH_MAP_SIZES=${MAP_SIZES.join(',')}`, () => {
     const rows = measureMaps(MAP_SIZES);
-    parts.maps = `### Postfix access maps
+    return `### Postfix access maps
 
 Keys are IPv4 hosts (\`10.a.b.c REJECT ...\`; \`10.a.b.c/32 REJECT ...\` for cidr), as smtpguard writes them. \`postmap\` builds
 the index (hash, lmdb; median of ${RUNS}). Lookups with \`postmap -q - TYPE:FILE\`: "1 key" is a whole process that opens the map
@@ -1107,10 +1119,12 @@ ${mapTable(rows)}
 
 ${mapReadings(rows)}
 `;
+    });
   }
   if ((PART === 'all' && process.env.BENCH_SOURCES !== '0') || PART === 'sources') {
+    parts.sources = stamped('one run each', () => {
     const rows = measureSources();
-    parts.sources = `### smtpguard's own time by block source
+    return `### smtpguard's own time by block source
 
 \`smtpguard run --dry-run\` (no firewall; copies of the example files), one run each: the decision before any firewall work.
 Manual blocks go through the overrides step, offenders in the log through ban memory, fleet decisions through the fleet merge.
@@ -1119,11 +1133,14 @@ ${sourceTable(rows)}
 
 ${sourceReadings(rows)}
 `;
+    });
   }
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB memory, Linux ${spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim()}, Node ${process.version}, ${spawnSync('sh', ['-c', 'iptables --version; ufw --version | head -1; ipset --version; postconf -d mail_version'], { encoding: 'utf8' }).stdout.trim().split('\n').join(', ')}`;
   const took = seconds(started);
-  const meta = `${new Date().toISOString().slice(0, 10)}, ${machine}; load average ${loadBefore.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (other work on the machine shows in these numbers).
-Command: \`sudo npm run bench:firewall\` (BENCH_RUNS=${RUNS}, sizes ${sizes}${PART === 'all' ? '' : `, BENCH_PART=${PART}`}); it took ${(took / 60).toFixed(1)} minutes.`;
+  const meta = `Machine: ${machine}.
+Command: \`sudo npm run bench:firewall\` (as root; BENCH_RUNS, BENCH_SIZES, BENCH_MODES, BENCH_MAP_SIZES, BENCH_SOURCES=0 and
+BENCH_PART=firewall|maps|sources are described in bench/firewall.ts; each part below says what it ran with). The last run
+${PART === 'all' ? 'made every part' : `made the ${PART} part`} in ${(took / 60).toFixed(1)} minutes.`;
   const section = writeSection(parts, meta);
   console.log(section);
 }
