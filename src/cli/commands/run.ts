@@ -15,7 +15,7 @@ import { planJson, renderPlanText, summaryLine, trackedClause } from '../../repo
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
 import { findDefaultMapType, query } from '../system.js';
-import { SAVE_FILE } from '../../write/firewall/ipset.js';
+import { bootProblem, SAVE_FILE } from '../../write/firewall/ipset.js';
 import path from 'node:path';
 import { scanAndDecide, type Io, type Scanned } from './common.js';
 import type { Runner } from '../../write/apply.js';
@@ -97,6 +97,11 @@ export async function runLocked(
     const apply = () => applyPlan(plan, execCommand, pending);
     const warnings = await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
     for (const warning of warnings) io.warn(warning);
+  }
+  if (settings.firewall === 'ipset' && settings.reload) {
+    // said on every run while it lasts: the next boot would leave ufw without its rules
+    const problem = await bootProblem(path.join(path.dirname(settings.ufwRules), 'before.init'));
+    if (problem !== null) io.warn(problem);
   }
   await writeBans(settings.stateDir, bans);
   await keepBlockRecords(settings, plan, summaries, options.now, overrides, io);
