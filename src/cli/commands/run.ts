@@ -10,7 +10,7 @@ import type { Watchdog } from '../watchdog.js';
 import { writeTarget } from '../../write/files.js';
 import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../../count/state.js';
 import type { AddressSummary } from '../../count/tally.js';
-import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../../write/plan.js';
+import { buildPlan, INDEX_SUFFIX, type Plan, type PlanOptions, type TargetFile } from '../../write/plan.js';
 import { planJson, renderPlanText, summaryLine, trackedClause } from '../../report/plan-report.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
@@ -131,12 +131,9 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     readOwnTarget('sets', path.join(settings.stateDir, SAVE_FILE), settings),
     readOwnTarget('init', path.join(path.dirname(settings.ufwRules), 'before.init'), settings),
   ]);
-  // a chain the kernel has loaded takes a new section without a ufw reload (a backend switch, the set line)
-  const live = async (command: string, chain: string) => settings.reload && (await query(command, ['-S', chain])).ok;
-  const liveChains = { 4: await live('iptables', settings.ufwChain), 6: await live('ip6tables', settings.ufw6Chain) };
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
   if (mapType !== 'cidr' && (await indexIsStale(settings.accessMap, INDEX_SUFFIX[mapType]))) owed.add('map');
-  const plan = buildPlan(decision, targets, {
+  const options: PlanOptions = {
     ufwChain: settings.ufwChain,
     ufw6Chain: settings.ufw6Chain,
     mapType,
@@ -146,8 +143,15 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     cutSessions: settings.cutSessions,
     firewall: settings.firewall,
     stateDir: settings.stateDir,
-    liveChains,
-  }, owed);
+  };
+  let plan = buildPlan(decision, targets, options, owed);
+  // a chain the kernel has loaded takes a new section without a ufw reload (the set line, a backend
+  // switch): asked only when such a section changes, so a cron run pays for no query it does not need
+  const sets = settings.firewall === 'ipset' || targets.some((t) => (t.role === 'ufw4' || t.role === 'ufw6') && t.text?.includes(' --match-set ') === true);
+  if (sets && settings.reload && plan.changes.some((c) => c.role === 'ufw4' || c.role === 'ufw6')) {
+    const live = async (command: string, chain: string) => (await query(command, ['-S', chain])).ok;
+    plan = buildPlan(decision, targets, { ...options, liveChains: { 4: await live('iptables', settings.ufwChain), 6: await live('ip6tables', settings.ufw6Chain) } }, owed);
+  }
   for (const change of plan.changes) {
     const target = await writeTarget(change.path);
     if (target !== change.path) plan.notes.push(`${change.path} is a symlink: the new text is written to its target ${target}, the link stays`);
