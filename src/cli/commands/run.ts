@@ -163,6 +163,8 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
 async function keepBlockRecords(settings: Settings, plan: Plan, summaries: readonly AddressSummary[], now: Date, overrides: readonly Override[], io: Io): Promise<void> {
   const previous = new Map((await readBlockRecords(settings.stateDir, io.warn))?.map((r) => [r.cidr, r]) ?? []);
   const seen = new Map(summaries.map((s) => [s.address, s]));
+  const madeAt = new Map<string, string>();
+  for (const o of overrides) if (o.kind === 'block' && !madeAt.has(o.cidr)) madeAt.set(o.cidr, o.created);
   const records: BlockRecord[] = plan.decision.blocks.map((b) => {
     let firstSeen = Infinity;
     let lastSeen = -Infinity;
@@ -174,7 +176,7 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
     }
     if (firstSeen === Infinity) {
       // a manual block with no events: its times are when it was made
-      const made = overrides.find((o) => o.kind === 'block' && o.cidr === b.cidr)?.created ?? now.toISOString();
+      const made = madeAt.get(b.cidr) ?? now.toISOString();
       return { cidr: b.cidr, family: b.family, reason: b.reason, total: b.total, addresses: b.addresses, firstSeen: made, lastSeen: made, since: previous.get(b.cidr)?.since ?? made, ...(b.fleet === undefined ? {} : { fleet: b.fleet }) };
     }
     return {
