@@ -136,9 +136,26 @@ export function compareIps(a: Ip, b: Ip): number {
   return 0;
 }
 
-/** By address, then shorter prefix first; IPv4 before IPv6. */
+/**
+ * By address, then shorter prefix first; IPv4 before IPv6. Through a sort key parsed once per
+ * CIDR and kept: sorting 100,000 blocks parsed each CIDR ~34 times.
+ */
 export function compareCidrs(a: string, b: string): number {
-  const [ia, la] = parseRange(a);
-  const [ib, lb] = parseRange(b);
-  return compareIps(ia, ib) || la - lb;
+  const ka = cidrSortKey(a);
+  const kb = cidrSortKey(b);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+const sortKeys = new Map<string, string>();
+
+/** `4c0000200024` for 192.0.2.0/24: family, address bytes in hex, prefix length; strings that sort as compareCidrs does. */
+export function cidrSortKey(cidr: string): string {
+  let key = sortKeys.get(cidr);
+  if (key === undefined) {
+    const [ip, bits] = parseRange(cidr);
+    key = (ip.kind() === 'ipv4' ? '4' : '6') + Buffer.from(ip.toByteArray()).toString('hex') + String(bits).padStart(3, '0');
+    if (sortKeys.size >= 1 << 20) sortKeys.clear(); // bounded: blocks, not a flood's addresses, come here
+    sortKeys.set(cidr, key);
+  }
+  return key;
 }

@@ -120,13 +120,13 @@ describe('applyPlan', () => {
     const again = buildPlan(DECISION, targets(), options());
     expect(again.changes).toEqual([]);
     expect(again.commands).toEqual([]);
-    expect(again.summary).toEqual({ blocks: 3, added: 0, removed: 0, addedCidrs: [], removedCidrs: [], leftOut: 0, leftOutOfMap: 0 });
+    expect(again.summary).toEqual({ blocks: 3, added: 0, removed: 0, addedCidrs: [], removedCidrs: [], leftOut: 0, leftOutOfMap: 0, rulesPastAdvice: false });
   });
 
   it('counts blocks added and removed', async () => {
     await applyPlan(buildPlan(DECISION, targets(), options()), runner);
     const next = buildPlan({ ...DECISION, blocks: [DECISION.blocks[0]!, { cidr: '203.0.113.9/32', family: 4, addresses: ['203.0.113.9'], addressCount: 1, total: 10, reason: 'host' }] }, targets(), options());
-    expect(next.summary).toEqual({ blocks: 2, added: 1, removed: 2, addedCidrs: ['203.0.113.9/32'], removedCidrs: ['192.0.2.7/32', '2001:db8:1:2::/64'], leftOut: 0, leftOutOfMap: 0 });
+    expect(next.summary).toEqual({ blocks: 2, added: 1, removed: 2, addedCidrs: ['203.0.113.9/32'], removedCidrs: ['192.0.2.7/32', '2001:db8:1:2::/64'], leftOut: 0, leftOutOfMap: 0, rulesPastAdvice: false });
   });
 
   it('only reloads what changed: a map-only change runs no ufw reload', async () => {

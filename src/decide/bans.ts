@@ -12,9 +12,10 @@
  *   address allowed since stays allowed).
  * - Ended bans are remembered for `recidiveWindow`, then forgotten.
  */
-import { compareCidrs, parseRange, rangesOverlap, type Range } from '../address.js';
+import { compareCidrs, parseRange, type Range } from '../address.js';
 import { formatWindow } from '../duration.js';
 import type { Block, Decision } from './policy.js';
+import { CidrIndex } from './cidr-index.js';
 
 export interface BanRecord {
   cidr: string;
@@ -73,7 +74,7 @@ export function applyBans(
   isNeverBlocked: (range: Range) => boolean,
   isUnblocked: (range: Range) => boolean = () => false,
 ): BannedDecision {
-  const records = new Map(previous.map((r) => [r.cidr, { ...r }]));
+  const records = new CidrIndex<BanRecord>(previous.map((r) => [r.cidr, { ...r }]));
   const ranges = new Map(previous.map((r) => [r.cidr, parseRange(r.cidr)]));
   const active = (r: BanRecord) => r.until === null || r.until > now;
   const started: BanChange[] = [];
@@ -84,7 +85,7 @@ export function applyBans(
   // offence). A range ban (/24, /64, /48) is split first: its recorded offenders that the rule
   // does not cover stay banned one by one, as an unblock splits a decided block.
   for (const r of [...records.values()]) {
-    if (!active(r)) continue;
+    if (!active(r) || records.get(r.cidr) !== r) continue;
     const range = ranges.get(r.cidr)!;
     const never = isNeverBlocked(range);
     if (!never && !isUnblocked(range)) continue;
@@ -113,14 +114,14 @@ export function applyBans(
     const range = parseRange(block.cidr);
     const lastEvent = block.lastSeen !== undefined && Number.isFinite(block.lastSeen) ? block.lastSeen : now;
     // a wider range still banned: the block renews it (it is inside it)
-    const wider = [...records.values()].find((r) => r.cidr !== block.cidr && active(r) && contains(ranges.get(r.cidr)!, range));
+    const wider = records.containing(block.cidr).find(([cidr, r]) => cidr !== block.cidr && active(r))?.[1];
     if (wider !== undefined) {
       wider.lastEvent = Math.max(wider.lastEvent, lastEvent);
       wider.until = untilOf(wider.lastEvent, wider.banMs, wider.until, options);
       continue;
     }
     // its own history and that of the blocks inside it, the worst first
-    const history = [...records.values()].filter((r) => contains(range, ranges.get(r.cidr)!)).sort((a, b) => b.times - a.times || (b.until ?? Infinity) - (a.until ?? Infinity));
+    const history = records.inside(block.cidr).map(([, r]) => r).sort((a, b) => b.times - a.times || (b.until ?? Infinity) - (a.until ?? Infinity));
     const prev = history[0];
     for (const r of history) records.delete(r.cidr);
     let record: BanRecord;
@@ -142,8 +143,8 @@ export function applyBans(
   }
 
   // bans still running whose events have left the window: their blocks stay
-  const decided = new Set(blocks.map((b) => b.cidr));
-  for (const r of records.values()) {
+  const decided = new CidrIndex(blocks.map((b) => [b.cidr, true] as const));
+  for (const r of [...records.values()]) {
     if (decided.has(r.cidr) || !active(r)) continue;
     const range = ranges.get(r.cidr)!;
     if (isNeverBlocked(range)) {
@@ -151,12 +152,12 @@ export function applyBans(
       continue;
     }
     // a running ban inside a block made this run is covered by it
-    if (blocks.some((b) => b.cidr !== r.cidr && contains(parseRange(b.cidr), range))) continue;
+    if (decided.containing(r.cidr).some(([cidr]) => cidr !== r.cidr)) continue;
     const addresses = r.addresses ?? [];
     blocks.push({ cidr: r.cidr, family: r.family, addresses, addressCount: addresses.length, total: 0, reason: r.reason as Block['reason'], lastSeen: r.lastEvent, until: isoOrNull(r.until), times: r.times, banFor: lengthText(r.banMs) });
   }
   // ended bans are remembered for the recidive window
-  for (const [cidr, r] of records) if (!active(r) && now - r.until! > options.recidiveWindow) records.delete(cidr);
+  for (const [cidr, r] of [...records]) if (!active(r) && now - r.until! > options.recidiveWindow) records.delete(cidr);
 
   blocks.sort((a, b) => compareCidrs(a.cidr, b.cidr));
   return {
@@ -190,10 +191,6 @@ function lengthOf(ms: number, options: BanOptions): number | null {
 function grow(banMs: number | null, options: BanOptions): number | null {
   if (banMs === null) return null;
   return lengthOf(banMs * options.banFactor, options);
-}
-
-function contains(outer: Range, inner: Range): boolean {
-  return outer[1] <= inner[1] && rangesOverlap(outer, inner);
 }
 
 /** `1st`, `2nd`, `3rd`, `4th`, `11th`, `21st`. */

@@ -11,8 +11,9 @@
  *   host, mynetworks, ALLOW) or lies inside a block already made.
  * - Entries whose `until` has passed do nothing.
  */
-import { compareCidrs, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Range } from '../address.js';
+import { compareCidrs, networkOf, parseRange, rangesOverlap } from '../address.js';
 import { MAX_BLOCK_ADDRESSES, type Block, type Decision, type Ignored, type NamedRange } from './policy.js';
+import { CidrIndex } from './cidr-index.js';
 
 export interface Override {
   /** Always with a prefix length, canonical: `192.0.2.7/32`, `198.51.100.0/24`, `2001:db8:1:2::/64`. */
@@ -47,33 +48,31 @@ export function describeUntil(o: Pick<Override, 'until'>): string {
   return o.until === null ? 'for good' : `until ${o.until}`;
 }
 
-const inside = (inner: Range, outer: Range): boolean => inner[0].kind() === outer[0].kind() && inner[1] >= outer[1] && inner[0].match(outer);
-
 export function applyOverrides(decision: Decision, overrides: readonly Override[], context: OverrideContext): Decision {
   const active = overrides.filter((o) => isActive(o, context.now));
-  const unblocks = active.filter((o) => o.kind === 'unblock').map((o) => ({ o, range: parseRange(o.cidr) }));
+  const unblocks = new CidrIndex(active.filter((o) => o.kind === 'unblock').map((o) => [o.cidr, o] as const));
   const ignored: Ignored[] = [...decision.ignored];
-  const blocks: Block[] = [];
-  const unblockedBy = (address: string) => {
-    const ip = parseIp(address);
-    return unblocks.find((u) => inRange(ip, u.range));
-  };
+  const blocks = new CidrIndex<Block>();
+  const hostBitsOf = (family: 4 | 6) => (family === 4 ? 32 : 128);
 
   for (const block of decision.blocks) {
-    const range = parseRange(block.cidr);
-    const hits = unblocks.filter((u) => rangesOverlap(range, u.range));
-    if (hits.length === 0) {
-      blocks.push(block);
+    // the unblocks that hold the block, and those inside it
+    const holding = unblocks.containing(block.cidr);
+    const within = unblocks.size === 0 ? [] : unblocks.inside(block.cidr);
+    if (holding.length === 0 && within.length === 0) {
+      blocks.set(block.cidr, block);
       continue;
     }
     // the block goes; its offenders outside the unblocked ranges stay blocked one by one
     for (const address of block.addresses) {
-      const hit = unblockedBy(address);
+      const hostBits = hostBitsOf(block.family);
+      const hit = unblocks.containing(`${address}/${hostBits}`)[0]?.[1];
       const total = context.totals.get(address) ?? (block.addresses.length === 1 ? block.total : 0);
-      if (hit !== undefined) ignored.push({ address, total, reason: `unblocked ${describeUntil(hit.o)} (${hit.o.cidr})` });
-      else if (!hits.some((u) => inside(range, u.range))) {
+      if (hit !== undefined) ignored.push({ address, total, reason: `unblocked ${describeUntil(hit)} (${hit.cidr})` });
+      else if (holding.length === 0) {
         // its own last event is not known here: the block's last event bounds it (a ban runs from there)
-        blocks.push({ cidr: `${address}/${block.family === 4 ? 32 : 128}`, family: block.family, addresses: [address], addressCount: 1, total, reason: 'host', ...(block.lastSeen === undefined ? {} : { lastSeen: block.lastSeen }) });
+        const cidr = `${address}/${hostBits}`;
+        blocks.set(cidr, { cidr, family: block.family, addresses: [address], addressCount: 1, total, reason: 'host', ...(block.lastSeen === undefined ? {} : { lastSeen: block.lastSeen }) });
       }
     }
   }
@@ -86,17 +85,15 @@ export function applyOverrides(decision: Decision, overrides: readonly Override[
       ignored.push({ address: o.cidr, total: 0, reason: `manual block overlaps ${guard.label}` });
       continue;
     }
-    if (blocks.some((b) => b.cidr !== o.cidr && inside(range, parseRange(b.cidr)))) continue; // a larger block holds it
-    const covered = blocks.filter((b) => inside(parseRange(b.cidr), range));
+    if (blocks.containing(o.cidr).some(([cidr]) => cidr !== o.cidr)) continue; // a larger block holds it
+    const covered = blocks.inside(o.cidr).map(([, b]) => b);
     const family = range[0].kind() === 'ipv4' ? 4 : 6;
-    const hostBits = family === 4 ? 32 : 128;
-    const addresses = range[1] === hostBits ? [o.cidr.slice(0, o.cidr.lastIndexOf('/'))] : [...new Set(covered.flatMap((b) => b.addresses))].slice(0, MAX_BLOCK_ADDRESSES);
-    const addressCount = range[1] === hostBits ? 1 : covered.reduce((sum, b) => sum + b.addressCount, 0);
-    for (const b of covered) blocks.splice(blocks.indexOf(b), 1);
-    blocks.push({ cidr: o.cidr, family, addresses, addressCount, total: covered.reduce((sum, b) => sum + b.total, 0), reason: 'manual' });
+    const addresses = range[1] === hostBitsOf(family) ? [o.cidr.slice(0, o.cidr.lastIndexOf('/'))] : [...new Set(covered.flatMap((b) => b.addresses))].slice(0, MAX_BLOCK_ADDRESSES);
+    const addressCount = range[1] === hostBitsOf(family) ? 1 : covered.reduce((sum, b) => sum + b.addressCount, 0);
+    for (const b of covered) blocks.delete(b.cidr);
+    blocks.set(o.cidr, { cidr: o.cidr, family, addresses, addressCount, total: covered.reduce((sum, b) => sum + b.total, 0), reason: 'manual' });
   }
-  blocks.sort((a, b) => compareCidrs(a.cidr, b.cidr));
-  return { ...decision, blocks, ignored };
+  return { ...decision, blocks: [...blocks.values()].sort((a, b) => compareCidrs(a.cidr, b.cidr)), ignored };
 }
 
 /** `overrides.json`: `{"version": 1, "entries": [...]}`; throws a message when it is not valid. */

@@ -28,6 +28,8 @@ export interface Enforcement {
   firewall?: 'rules' | 'ipset';
   /** The ipset sets the chains match (--firewall ipset): members in the kernel, maxelem, packets their rule sent to the log-and-drop chain. */
   sets?: Array<{ name: string; members: number; maxelem: number | null; packets: number | null }>;
+  /** --firewall ipset: why ufw would not find the sets at boot (before.init not executable, or without its section); null: fine. */
+  bootProblem?: string | null;
 }
 
 export interface Status {
@@ -64,7 +66,8 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
   lines.push(`smtpguard status, ${localTime(Date.parse(status.now))}`, '');
   for (const owed of e?.owed ?? []) {
     const since = owed.since === null ? '' : ` since ${localTime(Date.parse(owed.since)).slice(11, 16)}`;
-    lines.push(owed.what === 'ufw' ? `ufw reload owed${since}: the firewall does not have these blocks yet (the next run reloads)` : `postmap/postfix reload owed${since}: Postfix does not have these blocks yet (the next run reloads)`);
+    const firewall = e?.firewall === 'ipset' ? 'set update (ipset restore) owed' : 'ufw reload owed';
+    lines.push(owed.what === 'ufw' ? `${firewall}${since}: the firewall does not have these blocks yet (the next run ${e?.firewall === 'ipset' ? 'loads them' : 'reloads'})` : `postmap/postfix reload owed${since}: Postfix does not have these blocks yet (the next run reloads)`);
   }
   if (e?.kernel != null) {
     const where = e.firewall === 'ipset' ? "the kernel's sets" : "the kernel's rules";
@@ -72,6 +75,7 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
     if (e.kernel.missing.length > 0) lines.push(`Not in ${where} (in ${record} only): ${someOf(e.kernel.missing)}`);
     if (e.kernel.extra.length > 0) lines.push(`In ${where} but not in ${record}: ${someOf(e.kernel.extra)}`);
   }
+  if (e?.bootProblem != null) lines.push(`WARNING: ${e.bootProblem}`);
   for (const set of e?.sets ?? []) {
     const full = set.maxelem !== null && set.members >= set.maxelem * 0.9 ? ' NEARLY FULL: the next run makes it bigger' : '';
     lines.push(`Set ${set.name}: ${set.members} member${set.members === 1 ? '' : 's'}${set.maxelem === null ? ' (not in the kernel)' : ` of at most ${set.maxelem}${full}`}, ${set.packets ?? '?'} packets dropped since ufw loaded its rule`);

@@ -5,7 +5,7 @@
  * that keeps connecting from a blocked address the whole time.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, CLIENTS, missingRequirements, MX4, Stack, type Run } from './stack.js';
@@ -202,6 +202,17 @@ describe.runIf(missing.length === 0)('--firewall ipset on the real stack', () =>
     stack.nsRun(stack.mx, ['ipset', 'del', 'smtpguard4', '203.0.113.77']);
     expect(smtpguard('status').stdout).toMatch(/^Not in the kernel's sets \(in the save file only\): 203\.0\.113\.77\/32$/m);
     stack.nsRun(stack.mx, ['ipset', 'add', 'smtpguard4', '203.0.113.77']);
+  });
+
+  it('a before.init that lost its x bit (ufw-init would skip it at boot) is a warning in status and on every run', () => {
+    chmodSync(files.init, 0o640);
+    expect(smtpguard('status').stdout).toMatch(/^WARNING: \S+before\.init is not executable, so ufw-init skips it: at the next boot ufw cannot load its rules/m);
+    const r = smtpguard('run');
+    expect(r.stderr).toMatch(/before\.init is not executable/);
+    expect(r.code).toBe(0);
+    chmodSync(files.init, 0o750);
+    expect(smtpguard('status').stdout).not.toContain('WARNING');
+    expect(smtpguard('run').stderr).toBe('');
   });
 
   it('a second run changes nothing, says nothing and runs nothing', () => {

@@ -13,7 +13,7 @@ import { describeSpared } from '../../report/plan-report.js';
 import { lengthText, ordinal } from '../../decide/bans.js';
 import { localTime } from '../../report/report.js';
 import { readBans } from '../../decide/bans-store.js';
-import { readSectionBlocks } from '../../write/section-blocks.js';
+import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
 import { LineParser } from '../../read/parse.js';
 import type { Settings } from '../settings.js';
 import { findLogSources } from '../../read/sources.js';

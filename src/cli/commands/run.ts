@@ -10,12 +10,12 @@ import type { Watchdog } from '../watchdog.js';
 import { writeTarget } from '../../write/files.js';
 import { PendingReloads, readBlockRecords, writeBlockRecords, type BlockRecord } from '../../count/state.js';
 import type { AddressSummary } from '../../count/tally.js';
-import { buildPlan, INDEX_SUFFIX, type Plan, type TargetFile } from '../../write/plan.js';
+import { buildPlan, INDEX_SUFFIX, type Plan, type PlanOptions, type TargetFile } from '../../write/plan.js';
 import { planJson, renderPlanText, summaryLine, trackedClause } from '../../report/plan-report.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
 import { findDefaultMapType, query } from '../system.js';
-import { SAVE_FILE } from '../../write/firewall/ipset.js';
+import { bootProblem, SAVE_FILE } from '../../write/firewall/ipset.js';
 import path from 'node:path';
 import { scanAndDecide, type Io, type Scanned } from './common.js';
 import type { Runner } from '../../write/apply.js';
@@ -98,6 +98,11 @@ export async function runLocked(
     const warnings = await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
     for (const warning of warnings) io.warn(warning);
   }
+  if (settings.firewall === 'ipset' && settings.reload) {
+    // said on every run while it lasts: the next boot would leave ufw without its rules
+    const problem = await bootProblem(path.join(path.dirname(settings.ufwRules), 'before.init'));
+    if (problem !== null) io.warn(problem);
+  }
   await writeBans(settings.stateDir, bans);
   await keepBlockRecords(settings, plan, summaries, options.now, overrides, io);
   await fleet?.push(plan.decision, summaries);
@@ -126,12 +131,9 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     readOwnTarget('sets', path.join(settings.stateDir, SAVE_FILE), settings),
     readOwnTarget('init', path.join(path.dirname(settings.ufwRules), 'before.init'), settings),
   ]);
-  // a chain the kernel has loaded takes a new section without a ufw reload (a backend switch, the set line)
-  const live = async (command: string, chain: string) => settings.reload && (await query(command, ['-S', chain])).ok;
-  const liveChains = { 4: await live('iptables', settings.ufwChain), 6: await live('ip6tables', settings.ufw6Chain) };
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
   if (mapType !== 'cidr' && (await indexIsStale(settings.accessMap, INDEX_SUFFIX[mapType]))) owed.add('map');
-  const plan = buildPlan(decision, targets, {
+  const options: PlanOptions = {
     ufwChain: settings.ufwChain,
     ufw6Chain: settings.ufw6Chain,
     mapType,
@@ -141,8 +143,15 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     cutSessions: settings.cutSessions,
     firewall: settings.firewall,
     stateDir: settings.stateDir,
-    liveChains,
-  }, owed);
+  };
+  let plan = buildPlan(decision, targets, options, owed);
+  // a chain the kernel has loaded takes a new section without a ufw reload (the set line, a backend
+  // switch): asked only when such a section changes, so a cron run pays for no query it does not need
+  const sets = settings.firewall === 'ipset' || targets.some((t) => (t.role === 'ufw4' || t.role === 'ufw6') && t.text?.includes(' --match-set ') === true);
+  if (sets && settings.reload && plan.changes.some((c) => c.role === 'ufw4' || c.role === 'ufw6')) {
+    const live = async (command: string, chain: string) => (await query(command, ['-S', chain])).ok;
+    plan = buildPlan(decision, targets, { ...options, liveChains: { 4: await live('iptables', settings.ufwChain), 6: await live('ip6tables', settings.ufw6Chain) } }, owed);
+  }
   for (const change of plan.changes) {
     const target = await writeTarget(change.path);
     if (target !== change.path) plan.notes.push(`${change.path} is a symlink: the new text is written to its target ${target}, the link stays`);
@@ -154,6 +163,8 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
 async function keepBlockRecords(settings: Settings, plan: Plan, summaries: readonly AddressSummary[], now: Date, overrides: readonly Override[], io: Io): Promise<void> {
   const previous = new Map((await readBlockRecords(settings.stateDir, io.warn))?.map((r) => [r.cidr, r]) ?? []);
   const seen = new Map(summaries.map((s) => [s.address, s]));
+  const madeAt = new Map<string, string>();
+  for (const o of overrides) if (o.kind === 'block' && !madeAt.has(o.cidr)) madeAt.set(o.cidr, o.created);
   const records: BlockRecord[] = plan.decision.blocks.map((b) => {
     let firstSeen = Infinity;
     let lastSeen = -Infinity;
@@ -165,7 +176,7 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
     }
     if (firstSeen === Infinity) {
       // a manual block with no events: its times are when it was made
-      const made = overrides.find((o) => o.kind === 'block' && o.cidr === b.cidr)?.created ?? now.toISOString();
+      const made = madeAt.get(b.cidr) ?? now.toISOString();
       return { cidr: b.cidr, family: b.family, reason: b.reason, total: b.total, addresses: b.addresses, firstSeen: made, lastSeen: made, since: previous.get(b.cidr)?.since ?? made, ...(b.fleet === undefined ? {} : { fleet: b.fleet }) };
     }
     return {

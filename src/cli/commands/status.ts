@@ -14,10 +14,11 @@ import { inRange, parseIp, parseRange } from '../../address.js';
 import { SmtpguardError } from '../../errors.js';
 import { BEGIN_MARKER } from '../../write/sections.js';
 import type { Settings } from '../settings.js';
-import { readSectionBlocks } from '../../write/section-blocks.js';
+import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
 import { readBlockRecords } from '../../count/state.js';
 import { query } from '../system.js';
 import { readKernel } from '../../write/firewall/backend.js';
+import { bootProblem } from '../../write/firewall/ipset.js';
 import { renderStatus, type Enforcement, type Status, type StatusBlock } from '../../report/status-report.js';
 import { ALL_TIME, countPerHour, summarise } from '../../count/tally.js';
 import { scanAndDecide, type Io } from './common.js';
@@ -165,5 +166,6 @@ async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, S
     mapIndexStale,
     firewall: settings.firewall,
     sets,
+    bootProblem: settings.firewall === 'ipset' ? await bootProblem(path.join(path.dirname(settings.ufwRules), 'before.init')) : null,
   };
 }

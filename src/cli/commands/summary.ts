@@ -2,7 +2,7 @@
  * Bare `smtpguard`: a short summary (what is blocked, when `run` last ran, the
  * commands) that changes nothing and exits 0, whatever it cannot read.
  */
-import { readSectionBlocks } from '../../write/section-blocks.js';
+import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
 import { readLastRun } from '../../report/last-run.js';
 import { localTime } from '../../report/report.js';
 import type { Settings } from '../settings.js';

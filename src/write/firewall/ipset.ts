@@ -14,7 +14,7 @@
  *   every `ufw reload`: a generated section of ufw's own hook, before.init (ufw-init runs it
  *   with `start` before it loads the rules files), creates them from the save file.
  */
-import { readFile, unlink } from 'node:fs/promises';
+import { readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, SmtpguardError } from '../../errors.js';
 import { sortBlocks } from '../access-map.js';
@@ -161,7 +161,7 @@ export async function loadSets(saveFile: string, saveText: string, restoreArgv: 
     }
     throw new SmtpguardError(`ipset restore failed, the sets in force were not changed: ${restored.output || 'no output'}`, {
       exitCode: ExitCode.rolledBack,
-      hint: `check "ipset list -t" and that the ip_set modules load (modprobe ip_set_hash_net); ${saveFile} still holds the members in force`,
+      hint: `is ipset installed (apt-get install ipset), and do the ip_set modules load (modprobe ip_set_hash_net)? check "ipset list -t"; ${saveFile} still holds the members in force`,
     });
   }
 }
@@ -182,4 +182,16 @@ export async function dropSets(saveFile: string, run: Runner): Promise<string[]>
 export async function readSaveFile(stateDir: string): Promise<{ text: string | null; sets: Map<string, string[]> }> {
   const text = await readFile(path.join(stateDir, SAVE_FILE), 'latin1').catch(() => null);
   return { text, sets: parseSaveFile(text ?? '') };
+}
+
+/**
+ * Why ufw would not find the sets at its next start, or null: ufw-init runs before.init only
+ * when it is executable, and only its filled section creates the sets.
+ */
+export async function bootProblem(initFile: string): Promise<string | null> {
+  const [text, info] = await Promise.all([readFile(initFile, 'latin1').catch(() => null), stat(initFile).catch(() => null)]);
+  if (text === null || info === null) return `${initFile} is missing: at the next boot or ufw start, ufw cannot load its rules (they name the sets smtpguard4/smtpguard6); "smtpguard install --firewall ipset" puts it back`;
+  if (!text.includes(`ipset -exist restore -file`)) return `${initFile} does not create the sets yet: the next "smtpguard run" writes its section`;
+  if ((info.mode & 0o100) === 0) return `${initFile} is not executable, so ufw-init skips it: at the next boot ufw cannot load its rules (they name the sets smtpguard4/smtpguard6); "chmod u+x ${initFile}" (or "smtpguard install --firewall ipset")`;
+  return null;
 }

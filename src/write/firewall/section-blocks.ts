@@ -3,11 +3,10 @@
  * both sections, or the saved members of the set a `--match-set` line names (--firewall ipset). One reader for `status`, the bare summary and `explain`.
  */
 import { readFile } from 'node:fs/promises';
-import { SmtpguardError } from '../errors.js';
-import { BEGIN_MARKER, findSection, sectionLines } from './sections.js';
-import type { Settings } from '../cli/settings.js';
-import { sectionCidrs } from './firewall/backend.js';
-import { readSaveFile } from './firewall/ipset.js';
+import { SmtpguardError } from '../../errors.js';
+import { BEGIN_MARKER, findSection, sectionLines } from '../sections.js';
+import { sectionCidrs, type FirewallSettings } from './backend.js';
+import { readSaveFile } from './ipset.js';
 
 export interface SectionBlocks {
   file: string;
@@ -19,7 +18,7 @@ export interface SectionBlocks {
   problem: string | null;
 }
 
-export async function readSectionBlocks(settings: Pick<Settings, 'ufwRules' | 'ufw6Rules' | 'ufwChain' | 'ufw6Chain' | 'stateDir'>): Promise<SectionBlocks[]> {
+export async function readSectionBlocks(settings: Omit<FirewallSettings, 'firewall'>): Promise<SectionBlocks[]> {
   const out: SectionBlocks[] = [];
   const saved = (await readSaveFile(settings.stateDir)).sets; // the members of a --match-set line
   for (const [file, chain] of [
