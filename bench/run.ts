@@ -314,7 +314,10 @@ async function main(): Promise<void> {
     `Data: generated Debian 12 logs (\`bench/generate.ts\`): plain 1M lines (${mb([data.plain1m]).toFixed(0)} MB) and 5M lines (${mb([data.plain5m]).toFixed(0)} MB), ~10% attack lines; ` +
     `a rotated set of 8 files, 5M lines (${rotatedMb.toFixed(0)} MB on disk, 6 gzipped); event-heavy (10% counted lines, ~4k IPv4 + 300 IPv6 attackers): 1M lines over 6 days (${mb([data.heavy6d]).toFixed(0)} MB) and 5M lines over 30 days (${mb([data.heavy30d]).toFixed(0)} MB); ` +
     `floods of 1M distinct IPv6 /64s (${mb([data.flood6]).toFixed(0)} MB) and 1M distinct IPv4 addresses (${mb([data.flood4]).toFixed(0)} MB), 1-2 rejects each, with ${FLOOD_ATTACKERS.length} real attackers.\n\n${table}\n\n${targetTable}\n`;
-  writeFileSync(path.join(ROOT, 'bench', 'results.md'), text);
+  // the section bench/firewall.ts writes (npm run bench:firewall, as root) stays as it was
+  const previous = existsSync(path.join(ROOT, 'bench', 'results.md')) ? readFileSync(path.join(ROOT, 'bench', 'results.md'), 'utf8') : '';
+  const firewall = previous.indexOf('\n## Firewall and maps at scale');
+  writeFileSync(path.join(ROOT, 'bench', 'results.md'), firewall === -1 ? text : `${text}${previous.slice(firewall)}`);
   console.log(`\n${text}`);
 }
 

@@ -102,3 +102,13 @@ describe('smtpguard scan (built binary)', () => {
     expect(stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
+
+describe('output into a closed pipe', () => {
+  it('`smtpguard run --help | head -1` stops quietly, no stack trace', () => {
+    for (const args of ['run --help', 'scan --help', '--help', 'run --help', 'scan --help', '--help', 'run --help', 'install --help']) {
+      const r = spawnSync('sh', ['-c', `"${process.execPath}" "${BIN}" ${args} | head -1`], { encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.split('\n')[0]).toMatch(/^Usage: smtpguard/);
+    }
+  });
+});
