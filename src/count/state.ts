@@ -193,6 +193,7 @@ const BLOCKS_FILE = 'blocks.json';
 export async function readBlockRecords(stateDir: string, warn?: Warn): Promise<BlockRecord[] | null> {
   const file = path.join(stateDir, BLOCKS_FILE);
   const text = await readFile(file, 'utf8').catch(() => null);
+  lastRead = { file, text };
   if (text === null) return null;
   let records: unknown;
   try {
@@ -226,11 +227,16 @@ function isBlockRecord(value: unknown): value is BlockRecord {
   );
 }
 
-/** Writes the records when they differ from what is there. */
+/** The text readBlockRecords last read: a run reads the records, then writes them, and need not read 20 MB twice. */
+let lastRead: { file: string; text: string | null } | null = null;
+
+/** Writes the records when they differ from what is there: one record per line (100,000 blocks are ~25 MB). */
 export async function writeBlockRecords(stateDir: string, records: readonly BlockRecord[]): Promise<void> {
-  const text = JSON.stringify(records, null, 1) + '\n';
+  const text = records.length === 0 ? '[]\n' : `[\n${records.map((r) => JSON.stringify(r)).join(',\n')}\n]\n`;
   const file = path.join(stateDir, BLOCKS_FILE);
-  if ((await readFile(file, 'utf8').catch(() => null)) === text) return;
+  const before = lastRead?.file === file ? lastRead.text : await readFile(file, 'utf8').catch(() => null);
+  if (before === text) return;
+  lastRead = { file, text };
   await mkdir(stateDir, { recursive: true, mode: 0o755 });
   await writeAtomically(file, text, null, 0o644);
 }

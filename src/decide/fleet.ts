@@ -10,7 +10,8 @@
  * - a decision already covered by a local block adds nothing;
  * - fleet blocks fill only the room --max-blocks leaves after the local blocks.
  */
-import { compareCidrs, inRange, parseRange, rangesOverlap, type Range } from '../address.js';
+import { cidrsOverlap, cidrSortKey, compareCidrs, ipv4Cidr, ipv4Mask, sortByCidr } from '../address.js';
+import { CidrIndex } from './cidr-index.js';
 import { describeUntil, isActive, type Override } from './overrides.js';
 import type { Block, Decision, NamedRange } from './policy.js';
 
@@ -37,22 +38,33 @@ export type FleetBlock = Block & { reason: 'fleet'; fleet: NonNullable<Block['fl
 
 /** The decision with the applicable fleet blocks added (a new object; the input is not changed). */
 export function mergeFleetBlocks(decision: Decision, pulled: readonly FleetDecision[], options: FleetOptions): Decision {
-  const never = options.neverBlock.map((r) => ({ range: parseRange(r.cidr), label: `${r.source} ${r.cidr}` }));
-  const local: Range[] = decision.blocks.map((b) => parseRange(b.cidr));
+  const never = options.neverBlock.map((r) => ({ cidr: r.cidr, v4: ipv4Cidr(r.cidr), label: `${r.source} ${r.cidr}` }));
+  const never4 = never.filter((n) => n.v4 !== null);
+  const isoOf = cachedIso();
+  const local = new CidrIndex(decision.blocks.map((b) => [b.cidr, true] as const));
   const ignored = [...decision.ignored];
   const chosen = new Map<string, FleetBlock>();
   // the longest-running decision for a range wins; the order of the input does not matter
-  const sorted = [...pulled].sort((a, b) => compareCidrs(a.cidr, b.cidr) || b.until - a.until || a.scenario.localeCompare(b.scenario));
+  const keyed = pulled.map((d) => ({ key: cidrSortKey(d.cidr), d }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) || b.d.until - a.d.until || a.d.scenario.localeCompare(b.d.scenario));
+  const sorted = keyed.map((k) => k.d);
   for (const d of sorted) {
     if (d.until <= options.now || chosen.has(d.cidr) || options.ownBans.has(d.cidr)) continue;
-    const range = parseRange(d.cidr);
-    const guard = never.find((n) => rangesOverlap(range, n.range));
+    // IPv4 (nearly every decision) by integers against the parsed never-block ranges
+    const v4 = d.family === 4 ? ipv4Cidr(d.cidr) : null;
+    const guard =
+      v4 === null
+        ? never.find((n) => cidrsOverlap(d.cidr, n.cidr))
+        : never4.find((n) => {
+            const mask = ipv4Mask(Math.min(v4[1], n.v4![1]));
+            return (v4[0] & mask) >>> 0 === (n.v4![0] & mask) >>> 0;
+          });
     if (guard !== undefined) {
       ignored.push({ address: d.cidr, total: 0, reason: `${guard.label} (fleet decision ${d.scenario} from ${d.origin})` });
       continue;
     }
-    if (local.some((l) => covers(l, range))) continue;
-    chosen.set(d.cidr, fleetBlock(d));
+    if (local.containing(d.cidr).length > 0) continue; // a local block holds it
+    chosen.set(d.cidr, fleetBlock(d, isoOf));
   }
   let fleet = [...chosen.values()];
   let overLimit = decision.overLimit;
@@ -64,17 +76,23 @@ export function mergeFleetBlocks(decision: Decision, pulled: readonly FleetDecis
       overLimit = [...overLimit, ...fleet.splice(room)].sort((a, b) => compareCidrs(a.cidr, b.cidr));
     }
   }
-  const blocks = [...decision.blocks, ...fleet].sort((a, b) => compareCidrs(a.cidr, b.cidr));
+  const blocks = sortByCidr([...decision.blocks, ...fleet], (b) => b.cidr);
   return { ...decision, blocks, ignored, overLimit };
 }
 
-/** Whether `outer` holds all of `inner`. */
-function covers(outer: Range, inner: Range): boolean {
-  return outer[0].kind() === inner[0].kind() && outer[1] <= inner[1] && inRange(inner[0], outer);
+/** ISO text of a time, each distinct time converted once (a pull's decisions mostly share their end). */
+function cachedIso(): (ms: number) => string {
+  const seen = new Map<number, string>();
+  return (ms) => {
+    let iso = seen.get(ms);
+    if (iso === undefined) seen.set(ms, (iso = new Date(ms).toISOString()));
+    return iso;
+  };
 }
 
-function fleetBlock(d: FleetDecision): FleetBlock {
+function fleetBlock(d: FleetDecision, isoOf: (ms: number) => string = cachedIso()): FleetBlock {
   const host = d.cidr.endsWith(d.family === 4 ? '/32' : '/128');
+  const until = isoOf(d.until);
   return {
     cidr: d.cidr,
     family: d.family,
@@ -83,8 +101,8 @@ function fleetBlock(d: FleetDecision): FleetBlock {
     addressCount: host ? 1 : 0,
     total: 0,
     reason: 'fleet',
-    until: new Date(d.until).toISOString(),
-    fleet: { scenario: d.scenario, origin: d.origin, until: new Date(d.until).toISOString() },
+    until,
+    fleet: { scenario: d.scenario, origin: d.origin, until },
   };
 }
 

@@ -2,7 +2,7 @@
  * The Postfix output: blocks -> the lines of the access map's generated section. Pure and
  * deterministic: the same blocks always give the same bytes, sorted by address.
  */
-import { compareCidrs } from '../address.js';
+import { sortByCidr } from '../address.js';
 import type { Block } from '../decide/policy.js';
 
 export const MAP_TYPES = ['hash', 'lmdb', 'btree', 'cdb', 'cidr'] as const;
@@ -40,7 +40,7 @@ export function addressesLeftOutOfMap(blocks: readonly Block[], mapType: MapType
 }
 
 export function sortBlocks(blocks: readonly Block[]): Block[] {
-  return [...blocks].sort((a, b) => compareCidrs(a.cidr, b.cidr));
+  return sortByCidr(blocks, (b) => b.cidr);
 }
 
 /** Text Postfix may send back in a 554 reply: printable ASCII, no client-chosen strings. */
