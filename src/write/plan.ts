@@ -84,7 +84,7 @@ export interface Plan {
 }
 
 /** Past this many blocks the rules backend costs every new connection and every reload (bench/results.md): the cron line says so once. */
-export const RULES_ADVICE_BLOCKS = 2000;
+export const RULES_ADVICE_BLOCKS = 1000;
 
 
 /** Reloads a file needs although its text does not change (see PendingReloads). */
@@ -155,8 +155,8 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
 
 /** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules). */
 export const SMTP_PORTS = [25, 465, 587] as const;
-/** Blocks per `ss -K` command (one filter expression each). */
-const CUT_BATCH = 64;
+/** Blocks per `ss -K` command (one filter expression each; 1024 IPv6 terms are ~46 kB, under the 128 kB an argument may be, and ss parses them in ~20 ms). */
+const CUT_BATCH = 1024;
 
 /**
  * `ss -K` for the SMTP sessions already open from new blocks: the ufw chain sits after the

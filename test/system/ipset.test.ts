@@ -108,18 +108,7 @@ describe.runIf(missing.length === 0)('--firewall ipset on the real stack', () =>
     const etcUfw = path.join(stack.ufwTree, 'etc/ufw');
     files = { v4: path.join(etcUfw, 'before.rules'), v6: path.join(etcUfw, 'before6.rules'), init: path.join(etcUfw, 'before.init'), save: path.join(stack.dir, 'state', 'ipset.save') };
     originalInit = readFileSync(files.init);
-    flags = [
-      '--log', stack.log,
-      '--postfix-config-dir', stack.etc,
-      '--access-map', path.join(stack.dir, 'sender_access'),
-      '--map-type', 'hash',
-      '--lock-file', path.join(stack.dir, 'smtpguard.lock'),
-      '--state-dir', path.join(stack.dir, 'state'),
-      '--config', path.join(stack.dir, 'smtpguard.conf'),
-      '--threshold', '3',
-      '--threshold6', '3',
-      '--window', '1d',
-    ];
+    flags = stack.flags();
     const enabled = stack.ufw(['--force', 'enable']);
     if (enabled.code !== 0) throw new Error(`ufw enable failed: ${enabled.stderr}`);
     for (const port of ['25', '587', '2525']) stack.ufw(['allow', `${port}/tcp`]);

@@ -74,18 +74,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
     stack = new Stack();
     stack.up();
     ufwPath = { v4: path.join(stack.ufwTree, 'etc/ufw/before.rules'), v6: path.join(stack.ufwTree, 'etc/ufw/before6.rules') };
-    flags = [
-      '--log', stack.log,
-      '--postfix-config-dir', stack.etc,
-      '--access-map', path.join(stack.dir, 'sender_access'),
-      '--map-type', 'hash',
-      '--lock-file', path.join(stack.dir, 'smtpguard.lock'),
-      '--state-dir', path.join(stack.dir, 'state'),
-      '--config', path.join(stack.dir, 'smtpguard.conf'), // install writes its settings here, not to /etc/smtpguard
-      '--threshold', '3',
-      '--threshold6', '3',
-      '--window', '1d',
-    ];
+    flags = stack.flags();
     // ufw on, the SMTP ports open, as on a real server
     const enabled = stack.ufw(['--force', 'enable']);
     if (enabled.code !== 0) throw new Error(`ufw enable failed: ${enabled.stderr}`);

@@ -118,6 +118,22 @@ export class Stack {
     return `mount --bind ${this.ufwTree}/etc/ufw /etc/ufw && mount --bind ${this.ufwTree}/etc/default/ufw /etc/default/ufw || exit 98; `;
   }
 
+  /** The flags that point smtpguard at this stack's files (install writes its settings to the config here, not /etc/smtpguard); threshold 3 keeps the swaks traffic short. */
+  flags(): string[] {
+    return [
+      '--log', this.log,
+      '--postfix-config-dir', this.etc,
+      '--access-map', path.join(this.dir, 'sender_access'),
+      '--map-type', 'hash',
+      '--lock-file', path.join(this.dir, 'smtpguard.lock'),
+      '--state-dir', path.join(this.dir, 'state'),
+      '--config', path.join(this.dir, 'smtpguard.conf'),
+      '--threshold', '3',
+      '--threshold6', '3',
+      '--window', '1d',
+    ];
+  }
+
   /** smtpguard itself, run as cron would but inside the stack. */
   smtpguard(args: readonly string[], env: Record<string, string> = {}): Run {
     return this.fwRun([process.execPath, BIN, ...args], { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TZ: 'UTC', ...env });
