@@ -116,3 +116,25 @@ describe('ban times', () => {
     expect([1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111].map(ordinal)).toEqual(['1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '22nd', '101st', '111th']);
   });
 });
+
+describe('bans.json read back', () => {
+  it('a record whose CIDR is not canonical (no length, host bits) is a warning and a fresh start, never a crash in the index', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { readBans } = await import('../src/decide/bans-store.js');
+    const dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-bans-'));
+    try {
+      const record = { cidr: '192.0.2.0/24', family: 4, reason: 'subnet', firstBlocked: 1, lastEvent: 2, until: 3, times: 1, banMs: 1 };
+      for (const [cidr, ok] of [['192.0.2.0/24', true], ['192.0.2.7', false], ['192.0.2.5/24', false], ['2001:db8:0:0::/64', false], ['2001:db8::/64', true]] as const) {
+        writeFileSync(path.join(dir, 'bans.json'), JSON.stringify({ version: 1, bans: [{ ...record, cidr, family: cidr.includes(':') ? 6 : 4 }] }));
+        const warnings: string[] = [];
+        const bans = await readBans(dir, (w) => warnings.push(w));
+        expect(bans.length).toBe(ok ? 1 : 0);
+        expect(warnings.length).toBe(ok ? 0 : 1);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

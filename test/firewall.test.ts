@@ -143,9 +143,12 @@ describe('plans per backend', () => {
       ['ipset', 'destroy', 'smtpguard4'],
       ['ipset', 'destroy', 'smtpguard6'],
     ]);
-    expect(chainRestoreText(back.changes[0]!.after, 'before.rules')).toBe(
+    expect(chainRestoreText(back.changes[0]!.after, 'before.rules', 'ufw-smtpguard')).toBe(
       '*filter\n:ufw-smtpguard - [0:0]\n-A ufw-smtpguard -s 198.51.100.0/24 -j ufw-smtpguard-log\n-A ufw-smtpguard -s 203.0.113.9/32 -j ufw-smtpguard-log\nCOMMIT\n',
     );
+    // a family with no blocks: its chain is emptied (back to rules with no IPv6 block at all)
+    const v6 = back.changes.find((c) => c.role === 'ufw6')!;
+    expect(chainRestoreText(v6.after.replace(/^-A ufw6-smtpguard .*\n/m, ''), 'before6.rules', 'ufw6-smtpguard')).toBe('*filter\n:ufw6-smtpguard - [0:0]\nCOMMIT\n');
   });
 
   it('ipset needs before.init\'s section; rules does not', () => {

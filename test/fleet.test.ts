@@ -53,6 +53,12 @@ describe('fleet blocks: this host has the last word', () => {
     expect(merged.ignored).toEqual([{ address: '203.0.113.9/32', total: 0, reason: 'unblocked for good 203.0.113.9/32 (fleet decision smtpguard/host from crowdsec)' }]);
   });
 
+  it('a never-block range written as Postfix accepts it (10.0.0.0/08) still holds off the fleet', () => {
+    const merged = mergeFleetBlocks(decision(), [pulled('10.1.2.3/32'), pulled('11.1.2.3/32')], { neverBlock: [{ cidr: '10.0.0.0/08', source: 'mynetworks' }], ownBans: new Set(), now: NOW, maxBlocks: 0 });
+    expect(merged.blocks.map((b) => b.cidr)).toEqual(['11.1.2.3/32']);
+    expect(merged.ignored.map((i) => i.address)).toEqual(['10.1.2.3/32']);
+  });
+
   it('the next address outside an allowed range is blocked', () => {
     expect(merge(decision(), [pulled('192.0.2.128/32')]).blocks.map((b) => b.cidr)).toEqual(['192.0.2.128/32']);
   });

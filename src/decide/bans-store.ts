@@ -1,7 +1,7 @@
 /** `bans.json` in the state directory (edge): every block's length and history (bans.ts). */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isValidRange, normaliseAddress } from '../address.js';
+import { isValidRange, networkOf, normaliseAddress } from '../address.js';
 import type { BanRecord } from './bans.js';
 import { writeAtomically } from '../write/files.js';
 import type { Warn } from '../read/sources.js';
@@ -37,7 +37,7 @@ function isBanRecord(value: unknown): value is BanRecord {
   const time = (t: unknown) => typeof t === 'number' && Number.isFinite(t);
   return (
     typeof r.cidr === 'string' &&
-    isValidRange(r.cidr) &&
+    isCanonicalCidr(r.cidr) &&
     (r.family === 4 || r.family === 6) &&
     typeof r.reason === 'string' &&
     time(r.firstBlocked) &&
@@ -50,4 +50,12 @@ function isBanRecord(value: unknown): value is BanRecord {
     (r.released === undefined || typeof r.released === 'boolean') &&
     (r.addresses === undefined || (Array.isArray(r.addresses) && r.addresses.length <= 256 && r.addresses.every((a) => typeof a === 'string' && normaliseAddress(a) === a)))
   );
+}
+
+/** `192.0.2.0/24` as networkOf writes it (with its length, no host bits): the only form the ban index can look up. */
+function isCanonicalCidr(cidr: string): boolean {
+  const slash = cidr.lastIndexOf('/');
+  if (slash === -1 || !isValidRange(cidr)) return false;
+  const address = normaliseAddress(cidr.slice(0, slash));
+  return address !== null && networkOf(address, Number(cidr.slice(slash + 1))) === cidr;
 }

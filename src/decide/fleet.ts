@@ -10,7 +10,7 @@
  * - a decision already covered by a local block adds nothing;
  * - fleet blocks fill only the room --max-blocks leaves after the local blocks.
  */
-import { cidrsOverlap, cidrSortKey, compareCidrs, ipv4Cidr, ipv4Mask, sortByCidr } from '../address.js';
+import { cidrsOverlap, cidrSortKey, compareCidrs, ipv4Cidr, ipv4Mask, networkOf, parseRange, sortByCidr } from '../address.js';
 import { CidrIndex } from './cidr-index.js';
 import { describeUntil, isActive, type Override } from './overrides.js';
 import type { Block, Decision, NamedRange } from './policy.js';
@@ -38,8 +38,13 @@ export type FleetBlock = Block & { reason: 'fleet'; fleet: NonNullable<Block['fl
 
 /** The decision with the applicable fleet blocks added (a new object; the input is not changed). */
 export function mergeFleetBlocks(decision: Decision, pulled: readonly FleetDecision[], options: FleetOptions): Decision {
-  const never = options.neverBlock.map((r) => ({ cidr: r.cidr, v4: ipv4Cidr(r.cidr), label: `${r.source} ${r.cidr}` }));
+  // canonical first: mynetworks may say 10.0.0.0/08, which the IPv4 fast path would not read
+  const never = options.neverBlock.map((r) => {
+    const cidr = canonicalOr(r.cidr);
+    return { cidr, v4: ipv4Cidr(cidr), label: `${r.source} ${r.cidr}` };
+  });
   const never4 = never.filter((n) => n.v4 !== null);
+  const neverOther = never.filter((n) => n.v4 === null); // IPv6, and anything not read as IPv4: the slow, sure way
   const isoOf = cachedIso();
   const local = new CidrIndex(decision.blocks.map((b) => [b.cidr, true] as const));
   const ignored = [...decision.ignored];
@@ -55,10 +60,10 @@ export function mergeFleetBlocks(decision: Decision, pulled: readonly FleetDecis
     const guard =
       v4 === null
         ? never.find((n) => cidrsOverlap(d.cidr, n.cidr))
-        : never4.find((n) => {
+        : (never4.find((n) => {
             const mask = ipv4Mask(Math.min(v4[1], n.v4![1]));
             return (v4[0] & mask) >>> 0 === (n.v4![0] & mask) >>> 0;
-          });
+          }) ?? neverOther.find((n) => !n.cidr.includes(':') && cidrsOverlap(d.cidr, n.cidr)));
     if (guard !== undefined) {
       ignored.push({ address: d.cidr, total: 0, reason: `${guard.label} (fleet decision ${d.scenario} from ${d.origin})` });
       continue;
@@ -78,6 +83,16 @@ export function mergeFleetBlocks(decision: Decision, pulled: readonly FleetDecis
   }
   const blocks = sortByCidr([...decision.blocks, ...fleet], (b) => b.cidr);
   return { ...decision, blocks, ignored, overLimit };
+}
+
+/** The canonical form of a range (`10.0.0.0/08` -> `10.0.0.0/8`), or the text as it was when it cannot be read. */
+function canonicalOr(cidr: string): string {
+  try {
+    const [ip, bits] = parseRange(cidr);
+    return networkOf(ip.kind() === 'ipv4' ? ip.toString() : (ip as import('ipaddr.js').IPv6).toRFC5952String(), bits);
+  } catch {
+    return cidr;
+  }
 }
 
 /** ISO text of a time, each distinct time converted once (a pull's decisions mostly share their end). */

@@ -55,9 +55,11 @@ export async function applyPlan(plan: Plan, run: Runner = execCommand, pending =
   const warnings: string[] = [];
   // the firewall first: when it fails, everything is put back and the map is left alone
   if (firewall.length > 0) {
-    await pending.set('ufw', true);
+    // before.init alone puts nothing in force: no update is owed for it
+    const owes = firewall.some((c) => c.role !== 'init');
+    if (owes) await pending.set('ufw', true);
     for (const warning of await applyFirewall(plan, firewall, reload, run)) warnings.push(warning);
-    if (reload) await pending.set('ufw', false);
+    if (reload && owes) await pending.set('ufw', false);
     // the firewall has the new blocks: close the sessions they had open (a failure is a warning)
     for (const cut of plan.commands.filter((c) => c[0] === 'ss')) {
       const result = await run(cut);
@@ -90,24 +92,30 @@ async function applyFirewall(plan: Plan, changes: readonly FileChange[], reload:
     if (restore !== undefined) await loadSets(sets.path, sets.after, restore, run);
     await writeAtomically(sets.path, sets.after, null, 0o600);
   }
-  if (init !== undefined) {
-    await writeWithBackup(init.path, init.after, init.path);
-    // ufw-init runs before.init only when it is executable (Debian ships it 0640)
-    const mode = (await stat(init.path)).mode & 0o7777;
-    if (sectionLines(init.after, findSection(init.after, init.path)).length > 0 && (mode & 0o100) === 0) {
-      await chmod(init.path, mode | 0o100 | ((mode & 0o040) >> 2) | ((mode & 0o004) >> 2));
-    }
-  }
+  // before.init creates the sets at boot: a section that does so goes in before the rules name
+  // the sets, and an emptied one only once the rules no longer do (a failed step keeps it)
+  const initCreatesSets = init !== undefined && sectionLines(init.after, findSection(init.after, init.path)).length > 0;
+  if (init !== undefined && initCreatesSets) await writeInit(init);
   if (rules.length > 0) {
     const chainRestores = plan.commands.filter((c) => c[0] === 'iptables-restore' || c[0] === 'ip6tables-restore');
-    if (chainRestores.length > 0) await replaceChains(rules, chainRestores, run);
+    if (chainRestores.length > 0) await replaceChains(plan, rules, chainRestores, run);
     else await replaceRulesFiles(rules, reload, run);
   }
+  if (init !== undefined && !initCreatesSets) await writeInit(init);
   if (sets !== undefined && sets.after === '') {
+    // without a reload the kernel's sets stay in use: the save file stays too, and the next run with reloads drops both
     if (reload) for (const warning of await dropSets(sets.path, run)) warnings.push(warning);
-    else await unlink(sets.path).catch(() => undefined);
   }
   return warnings;
+}
+
+/** before.init, made executable when its section creates the sets (ufw-init runs it only then; Debian ships it 0640). */
+async function writeInit(init: FileChange): Promise<void> {
+  await writeWithBackup(init.path, init.after, init.path);
+  const mode = (await stat(init.path)).mode & 0o7777;
+  if (sectionLines(init.after, findSection(init.after, init.path)).length > 0 && (mode & 0o100) === 0) {
+    await chmod(init.path, mode | 0o100 | ((mode & 0o040) >> 2) | ((mode & 0o004) >> 2));
+  }
 }
 
 /**
@@ -115,22 +123,43 @@ async function applyFirewall(plan: Plan, changes: readonly FileChange[], reload:
  * --noflush` with the chain declared flushes and refills just that chain, in one transaction.
  * No ufw reload: no moment without rules, no counters reset. A failure puts the files back.
  */
-async function replaceChains(changes: readonly FileChange[], restores: readonly string[][], run: Runner): Promise<void> {
-  for (const change of changes) await writeWithBackup(change.path, change.after, change.path);
-  for (const argv of restores) {
-    const change = changes.find((c) => (c.role === 'ufw4') === (argv[0] === 'iptables-restore'))!;
+async function replaceChains(plan: Plan, changes: readonly FileChange[], restores: readonly string[][], run: Runner): Promise<void> {
+  const swapped: Array<{ argv: readonly string[]; change: FileChange }> = [];
+  const load = async (argv: readonly string[], change: FileChange, text: string) => {
     const file = argv[argv.length - 1]!;
-    await writeAtomically(file, chainRestoreText(change.after, change.path), null, 0o600);
+    await writeAtomically(file, chainRestoreText(text, change.path, change.role === 'ufw4' ? plan.chains.ufw4 : plan.chains.ufw6), null, 0o600);
     const result = await run(argv);
     await unlink(file).catch(() => undefined);
-    if (!result.ok) {
-      for (const c of changes) await writeAtomically(c.path, c.before, c.path);
-      throw new SmtpguardError(`${argv[0]} failed: ${result.output || 'no output'}`, {
-        exitCode: ExitCode.rolledBack,
-        hint: `the previous ${changes.map((c) => c.path).join(' and ')} were put back; the chains in the kernel are as they were (check "iptables -S" and "smtpguard status")`,
-      });
+    return result;
+  };
+  let failure: string;
+  try {
+    for (const change of changes) await writeWithBackup(change.path, change.after, change.path);
+    for (const argv of restores) {
+      const change = changes.find((c) => (c.role === 'ufw4') === (argv[0] === 'iptables-restore'))!;
+      const result = await load(argv, change, change.after);
+      if (result.ok) {
+        swapped.push({ argv, change });
+        continue;
+      }
+      failure = `${argv[0]} failed: ${result.output || 'no output'}`;
+      break;
     }
+    if (swapped.length === restores.length) return;
+  } catch (error) {
+    failure = `the new chains could not be loaded: ${(error as Error).message}`;
   }
+  // put back the files, and the chains already swapped (the other family must not stay new alone)
+  for (const c of changes) await writeAtomically(c.path, c.before, c.path);
+  const stuck: string[] = [];
+  for (const { argv, change } of swapped) if (!(await load(argv, change, change.before)).ok) stuck.push(change.role === 'ufw4' ? plan.chains.ufw4 : plan.chains.ufw6);
+  throw new SmtpguardError(failure!, {
+    exitCode: stuck.length > 0 ? ExitCode.rollbackFailed : ExitCode.rolledBack,
+    hint:
+      stuck.length > 0
+        ? `the previous ${changes.map((c) => c.path).join(' and ')} were put back, but ${stuck.join(' and ')} in the kernel still has the new lines: "ufw reload" loads the files again`
+        : `the previous ${changes.map((c) => c.path).join(' and ')} were put back and the chains in the kernel are as they were (check "iptables -S" and "smtpguard status")`,
+  });
 }
 
 async function applyMap(plan: Plan, change: FileChange, reload: boolean, run: Runner, firewallChanged: boolean): Promise<void> {

@@ -60,6 +60,8 @@ export interface FileChange {
 export interface Plan {
   decision: Decision;
   mapType: MapType;
+  /** The smtpguard chain of each rules file (a chain-only restore names it). */
+  chains: { ufw4: string; ufw6: string };
   /** Only the files whose content changes. */
   changes: FileChange[];
   /** In the order they run. */
@@ -150,7 +152,7 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     leftOutOfMap: addressesLeftOutOfMap(decision.blocks, options.mapType),
     rulesPastAdvice: mode === 'rules' && previousBlocks.size <= RULES_ADVICE_BLOCKS && current.size > RULES_ADVICE_BLOCKS,
   };
-  return { decision, mapType: options.mapType, changes, commands: options.reload ? commandsFor(changes, options, addedCidrs, switching) : [], notes: notesFor(decision, options), summary };
+  return { decision, mapType: options.mapType, chains: { ufw4: options.ufwChain, ufw6: options.ufw6Chain }, changes, commands: options.reload ? commandsFor(changes, options, addedCidrs, switching) : [], notes: notesFor(decision, options), summary };
 }
 
 /** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules). */

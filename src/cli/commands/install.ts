@@ -222,6 +222,8 @@ export async function installCommand(settings: Settings, options: InstallOptions
   for (const e of changed) {
     if (e.path === settings.ufwRules || e.path === settings.ufw6Rules) {
       rules.push({ role: e.path === settings.ufwRules ? 'ufw4' : 'ufw6', path: e.path, before: e.before!, after: e.after! });
+    } else if (options.uninstall && e.path === initFile) {
+      continue; // it may create the sets the rules still name: it goes once ufw has the rules without them
     } else if (e.after !== null) {
       if (e.before === null) await ensureDirectory(path.dirname(e.path), 'the directory', `the path ${e.path}`);
       await writeWithBackup(e.path, e.after, e.before === null ? null : e.path);
@@ -237,6 +239,8 @@ export async function installCommand(settings: Settings, options: InstallOptions
     }
   }
   if (rules.length > 0) await replaceRulesFiles(rules, ufwReload !== undefined, run);
+  const initEdit = changed.find((e) => e.path === initFile);
+  if (options.uninstall && initEdit?.after != null) await writeWithBackup(initFile, initEdit.after, initFile);
   if (!options.uninstall && settings.firewall === 'ipset') await makeExecutable(initFile);
   for (const argv of afterReload) {
     const result = await run(argv);

@@ -15,7 +15,7 @@ import { planJson, renderPlanText, summaryLine, trackedClause } from '../../repo
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
 import { findDefaultMapType, query } from '../system.js';
-import { bootProblem, SAVE_FILE } from '../../write/firewall/ipset.js';
+import { bootProblem, parseSaveFile, SAVE_FILE } from '../../write/firewall/ipset.js';
 import path from 'node:path';
 import { scanAndDecide, type Io, type Scanned } from './common.js';
 import type { Runner } from '../../write/apply.js';
@@ -133,6 +133,10 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
   ]);
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
   if (mapType !== 'cidr' && (await indexIsStale(settings.accessMap, INDEX_SUFFIX[mapType]))) owed.add('map');
+  // the kernel's sets against the save file: a boot that could not restore them (or a hand) left
+  // them short, and a run that sees no change in the decision would never put them back
+  const saved = targets.find((t) => t.role === 'sets')?.text ?? null;
+  if (settings.firewall === 'ipset' && settings.reload && saved !== null && !(await setsMatch(saved))) owed.add('ufw');
   const options: PlanOptions = {
     ufwChain: settings.ufwChain,
     ufw6Chain: settings.ufw6Chain,
@@ -193,6 +197,16 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
     };
   });
   await writeBlockRecords(settings.stateDir, records).catch(() => undefined); // status is a convenience: never fail a run for it
+}
+
+/** Whether each set the save file names is in the kernel with as many members (`ipset list -t`: no member list). */
+async function setsMatch(saveText: string): Promise<boolean> {
+  for (const [name, members] of parseSaveFile(saveText)) {
+    const listed = await query('ipset', ['list', '-t', name]);
+    const count = /^Number of entries: (\d+)$/m.exec(listed.output);
+    if (!listed.ok || count === null || Number(count[1]) !== members.length) return false;
+  }
+  return true;
 }
 
 /** An index that is missing or older than its map was never built from it: postmap is owed. */

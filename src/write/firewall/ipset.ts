@@ -93,7 +93,8 @@ export function restoreScript(saveText: string, existing: ReadonlySet<string>): 
  * rules always load. Sets that exist (a `ufw reload`) are left as they are.
  */
 export function initSectionLines(stateDir: string): string[] {
-  const save = shellQuote(path.join(stateDir, SAVE_FILE));
+  const file = path.resolve(stateDir, SAVE_FILE); // ufw-init runs in /: never a relative path
+  const save = shellQuote(file);
   const lines = [
     '# smtpguard --firewall ipset: ufw\'s rules match the sets smtpguard4 and smtpguard6, so they must',
     '# exist before ufw loads its rules: at start, restore them from the last run\'s members.',
@@ -101,10 +102,10 @@ export function initSectionLines(stateDir: string): string[] {
     '    (',
     '        PATH=/usr/sbin:/usr/bin:/sbin:/bin',
     `        if ! ipset -q -n list ${SET_NAMES[4]} >/dev/null || ! ipset -q -n list ${SET_NAMES[6]} >/dev/null; then`,
-    `            ipset -exist restore -file ${save} || echo "smtpguard: could not restore its sets from ${save.replace(/"/g, '')}; the missing ones start empty until its next run" >&2`,
+    `            ipset -exist restore -file ${save} || echo 'smtpguard: could not restore its sets from ipset.save; the missing ones start empty until its next run' >&2`,
   ];
   for (const family of [4, 6] as const) {
-    lines.push(`            ipset -q -n list ${SET_NAMES[family]} >/dev/null || ipset create ${SET_NAMES[family]} hash:net family ${family === 4 ? 'inet' : 'inet6'} maxelem ${MIN_MAXELEM}`);
+    lines.push(`            ipset -q -n list ${SET_NAMES[family]} >/dev/null || ipset create ${SET_NAMES[family]} hash:net family ${family === 4 ? 'inet' : 'inet6'} maxelem ${MIN_MAXELEM} || echo 'smtpguard: cannot create the set ${SET_NAMES[family]} (is ipset installed?)' >&2`);
   }
   lines.push('        fi', '    )', 'fi');
   return lines;

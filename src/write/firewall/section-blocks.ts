@@ -5,8 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import { SmtpguardError } from '../../errors.js';
 import { BEGIN_MARKER, findSection, sectionLines } from '../sections.js';
-import { sectionCidrs, type FirewallSettings } from './backend.js';
-import { readSaveFile } from './ipset.js';
+import path from 'node:path';
+import { sectionCidrs, usesSets, type FirewallSettings } from './backend.js';
+import { readSaveFile, SAVE_FILE } from './ipset.js';
 
 export interface SectionBlocks {
   file: string;
@@ -20,7 +21,7 @@ export interface SectionBlocks {
 
 export async function readSectionBlocks(settings: Omit<FirewallSettings, 'firewall'>): Promise<SectionBlocks[]> {
   const out: SectionBlocks[] = [];
-  const saved = (await readSaveFile(settings.stateDir)).sets; // the members of a --match-set line
+  const saved = await readSaveFile(settings.stateDir); // the members of a --match-set line
   for (const [file, chain] of [
     [settings.ufwRules, settings.ufwChain],
     [settings.ufw6Rules, settings.ufw6Chain],
@@ -39,8 +40,11 @@ export async function readSectionBlocks(settings: Omit<FirewallSettings, 'firewa
       continue;
     }
     try {
-      const cidrs = sectionCidrs(sectionLines(text, findSection(text, file)), chain, saved);
-      out.push({ file, installed: true, cidrs, problem: null });
+      const lines = sectionLines(text, findSection(text, file));
+      const cidrs = sectionCidrs(lines, chain, saved.sets);
+      // a --match-set line stands for the saved members: without the save file they are unknown, not none
+      const problem = saved.text === null && usesSets(lines) ? `its section names ipset sets and ${path.join(settings.stateDir, SAVE_FILE)} cannot be read (root only; smtpguard run writes it)` : null;
+      out.push({ file, installed: true, cidrs, problem });
     } catch (error) {
       out.push({ file, installed: true, cidrs: [], problem: error instanceof SmtpguardError ? error.message : (error as Error).message });
     }

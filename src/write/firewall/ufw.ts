@@ -104,11 +104,10 @@ async function restore(changes: readonly FileChange[]): Promise<void> {
 /**
  * The input of `iptables-restore --noflush` that refills the smtpguard chain of a rules file
  * with its generated section: `*filter`, the chain declared (which flushes it), the section's
- * lines, `COMMIT`. Its `-log` chain and everything else stay as ufw loaded them.
+ * lines (none: an empty chain), `COMMIT`. Its `-log` chain and everything else stay as ufw
+ * loaded them.
  */
-export function chainRestoreText(text: string, file: string): string {
+export function chainRestoreText(text: string, file: string, chain: string): string {
   const lines = sectionLines(text, findSection(text, file));
-  const chain = /^-A (\S+) /.exec(lines[0] ?? '')?.[1];
-  if (chain === undefined) throw new Error(`${file}: no generated line to restore`);
   return ['*filter', `:${chain} - [0:0]`, ...lines, 'COMMIT', ''].join('\n');
 }
