@@ -26,10 +26,11 @@
  * parts of the section are kept from the last run).
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alive, GUARD, makeUfwTree, ROOT_NETNS, uid, waitFor } from '../test/system/namespaces.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // dist-bench/bench -> repo
 const BIN = path.join(ROOT, 'bin', 'smtpguard.js');
@@ -39,9 +40,7 @@ const list = (name: string, fallback: string) => (process.env[name] ?? fallback)
 const SIZES = list('BENCH_SIZES', '0,1000,10000,100000').map(Number);
 const MAP_SIZES = list('BENCH_MAP_SIZES', '1000,10000,100000').map(Number);
 const PART = process.env.BENCH_PART ?? 'all';
-const ROOT_NETNS = readlinkSync('/proc/self/ns/net');
 let interrupted = false;
-const GUARD = '[ "$(readlink /proc/self/ns/net)" != "$0" ] || { echo "REFUSING: this is the root network namespace" >&2; exit 99; }; ';
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const MX4 = '100.64.0.1';
 /** The innocent client: never in a block (the blocks are all in 10.0.0.0/8). */
@@ -344,15 +343,15 @@ class BenchStack {
     this.makeNetwork();
     const started = this.nsRun(this.mx, ['postfix', '-c', this.etc, 'start']);
     if (started.code !== 0) throw new Error(`postfix start failed: ${started.stderr}${started.stdout}`);
-    waitFor(() => this.nsRun(this.mx, ['ss', '-ltn']).stdout.includes(':2525 '), 'postfix listening');
-    this.makeUfwTree();
+    waitFor(() => this.nsRun(this.mx, ['ss', '-ltn']).stdout.includes(':2525 '), 'postfix listening', 20_000);
+    makeUfwTree(this.ufwTree);
     const listener = this.nsSpawn(this.mx, [PYTHON, path.join(this.dir, 'listener.py'), String(CONTROL_PORT)]);
     const lapi = this.nsSpawn(this.mx, [process.execPath, path.join(this.dir, 'lapi.cjs'), String(LAPI_PORT), this.desired, 'bench-bouncer-key']);
     for (const child of [listener, lapi]) child.stdout?.resume();
     waitFor(() => {
       const listening = this.nsRun(this.mx, ['ss', '-ltn']).stdout;
       return listening.includes(':25 ') && listening.includes(`:${CONTROL_PORT} `) && listening.includes(`:${LAPI_PORT} `);
-    }, 'the listener on port 25 and the stand-in LAPI');
+    }, 'the listener on port 25 and the stand-in LAPI', 20_000);
 
     const enabled = this.fwRun(['ufw', '--force', 'enable']);
     if (enabled.code !== 0) throw new Error(`ufw enable failed: ${enabled.stderr}`);
@@ -483,27 +482,6 @@ relay_transport = discard:bench
     this.nsRun(this.client, ['ip', 'addr', add ? 'add' : 'del', `${address}/32`, 'dev', this.veth[1]], '', 60_000, !add);
   }
 
-  /** A private ufw tree from the package's own templates: the host's /etc/ufw plays no part. */
-  private makeUfwTree(): void {
-    const etcUfw = path.join(this.ufwTree, 'etc', 'ufw');
-    mkdirSync(path.join(etcUfw, 'applications.d'), { recursive: true });
-    mkdirSync(path.join(this.ufwTree, 'etc', 'default'), { recursive: true });
-    for (const f of ['before.rules', 'before6.rules', 'after.rules', 'after6.rules', 'user.rules', 'user6.rules', 'ufw.conf', 'before.init', 'after.init']) {
-      const from = path.join('/usr/share/ufw', f);
-      if (!existsSync(from)) continue;
-      copyFileSync(from, path.join(etcUfw, f));
-      chmodSync(path.join(etcUfw, f), f === 'ufw.conf' ? 0o644 : f.endsWith('.init') ? 0o755 : 0o640);
-    }
-    if (existsSync('/etc/ufw/applications.d')) {
-      for (const f of readdirSync('/etc/ufw/applications.d')) copyFileSync(path.join('/etc/ufw/applications.d', f), path.join(etcUfw, 'applications.d', f));
-    }
-    writeFileSync(
-      path.join(this.ufwTree, 'etc', 'default', 'ufw'),
-      ['IPV6=yes', 'DEFAULT_INPUT_POLICY="DROP"', 'DEFAULT_OUTPUT_POLICY="ACCEPT"', 'DEFAULT_FORWARD_POLICY="DROP"', 'DEFAULT_APPLICATION_POLICY="SKIP"', 'MANAGE_BUILTINS=no', 'IPT_SYSCTL=', 'IPT_MODULES=""', ''].join('\n'),
-    );
-    for (const d of [this.ufwTree, path.join(this.ufwTree, 'etc'), etcUfw]) chmodSync(d, 0o755);
-  }
-
   /** How many blocks the kernel has: rules in the chain, or members of smtpguard4. */
   kernelBlocks(): number {
     if (this.mode === 'rules') return this.mustMx(['iptables', '-S', 'ufw-smtpguard']).split('\n').filter((l) => l.startsWith('-A ufw-smtpguard -s ')).length;
@@ -524,28 +502,6 @@ relay_transport = discard:bench
 function execOrThrow(file: string, args: readonly string[]): void {
   const r = spawnSync(file, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${r.stderr}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function uid(user: string): number {
-  return Number(spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout.trim());
-}
-
-function waitFor(ok: () => boolean, what: string, ms = 20_000, mustHappen = true): void {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (ok()) return;
-    spawnSync('sleep', ['0.05']);
-  }
-  if (mustHappen && !ok()) throw new Error(`timed out waiting for ${what}`);
 }
 
 // ---------------------------------------------------------------- firewall measurements

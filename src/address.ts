@@ -37,7 +37,10 @@ export function ipv4Bits(text: string): number | null {
 }
 
 const ipv4Text = (bits: number): string => `${bits >>> 24}.${(bits >>> 16) & 255}.${(bits >>> 8) & 255}.${bits & 255}`;
-export const ipv4Mask = (length: number): number => (length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0);
+const ipv4Mask = (length: number): number => (length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0);
+
+/** `192.0.2.7` -> `192.0.2.7/32` (`/128` for IPv6); a CIDR stays as it is. */
+export const withLength = (cidr: string): string => (cidr.includes('/') ? cidr : `${cidr}/${cidr.includes(':') ? 128 : 32}`);
 
 /** `192.0.2.0/24` -> [bits, 24] for canonical IPv4 CIDR text (a length 0-32 in decimal), else null. */
 export function ipv4Cidr(cidr: string): [number, number] | null {
@@ -172,11 +175,14 @@ export function inRange(ip: Ip, range: Range): boolean {
 export function cidrsOverlap(a: string, b: string): boolean {
   if (a.includes(':') !== b.includes(':')) return false;
   const [x, y] = [ipv4Cidr(a), ipv4Cidr(b)];
-  if (x !== null && y !== null) {
-    const mask = ipv4Mask(Math.min(x[1], y[1]));
-    return (x[0] & mask) >>> 0 === (y[0] & mask) >>> 0;
-  }
+  if (x !== null && y !== null) return ipv4Overlap(x, y);
   return rangesOverlap(parseRange(a), parseRange(b));
+}
+
+/** Whether two IPv4 ranges as ipv4Cidr gives them share an address. */
+export function ipv4Overlap(x: readonly [number, number], y: readonly [number, number]): boolean {
+  const mask = ipv4Mask(Math.min(x[1], y[1]));
+  return (x[0] & mask) >>> 0 === (y[0] & mask) >>> 0;
 }
 
 export function rangesOverlap(a: Range, b: Range): boolean {

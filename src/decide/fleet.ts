@@ -10,7 +10,7 @@
  * - a decision already covered by a local block adds nothing;
  * - fleet blocks fill only the room --max-blocks leaves after the local blocks.
  */
-import { cidrsOverlap, cidrSortKey, compareCidrs, ipv4Cidr, ipv4Mask, networkOf, parseRange, sortByCidr } from '../address.js';
+import { cidrsOverlap, cidrSortKey, compareCidrs, ipv4Cidr, ipv4Overlap, networkOf, parseRange, sortByCidr } from '../address.js';
 import { CidrIndex } from './cidr-index.js';
 import { describeUntil, isActive, type Override } from './overrides.js';
 import type { Block, Decision, NamedRange } from './policy.js';
@@ -60,10 +60,7 @@ export function mergeFleetBlocks(decision: Decision, pulled: readonly FleetDecis
     const guard =
       v4 === null
         ? never.find((n) => cidrsOverlap(d.cidr, n.cidr))
-        : (never4.find((n) => {
-            const mask = ipv4Mask(Math.min(v4[1], n.v4![1]));
-            return (v4[0] & mask) >>> 0 === (n.v4![0] & mask) >>> 0;
-          }) ?? neverOther.find((n) => !n.cidr.includes(':') && cidrsOverlap(d.cidr, n.cidr)));
+        : (never4.find((n) => ipv4Overlap(v4, n.v4!)) ?? neverOther.find((n) => !n.cidr.includes(':') && cidrsOverlap(d.cidr, n.cidr)));
     if (guard !== undefined) {
       ignored.push({ address: d.cidr, total: 0, reason: `${guard.label} (fleet decision ${d.scenario} from ${d.origin})` });
       continue;

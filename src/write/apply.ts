@@ -10,14 +10,14 @@
  * - `ufw reload` after a ufw file change; when it fails, the previous rules files are
  *   put back and ufw reloaded again.
  */
-import { chmod, rename, stat, unlink } from 'node:fs/promises';
+import { rename, unlink } from 'node:fs/promises';
 import { execa } from 'execa';
 import { ExitCode, SmtpguardError } from '../errors.js';
 import { copyOwnership, stagePrevious, writeAtomically, writeTarget, writeWithBackup } from './files.js';
 import { INDEX_SUFFIX, NEW_MAP_SUFFIX, type FileChange, type Plan } from './plan.js';
 import { PendingReloads } from '../count/state.js';
 import { chainRestoreText, replaceRulesFiles } from './firewall/ufw.js';
-import { dropSets, loadSets } from './firewall/ipset.js';
+import { dropSets, loadSets, makeExecutable } from './firewall/ipset.js';
 import { findSection, sectionLines } from './sections.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
@@ -112,10 +112,7 @@ async function applyFirewall(plan: Plan, changes: readonly FileChange[], reload:
 /** before.init, made executable when its section creates the sets (ufw-init runs it only then; Debian ships it 0640). */
 async function writeInit(init: FileChange): Promise<void> {
   await writeWithBackup(init.path, init.after, init.path);
-  const mode = (await stat(init.path)).mode & 0o7777;
-  if (sectionLines(init.after, findSection(init.after, init.path)).length > 0 && (mode & 0o100) === 0) {
-    await chmod(init.path, mode | 0o100 | ((mode & 0o040) >> 2) | ((mode & 0o004) >> 2));
-  }
+  if (sectionLines(init.after, findSection(init.after, init.path)).length > 0) await makeExecutable(init.path);
 }
 
 /**

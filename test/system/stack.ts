@@ -10,12 +10,14 @@
  * PIDs and deletes the namespaces, also after a failed test.
  */
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alive, gid, GUARD, makeUfwTree, ROOT_NETNS, uid, waitFor } from './namespaces.js';
+
+export { waitFor };
 
 export const BIN = fileURLToPath(new URL('../../bin/smtpguard.js', import.meta.url));
-const ROOT_NETNS = readlinkSync('/proc/self/ns/net');
 const COMMANDS = ['ip', 'unshare', 'postfix', 'postmap', 'postconf', 'dovecot', 'swaks', 'ufw', 'iptables', 'ip6tables', 'ss', 'ipset'];
 
 /** What this machine lacks for the system tests; empty when they can run. */
@@ -188,7 +190,7 @@ export class Stack {
     if (dovecot.code !== 0) throw new Error(`dovecot failed: ${dovecot.stderr}`);
     waitFor(() => this.nsRun(this.mx, ['ss', '-ltn']).stdout.includes(':2525 '), 'postfix listening');
     waitFor(() => existsSync(path.join(this.dir, 'spool', 'private', 'auth')), 'dovecot auth socket');
-    this.makeUfwTree();
+    makeUfwTree(this.ufwTree);
   }
 
   down(): void {
@@ -353,25 +355,6 @@ service anvil {
     }
   }
 
-  /** A private ufw tree from the package's own templates: the host's /etc/ufw plays no part. */
-  private makeUfwTree(): void {
-    const etcUfw = path.join(this.ufwTree, 'etc', 'ufw');
-    mkdirSync(path.join(etcUfw, 'applications.d'), { recursive: true });
-    mkdirSync(path.join(this.ufwTree, 'etc', 'default'), { recursive: true });
-    for (const f of ['before.rules', 'before6.rules', 'after.rules', 'after6.rules', 'user.rules', 'user6.rules', 'ufw.conf', 'before.init', 'after.init']) {
-      copyFileSync(path.join('/usr/share/ufw', f), path.join(etcUfw, f));
-      chmodSync(path.join(etcUfw, f), f === 'ufw.conf' ? 0o644 : 0o640); // as Debian's postinst leaves them: the .init hooks not executable
-    }
-    if (existsSync('/etc/ufw/applications.d')) {
-      for (const f of readdirSync('/etc/ufw/applications.d')) copyFileSync(path.join('/etc/ufw/applications.d', f), path.join(etcUfw, 'applications.d', f));
-    }
-    writeFileSync(
-      path.join(this.ufwTree, 'etc', 'default', 'ufw'),
-      ['IPV6=yes', 'DEFAULT_INPUT_POLICY="DROP"', 'DEFAULT_OUTPUT_POLICY="ACCEPT"', 'DEFAULT_FORWARD_POLICY="DROP"', 'DEFAULT_APPLICATION_POLICY="SKIP"', 'MANAGE_BUILTINS=no', 'IPT_SYSCTL=', 'IPT_MODULES=""', ''].join('\n'),
-    );
-    for (const d of [this.ufwTree, path.join(this.ufwTree, 'etc'), etcUfw]) chmodSync(d, 0o755);
-  }
-
   /** Postfix's log lines so far. */
   logText(): string {
     return readFileSync(this.log, 'utf8');
@@ -381,32 +364,4 @@ service anvil {
   waitForLog(re: RegExp, count: number): void {
     waitFor(() => (this.logText().match(new RegExp(re.source, 'gm')) ?? []).length >= count, `${count} log lines matching ${re}`);
   }
-}
-
-const GUARD = '[ "$(readlink /proc/self/ns/net)" != "$0" ] || { echo "REFUSING: this is the root network namespace" >&2; exit 99; }; shift 0; ';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function uid(user: string): number {
-  return Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
-}
-
-function gid(group: string): number {
-  return Number(execFileSync('getent', ['group', group], { encoding: 'utf8' }).split(':')[2]);
-}
-
-export function waitFor(ok: () => boolean, what: string, ms = 15_000, mustHappen = true): void {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (ok()) return;
-    spawnSync('sleep', ['0.05']);
-  }
-  if (mustHappen && !ok()) throw new Error(`timed out waiting for ${what}`);
 }

@@ -2,7 +2,7 @@
  * `smtpguard install [--timer] [--dry-run]` and `smtpguard uninstall [--dry-run]` (edge):
  * read the files, transform them with install.ts, show or write them, run the commands.
  */
-import { chmod, readFile, stat, unlink } from 'node:fs/promises';
+import { readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTwoFilesPatch } from 'diff';
@@ -30,7 +30,7 @@ import { formatCommand } from '../../report/plan-report.js';
 import { renderConfigHeader, type Settings } from '../settings.js';
 import { setConfigValues } from '../config-file.js';
 import { findDefaultMapType, postconf, query } from '../system.js';
-import { SET_NAMES } from '../../write/firewall/ipset.js';
+import { initFileOf, makeExecutable, SET_NAMES } from '../../write/firewall/ipset.js';
 import type { Io } from './common.js';
 
 export interface InstallOptions {
@@ -114,7 +114,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
     }
   }
   // ufw's before.init: the section the ipset backend fills (its sets must exist before ufw loads its rules)
-  const initFile = path.join(path.dirname(settings.ufwRules), 'before.init');
+  const initFile = initFileOf(settings.ufwRules);
   const initBefore = await readOptional(initFile);
   if (initBefore === null && settings.firewall === 'ipset' && !options.uninstall) {
     throw new SmtpguardError(`${initFile} does not exist: --firewall ipset creates its sets there before ufw loads its rules at boot`, {
@@ -254,9 +254,3 @@ export async function installCommand(settings: Settings, options: InstallOptions
   io.stdout.write(`smtpguard ${verb}: ${did.join(', ') || 'no file changed'}${commands.length > 0 ? `; ran ${commands.map((c) => formatCommand(c)).join('; ')}` : ''}\n`);
 }
 
-
-/** u+x, and g+x / o+x where it is readable (0640 -> 0750): ufw-init runs before.init only when it is executable. */
-async function makeExecutable(file: string): Promise<void> {
-  const mode = (await stat(file)).mode & 0o7777;
-  if ((mode & 0o100) === 0) await chmod(file, mode | 0o100 | ((mode & 0o040) >> 2) | ((mode & 0o004) >> 2));
-}

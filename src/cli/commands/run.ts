@@ -15,7 +15,7 @@ import { planJson, renderPlanText, summaryLine, trackedClause } from '../../repo
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
 import { findDefaultMapType, query } from '../system.js';
-import { bootProblem, parseSaveFile, SAVE_FILE } from '../../write/firewall/ipset.js';
+import { bootProblem, initFileOf, parseSaveFile, SAVE_FILE } from '../../write/firewall/ipset.js';
 import path from 'node:path';
 import { scanAndDecide, type Io, type Scanned } from './common.js';
 import type { Runner } from '../../write/apply.js';
@@ -100,7 +100,7 @@ export async function runLocked(
   }
   if (settings.firewall === 'ipset' && settings.reload) {
     // said on every run while it lasts: the next boot would leave ufw without its rules
-    const problem = await bootProblem(path.join(path.dirname(settings.ufwRules), 'before.init'));
+    const problem = await bootProblem(initFileOf(settings.ufwRules));
     if (problem !== null) io.warn(problem);
   }
   await writeBans(settings.stateDir, bans);
@@ -129,7 +129,7 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     readTarget('map', settings.accessMap),
     // the ipset backend's files: the rules backend only looks whether a switch back left them
     readOwnTarget('sets', path.join(settings.stateDir, SAVE_FILE), settings),
-    readOwnTarget('init', path.join(path.dirname(settings.ufwRules), 'before.init'), settings),
+    readOwnTarget('init', initFileOf(settings.ufwRules), settings),
   ]);
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
   if (mapType !== 'cidr' && (await indexIsStale(settings.accessMap, INDEX_SUFFIX[mapType]))) owed.add('map');

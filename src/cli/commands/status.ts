@@ -18,7 +18,7 @@ import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
 import { readBlockRecords } from '../../count/state.js';
 import { query } from '../system.js';
 import { readKernel } from '../../write/firewall/backend.js';
-import { bootProblem } from '../../write/firewall/ipset.js';
+import { bootProblem, initFileOf } from '../../write/firewall/ipset.js';
 import { renderStatus, type Enforcement, type Status, type StatusBlock } from '../../report/status-report.js';
 import { ALL_TIME, countPerHour, summarise } from '../../count/tally.js';
 import { scanAndDecide, type Io } from './common.js';
@@ -166,6 +166,6 @@ async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, S
     mapIndexStale,
     firewall: settings.firewall,
     sets,
-    bootProblem: settings.firewall === 'ipset' ? await bootProblem(path.join(path.dirname(settings.ufwRules), 'before.init')) : null,
+    bootProblem: settings.firewall === 'ipset' ? await bootProblem(initFileOf(settings.ufwRules)) : null,
   };
 }

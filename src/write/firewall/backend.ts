@@ -13,6 +13,7 @@
  * third backend (plain nftables sets, for hosts without ufw) is one more file here.
  */
 import type { Block } from '../../decide/policy.js';
+import { escapeRegExp } from '../sections.js';
 import { readChainRules, rulesBackend } from './rules.js';
 import { ipsetBackend } from './ipset.js';
 
@@ -82,8 +83,8 @@ export function backendFor(mode: FirewallMode): FirewallBackend {
  */
 export function sectionCidrs(lines: readonly string[], chain: string, saved: ReadonlyMap<string, readonly string[]>): string[] {
   const cidrs: string[] = [];
-  const rule = new RegExp(`^-A ${escape(chain)} -s (\\S+) -j `);
-  const set = new RegExp(`^-A ${escape(chain)} -m set --match-set (\\S+) src -j `);
+  const rule = new RegExp(`^-A ${escapeRegExp(chain)} -s (\\S+) -j `);
+  const set = new RegExp(`^-A ${escapeRegExp(chain)} -m set --match-set (\\S+) src -j `);
   for (const line of lines) {
     const m = rule.exec(line);
     if (m !== null) cidrs.push(m[1]!);
@@ -97,5 +98,3 @@ export function sectionCidrs(lines: readonly string[], chain: string, saved: Rea
 export function usesSets(lines: readonly string[]): boolean {
   return lines.some((l) => / -m set --match-set /.test(l));
 }
-
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

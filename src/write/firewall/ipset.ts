@@ -14,8 +14,9 @@
  *   every `ufw reload`: a generated section of ufw's own hook, before.init (ufw-init runs it
  *   with `start` before it loads the rules files), creates them from the save file.
  */
-import { readFile, stat, unlink } from 'node:fs/promises';
+import { chmod, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { withLength } from '../../address.js';
 import { ExitCode, SmtpguardError } from '../../errors.js';
 import { sortBlocks } from '../access-map.js';
 import { writeAtomically } from '../files.js';
@@ -31,6 +32,15 @@ export const RESTORE_FILE = 'ipset.smtpguard-new';
 const TEMP_SUFFIX = '-new';
 /** Never the 65,536 default that silently fills: at least 2^17, and twice the members. */
 const MIN_MAXELEM = 131_072;
+
+/** ufw's before.init: beside the rules files, where ufw-init looks for it. */
+export const initFileOf = (ufwRules: string): string => path.join(path.dirname(ufwRules), 'before.init');
+
+/** u+x, and g+x / o+x where it is readable (0640 -> 0750): ufw-init runs before.init only when it is executable. */
+export async function makeExecutable(file: string): Promise<void> {
+  const mode = (await stat(file)).mode & 0o7777;
+  if ((mode & 0o100) === 0) await chmod(file, mode | 0o100 | ((mode & 0o040) >> 2) | ((mode & 0o004) >> 2));
+}
 
 export const setLine = (family: 4 | 6, chain: string): string => `-A ${chain} -m set --match-set ${SET_NAMES[family]} src -j ${chain}-log`;
 
@@ -64,8 +74,6 @@ export function parseSaveFile(text: string): Map<string, string[]> {
   }
   return sets;
 }
-
-const withLength = (member: string): string => (member.includes('/') ? member : `${member}/${member.includes(':') ? 128 : 32}`);
 
 /**
  * The `ipset restore` script that puts a save file in force. A set that exists is filled

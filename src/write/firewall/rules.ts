@@ -4,7 +4,7 @@
  * Every new SMTP connection walks the list: fine for hundreds of blocks, costly for tens of
  * thousands (README "Large block lists"; bench/results.md).
  */
-import { parseRange } from '../../address.js';
+import { parseRange, withLength } from '../../address.js';
 import { sortBlocks } from '../access-map.js';
 import type { Block } from '../../decide/policy.js';
 import type { ChainRule, FirewallBackend, KernelView, Query } from './backend.js';
@@ -37,7 +37,7 @@ export async function readChainRules(family: 4 | 6, chain: string, query: Query)
       continue;
     }
     const source = fields[fields.length - 2]!; // ip6tables leaves the opt column empty: count from the right
-    rules.push({ source: source.includes('/') ? source : `${source}/${source.includes(':') ? 128 : 32}`, set: null, packets: Number(fields[0]) });
+    rules.push({ source: withLength(source), set: null, packets: Number(fields[0]) });
   }
   return rules;
 }
