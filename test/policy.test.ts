@@ -25,6 +25,8 @@ interface Extra {
   /** username -> [failures naming it, logins as it] */
   users?: Record<string, [number, number]>;
   otherUsers?: number;
+  /** Past --max-tracked: the range this summary adds up. */
+  summarised?: { cidr: string; addresses: number };
 }
 
 function summary(address: string, events: Partial<Record<EventKind, number>>, extra: Extra = {}): AddressSummary {
@@ -32,6 +34,7 @@ function summary(address: string, events: Partial<Record<EventKind, number>>, ex
   const s: AddressSummary = { address, events: all, total: all.saslFailure + all.reject, firstSeen: 0, lastSeen: 0, unnamedRecipientRejects: extra.unnamed ?? 0 };
   if (extra.users !== undefined) s.users = new Map(Object.entries(extra.users).map(([u, [failures, logins]]) => [u, { failures, logins }]));
   if (extra.otherUsers !== undefined) s.otherUserFailures = extra.otherUsers;
+  if (extra.summarised !== undefined) s.summarised = extra.summarised;
   return s;
 }
 
@@ -299,6 +302,17 @@ describe('--max-blocks', () => {
     const d = decide([...flood, summary('203.0.113.9', { saslFailure: 12 })], { maxBlocks: 5 });
     expect(d.blocks.map((b) => b.cidr)).toContain('203.0.113.9/32');
     expect(d.overLimit).toHaveLength(16);
+  });
+
+  it('a range added up past --max-tracked counts as its addresses, not as one loud address', () => {
+    // what summariseBounded gives for a flood of 1M /64s: per /48, one summary standing for the addresses added up
+    const ranges = Array.from({ length: 20 }, (_, n) =>
+      summary(`2001:db8:${(n + 1).toString(16)}::`, { reject: 40 }, { summarised: { cidr: `2001:db8:${(n + 1).toString(16)}::/48`, addresses: 25 } }),
+    );
+    const d = decide([...ranges, summary('203.0.113.9', { saslFailure: 30 })], { maxBlocks: 5 });
+    expect(d.blocks.map((b) => b.cidr)).toContain('203.0.113.9/32');
+    expect(d.overLimit).toHaveLength(16);
+    expect(d.blocks.find((b) => b.cidr.endsWith('/48'))?.addressCount).toBe(25);
   });
 
   it('keeps the worst offenders and reports the rest', () => {

@@ -121,6 +121,8 @@ interface Candidate {
   total: number;
   /** The part of `total` that is about the client itself (not recipient rejects): only this aggregates. */
   clientLevel: number;
+  /** Addresses it stands for: more than 1 for a range added up past --max-tracked. */
+  weight?: number;
 }
 
 interface Guard {
@@ -172,7 +174,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
       if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
       continue;
     }
-    const candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen };
+    const candidate: Candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen, ...(s.summarised === undefined ? {} : { weight: s.summarised.addresses }) };
     if (family === 4) v4.push(candidate);
     else pushTo(v6, s.summarised?.cidr ?? prefixOf(s.address), candidate); // past --max-tracked: the range it adds up
   }
@@ -341,13 +343,15 @@ function addLogins(map: Map<string, Set<string | null>>, key: string, s: Address
 function block(cidr: string, family: 4 | 6, members: readonly Candidate[], reason: BlockReason): Block {
   let total = 0;
   let lastSeen = -Infinity;
+  let addressCount = 0; // a range added up past --max-tracked counts as its addresses: --max-blocks ranks by events per address
   for (const m of members) {
     total += m.total;
+    addressCount += m.weight ?? 1;
     if (m.lastSeen > lastSeen) lastSeen = m.lastSeen;
   }
   const named = members.length <= MAX_BLOCK_ADDRESSES ? [...members] : [...members].sort((a, b) => b.total - a.total || compareIps(a.ip, b.ip)).slice(0, MAX_BLOCK_ADDRESSES);
   named.sort((a, b) => compareIps(a.ip, b.ip));
-  return { cidr, family, addresses: named.map((m) => m.address), addressCount: members.length, total, reason, lastSeen };
+  return { cidr, family, addresses: named.map((m) => m.address), addressCount, total, reason, lastSeen };
 }
 
 function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {
