@@ -3,7 +3,7 @@
  * lines, rotations (plain, then gzip) and truncations, a scan that uses the state
  * gives exactly what a full scan gives.
  */
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -140,11 +140,27 @@ describe('scan state', () => {
     expect(await scan(true, lastDay)).toEqual(await scan(false, lastDay));
     expect(await scan(true, lastDay)).toEqual(await scan(false, lastDay));
     expect(await scan(true, ALL_TIME)).toEqual(await scan(false, ALL_TIME));
-    // new lines after a windowed run: the whole history is still there
+    // the tally is kept as one segment per UTC day: 30 of them
+    const segments = () => (JSON.parse(readFileSync(path.join(stateDir, 'scan-state.json'), 'utf8')) as { entries: Array<{ segments: Array<{ day: number; file: string }> }> }).entries[0]!.segments;
+    const before = segments();
+    expect(before).toHaveLength(30);
+    expect(readdirSync(stateDir).filter((f) => f.startsWith('tally-'))).toHaveLength(30);
+    // a day outside the window is not even opened: garbage in the oldest one changes nothing and says nothing
+    writeFileSync(path.join(stateDir, before[0]!.file), 'garbage!');
+    expect(await scan(true, lastDay)).toEqual(await scan(false, lastDay));
+    expect(warnings).toEqual([]);
+    // new lines after a windowed run: only the day they fall on is written anew, and the whole history is still there
     appendFileSync(log, `${stamp(end - 1000)} mx postfix/smtpd[1]: warning: unknown[192.0.2.9]: SASL LOGIN authentication failed: x\n`);
     expect(await scan(true, lastDay)).toEqual(await scan(false, lastDay));
-    expect(await scan(true, ALL_TIME)).toEqual(await scan(false, ALL_TIME));
+    const after = segments();
+    expect(after.slice(0, -1)).toEqual(before.slice(0, -1));
+    expect(after.at(-1)!.day).toBe(before.at(-1)!.day);
+    expect(after.at(-1)!.file).not.toBe(before.at(-1)!.file);
+    expect(readdirSync(stateDir).filter((f) => f.startsWith('tally-'))).toHaveLength(30);
     expect(warnings).toEqual([]);
+    // the whole history again: now the broken day is read, said, and the log read from the start
+    expect(await scan(true, ALL_TIME)).toEqual(await scan(false, ALL_TIME));
+    expect(warnings.join('\n')).toMatch(/not valid/);
   });
 
   it('a corrupt state is discarded with a warning, and the answer is still exact', async () => {
@@ -161,14 +177,14 @@ describe('scan state', () => {
   it('a tally that does not decode, or is gone, is a corrupt state too', async () => {
     writeFileSync(path.join(dir, 'mail.log'), `2026-11-22T10:00:00Z mx postfix/smtpd[1]: warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x\n`);
     await scan(true);
-    const state = JSON.parse(readFileSync(path.join(stateDir, 'scan-state.json'), 'utf8')) as { entries: Array<{ tally: string }> };
-    const tally = path.join(stateDir, state.entries[0]!.tally);
+    const state = JSON.parse(readFileSync(path.join(stateDir, 'scan-state.json'), 'utf8')) as { entries: Array<{ segments: Array<{ file: string }> }> };
+    const tally = path.join(stateDir, state.entries[0]!.segments[0]!.file);
     writeFileSync(tally, 'garbage!');
     warnings.length = 0;
     expect(await scan(true)).toEqual(await scan(false));
     expect(warnings.join('\n')).toMatch(/not valid/);
     await scan(true);
-    unlinkSync(path.join(stateDir, (JSON.parse(readFileSync(path.join(stateDir, 'scan-state.json'), 'utf8')) as { entries: Array<{ tally: string }> }).entries[0]!.tally));
+    unlinkSync(path.join(stateDir, (JSON.parse(readFileSync(path.join(stateDir, 'scan-state.json'), 'utf8')) as { entries: Array<{ segments: Array<{ file: string }> }> }).entries[0]!.segments[0]!.file));
     warnings.length = 0;
     expect(await scan(true)).toEqual(await scan(false));
     expect(warnings.join('\n')).toMatch(/not valid/);

@@ -12,18 +12,34 @@
  * valid is discarded with a warning, and the logs are read again from the start.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { isValidRange } from '../address.js';
 import { writeAtomically } from '../write/files.js';
-import { Tally } from './tally.js';
+import { BUCKET_MS, Tally, type TimeWindow } from './tally.js';
 import type { Warn } from '../read/sources.js';
 
 export const HEAD_BYTES = 4096;
-const VERSION = 5; // 5: tallies keep each address's minutes newest first, with their byte length
+const VERSION = 6; // 6: a log's tally is kept as day segments; 5: each address's minutes newest first, with their byte length
 /** The time zone year-less timestamps are read in. */
-const ZONE = `${Intl.DateTimeFormat().resolvedOptions().timeZone}/${new Date(2026, 0, 1).getTimezoneOffset()}/${new Date(2026, 6, 1).getTimezoneOffset()}`;
-const TALLY_FILE = /^tally-[0-9a-f]{24}-\d+\.bin$/;
+const ZONE = zoneKey();
+
+/** TZ and the local offset at each month's start: enough to tell another zone, and no ICU start-up (Intl costs a cron run ~15 ms). */
+function zoneKey(): string {
+  const offsets: number[] = [];
+  for (let month = 0; month < 12; month++) offsets.push(new Date(2026, month, 1).getTimezoneOffset());
+  return `${process.env.TZ ?? ''}/${offsets.join(',')}`;
+}
+const TALLY_FILE = /^tally-[0-9a-f]{24}-\d+-\d+\.bin$/;
+
+/** One UTC day of a log's tally: a file beside the index, and its first and last event (ms). */
+export interface Segment {
+  day: number;
+  file: string;
+  first: number;
+  last: number;
+}
 
 export interface StateEntry {
   /** sha256 of the first `headLength` bytes of text. */
@@ -33,8 +49,8 @@ export interface StateEntry {
   size: number;
   lines: number;
   events: number;
-  /** The file beside the index that holds Tally.serialize() of this log. */
-  tally: string;
+  /** Its tally, one file per UTC day with events (Tally.serializeByDay), oldest first. */
+  segments: Segment[];
   /** Earliest and latest event in it (ms), or null: a log outside the window is not even decoded. */
   first: number | null;
   last: number | null;
@@ -74,6 +90,9 @@ export class ScanState {
     if (text === null) return new ScanState(file, now, []);
     try {
       const state = JSON.parse(text) as StateFile;
+      // an older smtpguard's state: read the logs again, quietly (an upgrade is not a problem)
+      const older = Number.isInteger(state.version) && state.version < VERSION && Array.isArray(state.entries);
+      if (older && state.entries.every((e) => typeof e?.head === 'string' && typeof (e as unknown as { tally?: unknown }).tally === 'string')) return new ScanState(file, now, []);
       if (state.version !== VERSION || !Array.isArray(state.entries) || !state.entries.every(isEntry)) throw new Error('not a scan state');
       const same = state.year === now.getFullYear() && state.zone === ZONE && typeof state.now === 'number' && state.now <= now.getTime();
       return new ScanState(file, now, same ? state.entries : []);
@@ -84,23 +103,58 @@ export class ScanState {
   }
 
   /**
-   * The tally of a known log, from minute `fromMs` on (older minutes are skipped: such a
-   * tally cannot be saved again); null (with a warning) when its file is gone or not valid.
+   * The tally of a known log in `window`: only the day segments that overlap it are read,
+   * each from the window's first minute on (so it cannot be saved again); null (with a
+   * warning) when a file is gone or not valid.
    */
-  async readTally(entry: StateEntry, warn: Warn, fromMs = -Infinity): Promise<Tally | null> {
+  async readWindow(entry: StateEntry, window: TimeWindow, warn: Warn): Promise<Tally | null> {
+    let tally: Tally | null = null;
     try {
-      return Tally.deserialize(await readFile(path.join(path.dirname(this.file), entry.tally)), fromMs);
+      for (const segment of entry.segments) {
+        if (!minutesOverlap(segment.first, segment.last, window)) continue;
+        const part = Tally.deserialize(await readFile(path.join(path.dirname(this.file), segment.file)), window.from);
+        if (tally === null) tally = part;
+        else tally.addAll(part);
+      }
     } catch (error) {
       warn(`the scan state ${this.file} is not valid (${(error as Error).message}); reading this log from the start`);
       return null;
     }
+    return tally ?? new Tally();
   }
 
-  /** A new entry for a log read this time, with its serialized tally. */
-  entry(fields: Omit<StateEntry, 'tally'>, tally: Buffer): StateEntry {
-    const entry: StateEntry = { ...fields, tally: `tally-${fields.head.slice(0, 24)}-${fields.size}.bin` };
-    this.staged.set(entry.tally, tally);
-    return entry;
+  /**
+   * The day segments of a log after `fresh` (what was read this time) is added to `known`
+   * (its entry so far, or undefined): days `fresh` does not touch keep their files; a day
+   * it touches is read, added to and written anew. Null (with a warning) when a segment to
+   * add to cannot be read: the log is then read from the start by the next run.
+   */
+  segmentsAfter(known: StateEntry | undefined, fresh: Tally, head: string, size: number, warn: Warn): Segment[] | null {
+    const segments = new Map((known?.segments ?? []).map((s) => [s.day, s]));
+    try {
+      for (const part of fresh.serializeByDay()) {
+        const old = segments.get(part.day);
+        const file = `tally-${head.slice(0, 24)}-${part.day}-${size}.bin`;
+        if (old === undefined) {
+          this.staged.set(file, part.data);
+          segments.set(part.day, { day: part.day, file, first: part.first, last: part.last });
+          continue;
+        }
+        const merged = Tally.deserialize(readFileSync(path.join(path.dirname(this.file), old.file)));
+        merged.addAll(Tally.deserialize(part.data));
+        this.staged.set(file, merged.serialize());
+        segments.set(part.day, { day: part.day, file, first: Math.min(old.first, part.first), last: Math.max(old.last, part.last) });
+      }
+    } catch (error) {
+      warn(`the scan state ${this.file} is not valid (${(error as Error).message}); this log is read from the start next time`);
+      return null;
+    }
+    return [...segments.values()].sort((a, b) => a.day - b.day);
+  }
+
+  /** A new entry for a log read this time (its segments from segmentsAfter). */
+  entry(fields: Omit<StateEntry, 'segments' | 'first' | 'last'>, segments: Segment[]): StateEntry {
+    return { ...fields, segments, first: segments[0]?.first ?? null, last: segments.at(-1)?.last ?? null };
   }
 
   /** Keeps `entries` (those of the logs read this time) for the next run; drops the other tallies. */
@@ -110,14 +164,16 @@ export class ScanState {
     try {
       await mkdir(dir, { recursive: true, mode: 0o755 });
       for (const entry of entries) {
-        const data = this.staged.get(entry.tally);
-        if (data !== undefined) await writeAtomically(path.join(dir, entry.tally), data.toString('latin1'), null, 0o600);
+        for (const { file } of entry.segments) {
+          const data = this.staged.get(file);
+          if (data !== undefined) await writeAtomically(path.join(dir, file), data.toString('latin1'), null, 0o600);
+        }
       }
       await writeAtomically(this.file, JSON.stringify(state), null, 0o600);
       // drop the tallies this run knew and no longer needs; a scan running beside the cron job
       // must not delete the files the other one just wrote
-      const keep = new Set(entries.map((e) => e.tally));
-      for (const e of this.entries) if (!keep.has(e.tally)) await unlink(path.join(dir, e.tally)).catch(() => undefined);
+      const keep = new Set(entries.flatMap((e) => e.segments.map((s) => s.file)));
+      for (const e of this.entries) for (const { file } of e.segments) if (!keep.has(file)) await unlink(path.join(dir, file)).catch(() => undefined);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? ((error as { cause?: NodeJS.ErrnoException }).cause?.code);
       // an unprivileged `smtpguard scan` cannot write /var/lib/smtpguard: it reads in full each time
@@ -129,11 +185,21 @@ export class ScanState {
 function isEntry(value: unknown): value is StateEntry {
   const e = value as StateEntry;
   return (
-    typeof e === 'object' && e !== null && typeof e.head === 'string' && typeof e.tally === 'string' && TALLY_FILE.test(e.tally) &&
+    typeof e === 'object' && e !== null && typeof e.head === 'string' && Array.isArray(e.segments) && e.segments.every(isSegment) &&
     [e.headLength, e.size, e.lines, e.events].every((n) => Number.isInteger(n) && n >= 0) &&
     [e.first, e.last].every((t) => t === null || typeof t === 'number') &&
     (e.cursor === undefined || typeof e.cursor === 'string')
   );
+}
+
+function isSegment(value: unknown): value is Segment {
+  const s = value as Segment;
+  return typeof s === 'object' && s !== null && Number.isInteger(s.day) && typeof s.file === 'string' && TALLY_FILE.test(s.file) && Number.isFinite(s.first) && Number.isFinite(s.last);
+}
+
+/** Whether events from `first` to `last` (ms) may fall in `window`, to the minute (as summarise counts). */
+export function minutesOverlap(first: number, last: number, window: TimeWindow): boolean {
+  return Math.floor(last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
 }
 
 /**

@@ -9,6 +9,7 @@ import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_RECIPIENT_REJECT_SLOT, typ
 import type { MailEvent } from '../read/parse.js';
 
 export const BUCKET_MS = 60_000;
+const MINUTES_PER_DAY = 1440;
 
 /** Per minute: SASL failures that named this user, and logins as this user. */
 type UserCounts = [failures: number, logins: number];
@@ -247,20 +248,63 @@ export class Tally {
    * minute the failures and logins. The byte length lets a reader skip the minutes it does not need.
    */
   serialize(): Buffer {
+    return this.serializeSection(-Infinity, Infinity, this.users).data;
+  }
+
+  /**
+   * serialize() per UTC day: one tally of each day that has events, with its first and
+   * last event (the scan state keeps a log's tally as day segments, so a cron run reads
+   * only the days of its window and rewrites only the days new lines fall on).
+   */
+  serializeByDay(): Array<{ day: number; data: Buffer; first: number; last: number }> {
     if (this.partial) throw new Error('a tally decoded from a horizon on cannot be written back (its older minutes are missing)');
     const pool = this.pool;
+    const days = new Set<number>();
+    for (let r = 0; r < this.records; r++) days.add(Math.floor(pool[r * STRIDE + KEY]! / MINUTES_PER_DAY));
+    const usersByDay = new Map<number, Map<string, Map<string, Map<number, UserCounts>>>>();
+    for (const [address, users] of this.users) {
+      for (const [user, buckets] of users) {
+        for (const [key, counts] of buckets) {
+          const day = Math.floor(key / MINUTES_PER_DAY);
+          let byAddress = usersByDay.get(day);
+          if (byAddress === undefined) usersByDay.set(day, (byAddress = new Map()));
+          let byUser = byAddress.get(address);
+          if (byUser === undefined) byAddress.set(address, (byUser = new Map()));
+          let keys = byUser.get(user);
+          if (keys === undefined) byUser.set(user, (keys = new Map()));
+          keys.set(key, counts);
+        }
+      }
+    }
+    return [...days].sort((a, b) => a - b).map((day) => ({ day, ...this.serializeSection(day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY - 1, usersByDay.get(day) ?? new Map()) }));
+  }
+
+  /** The minutes fromKey..toKey of every address (addresses with none left out), and `users` as given. */
+  private serializeSection(fromKey: number, toKey: number, users: Map<string, Map<string, Map<number, UserCounts>>>): { data: Buffer; first: number; last: number } {
+    if (this.partial) throw new Error('a tally decoded from a horizon on cannot be written back (its older minutes are missing)');
+    const pool = this.pool;
+    /** The newest record of `id` at or before toKey, or NONE. */
+    const startOf = (id: number) => {
+      let r = this.heads[id]!;
+      while (r !== NONE && pool[r * STRIDE + KEY]! > toKey) r = pool[r * STRIDE + NEXT]!;
+      return r !== NONE && pool[r * STRIDE + KEY]! >= fromKey ? r : NONE;
+    };
     let size = 8;
+    let present = 0;
     for (let id = 0; id < this.names.length; id++) {
+      const start = startOf(id);
+      if (start === NONE) continue;
+      present++;
       size += 2 + this.names[id]!.length + 8;
-      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) {
+      for (let r = start; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
         size += 12;
         for (let i = r * STRIDE + COUNTS; i < (r + 1) * STRIDE; i++) if (pool[i] !== 0) size += 4;
       }
     }
     const userParts: Buffer[] = [];
     let pairs = 0;
-    for (const [address, users] of this.users) {
-      for (const [user, buckets] of users) {
+    for (const [address, byUser] of users) {
+      for (const [user, buckets] of byUser) {
         pairs++;
         const userBytes = Buffer.from(user, 'utf8');
         const out = Buffer.alloc(2 + address.length + 2 + userBytes.length + 4 + 12 * buckets.size);
@@ -279,21 +323,29 @@ export class Tally {
     }
     const out = Buffer.allocUnsafe(size);
     const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    let first = Infinity;
+    let last = -Infinity;
     let at = 0;
-    view.setUint32(at, this.names.length, true);
+    view.setUint32(at, present, true);
     at += 4;
     for (let id = 0; id < this.names.length; id++) {
+      const start = startOf(id);
+      if (start === NONE) continue;
       const name = this.names[id]!;
       view.setUint16(at, name.length, true);
       at += 2 + out.write(name, at + 2, 'latin1');
       const lengthAt = at;
       at += 8;
       let count = 0;
-      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) {
+      const newest = pool[start * STRIDE + KEY]! * BUCKET_MS + pool[start * STRIDE + LAST]!;
+      if (newest > last) last = newest;
+      for (let r = start; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
         const base = r * STRIDE;
         view.setInt32(at, pool[base + KEY]!, true);
         view.setUint16(at + 4, pool[base + FIRST]!, true);
         view.setUint16(at + 6, pool[base + LAST]!, true);
+        const oldest = pool[base + KEY]! * BUCKET_MS + pool[base + FIRST]!;
+        if (oldest < first) first = oldest;
         let mask = 0;
         let c = at + 12;
         for (let i = 0; i < SLOT_COUNT; i++) {
@@ -311,7 +363,7 @@ export class Tally {
       view.setUint32(lengthAt + 4, count, true);
     }
     view.setUint32(at, pairs, true);
-    return userParts.length === 0 ? out : Buffer.concat([out, ...userParts]);
+    return { data: userParts.length === 0 ? out : Buffer.concat([out, ...userParts]), first, last };
   }
 
   /**

@@ -9,8 +9,8 @@ import { LogScanner } from './scan.js';
 import { runJobs, THREADS, type JobResult, type ScanJob } from './jobs.js';
 import type { JournalSource } from './journal.js';
 import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenLog, type Warn } from './sources.js';
-import { HEAD_BYTES, headHash, ScanState, type StateEntry } from '../count/state.js';
-import { BUCKET_MS, Tally, type TimeWindow } from '../count/tally.js';
+import { HEAD_BYTES, headHash, minutesOverlap, ScanState, type StateEntry } from '../count/state.js';
+import { Tally, type TimeWindow } from '../count/tally.js';
 
 export interface SourceReport {
   path: string;
@@ -57,7 +57,10 @@ interface Reading {
   source: LogSource;
   log: OpenLog;
   head: Buffer;
+  /** Its window's events as the state knew them (the state's days in the window only). */
   known: Tally;
+  /** The state's entry it reads on from, if any. */
+  match: StateEntry | undefined;
   base: { size: number; lines: number; events: number };
   /** With the state: keep an entry for it. */
   keep: boolean;
@@ -129,7 +132,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
   if (journal !== null) {
     const { journalName } = await import('./journal.js'); // execa loads only on journal hosts
     const name = journalName(journal);
-    const result = await readJournalWithState(journal, parser, state, options.warn);
+    const result = await readJournalWithState(journal, parser, state, options.warn, options.window);
     if (result.entry !== null) entries.push(result.entry);
     reports.push({ path: name, ...result.report });
     addToFamily(families, { path: name, family: name, group: name }, result.tally);
@@ -140,13 +143,13 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
 }
 
 /** The journal: after the cursor the state keeps (all of it without state, or when the cursor is gone). */
-async function readJournalWithState(journal: JournalSource, parser: LineParser, state: ScanState | null, warn: Warn): Promise<FileResult> {
+async function readJournalWithState(journal: JournalSource, parser: LineParser, state: ScanState | null, warn: Warn, window: TimeWindow): Promise<FileResult> {
   const { cursorLineSize, journalName, readJournal } = await import('./journal.js');
   const head = headHash(Buffer.from(`journal\0${journalName(journal)}`));
   let match = state?.entries.find((e) => e.head === head && e.cursor !== undefined);
   let known = new Tally();
   if (match !== undefined && state !== null) {
-    const tally = await state.readTally(match, warn);
+    const tally = await state.readWindow(match, window, warn);
     if (tally === null) match = undefined;
     else known = tally;
   }
@@ -168,15 +171,13 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
     lines: (match?.lines ?? 0) + counters.lines - (read.cursor === null ? 0 : 1),
     events: (match?.events ?? 0) + counters.events,
   };
+  const segments = state === null ? null : state.segmentsAfter(match, fresh, head, report.bytes, warn);
   known.addAll(fresh);
   if (state === null) return { tally: known, report, entry: null };
   // nothing new (journalctl prints the last cursor again, or none)
   if (match !== undefined && (read.cursor === null || read.cursor === match.cursor)) return { tally: known, report: { bytes: match.size, lines: match.lines, events: match.events }, entry: match };
-  const span = known.span();
-  const entry = state.entry(
-    { head, headLength: 0, size: report.bytes, lines: report.lines, events: report.events, first: span?.first ?? null, last: span?.last ?? null, ...(read.cursor === null ? {} : { cursor: read.cursor }) },
-    known.serialize(),
-  );
+  if (segments === null) return { tally: known, report, entry: null };
+  const entry = state.entry({ head, headLength: 0, size: report.bytes, lines: report.lines, events: report.events, ...(read.cursor === null ? {} : { cursor: read.cursor }) }, segments);
   return { tally: known, report, entry };
 }
 
@@ -189,7 +190,7 @@ async function readStdin(log: OpenLog, parser: LineParser, warn: Warn): Promise<
 }
 
 function fresh(source: LogSource, log: OpenLog): Reading {
-  return { source, log, head: Buffer.alloc(0), known: new Tally(), base: { size: 0, lines: 0, events: 0 }, keep: false, live: false, jobs: [] };
+  return { source, log, head: Buffer.alloc(0), known: new Tally(), match: undefined, base: { size: 0, lines: 0, events: 0 }, keep: false, live: false, jobs: [] };
 }
 
 /**
@@ -210,14 +211,14 @@ async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn
     const whole = match.size === log.contentSize;
     const report = { bytes: match.size, lines: match.lines, events: match.events };
     if (whole && !overlaps(match, window)) return { tally: known, report, entry: match };
-    // a log known whole is only summarised: its minutes before the window are not even decoded
-    const tally = await state.readTally(match, warn, whole ? window.from : -Infinity);
+    // only the days of the window are decoded, from its first minute on: what is read now is kept as day segments of its own
+    const tally = await state.readWindow(match, window, warn);
     if (tally === null) match = undefined;
     else if (whole) return { tally, report, entry: match };
     else known = tally;
   }
   const base = match === undefined ? { size: 0, lines: 0, events: 0 } : { size: match.size, lines: match.lines, events: match.events };
-  return { source, log, head, known, base, keep: true, live: newest && !log.gzip, jobs: [] };
+  return { source, log, head, known, match, base, keep: true, live: newest && !log.gzip, jobs: [] };
 }
 
 /** The jobs that read the rest of one log: one part per thread (THREADS) when it is big and plain. */
@@ -244,11 +245,11 @@ function planJobs(reading: Reading, fd: number, jobs: ScanJob[], tuning: Tuning)
 
 /** Adds up a log's pieces; scans its unterminated last line for this run only; makes its state entry. */
 function finish(reading: Reading, results: JobResult[], parser: LineParser, state: ScanState | null, warn: Warn): FileResult {
-  // nothing known yet: the first piece is taken, not copied
-  const committed = reading.known.addresses.size === 0 && reading.known.users.size === 0 && results.length > 0 ? results[0]!.tally : reading.known;
+  // what was read this time, in one tally (the first piece is taken, not copied)
+  const fresh = results[0]?.tally ?? new Tally();
   let { size, lines, events } = reading.base;
   for (const r of results) {
-    if (r.tally !== committed) committed.addAll(r.tally);
+    if (r.tally !== fresh) fresh.addAll(r.tally);
     size += r.counters.bytes;
     lines += r.counters.lines;
     events += r.counters.events;
@@ -259,12 +260,13 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
   let entry: StateEntry | null = null;
   if (reading.keep && state !== null) {
     const headLength = Math.min(reading.head.length, size);
-    const span = committed.span();
-    entry = state.entry(
-      { head: headHash(reading.head.subarray(0, headLength)), headLength, size, lines, events, first: span?.first ?? null, last: span?.last ?? null },
-      committed.serialize(),
-    );
+    const head = headHash(reading.head.subarray(0, headLength));
+    const segments = state.segmentsAfter(reading.match, fresh, head, size, warn);
+    if (segments !== null) entry = state.entry({ head, headLength, size, lines, events }, segments);
   }
+  // nothing known: the fresh tally is the answer, not copied
+  const committed = reading.known.addresses.size === 0 && reading.known.users.size === 0 ? fresh : reading.known;
+  if (committed !== fresh) committed.addAll(fresh);
   const report = { bytes: size, lines, events };
   if (rest.length > 0) {
     const tailScanner = new LogScanner(parser, committed, rest.length + 1);
@@ -279,8 +281,7 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
 
 /** Whether a known log may hold events of the window (to the minute, as summarise counts). */
 function overlaps(entry: StateEntry, window: TimeWindow): boolean {
-  if (entry.first === null || entry.last === null) return false;
-  return Math.floor(entry.last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(entry.first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
+  return entry.first !== null && entry.last !== null && minutesOverlap(entry.first, entry.last, window);
 }
 
 function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally): void {

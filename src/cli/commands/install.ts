@@ -4,7 +4,6 @@
  */
 import { readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createTwoFilesPatch } from 'diff';
 import { execCommand, type Runner } from '../../write/apply.js';
 import { replaceRulesFiles } from '../../write/firewall/ufw.js';
@@ -32,6 +31,7 @@ import { setConfigValues } from '../config-file.js';
 import { findDefaultMapType, postconf, query } from '../system.js';
 import { initFileOf, makeExecutable, SET_NAMES } from '../../write/firewall/ipset.js';
 import type { Io } from './common.js';
+import { packageRoot } from '../../version.js';
 
 export interface InstallOptions {
   uninstall: boolean;
@@ -53,9 +53,9 @@ interface FileEdit {
   after: string | null;
 }
 
-const TEMPLATE_DIR = fileURLToPath(new URL('../../../templates/', import.meta.url));
-const BIN = fileURLToPath(new URL('../../../bin/smtpguard.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ROOT = packageRoot() + path.sep;
+const TEMPLATE_DIR = path.join(ROOT, 'templates') + path.sep;
+const BIN = path.join(ROOT, 'bin', 'smtpguard.js');
 
 export async function readTemplates(): Promise<Templates> {
   const read = (name: string) => readFile(path.join(TEMPLATE_DIR, name), 'utf8');
