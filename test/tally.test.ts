@@ -73,6 +73,36 @@ describe('summarise', () => {
   });
 });
 
+describe('buckets keep two counts inline and more in a further record', () => {
+  it('one minute with every kind, and counts past 2^26, stay exact through merging and serialize', () => {
+    const kinds = ['saslFailure', 'reject', 'tempReject', 'saslSuccess', 'authLost', 'pregreet', 'authDisconnect'] as const;
+    const big = 2 ** 26 + 5;
+    const build = () => {
+      const t = new Tally();
+      kinds.forEach((kind, i) => t.add({ kind, address: '192.0.2.1', time: T0 + i, count: i + 1 }));
+      t.add({ kind: 'reject', address: '192.0.2.1', time: T0 + 10, count: big });
+      t.add({ kind: 'recipientReject', address: '192.0.2.1', time: T0 + 20, unnamed: true });
+      return t;
+    };
+    const want = { saslFailure: 1, reject: 2 + big, tempReject: 3, saslSuccess: 4, authLost: 5, pregreet: 6, authDisconnect: 7, recipientReject: 1 };
+    const events = (t: Tally) => summarise(t, ALL_TIME, COUNTED)[0]!.events;
+    const one = build();
+    expect(events(one)).toMatchObject(want);
+    expect(summarise(one, ALL_TIME, COUNTED)[0]!.unnamedRecipientRejects).toBe(1);
+    const copy = Tally.deserialize(one.serialize());
+    expect(events(copy)).toMatchObject(want);
+    expect(copy.serialize().equals(one.serialize())).toBe(true);
+    const doubled = build();
+    doubled.addAll(build());
+    expect(events(doubled)).toMatchObject(Object.fromEntries(Object.entries(want).map(([k, v]) => [k, 2 * v])));
+    const same = build();
+    same.maxAll(build());
+    expect(events(same)).toMatchObject(want);
+    const fromParts = Tally.fromParts(structuredClone(one.toParts()));
+    expect(events(fromParts)).toMatchObject(want);
+  });
+});
+
 describe('merging tallies', () => {
   it('addAll adds counts (files of one rotated log)', () => {
     const a = tallyOf([['saslFailure', '192.0.2.1', T0]]);

@@ -11,8 +11,13 @@ import type { MailEvent } from '../read/parse.js';
 export const BUCKET_MS = 60_000;
 const MINUTES_PER_DAY = 1440;
 
-/** Per minute: SASL failures that named this user, and logins as this user. */
-type UserCounts = [failures: number, logins: number];
+// Usernames: one chain of records per (address, username), newest minute first, in a pool of
+// their own: the next record, the minute, SASL failures that named the user, logins as the user.
+const U_NEXT = 0;
+const U_KEY = 1;
+const U_FAILURES = 2;
+const U_LOGINS = 3;
+const U_STRIDE = 4;
 
 /**
  * Distinct usernames kept per address. Failures naming a further username are kept under
@@ -23,28 +28,39 @@ export const MAX_USERS_PER_ADDRESS = 64;
 /** Not a username the parser can give (it cuts usernames at MAX_USERNAME characters, and this is longer). */
 export const OTHER_USERS = '\u0000'.repeat(200);
 
-/** The serialized form keeps the slots present in a minute as a 32-bit mask. */
-if (SLOT_COUNT > 32) throw new Error(`tally.ts: ${SLOT_COUNT} count slots (EVENT_KINDS + qualifying slots) do not fit the 32-bit slot mask of the tally format; widen the mask`);
+/** The serialized form keeps the slots present in a minute as a 32-bit mask; a pair keeps slot + 1 in 5 bits. */
+if (SLOT_COUNT > 31) throw new Error(`tally.ts: ${SLOT_COUNT} count slots (EVENT_KINDS + qualifying slots) do not fit the 5-bit slot of a count pair; widen it`);
 
 // A bucket (one address, one minute) is a record of STRIDE int32s in one pool:
 // the next (older) bucket of the same address, the minute, the first and last event as
-// ms into the minute, then SLOT_COUNT counts. Each address has a chain of buckets, newest
-// first, so a log read in time order only ever touches the head, and a window is cut by
-// walking from the head until the minutes are older than the window.
+// ms into the minute, then two count pairs and the record that holds more pairs (+1; 0:
+// none). A pair is (slot + 1) << 26 | count (0: empty): a minute of one address nearly
+// always has one or two kinds, so 28 bytes a bucket instead of one count per kind (88).
+// Each address has a chain of buckets, newest first, so a log read in time order only
+// ever touches the head, and a window is cut by walking from the head until the minutes
+// are older than the window.
 const NEXT = 0;
 const KEY = 1;
 const FIRST = 2;
 const LAST = 3;
-const COUNTS = 4;
-const STRIDE = COUNTS + SLOT_COUNT;
+const PAIR0 = 4;
+const PAIR1 = 5;
+const MORE = 6;
+const STRIDE = 7;
 const NONE = -1;
+const COUNT_BITS = 26;
+const COUNT_MAX = 2 ** COUNT_BITS - 1;
 
 /** A tally's arrays, sent between threads (see Tally.toParts). */
 export interface TallyParts {
   names: string[];
   heads: Int32Array<ArrayBuffer>;
   pool: Int32Array<ArrayBuffer>;
-  users: Map<string, Map<string, Map<number, UserCounts>>>;
+  /** Per user chain: its address (an index of names), its username, its newest record. */
+  userAddress: Int32Array<ArrayBuffer>;
+  userNames: string[];
+  userHeads: Int32Array<ArrayBuffer>;
+  userPool: Int32Array<ArrayBuffer>;
   partial: boolean;
 }
 
@@ -57,8 +73,14 @@ export class Tally {
   private pool = new Int32Array(256 * STRIDE);
   /** Records used in `pool`. */
   private records = 0;
-  /** address -> username -> bucket number -> counts: only addresses whose SASL lines named a user. */
-  readonly users = new Map<string, Map<string, Map<number, UserCounts>>>();
+  /** Per address index: username -> its user chain (only addresses whose SASL lines named a user). */
+  private userMaps: Array<Map<string, number> | undefined> = [];
+  /** Per user chain: its address index, its username, its newest record (U_STRIDE int32s in userPool). */
+  private userAddress = new Int32Array(16);
+  private readonly userNames: string[] = [];
+  private userHeads = new Int32Array(16);
+  private userPool = new Int32Array(64 * U_STRIDE);
+  private userRecords = 0;
   /** Decoded from a horizon on (deserialize's `fromMs`): older minutes are missing, so it cannot be written back. */
   private partial = false;
 
@@ -70,12 +92,18 @@ export class Tally {
   add(event: MailEvent): void {
     const key = Math.floor(event.time / BUCKET_MS);
     const offset = event.time - key * BUCKET_MS;
-    const at = this.bucket(this.idOf(event.address), key, offset, offset, NONE) * STRIDE;
-    this.pool[at + COUNTS + KIND_INDEX[event.kind]]! += event.count ?? 1;
-    if (event.unnamed === true) this.pool[at + COUNTS + UNNAMED_RECIPIENT_REJECT_SLOT]!++;
+    const record = this.bucket(this.idOf(event.address), key, offset, offset, NONE);
+    this.addToSlot(record, KIND_INDEX[event.kind], event.count ?? 1);
+    if (event.unnamed === true) this.addToSlot(record, UNNAMED_RECIPIENT_REJECT_SLOT, 1);
     if (event.user !== undefined) {
-      if (event.kind === 'saslFailure') this.userCountsFor(event.address, event.user, key, false)[0]++;
-      else if (event.kind === 'saslSuccess') this.userCountsFor(event.address, event.user, key, true)[1]++;
+      // the record first: making it may grow userPool
+      if (event.kind === 'saslFailure') {
+        const r = this.userRecord(this.idOf(event.address), event.user, key, false);
+        this.userPool[r * U_STRIDE + U_FAILURES]!++;
+      } else if (event.kind === 'saslSuccess') {
+        const r = this.userRecord(this.idOf(event.address), event.user, key, true);
+        this.userPool[r * U_STRIDE + U_LOGINS]!++;
+      }
     }
   }
 
@@ -97,6 +125,8 @@ export class Tally {
   private combine(other: Tally, max: boolean): void {
     if (other.partial) this.partial = true;
     const theirs = other.pool;
+    const theirCounts = new Float64Array(SLOT_COUNT);
+    const myCounts = new Float64Array(SLOT_COUNT);
     for (let o = 0; o < other.names.length; o++) {
       const id = this.idOf(other.names[o]!);
       let cursor = NONE; // their chain runs newest first: each of their buckets lies after the one before
@@ -104,19 +134,28 @@ export class Tally {
         const from = r * STRIDE;
         const mine = this.bucket(id, theirs[from + KEY]!, theirs[from + FIRST]!, theirs[from + LAST]!, cursor);
         cursor = mine;
-        const to = mine * STRIDE;
-        const pool = this.pool;
-        if (max) for (let i = COUNTS; i < STRIDE; i++) pool[to + i] = Math.max(pool[to + i]!, theirs[from + i]!);
-        else for (let i = COUNTS; i < STRIDE; i++) pool[to + i]! += theirs[from + i]!;
+        theirCounts.fill(0);
+        other.gather(r, theirCounts);
+        if (max) {
+          myCounts.fill(0);
+          this.gather(mine, myCounts);
+        }
+        for (let i = 0; i < SLOT_COUNT; i++) {
+          const add = max ? theirCounts[i]! - myCounts[i]! : theirCounts[i]!;
+          if (add > 0) this.addToSlot(mine, i, add);
+        }
       }
     }
-    for (const [address, users] of other.users) {
-      for (const [user, buckets] of users) {
-        for (const [key, theirs] of buckets) {
-          const mine = this.userCountsFor(address, user, key, theirs[1] > 0);
-          mine[0] = max ? Math.max(mine[0], theirs[0]) : mine[0] + theirs[0];
-          mine[1] = max ? Math.max(mine[1], theirs[1]) : mine[1] + theirs[1];
-        }
+    const up = other.userPool;
+    for (let u = 0; u < other.userNames.length; u++) {
+      const id = this.idOf(other.names[other.userAddress[u]!]!);
+      for (let r = other.userHeads[u]!; r !== NONE; r = up[r * U_STRIDE + U_NEXT]!) {
+        const failures = up[r * U_STRIDE + U_FAILURES]!;
+        const logins = up[r * U_STRIDE + U_LOGINS]!;
+        const at = this.userRecord(id, other.userNames[u]!, up[r * U_STRIDE + U_KEY]!, logins > 0) * U_STRIDE;
+        const mine = this.userPool;
+        mine[at + U_FAILURES] = max ? Math.max(mine[at + U_FAILURES]!, failures) : mine[at + U_FAILURES]! + failures;
+        mine[at + U_LOGINS] = max ? Math.max(mine[at + U_LOGINS]!, logins) : mine[at + U_LOGINS]! + logins;
       }
     }
   }
@@ -168,6 +207,49 @@ export class Tally {
     return made;
   }
 
+  /** Adds `n` to `slot` of bucket `record`: into its pair for the slot, or a free one (in a further record when both are taken). */
+  private addToSlot(record: number, slot: number, n: number): void {
+    if (!(n > 0)) return;
+    const tag = (slot + 1) * 2 ** COUNT_BITS;
+    let r = record;
+    for (;;) {
+      for (let p = r * STRIDE + PAIR0; p <= r * STRIDE + PAIR1; p++) {
+        const v = this.pool[p]!;
+        if (v === 0) {
+          const take = Math.min(n, COUNT_MAX);
+          this.pool[p] = tag + take;
+          n -= take;
+        } else if (v >>> COUNT_BITS === slot + 1 && (v & COUNT_MAX) < COUNT_MAX) {
+          const take = Math.min(n, COUNT_MAX - (v & COUNT_MAX));
+          this.pool[p] = v + take;
+          n -= take;
+        }
+        if (n === 0) return;
+      }
+      let more = this.pool[r * STRIDE + MORE]! - 1;
+      if (more === NONE) {
+        more = this.newRecord(); // may grow the pool: this.pool is read again after it
+        this.pool[more * STRIDE + NEXT] = NONE;
+        this.pool[more * STRIDE + KEY] = this.pool[r * STRIDE + KEY]!;
+        this.pool[r * STRIDE + MORE] = more + 1;
+      }
+      r = more;
+    }
+  }
+
+  /** Adds the counts of bucket `record` to `into` (per slot). */
+  private gather(record: number, into: Float64Array): void {
+    const pool = this.pool;
+    for (let r = record; r !== NONE; r = pool[r * STRIDE + MORE]! - 1) {
+      const a = pool[r * STRIDE + PAIR0]!;
+      if (a === 0) return;
+      into[(a >>> COUNT_BITS) - 1]! += a & COUNT_MAX;
+      const b = pool[r * STRIDE + PAIR1]!;
+      if (b === 0) return;
+      into[(b >>> COUNT_BITS) - 1]! += b & COUNT_MAX;
+    }
+  }
+
   private newRecord(): number {
     if ((this.records + 1) * STRIDE > this.pool.length) {
       const bigger = new Int32Array(Math.ceil(this.pool.length * 1.5 / STRIDE) * STRIDE);
@@ -177,25 +259,67 @@ export class Tally {
     return this.records++;
   }
 
-  /** The counts of `user` at `address` in minute `key`; past the cap, a failure-only user is counted as OTHER_USERS. */
-  private userCountsFor(address: string, user: string, key: number, login: boolean): UserCounts {
-    let users = this.users.get(address);
-    if (users === undefined) {
-      users = new Map();
-      this.users.set(address, users);
+  /**
+   * The record of `user` at address `id` in minute `key`, made when missing; past the cap, a
+   * failure-only user is counted as OTHER_USERS (logins are always kept).
+   */
+  private userRecord(id: number, user: string, key: number, login: boolean): number {
+    let users = this.userMaps[id];
+    if (users === undefined) this.userMaps[id] = users = new Map();
+    let u = users.get(user);
+    if (u === undefined) {
+      if (!login && user !== OTHER_USERS && users.size >= MAX_USERS_PER_ADDRESS) return this.userRecord(id, OTHER_USERS, key, false);
+      u = this.userNames.length;
+      users.set(user, u);
+      this.userNames.push(user);
+      if (u === this.userHeads.length) {
+        const heads = new Int32Array(Math.max(16, u * 2));
+        heads.set(this.userHeads);
+        this.userHeads = heads;
+        const addresses = new Int32Array(Math.max(16, u * 2));
+        addresses.set(this.userAddress);
+        this.userAddress = addresses;
+      }
+      this.userHeads[u] = NONE;
+      this.userAddress[u] = id;
     }
-    let buckets = users.get(user);
-    if (buckets === undefined) {
-      if (!login && user !== OTHER_USERS && users.size >= MAX_USERS_PER_ADDRESS) return this.userCountsFor(address, OTHER_USERS, key, false);
-      buckets = new Map();
-      users.set(user, buckets);
+    // newest first: a log read in time order finds its minute at the head
+    let previous = NONE;
+    let r = this.userHeads[u]!;
+    while (r !== NONE && this.userPool[r * U_STRIDE + U_KEY]! > key) {
+      previous = r;
+      r = this.userPool[r * U_STRIDE + U_NEXT]!;
     }
-    let counts = buckets.get(key);
-    if (counts === undefined) {
-      counts = [0, 0];
-      buckets.set(key, counts);
+    if (r !== NONE && this.userPool[r * U_STRIDE + U_KEY] === key) return r;
+    if ((this.userRecords + 1) * U_STRIDE > this.userPool.length) {
+      const bigger = new Int32Array(Math.max(64 * U_STRIDE, this.userPool.length * 2));
+      bigger.set(this.userPool);
+      this.userPool = bigger;
     }
-    return counts;
+    const made = this.userRecords++;
+    const at = made * U_STRIDE;
+    this.userPool[at + U_NEXT] = r;
+    this.userPool[at + U_KEY] = key;
+    if (previous === NONE) this.userHeads[u] = made;
+    else this.userPool[previous * U_STRIDE + U_NEXT] = made;
+    return made;
+  }
+
+  /** Per username of address `id`: its failures and logins in minutes fromKey..toKey (`visit` is not called for a user with none). */
+  usersInWindow(id: number, fromKey: number, toKey: number, visit: (user: string, failures: number, logins: number) => void): void {
+    const users = this.userMaps[id];
+    if (users === undefined) return;
+    const up = this.userPool;
+    for (const [user, u] of users) {
+      let failures = 0;
+      let logins = 0;
+      for (let r = this.userHeads[u]!; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) {
+        if (up[r * U_STRIDE + U_KEY]! > toKey) continue;
+        failures += up[r * U_STRIDE + U_FAILURES]!;
+        logins += up[r * U_STRIDE + U_LOGINS]!;
+      }
+      if (failures > 0 || logins > 0) visit(user, failures, logins);
+    }
   }
 
   /** The earliest and latest event, or null when there is none. */
@@ -221,7 +345,7 @@ export class Tally {
    * holding its counts in minutes fromKey..toKey and `seen` its first and last event there.
    * Addresses with nothing in those minutes are skipped.
    */
-  private eachInWindow(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number) => void): void {
+  private eachInWindow(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number, id: number) => void): void {
     const pool = this.pool;
     const sums = new Float64Array(SLOT_COUNT);
     for (let id = 0; id < this.names.length; id++) {
@@ -232,11 +356,10 @@ export class Tally {
       const last = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + LAST]!;
       let first = 0;
       for (; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
-        const at = r * STRIDE;
-        for (let i = 0; i < SLOT_COUNT; i++) sums[i]! += pool[at + COUNTS + i]!;
-        first = pool[at + KEY]! * BUCKET_MS + pool[at + FIRST]!;
+        this.gather(r, sums);
+        first = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + FIRST]!;
       }
-      visit(this.names[id]!, sums, first, last);
+      visit(this.names[id]!, sums, first, last, id);
     }
   }
 
@@ -248,7 +371,7 @@ export class Tally {
    * minute the failures and logins. The byte length lets a reader skip the minutes it does not need.
    */
   serialize(): Buffer {
-    return this.serializeSection(-Infinity, Infinity, this.users).data;
+    return this.serializeSection(-Infinity, Infinity).data;
   }
 
   /**
@@ -261,26 +384,11 @@ export class Tally {
     const pool = this.pool;
     const days = new Set<number>();
     for (let r = 0; r < this.records; r++) days.add(Math.floor(pool[r * STRIDE + KEY]! / MINUTES_PER_DAY));
-    const usersByDay = new Map<number, Map<string, Map<string, Map<number, UserCounts>>>>();
-    for (const [address, users] of this.users) {
-      for (const [user, buckets] of users) {
-        for (const [key, counts] of buckets) {
-          const day = Math.floor(key / MINUTES_PER_DAY);
-          let byAddress = usersByDay.get(day);
-          if (byAddress === undefined) usersByDay.set(day, (byAddress = new Map()));
-          let byUser = byAddress.get(address);
-          if (byUser === undefined) byAddress.set(address, (byUser = new Map()));
-          let keys = byUser.get(user);
-          if (keys === undefined) byUser.set(user, (keys = new Map()));
-          keys.set(key, counts);
-        }
-      }
-    }
-    return [...days].sort((a, b) => a - b).map((day) => ({ day, ...this.serializeSection(day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY - 1, usersByDay.get(day) ?? new Map()) }));
+    return [...days].sort((a, b) => a - b).map((day) => ({ day, ...this.serializeSection(day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY - 1) }));
   }
 
-  /** The minutes fromKey..toKey of every address (addresses with none left out), and `users` as given. */
-  private serializeSection(fromKey: number, toKey: number, users: Map<string, Map<string, Map<number, UserCounts>>>): { data: Buffer; first: number; last: number } {
+  /** The minutes fromKey..toKey of every address and username (those with none left out). */
+  private serializeSection(fromKey: number, toKey: number): { data: Buffer; first: number; last: number } {
     if (this.partial) throw new Error('a tally decoded from a horizon on cannot be written back (its older minutes are missing)');
     const pool = this.pool;
     /** The newest record of `id` at or before toKey, or NONE. */
@@ -289,6 +397,7 @@ export class Tally {
       while (r !== NONE && pool[r * STRIDE + KEY]! > toKey) r = pool[r * STRIDE + NEXT]!;
       return r !== NONE && pool[r * STRIDE + KEY]! >= fromKey ? r : NONE;
     };
+    const counts = new Float64Array(SLOT_COUNT);
     let size = 8;
     let present = 0;
     for (let id = 0; id < this.names.length; id++) {
@@ -298,28 +407,35 @@ export class Tally {
       size += 2 + this.names[id]!.length + 8;
       for (let r = start; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
         size += 12;
-        for (let i = r * STRIDE + COUNTS; i < (r + 1) * STRIDE; i++) if (pool[i] !== 0) size += 4;
+        counts.fill(0);
+        this.gather(r, counts);
+        for (let i = 0; i < SLOT_COUNT; i++) if (counts[i] !== 0) size += 4;
       }
     }
     const userParts: Buffer[] = [];
     let pairs = 0;
-    for (const [address, byUser] of users) {
-      for (const [user, buckets] of byUser) {
-        pairs++;
-        const userBytes = Buffer.from(user, 'utf8');
-        const out = Buffer.alloc(2 + address.length + 2 + userBytes.length + 4 + 12 * buckets.size);
-        let at = out.writeUInt16LE(address.length, 0);
-        at += out.write(address, at, 'latin1');
-        at = out.writeUInt16LE(userBytes.length, at);
-        at += userBytes.copy(out, at);
-        at = out.writeUInt32LE(buckets.size, at);
-        for (const [key, counts] of buckets) {
-          at = out.writeInt32LE(key, at);
-          at = out.writeUInt32LE(counts[0], at);
-          at = out.writeUInt32LE(counts[1], at);
-        }
-        userParts.push(out);
+    const up = this.userPool;
+    for (let u = 0; u < this.userNames.length; u++) {
+      let start = this.userHeads[u]!;
+      while (start !== NONE && up[start * U_STRIDE + U_KEY]! > toKey) start = up[start * U_STRIDE + U_NEXT]!;
+      let count = 0;
+      for (let r = start; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) count++;
+      if (count === 0) continue;
+      pairs++;
+      const address = this.names[this.userAddress[u]!]!;
+      const userBytes = Buffer.from(this.userNames[u]!, 'utf8');
+      const out = Buffer.allocUnsafe(2 + address.length + 2 + userBytes.length + 4 + 12 * count);
+      let at = out.writeUInt16LE(address.length, 0);
+      at += out.write(address, at, 'latin1');
+      at = out.writeUInt16LE(userBytes.length, at);
+      at += userBytes.copy(out, at);
+      at = out.writeUInt32LE(count, at);
+      for (let r = start; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) {
+        at = out.writeInt32LE(up[r * U_STRIDE + U_KEY]!, at);
+        at = out.writeUInt32LE(up[r * U_STRIDE + U_FAILURES]!, at);
+        at = out.writeUInt32LE(up[r * U_STRIDE + U_LOGINS]!, at);
       }
+      userParts.push(out);
     }
     const out = Buffer.allocUnsafe(size);
     const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
@@ -348,8 +464,10 @@ export class Tally {
         if (oldest < first) first = oldest;
         let mask = 0;
         let c = at + 12;
+        counts.fill(0);
+        this.gather(r, counts);
         for (let i = 0; i < SLOT_COUNT; i++) {
-          const n = pool[base + COUNTS + i]!;
+          const n = counts[i]!;
           if (n === 0) continue;
           mask |= 1 << i;
           view.setUint32(c, n, true);
@@ -410,23 +528,20 @@ export class Tally {
         if (mask >= 2 ** SLOT_COUNT) throw new Error('tally data names an unknown event kind');
         const r = tally.newRecord();
         const base = r * STRIDE;
-        const pool = tally.pool;
-        pool[base + NEXT] = NONE;
-        pool[base + KEY] = key;
-        pool[base + FIRST] = view.getUint16(at + 4, true);
-        pool[base + LAST] = view.getUint16(at + 6, true);
+        tally.pool[base + NEXT] = NONE;
+        tally.pool[base + KEY] = key;
+        tally.pool[base + FIRST] = view.getUint16(at + 4, true);
+        tally.pool[base + LAST] = view.getUint16(at + 6, true);
         at += 12;
         for (let i = 0; i < SLOT_COUNT; i++) {
-          if ((mask & (1 << i)) === 0) {
-            pool[base + COUNTS + i] = 0;
-            continue;
-          }
+          if ((mask & (1 << i)) === 0) continue;
           need(at, 4);
-          pool[base + COUNTS + i] = view.getUint32(at, true);
+          const n = view.getUint32(at, true);
+          if (n > 0) tally.addToSlot(r, i, n);
           at += 4;
         }
         if (previous === NONE) tally.heads[id] = r;
-        else pool[previous * STRIDE + NEXT] = r;
+        else tally.pool[previous * STRIDE + NEXT] = r;
         previous = r;
       }
       if (at > end || (!tally.partial && at !== end)) throw new Error('tally data does not add up');
@@ -448,16 +563,16 @@ export class Tally {
       const count = view.getUint32(at, true);
       at += 4;
       need(at, 12 * count);
-      const buckets = new Map<number, UserCounts>();
       for (let b = 0; b < count; b++) {
         const key = view.getInt32(at, true);
-        if (key >= fromKey) buckets.set(key, [view.getUint32(at + 4, true), view.getUint32(at + 8, true)]);
+        const failures = view.getUint32(at + 4, true);
+        const logins = view.getUint32(at + 8, true);
         at += 12;
+        if (key < fromKey) continue;
+        const r = tally.userRecord(tally.idOf(address), user, key, logins > 0) * U_STRIDE;
+        tally.userPool[r + U_FAILURES] = Math.min(2 ** 31 - 1, tally.userPool[r + U_FAILURES]! + failures);
+        tally.userPool[r + U_LOGINS] = Math.min(2 ** 31 - 1, tally.userPool[r + U_LOGINS]! + logins);
       }
-      if (buckets.size === 0) continue;
-      let users = tally.users.get(address);
-      if (users === undefined) tally.users.set(address, (users = new Map()));
-      users.set(user, buckets);
     }
     if (at !== data.length) throw new Error(`tally data has ${data.length - at} bytes too many`);
     return tally;
@@ -465,7 +580,17 @@ export class Tally {
 
   /** The tally's arrays as they are, for another thread: postMessage copies the Maps and moves the pool (no re-encoding). */
   toParts(): TallyParts {
-    return { names: this.names, heads: this.heads.slice(0, this.names.length), pool: this.pool.slice(0, this.records * STRIDE), users: this.users, partial: this.partial };
+    const users = this.userNames.length;
+    return {
+      names: this.names,
+      heads: this.heads.slice(0, this.names.length),
+      pool: this.pool.slice(0, this.records * STRIDE),
+      userAddress: this.userAddress.slice(0, users),
+      userNames: this.userNames,
+      userHeads: this.userHeads.slice(0, users),
+      userPool: this.userPool.slice(0, this.userRecords * U_STRIDE),
+      partial: this.partial,
+    };
   }
 
   /** The inverse of toParts(), on the thread that received them (trusted: they never come from a file). */
@@ -475,21 +600,36 @@ export class Tally {
     tally.heads.set(parts.heads);
     tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
     tally.records = parts.pool.length / STRIDE;
-    for (const [address, users] of parts.users) tally.users.set(address, users);
+    for (const [u, user] of parts.userNames.entries()) {
+      const id = parts.userAddress[u]!;
+      let users = tally.userMaps[id];
+      if (users === undefined) tally.userMaps[id] = users = new Map();
+      users.set(user, u);
+      tally.userNames.push(user);
+    }
+    tally.userAddress = parts.userAddress.length > 0 ? parts.userAddress : tally.userAddress;
+    tally.userHeads = parts.userHeads.length > 0 ? parts.userHeads : tally.userHeads;
+    tally.userPool = parts.userPool.length > 0 ? parts.userPool : tally.userPool;
+    tally.userRecords = parts.userPool.length / U_STRIDE;
     tally.partial = parts.partial;
     return tally;
   }
 
   /** Per address, the counts in minutes fromKey..toKey (see summarise). */
-  windowSums(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number) => void): void {
+  windowSums(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number, id: number) => void): void {
     this.eachInWindow(fromKey, toKey, visit);
   }
 
   /** Counted events per minute of the window, for countPerHour. */
-  perMinute(visit: (key: number, counts: Int32Array, at: number) => void): void {
+  perMinute(visit: (key: number, counts: Float64Array) => void): void {
     const pool = this.pool;
+    const counts = new Float64Array(SLOT_COUNT);
     for (let id = 0; id < this.names.length; id++) {
-      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) visit(pool[r * STRIDE + KEY]!, pool, r * STRIDE + COUNTS);
+      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) {
+        counts.fill(0);
+        this.gather(r, counts);
+        visit(pool[r * STRIDE + KEY]!, counts);
+      }
     }
   }
 }
@@ -613,7 +753,7 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   const rest = new Map<string, { sums: Float64Array; first: number; last: number; addresses: number; sample: string }>();
   let summarised = 0;
   let summarisedEvents = 0;
-  tally.windowSums(fromKey, toKey, (address, sums, firstSeen, lastSeen) => {
+  tally.windowSums(fromKey, toKey, (address, sums, firstSeen, lastSeen, id) => {
     const all = allOf(sums);
     if (all === 0) return;
     const total = totalOf(sums);
@@ -635,8 +775,10 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
       }
     }
     const summary = summaryOf(address, sums, total, firstSeen, lastSeen, all);
-    const users = tally.users.get(address);
-    if (users !== undefined) summariseUsers(summary, users, fromKey, toKey);
+    tally.usersInWindow(id, fromKey, toKey, (user, failures, logins) => {
+      if (user === OTHER_USERS) summary.otherUserFailures = failures;
+      else (summary.users ??= new Map()).set(user, { failures, logins });
+    });
     out.push(summary);
   });
   let summarisedRanges = 0;
@@ -687,21 +829,6 @@ function summaryOf(address: string, sums: Float64Array, total: number, firstSeen
   return { address, events, total, firstSeen, lastSeen, unnamedRecipientRejects: sums[UNNAMED_RECIPIENT_REJECT_SLOT]!, all, key: addressSortKey(address) };
 }
 
-function summariseUsers(summary: AddressSummary, users: Map<string, Map<number, UserCounts>>, fromKey: number, toKey: number): void {
-  for (const [user, buckets] of users) {
-    let failures = 0;
-    let logins = 0;
-    for (const [key, counts] of buckets) {
-      if (key < fromKey || key > toKey) continue;
-      failures += counts[0];
-      logins += counts[1];
-    }
-    if (failures === 0 && logins === 0) continue;
-    if (user === OTHER_USERS) summary.otherUserFailures = failures;
-    else (summary.users ??= new Map()).set(user, { failures, logins });
-  }
-}
-
 /**
  * Counted events per hour over the `hours` hours that end with the hour of `now`,
  * oldest first (for the status chart).
@@ -711,10 +838,10 @@ export function countPerHour(tally: Tally, now: number, counted: readonly EventK
   const last = Math.floor(now / HOUR);
   const out = new Array<number>(hours).fill(0);
   const indexes = counted.map((k) => KIND_INDEX[k]);
-  tally.perMinute((key, counts, at) => {
+  tally.perMinute((key, counts) => {
     const slot = Math.floor((key * BUCKET_MS) / HOUR) - (last - hours + 1);
     if (slot < 0 || slot >= hours) return;
-    for (const i of indexes) out[slot]! += counts[at + i]!;
+    for (const i of indexes) out[slot]! += counts[i]!;
   });
   return out;
 }

@@ -265,7 +265,7 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
     if (segments !== null) entry = state.entry({ head, headLength, size, lines, events }, segments);
   }
   // nothing known: the fresh tally is the answer, not copied
-  const committed = reading.known.addresses.size === 0 && reading.known.users.size === 0 ? fresh : reading.known;
+  const committed = reading.known.addresses.size === 0 ? fresh : reading.known;
   if (committed !== fresh) committed.addAll(fresh);
   const report = { bytes: size, lines, events };
   if (rest.length > 0) {
