@@ -60,22 +60,106 @@ export function ipv4Cidr(cidr: string): [number, number] | null {
  * a zone index (`fe80::1%eth0`) is dropped.
  */
 export function normaliseAddress(raw: string): string | null {
-  if (IPV4.test(raw)) return raw;
+  if (ipv4Bits(raw) !== null) return raw;
   const percent = raw.indexOf('%');
-  let text = percent === -1 ? raw : raw.slice(0, percent);
-  if (!text.includes(':') || !IPV6_CHARS.test(text)) return null;
-  if (text.includes('.')) {
-    // ipaddr.js reads "::192.0.2.1" (IPv4-compatible, deprecated) as if it were
-    // "::ffff:192.0.2.1": write the last 32 bits in hex so only a real mapped address maps
-    const m = /^(.*:)([^:]+)$/.exec(text);
-    if (m === null || !IPV4.test(m[2]!)) return null;
-    const [a, b, c, d] = m[2]!.split('.').map(Number) as [number, number, number, number];
-    text = `${m[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  const groups = ipv6Groups(percent === -1 ? raw : raw.slice(0, percent));
+  if (groups === null) return null;
+  // IPv4-mapped (::ffff:a.b.c.d) is IPv4; IPv4-compatible (::a.b.c.d, deprecated) stays IPv6
+  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
+    return ipv4Text(groups[6]! * 65536 + groups[7]!);
   }
-  if (!ipaddr.IPv6.isValid(text)) return null;
-  const v6 = ipaddr.IPv6.parse(text);
-  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
-  return v6.toRFC5952String();
+  return ipv6Text(groups);
+}
+
+/**
+ * IPv6 text -> its eight 16-bit groups, or null: hex groups of 1-4 digits, at most one `::`
+ * (standing for one or more zero groups), an optional dotted quad as the last 32 bits. By
+ * hand: a flood of a million distinct addresses spent seconds in ipaddr.js.
+ */
+export function ipv6Groups(text: string): Uint16Array | null {
+  const head: number[] = [];
+  const tail: number[] = [];
+  let groups = head;
+  let gap = false;
+  let i = 0;
+  const n = text.length;
+  if (n < 2 || n > 45) return null;
+  if (text.charCodeAt(0) === 58 /* : */) {
+    if (text.charCodeAt(1) !== 58) return null;
+    gap = true;
+    groups = tail;
+    i = 2;
+    if (i === n) return new Uint16Array(8);
+  }
+  for (;;) {
+    // one group (or a dotted quad at the end)
+    let value = 0;
+    let digits = 0;
+    let j = i;
+    for (; j < n; j++) {
+      const c = text.charCodeAt(j);
+      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+      if (d === -1) break;
+      value = value * 16 + d;
+      digits++;
+    }
+    if (j < n && text.charCodeAt(j) === 46 /* . */) {
+      const v4 = ipv4Bits(text.slice(i));
+      if (v4 === null) return null;
+      groups.push(v4 >>> 16, v4 & 0xffff);
+      break;
+    }
+    if (digits === 0 || digits > 4) return null;
+    groups.push(value);
+    if (j === n) break;
+    if (text.charCodeAt(j) !== 58) return null;
+    if (j + 1 < n && text.charCodeAt(j + 1) === 58) {
+      if (gap) return null;
+      gap = true;
+      groups = tail;
+      i = j + 2;
+      if (i === n) break;
+    } else {
+      i = j + 1;
+      if (i === n) return null; // a single trailing colon
+    }
+  }
+  const count = head.length + tail.length;
+  if (gap ? count > 7 : count !== 8) return null;
+  const out = new Uint16Array(8);
+  for (let k = 0; k < head.length; k++) out[k] = head[k]!;
+  for (let k = 0; k < tail.length; k++) out[8 - tail.length + k] = tail[k]!;
+  return out;
+}
+
+/** Eight groups -> RFC 5952 text: lower case, no leading zeros, the first longest run of two or more zero groups as `::`. */
+export function ipv6Text(groups: Uint16Array): string {
+  let bestAt = -1;
+  let bestLength = 1;
+  for (let k = 0; k < 8; ) {
+    if (groups[k] !== 0) {
+      k++;
+      continue;
+    }
+    let end = k;
+    while (end < 8 && groups[end] === 0) end++;
+    if (end - k > bestLength) {
+      bestAt = k;
+      bestLength = end - k;
+    }
+    k = end;
+  }
+  let text = '';
+  for (let k = 0; k < 8; k++) {
+    if (k === bestAt) {
+      text += '::';
+      k += bestLength - 1;
+      continue;
+    }
+    if (text !== '' && !text.endsWith(':')) text += ':';
+    text += groups[k]!.toString(16);
+  }
+  return text;
 }
 
 /**
@@ -100,22 +184,25 @@ export function addressSortKey(address: string): string {
  */
 export function ipv6GroupKey(address: string, bits: number): string {
   if (bits % 16 !== 0) return networkOf(address, bits);
-  const want = bits / 16;
-  const gap = address.indexOf('::');
-  let groups: string[];
-  if (gap === -1) groups = address.split(':');
-  else {
-    const head = gap === 0 ? [] : address.slice(0, gap).split(':');
-    const tail = gap + 2 === address.length ? [] : address.slice(gap + 2).split(':');
-    groups = head.concat(new Array<string>(8 - head.length - tail.length).fill('0'), tail);
-  }
-  return groups.slice(0, want).join(':');
+  const groups = ipv6Groups(address);
+  if (groups === null) return networkOf(address, bits);
+  let key = '';
+  for (let k = 0; k < bits / 16; k++) key += k === 0 ? groups[k]!.toString(16) : `:${groups[k]!.toString(16)}`;
+  return key;
 }
 
 /** `2001:db8:1:2::77`, 64 -> `2001:db8:1:2::/64`; `192.0.2.7`, 24 -> `192.0.2.0/24`. */
 export function networkOf(address: string, bits: number): string {
   const v4 = address.includes(':') ? null : ipv4Bits(address);
   if (v4 !== null && bits >= 0 && bits <= 32) return `${ipv4Text((v4 & ipv4Mask(bits)) >>> 0)}/${bits}`;
+  const v6 = v4 === null && Number.isInteger(bits) && bits >= 0 && bits <= 128 ? ipv6Groups(address) : null;
+  if (v6 !== null) {
+    for (let k = 0; k < 8; k++) {
+      const keep = Math.min(16, Math.max(0, bits - 16 * k));
+      v6[k] = keep === 0 ? 0 : v6[k]! & (0xffff << (16 - keep));
+    }
+    return `${ipv6Text(v6)}/${bits}`;
+  }
   const network =
     !address.includes(':')
       ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${bits}`).toString()

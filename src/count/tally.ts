@@ -732,7 +732,8 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   let cut = -1;
   let atCut = Infinity; // how many addresses scoring exactly `cut` may still be listed
   let present = 0;
-  if (bound !== null) {
+  if (bound !== null && tally.addresses.size > bound.maxTracked) {
+    // (no more addresses than the bound: nothing to cut, and no pass to find where)
     const scores: number[] = [];
     tally.windowSums(fromKey, toKey, (address, sums) => {
       const all = allOf(sums);
@@ -749,8 +750,11 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     }
   }
   const out: Array<AddressSummary & { all: number; key: string }> = [];
-  // keyed by ipv6GroupKey; `sample` is one of its addresses (networkOf names the range once, when kept)
-  const rest = new Map<string, { sums: Float64Array; first: number; last: number; addresses: number; sample: string }>();
+  // past the bound, IPv6 is added up per prefix (ipv6GroupKey): first only each prefix's total, to
+  // know which prefixes keep their own summary (a flood makes a million of them); numbered, by address index
+  const prefixIndex = new Map<string, number>();
+  let prefixTotals = new Float64Array(1024);
+  const prefixOf = bound === null ? null : new Int32Array(tally.addresses.size).fill(-1);
   let summarised = 0;
   let summarisedEvents = 0;
   tally.windowSums(fromKey, toKey, (address, sums, firstSeen, lastSeen, id) => {
@@ -763,13 +767,18 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
         summarised++;
         summarisedEvents += total;
         if (address.includes(':')) {
-          const prefix = ipv6GroupKey(address, bound.ipv6Prefix);
-          let group = rest.get(prefix);
-          if (group === undefined) rest.set(prefix, (group = { sums: new Float64Array(SLOT_COUNT), first: firstSeen, last: lastSeen, addresses: 0, sample: address }));
-          for (let i = 0; i < SLOT_COUNT; i++) group.sums[i]! += sums[i]!;
-          group.first = Math.min(group.first, firstSeen);
-          group.last = Math.max(group.last, lastSeen);
-          group.addresses++;
+          const key = ipv6GroupKey(address, bound.ipv6Prefix);
+          let g = prefixIndex.get(key);
+          if (g === undefined) {
+            prefixIndex.set(key, (g = prefixIndex.size));
+            if (g === prefixTotals.length) {
+              const more = new Float64Array(g * 2);
+              more.set(prefixTotals);
+              prefixTotals = more;
+            }
+          }
+          prefixTotals[g]! += total;
+          prefixOf![id] = g;
         }
         return;
       }
@@ -782,39 +791,98 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     out.push(summary);
   });
   let summarisedRanges = 0;
-  if (bound !== null && rest.size > 0) {
-    // too many prefixes for the room left: the smallest are added up per ipv6Subnet network
-    const groups = [...rest.entries()];
+  const prefixes = prefixIndex.size;
+  if (bound !== null && prefixes > 0) {
+    // too many prefixes for the room left: those with the fewest events are added up per ipv6Subnet network
     const room = Math.max(1, bound.maxTracked - out.length);
-    let wider = new Map<string, { sums: Float64Array; first: number; last: number; addresses: number; sample: string }>();
-    if (groups.length > room && bound.ipv6Subnet < bound.ipv6Prefix) {
-      const totals = groups.map(([, g]) => totalOf(g.sums));
-      const order = groups.map((_, i) => i).sort((a, b) => totals[b]! - totals[a]!);
-      for (const i of order.slice(room)) {
-        const [prefix, g] = groups[i]!;
-        const subnet = ipv6GroupKey(g.sample, bound.ipv6Subnet);
-        let w = wider.get(subnet);
-        if (w === undefined) wider.set(subnet, (w = { sums: new Float64Array(SLOT_COUNT), first: g.first, last: g.last, addresses: 0, sample: g.sample }));
-        for (let k = 0; k < SLOT_COUNT; k++) w.sums[k]! += g.sums[k]!;
-        w.first = Math.min(w.first, g.first);
-        w.last = Math.max(w.last, g.last);
-        w.addresses += g.addresses;
-        rest.delete(prefix);
-      }
-    } else {
-      wider = new Map();
+    const folded = new Uint8Array(prefixes);
+    if (prefixes > room && bound.ipv6Subnet < bound.ipv6Prefix) {
+      const order = Array.from({ length: prefixes }, (_, g) => g).sort((a, b) => prefixTotals[b]! - prefixTotals[a]! || a - b);
+      for (let k = room; k < order.length; k++) folded[order[k]!] = 1;
     }
-    type Group = { sums: Float64Array; first: number; last: number; addresses: number; sample: string };
-    const named = (groups: Map<string, Group>, bits: number) => [...groups.values()].map((g) => [networkOf(g.sample, bits), g] as const);
-    for (const [cidr, g] of [...named(rest, bound.ipv6Prefix), ...named(wider, bound.ipv6Subnet)]) {
-      const summary = summaryOf(cidr.slice(0, cidr.indexOf('/')), g.sums, totalOf(g.sums), g.first, g.last, allOf(g.sums));
-      summary.summarised = { cidr, addresses: g.addresses };
+    // each prefix's own group (kept) or its network's (folded), made when its first address comes
+    const groupOf = new Int32Array(prefixes).fill(-1);
+    const kept = new Groups();
+    const wider = new Groups();
+    const subnetGroups = new Map<string, number>();
+    tally.windowSums(fromKey, toKey, (address, sums, firstSeen, lastSeen, id) => {
+      const g = prefixOf![id]!;
+      if (g === -1) return;
+      if (groupOf[g] === -1) {
+        if (folded[g] === 0) groupOf[g] = kept.open(address, firstSeen, lastSeen);
+        else {
+          const subnet = ipv6GroupKey(address, bound.ipv6Subnet);
+          let w = subnetGroups.get(subnet);
+          if (w === undefined) subnetGroups.set(subnet, (w = wider.open(address, firstSeen, lastSeen)));
+          groupOf[g] = w;
+        }
+      }
+      (folded[g] === 0 ? kept : wider).add(groupOf[g]!, sums, firstSeen, lastSeen);
+    });
+    const one = new Float64Array(SLOT_COUNT);
+    const name = (groups: Groups, g: number, bits: number) => {
+      const cidr = networkOf(groups.samples[g]!, bits);
+      const sums = groups.sumsOf(g, one);
+      const summary = summaryOf(cidr.slice(0, cidr.indexOf('/')), sums, totalOf(sums), groups.first[g]!, groups.last[g]!, allOf(sums));
+      summary.summarised = { cidr, addresses: groups.addresses[g]! };
       out.push(summary);
       summarisedRanges++;
-    }
+    };
+    for (let g = 0; g < kept.size; g++) name(kept, g, bound.ipv6Prefix);
+    for (let g = 0; g < wider.size; g++) name(wider, g, bound.ipv6Subnet);
   }
   out.sort((a, b) => b.total - a.total || b.all - a.all || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return { summaries: out.map(({ all: _all, key: _key, ...summary }) => summary), summarised, summarisedEvents, summarisedRanges };
+}
+
+/** Ranges added up past the bound: per range its counts, first and last event, addresses, and one of them. */
+class Groups {
+  sums = new Float64Array(256 * SLOT_COUNT);
+  first = new Float64Array(256);
+  last = new Float64Array(256);
+  addresses = new Float64Array(256);
+  readonly samples: string[] = [];
+
+  get size(): number {
+    return this.samples.length;
+  }
+
+  /** A new range, `sample` one of its addresses; its number. */
+  open(sample: string, first: number, last: number): number {
+    const g = this.samples.length;
+    this.samples.push(sample);
+    if (g === this.first.length) this.grow();
+    this.first[g] = first;
+    this.last[g] = last;
+    return g;
+  }
+
+  /** Adds one address's counts to range `g`. */
+  add(g: number, sums: Float64Array, first: number, last: number): void {
+    for (let i = 0; i < SLOT_COUNT; i++) this.sums[g * SLOT_COUNT + i]! += sums[i]!;
+    if (first < this.first[g]!) this.first[g] = first;
+    if (last > this.last[g]!) this.last[g] = last;
+    this.addresses[g]!++;
+  }
+
+  /** The counts of range `g`, in `into`. */
+  sumsOf(g: number, into: Float64Array): Float64Array {
+    into.set(this.sums.subarray(g * SLOT_COUNT, (g + 1) * SLOT_COUNT));
+    return into;
+  }
+
+  private grow(): void {
+    const more = (a: Float64Array, size: number) => {
+      const b = new Float64Array(size);
+      b.set(a);
+      return b;
+    };
+    const n = this.first.length * 2;
+    this.sums = more(this.sums, n * SLOT_COUNT);
+    this.first = more(this.first, n);
+    this.last = more(this.last, n);
+    this.addresses = more(this.addresses, n);
+  }
 }
 
 /** Never summarised away: offenders, and clients whose logins or accepted mail spare others. */

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import ipaddr from 'ipaddr.js';
+import { ipv6GroupKey, networkOf, normaliseAddress } from '../src/address.js';
+
+/** What normaliseAddress gave when ipaddr.js did the work: the reference for the hand-written parser. */
+function reference(raw: string): string | null {
+  const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+  if (IPV4.test(raw)) return raw;
+  const percent = raw.indexOf('%');
+  let text = percent === -1 ? raw : raw.slice(0, percent);
+  if (!text.includes(':') || !/^[0-9A-Fa-f:.]+$/.test(text)) return null;
+  if (text.includes('.')) {
+    const m = /^(.*:)([^:]+)$/.exec(text);
+    if (m === null || !IPV4.test(m[2]!)) return null;
+    const [a, b, c, d] = m[2]!.split('.').map(Number) as [number, number, number, number];
+    text = `${m[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  if (!ipaddr.IPv6.isValid(text)) return null;
+  const v6 = ipaddr.IPv6.parse(text);
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
+  return v6.toRFC5952String();
+}
+
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('IPv6 by hand', () => {
+  const cases = [
+    '2001:db8::1', '2001:DB8:0:0:0:0:0:1', '::', '::1', '1::', '1::2:3:4:5:6:7', '1:2:3:4:5:6:7::', '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8:9',
+    '::ffff:192.0.2.1', '::ffff:c000:201', '::192.0.2.1', '64:ff9b::192.0.2.1', '1:2:3:4:5:6:192.0.2.1', '1:2:3:4:5:6:7:192.0.2.1',
+    '::ffff:01.2.3.4', '::ffff:1.2.3', '::1.2.3.4:5', 'fe80::1%eth0', '0001:0002::0003', '00001::', '1:::2', ':1::2', '1::2:', '1:2', ':', '',
+    '2001:0:0:1:0:0:0:1', '2001:db8:0:0:1:0:0:1', '0:0:1:0:0:0:0:0', 'g::1', '1::2::3', '::ffff:0:192.0.2.1', '1.2.3.4', '01.2.3.4', '[::1]',
+  ];
+  it('gives what ipaddr.js gave, on the edge cases', () => {
+    for (const raw of cases) expect([raw, normaliseAddress(raw)]).toEqual([raw, reference(raw)]);
+  });
+
+  it('gives what ipaddr.js gave, on 20,000 random forms', () => {
+    const rand = mulberry32(7);
+    const pick = <T,>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+    for (let n = 0; n < 20_000; n++) {
+      const groups = Array.from({ length: 8 }, () => (rand() < 0.4 ? 0 : Math.floor(rand() * 65536)));
+      let parts = groups.map((g) => pick([g.toString(16), g.toString(16).toUpperCase(), g.toString(16).padStart(4, '0')]));
+      if (rand() < 0.3) parts = [...parts.slice(0, 6), `${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}`];
+      let text = parts.join(':');
+      if (rand() < 0.5) {
+        // compress a random run, sometimes a wrong one
+        const from = Math.floor(rand() * parts.length);
+        const to = from + Math.floor(rand() * (parts.length - from + 1));
+        text = `${parts.slice(0, from).join(':')}::${parts.slice(to).join(':')}`;
+      }
+      if (rand() < 0.1) text = text.replace(pick([':', '.', 'a', '0']), pick(['', '::', ':::', 'x', '.']));
+      expect([text, normaliseAddress(text)]).toEqual([text, reference(text)]);
+      const canonical = reference(text);
+      if (canonical === null || !canonical.includes(':')) continue;
+      for (const bits of [0, 16, 48, 56, 64, 127, 128]) {
+        expect(networkOf(canonical, bits)).toBe(`${ipaddr.IPv6.networkAddressFromCIDR(`${canonical}/${bits}`).toRFC5952String()}/${bits}`);
+      }
+      expect(ipv6GroupKey(canonical, 64)).toBe(
+        ipaddr.IPv6.parse(canonical).parts.slice(0, 4).map((p) => p.toString(16)).join(':'),
+      );
+    }
+  });
+});
