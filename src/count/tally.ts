@@ -124,6 +124,7 @@ export class Tally {
 
   private combine(other: Tally, max: boolean): void {
     if (other.partial) this.partial = true;
+    this.reserve(this.records + other.records);
     const theirs = other.pool;
     const theirCounts = new Float64Array(SLOT_COUNT);
     const myCounts = new Float64Array(SLOT_COUNT);
@@ -251,12 +252,16 @@ export class Tally {
   }
 
   private newRecord(): number {
-    if ((this.records + 1) * STRIDE > this.pool.length) {
-      const bigger = new Int32Array(Math.ceil(this.pool.length * 1.5 / STRIDE) * STRIDE);
-      bigger.set(this.pool);
-      this.pool = bigger;
-    }
+    if ((this.records + 1) * STRIDE > this.pool.length) this.reserve(Math.ceil((this.pool.length * 1.5) / STRIDE));
     return this.records++;
+  }
+
+  /** Room for `records` buckets in all, in one allocation (each growth is a copy, and garbage the collector is made to chase). */
+  private reserve(records: number): void {
+    if (records * STRIDE <= this.pool.length) return;
+    const bigger = new Int32Array(records * STRIDE);
+    bigger.set(this.pool.subarray(0, this.records * STRIDE));
+    this.pool = bigger;
   }
 
   /**
@@ -501,6 +506,15 @@ export class Tally {
     need(at, 4);
     const addresses = view.getUint32(at, true);
     at += 4;
+    // the buckets in all (each address's header has their count), to make room once
+    let buckets = 0;
+    for (let a = 0, skip = at; a < addresses && skip + 2 <= data.length; a++) {
+      skip += 2 + view.getUint16(skip, true);
+      if (skip + 8 > data.length) break;
+      buckets += view.getUint32(skip + 4, true);
+      skip += 8 + view.getUint32(skip, true);
+    }
+    tally.reserve(Math.min(buckets, Math.floor(data.length / 12)));
     for (let a = 0; a < addresses; a++) {
       need(at, 2);
       const length = view.getUint16(at, true);
