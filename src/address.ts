@@ -132,6 +132,37 @@ export function ipv6Groups(text: string): Uint16Array | null {
   return out;
 }
 
+/**
+ * Canonical address text -> four 32-bit words at `into[at..at+3]` (IPv4 as ::ffff:a.b.c.d, which
+ * normaliseAddress never gives for IPv6), for tables keyed by number instead of by string;
+ * false when it is not an address.
+ */
+export function addressWords(text: string, into: Int32Array, at: number): boolean {
+  const v4 = ipv4Bits(text);
+  if (v4 !== null) {
+    into[at] = 0;
+    into[at + 1] = 0;
+    into[at + 2] = 0xffff;
+    into[at + 3] = v4 | 0;
+    return true;
+  }
+  const groups = ipv6Groups(text);
+  if (groups === null) return false;
+  for (let k = 0; k < 4; k++) into[at + k] = (groups[2 * k]! << 16) | groups[2 * k + 1]!;
+  return true;
+}
+
+/** The inverse of addressWords: canonical text. */
+export function wordsText(words: Int32Array, at: number): string {
+  if (words[at] === 0 && words[at + 1] === 0 && words[at + 2] === 0xffff) return ipv4Text(words[at + 3]! >>> 0);
+  const groups = new Uint16Array(8);
+  for (let k = 0; k < 4; k++) {
+    groups[2 * k] = words[at + k]! >>> 16;
+    groups[2 * k + 1] = words[at + k]! & 0xffff;
+  }
+  return ipv6Text(groups);
+}
+
 /** Eight groups -> RFC 5952 text: lower case, no leading zeros, the first longest run of two or more zero groups as `::`. */
 export function ipv6Text(groups: Uint16Array): string {
   let bestAt = -1;

@@ -71,6 +71,6 @@ describe('LogScanner', () => {
     scanner.push(data);
     const counters = scanner.end();
     expect(counters).toMatchObject({ lines: 3, events: 2, oversizedLines: 1 });
-    expect([...tally.addresses.keys()].sort()).toEqual(['192.0.2.7', '192.0.2.8']);
+    expect(tally.addressList().sort()).toEqual(['192.0.2.7', '192.0.2.8']);
   });
 });

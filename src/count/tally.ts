@@ -4,7 +4,7 @@
  * be merged (files of one log family add up; copies of one event in mail.log and
  * mail.warn count once) and windows can be cut from them afterwards, to the minute.
  */
-import { addressSortKey, ipv6GroupKey, networkOf, normaliseAddress } from '../address.js';
+import { addressSortKey, addressWords, ipv6GroupKey, networkOf, normaliseAddress, wordsText } from '../address.js';
 import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
 import type { MailEvent } from '../read/parse.js';
 
@@ -49,14 +49,27 @@ const MORE = 6;
 const STRIDE = 7;
 const NONE = -1;
 const COUNT_BITS = 26;
+const SCRATCH = new Int32Array(4);
+
+function hashWords(a: number, b: number, c: number, d: number): number {
+  return fmix(fmix(fmix(fmix(0x811c9dc5 ^ a) ^ b) ^ c) ^ d) >>> 0;
+}
+
+/** MurmurHash3's finaliser: every input bit reaches the low bits the table uses. */
+function fmix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
 const COUNT_MAX = 2 ** COUNT_BITS - 1;
 
 /** A tally's arrays, sent between threads (see Tally.toParts). */
 export interface TallyParts {
-  names: string[];
+  /** Per address: its four words (address.ts addressWords). */
+  words: Int32Array<ArrayBuffer>;
   heads: Int32Array<ArrayBuffer>;
   pool: Int32Array<ArrayBuffer>;
-  /** Per user chain: its address (an index of names), its username, its newest record. */
+  /** Per user chain: its address (an index), its username, its newest record. */
   userAddress: Int32Array<ArrayBuffer>;
   userNames: string[];
   userHeads: Int32Array<ArrayBuffer>;
@@ -65,9 +78,14 @@ export interface TallyParts {
 }
 
 export class Tally {
-  /** address -> its index in `names` / `heads` */
-  private readonly ids = new Map<string, number>();
-  private readonly names: string[] = [];
+  // Addresses are numbered in the order they come; each is kept as four 32-bit words (not a
+  // string: a flood of a million addresses as strings in a Map is ~180 MB), found through an
+  // open-addressing table of (number + 1), 0 = free.
+  private words = new Int32Array(64 * 4);
+  private slots = new Int32Array(128);
+  private count = 0;
+  /** The last addresses looked up by text (bounded: a flood must not grow it without end). */
+  private readonly recent = new Map<string, number>();
   /** Per address index: its newest bucket (a record number in `pool`), or NONE. */
   private heads = new Int32Array(64);
   private pool = new Int32Array(256 * STRIDE);
@@ -84,9 +102,18 @@ export class Tally {
   /** Decoded from a horizon on (deserialize's `fromMs`): older minutes are missing, so it cannot be written back. */
   private partial = false;
 
-  /** The addresses counted (address -> internal index). */
-  get addresses(): ReadonlyMap<string, number> {
-    return this.ids;
+  /** How many addresses it holds. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** The addresses it holds, in the order they came. */
+  addressList(): string[] {
+    return Array.from({ length: this.count }, (_, id) => this.nameOf(id));
+  }
+
+  private nameOf(id: number): string {
+    return wordsText(this.words, id * 4);
   }
 
   add(event: MailEvent): void {
@@ -128,8 +155,8 @@ export class Tally {
     const theirs = other.pool;
     const theirCounts = new Float64Array(SLOT_COUNT);
     const myCounts = new Float64Array(SLOT_COUNT);
-    for (let o = 0; o < other.names.length; o++) {
-      const id = this.idOf(other.names[o]!);
+    for (let o = 0; o < other.count; o++) {
+      const id = this.idOfWords(other.words, o * 4);
       let cursor = NONE; // their chain runs newest first: each of their buckets lies after the one before
       for (let r = other.heads[o]!; r !== NONE; r = theirs[r * STRIDE + NEXT]!) {
         const from = r * STRIDE;
@@ -149,7 +176,7 @@ export class Tally {
     }
     const up = other.userPool;
     for (let u = 0; u < other.userNames.length; u++) {
-      const id = this.idOf(other.names[other.userAddress[u]!]!);
+      const id = this.idOfWords(other.words, other.userAddress[u]! * 4);
       for (let r = other.userHeads[u]!; r !== NONE; r = up[r * U_STRIDE + U_NEXT]!) {
         const failures = up[r * U_STRIDE + U_FAILURES]!;
         const logins = up[r * U_STRIDE + U_LOGINS]!;
@@ -162,19 +189,57 @@ export class Tally {
   }
 
   private idOf(address: string): number {
-    let id = this.ids.get(address);
-    if (id === undefined) {
-      id = this.names.length;
-      this.ids.set(address, id);
-      this.names.push(address);
-      if (id === this.heads.length) {
-        const bigger = new Int32Array(this.heads.length * 2);
-        bigger.set(this.heads);
-        this.heads = bigger;
-      }
-      this.heads[id] = NONE;
-    }
+    let id = this.recent.get(address);
+    if (id !== undefined) return id;
+    if (!addressWords(address, SCRATCH, 0)) throw new Error(`tally: ${JSON.stringify(address.slice(0, 60))} is not an address`);
+    id = this.idOfWords(SCRATCH, 0);
+    if (this.recent.size >= 65_536) this.recent.clear();
+    this.recent.set(address, id);
     return id;
+  }
+
+  /** The number of the address whose words are `from[at..at+3]`, made when missing. */
+  private idOfWords(from: Int32Array, at: number): number {
+    const a = from[at]!;
+    const b = from[at + 1]!;
+    const c = from[at + 2]!;
+    const d = from[at + 3]!;
+    const mask = this.slots.length - 1;
+    for (let i = hashWords(a, b, c, d) & mask; ; i = (i + 1) & mask) {
+      const v = this.slots[i]!;
+      if (v === 0) break;
+      const w = (v - 1) * 4;
+      if (this.words[w + 3] === d && this.words[w + 2] === c && this.words[w + 1] === b && this.words[w] === a) return v - 1;
+    }
+    const id = this.count++;
+    if (id * 4 + 4 > this.words.length) {
+      const more = new Int32Array(this.words.length * 2);
+      more.set(this.words);
+      this.words = more;
+    }
+    this.words.set([a, b, c, d], id * 4);
+    if (this.count * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    else this.place(id);
+    if (id === this.heads.length) {
+      const bigger = new Int32Array(this.heads.length * 2);
+      bigger.set(this.heads);
+      this.heads = bigger;
+    }
+    this.heads[id] = NONE;
+    return id;
+  }
+
+  private place(id: number): void {
+    const w = id * 4;
+    const mask = this.slots.length - 1;
+    let i = hashWords(this.words[w]!, this.words[w + 1]!, this.words[w + 2]!, this.words[w + 3]!) & mask;
+    while (this.slots[i] !== 0) i = (i + 1) & mask;
+    this.slots[i] = id + 1;
+  }
+
+  private rehash(size: number): void {
+    this.slots = new Int32Array(size);
+    for (let id = 0; id < this.count; id++) this.place(id);
   }
 
   /**
@@ -332,7 +397,7 @@ export class Tally {
     let first = Infinity;
     let last = -Infinity;
     const pool = this.pool;
-    for (let id = 0; id < this.names.length; id++) {
+    for (let id = 0; id < this.count; id++) {
       const head = this.heads[id]!;
       if (head === NONE) continue;
       const newest = pool[head * STRIDE + KEY]! * BUCKET_MS + pool[head * STRIDE + LAST]!;
@@ -353,7 +418,7 @@ export class Tally {
   private eachInWindow(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number, id: number) => void): void {
     const pool = this.pool;
     const sums = new Float64Array(SLOT_COUNT);
-    for (let id = 0; id < this.names.length; id++) {
+    for (let id = 0; id < this.count; id++) {
       let r = this.heads[id]!;
       while (r !== NONE && pool[r * STRIDE + KEY]! > toKey) r = pool[r * STRIDE + NEXT]!;
       if (r === NONE || pool[r * STRIDE + KEY]! < fromKey) continue;
@@ -364,7 +429,7 @@ export class Tally {
         this.gather(r, sums);
         first = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + FIRST]!;
       }
-      visit(this.names[id]!, sums, first, last, id);
+      visit(this.nameOf(id), sums, first, last, id);
     }
   }
 
@@ -405,11 +470,11 @@ export class Tally {
     const counts = new Float64Array(SLOT_COUNT);
     let size = 8;
     let present = 0;
-    for (let id = 0; id < this.names.length; id++) {
+    for (let id = 0; id < this.count; id++) {
       const start = startOf(id);
       if (start === NONE) continue;
       present++;
-      size += 2 + this.names[id]!.length + 8;
+      size += 2 + this.nameOf(id).length + 8;
       for (let r = start; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
         size += 12;
         counts.fill(0);
@@ -427,7 +492,7 @@ export class Tally {
       for (let r = start; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) count++;
       if (count === 0) continue;
       pairs++;
-      const address = this.names[this.userAddress[u]!]!;
+      const address = this.nameOf(this.userAddress[u]!);
       const userBytes = Buffer.from(this.userNames[u]!, 'utf8');
       const out = Buffer.allocUnsafe(2 + address.length + 2 + userBytes.length + 4 + 12 * count);
       let at = out.writeUInt16LE(address.length, 0);
@@ -449,10 +514,10 @@ export class Tally {
     let at = 0;
     view.setUint32(at, present, true);
     at += 4;
-    for (let id = 0; id < this.names.length; id++) {
+    for (let id = 0; id < this.count; id++) {
       const start = startOf(id);
       if (start === NONE) continue;
-      const name = this.names[id]!;
+      const name = this.nameOf(id);
       view.setUint16(at, name.length, true);
       at += 2 + out.write(name, at + 2, 'latin1');
       const lengthAt = at;
@@ -596,8 +661,8 @@ export class Tally {
   toParts(): TallyParts {
     const users = this.userNames.length;
     return {
-      names: this.names,
-      heads: this.heads.slice(0, this.names.length),
+      words: this.words.slice(0, this.count * 4),
+      heads: this.heads.slice(0, this.count),
       pool: this.pool.slice(0, this.records * STRIDE),
       userAddress: this.userAddress.slice(0, users),
       userNames: this.userNames,
@@ -610,7 +675,7 @@ export class Tally {
   /** The inverse of toParts(), on the thread that received them (trusted: they never come from a file). */
   static fromParts(parts: TallyParts): Tally {
     const tally = new Tally();
-    for (const name of parts.names) tally.idOf(name);
+    for (let id = 0; id < parts.words.length / 4; id++) tally.idOfWords(parts.words, id * 4);
     tally.heads.set(parts.heads);
     tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
     tally.records = parts.pool.length / STRIDE;
@@ -638,7 +703,7 @@ export class Tally {
   perMinute(visit: (key: number, counts: Float64Array) => void): void {
     const pool = this.pool;
     const counts = new Float64Array(SLOT_COUNT);
-    for (let id = 0; id < this.names.length; id++) {
+    for (let id = 0; id < this.count; id++) {
       for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) {
         counts.fill(0);
         this.gather(r, counts);
@@ -746,7 +811,7 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   let cut = -1;
   let atCut = Infinity; // how many addresses scoring exactly `cut` may still be listed
   let present = 0;
-  if (bound !== null && tally.addresses.size > bound.maxTracked) {
+  if (bound !== null && tally.size > bound.maxTracked) {
     // (no more addresses than the bound: nothing to cut, and no pass to find where)
     const scores: number[] = [];
     tally.windowSums(fromKey, toKey, (address, sums) => {
@@ -768,7 +833,7 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   // know which prefixes keep their own summary (a flood makes a million of them); numbered, by address index
   const prefixIndex = new Map<string, number>();
   let prefixTotals = new Float64Array(1024);
-  const prefixOf = bound === null ? null : new Int32Array(tally.addresses.size).fill(-1);
+  const prefixOf = bound === null ? null : new Int32Array(tally.size).fill(-1);
   let summarised = 0;
   let summarisedEvents = 0;
   tally.windowSums(fromKey, toKey, (address, sums, firstSeen, lastSeen, id) => {

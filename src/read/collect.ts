@@ -265,7 +265,7 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
     if (segments !== null) entry = state.entry({ head, headLength, size, lines, events }, segments);
   }
   // nothing known: the fresh tally is the answer, not copied
-  const committed = reading.known.addresses.size === 0 ? fresh : reading.known;
+  const committed = reading.known.size === 0 ? fresh : reading.known;
   if (committed !== fresh) committed.addAll(fresh);
   const report = { bytes: size, lines, events };
   if (rest.length > 0) {
@@ -287,7 +287,7 @@ function overlaps(entry: StateEntry, window: TimeWindow): boolean {
 function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally): void {
   const family = families.get(source.family);
   if (family === undefined) families.set(source.family, { group: source.group, tally });
-  else if (family.tally.addresses.size === 0) family.tally = tally; // nothing to add to: take it, do not copy it
+  else if (family.tally.size === 0) family.tally = tally; // nothing to add to: take it, do not copy it
   else family.tally.addAll(tally);
 }
 

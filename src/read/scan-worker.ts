@@ -11,7 +11,7 @@ parentPort!.on('message', (job: ScanJob) => {
     (result) => {
       const tally = result.tally.toParts();
       const reply: WorkerReply = { tally, counters: result.counters, rest: result.rest, warnings: result.warnings };
-      parentPort!.postMessage(reply, [tally.pool.buffer as ArrayBuffer, tally.heads.buffer as ArrayBuffer]); // the arrays move; the rest is copied
+      parentPort!.postMessage(reply, [tally.pool.buffer, tally.heads.buffer, tally.words.buffer, tally.userAddress.buffer, tally.userHeads.buffer, tally.userPool.buffer]); // the arrays move; the rest is copied
     },
     (error: unknown) => {
       const e = error as Error & { code?: string };
