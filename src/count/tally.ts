@@ -4,7 +4,7 @@
  * be merged (files of one log family add up; copies of one event in mail.log and
  * mail.warn count once) and windows can be cut from them afterwards, to the minute.
  */
-import { addressSortKey, addressWords, ipv6GroupKey, networkOf, normaliseAddress, wordsText } from '../address.js';
+import { addressSortKey, addressWords, networkOf, normaliseAddress, wordsText } from '../address.js';
 import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
 import type { MailEvent } from '../read/parse.js';
 
@@ -51,6 +51,54 @@ const NONE = -1;
 const COUNT_BITS = 26;
 const SCRATCH = new Int32Array(4);
 
+/**
+ * Numbers for 128-bit keys (an address as four 32-bit words, or a prefix of one with the rest
+ * zero), in the order they come: an open-addressing table of (number + 1), 0 = free.
+ */
+export class WordTable {
+  words = new Int32Array(64 * 4);
+  private slots = new Int32Array(128);
+  size = 0;
+
+  /** The number of the key `from[at..at+3]`, made when missing (then it is size - 1). */
+  idOf(from: Int32Array, at: number): number {
+    const a = from[at]!;
+    const b = from[at + 1]!;
+    const c = from[at + 2]!;
+    const d = from[at + 3]!;
+    const mask = this.slots.length - 1;
+    for (let i = hashWords(a, b, c, d) & mask; ; i = (i + 1) & mask) {
+      const v = this.slots[i]!;
+      if (v === 0) break;
+      const w = (v - 1) * 4;
+      if (this.words[w + 3] === d && this.words[w + 2] === c && this.words[w + 1] === b && this.words[w] === a) return v - 1;
+    }
+    const id = this.size++;
+    if (id * 4 + 4 > this.words.length) {
+      const more = new Int32Array(this.words.length * 2);
+      more.set(this.words);
+      this.words = more;
+    }
+    this.words[id * 4] = a;
+    this.words[id * 4 + 1] = b;
+    this.words[id * 4 + 2] = c;
+    this.words[id * 4 + 3] = d;
+    if (this.size * 2 > this.slots.length) {
+      this.slots = new Int32Array(this.slots.length * 2);
+      for (let k = 0; k < this.size; k++) this.place(k);
+    } else this.place(id);
+    return id;
+  }
+
+  private place(id: number): void {
+    const w = id * 4;
+    const mask = this.slots.length - 1;
+    let i = hashWords(this.words[w]!, this.words[w + 1]!, this.words[w + 2]!, this.words[w + 3]!) & mask;
+    while (this.slots[i] !== 0) i = (i + 1) & mask;
+    this.slots[i] = id + 1;
+  }
+}
+
 function hashWords(a: number, b: number, c: number, d: number): number {
   return fmix(fmix(fmix(fmix(0x811c9dc5 ^ a) ^ b) ^ c) ^ d) >>> 0;
 }
@@ -79,11 +127,14 @@ export interface TallyParts {
 
 export class Tally {
   // Addresses are numbered in the order they come; each is kept as four 32-bit words (not a
-  // string: a flood of a million addresses as strings in a Map is ~180 MB), found through an
-  // open-addressing table of (number + 1), 0 = free.
-  private words = new Int32Array(64 * 4);
-  private slots = new Int32Array(128);
-  private count = 0;
+  // string: a flood of a million addresses as strings in a Map is ~180 MB).
+  private readonly table = new WordTable();
+  private get words(): Int32Array {
+    return this.table.words;
+  }
+  private get count(): number {
+    return this.table.size;
+  }
   /** The last addresses looked up by text (bounded: a flood must not grow it without end). */
   private readonly recent = new Map<string, number>();
   /** Per address index: its newest bucket (a record number in `pool`), or NONE. */
@@ -112,8 +163,22 @@ export class Tally {
     return Array.from({ length: this.count }, (_, id) => this.nameOf(id));
   }
 
-  private nameOf(id: number): string {
+  /** The address numbered `id`, as text. */
+  nameOf(id: number): string {
     return wordsText(this.words, id * 4);
+  }
+
+  isIpv6(id: number): boolean {
+    return !(this.words[id * 4] === 0 && this.words[id * 4 + 1] === 0 && this.words[id * 4 + 2] === 0xffff);
+  }
+
+  /** The words of the address numbered `id` with all but its first `bits` bits zero, in `into`. */
+  prefixWords(id: number, bits: number, into: Int32Array): Int32Array {
+    for (let k = 0; k < 4; k++) {
+      const keep = Math.min(32, Math.max(0, bits - 32 * k));
+      into[k] = keep === 0 ? 0 : keep === 32 ? this.words[id * 4 + k]! : this.words[id * 4 + k]! & (-1 << (32 - keep));
+    }
+    return into;
   }
 
   add(event: MailEvent): void {
@@ -200,46 +265,17 @@ export class Tally {
 
   /** The number of the address whose words are `from[at..at+3]`, made when missing. */
   private idOfWords(from: Int32Array, at: number): number {
-    const a = from[at]!;
-    const b = from[at + 1]!;
-    const c = from[at + 2]!;
-    const d = from[at + 3]!;
-    const mask = this.slots.length - 1;
-    for (let i = hashWords(a, b, c, d) & mask; ; i = (i + 1) & mask) {
-      const v = this.slots[i]!;
-      if (v === 0) break;
-      const w = (v - 1) * 4;
-      if (this.words[w + 3] === d && this.words[w + 2] === c && this.words[w + 1] === b && this.words[w] === a) return v - 1;
+    const before = this.count;
+    const id = this.table.idOf(from, at);
+    if (id === before) {
+      if (id === this.heads.length) {
+        const bigger = new Int32Array(this.heads.length * 2);
+        bigger.set(this.heads);
+        this.heads = bigger;
+      }
+      this.heads[id] = NONE;
     }
-    const id = this.count++;
-    if (id * 4 + 4 > this.words.length) {
-      const more = new Int32Array(this.words.length * 2);
-      more.set(this.words);
-      this.words = more;
-    }
-    this.words.set([a, b, c, d], id * 4);
-    if (this.count * 2 > this.slots.length) this.rehash(this.slots.length * 2);
-    else this.place(id);
-    if (id === this.heads.length) {
-      const bigger = new Int32Array(this.heads.length * 2);
-      bigger.set(this.heads);
-      this.heads = bigger;
-    }
-    this.heads[id] = NONE;
     return id;
-  }
-
-  private place(id: number): void {
-    const w = id * 4;
-    const mask = this.slots.length - 1;
-    let i = hashWords(this.words[w]!, this.words[w + 1]!, this.words[w + 2]!, this.words[w + 3]!) & mask;
-    while (this.slots[i] !== 0) i = (i + 1) & mask;
-    this.slots[i] = id + 1;
-  }
-
-  private rehash(size: number): void {
-    this.slots = new Int32Array(size);
-    for (let id = 0; id < this.count; id++) this.place(id);
   }
 
   /**
@@ -415,7 +451,7 @@ export class Tally {
    * holding its counts in minutes fromKey..toKey and `seen` its first and last event there.
    * Addresses with nothing in those minutes are skipped.
    */
-  private eachInWindow(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number, id: number) => void): void {
+  private eachInWindow(fromKey: number, toKey: number, visit: (id: number, sums: Float64Array, first: number, last: number) => void): void {
     const pool = this.pool;
     const sums = new Float64Array(SLOT_COUNT);
     for (let id = 0; id < this.count; id++) {
@@ -429,7 +465,7 @@ export class Tally {
         this.gather(r, sums);
         first = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + FIRST]!;
       }
-      visit(this.nameOf(id), sums, first, last, id);
+      visit(id, sums, first, last);
     }
   }
 
@@ -695,7 +731,7 @@ export class Tally {
   }
 
   /** Per address, the counts in minutes fromKey..toKey (see summarise). */
-  windowSums(fromKey: number, toKey: number, visit: (address: string, sums: Float64Array, first: number, last: number, id: number) => void): void {
+  windowSums(fromKey: number, toKey: number, visit: (id: number, sums: Float64Array, first: number, last: number) => void): void {
     this.eachInWindow(fromKey, toKey, visit);
   }
 
@@ -814,11 +850,11 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   if (bound !== null && tally.size > bound.maxTracked) {
     // (no more addresses than the bound: nothing to cut, and no pass to find where)
     const scores: number[] = [];
-    tally.windowSums(fromKey, toKey, (address, sums) => {
+    tally.windowSums(fromKey, toKey, (id, sums) => {
       const all = allOf(sums);
       if (all === 0) return;
       present++;
-      if (!mustKeep(address, sums, totalOf(sums), bound)) scores.push(totalOf(sums) * 2 ** 24 + Math.min(all, 2 ** 24 - 1));
+      if (!mustKeep(tally.isIpv6(id), sums, totalOf(sums), bound)) scores.push(totalOf(sums) * 2 ** 24 + Math.min(all, 2 ** 24 - 1));
     });
     const room = Math.max(0, bound.maxTracked - (present - scores.length));
     if (scores.length > room) {
@@ -828,33 +864,37 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
       for (let i = room - 1; i >= 0 && sorted[i] === cut; i--) atCut++;
     }
   }
-  const out: Array<AddressSummary & { all: number; key: string }> = [];
-  // past the bound, IPv6 is added up per prefix (ipv6GroupKey): first only each prefix's total, to
-  // know which prefixes keep their own summary (a flood makes a million of them); numbered, by address index
-  const prefixIndex = new Map<string, number>();
+  const out: AddressSummary[] = [];
+  const alls: number[] = [];
+  const keys: string[] = [];
+  const push = (summary: AddressSummary, all: number) => {
+    out.push(summary);
+    alls.push(all);
+    keys.push(addressSortKey(summary.address));
+  };
+  // past the bound, IPv6 is added up per prefix: first only each prefix's total, to know which
+  // prefixes keep their own summary (a flood makes a million of them); prefixes numbered by their words
+  const prefixes = new WordTable();
+  const words = new Int32Array(4);
   let prefixTotals = new Float64Array(1024);
   const prefixOf = bound === null ? null : new Int32Array(tally.size).fill(-1);
   let summarised = 0;
   let summarisedEvents = 0;
-  tally.windowSums(fromKey, toKey, (address, sums, firstSeen, lastSeen, id) => {
+  tally.windowSums(fromKey, toKey, (id, sums, firstSeen, lastSeen) => {
     const all = allOf(sums);
     if (all === 0) return;
     const total = totalOf(sums);
-    if (cut >= 0 && bound !== null && !mustKeep(address, sums, total, bound)) {
+    if (cut >= 0 && bound !== null && !mustKeep(tally.isIpv6(id), sums, total, bound)) {
       const score = total * 2 ** 24 + Math.min(all, 2 ** 24 - 1);
       if (score < cut || (score === cut && atCut-- <= 0)) {
         summarised++;
         summarisedEvents += total;
-        if (address.includes(':')) {
-          const key = ipv6GroupKey(address, bound.ipv6Prefix);
-          let g = prefixIndex.get(key);
-          if (g === undefined) {
-            prefixIndex.set(key, (g = prefixIndex.size));
-            if (g === prefixTotals.length) {
-              const more = new Float64Array(g * 2);
-              more.set(prefixTotals);
-              prefixTotals = more;
-            }
+        if (tally.isIpv6(id)) {
+          const g = prefixes.idOf(tally.prefixWords(id, bound.ipv6Prefix, words), 0);
+          if (g === prefixTotals.length) {
+            const more = new Float64Array(g * 2);
+            more.set(prefixTotals);
+            prefixTotals = more;
           }
           prefixTotals[g]! += total;
           prefixOf![id] = g;
@@ -862,37 +902,35 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
         return;
       }
     }
-    const summary = summaryOf(address, sums, total, firstSeen, lastSeen, all);
+    const summary = summaryOf(tally.nameOf(id), sums, total, firstSeen, lastSeen);
     tally.usersInWindow(id, fromKey, toKey, (user, failures, logins) => {
       if (user === OTHER_USERS) summary.otherUserFailures = failures;
       else (summary.users ??= new Map()).set(user, { failures, logins });
     });
-    out.push(summary);
+    push(summary, all);
   });
   let summarisedRanges = 0;
-  const prefixes = prefixIndex.size;
-  if (bound !== null && prefixes > 0) {
+  if (bound !== null && prefixes.size > 0) {
     // too many prefixes for the room left: those with the fewest events are added up per ipv6Subnet network
     const room = Math.max(1, bound.maxTracked - out.length);
-    const folded = new Uint8Array(prefixes);
-    if (prefixes > room && bound.ipv6Subnet < bound.ipv6Prefix) {
-      const order = Array.from({ length: prefixes }, (_, g) => g).sort((a, b) => prefixTotals[b]! - prefixTotals[a]! || a - b);
+    const folded = new Uint8Array(prefixes.size);
+    if (prefixes.size > room && bound.ipv6Subnet < bound.ipv6Prefix) {
+      const order = Array.from({ length: prefixes.size }, (_, g) => g).sort((a, b) => prefixTotals[b]! - prefixTotals[a]! || a - b);
       for (let k = room; k < order.length; k++) folded[order[k]!] = 1;
     }
     // each prefix's own group (kept) or its network's (folded), made when its first address comes
-    const groupOf = new Int32Array(prefixes).fill(-1);
+    const groupOf = new Int32Array(prefixes.size).fill(-1);
     const kept = new Groups();
     const wider = new Groups();
-    const subnetGroups = new Map<string, number>();
-    tally.windowSums(fromKey, toKey, (address, sums, firstSeen, lastSeen, id) => {
+    const subnets = new WordTable();
+    tally.windowSums(fromKey, toKey, (id, sums, firstSeen, lastSeen) => {
       const g = prefixOf![id]!;
       if (g === -1) return;
       if (groupOf[g] === -1) {
-        if (folded[g] === 0) groupOf[g] = kept.open(address, firstSeen, lastSeen);
+        if (folded[g] === 0) groupOf[g] = kept.open(tally.nameOf(id), firstSeen, lastSeen);
         else {
-          const subnet = ipv6GroupKey(address, bound.ipv6Subnet);
-          let w = subnetGroups.get(subnet);
-          if (w === undefined) subnetGroups.set(subnet, (w = wider.open(address, firstSeen, lastSeen)));
+          const w = subnets.idOf(tally.prefixWords(id, bound.ipv6Subnet, words), 0);
+          if (w === wider.size) wider.open(tally.nameOf(id), firstSeen, lastSeen);
           groupOf[g] = w;
         }
       }
@@ -902,16 +940,17 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     const name = (groups: Groups, g: number, bits: number) => {
       const cidr = networkOf(groups.samples[g]!, bits);
       const sums = groups.sumsOf(g, one);
-      const summary = summaryOf(cidr.slice(0, cidr.indexOf('/')), sums, totalOf(sums), groups.first[g]!, groups.last[g]!, allOf(sums));
+      const summary = summaryOf(cidr.slice(0, cidr.indexOf('/')), sums, totalOf(sums), groups.first[g]!, groups.last[g]!);
       summary.summarised = { cidr, addresses: groups.addresses[g]! };
-      out.push(summary);
+      push(summary, allOf(sums));
       summarisedRanges++;
     };
     for (let g = 0; g < kept.size; g++) name(kept, g, bound.ipv6Prefix);
     for (let g = 0; g < wider.size; g++) name(wider, g, bound.ipv6Subnet);
   }
-  out.sort((a, b) => b.total - a.total || b.all - a.all || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return { summaries: out.map(({ all: _all, key: _key, ...summary }) => summary), summarised, summarisedEvents, summarisedRanges };
+  const order = Array.from({ length: out.length }, (_, i) => i);
+  order.sort((a, b) => out[b]!.total - out[a]!.total || alls[b]! - alls[a]! || (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
+  return { summaries: order.map((i) => out[i]!), summarised, summarisedEvents, summarisedRanges };
 }
 
 /** Ranges added up past the bound: per range its counts, first and last event, addresses, and one of them. */
@@ -965,15 +1004,15 @@ class Groups {
 }
 
 /** Never summarised away: offenders, and clients whose logins or accepted mail spare others. */
-function mustKeep(address: string, sums: Float64Array, total: number, bound: Bound): boolean {
+function mustKeep(ipv6: boolean, sums: Float64Array, total: number, bound: Bound): boolean {
   if (sums[KIND_INDEX.saslSuccess]! > 0 || sums[KIND_INDEX.accepted]! > 0) return true;
-  return total >= (address.includes(':') ? bound.threshold6 : bound.threshold);
+  return total >= (ipv6 ? bound.threshold6 : bound.threshold);
 }
 
-function summaryOf(address: string, sums: Float64Array, total: number, firstSeen: number, lastSeen: number, all: number): AddressSummary & { all: number; key: string } {
+function summaryOf(address: string, sums: Float64Array, total: number, firstSeen: number, lastSeen: number): AddressSummary {
   const events = {} as Record<EventKind, number>;
   for (let i = 0; i < EVENT_KINDS.length; i++) events[EVENT_KINDS[i]!] = sums[i]!;
-  return { address, events, total, firstSeen, lastSeen, unnamedRecipientRejects: sums[UNNAMED_RECIPIENT_REJECT_SLOT]!, all, key: addressSortKey(address) };
+  return { address, events, total, firstSeen, lastSeen, unnamedRecipientRejects: sums[UNNAMED_RECIPIENT_REJECT_SLOT]! };
 }
 
 /**
