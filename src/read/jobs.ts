@@ -94,16 +94,9 @@ export async function runJobs(jobs: readonly ScanJob[], now: Date, parallelMinBy
       });
   };
   try {
-    const lanes = Array.from({ length: workers }, () => {
-      const run = onWorker();
-      return (async () => {
-        while (next < order.length) {
-          const i = order[next++]!;
-          results[i] = await run(jobs[i]!);
-        }
-      })();
-    });
-    lanes.push(
+    // this thread's lane first: it takes the biggest job (planJobs makes a split log's first part
+    // the bigger one), as it starts at once and a worker must first load
+    const lanes = [
       (async () => {
         while (next < order.length) {
           const i = order[next++]!;
@@ -111,7 +104,18 @@ export async function runJobs(jobs: readonly ScanJob[], now: Date, parallelMinBy
           await new Promise((resolve) => setImmediate(resolve)); // let the workers' replies in
         }
       })(),
-    );
+    ];
+    for (let w = 0; w < workers; w++) {
+      const run = onWorker();
+      lanes.push(
+        (async () => {
+          while (next < order.length) {
+            const i = order[next++]!;
+            results[i] = await run(jobs[i]!);
+          }
+        })(),
+      );
+    }
     await Promise.all(lanes);
   } finally {
     await Promise.all(started.map((w) => w.terminate()));
