@@ -266,8 +266,12 @@ async function main(): Promise<void> {
   }
 
   const version = measure(`node ${sh(BIN)} --version > /dev/null`);
+  const emptyLog = path.join(DATA, 'empty.log');
+  writeFileSync(emptyLog, '');
+  const empty = measure(`node ${sh(BIN)} scan --json --no-state --log ${sh(emptyLog)} > /dev/null`);
   rows.push(['node -e 0', node0.seconds.toFixed(3), '', '', '', '']);
   rows.push(['smtpguard --version', version.seconds.toFixed(3), '', `${(version.seconds / node0.seconds).toFixed(2)}x node -e 0`, '', '']);
+  rows.push(['empty log, smtpguard scan --no-state (the fixed cost of a run)', empty.seconds.toFixed(3), '', `${(empty.seconds / node0.seconds).toFixed(2)}x node -e 0`, empty.rssKiB === null ? '' : (empty.rssKiB / 1024).toFixed(0), '']);
 
   const fail2ban = spawnSync('sh', ['-c', 'command -v fail2ban-regex']).status === 0;
   if (fail2ban && process.env.BENCH_FAIL2BAN !== '0') {

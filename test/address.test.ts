@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import ipaddr from 'ipaddr.js';
 import { ipv6GroupKey, networkOf, normaliseAddress } from '../src/address.js';
+import { mulberry32 } from '../bench/generate.js';
 
 /** What normaliseAddress gave when ipaddr.js did the work: the reference for the hand-written parser. */
 function reference(raw: string): string | null {
@@ -19,15 +20,6 @@ function reference(raw: string): string | null {
   const v6 = ipaddr.IPv6.parse(text);
   if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
   return v6.toRFC5952String();
-}
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('IPv6 by hand', () => {
