@@ -3,7 +3,7 @@
  * lines, rotations (plain, then gzip) and truncations, a scan that uses the state
  * gives exactly what a full scan gives.
  */
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -161,6 +161,19 @@ describe('scan state', () => {
     // the whole history again: now the broken day is read, said, and the log read from the start
     expect(await scan(true, ALL_TIME)).toEqual(await scan(false, ALL_TIME));
     expect(warnings.join('\n')).toMatch(/not valid/);
+  });
+
+  it("an older version's state is read again quietly, and its tally files go", async () => {
+    writeFileSync(path.join(dir, 'mail.log'), `2026-11-22T10:00:00Z mx postfix/smtpd[1]: warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x\n`);
+    mkdirSync(stateDir, { recursive: true });
+    const old = 'tally-0123456789abcdef01234567-199966.bin';
+    writeFileSync(path.join(stateDir, old), 'whatever version 5 wrote');
+    const entry = { head: 'x'.repeat(64), headLength: 10, size: 10, lines: 1, events: 1, tally: old, first: null, last: null };
+    writeFileSync(path.join(stateDir, 'scan-state.json'), JSON.stringify({ version: 5, year: 2026, zone: 'UTC', now: 0, entries: [entry] }));
+    expect(await scan(true)).toEqual(await scan(false));
+    expect(warnings).toEqual([]);
+    expect(existsSync(path.join(stateDir, old))).toBe(false);
+    expect(readdirSync(stateDir).filter((f) => f.startsWith('tally-'))).toHaveLength(1);
   });
 
   it('a corrupt state is discarded with a warning, and the answer is still exact', async () => {

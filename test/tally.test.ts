@@ -163,6 +163,24 @@ describe('usernames and recipient rejects', () => {
     expect(s!.otherUserFailures).toBe(10);
   });
 
+  it('a user who logged in stays itself past the cap through merging and serialize, whichever minute comes first', () => {
+    const build = () => {
+      const t = new Tally();
+      for (let i = 0; i < MAX_USERS_PER_ADDRESS; i++) t.add({ kind: 'saslFailure', address: '192.0.2.1', time: T0 + 10 * BUCKET_MS, user: `guess${i}` });
+      t.add({ kind: 'saslSuccess', address: '192.0.2.1', time: T0 + 100 * BUCKET_MS, user: 'alice' });
+      t.add({ kind: 'saslFailure', address: '192.0.2.1', time: T0 + 900 * BUCKET_MS, user: 'alice' });
+      return t;
+    };
+    const alice = (t: Tally) => summarise(t, ALL_TIME, COUNTED)[0]!;
+    expect(alice(build()).users!.get('alice')).toEqual({ failures: 1, logins: 1 });
+    expect(alice(Tally.deserialize(build().serialize())).users!.get('alice')).toEqual({ failures: 1, logins: 1 });
+    expect(alice(Tally.deserialize(build().serialize())).otherUserFailures).toBeUndefined();
+    const merged = new Tally();
+    merged.add({ kind: 'reject', address: '192.0.2.1', time: T0 });
+    merged.addAll(build());
+    expect(alice(merged).users!.get('alice')).toEqual({ failures: 1, logins: 1 });
+  });
+
   it('refuses tally data that holds something other than an address', () => {
     const data = tallyOf([['reject', '192.0.2.1', T0]]).serialize();
     const bad = Buffer.from(data);

@@ -25,13 +25,24 @@ const VERSION = 6; // 6: a log's tally is kept as day segments; 5: each address'
 /** The time zone year-less timestamps are read in. */
 const ZONE = zoneKey();
 
-/** TZ and the local offset at each month's start: enough to tell another zone, and no ICU start-up (Intl costs a cron run ~15 ms). */
+/**
+ * The local offset at each week of the year: what reading a year-less stamp depends on, the
+ * same whether the zone came from TZ or /etc/localtime, and no ICU start-up (Intl costs a cron
+ * run ~15 ms). Offsets that change are kept with the week they change in.
+ */
 function zoneKey(): string {
-  const offsets: number[] = [];
-  for (let month = 0; month < 12; month++) offsets.push(new Date(2026, month, 1).getTimezoneOffset());
-  return `${process.env.TZ ?? ''}/${offsets.join(',')}`;
+  const parts: string[] = [];
+  let last = NaN;
+  for (let week = 0; week < 53; week++) {
+    const offset = new Date(2026, 0, 1 + 7 * week).getTimezoneOffset();
+    if (offset !== last) parts.push(`${week}:${offset}`);
+    last = offset;
+  }
+  return parts.join(',');
 }
 const TALLY_FILE = /^tally-[0-9a-f]{24}-\d+-\d+\.bin$/;
+/** What versions before 6 named a log's one tally file. */
+const OLD_TALLY_FILE = /^tally-[0-9a-f]{24}-\d+\.bin$/;
 
 /** One UTC day of a log's tally: a file beside the index, and its first and last event (ms). */
 export interface Segment {
@@ -78,6 +89,8 @@ export class ScanState {
     readonly file: string,
     private readonly now: Date,
     readonly entries: StateEntry[],
+    /** Tally files of a state that was set aside (older version, another zone or year): save() deletes them. */
+    private readonly discarded: readonly string[] = [],
   ) {}
 
   static async load(dir: string, now: Date, warn: Warn): Promise<ScanState> {
@@ -92,10 +105,13 @@ export class ScanState {
       const state = JSON.parse(text) as StateFile;
       // an older smtpguard's state: read the logs again, quietly (an upgrade is not a problem)
       const older = Number.isInteger(state.version) && state.version < VERSION && Array.isArray(state.entries);
-      if (older && state.entries.every((e) => typeof e?.head === 'string' && typeof (e as unknown as { tally?: unknown }).tally === 'string')) return new ScanState(file, now, []);
+      if (older && state.entries.every((e) => typeof e?.head === 'string' && typeof (e as unknown as { tally?: unknown }).tally === 'string')) {
+        const files = state.entries.map((e) => (e as unknown as { tally: string }).tally).filter((f) => OLD_TALLY_FILE.test(f));
+        return new ScanState(file, now, [], files);
+      }
       if (state.version !== VERSION || !Array.isArray(state.entries) || !state.entries.every(isEntry)) throw new Error('not a scan state');
       const same = state.year === now.getFullYear() && state.zone === ZONE && typeof state.now === 'number' && state.now <= now.getTime();
-      return new ScanState(file, now, same ? state.entries : []);
+      return same ? new ScanState(file, now, state.entries) : new ScanState(file, now, [], state.entries.flatMap((e) => e.segments.map((s) => s.file)));
     } catch (error) {
       warn(`the scan state ${file} is not valid (${(error as Error).message}); reading all logs from the start`);
       return new ScanState(file, now, []);
@@ -174,6 +190,7 @@ export class ScanState {
       // must not delete the files the other one just wrote
       const keep = new Set(entries.flatMap((e) => e.segments.map((s) => s.file)));
       for (const e of this.entries) for (const { file } of e.segments) if (!keep.has(file)) await unlink(path.join(dir, file)).catch(() => undefined);
+      for (const old of this.discarded) if (!keep.has(old)) await unlink(path.join(dir, old)).catch(() => undefined);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? ((error as { cause?: NodeJS.ErrnoException }).cause?.code);
       // an unprivileged `smtpguard scan` cannot write /var/lib/smtpguard: it reads in full each time

@@ -242,10 +242,15 @@ export class Tally {
     const up = other.userPool;
     for (let u = 0; u < other.userNames.length; u++) {
       const id = this.idOfWords(other.words, other.userAddress[u]! * 4);
+      // a user who logged in in any minute is a real account: kept past the cap for all its minutes
+      let login = false;
+      for (let r = other.userHeads[u]!; r !== NONE && !login; r = up[r * U_STRIDE + U_NEXT]!) login = up[r * U_STRIDE + U_LOGINS]! > 0;
+      let cursor = NONE; // their minutes come newest first: each lies after the one before
       for (let r = other.userHeads[u]!; r !== NONE; r = up[r * U_STRIDE + U_NEXT]!) {
         const failures = up[r * U_STRIDE + U_FAILURES]!;
         const logins = up[r * U_STRIDE + U_LOGINS]!;
-        const at = this.userRecord(id, other.userNames[u]!, up[r * U_STRIDE + U_KEY]!, logins > 0) * U_STRIDE;
+        cursor = this.userRecord(id, other.userNames[u]!, up[r * U_STRIDE + U_KEY]!, login, cursor);
+        const at = cursor * U_STRIDE;
         const mine = this.userPool;
         mine[at + U_FAILURES] = max ? Math.max(mine[at + U_FAILURES]!, failures) : mine[at + U_FAILURES]! + failures;
         mine[at + U_LOGINS] = max ? Math.max(mine[at + U_LOGINS]!, logins) : mine[at + U_LOGINS]! + logins;
@@ -367,14 +372,15 @@ export class Tally {
 
   /**
    * The record of `user` at address `id` in minute `key`, made when missing; past the cap, a
-   * failure-only user is counted as OTHER_USERS (logins are always kept).
+   * failure-only user is counted as OTHER_USERS (logins are always kept). `after`: a record of
+   * the same chain known to be newer than `key` (where the search starts), or NONE (the head).
    */
-  private userRecord(id: number, user: string, key: number, login: boolean): number {
+  private userRecord(id: number, user: string, key: number, login: boolean, after = NONE): number {
     let users = this.userMaps[id];
     if (users === undefined) this.userMaps[id] = users = new Map();
     let u = users.get(user);
     if (u === undefined) {
-      if (!login && user !== OTHER_USERS && users.size >= MAX_USERS_PER_ADDRESS) return this.userRecord(id, OTHER_USERS, key, false);
+      if (!login && user !== OTHER_USERS && users.size >= MAX_USERS_PER_ADDRESS) return this.userRecord(id, OTHER_USERS, key, false, after);
       u = this.userNames.length;
       users.set(user, u);
       this.userNames.push(user);
@@ -390,8 +396,9 @@ export class Tally {
       this.userAddress[u] = id;
     }
     // newest first: a log read in time order finds its minute at the head
-    let previous = NONE;
-    let r = this.userHeads[u]!;
+    if (after !== NONE && this.userPool[after * U_STRIDE + U_KEY]! <= key) after = NONE; // not newer: from the head
+    let previous = after;
+    let r = after === NONE ? this.userHeads[u]! : this.userPool[after * U_STRIDE + U_NEXT]!;
     while (r !== NONE && this.userPool[r * U_STRIDE + U_KEY]! > key) {
       previous = r;
       r = this.userPool[r * U_STRIDE + U_NEXT]!;
@@ -678,13 +685,18 @@ export class Tally {
       const count = view.getUint32(at, true);
       at += 4;
       need(at, 12 * count);
+      // a user who logged in in any minute is a real account: kept past the cap for all its minutes
+      let login = false;
+      for (let b = 0; b < count && !login; b++) login = view.getUint32(at + 12 * b + 8, true) > 0;
+      let cursor = NONE; // written newest first: each minute lies after the one before
       for (let b = 0; b < count; b++) {
         const key = view.getInt32(at, true);
         const failures = view.getUint32(at + 4, true);
         const logins = view.getUint32(at + 8, true);
         at += 12;
         if (key < fromKey) continue;
-        const r = tally.userRecord(tally.idOf(address), user, key, logins > 0) * U_STRIDE;
+        cursor = tally.userRecord(tally.idOf(address), user, key, login, cursor);
+        const r = cursor * U_STRIDE;
         tally.userPool[r + U_FAILURES] = Math.min(2 ** 31 - 1, tally.userPool[r + U_FAILURES]! + failures);
         tally.userPool[r + U_LOGINS] = Math.min(2 ** 31 - 1, tally.userPool[r + U_LOGINS]! + logins);
       }

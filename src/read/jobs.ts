@@ -94,17 +94,11 @@ export async function runJobs(jobs: readonly ScanJob[], now: Date, parallelMinBy
       });
   };
   try {
-    // this thread's lane first: it takes the biggest job (planJobs makes a split log's first part
-    // the bigger one), as it starts at once and a worker must first load
-    const lanes = [
-      (async () => {
-        while (next < order.length) {
-          const i = order[next++]!;
-          results[i] = await runJob(jobs[i]!, parser);
-          await new Promise((resolve) => setImmediate(resolve)); // let the workers' replies in
-        }
-      })(),
-    ];
+    // this thread takes the biggest job (planJobs makes a split log's first part the bigger one: a
+    // worker must first load), but runs it only after each worker has been sent its first job:
+    // reading a plain file here is synchronous, and nothing else runs until it is done
+    const mine = order[next++]!;
+    const lanes: Array<Promise<void>> = [];
     for (let w = 0; w < workers; w++) {
       const run = onWorker();
       lanes.push(
@@ -116,6 +110,14 @@ export async function runJobs(jobs: readonly ScanJob[], now: Date, parallelMinBy
         })(),
       );
     }
+    lanes.push(
+      (async () => {
+        for (let i: number | undefined = mine; i !== undefined; i = next < order.length ? order[next++] : undefined) {
+          results[i] = await runJob(jobs[i]!, parser);
+          await new Promise((resolve) => setImmediate(resolve)); // let the workers' replies in
+        }
+      })(),
+    );
     await Promise.all(lanes);
   } finally {
     await Promise.all(started.map((w) => w.terminate()));
