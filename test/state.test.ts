@@ -48,13 +48,17 @@ async function scan(withState: boolean, window = ALL_TIME) {
 }
 
 describe('scan state', () => {
-  it.each([1, 2, 3, 4, 5, 6])('gives what a full scan gives over a random history (seed %i)', async (seed) => {
+  // seeds 1-6: a couple of hours; 7-9: over a week, with lines out of order by up to two hours
+  // (so new lines also land in an older day's file) and a window across midnight
+  it.each([1, 2, 3, 4, 5, 6, 7, 8, 9])('gives what a full scan gives over a random history (seed %i)', async (seed) => {
     const rand = mulberry32(seed);
+    const days = seed > 6;
+    const midnight = { from: Date.parse('2026-11-21T18:00:00Z'), to: Date.parse('2026-11-22T06:00:00Z') };
     const log = path.join(dir, 'mail.log');
     writeFileSync(log, '');
     let second = 0;
     const line = () => {
-      second += Math.floor(rand() * 40);
+      second += days ? (rand() < 0.1 ? -Math.floor(rand() * 7200) : Math.floor(rand() * 2400)) : Math.floor(rand() * 40);
       const stamp = new Date(Date.parse('2026-11-20T00:00:00Z') + second * 1000).toISOString().replace('Z', '+00:00');
       const address = `198.51.100.${Math.floor(rand() * 12)}`;
       const r = rand();
@@ -98,6 +102,7 @@ describe('scan state', () => {
       const incremental = await scan(true);
       expect(incremental).toEqual(full);
       expect(await scan(true, WINDOW)).toEqual(await scan(false, WINDOW));
+      if (days) expect(await scan(true, midnight)).toEqual(await scan(false, midnight));
     }
     expect(warnings).toEqual([]);
     expect(existsSync(path.join(stateDir, 'scan-state.json'))).toBe(true);
