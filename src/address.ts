@@ -207,21 +207,6 @@ export function addressSortKey(address: string): string {
   return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
 }
 
-/**
- * A key that is equal for canonical IPv6 addresses in the same /`bits` network and differs
- * otherwise: their first bits/16 groups, expanded (a flood's millions of addresses are
- * grouped without parsing each one; networkOf names only the groups kept). `bits` must be a
- * multiple of 16; other lengths get networkOf itself.
- */
-export function ipv6GroupKey(address: string, bits: number): string {
-  if (bits % 16 !== 0) return networkOf(address, bits);
-  const groups = ipv6Groups(address);
-  if (groups === null) return networkOf(address, bits);
-  let key = '';
-  for (let k = 0; k < bits / 16; k++) key += k === 0 ? groups[k]!.toString(16) : `:${groups[k]!.toString(16)}`;
-  return key;
-}
-
 /** `2001:db8:1:2::77`, 64 -> `2001:db8:1:2::/64`; `192.0.2.7`, 24 -> `192.0.2.0/24`. */
 export function networkOf(address: string, bits: number): string {
   const v4 = address.includes(':') ? null : ipv4Bits(address);

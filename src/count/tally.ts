@@ -4,7 +4,7 @@
  * be merged (files of one log family add up; copies of one event in mail.log and
  * mail.warn count once) and windows can be cut from them afterwards, to the minute.
  */
-import { addressSortKey, addressWords, networkOf, normaliseAddress, wordsText } from '../address.js';
+import { addressSortKey, addressWords, networkOf, wordsText } from '../address.js';
 import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
 import type { MailEvent } from '../read/parse.js';
 
@@ -49,7 +49,15 @@ const MORE = 6;
 const STRIDE = 7;
 const NONE = -1;
 const COUNT_BITS = 26;
+const COUNT_MAX = 2 ** COUNT_BITS - 1;
 const SCRATCH = new Int32Array(4);
+
+/** `a` copied into a new array of `size` (the rest zero): how every array here grows. */
+function grown<T extends Int32Array | Float64Array>(a: T, size: number): T {
+  const b = new (a.constructor as new (length: number) => T)(size);
+  b.set(a);
+  return b;
+}
 
 /**
  * Numbers for 128-bit keys (an address as four 32-bit words, or a prefix of one with the rest
@@ -74,11 +82,7 @@ export class WordTable {
       if (this.words[w + 3] === d && this.words[w + 2] === c && this.words[w + 1] === b && this.words[w] === a) return v - 1;
     }
     const id = this.size++;
-    if (id * 4 + 4 > this.words.length) {
-      const more = new Int32Array(this.words.length * 2);
-      more.set(this.words);
-      this.words = more;
-    }
+    if (id * 4 + 4 > this.words.length) this.words = grown(this.words, this.words.length * 2);
     this.words[id * 4] = a;
     this.words[id * 4 + 1] = b;
     this.words[id * 4 + 2] = c;
@@ -109,7 +113,6 @@ function fmix(h: number): number {
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return h ^ (h >>> 16);
 }
-const COUNT_MAX = 2 ** COUNT_BITS - 1;
 
 /** A tally's arrays, sent between threads (see Tally.toParts). */
 export interface TallyParts {
@@ -184,18 +187,14 @@ export class Tally {
   add(event: MailEvent): void {
     const key = Math.floor(event.time / BUCKET_MS);
     const offset = event.time - key * BUCKET_MS;
-    const record = this.bucket(this.idOf(event.address), key, offset, offset, NONE);
+    const id = this.idOf(event.address);
+    const record = this.bucket(id, key, offset, offset, NONE);
     this.addToSlot(record, KIND_INDEX[event.kind], event.count ?? 1);
     if (event.unnamed === true) this.addToSlot(record, UNNAMED_RECIPIENT_REJECT_SLOT, 1);
-    if (event.user !== undefined) {
-      // the record first: making it may grow userPool
-      if (event.kind === 'saslFailure') {
-        const r = this.userRecord(this.idOf(event.address), event.user, key, false);
-        this.userPool[r * U_STRIDE + U_FAILURES]!++;
-      } else if (event.kind === 'saslSuccess') {
-        const r = this.userRecord(this.idOf(event.address), event.user, key, true);
-        this.userPool[r * U_STRIDE + U_LOGINS]!++;
-      }
+    if (event.user !== undefined && (event.kind === 'saslFailure' || event.kind === 'saslSuccess')) {
+      const login = event.kind === 'saslSuccess';
+      const r = this.userRecord(id, event.user, key, login); // first: making it may grow userPool
+      this.userPool[r * U_STRIDE + (login ? U_LOGINS : U_FAILURES)]!++;
     }
   }
 
@@ -273,11 +272,7 @@ export class Tally {
     const before = this.count;
     const id = this.table.idOf(from, at);
     if (id === before) {
-      if (id === this.heads.length) {
-        const bigger = new Int32Array(this.heads.length * 2);
-        bigger.set(this.heads);
-        this.heads = bigger;
-      }
+      if (id === this.heads.length) this.heads = grown(this.heads, this.heads.length * 2);
       this.heads[id] = NONE;
     }
     return id;
@@ -364,10 +359,7 @@ export class Tally {
 
   /** Room for `records` buckets in all, in one allocation (each growth is a copy, and garbage the collector is made to chase). */
   private reserve(records: number): void {
-    if (records * STRIDE <= this.pool.length) return;
-    const bigger = new Int32Array(records * STRIDE);
-    bigger.set(this.pool.subarray(0, this.records * STRIDE));
-    this.pool = bigger;
+    if (records * STRIDE > this.pool.length) this.pool = grown(this.pool, records * STRIDE);
   }
 
   /**
@@ -385,12 +377,8 @@ export class Tally {
       users.set(user, u);
       this.userNames.push(user);
       if (u === this.userHeads.length) {
-        const heads = new Int32Array(Math.max(16, u * 2));
-        heads.set(this.userHeads);
-        this.userHeads = heads;
-        const addresses = new Int32Array(Math.max(16, u * 2));
-        addresses.set(this.userAddress);
-        this.userAddress = addresses;
+        this.userHeads = grown(this.userHeads, Math.max(16, u * 2));
+        this.userAddress = grown(this.userAddress, Math.max(16, u * 2));
       }
       this.userHeads[u] = NONE;
       this.userAddress[u] = id;
@@ -404,11 +392,7 @@ export class Tally {
       r = this.userPool[r * U_STRIDE + U_NEXT]!;
     }
     if (r !== NONE && this.userPool[r * U_STRIDE + U_KEY] === key) return r;
-    if ((this.userRecords + 1) * U_STRIDE > this.userPool.length) {
-      const bigger = new Int32Array(Math.max(64 * U_STRIDE, this.userPool.length * 2));
-      bigger.set(this.userPool);
-      this.userPool = bigger;
-    }
+    if ((this.userRecords + 1) * U_STRIDE > this.userPool.length) this.userPool = grown(this.userPool, Math.max(64 * U_STRIDE, this.userPool.length * 2));
     const made = this.userRecords++;
     const at = made * U_STRIDE;
     this.userPool[at + U_NEXT] = r;
@@ -435,30 +419,12 @@ export class Tally {
     }
   }
 
-  /** The earliest and latest event, or null when there is none. */
-  span(): { first: number; last: number } | null {
-    let first = Infinity;
-    let last = -Infinity;
-    const pool = this.pool;
-    for (let id = 0; id < this.count; id++) {
-      const head = this.heads[id]!;
-      if (head === NONE) continue;
-      const newest = pool[head * STRIDE + KEY]! * BUCKET_MS + pool[head * STRIDE + LAST]!;
-      if (newest > last) last = newest;
-      let r = head;
-      while (pool[r * STRIDE + NEXT] !== NONE) r = pool[r * STRIDE + NEXT]!;
-      const oldest = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + FIRST]!;
-      if (oldest < first) first = oldest;
-    }
-    return first === Infinity ? null : { first, last };
-  }
-
   /**
-   * Calls `visit(address, record start)` for each address, with `sums` (SLOT_COUNT counts)
-   * holding its counts in minutes fromKey..toKey and `seen` its first and last event there.
-   * Addresses with nothing in those minutes are skipped.
+   * Calls `visit(id, sums, first, last)` for each address with events in minutes
+   * fromKey..toKey: `sums` (SLOT_COUNT counts, reused between calls) holds its counts there,
+   * `first` and `last` its first and last event there (see summarise).
    */
-  private eachInWindow(fromKey: number, toKey: number, visit: (id: number, sums: Float64Array, first: number, last: number) => void): void {
+  windowSums(fromKey: number, toKey: number, visit: (id: number, sums: Float64Array, first: number, last: number) => void): void {
     const pool = this.pool;
     const sums = new Float64Array(SLOT_COUNT);
     for (let id = 0; id < this.count; id++) {
@@ -493,7 +459,6 @@ export class Tally {
    * only the days of its window and rewrites only the days new lines fall on).
    */
   serializeByDay(): Array<{ day: number; data: Buffer; first: number; last: number }> {
-    if (this.partial) throw new Error('a tally decoded from a horizon on cannot be written back (its older minutes are missing)');
     const pool = this.pool;
     const days = new Set<number>();
     for (let r = 0; r < this.records; r++) days.add(Math.floor(pool[r * STRIDE + KEY]! / MINUTES_PER_DAY));
@@ -512,12 +477,15 @@ export class Tally {
     };
     const counts = new Float64Array(SLOT_COUNT);
     let size = 8;
-    let present = 0;
+    // the addresses with minutes in the section: their newest such minute and their text
+    const starts: number[] = [];
+    const names: string[] = [];
     for (let id = 0; id < this.count; id++) {
       const start = startOf(id);
       if (start === NONE) continue;
-      present++;
-      size += 2 + this.nameOf(id).length + 8;
+      starts.push(start);
+      names.push(this.nameOf(id));
+      size += 2 + names.at(-1)!.length + 8;
       for (let r = start; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
         size += 12;
         counts.fill(0);
@@ -555,12 +523,10 @@ export class Tally {
     let first = Infinity;
     let last = -Infinity;
     let at = 0;
-    view.setUint32(at, present, true);
+    view.setUint32(at, starts.length, true);
     at += 4;
-    for (let id = 0; id < this.count; id++) {
-      const start = startOf(id);
-      if (start === NONE) continue;
-      const name = this.nameOf(id);
+    for (const [k, start] of starts.entries()) {
+      const name = names[k]!;
       view.setUint16(at, name.length, true);
       at += 2 + out.write(name, at + 2, 'latin1');
       const lengthAt = at;
@@ -607,6 +573,7 @@ export class Tally {
     const tally = new Tally();
     const fromKey = Math.floor(fromMs / BUCKET_MS);
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const words = new Int32Array(4);
     const need = (at: number, bytes: number) => {
       if (at + bytes > data.length) throw new Error('tally data ends too early');
     };
@@ -626,7 +593,7 @@ export class Tally {
     for (let a = 0; a < addresses; a++) {
       need(at, 2);
       const length = view.getUint16(at, true);
-      const address = readAddress(data, at + 2, length);
+      const id = tally.idOfWords(readAddress(data, at + 2, length, words), 0);
       at += 2 + length;
       need(at, 8);
       const bytes = view.getUint32(at, true);
@@ -634,7 +601,6 @@ export class Tally {
       at += 8;
       const end = at + bytes;
       need(at, bytes);
-      const id = tally.idOf(address);
       let previous = NONE;
       let lastKey = Infinity;
       for (let b = 0; b < count; b++) {
@@ -675,7 +641,8 @@ export class Tally {
     for (let p = 0; p < pairs; p++) {
       need(at, 2);
       const length = view.getUint16(at, true);
-      const address = readAddress(data, at + 2, length);
+      readAddress(data, at + 2, length, words);
+      let id = -1; // numbered when a minute is kept: an address with none in the window is not added
       at += 2 + length;
       need(at, 2);
       const userLength = view.getUint16(at, true);
@@ -695,7 +662,8 @@ export class Tally {
         const logins = view.getUint32(at + 8, true);
         at += 12;
         if (key < fromKey) continue;
-        cursor = tally.userRecord(tally.idOf(address), user, key, login, cursor);
+        if (id === -1) id = tally.idOfWords(words, 0);
+        cursor = tally.userRecord(id, user, key, login, cursor);
         const r = cursor * U_STRIDE;
         tally.userPool[r + U_FAILURES] = Math.min(2 ** 31 - 1, tally.userPool[r + U_FAILURES]! + failures);
         tally.userPool[r + U_LOGINS] = Math.min(2 ** 31 - 1, tally.userPool[r + U_LOGINS]! + logins);
@@ -705,7 +673,7 @@ export class Tally {
     return tally;
   }
 
-  /** The tally's arrays as they are, for another thread: postMessage copies the Maps and moves the pool (no re-encoding). */
+  /** The tally's arrays as they are, for another thread: postMessage moves the arrays and copies the usernames (no re-encoding). */
   toParts(): TallyParts {
     const users = this.userNames.length;
     return {
@@ -742,11 +710,6 @@ export class Tally {
     return tally;
   }
 
-  /** Per address, the counts in minutes fromKey..toKey (see summarise). */
-  windowSums(fromKey: number, toKey: number, visit: (id: number, sums: Float64Array, first: number, last: number) => void): void {
-    this.eachInWindow(fromKey, toKey, visit);
-  }
-
   /** Counted events per minute of the window, for countPerHour. */
   perMinute(visit: (key: number, counts: Float64Array) => void): void {
     const pool = this.pool;
@@ -761,13 +724,12 @@ export class Tally {
   }
 }
 
-const IPV4_CANONICAL = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-function readAddress(data: Buffer, from: number, length: number): string {
+/** The address at `from` into `words`; throws unless it is one, in canonical form (as the tally writes it). */
+function readAddress(data: Buffer, from: number, length: number, words: Int32Array): Int32Array {
   if (from + length > data.length) throw new Error('tally data ends inside an address');
   const address = data.toString('latin1', from, from + length);
-  if (!IPV4_CANONICAL.test(address) && normaliseAddress(address) !== address) throw new Error(`tally data holds ${JSON.stringify(address.slice(0, 60))}, which is not an address`);
-  return address;
+  if (!addressWords(address, words, 0) || wordsText(words, 0) !== address) throw new Error(`tally data holds ${JSON.stringify(address.slice(0, 60))}, which is not an address`);
+  return words;
 }
 
 /** A time range, both ends included, in ms since the epoch; infinite ends for `--window all`. */
@@ -903,11 +865,7 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
         summarisedEvents += total;
         if (tally.isIpv6(id)) {
           const g = prefixes.idOf(tally.prefixWords(id, bound.ipv6Prefix, words), 0);
-          if (g === prefixTotals.length) {
-            const more = new Float64Array(g * 2);
-            more.set(prefixTotals);
-            prefixTotals = more;
-          }
+          if (g === prefixTotals.length) prefixTotals = grown(prefixTotals, g * 2);
           prefixTotals[g]! += total;
           prefixOf![id] = g;
         }
@@ -1002,16 +960,11 @@ class Groups {
   }
 
   private grow(): void {
-    const more = (a: Float64Array, size: number) => {
-      const b = new Float64Array(size);
-      b.set(a);
-      return b;
-    };
     const n = this.first.length * 2;
-    this.sums = more(this.sums, n * SLOT_COUNT);
-    this.first = more(this.first, n);
-    this.last = more(this.last, n);
-    this.addresses = more(this.addresses, n);
+    this.sums = grown(this.sums, n * SLOT_COUNT);
+    this.first = grown(this.first, n);
+    this.last = grown(this.last, n);
+    this.addresses = grown(this.addresses, n);
   }
 }
 

@@ -11,7 +11,8 @@ parentPort!.on('message', (job: ScanJob) => {
     (result) => {
       const tally = result.tally.toParts();
       const reply: WorkerReply = { tally, counters: result.counters, rest: result.rest, warnings: result.warnings };
-      parentPort!.postMessage(reply, [tally.pool.buffer, tally.heads.buffer, tally.words.buffer, tally.userAddress.buffer, tally.userHeads.buffer, tally.userPool.buffer]); // the arrays move; the rest is copied
+      const moved = Object.values(tally).flatMap((part: unknown) => (ArrayBuffer.isView(part) ? [part.buffer as ArrayBuffer] : []));
+      parentPort!.postMessage(reply, moved); // the typed arrays move (each its own buffer: toParts slices them); the rest is copied
     },
     (error: unknown) => {
       const e = error as Error & { code?: string };
