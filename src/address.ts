@@ -57,13 +57,15 @@ export function ipv4Cidr(cidr: string): [number, number] | null {
  * A client address as Postfix logged it -> canonical text, or null for anything
  * that is not one address (`unknown`, `999.1.2.3`, `192.0.2.1.5`, `1.2.3`).
  * IPv4-mapped IPv6 becomes IPv4 (Postfix treats it so); IPv6 is RFC 5952 text;
- * a zone index (`fe80::1%eth0`) is dropped.
+ * a zone index is dropped from a link-local address (`fe80::1%eth0`), and refused on any other.
  */
 export function normaliseAddress(raw: string): string | null {
   if (ipv4Bits(raw) !== null) return raw;
   const percent = raw.indexOf('%');
   const groups = ipv6Groups(percent === -1 ? raw : raw.slice(0, percent));
   if (groups === null) return null;
+  // a zone index only names the link of a link-local address (fe80::/10); on any other it is not Postfix's text
+  if (percent !== -1 && (groups[0]! & 0xffc0) !== 0xfe80) return null;
   // IPv4-mapped (::ffff:a.b.c.d) is IPv4; IPv4-compatible (::a.b.c.d, deprecated) stays IPv6
   if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
     return ipv4Text(groups[6]! * 65536 + groups[7]!);
@@ -224,6 +226,23 @@ export function networkOf(address: string, bits: number): string {
       ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${bits}`).toString()
       : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${bits}`).toRFC5952String();
   return `${network}/${bits}`;
+}
+
+/**
+ * A range as every never-block check must see it: IPv4-mapped IPv6 (`::ffff:10.0.0.0/104`,
+ * `::ffff:10.108.80.3`) as the IPv4 range it stands for (`10.0.0.0/8`, `10.108.80.3/32`),
+ * which is how Postfix and the kernel see such a client; anything else as it is.
+ */
+export function unmapRange(cidr: string): string {
+  if (!cidr.includes(':')) return cidr;
+  const slash = cidr.indexOf('/');
+  const groups = ipv6Groups(slash === -1 ? cidr : cidr.slice(0, slash));
+  const length = slash === -1 ? 128 : Number(cidr.slice(slash + 1));
+  if (groups === null || !(length >= 96 && length <= 128)) return cidr;
+  for (let k = 0; k < 5; k++) if (groups[k] !== 0) return cidr;
+  if (groups[5] !== 0xffff) return cidr;
+  const bits = (groups[6]! * 65536 + groups[7]!) >>> 0;
+  return `${ipv4Text((bits & ipv4Mask(length - 96)) >>> 0)}/${length - 96}`;
 }
 
 /** `192.0.2.7` (a host) or `192.0.2.0/24`; throws on anything else. */

@@ -171,7 +171,7 @@ describe('local files', () => {
     const run = smtpguard(['run', ...flags]);
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('blocks: 2 (+1 -0) +192.0.2.44/32\n');
-    expect(run.stderr).toMatch(/blocks\.json does not hold block records/);
+    expect(run.stderr).toMatch(/blocks\.json is not valid \(it does not hold block records\): moved aside as \S+blocks\.json\.corrupt-\d{8}T\d{6}Z/);
     expect(run.stderr).toMatch(/not an address/);
     expect(blocked()).toEqual(['192.0.2.44/32', '203.0.113.9/32']);
     expect(smtpguard(['run', ...flags])).toMatchObject({ code: 0, stdout: '', stderr: '' });

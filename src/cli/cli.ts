@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { parseNow } from '../duration.js';
 import { ExitCode, SmtpguardError, usageError } from '../errors.js';
-import { DEFAULT_CONFIG_FILE, DEFINITIONS, givenSettings, renderSettings, resolveSettings, type FlagValues, type Resolved } from './settings.js';
+import { controlCharacterProblem, DEFAULT_CONFIG_FILE, DEFINITIONS, givenSettings, renderSettings, resolveSettings, type FlagValues, type Resolved } from './settings.js';
 import type { Io } from './commands/common.js';
 import { version } from '../version.js';
 
@@ -98,6 +98,8 @@ interface Loaded extends Resolved {
 /** `creates`: install (and allow) create a missing --config file. */
 async function settingsFrom(flags: CommonFlags, creates = false): Promise<Loaded> {
   const file = flags.config ?? DEFAULT_CONFIG_FILE;
+  const control = controlCharacterProblem(file);
+  if (control !== null) throw usageError(`--config ${JSON.stringify(file).slice(1, -1)}: ${control}`, 'give the path of a config file whose name has no control characters');
   let text: string | null = null;
   try {
     text = await readFile(file, 'utf8');
@@ -134,6 +136,24 @@ function refuseExtraArguments(command: Command): void {
   );
 }
 
+/**
+ * Every flag value and argument of a command may reach a generated file (a cron line, a unit,
+ * the config file, overrides.json): none may hold a control character. One check for all of
+ * them, before any command runs (settings from the environment and the file: resolveSettings).
+ */
+function refuseControlCharacters(command: Command): void {
+  const seen: Array<[string, unknown]> = [...command.args.map((a, i): [string, unknown] => [`argument ${i + 1}`, a])];
+  for (const [name, value] of Object.entries(command.optsWithGlobals())) {
+    const flag = `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    for (const v of Array.isArray(value) ? value : [value]) seen.push([flag, v]);
+  }
+  for (const [name, value] of seen) {
+    if (typeof value !== 'string') continue;
+    const problem = controlCharacterProblem(value);
+    if (problem !== null) throw usageError(`${name} ${JSON.stringify(value).slice(1, -1)}: ${problem}`, 'give the value without newlines or other control characters');
+  }
+}
+
 function buildProgram(): Command {
   const program = new Command('smtpguard')
     .description('Block Postfix SASL brute-forcers and repeat offenders in ufw and a Postfix client access map.')
@@ -145,7 +165,10 @@ function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .addHelpText('after', examples('smtpguard                 # what is blocked, when it last ran; changes nothing', 'smtpguard scan --log /var/log/mail.log', 'smtpguard install --threshold 5 --allow 192.0.2.0/24'));
-  program.hook('preAction', (_program, command) => refuseExtraArguments(command));
+  program.hook('preAction', (_program, command) => {
+    refuseExtraArguments(command);
+    refuseControlCharacters(command);
+  });
   program.action(async (flags: { config?: string }) => {
     let loaded: Resolved;
     let problem: string | null = null;

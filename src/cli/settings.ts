@@ -5,6 +5,8 @@
  * Pure: the caller reads the file and the environment and passes them in.
  */
 import { canonicalRangeProblem } from '../address.js';
+import { controlCharacterProblem } from '../text.js';
+export { controlCharacterProblem } from '../text.js';
 import { formatWindow, parseWindow } from '../duration.js';
 import { parseConfigText, renderConfigLine, splitWords, type ConfigEntry } from './config-file.js';
 import { ExitCode, SmtpguardError } from '../errors.js';
@@ -54,6 +56,8 @@ export interface Settings {
   timeout: number;
   /** SASL usernames that do not exist here: one failure naming one makes the client an offender. */
   trapUsers: string[];
+  /** Link-local clients (169.254.0.0/16, fe80::/10) may be blocked: off by default, they are neighbours on the link. */
+  blockLinkLocal: boolean;
   /** After ufw reloads, close the open SMTP sessions of new blocks (ss -K). */
   cutSessions: boolean;
   /** Ban times (bans.ts), ms; Infinity: forever. */
@@ -73,6 +77,9 @@ export interface Settings {
   /** Pulled decisions taken: scenarios starting with one of these, or one of the origins. */
   crowdsecScenarios: string[];
   crowdsecOrigins: string[];
+  /** The widest pulled range taken (prefix length): IPv4, IPv6. A wider one is refused and reported. */
+  crowdsecWidest: number;
+  crowdsecWidest6: number;
 }
 
 type Key = keyof Settings;
@@ -205,6 +212,7 @@ export const DEFINITIONS = [
   def({ key: 'timeout', flag: 'timeout', arg: '<duration|none>', description: 'a run that takes longer stops, changes nothing it has not finished, and exits 8', default: 10 * 60e3, parse: timeLimit, show: (v) => (v === Infinity ? 'none' : formatWindow(v)) }),
   def({ key: 'trapUsers', flag: 'trap-users', arg: '<list>', description: 'SASL usernames that do not exist here (e.g. admin,test): one failed login naming one makes the client an offender at once (a name without @ also matches NAME@any-domain)', default: [], parse: usernames, show: (v) => v.join(',') }),
   def({ key: 'cutSessions', flag: 'cut-sessions', arg: null, description: 'after ufw reloads, close the SMTP sessions new blocks still have open (ss -K), so a client blocked in the middle of an AUTH session stops at once', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
+  def({ key: 'blockLinkLocal', flag: 'block-link-local', arg: null, description: 'block link-local clients (169.254.0.0/16, fe80::/10) too; off: they are neighbours on the same link (a router), never blocked', default: false, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'banTime', flag: 'ban-time', arg: '<duration|forever>', description: 'a block stays at least this long after the last event that made it (even when the window no longer shows it)', default: 24 * 3600e3, parse: banLength, show: showLength }),
   def({ key: 'banFactor', flag: 'ban-factor', arg: '<n>', description: 'a block decided again within --recidive-window of its end gets the previous ban time times this', default: 2, parse: factor, show: String }),
   def({ key: 'banTimeMax', flag: 'ban-time-max', arg: '<duration|forever>', description: 'the longest ban a repeat offender gets (forever: no limit)', default: 30 * 24 * 3600e3, parse: banLength, show: showLength }),
@@ -218,6 +226,8 @@ export const DEFINITIONS = [
   def({ key: 'crowdsecBouncerKeyFile', flag: 'crowdsec-bouncer-key-file', arg: '<file>', description: 'pull decisions as blocks (reason fleet) with this bouncer key file, root\'s alone (cscli bouncers add)', default: null, parse: path, show: (v) => v ?? '' }),
   def({ key: 'crowdsecScenarios', flag: 'crowdsec-scenarios', arg: '<list>', description: 'pull decisions whose scenario starts with one of these', default: ['smtpguard/'], parse: scenarioPrefixes, show: (v) => v.join(',') }),
   def({ key: 'crowdsecOrigins', flag: 'crowdsec-origins', arg: '<list>', description: 'pull the decisions of these origins too, whatever their scenario (e.g. CAPI,lists,cscli)', default: [], parse: originNames, show: (v) => v.join(',') }),
+  def({ key: 'crowdsecWidest', flag: 'crowdsec-widest', arg: '<len>', description: 'the widest pulled IPv4 range applied (a /24 by default, our own widest); a wider decision is refused and reported', default: 24, parse: wholeNumber(8, 32), show: String }),
+  def({ key: 'crowdsecWidest6', flag: 'crowdsec-widest6', arg: '<len>', description: 'the widest pulled IPv6 range applied (a /48 by default); a wider decision is refused and reported', default: 48, parse: wholeNumber(16, 128), show: String }),
 ] as const;
 
 function lapiUrl(text: string): string | null {
@@ -329,14 +339,18 @@ function parseWords<K extends Key>(d: Definition<K>, words: readonly string[], w
 }
 
 function parseValue<K extends Key>(d: Definition<K>, text: string, where: Origin, parse: (text: string) => Settings[K] = d.parse): Settings[K] {
+  const control = controlCharacterProblem(text);
   try {
+    if (control !== null) throw new Error(control);
     return parse(text);
   } catch (error) {
     const problem = (error as Error).message;
+    const exitCode = control !== null ? ExitCode.usage : undefined;
     const hint = `see "smtpguard help run" for --${d.flag}`;
-    if (where.from === 'flag') throw new SmtpguardError(`--${d.flag} ${text}: ${problem}`, { exitCode: ExitCode.usage, hint });
-    if (where.from === 'env') throw new SmtpguardError(`${where.name}=${text} in the environment: ${problem}`, { hint });
-    if (where.from === 'file') throw new SmtpguardError(`${where.file}:${where.line}: ${configKey(d.key)}=${text}: ${problem}`, { hint });
+    const shown = JSON.stringify(text).slice(1, -1); // a control character is shown escaped, never written raw
+    if (where.from === 'flag') throw new SmtpguardError(`--${d.flag} ${shown}: ${problem}`, { exitCode: ExitCode.usage, hint });
+    if (where.from === 'env') throw new SmtpguardError(`${where.name}=${shown} in the environment: ${problem}`, { exitCode, hint });
+    if (where.from === 'file') throw new SmtpguardError(`${where.file}:${where.line}: ${configKey(d.key)}=${shown}: ${problem}`, { exitCode, hint });
     throw error;
   }
 }

@@ -5,7 +5,11 @@
  */
 import { networkInterfaces } from 'node:os';
 import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { isValidRange } from '../address.js';
+import { neverBlockRanges } from '../decide/never-block.js';
+import { readStore, readStoreBytes, writeStoreFile } from '../store/store-file.js';
 import type { NamedRange } from '../decide/policy.js';
 import { MAP_TYPES, type MapType } from '../write/access-map.js';
 import type { Warn } from '../read/sources.js';
@@ -41,17 +45,43 @@ export async function findDefaultMapType(configDir: string | null): Promise<MapT
   return ok && (MAP_TYPES as readonly string[]).includes(output) ? (output as MapType) : 'hash';
 }
 
+/** The mynetworks last read from Postfix, kept in the state directory for a run where postconf fails. */
+export const MYNETWORKS_FILE = 'mynetworks.json';
+
 /**
  * Postfix's mynetworks as ranges. Entries that are not addresses (a hostname, a
  * `type:table` or `/file` lookup, a negation) cannot be checked here: warned about.
+ * Sticky: what postconf said is kept in `stateDir` (when given), and a run where postconf
+ * fails uses it, with a warning, instead of dropping the exemption for that run.
  */
-export async function findMynetworks(configDir: string | null, warn: Warn): Promise<NamedRange[]> {
+export async function findMynetworks(configDir: string | null, warn: Warn, stateDir: string | null = null, keep = true): Promise<NamedRange[]> {
   const { ok, output } = await postconf(['-h', 'mynetworks'], configDir);
-  if (!ok) {
+  const file = stateDir === null ? null : path.join(stateDir, MYNETWORKS_FILE);
+  if (ok) {
+    if (file !== null && keep) await keepMynetworks(file, output);
+    return parseMynetworks(output, warn);
+  }
+  const kept = file === null ? null : await readStore(file, { parse: parseKept, warn, keep: !keep, consequence: 'it is written anew when postconf answers' });
+  if (kept === null) {
     warn(`cannot ask Postfix for mynetworks (postconf: ${output}); only loopback, this host and --allow are exempt`);
     return [];
   }
-  return parseMynetworks(output, warn);
+  warn(`cannot ask Postfix for mynetworks (postconf: ${output}); using the mynetworks it gave on ${kept.time}, kept in ${file}`);
+  return parseMynetworks(kept.mynetworks, warn);
+}
+
+function parseKept(text: string): { time: string; mynetworks: string } {
+  const kept = JSON.parse(text) as { time?: unknown; mynetworks?: unknown };
+  if (typeof kept?.time !== 'string' || typeof kept.mynetworks !== 'string') throw new Error('not a kept mynetworks');
+  return { time: kept.time, mynetworks: kept.mynetworks };
+}
+
+/** Writes what postconf said when it differs from what is kept; a state dir this user cannot write is no problem. */
+async function keepMynetworks(file: string, mynetworks: string): Promise<void> {
+  const before = await readStoreBytes(file).then((b) => parseKept(b.toString('utf8')).mynetworks, () => null);
+  if (before === mynetworks) return;
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o755 }).catch(() => undefined);
+  await writeStoreFile(file, `${JSON.stringify({ time: new Date().toISOString(), mynetworks })}\n`, 0o644).catch(() => undefined);
 }
 
 export function parseMynetworks(value: string, warn: Warn): NamedRange[] {
@@ -76,17 +106,22 @@ export function findOwnAddresses(): NamedRange[] {
   return ranges;
 }
 
-export const LOOPBACK: readonly NamedRange[] = [
-  { cidr: '127.0.0.0/8', source: 'loopback' },
-  { cidr: '::1/128', source: 'loopback' },
-];
+export interface NeverBlockSettings {
+  allow: readonly string[];
+  postfixConfigDir: string | null;
+  blockLinkLocal: boolean;
+  /** Where the mynetworks last read is kept (null: not kept). */
+  stateDir: string | null;
+  /** false (a dry run): the kept mynetworks is read, not written. */
+  keep: boolean;
+}
 
-/** Everything that is never blocked: loopback, this host, mynetworks, --allow. */
-export async function findNeverBlock(allow: readonly string[], postfixConfigDir: string | null, warn: Warn): Promise<NamedRange[]> {
-  return [
-    ...LOOPBACK,
-    ...findOwnAddresses(),
-    ...(await findMynetworks(postfixConfigDir, warn)),
-    ...allow.map((cidr) => ({ cidr, source: 'allow' })),
-  ];
+/** Everything that is never blocked: special addresses, this host, mynetworks, --allow (decide/never-block.ts). */
+export async function findNeverBlock(settings: NeverBlockSettings, warn: Warn): Promise<NamedRange[]> {
+  return neverBlockRanges({
+    own: findOwnAddresses(),
+    mynetworks: await findMynetworks(settings.postfixConfigDir, warn, settings.stateDir, settings.keep),
+    allow: settings.allow,
+    blockLinkLocal: settings.blockLinkLocal,
+  });
 }

@@ -12,11 +12,10 @@
  * valid is discarded with a warning, and the logs are read again from the start.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { isValidRange } from '../address.js';
-import { writeAtomically } from '../write/files.js';
+import { readStore, readStoreBytes, readStoreBytesSync, writeStoreFile } from '../store/store-file.js';
 import { BUCKET_MS, Tally, type TimeWindow } from './tally.js';
 import type { Warn } from '../read/sources.js';
 
@@ -95,27 +94,26 @@ export class ScanState {
 
   static async load(dir: string, now: Date, warn: Warn): Promise<ScanState> {
     const file = path.join(dir, 'scan-state.json');
-    const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      // missing: a first run; not readable: an unprivileged scan, which reads in full, quietly
-      if (!['ENOENT', 'EACCES', 'EPERM'].includes(error.code ?? '')) warn(`cannot read the scan state ${file} (${error.message}); reading all logs from the start`);
-      return null;
+    // missing: a first run; not readable: an unprivileged scan, which reads in full, quietly
+    const state = await readStore(file, {
+      parse: (text) => {
+        const state = JSON.parse(text) as StateFile;
+        // an older smtpguard's state: read the logs again, quietly (an upgrade is not a problem)
+        const older = Number.isInteger(state?.version) && state.version < VERSION && Array.isArray(state.entries);
+        if (older && state.entries.every((e) => typeof e?.head === 'string' && typeof (e as unknown as { tally?: unknown }).tally === 'string')) {
+          return { older: state.entries.map((e) => (e as unknown as { tally: string }).tally).filter((f) => OLD_TALLY_FILE.test(f)) };
+        }
+        if (older && state.version >= 6) return { older: state.entries.filter(isEntry).flatMap((e) => e.segments.map((s) => s.file)) };
+        if (state?.version !== VERSION || !Array.isArray(state.entries) || !state.entries.every(isEntry)) throw new Error('not a scan state');
+        return { state };
+      },
+      warn,
+      consequence: 'reading all logs from the start',
     });
-    if (text === null) return new ScanState(file, now, []);
-    try {
-      const state = JSON.parse(text) as StateFile;
-      // an older smtpguard's state: read the logs again, quietly (an upgrade is not a problem)
-      const older = Number.isInteger(state.version) && state.version < VERSION && Array.isArray(state.entries);
-      if (older && state.entries.every((e) => typeof e?.head === 'string' && typeof (e as unknown as { tally?: unknown }).tally === 'string')) {
-        const files = state.entries.map((e) => (e as unknown as { tally: string }).tally).filter((f) => OLD_TALLY_FILE.test(f));
-        return new ScanState(file, now, [], files);
-      }
-      if (state.version !== VERSION || !Array.isArray(state.entries) || !state.entries.every(isEntry)) throw new Error('not a scan state');
-      const same = state.year === now.getFullYear() && state.zone === ZONE && typeof state.now === 'number' && state.now <= now.getTime();
-      return same ? new ScanState(file, now, state.entries) : new ScanState(file, now, [], state.entries.flatMap((e) => e.segments.map((s) => s.file)));
-    } catch (error) {
-      warn(`the scan state ${file} is not valid (${(error as Error).message}); reading all logs from the start`);
-      return new ScanState(file, now, []);
-    }
+    if (state === null) return new ScanState(file, now, []);
+    if ('older' in state) return new ScanState(file, now, [], state.older);
+    const same = state.state.year === now.getFullYear() && state.state.zone === ZONE && typeof state.state.now === 'number' && state.state.now <= now.getTime();
+    return same ? new ScanState(file, now, state.state.entries) : new ScanState(file, now, [], state.state.entries.flatMap((e) => e.segments.map((s) => s.file)));
   }
 
   /**
@@ -128,7 +126,7 @@ export class ScanState {
     try {
       for (const segment of entry.segments) {
         if (!minutesOverlap(segment.first, segment.last, window)) continue;
-        const part = Tally.deserialize(await readFile(path.join(path.dirname(this.file), segment.file)), window.from);
+        const part = Tally.deserialize(await readStoreBytes(path.join(path.dirname(this.file), segment.file)), window.from);
         if (tally === null) tally = part;
         else tally.addAll(part);
       }
@@ -156,7 +154,7 @@ export class ScanState {
           segments.set(part.day, { day: part.day, file, first: part.first, last: part.last });
           continue;
         }
-        const merged = Tally.deserialize(readFileSync(path.join(path.dirname(this.file), old.file)));
+        const merged = Tally.deserialize(readStoreBytesSync(path.join(path.dirname(this.file), old.file)));
         merged.addAll(Tally.deserialize(part.data));
         this.staged.set(file, merged.serialize());
         segments.set(part.day, { day: part.day, file, first: Math.min(old.first, part.first), last: Math.max(old.last, part.last) });
@@ -182,10 +180,10 @@ export class ScanState {
       for (const entry of entries) {
         for (const { file } of entry.segments) {
           const data = this.staged.get(file);
-          if (data !== undefined) await writeAtomically(path.join(dir, file), data.toString('latin1'), null, 0o600);
+          if (data !== undefined) await writeStoreFile(path.join(dir, file), data, 0o600);
         }
       }
-      await writeAtomically(this.file, JSON.stringify(state), null, 0o600);
+      await writeStoreFile(this.file, JSON.stringify(state), 0o600);
       // drop the tallies this run knew and no longer needs; a scan running beside the cron job
       // must not delete the files the other one just wrote
       const keep = new Set(entries.flatMap((e) => e.segments.map((s) => s.file)));
@@ -230,7 +228,7 @@ export class PendingReloads {
 
   static async read(stateDir: string): Promise<{ pending: PendingReloads; roles: Set<'ufw' | 'map'> }> {
     const file = path.join(stateDir, 'pending-reloads');
-    const text = await readFile(file, 'utf8').catch(() => null);
+    const text = await readStoreBytes(file).then((b) => b.toString('utf8'), () => null);
     const roles = new Set<'ufw' | 'map'>();
     if (text !== null) {
       for (const word of text.split(/\s+/)) if (word === 'ufw' || word === 'map') roles.add(word);
@@ -245,7 +243,7 @@ export class PendingReloads {
     if (owed) now.roles.add(role);
     else now.roles.delete(role);
     await mkdir(path.dirname(this.file), { recursive: true, mode: 0o755 });
-    await writeAtomically(this.file, [...now.roles].join(' ') + '\n', null, 0o644);
+    await writeStoreFile(this.file, [...now.roles].join(' ') + '\n', 0o644);
   }
 }
 
@@ -275,20 +273,19 @@ const BLOCKS_FILE = 'blocks.json';
  */
 export async function readBlockRecords(stateDir: string, warn?: Warn): Promise<BlockRecord[] | null> {
   const file = path.join(stateDir, BLOCKS_FILE);
-  const text = await readFile(file, 'utf8').catch(() => null);
-  lastRead = { file, text };
-  if (text === null) return null;
-  let records: unknown;
-  try {
-    records = JSON.parse(text);
-  } catch (error) {
-    warn?.(`${file} is not valid JSON (${(error as Error).message}); it is written anew from this run's decisions`);
-    return null;
-  }
-  if (!Array.isArray(records) || !records.every(isBlockRecord)) {
-    warn?.(`${file} does not hold block records; it is written anew from this run's decisions`);
-    return null;
-  }
+  let text: string | null = null;
+  const records = await readStore(file, {
+    parse: (read) => {
+      text = read;
+      const records = JSON.parse(read) as unknown;
+      if (!Array.isArray(records) || !records.every(isBlockRecord)) throw new Error('it does not hold block records');
+      return records as BlockRecord[];
+    },
+    warn: warn ?? (() => undefined),
+    keep: warn === undefined, // status: changes nothing
+    consequence: "it is written anew from this run's decisions",
+  });
+  lastRead = { file, text: records === null ? null : text };
   return records;
 }
 
@@ -317,9 +314,9 @@ let lastRead: { file: string; text: string | null } | null = null;
 export async function writeBlockRecords(stateDir: string, records: readonly BlockRecord[]): Promise<void> {
   const text = records.length === 0 ? '[]\n' : `[\n${records.map((r) => JSON.stringify(r)).join(',\n')}\n]\n`;
   const file = path.join(stateDir, BLOCKS_FILE);
-  const before = lastRead?.file === file ? lastRead.text : await readFile(file, 'utf8').catch(() => null);
+  const before = lastRead?.file === file ? lastRead.text : await readStoreBytes(file).then((b) => b.toString('utf8'), () => null);
   if (before === text) return;
   lastRead = { file, text };
   await mkdir(stateDir, { recursive: true, mode: 0o755 });
-  await writeAtomically(file, text, null, 0o644);
+  await writeStoreFile(file, text, 0o644);
 }

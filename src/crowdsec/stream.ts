@@ -6,7 +6,9 @@
  * (decisions the old filter skipped were never kept), and once a day (a delta answer lost
  * on the way cannot leave a hole for long).
  */
-import { canonicalRangeProblem, networkOf } from '../address.js';
+import { canonicalRangeProblem, networkOf, unmapRange } from '../address.js';
+import { controlCharacterProblem } from '../text.js';
+import { isTime, MAX_TIME } from '../store/store-file.js';
 import type { FleetDecision } from '../decide/fleet.js';
 
 export const STREAM_VERSION = 1;
@@ -17,7 +19,14 @@ export const RESYNC_MS = 24 * 3600e3;
 export interface StreamFilter {
   scenarios: readonly string[];
   origins: readonly string[];
+  /** The widest range taken (prefix length, IPv4 and IPv6): a wider one is refused, whoever sends it. Default 24 and 48. */
+  widest4?: number;
+  widest6?: number;
 }
+
+/** Our own widest blocks: a /24, and a /48 (--ipv6-subnet's default). */
+export const WIDEST4 = 24;
+export const WIDEST6 = 48;
 
 export interface StreamState {
   version: number;
@@ -48,7 +57,11 @@ export interface StreamAnswer {
 }
 
 export const filterKey = (filter: StreamFilter): string =>
-  JSON.stringify({ scenarios: [...filter.scenarios].sort(), origins: [...filter.origins].map((o) => o.toLowerCase()).sort() });
+  JSON.stringify({
+    scenarios: [...filter.scenarios].sort(),
+    origins: [...filter.origins].map((o) => o.toLowerCase()).sort(),
+    widest: [filter.widest4 ?? WIDEST4, filter.widest6 ?? WIDEST6],
+  });
 
 export function needsStartup(state: StreamState | null, url: string, filter: StreamFilter, now: number): boolean {
   return state === null || state.url !== url || state.filter !== filterKey(filter) || !(now - state.startup < RESYNC_MS) || now < state.startup;
@@ -61,21 +74,28 @@ export function selects(filter: StreamFilter, scenario: string, origin: string):
 /**
  * The state after one answer: a startup answer replaces what was kept, a delta answer
  * removes the deleted ids and adds the new ones. Only `ban` decisions of scope Ip or Range
- * that pass the filter and have time left are kept; `skipped` counts the malformed ones.
+ * that pass the filter and have time left are kept. Fleet input is data, not orders:
+ * `skipped` counts the decisions that do not validate (a field of the wrong type or form, a
+ * duration longer than `maxDuration`, the longest ban our own settings give), `refused` names
+ * the ranges wider than the filter's widest. Neither is kept.
  */
 export function applyStreamAnswer(
   state: StreamState | null,
   answer: StreamAnswer,
-  context: { startup: boolean; url: string; filter: StreamFilter; now: number },
-): { state: StreamState; skipped: number } {
+  context: { startup: boolean; url: string; filter: StreamFilter; now: number; maxDuration?: number },
+): { state: StreamState; skipped: number; refused: string[] } {
   const kept = new Map<number, FleetDecision & { id: number }>();
   if (!context.startup && state !== null) for (const d of state.decisions) kept.set(d.id, d);
-  for (const d of answer.deleted ?? []) if (typeof d?.id === 'number') kept.delete(d.id);
+  for (const d of Array.isArray(answer.deleted) ? answer.deleted : []) if (Number.isSafeInteger(d?.id)) kept.delete(d.id as number);
   let skipped = 0;
-  for (const raw of answer.new ?? []) {
-    const d = readDecision(raw, context.now);
+  const refused: string[] = [];
+  const widest = { 4: context.filter.widest4 ?? WIDEST4, 6: context.filter.widest6 ?? WIDEST6 };
+  for (const raw of Array.isArray(answer.new) ? answer.new : []) {
+    const d = readDecision(raw, context.now, context.maxDuration ?? Infinity);
     if (d === 'malformed') skipped++;
-    else if (d !== null && selects(context.filter, d.scenario, d.origin)) kept.set(d.id, d);
+    else if (d === null || !selects(context.filter, d.scenario, d.origin)) continue;
+    else if (Number(d.cidr.slice(d.cidr.indexOf('/') + 1)) < widest[d.family]) refused.push(`${d.cidr} (${d.scenario || 'no scenario'} from ${d.origin || 'no origin'})`);
+    else kept.set(d.id, d);
   }
   const decisions = [...kept.values()].filter((d) => d.until > context.now).sort((a, b) => a.id - b.id);
   return {
@@ -88,6 +108,7 @@ export function applyStreamAnswer(
       decisions,
     },
     skipped,
+    refused,
   };
 }
 
@@ -97,20 +118,23 @@ export function liveDecisions(state: StreamState | null, now: number): Array<Fle
 }
 
 /** null: a decision smtpguard does not apply (not a ban, another scope, expired); 'malformed': not a decision at all. */
-function readDecision(raw: LapiDecision, now: number): (FleetDecision & { id: number }) | null | 'malformed' {
+function readDecision(raw: LapiDecision, now: number, maxDuration: number): (FleetDecision & { id: number }) | null | 'malformed' {
   if (typeof raw !== 'object' || raw === null) return 'malformed';
   const { id, duration, origin, scenario, scope, type, value } = raw;
-  if (typeof id !== 'number' || typeof value !== 'string' || typeof scope !== 'string' || typeof type !== 'string') return 'malformed';
+  if (!Number.isSafeInteger(id) || !isField(value, 64) || !isField(scope, 32) || !isField(type, 32)) return 'malformed';
+  if ((scenario !== undefined && scenario !== null && !isField(scenario, 256)) || (origin !== undefined && origin !== null && !isField(origin, 256))) return 'malformed';
   if (type.toLowerCase() !== 'ban') return null;
   const kind = scope.toLowerCase();
   if (kind !== 'ip' && kind !== 'range') return null;
-  const ms = typeof duration === 'string' ? parseGoDuration(duration) : null;
-  if (ms === null) return 'malformed';
+  const ms = typeof duration === 'string' && duration.length <= 64 ? parseGoDuration(duration) : null;
+  if (ms === null || !Number.isFinite(ms)) return 'malformed';
   if (ms <= 0) return null;
+  // longer than any ban we give ourselves, or past what a date can hold: not a decision we take
+  if (ms > maxDuration || now + ms > MAX_TIME) return 'malformed';
   const cidr = canonicalCidr(value, kind);
   if (cidr === null) return 'malformed';
   return {
-    id,
+    id: id as number,
     cidr,
     family: cidr.includes(':') ? 6 : 4,
     scenario: typeof scenario === 'string' ? scenario : '',
@@ -118,6 +142,9 @@ function readDecision(raw: LapiDecision, now: number): (FleetDecision & { id: nu
     until: now + ms,
   };
 }
+
+/** A text field of a pulled decision: a string of at most `max` characters, no control characters (it is shown and kept). */
+const isField = (value: unknown, max: number): value is string => typeof value === 'string' && value.length <= max && controlCharacterProblem(value) === null;
 
 /**
  * `203.0.113.9` (Ip) -> `203.0.113.9/32`; `198.51.100.0/24` (Range) as it is; IPv4-mapped
@@ -133,11 +160,10 @@ export function canonicalCidr(value: string, scope: 'ip' | 'range'): string | nu
   const v6 = address.includes(':');
   const length = slash === -1 ? (v6 ? 128 : 32) : Number(text.slice(slash + 1));
   if (length < (v6 ? 16 : 8)) return null;
-  if (v6 && /^::ffff:/i.test(address) && length === 128) {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    if (mapped !== null) return `${mapped[1]}/32`;
-  }
-  return networkOf(address, length);
+  const cidr = unmapRange(networkOf(address, length)); // IPv4-mapped: the IPv4 range, checked as such
+  // an IPv6 range around the IPv4-mapped space (::ffff:0:0/96) would stand for all of IPv4
+  if (cidr.includes(':') && length < 96 && networkOf('::ffff:0:0', length) === cidr) return null;
+  return cidr;
 }
 
 const GO_UNITS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
@@ -163,7 +189,7 @@ export function parseStreamState(text: string): StreamState | null {
     }
     for (const d of s.decisions) {
       if (
-        typeof d !== 'object' || d === null || typeof d.id !== 'number' || typeof d.cidr !== 'string' || typeof d.until !== 'number' ||
+        typeof d !== 'object' || d === null || !Number.isSafeInteger(d.id) || typeof d.cidr !== 'string' || !isTime(d.until) ||
         typeof d.scenario !== 'string' || typeof d.origin !== 'string' || (d.family !== 4 && d.family !== 6) ||
         canonicalCidr(d.cidr, 'range') !== d.cidr
       ) {

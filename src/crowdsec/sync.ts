@@ -9,10 +9,10 @@
  * State files (root's alone, mode 600): crowdsec-stream.json (the pulled decisions),
  * crowdsec-queue.json (pushed and queued bans), crowdsec-token.json (the machine's JWT).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SmtpguardError } from '../errors.js';
-import { writeAtomically } from '../write/files.js';
+import { readStore, writeStoreFile } from '../store/store-file.js';
 import { mergeFleetBlocks, type FleetDecision } from '../decide/fleet.js';
 import type { Decision, NamedRange } from '../decide/policy.js';
 import type { Settings } from '../cli/settings.js';
@@ -32,7 +32,19 @@ const BATCH = 100;
 
 export type CrowdsecSettings = Pick<
   Settings,
-  'crowdsecUrl' | 'crowdsecMachine' | 'crowdsecPasswordFile' | 'crowdsecBouncerKeyFile' | 'crowdsecScenarios' | 'crowdsecOrigins' | 'stateDir' | 'window' | 'maxBlocks'
+  | 'crowdsecUrl'
+  | 'crowdsecMachine'
+  | 'crowdsecPasswordFile'
+  | 'crowdsecBouncerKeyFile'
+  | 'crowdsecScenarios'
+  | 'crowdsecOrigins'
+  | 'crowdsecWidest'
+  | 'crowdsecWidest6'
+  | 'stateDir'
+  | 'window'
+  | 'maxBlocks'
+  | 'banTime'
+  | 'banTimeMax'
 >;
 
 export interface SyncOptions {
@@ -90,7 +102,7 @@ export class FleetSync {
     private readonly bouncerKey: string | null,
   ) {
     this.lapi = new Lapi(url, new Budget(options.budgetMs ?? LAPI_BUDGET_MS), `smtpguard/${version()}`, options.fetch);
-    this.filter = { scenarios: settings.crowdsecScenarios, origins: settings.crowdsecOrigins };
+    this.filter = { scenarios: settings.crowdsecScenarios, origins: settings.crowdsecOrigins, widest4: settings.crowdsecWidest, widest6: settings.crowdsecWidest6 };
   }
 
   /** null when no crowdsec setting is given. */
@@ -139,9 +151,15 @@ export class FleetSync {
       try {
         const answer = (await this.lapi.stream(this.bouncerKey, startup)) as StreamAnswer | null;
         if (typeof answer !== 'object' || answer === null) throw new LapiError('server', `GET ${this.url}/v1/decisions/stream: the answer is not a decision stream`);
-        const applied = applyStreamAnswer(state, answer, { startup, url: this.url, filter: this.filter, now: this.now });
+        // the longest ban our own settings can give (forever: any date a Date can hold)
+        const maxDuration = Math.max(this.settings.banTime, this.settings.banTimeMax, this.settings.window === Infinity ? 0 : this.settings.window);
+        const applied = applyStreamAnswer(state, answer, { startup, url: this.url, filter: this.filter, now: this.now, maxDuration });
         state = applied.state;
-        if (applied.skipped > 0) this.faults.push(`${applied.skipped} pulled decision(s) were not understood and are left out`);
+        if (applied.skipped > 0) this.faults.push(`${applied.skipped} pulled decision(s) were not understood (a field of the wrong form, or longer than our longest ban) and are left out`);
+        if (applied.refused.length > 0) {
+          const shown = applied.refused.slice(0, 5).join(', ') + (applied.refused.length > 5 ? ` and ${applied.refused.length - 5} more` : '');
+          this.faults.push(`${applied.refused.length} pulled decision(s) wider than /${this.settings.crowdsecWidest} (IPv4) or /${this.settings.crowdsecWidest6} (IPv6) refused: ${shown} (--crowdsec-widest, --crowdsec-widest6)`);
+        }
         await this.writeJson(STREAM_FILE, state);
         this.report.pulled = state.decisions.length;
       } catch (error) {
@@ -274,23 +292,22 @@ export class FleetSync {
   }
 
   private async readJson<T>(name: string, parse: (text: string) => T | null): Promise<T | null> {
-    const file = this.file(name);
-    const text = await readFile(file, 'utf8').catch(() => null);
-    if (text === null) return null;
-    let value: T | null = null;
-    try {
-      value = parse(text);
-    } catch {
-      value = null;
-    }
-    if (value === null) this.options.warn(`${file} is not valid; it is written anew`);
-    return value;
+    return readStore(this.file(name), {
+      parse: (text) => {
+        const value = parse(text);
+        if (value === null) throw new Error(`not a ${name} of this version`);
+        return value;
+      },
+      warn: this.options.warn,
+      keep: !this.options.network, // a dry run changes nothing
+      consequence: 'it is written anew',
+    });
   }
 
   private async writeJson(name: string, value: unknown): Promise<void> {
     if (!this.options.network) return;
     await mkdir(this.settings.stateDir, { recursive: true, mode: 0o755 });
-    await writeAtomically(this.file(name), JSON.stringify(value) + '\n', null, 0o600);
+    await writeStoreFile(this.file(name), JSON.stringify(value) + '\n', 0o600);
   }
 }
 

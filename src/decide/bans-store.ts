@@ -1,40 +1,61 @@
 /** `bans.json` in the state directory (edge): every block's length and history (bans.ts). */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isValidRange, networkOf, normaliseAddress } from '../address.js';
 import type { BanRecord } from './bans.js';
-import { writeAtomically } from '../write/files.js';
+import { isTime, readStore, readStoreBytes, writeStoreFile } from '../store/store-file.js';
 import type { Warn } from '../read/sources.js';
+import { readBlockRecords, type BlockRecord } from '../count/state.js';
 
 export const BANS_FILE = 'bans.json';
 
 /** The records, or none; a file that does not validate is a warning, and the bans start over from the logs. */
 export async function readBans(stateDir: string, warn: Warn): Promise<BanRecord[]> {
-  const file = path.join(stateDir, BANS_FILE);
-  const text = await readFile(file, 'utf8').catch(() => null);
-  if (text === null) return [];
-  try {
-    const data = JSON.parse(text) as { version?: unknown; bans?: unknown };
-    if (data.version !== 1 || !Array.isArray(data.bans) || !data.bans.every(isBanRecord)) throw new Error('not a ban list');
-    return data.bans;
-  } catch (error) {
-    warn(`${file} is not valid (${(error as Error).message}); ban times start over from what the logs show`);
-    return [];
-  }
+  const bans = await readStore(path.join(stateDir, BANS_FILE), {
+    parse: (text) => {
+      const data = JSON.parse(text) as { version?: unknown; bans?: unknown };
+      if (data?.version !== 1 || !Array.isArray(data.bans) || !data.bans.every(isBanRecord)) throw new Error('not a ban list');
+      return data.bans as BanRecord[];
+    },
+    warn,
+    consequence: 'the bans in force are taken from blocks.json, their history starts over',
+    rebuild: async () => bansFromRecords((await readBlockRecords(stateDir)) ?? []),
+  });
+  return bans ?? [];
 }
+
+/**
+ * Ban records made again from what the last run blocked (blocks.json): a bans.json set aside
+ * must not lift the bans in force. The history before them (earlier bans) is lost.
+ */
+export function bansFromRecords(records: readonly BlockRecord[]): BanRecord[] {
+  const bans: BanRecord[] = [];
+  for (const r of records) {
+    if (!LOCAL_REASONS.has(r.reason) || r.until === undefined || !isCanonicalCidr(r.cidr)) continue;
+    const until = r.until === null ? null : Date.parse(r.until);
+    const lastEvent = Date.parse(r.lastSeen);
+    const firstBlocked = Date.parse(r.since);
+    if (!isTime(lastEvent) || !isTime(firstBlocked) || (until !== null && !isTime(until))) continue;
+    const addresses = r.addresses.filter((a) => normaliseAddress(a) === a).slice(0, 256);
+    bans.push({ cidr: r.cidr, family: r.family, reason: r.reason, firstBlocked, lastEvent, until, times: Math.max(1, Math.floor(r.times ?? 1)), banMs: until === null ? null : Math.max(1, until - lastEvent), addresses });
+  }
+  return bans;
+}
+
+/** Blocks the logs made (not manual, not the fleet's): the ones ban times apply to. */
+const LOCAL_REASONS: ReadonlySet<string> = new Set(['host', 'subnet', 'prefix', 'subnet6']);
 
 /** Writes the records when they differ from what is there. */
 export async function writeBans(stateDir: string, bans: readonly BanRecord[]): Promise<void> {
   const file = path.join(stateDir, BANS_FILE);
   const text = `${JSON.stringify({ version: 1, bans }, null, 1)}\n`;
-  if ((await readFile(file, 'utf8').catch(() => null)) === text) return;
-  await writeAtomically(file, text, null, 0o600);
+  if ((await readStoreBytes(file).then((b) => b.toString('utf8'), () => null)) === text) return;
+  await writeStoreFile(file, text, 0o600);
 }
 
 function isBanRecord(value: unknown): value is BanRecord {
   if (typeof value !== 'object' || value === null) return false;
   const r = value as Record<string, unknown>;
-  const time = (t: unknown) => typeof t === 'number' && Number.isFinite(t);
+  const time = isTime; // a time no Date can hold (until: 1e300) would stop every run that prints it
   return (
     typeof r.cidr === 'string' &&
     isCanonicalCidr(r.cidr) &&

@@ -1,18 +1,26 @@
 /** `overrides.json` in the state directory (edge): the manual blocks and unblocks. */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SmtpguardError } from '../errors.js';
-import { writeAtomically } from '../write/files.js';
+import { readStoreBytes, writeStoreFile } from '../store/store-file.js';
 import { parseOverrides, renderOverrides, type Override } from './overrides.js';
 
 export const OVERRIDES_FILE = 'overrides.json';
 
 export async function readOverrides(stateDir: string): Promise<Override[]> {
   const file = path.join(stateDir, OVERRIDES_FILE);
-  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
-    throw new SmtpguardError(`cannot read ${file}: ${error.message}`, { hint: 'run as root' });
-  });
+  // the admin's own orders: never set aside, and never read through a link (exit 3 says so)
+  const text = await readStoreBytes(file).then(
+    (bytes) => bytes.toString('utf8'),
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
+      if (error.code === 'ELOOP' || error.code === 'ENOTREG' || error.code === 'EISDIR') {
+        throw new SmtpguardError(`${file} is not a regular file (a symbolic link, directory or device)`, {
+          hint: 'move it away: it should be the file smtpguard keeps the manual blocks and unblocks in',
+        });
+      }
+      throw new SmtpguardError(`cannot read ${file}: ${error.message}`, { hint: 'run as root' });
+    },
+  );
   if (text === null) return [];
   try {
     return parseOverrides(text);
@@ -24,5 +32,5 @@ export async function readOverrides(stateDir: string): Promise<Override[]> {
 }
 
 export async function writeOverrides(stateDir: string, overrides: readonly Override[]): Promise<void> {
-  await writeAtomically(path.join(stateDir, OVERRIDES_FILE), renderOverrides(overrides), null, 0o644);
+  await writeStoreFile(path.join(stateDir, OVERRIDES_FILE), renderOverrides(overrides), 0o644);
 }

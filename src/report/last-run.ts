@@ -2,9 +2,8 @@
  * When `run` last ran and what it said (edge): `last-run.json` in the state directory,
  * for the summary bare `smtpguard` prints. Never fails a run.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeAtomically } from '../write/files.js';
+import { readStoreBytes, writeStoreFile } from '../store/store-file.js';
 
 export interface LastRun {
   /** ISO time the run ended. */
@@ -18,12 +17,12 @@ export interface LastRun {
 const FILE = 'last-run.json';
 
 export async function writeLastRun(stateDir: string, run: LastRun): Promise<void> {
-  await writeAtomically(path.join(stateDir, FILE), `${JSON.stringify(run)}\n`, null, 0o644).catch(() => undefined);
+  await writeStoreFile(path.join(stateDir, FILE), `${JSON.stringify(run)}\n`, 0o644).catch(() => undefined);
 }
 
 export async function readLastRun(stateDir: string): Promise<LastRun | null> {
   try {
-    const value = JSON.parse(await readFile(path.join(stateDir, FILE), 'utf8')) as LastRun;
+    const value = JSON.parse((await readStoreBytes(path.join(stateDir, FILE))).toString('utf8')) as LastRun;
     return typeof value.time === 'string' && typeof value.summary === 'string' ? value : null;
   } catch {
     return null;

@@ -13,7 +13,7 @@
 import { rename, unlink } from 'node:fs/promises';
 import { execa } from 'execa';
 import { ExitCode, SmtpguardError } from '../errors.js';
-import { copyOwnership, stagePrevious, writeAtomically, writeTarget, writeWithBackup } from './files.js';
+import { copyOwnership, stagePrevious, writeAtomically, writeOwnFile, writeTarget, writeWithBackup } from './files.js';
 import { INDEX_SUFFIX, NEW_MAP_SUFFIX, type FileChange, type Plan } from './plan.js';
 import { PendingReloads } from '../count/state.js';
 import { chainRestoreText, replaceRulesFiles } from './firewall/ufw.js';
@@ -90,7 +90,7 @@ async function applyFirewall(plan: Plan, changes: readonly FileChange[], reload:
   if (sets !== undefined && sets.after !== '') {
     const restore = plan.commands.find((c) => c[0] === 'ipset' && c[1] === 'restore');
     if (restore !== undefined) await loadSets(sets.path, sets.after, restore, run);
-    await writeAtomically(sets.path, sets.after, null, 0o600);
+    await writeOwnFile(sets.path, sets.after, 0o600);
   }
   // before.init creates the sets at boot: a section that does so goes in before the rules name
   // the sets, and an emptied one only once the rules no longer do (a failed step keeps it)
@@ -124,7 +124,7 @@ async function replaceChains(plan: Plan, changes: readonly FileChange[], restore
   const swapped: Array<{ argv: readonly string[]; change: FileChange }> = [];
   const load = async (argv: readonly string[], change: FileChange, text: string) => {
     const file = argv[argv.length - 1]!;
-    await writeAtomically(file, chainRestoreText(text, change.path, change.role === 'ufw4' ? plan.chains.ufw4 : plan.chains.ufw6), null, 0o600);
+    await writeOwnFile(file, chainRestoreText(text, change.path, change.role === 'ufw4' ? plan.chains.ufw4 : plan.chains.ufw6), 0o600);
     const result = await run(argv);
     await unlink(file).catch(() => undefined);
     return result;

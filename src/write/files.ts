@@ -74,12 +74,24 @@ export async function writeTarget(file: string): Promise<string> {
  * symlink is written through to its target.
  */
 export async function writeAtomically(file: string, text: string, like: string | null, mode = 0o644): Promise<void> {
-  const target = await writeTarget(file);
+  await replaceFile(file, await writeTarget(file), Buffer.from(text, 'latin1'), like, mode); // byte for byte: the files were read as latin1
+}
+
+/**
+ * Writes `data` to `file` itself, through a temp file in the same directory: a symbolic link
+ * at that name is replaced (rename acts on the name), never written through. For the state
+ * directory, where a link planted by someone else must not aim a root run at another file.
+ */
+export async function writeOwnFile(file: string, data: string | Buffer, mode: number): Promise<void> {
+  await replaceFile(file, file, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, null, mode);
+}
+
+async function replaceFile(file: string, target: string, data: Buffer, like: string | null, mode: number): Promise<void> {
   const temp = tempName(target);
   try {
-    const handle = await open(temp, 'wx', like === null ? mode : 0o600);
+    const handle = await open(temp, 'wx', like === null ? mode : 0o600); // O_EXCL: never through a link
     try {
-      await handle.writeFile(Buffer.from(text, 'latin1')); // byte for byte: the files were read as latin1
+      await handle.writeFile(data);
       await handle.sync();
     } finally {
       await handle.close();

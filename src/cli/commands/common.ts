@@ -33,7 +33,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
   const to = now.getTime();
   const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
   // ask Postfix for mynetworks while the logs are read
-  const neverBlocking = findNeverBlock(settings.allow, settings.postfixConfigDir, io.warn);
+  const neverBlocking = findNeverBlock({ ...settings, keep: saveState }, io.warn);
   const collected = await collectEvents({
     logs: journal !== null && defaultLogs ? [] : settings.log,
     usingDefaultLogs: defaultLogs,

@@ -15,11 +15,12 @@
  *   with `start` before it loads the rules files), creates them from the save file.
  */
 import { chmod, readFile, stat, unlink } from 'node:fs/promises';
+import { readStoreBytes } from '../../store/store-file.js';
 import path from 'node:path';
 import { withLength } from '../../address.js';
 import { ExitCode, SmtpguardError } from '../../errors.js';
 import { sortBlocks } from '../access-map.js';
-import { writeAtomically } from '../files.js';
+import { writeOwnFile } from '../files.js';
 import type { Block } from '../../decide/policy.js';
 import type { Runner } from '../apply.js';
 import type { ChainRule, FirewallBackend, KernelView } from './backend.js';
@@ -159,7 +160,7 @@ export async function loadSets(saveFile: string, saveText: string, restoreArgv: 
   const existing = new Set<string>();
   for (const name of names) if (await exists(name)) existing.add(name);
   const scriptFile = restoreArgv[restoreArgv.length - 1]!;
-  await writeAtomically(scriptFile, restoreScript(saveText, existing), null, 0o600);
+  await writeOwnFile(scriptFile, restoreScript(saveText, existing), 0o600); // in the state dir: never through a link
   const restored = await run(restoreArgv);
   await unlink(scriptFile).catch(() => undefined);
   if (!restored.ok) {
@@ -189,7 +190,7 @@ export async function dropSets(saveFile: string, run: Runner): Promise<string[]>
 
 /** The members the save file records, per set; an empty map when there is none. */
 export async function readSaveFile(stateDir: string): Promise<{ text: string | null; sets: Map<string, string[]> }> {
-  const text = await readFile(path.join(stateDir, SAVE_FILE), 'latin1').catch(() => null);
+  const text = await readStoreBytes(path.join(stateDir, SAVE_FILE)).then((b) => b.toString('latin1'), () => null);
   return { text, sets: parseSaveFile(text ?? '') };
 }
 
