@@ -177,7 +177,7 @@ describe('FleetSync: faults lose nothing', () => {
   });
   const decision = (...blocks: Block[]): Decision => ({ blocks, spared: [], ignored: [], overLimit: [] });
   const summaries = (...addresses: string[]): AddressSummary[] =>
-    addresses.map((address) => ({ address, events: {} as AddressSummary['events'], total: 12, firstSeen: NOW - 2 * HOUR, lastSeen: NOW - HOUR, unnamedRecipientRejects: 0 }));
+    addresses.map((address) => ({ address, events: {} as AddressSummary['events'], total: 12, firstSeen: NOW - 2 * HOUR, lastSeen: NOW - HOUR, unnamedRecipientRejects: 0, unnamedMessageRejects: 0 }));
   /** One run's push; returns the sync (its report) and what finish() threw. */
   async function run(blocks: Block[], options: { url?: string; now?: number; budgetMs?: number } = {}) {
     const sync = (await FleetSync.open(settings(options.url), { now: new Date(options.now ?? NOW), network: true, warn: (m) => warnings.push(m), budgetMs: options.budgetMs ?? 2000 }))!;

@@ -141,3 +141,58 @@ describe('the decision stream, kept between runs', () => {
     expect(parseStreamState('[null]')).toBeNull();
   });
 });
+
+describe('fleet input is data, not orders (issue 20)', () => {
+  it('a duration no date can hold, or longer than our longest ban, is skipped and counted, never a crash or kept (finding 3)', () => {
+    const { state, skipped } = applyStreamAnswer(
+      null,
+      { new: [ban(1, '203.0.113.9', { duration: '99999999999h' }), ban(2, '203.0.113.10', { duration: '800h' }), ban(3, '203.0.113.11', { duration: '700h' })] },
+      { ...ctx(true), maxDuration: 720 * 3600e3 },
+    );
+    expect(skipped).toBe(2);
+    expect(state.decisions.map((d) => d.id)).toEqual([3]);
+    // a kept state with such a time is not a state: it is pulled anew, not used
+    expect(parseStreamState(JSON.stringify({ ...state, decisions: [{ ...state.decisions[0], until: 1e300 }] }))).toBeNull();
+  });
+
+  it('every field is checked: wrong types, control characters, unsafe ids are not understood', () => {
+    const { state, skipped } = applyStreamAnswer(
+      null,
+      {
+        new: [
+          ban(1.5, '203.0.113.1'),
+          ban(2, '203.0.113.2', { scenario: 'smtpguard/host\nx' }),
+          ban(3, '203.0.113.3', { origin: 7 }),
+          ban(4, '203.0.113.4', { scope: ['Ip'] }),
+          ban(5, '203.0.113.5', { duration: 3600 }),
+          ban(Number.MAX_SAFE_INTEGER + 2, '203.0.113.6'),
+          ban(7, '203.0.113.7'),
+        ],
+      },
+      ctx(true),
+    );
+    expect(skipped).toBe(6);
+    expect(state.decisions.map((d) => d.cidr)).toEqual(['203.0.113.7/32']);
+    expect(applyStreamAnswer(null, { new: 'nonsense' as unknown as LapiDecision[], deleted: 5 as unknown as LapiDecision[] }, ctx(true)).state.decisions).toEqual([]);
+  });
+
+  it('ranges wider than our own widest (/24, /48) are refused and named; the setting moves the line (finding 4)', () => {
+    const answer = { new: [ban(1, '1.0.0.0/8'), ban(2, '198.18.0.0/15'), ban(3, '2000::/16'), ban(4, '198.51.100.0/24'), ban(5, '2001:db8:1::/48'), ban(6, '::ffff:10.0.0.0/104')] };
+    const { state, refused } = applyStreamAnswer(null, answer, ctx(true));
+    expect(state.decisions.map((d) => d.cidr)).toEqual(['198.51.100.0/24', '2001:db8:1::/48']);
+    expect(refused).toEqual([
+      '1.0.0.0/8 (smtpguard/host from crowdsec)',
+      '198.18.0.0/15 (smtpguard/host from crowdsec)',
+      '2000::/16 (smtpguard/host from crowdsec)',
+      '10.0.0.0/8 (smtpguard/host from crowdsec)', // IPv4-mapped: checked as the IPv4 range it is
+    ]);
+    const wide = applyStreamAnswer(null, answer, ctx(true, NOW, { ...DEFAULT, widest4: 8, widest6: 16 }));
+    expect(wide.refused).toEqual([]);
+    expect(filterKey({ ...DEFAULT, widest4: 8 })).not.toBe(filterKey(DEFAULT)); // a changed setting pulls everything again
+  });
+
+  it('an IPv6 range around the IPv4-mapped space stands for all of IPv4: not understood', () => {
+    expect(canonicalCidr('::/80', 'range')).toBeNull();
+    expect(canonicalCidr('::ffff:0.0.0.0/96', 'range')).toBe('0.0.0.0/0');
+  });
+});

@@ -4,7 +4,7 @@
  * The built binary on files in a temp directory, with --no-reload (no firewall touched).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, makeServerDir, runBin, saslLines } from './helpers.js';
@@ -263,5 +263,118 @@ describe('ban memory (the window alone no longer decides how long a block lasts)
     expect(bans()).toMatchObject([{ cidr: '203.0.113.5/32', until: Date.parse('2026-11-22T20:00:00Z'), times: 1 }]); // ended, remembered
     smtpguard(['unblock', '203.0.113.5', '--forget', ...flags, '--now', '2026-11-22T21:40:00Z', '--for', '1m']);
     expect(bans()).toEqual([]);
+  });
+});
+
+describe('nothing an outsider or a fleet peer can turn against you (issue 20)', () => {
+  const relay = (client: string, i: number) =>
+    `${STAMP} postfix/smtpd[3]: NOQUEUE: reject: RCPT from ${client}: 554 5.7.1 <x${i}@attacker.example>: Relay access denied; from=<a@provider.example> to=<x${i}@attacker.example> proto=ESMTP helo=<mail-out.provider.example>\n`;
+
+  it("relay rejects through a provider's named MTAs block neither them nor their /24 (finding 1)", () => {
+    let log = '';
+    for (let h = 10; h < 15; h++) for (let i = 0; i < 10; i++) log += relay(`mail-out${h}.provider.example[209.85.129.${h}]`, i);
+    for (let i = 0; i < 10; i++) log += relay('mail-out.provider.example[2001:4860:4864:20::30]', i);
+    writeFileSync(path.join(dir, 'mail.log'), log);
+    const run = smtpguard(['run', ...flags]);
+    expect(run).toMatchObject({ code: 0, stdout: '' });
+    expect(blocked()).toEqual([]);
+    expect(blocked6()).toEqual([]);
+    const scan = JSON.parse(smtpguard(['scan', '--json', ...flags.filter((f) => f !== '--no-reload')]).stdout) as { addresses: Array<{ address: string; events: Record<string, number> }> };
+    expect(scan.addresses.find((a) => a.address === '209.85.129.10')?.events.messageReject).toBe(10);
+  });
+
+  it('special addresses named as the client are never blocked; link-local only with --block-link-local (finding 6)', () => {
+    const specials = ['0.0.0.0', '255.255.255.255', '224.0.0.1', '::', 'ff02::1', '169.254.7.7', 'fe80::1'];
+    writeFileSync(path.join(dir, 'mail.log'), specials.map((a) => sasl(a, 20)).join('') + sasl('203.0.113.9', 20));
+    const run = smtpguard(['run', ...flags]);
+    expect(run).toMatchObject({ code: 0, stdout: 'blocks: 1 (+1 -0) +203.0.113.9/32\n' });
+    const dry = smtpguard(['run', '--dry-run', ...flags]).stdout;
+    for (const [address, why] of [['0.0.0.0', 'unspecified'], ['255.255.255.255', 'broadcast'], ['224.0.0.1', 'multicast'], ['::', 'unspecified'], ['ff02::1', 'multicast'], ['169.254.7.7', 'link-local'], ['fe80::1', 'link-local']]) {
+      expect(dry).toContain(`Never blocked: ${address} (20 events; ${why} `);
+    }
+    expect(smtpguard(['run', ...flags, '--block-link-local']).stdout).toBe('blocks: 3 (+2 -0) +169.254.7.7/32 +fe80::/64\n');
+  });
+
+  it('a newline or control character in any setting or flag is refused by name, before anything is written (finding 6)', () => {
+    const cron = path.join(dir, 'cron');
+    const before = readFileSync(cron, 'utf8');
+    for (const args of [
+      ['install', ...flags, '--config', `${dir}/x\n* * * * * root touch /tmp/owned`],
+      ['install', ...flags, '--cron-file', `${cron}\nExecStartPre=/bin/true`],
+      ['install', ...flags, '--state-dir', `${dir}/state\r`],
+      ['run', '--dry-run', ...flags, '--reject-text', 'no\u0085'],
+      ['block', '203.0.113.7', ...flags, '--comment', 'x\ny'],
+    ]) {
+      const r = smtpguard(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/holds a control character \(U\+00/);
+      expect(r.stderr).not.toMatch(/\n.*\n.*\n/); // one line (and a hint), the value escaped
+    }
+    const env = runBin(['install', ...flags], { env: { PATH: process.env.PATH, TZ: 'UTC', SMTPGUARD_THRESHOLD: '5\n* * * * * root id' } });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toMatch(/SMTPGUARD_THRESHOLD=5\\n\* \* \* \* \* root id in the environment: holds a control character \(U\+000A, a newline\)/);
+    writeFileSync(path.join(dir, 'smtpguard.conf'), 'REJECT_TEXT="a\tb"\n');
+    expect(smtpguard(['run', '--dry-run', ...flags]).stderr).toMatch(/smtpguard\.conf:1: REJECT_TEXT=a\\tb: holds a control character \(U\+0009, a tab\)/);
+    expect(readFileSync(cron, 'utf8')).toBe(before);
+    expect(existsSync('/tmp/owned')).toBe(false);
+  });
+
+  it('a link at a state file is never followed: its target keeps its bytes (finding 6)', () => {
+    const state = path.join(dir, 'state');
+    const target = path.join(dir, 'precious');
+    writeFileSync(target, 'precious bytes\n', { mode: 0o644 });
+    for (const name of ['scan-state.json', 'bans.json', 'blocks.json', 'pending-reloads', 'last-run.json', 'mynetworks.json']) {
+      rmSync(path.join(state, name), { force: true });
+      symlinkSync(target, path.join(state, name));
+    }
+    writeFileSync(path.join(dir, 'mail.log'), sasl('203.0.113.9', 20));
+    const run = smtpguard(['run', ...flags]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('blocks: 1 (+1 -0) +203.0.113.9/32\n');
+    expect(run.stderr).toMatch(/scan-state\.json is a symbolic link, not a regular file: moved aside as \S+scan-state\.json\.corrupt-\d{8}T\d{6}Z/);
+    expect(readFileSync(target, 'utf8')).toBe('precious bytes\n');
+    expect(smtpguard(['run', ...flags])).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(readFileSync(target, 'utf8')).toBe('precious bytes\n');
+    // overrides.json is the admin's own orders: a link there is an error that says so (exit 3)
+    symlinkSync(target, path.join(state, 'overrides.json'));
+    const refused = smtpguard(['run', ...flags]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/overrides\.json is not a regular file/);
+    expect(readFileSync(target, 'utf8')).toBe('precious bytes\n');
+  });
+
+  it('a bans.json with a time no date can hold, or that is a directory, is set aside; the bans in force stay (finding 6)', () => {
+    writeFileSync(path.join(dir, 'mail.log'), sasl('203.0.113.9', 20));
+    expect(smtpguard(['run', ...flags]).code).toBe(0);
+    const bans = path.join(dir, 'state', 'bans.json');
+    const data = JSON.parse(readFileSync(bans, 'utf8')) as { bans: Array<{ until: number }> };
+    data.bans[0]!.until = 1e300;
+    writeFileSync(bans, JSON.stringify(data));
+    writeFileSync(path.join(dir, 'mail.log'), ''); // the events left the logs: only the ban keeps the block
+    const first = smtpguard(['run', ...flags]);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toMatch(/bans\.json is not valid \(not a ban list\): moved aside as \S+; the bans in force are taken from blocks\.json/);
+    expect(blocked()).toEqual(['203.0.113.9/32']);
+    rmSync(bans);
+    mkdirSync(bans);
+    const second = smtpguard(['run', ...flags]);
+    expect(second.code).toBe(0);
+    expect(second.stderr).toMatch(/bans\.json is a directory, not a regular file: moved aside/);
+    expect(blocked()).toEqual(['203.0.113.9/32']);
+    expect(smtpguard(['run', ...flags])).toMatchObject({ code: 0, stderr: '' });
+    expect(readdirSync(path.join(dir, 'state')).filter((f) => f.startsWith('bans.json.corrupt-')).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a failing postconf does not drop the mynetworks exemption: the last one read is used (finding 5)', () => {
+    writeFileSync(path.join(dir, 'pf', 'main.cf'), 'mynetworks = 127.0.0.0/8 192.0.2.0/24\n');
+    const past = new Date(Date.now() - 10_000);
+    utimesSync(path.join(dir, 'pf', 'main.cf'), past, past);
+    writeFileSync(path.join(dir, 'mail.log'), sasl('192.0.2.7', 20));
+    expect(smtpguard(['run', ...flags])).toMatchObject({ code: 0, stdout: '' });
+    rmSync(path.join(dir, 'pf', 'main.cf')); // postconf now fails
+    const run = smtpguard(['run', ...flags]);
+    expect(run).toMatchObject({ code: 0, stdout: '' });
+    expect(run.stderr).toMatch(/cannot ask Postfix for mynetworks \(postconf: .*\); using the mynetworks it gave on \S+, kept in \S+mynetworks\.json/);
+    expect(blocked()).toEqual([]);
   });
 });

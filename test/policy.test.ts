@@ -22,6 +22,8 @@ const OPTIONS: PolicyOptions = {
 interface Extra {
   /** recipientReject events logged as unknown[ADDR] (default: none). */
   unnamed?: number;
+  /** messageReject events logged as unknown[ADDR] (default: none). */
+  unnamedMessage?: number;
   /** username -> [failures naming it, logins as it] */
   users?: Record<string, [number, number]>;
   otherUsers?: number;
@@ -31,7 +33,7 @@ interface Extra {
 
 function summary(address: string, events: Partial<Record<EventKind, number>>, extra: Extra = {}): AddressSummary {
   const all = Object.fromEntries(EVENT_KINDS.map((k) => [k, events[k] ?? 0])) as Record<EventKind, number>;
-  const s: AddressSummary = { address, events: all, total: all.saslFailure + all.reject, firstSeen: 0, lastSeen: 0, unnamedRecipientRejects: extra.unnamed ?? 0 };
+  const s: AddressSummary = { address, events: all, total: all.saslFailure + all.reject, firstSeen: 0, lastSeen: 0, unnamedRecipientRejects: extra.unnamed ?? 0, unnamedMessageRejects: extra.unnamedMessage ?? 0 };
   if (extra.users !== undefined) s.users = new Map(Object.entries(extra.users).map(([u, [failures, logins]]) => [u, { failures, logins }]));
   if (extra.otherUsers !== undefined) s.otherUserFailures = extra.otherUsers;
   if (extra.summarised !== undefined) s.summarised = extra.summarised;
@@ -149,16 +151,16 @@ describe('sparing real users', () => {
     expect(cidrs([summary('192.0.2.50', { saslFailure: 9, reject: 5, saslSuccess: 1 })])).toEqual(['192.0.2.50/32']);
   });
 
-  it('a /24 where a real user logged in is not blocked whole: its offenders are blocked one by one', () => {
+  it('a /24 where a real user logged in is blocked whole, with the user as an exception (one login cannot multiply the blocks)', () => {
     const attackers = Array.from({ length: 5 }, (_, i) => summary(`203.0.113.${i + 1}`, { saslFailure: 6 }));
     const d = decide([...attackers, summary('203.0.113.77', { saslFailure: 2, saslSuccess: 1 })]);
-    expect(d.blocks.map((b) => b.cidr)).toEqual(['203.0.113.1/32', '203.0.113.2/32', '203.0.113.3/32', '203.0.113.4/32', '203.0.113.5/32']);
+    expect(d.blocks).toMatchObject([{ cidr: '203.0.113.0/24', reason: 'subnet', exceptions: ['203.0.113.77/32'] }]);
     expect(d.spared.map((s) => s.address)).toEqual(['203.0.113.77']);
   });
 
-  it('an IPv6 prefix where someone logged in is not blocked whole for the rejects of another address', () => {
+  it('an IPv6 prefix where someone logged in is blocked whole, the login as an exception', () => {
     const d = decide([summary('2001:db8:1:2::a', { saslSuccess: 1 }), summary('2001:db8:1:2::b', { reject: 2 }), summary('2001:db8:1:2::c', { reject: 3 })]);
-    expect(d.blocks.map((b) => b.cidr)).toEqual(['2001:db8:1:2::c/128']);
+    expect(d.blocks).toMatchObject([{ cidr: '2001:db8:1:2::/64', reason: 'prefix', exceptions: ['2001:db8:1:2::a/128'] }]);
   });
 
   it('a login from one address of a /64 spares the whole /64 (privacy addresses change)', () => {
@@ -234,7 +236,8 @@ describe('login sparing by username', () => {
       summary('2001:db8:1:2::b', { saslFailure: 9 }, { users: { bob: [9, 0] } }),
       summary('2001:db8:1:2::c', { saslFailure: 4 }, { users: { alice: [4, 0] } }),
     ]);
-    expect(d.blocks.map((b) => b.cidr)).toEqual(['2001:db8:1:2::b/128']);
+    // the /64 is blocked for bob's guesses; alice's login and her spared address stay open
+    expect(d.blocks).toMatchObject([{ cidr: '2001:db8:1:2::/64', exceptions: ['2001:db8:1:2::a/128', '2001:db8:1:2::c/128'] }]);
     expect(d.spared.map((s) => s.address)).toEqual(['2001:db8:1:2::c']);
   });
 });
@@ -255,10 +258,13 @@ describe('IPv6 above /64', () => {
     expect(cidrs(prefixes(8, 2))).toEqual(['2001:db8:77::/48']); // 16 >= 15
   });
 
-  it('never over an allowed range or a prefix where someone logged in', () => {
+  it('never over an allowed range; over a prefix where someone logged in, with that prefix as an exception', () => {
     expect(cidrs(prefixes(5, 3), { neverBlock: [{ cidr: '2001:db8:77:ff::/64', source: 'allow' }] })).toHaveLength(5);
     const withLogin = [...prefixes(5, 3), summary('2001:db8:77:ff::9', { saslSuccess: 1 })];
-    expect(cidrs(withLogin)).toHaveLength(5);
+    expect(decide(withLogin).blocks).toMatchObject([{ cidr: '2001:db8:77::/48', exceptions: ['2001:db8:77:ff::/64'] }]);
+    // a login in an offending prefix: that address alone is the exception (the prefix is blocked)
+    const inside = [...prefixes(5, 3), summary('2001:db8:77:1::9', { saslSuccess: 1 })];
+    expect(decide(inside).blocks).toMatchObject([{ cidr: '2001:db8:77::/48', exceptions: ['2001:db8:77:1::9/128'] }]);
   });
 
   it('recipient rejects alone do not make a /48', () => {
@@ -345,5 +351,69 @@ describe('--trap-users', () => {
     const bots = Array.from({ length: 5 }, (_, i) => summary(`198.51.100.${i + 1}`, { saslFailure: 1 }, { users: { admin: [1, 0] } }));
     expect(cidrs(bots, { trapUsers })).toEqual(['198.51.100.0/24']);
     expect(cidrs(bots)).toEqual([]); // off by default
+  });
+});
+
+describe('nothing an outsider can turn against you (issue 20)', () => {
+  const counted: Partial<PolicyOptions> = { countedKinds: ['saslFailure', 'reject', 'recipientReject', 'messageReject'] };
+
+  it('relay rejects through a big provider block nothing: named MTAs never count, and message rejects never make a /24', () => {
+    // the probe's attack: one message with many recipients at a domain the attacker points at us,
+    // sent through a provider; its named MTAs collect "Relay access denied" (messageReject)
+    const provider = Array.from({ length: 5 }, (_, i) => summary(`209.85.129.${i + 10}`, { messageReject: 10 }));
+    expect(decide(provider, counted).blocks).toEqual([]);
+    // the same rejects from bots (unknown[ADDR], nothing accepted) block each bot, never the /24
+    const bots = Array.from({ length: 5 }, (_, i) => summary(`198.51.100.${i + 10}`, { messageReject: 10 }, { unnamedMessage: 10 }));
+    const d = decide(bots, counted);
+    expect(d.blocks.map((b) => b.cidr)).toEqual(bots.map((b) => `${b.address}/32`));
+    expect(d.blocks.every((b) => b.messageLevel === true)).toBe(true);
+    // IPv6: one provider address with five relay rejects is no /64; a bot's is its /128, not the /64
+    expect(decide([summary('2001:4860:4864:20::30', { messageReject: 5 })], counted).blocks).toEqual([]);
+    expect(decide([summary('2001:db8:9:9::30', { messageReject: 5 }, { unnamedMessage: 5 })], counted).blocks).toMatchObject([{ cidr: '2001:db8:9:9::30/128', messageLevel: true }]);
+    // many bots in one /64 add up to no /64 (a /64-of-many needs client-level evidence)
+    const bots6 = Array.from({ length: 3 }, (_, i) => summary(`2001:db8:9:9::${i + 1}`, { messageReject: 2 }, { unnamedMessage: 2 }));
+    expect(decide(bots6, counted).blocks).toEqual([]);
+  });
+
+  it('a client-level reject still counts toward its /24 and is not message-level', () => {
+    const bots = Array.from({ length: 5 }, (_, i) => summary(`198.51.100.${i + 10}`, { reject: 6 }));
+    expect(decide(bots, counted).blocks).toMatchObject([{ cidr: '198.51.100.0/24', reason: 'subnet' }]);
+    expect(decide(bots, counted).blocks[0]!.messageLevel).toBeUndefined();
+  });
+
+  const flood = (logins: number) => {
+    const s: AddressSummary[] = [];
+    // 12,000 flooding addresses in one /64, each with 13 failures
+    for (let i = 0; i < 12_000; i++) s.push(summary(`2001:db8:66:1::${(0x1000 + i).toString(16)}`, { saslFailure: 13 }, { users: { [`guess${i}`]: [13, 0] } }));
+    // the spared logins: real users in the same /64
+    for (let i = 0; i < logins; i++) s.push(summary(`2001:db8:66:1:1::${(i + 1).toString(16)}`, { saslSuccess: 1 }, { users: { [`user${i}`]: [0, 1] } }));
+    // a brute-forcer elsewhere, with fewer failures than each flooding address
+    s.push(summary('203.0.113.200', { saslFailure: 12 }));
+    return s;
+  };
+
+  it('one login in a flooded /64: the /64 is blocked whole with the login as its one exception, and the brute-forcer too', () => {
+    const d = decide(flood(1), { maxBlocks: 10_000 });
+    expect(d.blocks.map((b) => b.cidr)).toEqual(['203.0.113.200/32', '2001:db8:66:1::/64']);
+    expect(d.blocks[1]!.exceptions).toEqual(['2001:db8:66:1:1::1/128']);
+    expect(d.overLimit).toEqual([]);
+  });
+
+  it('1,000 logins in a flooded /64 (a carrier NAT): not blocked whole, its hosts take at most 1% of --max-blocks, the brute-forcer is blocked', () => {
+    const d = decide(flood(1000), { maxBlocks: 10_000 });
+    expect(d.blocks.map((b) => b.cidr)).toContain('203.0.113.200/32');
+    expect(d.blocks.some((b) => b.cidr === '2001:db8:66:1::/64')).toBe(false);
+    const hosts = d.blocks.filter((b) => b.cidr.startsWith('2001:db8:66:1:'));
+    expect(hosts).toHaveLength(100); // crowdedShare(10,000)
+    expect(hosts.every((b) => b.crowded === '2001:db8:66:1::/64')).toBe(true);
+    expect(hosts.some((b) => b.cidr.startsWith('2001:db8:66:1:1::'))).toBe(false); // no login is blocked
+    expect(d.blocks).toHaveLength(101);
+  });
+
+  it('--max-exceptions sets where a range stops taking exceptions', () => {
+    const attackers = Array.from({ length: 5 }, (_, i) => summary(`203.0.113.${i + 1}`, { saslFailure: 6 }));
+    const users = Array.from({ length: 3 }, (_, i) => summary(`203.0.113.${i + 100}`, { saslSuccess: 1 }));
+    expect(decide([...attackers, ...users], { maxExceptions: 3 }).blocks).toMatchObject([{ cidr: '203.0.113.0/24', exceptions: ['203.0.113.100/32', '203.0.113.101/32', '203.0.113.102/32'] }]);
+    expect(decide([...attackers, ...users], { maxExceptions: 2 }).blocks.map((b) => b.cidr)).toEqual(attackers.map((a) => `${a.address}/32`));
   });
 });

@@ -31,6 +31,8 @@ export interface Settings {
   subnetHosts: number;
   allow: string[];
   maxBlocks: number;
+  /** Addresses where someone logged in that a range blocked whole keeps as exceptions; more: the range is not blocked whole. */
+  maxExceptions: number;
   ufwRules: string;
   ufw6Rules: string;
   ufwChain: string;
@@ -195,6 +197,7 @@ export const DEFINITIONS = [
   def({ key: 'subnetHosts', flag: 'subnet-hosts', arg: '<n>', description: 'this many IPv4 offenders in one /24 block the /24', default: 5, parse: wholeNumber(2, 256), show: String }),
   def({ key: 'allow', flag: 'allow', arg: '<cidr>', description: 'never block this address or range, repeatable', default: [], parse: cidrs, show: showWords }),
   def({ key: 'maxBlocks', flag: 'max-blocks', arg: '<n>', description: 'keep at most this many blocks, the worst offenders (0: no limit)', default: 10000, parse: wholeNumber(0), show: String }),
+  def({ key: 'maxExceptions', flag: 'max-exceptions', arg: '<n>', description: 'a /24, IPv6 prefix or /48 to block whole keeps up to this many addresses where someone logged in as exceptions; with more it is a network of real users: only its offenders are blocked, at most 1% of --max-blocks', default: 16, parse: wholeNumber(0, 1000), show: String }),
   def({ key: 'ufwRules', flag: 'ufw-rules', arg: '<file>', description: 'ufw rules file for IPv4 blocks', default: '/etc/ufw/before.rules', parse: path, show: String }),
   def({ key: 'ufw6Rules', flag: 'ufw6-rules', arg: '<file>', description: 'ufw rules file for IPv6 blocks', default: '/etc/ufw/before6.rules', parse: path, show: String }),
   def({ key: 'ufwChain', flag: 'ufw-chain', arg: '<name>', description: 'chain of the IPv4 blocks (its log-and-drop chain is NAME-log)', default: 'ufw-smtpguard', parse: valid(chainNameProblem), show: String }),

@@ -20,7 +20,7 @@ import { BUCKET_MS, Tally, type TimeWindow } from './tally.js';
 import type { Warn } from '../read/sources.js';
 
 export const HEAD_BYTES = 4096;
-const VERSION = 6; // 6: a log's tally is kept as day segments; 5: each address's minutes newest first, with their byte length
+const VERSION = 7; // 7: six more event kinds (the tally's slots moved); 6: a log's tally is kept as day segments; 5: each address's minutes newest first, with their byte length
 /** The time zone year-less timestamps are read in. */
 const ZONE = zoneKey();
 

@@ -5,7 +5,7 @@
  * mail.warn count once) and windows can be cut from them afterwards, to the minute.
  */
 import { addressSortKey, addressWords, networkOf, wordsText } from '../address.js';
-import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
+import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
 import type { MailEvent } from '../read/parse.js';
 
 export const BUCKET_MS = 60_000;
@@ -190,7 +190,7 @@ export class Tally {
     const id = this.idOf(event.address);
     const record = this.bucket(id, key, offset, offset, NONE);
     this.addToSlot(record, KIND_INDEX[event.kind], event.count ?? 1);
-    if (event.unnamed === true) this.addToSlot(record, UNNAMED_RECIPIENT_REJECT_SLOT, 1);
+    if (event.unnamed === true) this.addToSlot(record, event.kind === 'messageReject' ? UNNAMED_MESSAGE_REJECT_SLOT : UNNAMED_RECIPIENT_REJECT_SLOT, 1);
     if (event.user !== undefined && (event.kind === 'saslFailure' || event.kind === 'saslSuccess')) {
       const login = event.kind === 'saslSuccess';
       const r = this.userRecord(id, event.user, key, login); // first: making it may grow userPool
@@ -750,6 +750,8 @@ export interface AddressSummary {
   lastSeen: number;
   /** recipientReject events of this address that Postfix logged as `unknown[ADDR]`. */
   unnamedRecipientRejects: number;
+  /** messageReject events of this address that Postfix logged as `unknown[ADDR]`. */
+  unnamedMessageRejects: number;
   /** SASL usernames named in the window: failures naming each, logins as each (absent: none named). */
   users?: Map<string, { failures: number; logins: number }>;
   /** SASL failures naming usernames past MAX_USERS_PER_ADDRESS: no login spares them. */
@@ -977,7 +979,7 @@ function mustKeep(ipv6: boolean, sums: Float64Array, total: number, bound: Bound
 function summaryOf(address: string, sums: Float64Array, total: number, firstSeen: number, lastSeen: number): AddressSummary {
   const events = {} as Record<EventKind, number>;
   for (let i = 0; i < EVENT_KINDS.length; i++) events[EVENT_KINDS[i]!] = sums[i]!;
-  return { address, events, total, firstSeen, lastSeen, unnamedRecipientRejects: sums[UNNAMED_RECIPIENT_REJECT_SLOT]! };
+  return { address, events, total, firstSeen, lastSeen, unnamedRecipientRejects: sums[UNNAMED_RECIPIENT_REJECT_SLOT]!, unnamedMessageRejects: sums[UNNAMED_MESSAGE_REJECT_SLOT]! };
 }
 
 /**

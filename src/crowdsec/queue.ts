@@ -62,7 +62,9 @@ export function queueBans(queue: PushQueue, blocks: readonly SeenBlock[], contex
   for (const b of bans) latest.set(b.cidr, Math.max(latest.get(b.cidr) ?? -Infinity, b.until));
   const queued: Ban[] = [];
   for (const { block, firstSeen, lastSeen } of blocks) {
-    if (block.reason === 'fleet') continue;
+    // the fleet's own blocks go back to nobody; a block resting on a bot's message rejects is local
+    // evidence only; a range with exceptions (someone logged in there) would block that user elsewhere
+    if (block.reason === 'fleet' || block.messageLevel === true || (block.exceptions?.length ?? 0) > 0) continue;
     const seen = Number.isFinite(lastSeen) ? lastSeen : context.now;
     const until = endOf(block, seen, context);
     if (until <= context.now) continue;

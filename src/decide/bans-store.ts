@@ -69,7 +69,8 @@ function isBanRecord(value: unknown): value is BanRecord {
     r.times >= 1 &&
     (r.banMs === null || (time(r.banMs) && (r.banMs as number) > 0)) &&
     (r.released === undefined || typeof r.released === 'boolean') &&
-    (r.addresses === undefined || (Array.isArray(r.addresses) && r.addresses.length <= 256 && r.addresses.every((a) => typeof a === 'string' && normaliseAddress(a) === a)))
+    (r.addresses === undefined || (Array.isArray(r.addresses) && r.addresses.length <= 256 && r.addresses.every((a) => typeof a === 'string' && normaliseAddress(a) === a))) &&
+    (r.exceptions === undefined || (Array.isArray(r.exceptions) && r.exceptions.length <= 1000 && r.exceptions.every((e) => typeof e === 'string' && isCanonicalCidr(e))))
   );
 }
 

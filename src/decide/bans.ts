@@ -36,6 +36,8 @@ export interface BanRecord {
   addresses?: string[];
   /** Ended by `smtpguard unblock`: a return within the recidive window starts over at the first ban. */
   released?: boolean;
+  /** A range's exceptions (addresses where someone logged in): kept with the ban, so a block the window no longer shows keeps them. */
+  exceptions?: string[];
 }
 
 export interface BanOptions {
@@ -128,6 +130,7 @@ export function applyBans(
     if (prev !== undefined && active(prev)) {
       record = { ...prev, cidr: block.cidr, family: block.family, reason: block.reason, lastEvent: Math.max(prev.lastEvent, lastEvent), addresses: block.addresses };
       delete record.released;
+      delete record.exceptions;
       record.until = untilOf(record.lastEvent, record.banMs, prev.until, options);
     } else {
       const again = prev !== undefined && prev.until !== null && prev.released !== true && now - prev.until <= options.recidiveWindow;
@@ -137,6 +140,7 @@ export function applyBans(
       record = { cidr: block.cidr, family: block.family, reason: block.reason, firstBlocked, lastEvent, until: untilOf(lastEvent, banMs, null, options), times, banMs, addresses: block.addresses };
       started.push({ cidr: block.cidr, times, banMs });
     }
+    if (block.exceptions !== undefined) record.exceptions = block.exceptions;
     records.set(record.cidr, record);
     ranges.set(record.cidr, range);
     blocks.push({ ...block, until: isoOrNull(record.until), times: record.times, banFor: lengthText(record.banMs) });
@@ -154,7 +158,19 @@ export function applyBans(
     // a running ban inside a block made this run is covered by it
     if (decided.containing(r.cidr).some(([cidr]) => cidr !== r.cidr)) continue;
     const addresses = r.addresses ?? [];
-    blocks.push({ cidr: r.cidr, family: r.family, addresses, addressCount: addresses.length, total: 0, reason: r.reason as Block['reason'], lastSeen: r.lastEvent, until: isoOrNull(r.until), times: r.times, banFor: lengthText(r.banMs) });
+    blocks.push({
+      cidr: r.cidr,
+      family: r.family,
+      addresses,
+      addressCount: addresses.length,
+      total: 0,
+      reason: r.reason as Block['reason'],
+      lastSeen: r.lastEvent,
+      until: isoOrNull(r.until),
+      times: r.times,
+      banFor: lengthText(r.banMs),
+      ...(r.exceptions === undefined ? {} : { exceptions: r.exceptions }),
+    });
   }
   // ended bans are remembered for the recidive window
   for (const [cidr, r] of [...records]) if (!active(r) && now - r.until! > options.recidiveWindow) records.delete(cidr);

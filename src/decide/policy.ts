@@ -7,15 +7,21 @@
  *   addresses add up against `threshold6`, and the block is the prefix. Above that,
  *   `ipv6SubnetPrefixes` offending prefixes in one `ipv6Subnet` (/48), or that many
  *   times `threshold6` events spread over its prefixes that stay under threshold6, block the /48.
- * - Only client-level evidence aggregates into a /24 or /48: recipient rejects (a typo,
- *   a stale list) can make a host or an IPv6 prefix an offender, never a whole network.
- * - Recipient rejects count only for clients Postfix logged as `unknown[ADDR]` and that
- *   had no mail accepted in the window: big providers' MTAs have names, and deliver.
+ * - Only client-level evidence aggregates into a /24, a prefix of many addresses or a /48:
+ *   message-level rejects (recipient unknown, relay, sender: a typo, a stale list, or an
+ *   attacker relaying through a provider) can make one address an offender, never a network.
+ * - Message-level rejects count only for clients Postfix logged as `unknown[ADDR]` and that
+ *   had no mail accepted in the window (bots): big providers' MTAs have names, and deliver.
+ *   A block that rests on them is marked `messageLevel` and never pushed to the fleet.
  * - A login as a user spares the SASL failures that named that user and those that named
  *   none (for IPv6, a login from any address of the prefix): failures as other users count.
- * - Never blocked: the `neverBlock` ranges (loopback, this host, mynetworks, --allow).
- *   A /24, IPv6 prefix or /48 that overlaps one, or where someone logged in, is not
- *   aggregated: its offenders are blocked one by one.
+ * - Never blocked: the `neverBlock` ranges (special addresses, this host, mynetworks, --allow).
+ *   A /24, IPv6 prefix or /48 that overlaps one is not aggregated: its offenders are blocked one by one.
+ * - No login multiplies blocks: a range to block whole that holds addresses where someone
+ *   logged in (and that are not offenders themselves) is blocked whole with those addresses as
+ *   `exceptions` (the login's prefix, in a /48), up to `maxExceptions`. A range with more is a
+ *   network of real users (a carrier NAT): its offenders are blocked one by one, at most
+ *   `crowdedShare(maxBlocks)` of them, the worst first.
  * - `maxBlocks` keeps the blocks with the most events per address (so a flood of wide,
  *   thin ranges cannot push a real attacker out).
  *
@@ -23,7 +29,7 @@
  * block lists at most MAX_BLOCK_ADDRESSES of its addresses (the worst), with the count.
  */
 import { compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Ip, type Range } from '../address.js';
-import type { EventKind } from '../read/kinds.js';
+import { MESSAGE_LEVEL_KINDS, type EventKind } from '../read/kinds.js';
 import type { AddressSummary } from '../count/tally.js';
 
 export interface NamedRange {
@@ -46,6 +52,8 @@ export interface PolicyOptions {
   neverBlock: readonly NamedRange[];
   /** 0: no limit. */
   maxBlocks: number;
+  /** Spared addresses a range blocked whole may hold as exceptions; more make it a network of real users. Default 16. */
+  maxExceptions?: number;
   /** Usernames that do not exist here: a failure naming one makes the client an offender (optional). */
   trapUsers?: readonly string[];
 }
@@ -75,6 +83,12 @@ export interface Block {
   banFor?: string;
   /** Fleet blocks only: the decision's scenario, origin and end. */
   fleet?: { scenario: string; origin: string; until: string };
+  /** Inside the range, never blocked (checked before it): addresses (or an IPv6 prefix) where someone logged in. CIDRs, sorted. */
+  exceptions?: string[];
+  /** It rests on message-level rejects (a bot's recipient, relay or sender rejects): never pushed to the fleet. */
+  messageLevel?: true;
+  /** A host block of a range too crowded with real users to block whole: the range (such blocks take a bounded share of maxBlocks). */
+  crowded?: string;
 }
 
 export type Spared =
@@ -94,6 +108,12 @@ export type Spared =
       kind: 'recipientReject';
       recipientRejects: number;
       /** `mail accepted`: a queue file was made for its mail; `named client`: Postfix confirmed its hostname. */
+      reason: 'mail accepted' | 'named client';
+    }
+  | {
+      address: string;
+      kind: 'messageReject';
+      messageRejects: number;
       reason: 'mail accepted' | 'named client';
     };
 
@@ -119,8 +139,10 @@ interface Candidate {
   lastSeen: number;
   /** Counted events after sparing. */
   total: number;
-  /** The part of `total` that is about the client itself (not recipient rejects): only this aggregates. */
+  /** The part of `total` that is about the client itself (not message-level rejects): only this aggregates. */
   clientLevel: number;
+  /** Whether it logged in (a real user's address: an exception in a range blocked whole). */
+  loggedIn: boolean;
   /** Addresses it stands for: more than 1 for a range added up past --max-tracked. */
   weight?: number;
 }
@@ -140,32 +162,26 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
   const v4: Candidate[] = [];
   const v6 = new Map<string, Candidate[]>(); // prefix cidr -> its addresses
 
-  // Networks where someone logged in: never blocked whole. Logins per IPv6 prefix also spare
-  // the prefix's failures as the same user (phones change addresses). (Accepted mail is no such
-  // sign: spam from a botnet is accepted too; it only spares the address's recipient rejects.)
-  const trusted24 = new Set<string>();
-  const trusted6 = new Set<string>();
+  // Addresses where someone logged in: exceptions in a range blocked whole. Logins per IPv6 prefix
+  // also spare the prefix's failures as the same user (phones change addresses). (Accepted mail is
+  // no such sign: spam from a botnet is accepted too; it only spares the address's message rejects.)
+  const loginAddresses: string[] = [];
   const logins6 = new Map<string, Set<string | null>>(); // prefix -> users logged in as (null: no name logged)
   for (const s of summaries) {
     if (s.events.saslSuccess === 0) continue;
-    if (!s.address.includes(':')) {
-      trusted24.add(networkOf(s.address, 24));
-      continue;
-    }
-    const prefix = prefixOf(s.address);
-    trusted6.add(prefix);
-    addLogins(logins6, prefix, s);
+    loginAddresses.push(s.address);
+    if (s.address.includes(':')) addLogins(logins6, prefixOf(s.address), s);
   }
 
   for (const s of summaries) {
     const family = s.address.includes(':') ? 6 : 4;
     const logins = family === 4 ? loginsOf(s) : logins6.get(prefixOf(s.address));
     let clientLevel = 0;
-    for (const kind of counted) if (kind !== 'saslFailure' && kind !== 'recipientReject') clientLevel += s.events[kind];
+    for (const kind of counted) if (kind !== 'saslFailure' && !isMessageLevel(kind)) clientLevel += s.events[kind];
     if (counted.has('saslFailure')) clientLevel += countSaslFailures(s, logins, spared);
     if (traps.size > 0 && triedTrap(s, traps)) clientLevel = Math.max(clientLevel, family === 4 ? options.threshold : options.threshold6);
-    const recipient = counted.has('recipientReject') ? countRecipientRejects(s, clientLevel, family === 4 ? options.threshold : options.threshold6, spared) : 0;
-    const total = clientLevel + recipient;
+    const message = countMessageRejects(s, counted, clientLevel, family === 4 ? options.threshold : options.threshold6, spared);
+    const total = clientLevel + message;
     if (total === 0) continue;
     const ip = parseIp(s.address);
     const guard = never.find((n) => inRange(ip, n.range));
@@ -174,7 +190,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
       if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
       continue;
     }
-    const candidate: Candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen, ...(s.summarised === undefined ? {} : { weight: s.summarised.addresses }) };
+    const candidate: Candidate = { address: s.address, ip, total, clientLevel, loggedIn: s.events.saslSuccess > 0, lastSeen: s.lastSeen, ...(s.summarised === undefined ? {} : { weight: s.summarised.addresses }) };
     if (family === 4) v4.push(candidate);
     else pushTo(v6, s.summarised?.cidr ?? prefixOf(s.address), candidate); // past --max-tracked: the range it adds up
   }
@@ -183,7 +199,11 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     const range = parseRange(cidr);
     return never.some((n) => rangesOverlap(range, n.range));
   };
-  const blocks = decideIpv4(v4, options, overlapsNever, trusted24).concat(decideIpv6(v6, options, overlapsNever, trusted6));
+  // the exceptions of a range blocked whole: where someone logged in, and where failures were spared for a login
+  const users = new Set(loginAddresses);
+  for (const sp of spared) if (sp.kind === 'saslFailure') users.add(sp.address);
+  const logins = new LoginIndex([...users], options.maxExceptions ?? DEFAULT_MAX_EXCEPTIONS);
+  const blocks = decideIpv4(v4, options, overlapsNever, logins).concat(decideIpv6(v6, options, overlapsNever, logins));
 
   const capped = capBlocks(blocks, options.maxBlocks);
   return { blocks: capped.blocks, spared, ignored, overLimit: capped.overLimit };
@@ -191,62 +211,113 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
 
 /**
  * At most `maxBlocks` blocks (0: no limit), those with the most events per address first (a
- * concentrated attacker before a diffuse flood of ranges); the rest are over the limit. Both sorted
- * by address. Used by the policy and again after the bans and overrides add theirs.
+ * concentrated attacker before a diffuse flood of ranges); the rest are over the limit. The host
+ * blocks of one crowded range (a network of real users) take at most crowdedShare(maxBlocks).
+ * Both sorted by address. Used by the policy and again after the bans and overrides add theirs.
  */
 export function capBlocks(all: readonly Block[], maxBlocks: number): { blocks: Block[]; overLimit: Block[] } {
-  const blocks = [...all];
+  let blocks = [...all];
   let overLimit: Block[] = [];
-  if (maxBlocks > 0 && blocks.length > maxBlocks) {
-    const density = (b: Block) => b.total / Math.max(1, b.addressCount);
-    blocks.sort((a, b) => density(b) - density(a) || b.total - a.total || compareCidrs(a.cidr, b.cidr));
-    overLimit = blocks.splice(maxBlocks).sort((a, b) => compareCidrs(a.cidr, b.cidr));
+  const density = (b: Block) => b.total / Math.max(1, b.addressCount);
+  const worstFirst = (a: Block, b: Block) => density(b) - density(a) || b.total - a.total || compareCidrs(a.cidr, b.cidr);
+  if (blocks.some((b) => b.crowded !== undefined)) {
+    const share = crowdedShare(maxBlocks);
+    const taken = new Map<string, number>();
+    const kept: Block[] = [];
+    for (const b of blocks.sort(worstFirst)) {
+      const n = b.crowded === undefined ? 0 : (taken.get(b.crowded) ?? 0) + 1;
+      if (b.crowded !== undefined) taken.set(b.crowded, n);
+      if (n > share) overLimit.push(b);
+      else kept.push(b);
+    }
+    blocks = kept;
   }
+  if (maxBlocks > 0 && blocks.length > maxBlocks) {
+    blocks.sort(worstFirst);
+    overLimit = overLimit.concat(blocks.splice(maxBlocks));
+  }
+  overLimit.sort((a, b) => compareCidrs(a.cidr, b.cidr));
   blocks.sort((a, b) => compareCidrs(a.cidr, b.cidr));
   return { blocks, overLimit };
 }
 
+/** Spared addresses a range blocked whole holds as exceptions, by default (--max-exceptions). */
+export const DEFAULT_MAX_EXCEPTIONS = 16;
+
+/** Host blocks one crowded range may take: 1% of --max-blocks, at least 16 (100 with no limit). */
+export const crowdedShare = (maxBlocks: number): number => (maxBlocks > 0 ? Math.max(16, Math.floor(maxBlocks / 100)) : 100);
+
+/** The addresses where someone logged in, found per network of a length. */
+class LoginIndex {
+  private readonly byLength = new Map<number, Map<string, string[]>>();
+
+  constructor(
+    private readonly addresses: readonly string[],
+    readonly maxExceptions: number,
+  ) {}
+
+  /** The login addresses inside `cidr`. */
+  inside(cidr: string): string[] {
+    const slash = cidr.indexOf('/');
+    const length = Number(cidr.slice(slash + 1));
+    let networks = this.byLength.get(length);
+    if (networks === undefined) {
+      networks = new Map();
+      const v6 = cidr.includes(':');
+      for (const a of this.addresses) if (a.includes(':') === v6) pushTo(networks, networkOf(a, length), a);
+      this.byLength.set(length, networks);
+    }
+    return networks.get(cidr) ?? [];
+  }
+
+  /** The exceptions to block `cidr` whole: its login addresses that are not offenders; 'crowded' past maxExceptions. */
+  hostExceptions(cidr: string, offenders: ReadonlySet<string>): string[] | 'crowded' {
+    const host = cidr.includes(':') ? 128 : 32;
+    const exceptions = this.inside(cidr).filter((a) => !offenders.has(a)).map((a) => `${a}/${host}`);
+    return exceptions.length > this.maxExceptions ? 'crowded' : exceptions;
+  }
+}
+
 /** IPv4: hosts over the threshold, grouped by /24; a /24 needs `subnetHosts` offenders on client-level evidence alone. */
-function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNever: (cidr: string) => boolean, trusted24: ReadonlySet<string>): Block[] {
+function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNever: (cidr: string) => boolean, logins: LoginIndex): Block[] {
   const blocks: Block[] = [];
   const subnets = new Map<string, Candidate[]>();
   for (const c of v4) if (c.total >= options.threshold) pushTo(subnets, networkOf(c.address, 24), c);
   for (const [subnet, offenders] of subnets) {
     let clientOffenders = 0;
     for (const o of offenders) if (o.clientLevel >= options.threshold) clientOffenders++;
-    if (clientOffenders >= options.subnetHosts && !overlapsNever(subnet) && !trusted24.has(subnet)) {
-      blocks.push(block(subnet, 4, offenders, 'subnet'));
+    const exceptions = clientOffenders >= options.subnetHosts && !overlapsNever(subnet) ? logins.hostExceptions(subnet, new Set(offenders.map((o) => o.address))) : null;
+    if (exceptions !== null && exceptions !== 'crowded') {
+      blocks.push(block(subnet, 4, offenders, 'subnet', { exceptions }));
     } else {
-      for (const o of offenders) blocks.push(block(`${o.address}/32`, 4, [o], 'host'));
+      for (const o of offenders) blocks.push(block(`${o.address}/32`, 4, [o], 'host', { threshold: options.threshold, ...(exceptions === 'crowded' ? { crowded: subnet } : {}) }));
     }
   }
   return blocks;
 }
 
 /**
- * IPv6: a prefix adds up its addresses (unless it overlaps a never-block range or someone
- * logged in from it: then its addresses one by one); prefixes add up into their /48.
+ * IPv6: a prefix adds up the client-level evidence of its addresses (unless it overlaps a
+ * never-block range: then its addresses one by one); prefixes add up into their /48. A prefix
+ * or /48 blocked whole keeps the addresses where someone logged in as exceptions.
  */
-function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions, overlapsNever: (cidr: string) => boolean, trusted6: ReadonlySet<string>): Block[] {
+function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions, overlapsNever: (cidr: string) => boolean, logins: LoginIndex): Block[] {
   const blocks: Block[] = [];
   const aggregate = options.ipv6SubnetPrefixes > 0 && options.ipv6Subnet < options.ipv6Prefix && options.ipv6Prefix < 128;
   // per /48: its prefix blocks, whether it may be blocked whole, and its client-level evidence
-  const subnets = new Map<string, { blocks: Block[]; members: Candidate[]; offending: number; spread: number; whole: boolean }>();
-  const trustedSubnets = new Set<string>();
-  if (aggregate) for (const prefix of trusted6) trustedSubnets.add(networkOf(prefix.slice(0, prefix.indexOf('/')), options.ipv6Subnet));
+  const subnets = new Map<string, { blocks: Block[]; members: Candidate[]; offending: number; spread: number; whole: boolean; blocked: Set<string> }>();
   for (const [prefix, members] of v6) {
-    const alone = overlapsNever(prefix) || trusted6.has(prefix) || options.ipv6Prefix === 128;
+    const alone = overlapsNever(prefix) || options.ipv6Prefix === 128;
     const mine: Block[] = [];
-    let total = 0;
     let clientLevel = 0;
-    for (const m of members) {
-      total += m.total;
-      clientLevel += m.clientLevel;
-    }
-    if (alone) {
-      for (const m of members) if (m.total >= options.threshold6) mine.push(block(`${m.address}/128`, 6, [m], 'host'));
-    } else if (total >= options.threshold6) {
-      mine.push(block(prefix, 6, members, 'prefix'));
+    for (const m of members) clientLevel += m.clientLevel;
+    const offenders = members.filter((m) => m.total >= options.threshold6);
+    const exceptions = !alone && clientLevel >= options.threshold6 ? logins.hostExceptions(prefix, new Set(offenders.map((m) => m.address))) : null;
+    if (exceptions !== null && exceptions !== 'crowded') {
+      mine.push(block(prefix, 6, members, 'prefix', { exceptions }));
+    } else {
+      // message-level evidence alone, or a crowded prefix: the offending addresses one by one
+      for (const m of offenders) mine.push(block(`${m.address}/128`, 6, [m], 'host', { threshold: options.threshold6, ...(exceptions === 'crowded' ? { crowded: prefix } : {}) }));
     }
     if (!aggregate) {
       for (const b of mine) blocks.push(b);
@@ -254,20 +325,36 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
     }
     const subnet = networkOf(members[0]!.address, options.ipv6Subnet);
     let entry = subnets.get(subnet);
-    if (entry === undefined) subnets.set(subnet, (entry = { blocks: [], members: [], offending: 0, spread: 0, whole: !overlapsNever(subnet) && !trustedSubnets.has(subnet) }));
+    if (entry === undefined) subnets.set(subnet, (entry = { blocks: [], members: [], offending: 0, spread: 0, whole: !overlapsNever(subnet), blocked: new Set() }));
     for (const b of mine) entry.blocks.push(b);
     for (const m of members) entry.members.push(m);
-    if (alone) entry.whole = false;
+    if (mine.length > 0) entry.blocked.add(prefix);
+    if (alone || exceptions === 'crowded') entry.whole = false;
     else if (clientLevel >= options.threshold6) entry.offending++;
     else entry.spread += clientLevel; // only what no prefix blocks on its own: one loud /64 is not a /48
-
   }
   for (const [subnet, entry] of subnets) {
     const over = entry.offending >= options.ipv6SubnetPrefixes || entry.spread >= options.threshold6 * options.ipv6SubnetPrefixes;
-    if (entry.whole && over) blocks.push(block(subnet, 6, entry.members, 'subnet6'));
+    const exceptions = entry.whole && over ? subnetExceptions(subnet, entry, options, logins) : null;
+    if (exceptions !== null && exceptions !== 'crowded') blocks.push(block(subnet, 6, entry.members, 'subnet6', { exceptions }));
     else for (const b of entry.blocks) blocks.push(b);
   }
   return blocks;
+}
+
+/**
+ * The exceptions of a /48 blocked whole: a login's prefix where nothing else is blocked (a phone
+ * changes its address within its /64), else the login's address; 'crowded' past maxExceptions.
+ */
+function subnetExceptions(subnet: string, entry: { members: readonly Candidate[]; blocked: ReadonlySet<string> }, options: PolicyOptions, logins: LoginIndex): string[] | 'crowded' {
+  const offenders = new Set(entry.members.filter((m) => m.total >= options.threshold6).map((m) => m.address));
+  const exceptions = new Set<string>();
+  for (const a of logins.inside(subnet)) {
+    if (offenders.has(a)) continue;
+    const prefix = networkOf(a, options.ipv6Prefix);
+    exceptions.add(entry.blocked.has(prefix) ? `${a}/128` : prefix);
+  }
+  return exceptions.size > logins.maxExceptions ? 'crowded' : [...exceptions].sort(compareCidrs);
 }
 
 /** SASL failures that count: all, unless it logged in; then those naming users it did not log in as. */
@@ -292,20 +379,27 @@ function countSaslFailures(s: AddressSummary, logins: ReadonlySet<string | null>
   return failures - sparedFailures;
 }
 
+const isMessageLevel = (kind: EventKind): boolean => (MESSAGE_LEVEL_KINDS as readonly EventKind[]).includes(kind);
+
 /**
- * Recipient rejects that count: those of an `unknown[ADDR]` client that had no mail accepted.
- * Spared ones are reported when mail was accepted, or when they alone would have made it an offender.
+ * Message-level rejects that count (recipientReject, messageReject, those of `counted`): those
+ * of an `unknown[ADDR]` client that had no mail accepted. Spared ones are reported when mail was
+ * accepted, or when they alone would have made it an offender.
  */
-function countRecipientRejects(s: AddressSummary, clientLevel: number, threshold: number, spared: Spared[]): number {
-  const all = s.events.recipientReject;
-  if (all === 0) return 0;
-  if (s.events.accepted > 0 || s.events.saslSuccess > 0) {
-    spared.push({ address: s.address, kind: 'recipientReject', recipientRejects: all, reason: 'mail accepted' });
-    return 0;
-  }
-  const counting = Math.min(all, s.unnamedRecipientRejects);
-  if (counting < all && clientLevel + counting < threshold && clientLevel + all >= threshold) {
-    spared.push({ address: s.address, kind: 'recipientReject', recipientRejects: all - counting, reason: 'named client' });
+function countMessageRejects(s: AddressSummary, counted: ReadonlySet<EventKind>, clientLevel: number, threshold: number, spared: Spared[]): number {
+  let counting = 0;
+  for (const kind of MESSAGE_LEVEL_KINDS) {
+    const all = counted.has(kind) ? s.events[kind] : 0;
+    if (all === 0) continue;
+    const spare = (n: number, reason: 'mail accepted' | 'named client') =>
+      spared.push(kind === 'recipientReject' ? { address: s.address, kind, recipientRejects: n, reason } : { address: s.address, kind, messageRejects: n, reason });
+    if (s.events.accepted > 0 || s.events.saslSuccess > 0) {
+      spare(all, 'mail accepted');
+      continue;
+    }
+    const unnamed = Math.min(all, kind === 'recipientReject' ? s.unnamedRecipientRejects : s.unnamedMessageRejects);
+    if (unnamed < all && clientLevel + counting + unnamed < threshold && clientLevel + counting + all >= threshold) spare(all - unnamed, 'named client');
+    counting += unnamed;
   }
   return counting;
 }
@@ -340,18 +434,31 @@ function addLogins(map: Map<string, Set<string | null>>, key: string, s: Address
   return map;
 }
 
-function block(cidr: string, family: 4 | 6, members: readonly Candidate[], reason: BlockReason): Block {
+interface BlockExtra {
+  exceptions?: string[];
+  crowded?: string;
+  /** A host block: the threshold it was measured against (below it on client-level evidence: messageLevel). */
+  threshold?: number;
+}
+
+function block(cidr: string, family: 4 | 6, members: readonly Candidate[], reason: BlockReason, extra: BlockExtra = {}): Block {
   let total = 0;
+  let clientLevel = 0;
   let lastSeen = -Infinity;
   let addressCount = 0; // a range added up past --max-tracked counts as its addresses: --max-blocks ranks by events per address
   for (const m of members) {
     total += m.total;
+    clientLevel += m.clientLevel;
     addressCount += m.weight ?? 1;
     if (m.lastSeen > lastSeen) lastSeen = m.lastSeen;
   }
   const named = members.length <= MAX_BLOCK_ADDRESSES ? [...members] : [...members].sort((a, b) => b.total - a.total || compareIps(a.ip, b.ip)).slice(0, MAX_BLOCK_ADDRESSES);
   named.sort((a, b) => compareIps(a.ip, b.ip));
-  return { cidr, family, addresses: named.map((m) => m.address), addressCount, total, reason, lastSeen };
+  const made: Block = { cidr, family, addresses: named.map((m) => m.address), addressCount, total, reason, lastSeen };
+  if (extra.exceptions !== undefined && extra.exceptions.length > 0) made.exceptions = extra.exceptions;
+  if (extra.crowded !== undefined) made.crowded = extra.crowded;
+  if (extra.threshold !== undefined && clientLevel < extra.threshold) made.messageLevel = true;
+  return made;
 }
 
 function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {

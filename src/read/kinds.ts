@@ -4,7 +4,7 @@
  */
 export const EVENT_KINDS = [
   'saslFailure', // smtpd: warning: NAME[ADDR]: SASL MECH authentication failed: ...
-  'reject', // smtpd or postscreen: NOQUEUE|QUEUEID: reject|milter-reject: STAGE from ...: 5xx ... (about the client)
+  'reject', // smtpd or postscreen: NOQUEUE|QUEUEID: reject: STAGE from ...: 5xx ... about the client itself (reject-classes.ts)
   'tempReject', // the same shape with a 4xx code (greylisting, DNS trouble): legitimate servers get these
   'saslSuccess', // smtpd: QUEUEID: client=NAME[ADDR], sasl_method=..., sasl_username=...
   'authLost', // smtpd: lost connection after AUTH from NAME[ADDR]
@@ -20,24 +20,34 @@ export const EVENT_KINDS = [
   'accepted', // smtpd: QUEUEID: client=NAME[ADDR] (no sasl_method): mail was accepted from it
   'authErrors', // smtpd: [QUEUEID: ]too many errors after AUTH from NAME[ADDR]
   'authDisconnect', // smtpd: disconnect from NAME[ADDR] ... auth=0/3 ...: counts the failed AUTH commands (3)
+  'messageReject', // smtpd: a 5xx reject about what the message asked for (relay, sender, content, size; reject-classes.ts), or milter-reject
+  'improperPipelining', // smtpd: improper command pipelining after CMD from NAME[ADDR]: ...
+  'tooManyErrors', // smtpd: [QUEUEID: ]too many errors after CMD from NAME[ADDR] (CMD not AUTH: that is authErrors)
+  'lostConnection', // smtpd: lost connection after CMD from NAME[ADDR] (CMD not AUTH: that is authLost)
+  'timeout', // smtpd: timeout after CMD from NAME[ADDR]
+  'hostnameMismatch', // smtpd: warning: hostname NAME does not resolve to address ADDR[: reason]
 ] as const;
 
 export type EventKind = (typeof EVENT_KINDS)[number];
 
 /**
- * A tally keeps one count per kind and, after them, counts that qualify a kind:
- * recipient rejects of clients that Postfix logged as `unknown[ADDR]` (no
- * forward-confirmed name), the only ones that count toward blocking (policy.ts).
+ * A tally keeps one count per kind and, after them, counts that qualify a kind: the
+ * message-level rejects (recipientReject, messageReject) of clients that Postfix logged as
+ * `unknown[ADDR]` (no forward-confirmed name), the only ones that count toward blocking (policy.ts).
  */
 export const UNNAMED_RECIPIENT_REJECT_SLOT: number = EVENT_KINDS.length;
-export const SLOT_COUNT = UNNAMED_RECIPIENT_REJECT_SLOT + 1;
+export const UNNAMED_MESSAGE_REJECT_SLOT: number = EVENT_KINDS.length + 1;
+export const SLOT_COUNT = UNNAMED_MESSAGE_REJECT_SLOT + 1;
+
+/** Rejects about what a message asked for, not about the client: they count only for bots, never toward a range. */
+export const MESSAGE_LEVEL_KINDS = ['recipientReject', 'messageReject'] as const;
 
 export const KIND_INDEX: Readonly<Record<EventKind, number>> = Object.fromEntries(
   EVENT_KINDS.map((kind, index) => [kind, index]),
 ) as Record<EventKind, number>;
 
 /** Kinds that add up toward blocking unless the admin says otherwise (`--kinds`). */
-export const DEFAULT_COUNTED_KINDS: readonly EventKind[] = ['saslFailure', 'reject', 'recipientReject'];
+export const DEFAULT_COUNTED_KINDS: readonly EventKind[] = ['saslFailure', 'reject', 'recipientReject', 'messageReject'];
 
 export function isEventKind(value: string): value is EventKind {
   return (EVENT_KINDS as readonly string[]).includes(value);

@@ -10,6 +10,7 @@
  */
 import { normaliseAddress } from '../address.js';
 import type { EventKind } from './kinds.js';
+import { classifyReject } from './reject-classes.js';
 
 export interface MailEvent {
   kind: EventKind;
@@ -23,7 +24,7 @@ export interface MailEvent {
    * MAX_USERNAME characters.
    */
   user?: string;
-  /** recipientReject: Postfix logged the client as `unknown[ADDR]` (no forward-confirmed name). */
+  /** recipientReject, messageReject: Postfix logged the client as `unknown[ADDR]` (no forward-confirmed name). */
   unnamed?: boolean;
   /** How many events the line stands for (authDisconnect: the failed AUTH commands); 1 when absent. */
   count?: number;
@@ -53,7 +54,7 @@ const SASL_FAILURE = sticky(String.raw`warning: ${CLIENT}: SASL [A-Za-z0-9_.-]+ 
 const RATE_LIMIT = sticky(
   String.raw`warning: [A-Za-z][A-Za-z ]* (?:rate|concurrency) limit exceeded: \d+ from ${CLIENT} for service `,
 );
-const SMTPD_REJECT = sticky(String.raw`${QUEUE_ID}: (?:milter-)?reject: ([A-Z][A-Z-]*) from ${CLIENT}: ([45])`);
+const SMTPD_REJECT = sticky(String.raw`${QUEUE_ID}: (milter-)?reject: ([A-Z][A-Z-]*) from ${CLIENT}: ([45])`);
 const SASL_SUCCESS = sticky(String.raw`${QUEUE_ID}: client=${CLIENT}, sasl_method=`);
 // a queue file was created for the client's mail (no login): `QUEUEID: client=NAME[ADDR]`,
 // maybe followed by `, orig_queue_id=..., orig_client=...` (XCLIENT/proxy)
@@ -62,9 +63,18 @@ const ACCEPTED = sticky(String.raw`[0-9A-Za-z]+: client=${CLIENT}(?:$|, (?!sasl_
 // (the sender's address). The code is Postfix's, not client text, so a client cannot choose the class.
 const RECIPIENT_STATUS = sticky(String.raw`\d\d 5\.(?:1\.(?:[0-69]|\d\d+)|2\.\d+) `);
 const RECIPIENT_STAGES = new Set(['RCPT', 'VRFY']);
-const AUTH_LOST = sticky(String.raw`(?:${QUEUE_ID}: )?lost connection after AUTH from ${CLIENT}(?:$|\s)`);
-// smtpd_hard_error_limit reached during AUTH: `[QUEUEID: ]too many errors after AUTH from NAME[ADDR]`
-const AUTH_ERRORS = sticky(String.raw`(?:${QUEUE_ID}: )?too many errors after AUTH from ${CLIENT}(?:$|\s)`);
+// the end of a session Postfix did not expect (smtpd.c, "%s after %s from %s"): the client went away,
+// timed out, or reached smtpd_hard_error_limit; after DATA/BDAT with the bytes read. AUTH has kinds of its own.
+const SESSION_END = sticky(String.raw`(?:${QUEUE_ID}: )?(lost connection|timeout|too many errors) after ([A-Z][A-Z-]*)(?: \(\d+ bytes\))? from ${CLIENT}(?:$|\s)`);
+const SESSION_END_KINDS: Readonly<Record<string, readonly [EventKind, EventKind]>> = {
+  'lost connection': ['authLost', 'lostConnection'],
+  timeout: ['timeout', 'timeout'],
+  'too many errors': ['authErrors', 'tooManyErrors'],
+};
+// smtpd.c: the client sent commands before the reply to the last one (logged once a session)
+const ILL_PIPELINING = sticky(String.raw`improper command pipelining after [A-Z][A-Z-]* from ${CLIENT}: `);
+// smtpd_peer.c: the client's reverse name does not resolve back to it; Postfix's own text, with the bare address
+const HOSTNAME_MISMATCH = sticky(String.raw`warning: hostname [^\s[\]]+ does not resolve to address ([0-9A-Fa-f:.]+)(?:$|: )`);
 // junk on an smtpd port (port scanners speaking HTTP): `warning: non-SMTP command from NAME[ADDR]: GET / HTTP/1.1`
 const NON_SMTP = sticky(String.raw`warning: non-SMTP command from ${CLIENT}: `);
 // the session summary (Postfix >= 3.0): `disconnect from NAME[ADDR] ehlo=1 auth=0/3 quit=1 commands=2/5`;
@@ -237,8 +247,9 @@ function matchSmtpd(line: string, at: number): Found | null {
       return user === undefined ? { kind: 'saslFailure', rawAddress: m[2]! } : { kind: 'saslFailure', rawAddress: m[2]!, user };
     }
     if ((m = matchAt(RATE_LIMIT, line, at)) !== null) return { kind: 'rateLimit', rawAddress: m[2]! };
-    m = matchAt(NON_SMTP, line, at);
-    return m === null ? null : { kind: 'nonSmtp', rawAddress: m[2]! };
+    if ((m = matchAt(NON_SMTP, line, at)) !== null) return { kind: 'nonSmtp', rawAddress: m[2]! };
+    m = matchAt(HOSTNAME_MISMATCH, line, at);
+    return m === null ? null : { kind: 'hostnameMismatch', rawAddress: m[1]! };
   }
   if (line.charCodeAt(at) === 0x64 /* d */) {
     if ((m = matchAt(DISCONNECT, line, at)) === null) return null;
@@ -247,19 +258,22 @@ function matchSmtpd(line: string, at: number): Found | null {
     return failed > 0 ? { kind: 'authDisconnect', rawAddress: m[2]!, count: failed } : null;
   }
   if ((m = matchAt(SMTPD_REJECT, line, at)) !== null) {
-    if (m[4] !== '5') return { kind: 'tempReject', rawAddress: m[3]! };
-    if (RECIPIENT_STAGES.has(m[1]!) && matchAt(RECIPIENT_STATUS, line, at + m[0].length) !== null) {
-      return { kind: 'recipientReject', rawAddress: m[3]!, unnamed: m[2] === 'unknown' };
-    }
-    return { kind: 'reject', rawAddress: m[3]! };
+    const rawAddress = m[4]!;
+    if (m[5] !== '5') return { kind: 'tempReject', rawAddress };
+    // a milter-reject judged the content: message-level. Else the reply text after the code says what
+    // the reject is about (reject-classes.ts); all of it is read, the client's quoted text may be long.
+    if (m[1] === undefined && classifyReject(line.slice(at + m[0].length + 3)) === 'client') return { kind: 'reject', rawAddress };
+    const unnamed = m[3] === 'unknown';
+    if (RECIPIENT_STAGES.has(m[2]!) && matchAt(RECIPIENT_STATUS, line, at + m[0].length) !== null) return { kind: 'recipientReject', rawAddress, unnamed };
+    return { kind: 'messageReject', rawAddress, unnamed };
   }
   if ((m = matchAt(SASL_SUCCESS, line, at)) !== null) {
     const user = loginUser(line, at + m[0].length);
     return user === undefined ? { kind: 'saslSuccess', rawAddress: m[2]! } : { kind: 'saslSuccess', rawAddress: m[2]!, user };
   }
   if ((m = matchAt(ACCEPTED, line, at)) !== null) return { kind: 'accepted', rawAddress: m[2]! };
-  if ((m = matchAt(AUTH_LOST, line, at)) !== null) return { kind: 'authLost', rawAddress: m[2]! };
-  if ((m = matchAt(AUTH_ERRORS, line, at)) !== null) return { kind: 'authErrors', rawAddress: m[2]! };
+  if ((m = matchAt(SESSION_END, line, at)) !== null) return { kind: SESSION_END_KINDS[m[1]!]![m[2] === 'AUTH' ? 0 : 1], rawAddress: m[4]! };
+  if ((m = matchAt(ILL_PIPELINING, line, at)) !== null) return { kind: 'improperPipelining', rawAddress: m[2]! };
   return null;
 }
 

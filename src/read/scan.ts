@@ -20,8 +20,11 @@ const PATTERNS: readonly Buffer[] = [
   'warning', // warning: NAME[ADDR]: SASL ... authentication failed / rate limit exceeded
   'ject: ', // reject: / milter-reject: (smtpd and postscreen)
   'client=', // QUEUEID: client=NAME[ADDR][, sasl_method=...] (mail accepted, a login)
-  'auth=', // disconnect from NAME[ADDR] ... auth=0/3 ... (also: too many errors after AUTH: 'AUTH f')
-  'AUTH f', // lost connection after AUTH from, too many errors after AUTH from
+  'auth=', // disconnect from NAME[ADDR] ... auth=0/3 ...
+  'on afte', // lost connection after CMD (AUTH: authLost)
+  'rs afte', // too many errors after CMD (AUTH: authErrors)
+  'ut afte', // timeout after CMD
+  'ng afte', // improper command pipelining after CMD
   'PREGRE', // postscreen PREGREET
   'DNSBL ', // postscreen DNSBL rank
   'HANGUP ', // postscreen HANGUP

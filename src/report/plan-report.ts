@@ -52,6 +52,13 @@ export function renderDecision(decision: Decision): string[] {
 }
 
 function describeBlock(b: Block): string {
+  const described = describeReason(b);
+  const n = b.exceptions?.length ?? 0;
+  const except = n === 0 ? '' : `; except ${n <= 3 ? b.exceptions!.join(', ') : `${n} addresses`} (someone logged in there)`;
+  return `${described}${except}${b.messageLevel === true ? '; rests on message rejects (not shared with the fleet)' : ''}`;
+}
+
+function describeReason(b: Block): string {
   if (b.reason === 'fleet') return `fleet: ${b.fleet?.scenario ?? '?'} from ${b.fleet?.origin ?? '?'} (CrowdSec), until ${b.fleet?.until ?? '?'}`;
   if (b.reason === 'subnet') return `${b.total} events, ${b.addressCount} offenders in this /24`;
   if (b.reason === 'prefix') return `${b.total} events, IPv6 prefix over threshold6 (${b.addressCount === 1 ? b.addresses[0] : `${b.addressCount} addresses`})`;
@@ -61,8 +68,9 @@ function describeBlock(b: Block): string {
 
 /** `3 SASL failures as alice: logged in as alice`, `12 recipient rejects not counted: mail accepted from it`. */
 export function describeSpared(s: Spared): string {
-  if (s.kind === 'recipientReject') {
-    return `${plural(s.recipientRejects, 'recipient reject')} not counted: ${s.reason === 'mail accepted' ? 'mail was accepted from it' : 'Postfix confirmed its hostname'}`;
+  if (s.kind === 'recipientReject' || s.kind === 'messageReject') {
+    const what = s.kind === 'recipientReject' ? plural(s.recipientRejects, 'recipient reject') : plural(s.messageRejects, 'message reject');
+    return `${what} not counted: ${s.reason === 'mail accepted' ? 'mail was accepted from it' : 'Postfix confirmed its hostname'}`;
   }
   const as = s.users.length === 0 ? '' : ` as ${s.users.join(', ')}`;
   const loggedIn = s.loggedInAs.length === 0 ? 'logged in' : `logged in as ${s.loggedInAs.join(', ')}`;

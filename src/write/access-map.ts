@@ -22,13 +22,29 @@ export const NEW_MAP_SUFFIX = '.smtpguard-new';
  * written as Postfix logs them: the firewall blocks the whole prefix.
  */
 export function renderAccessMap(blocks: readonly Block[], mapType: MapType, rejectText: string): string[] {
+  const lines: string[] = [];
   const keys = new Set<string>();
+  const add = (key: string, line: string) => {
+    if (keys.has(key)) return;
+    keys.add(key);
+    lines.push(line);
+  };
   for (const b of sortBlocks(blocks)) {
-    if (mapType === 'cidr') keys.add(b.cidr);
-    else if (b.family === 4 && b.cidr.endsWith('/24')) keys.add(b.cidr.slice(0, b.cidr.lastIndexOf('.')));
-    else for (const address of b.addresses) keys.add(address); // hosts; and the worst offenders of an IPv6 prefix
+    // exceptions (addresses where someone logged in): DUNNO stops the lookup of an indexed map
+    // before it tries the /24's key; a cidr map takes the first match, so they come first
+    const exception = (e: string) => add(e, `${mapType === 'cidr' ? e : e.slice(0, e.indexOf('/'))} DUNNO`);
+    if (mapType === 'cidr') {
+      for (const e of b.exceptions ?? []) exception(e);
+      add(b.cidr, `${b.cidr} REJECT ${rejectText}`);
+    } else if (b.family === 4 && b.cidr.endsWith('/24')) {
+      for (const e of b.exceptions ?? []) exception(e);
+      const key = b.cidr.slice(0, b.cidr.lastIndexOf('.'));
+      add(key, `${key} REJECT ${rejectText}`);
+    } else {
+      for (const address of b.addresses) add(address, `${address} REJECT ${rejectText}`); // hosts; and the worst offenders of an IPv6 prefix
+    }
   }
-  return Array.from(keys, (key) => `${key} REJECT ${rejectText}`);
+  return lines;
 }
 
 /** Addresses inside IPv6 range blocks that an indexed map does not get (the firewall still blocks them). */

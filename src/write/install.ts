@@ -39,7 +39,7 @@ export function fill(template: string, values: Readonly<Record<string, string>>)
 export function installUfw(text: string, file: string, family: 4 | 6, chain: string, templates: Templates): { text: string; warnings: string[] } {
   const input = family === 4 ? 'ufw-before-input' : 'ufw6-before-input';
   const warnings: string[] = [];
-  const generated = new RegExp(`^-A ${escapeRegExp(chain)} (?:-s \\S+|-m set --match-set \\S+ src) -j ${escapeRegExp(chain)}-log$`);
+  const generated = new RegExp(`^-A ${escapeRegExp(chain)} (?:(?:-s \\S+|-m set --match-set \\S+ src) -j ${escapeRegExp(chain)}-log|-s \\S+ -j RETURN)$`);
   let out = repairSection(text, (l) => generated.test(l));
   if (out !== text) warnings.push(`${file}: put back the missing smtpguard marker line`);
   if (!hasLine(out, CHAINS_START)) {
@@ -91,7 +91,7 @@ export function uninstallInit(text: string): string {
 /** A new access map from the template, or the markers appended to an existing one. */
 export function installAccessMap(text: string | null, path: string, mapType: MapType, templates: Templates): string {
   if (text === null) return fill(templates.accessMap, { TYPE: mapType, PATH: path });
-  const repaired = repairSection(text, (l) => /^\S+ REJECT /.test(l));
+  const repaired = repairSection(text, (l) => /^\S+ (?:REJECT|DUNNO)(?: |$)/.test(l));
   if (repaired !== text || hasLine(text, BEGIN_MARKER)) return repaired;
   const markers = templates.accessMap.split('\n').filter((l) => l.startsWith(BEGIN_MARKER) || l.startsWith(END_MARKER));
   return `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${markers.join('\n')}\n`;

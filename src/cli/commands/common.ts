@@ -66,6 +66,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     subnetHosts: settings.subnetHosts,
     neverBlock,
     maxBlocks: settings.maxBlocks,
+    maxExceptions: settings.maxExceptions,
   });
   return { collected, summaries, decision, neverBlock, summarised };
 }

@@ -83,7 +83,7 @@ export function backendFor(mode: FirewallMode): FirewallBackend {
  */
 export function sectionCidrs(lines: readonly string[], chain: string, saved: ReadonlyMap<string, readonly string[]>): string[] {
   const cidrs: string[] = [];
-  const rule = new RegExp(`^-A ${escapeRegExp(chain)} -s (\\S+) -j `);
+  const rule = new RegExp(`^-A ${escapeRegExp(chain)} -s (\\S+) -j ${escapeRegExp(chain)}-log$`); // not an exception's RETURN
   const set = new RegExp(`^-A ${escapeRegExp(chain)} -m set --match-set (\\S+) src -j `);
   for (const line of lines) {
     const m = rule.exec(line);

@@ -59,7 +59,11 @@ export function renderSaveFile(blocks: readonly Block[]): string {
     const members = sortBlocks(blocks).filter((b) => b.family === family);
     const { maxelem, hashsize } = setSize(members.length);
     lines.push(`create ${SET_NAMES[family]} hash:net family ${family === 4 ? 'inet' : 'inet6'} hashsize ${hashsize} maxelem ${maxelem}`);
-    for (const b of members) lines.push(`add ${SET_NAMES[family]} ${b.cidr}`);
+    for (const b of members) {
+      lines.push(`add ${SET_NAMES[family]} ${b.cidr}`);
+      // an exception inside a range: a `nomatch` member, which hash:net checks before the range
+      for (const e of b.exceptions ?? []) lines.push(`add ${SET_NAMES[family]} ${e} nomatch`);
+    }
   }
   return lines.join('\n') + '\n';
 }
@@ -69,7 +73,7 @@ export function parseSaveFile(text: string): Map<string, string[]> {
   const sets = new Map<string, string[]>();
   for (const line of text.split('\n')) {
     const m = /^(create|add) (\S+)(?: (\S+))?/.exec(line);
-    if (m === null) continue;
+    if (m === null || line.endsWith(' nomatch')) continue; // an exception is no block
     if (m[1] === 'create') sets.set(m[2]!, sets.get(m[2]!) ?? []);
     else if (m[3] !== undefined) (sets.get(m[2]!) ?? sets.set(m[2]!, []).get(m[2]!)!).push(withLength(m[3]));
   }

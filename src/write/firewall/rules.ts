@@ -9,17 +9,25 @@ import { sortBlocks } from '../access-map.js';
 import type { Block } from '../../decide/policy.js';
 import type { ChainRule, FirewallBackend, KernelView, Query } from './backend.js';
 
-/** `-A ufw-smtpguard -s 192.0.2.0/24 -j ufw-smtpguard-log`, one line per block of that family. */
+/**
+ * `-A ufw-smtpguard -s 192.0.2.0/24 -j ufw-smtpguard-log`, one line per block of that family;
+ * a block's exceptions (addresses where someone logged in) first, as `-j RETURN` lines: the
+ * chain is walked in order, so they are checked before the range.
+ */
 export function renderUfwRules(blocks: readonly Block[], family: 4 | 6, chain: string): string[] {
-  return sortBlocks(blocks)
-    .filter((b) => b.family === family)
-    .map((b) => `-A ${chain} -s ${b.cidr} -j ${chain}-log`);
+  const lines: string[] = [];
+  for (const b of sortBlocks(blocks)) {
+    if (b.family !== family) continue;
+    for (const e of b.exceptions ?? []) lines.push(`-A ${chain} -s ${e} -j RETURN`);
+    lines.push(`-A ${chain} -s ${b.cidr} -j ${chain}-log`);
+  }
+  return lines;
 }
 
-/** Every rendered ufw line has exactly this shape; anything else is a bug, caught before writing. */
+/** Every rendered ufw line has exactly this shape (a block, or an exception's RETURN); anything else is a bug, caught before writing. */
 export function checkUfwLine(line: string, chain: string): void {
   const m = /^-A (\S+) -s (\S+) -j (\S+)$/.exec(line);
-  if (m === null || m[1] !== chain || m[3] !== `${chain}-log`) throw new Error(`bad generated ufw line: ${line}`);
+  if (m === null || m[1] !== chain || (m[3] !== `${chain}-log` && m[3] !== 'RETURN')) throw new Error(`bad generated ufw line: ${line}`);
   parseRange(m[2]!);
 }
 
@@ -36,6 +44,7 @@ export async function readChainRules(family: 4 | 6, chain: string, query: Query)
       rules.push({ source: null, set: set[1]!, packets: Number(fields[0]) });
       continue;
     }
+    if (fields[2] === 'RETURN') continue; // an exception inside a block: not a block
     const source = fields[fields.length - 2]!; // ip6tables leaves the opt column empty: count from the right
     rules.push({ source: withLength(source), set: null, packets: Number(fields[0]) });
   }
