@@ -713,10 +713,10 @@ const inbound: Builder = (w, t) => {
   const tag = w.smtpdTag('smtpd');
   let client = c;
   if (c.name !== 'unknown' && rng.chance(0.04)) {
-    w.emit(`${tag}: warning: hostname ${c.name} does not resolve to address ${c.shown}: Name or service not known`);
+    w.event(`${tag}: warning: hostname ${c.name} does not resolve to address ${c.shown}: Name or service not known`, c, 'hostnameMismatch');
     client = { ...c, name: 'unknown' };
   } else if (c.name !== 'unknown' && rng.chance(0.01)) {
-    w.emit(`${tag}: warning: hostname ${c.name} does not resolve to address ${c.shown}`);
+    w.event(`${tag}: warning: hostname ${c.name} does not resolve to address ${c.shown}`, c, 'hostnameMismatch');
     client = { ...c, name: 'unknown' };
   }
   const who = w.namaddr(client, false);
@@ -997,7 +997,7 @@ function smtpReject(w: World, a: Attacker, temporary: boolean): void {
     w.emit(`${tag}: disconnect from ${who} commands=0/0`);
     return;
   }
-  if (rng.chance(0.05)) w.emit(`${tag}: improper command pipelining after EHLO from ${who}: MAIL FROM:<${from}>\\r\\nRCPT TO:<${w.localRecipient()}>\\r\\n`);
+  if (rng.chance(0.05)) w.event(`${tag}: improper command pipelining after EHLO from ${who}: MAIL FROM:<${from}>\\r\\nRCPT TO:<${w.localRecipient()}>\\r\\n`, c, 'improperPipelining');
   const n = rng.chance(0.75) ? 1 : rng.range(2, 5);
   for (let i = 0; i < n; i++) {
     const rcpt = spamRcpt(w);
@@ -1035,13 +1035,15 @@ function smtpReject(w: World, a: Attacker, temporary: boolean): void {
       // warn_if_reject: logged, not rejected: no event
       w.emit(`${tag}: NOQUEUE: reject_warning: RCPT from ${who}: ${reply}; ${tail}`);
     } else {
-      w.event(`${tag}: NOQUEUE: reject: RCPT from ${who}: ${reply}; ${tail}`, c, temporary ? 'tempReject' : reply.includes(' 5.1.1 ') ? 'recipientReject' : 'reject');
+      // relay, sender and recipient-policy rejects are about the message (src/read/reject-classes.ts)
+      const kind = temporary ? 'tempReject' : reply.includes(' 5.1.1 ') ? 'recipientReject' : /Relay access denied|Sender address rejected|Recipient address rejected/.test(reply) ? 'messageReject' : 'reject';
+      w.event(`${tag}: NOQUEUE: reject: RCPT from ${who}: ${reply}; ${tail}`, c, kind);
     }
   }
   if (rng.chance(0.7)) {
     w.emit(`${tag}: disconnect from ${who} ehlo=1 mail=1 rcpt=0/${n} quit=1 commands=3/${n + 3}`);
   } else {
-    w.emit(`${tag}: lost connection after RCPT from ${who}`);
+    w.event(`${tag}: lost connection after RCPT from ${who}`, c, 'lostConnection');
     w.emit(`${tag}: disconnect from ${who} ehlo=1 mail=1 rcpt=0/${n} commands=2/${n + 2}`);
   }
 }
@@ -1060,7 +1062,7 @@ function milterReject(w: World, a: Attacker, t: number): void {
   w.event(`${tag}: ${qid}: client=${who}`, c, 'accepted');
   w.emit(`${w.cleanupTag()}: ${qid}: message-id=${w.messageId(t, rng.pick(DOMAINS))}`);
   const reason = rng.chance(0.5) ? '5.7.1 Spam message rejected' : '5.7.1 Rejected by DMARC policy for example.com';
-  w.event(`${tag}: ${qid}: milter-reject: END-OF-MESSAGE from ${who}: ${reason}; from=<${from}> to=<${rcpt}> proto=ESMTP helo=<${helo}>`, c, 'reject');
+  w.event(`${tag}: ${qid}: milter-reject: END-OF-MESSAGE from ${who}: ${reason}; from=<${from}> to=<${rcpt}> proto=ESMTP helo=<${helo}>`, c, 'messageReject');
   w.emit(`${tag}: disconnect from ${who} ehlo=1 mail=1 rcpt=1 data=0/1 quit=1 commands=4/5`);
 }
 
@@ -1169,7 +1171,7 @@ function scannerNoise(w: World, a: Attacker): void {
     w.emit(`${tag}: connect from ${who}`);
     w.emit(`${tag}: SSL_accept error from ${who}: -1`);
     w.emit(`${tag}: warning: TLS library problem: error:0A000102:SSL routines::unsupported protocol:../ssl/statem/statem_srvr.c:1685:`);
-    w.emit(`${tag}: lost connection after CONNECT from ${who}`);
+    w.event(`${tag}: lost connection after CONNECT from ${who}`, c, 'lostConnection');
     w.emit(`${tag}: disconnect from ${who} commands=0/0`);
   } else if (r < 0.6) {
     const tag = w.smtpdTag('smtpd');
@@ -1182,14 +1184,14 @@ function scannerNoise(w: World, a: Attacker): void {
     const tag = w.smtpdTag(service);
     const who = w.namaddr(c, false);
     w.emit(`${tag}: connect from ${who}`);
-    w.emit(`${tag}: lost connection after ${rng.pick(['CONNECT', 'EHLO', 'STARTTLS'])} from ${who}`);
+    w.event(`${tag}: lost connection after ${rng.pick(['CONNECT', 'EHLO', 'STARTTLS'])} from ${who}`, c, 'lostConnection');
     w.emit(`${tag}: disconnect from ${who} ehlo=1 commands=1`);
   } else {
     const service = pickService(rng);
     const tag = w.smtpdTag(service);
     const who = w.namaddr(c, false);
     w.emit(`${tag}: connect from ${who}`);
-    w.emit(`${tag}: timeout after AUTH from ${who}`);
+    w.event(`${tag}: timeout after AUTH from ${who}`, c, 'timeout');
     w.disconnect(`${tag}: disconnect from ${who} ehlo=1 auth=0/1 commands=1/2`, c);
   }
 }
@@ -1241,7 +1243,7 @@ function trap(w: World, a: Attacker): void {
     w.event(
       `${tag}: NOQUEUE: reject: MAIL from ${who}: 553 5.7.1 <x@[${a2}]>: Sender address rejected: not logged in; from=<x@[${a2}]> proto=ESMTP helo=<[${w.trapAddress()}]>`,
       c,
-      'reject',
+      'messageReject',
     );
     w.emit(`${tag}: disconnect from ${who} ehlo=1 mail=0/1 quit=1 commands=2/3`);
   }
@@ -1442,7 +1444,7 @@ export const FLOOD_ATTACKERS = ['203.0.113.9', '203.0.113.10', '198.51.100.77', 
 
 /**
  * An address flood: `addresses` distinct clients with one or two client rejects each
- * (Relay access denied, logged as `unknown[ADDR]`), and between them the few real
+ * (client rejects, logged as `unknown[ADDR]`), and between them the few real
  * attackers of FLOOD_ATTACKERS with 30 SASL failures each. Returns the ground truth.
  */
 export async function writeFlood(path: string, options: FloodOptions): Promise<GroundTruth> {
@@ -1485,7 +1487,7 @@ export async function writeFlood(path: string, options: FloodOptions): Promise<G
       const a = address();
       const n = rng.chance(0.5) ? 1 : 2;
       for (let k = 0; k < n; k++) {
-        put(`postfix/smtpd[${rng.range(1000, 60000)}]: NOQUEUE: reject: RCPT from unknown[${a}]: 554 5.7.1 <info@example.org>: Relay access denied; from=<spam@example.net> to=<info@example.org> proto=ESMTP helo=<${rng.chars(ALNUM, 8)}>`);
+        put(`postfix/smtpd[${rng.range(1000, 60000)}]: NOQUEUE: reject: RCPT from unknown[${a}]: 554 5.7.1 <unknown[${a}]>: Client host rejected: Access denied; from=<spam@example.net> to=<info@example.org> proto=ESMTP helo=<${rng.chars(ALNUM, 8)}>`);
         addEvent(truth, a, 'reject');
         if (line % attackEvery === 0) {
           const attacker = FLOOD_ATTACKERS[(line / attackEvery) % FLOOD_ATTACKERS.length]!;

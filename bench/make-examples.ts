@@ -96,15 +96,15 @@ const REAL_LINES = `
 # => authDisconnect 192.0.2.13
 2026-11-22T12:33:08.003425+00:00 mx postfix/submission/smtpd[1830]: disconnect from unknown[192.0.2.13] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:08.003562+00:00 mx postfix/smtpd[1737]: connect from unknown[192.0.2.7]
-# => reject 192.0.2.7
+# => messageReject 192.0.2.7
 2026-11-22T12:33:08.003699+00:00 mx postfix/smtpd[1737]: NOQUEUE: reject: RCPT from unknown[192.0.2.7]: 554 5.7.1 <victim@example.org>: Relay access denied; from=<probe@client.stack.test> to=<victim@example.org> proto=ESMTP helo=<client.stack.test>
 2026-11-22T12:33:08.003836+00:00 mx postfix/smtpd[1737]: disconnect from unknown[192.0.2.7] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
 2026-11-22T12:33:08.003973+00:00 mx postfix/smtpd[1737]: connect from unknown[198.51.100.37]
-# => reject 198.51.100.37
+# => messageReject 198.51.100.37
 2026-11-22T12:33:08.004110+00:00 mx postfix/smtpd[1737]: NOQUEUE: reject: RCPT from unknown[198.51.100.37]: 554 5.7.1 <victim@example.org>: Relay access denied; from=<probe@client.stack.test> to=<victim@example.org> proto=ESMTP helo=<client.stack.test>
 2026-11-22T12:33:08.004247+00:00 mx postfix/smtpd[1737]: disconnect from unknown[198.51.100.37] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
 2026-11-22T12:33:09.004384+00:00 mx postfix/smtpd[1737]: connect from unknown[2001:db8::1]
-# => reject 2001:db8::1
+# => messageReject 2001:db8::1
 2026-11-22T12:33:09.004521+00:00 mx postfix/smtpd[1737]: NOQUEUE: reject: RCPT from unknown[2001:db8::1]: 554 5.7.1 <victim@example.org>: Relay access denied; from=<probe@client.stack.test> to=<victim@example.org> proto=ESMTP helo=<client.stack.test>
 2026-11-22T12:33:09.004658+00:00 mx postfix/smtpd[1737]: disconnect from unknown[2001:db8::1] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
 2026-11-22T12:33:09.004795+00:00 mx postfix/smtpd[1737]: connect from unknown[192.0.2.8]
@@ -178,7 +178,7 @@ const REAL_LINES = `
 # => authDisconnect 192.0.2.1
 2026-11-22T12:33:39.012330+00:00 mx postfix/smtpd[7044]: disconnect from unknown[192.0.2.1] ehlo=1 auth=0/1 quit=1 commands=2/3
 2026-11-22T12:33:39.012467+00:00 mx postfix/smtpd[7044]: connect from unknown[192.0.2.33]
-# => reject 192.0.2.33
+# => messageReject 192.0.2.33
 2026-11-22T12:33:39.012604+00:00 mx postfix/smtpd[7044]: NOQUEUE: reject: RCPT from unknown[192.0.2.33]: 554 5.7.1 <victim@example.org>: Relay access denied; from=<a@c.test> to=<victim@example.org> proto=ESMTP helo=<c.test>
 2026-11-22T12:33:39.012741+00:00 mx postfix/smtpd[7044]: disconnect from unknown[192.0.2.33] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4
 2026-11-22T12:33:39.012878+00:00 mx postfix/smtpd[7044]: connect from unknown[2001:db8::1]

@@ -82,7 +82,7 @@ describe('no flood stops the blocking', () => {
   function flood(n: number, address: (i: number) => string): string {
     const parts: string[] = [];
     for (let i = 0; i < n; i++) {
-      const line = `${STAMP} postfix/smtpd[4]: NOQUEUE: reject: RCPT from unknown[${address(i)}]: 554 5.7.1 <x@example.org>: Relay access denied; from=<a@b> to=<x@example.org> proto=ESMTP helo=<x>\n`;
+      const line = `${STAMP} postfix/smtpd[4]: NOQUEUE: reject: RCPT from unknown[${address(i)}]: 554 5.7.1 <unknown[${address(i)}]>: Client host rejected: Access denied; from=<a@b> to=<x@example.org> proto=ESMTP helo=<x>\n`;
       parts.push(i % 3 === 0 ? line + line : line);
     }
     return parts.join('') + sasl('203.0.113.9', 20);
@@ -292,7 +292,8 @@ describe('nothing an outsider or a fleet peer can turn against you (issue 20)', 
     for (const [address, why] of [['0.0.0.0', 'unspecified'], ['255.255.255.255', 'broadcast'], ['224.0.0.1', 'multicast'], ['::', 'unspecified'], ['ff02::1', 'multicast'], ['169.254.7.7', 'link-local'], ['fe80::1', 'link-local']]) {
       expect(dry).toContain(`Never blocked: ${address} (20 events; ${why} `);
     }
-    expect(smtpguard(['run', ...flags, '--block-link-local']).stdout).toBe('blocks: 3 (+2 -0) +169.254.7.7/32 +fe80::/64\n');
+    // fe80::1 alone, not its /64: this host's own link-local addresses are in fe80::/64
+    expect(smtpguard(['run', ...flags, '--block-link-local']).stdout).toBe('blocks: 3 (+2 -0) +169.254.7.7/32 +fe80::1/128\n');
   });
 
   it('a newline or control character in any setting or flag is refused by name, before anything is written (finding 6)', () => {
@@ -323,6 +324,7 @@ describe('nothing an outsider or a fleet peer can turn against you (issue 20)', 
     const state = path.join(dir, 'state');
     const target = path.join(dir, 'precious');
     writeFileSync(target, 'precious bytes\n', { mode: 0o644 });
+    mkdirSync(state, { recursive: true });
     for (const name of ['scan-state.json', 'bans.json', 'blocks.json', 'pending-reloads', 'last-run.json', 'mynetworks.json']) {
       rmSync(path.join(state, name), { force: true });
       symlinkSync(target, path.join(state, name));

@@ -121,7 +121,7 @@ describe('reading logs', () => {
     await writeFile(path.join(dir, 'mail.log.1'), sasl('192.0.2.1'));
     await writeFile(path.join(dir, 'mail.log'), sasl('192.0.2.1'));
     const { events, sources } = await collect([path.join(dir, 'mail.log*'), '-'], Readable.from([Buffer.from(sasl('192.0.2.9'))]));
-    expect(events).toEqual(['reject 192.0.2.2', 'saslFailure 192.0.2.1', 'saslFailure 192.0.2.1', 'saslFailure 192.0.2.1', 'saslFailure 192.0.2.9']);
+    expect(events).toEqual(['messageReject 192.0.2.2', 'saslFailure 192.0.2.1', 'saslFailure 192.0.2.1', 'saslFailure 192.0.2.1', 'saslFailure 192.0.2.9']);
     expect(sources.map((s) => [path.basename(s.path), s.lines, s.events])).toEqual([
       ['-', 1, 1],
       ['mail.log.2.gz', 2, 2],
@@ -143,7 +143,7 @@ describe('reading logs', () => {
     await writeFile(path.join(dir, 'mail.warn.1'), sasl('192.0.2.4', 1)); // mail.log.1 is gone: still counted
     const { events } = await collect([path.join(dir, 'mail.log*'), path.join(dir, 'mail.warn*')]);
     expect(events).toEqual([
-      'reject 192.0.2.2',
+      'messageReject 192.0.2.2',
       'saslFailure 192.0.2.1',
       'saslFailure 192.0.2.1',
       'saslFailure 192.0.2.3',

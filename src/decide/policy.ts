@@ -311,7 +311,8 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
     const mine: Block[] = [];
     let clientLevel = 0;
     for (const m of members) clientLevel += m.clientLevel;
-    const offenders = members.filter((m) => m.total >= options.threshold6);
+    // a range added up past --max-tracked is no address: it can be blocked as its range only
+    const offenders = members.filter((m) => m.total >= options.threshold6 && m.weight === undefined);
     const exceptions = !alone && clientLevel >= options.threshold6 ? logins.hostExceptions(prefix, new Set(offenders.map((m) => m.address))) : null;
     if (exceptions !== null && exceptions !== 'crowded') {
       mine.push(block(prefix, 6, members, 'prefix', { exceptions }));

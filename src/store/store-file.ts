@@ -23,8 +23,15 @@ async function notRegular(file: string): Promise<string | null> {
 
 /** `FILE.corrupt-20261206T091500Z`: moves FILE aside (its content kept for a look); the new name, or null when it could not be moved. */
 export async function moveAside(file: string, now = new Date()): Promise<string | null> {
-  const aside = `${file}${CORRUPT}${now.toISOString().replace(/[-:]|\.\d+/g, '')}`;
-  if (!(await rename(file, aside).then(() => true, () => false))) return null;
+  const stamp = `${file}${CORRUPT}${now.toISOString().replace(/[-:]|\.\d+/g, '')}`;
+  let aside: string | null = null;
+  // a name of its own: two files set aside in one second must not meet (a directory cannot replace a file)
+  for (let n = 0; n < 10 && aside === null; n++) {
+    const name = n === 0 ? stamp : `${stamp}-${n}`;
+    if ((await lstat(name).catch(() => null)) !== null) continue;
+    if (await rename(file, name).then(() => true, () => false)) aside = name;
+  }
+  if (aside === null) return null;
   // the newest few are kept for a look; a file that goes bad on every run must not fill the disk
   const dir = path.dirname(file);
   const prefix = path.basename(file) + CORRUPT;

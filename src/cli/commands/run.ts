@@ -179,9 +179,21 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
       lastSeen = Math.max(lastSeen, s.lastSeen);
     }
     if (firstSeen === Infinity) {
-      // a manual block with no events: its times are when it was made
+      // no events in the window (a manual block, a ban kept past its events): its times are when it was made, or its last event
       const made = madeAt.get(b.cidr) ?? now.toISOString();
-      return { cidr: b.cidr, family: b.family, reason: b.reason, total: b.total, addresses: b.addresses, firstSeen: made, lastSeen: made, since: previous.get(b.cidr)?.since ?? made, ...(b.fleet === undefined ? {} : { fleet: b.fleet }) };
+      const last = b.lastSeen !== undefined && Number.isFinite(b.lastSeen) ? new Date(b.lastSeen).toISOString() : made;
+      return {
+        cidr: b.cidr,
+        family: b.family,
+        reason: b.reason,
+        total: b.total,
+        addresses: b.addresses,
+        firstSeen: last < made ? last : made,
+        lastSeen: last,
+        since: previous.get(b.cidr)?.since ?? made,
+        ...(b.times === undefined ? {} : { until: b.until ?? null, times: b.times }), // a kept ban: what rebuilds bans.json if it is lost
+        ...(b.fleet === undefined ? {} : { fleet: b.fleet }),
+      };
     }
     return {
       cidr: b.cidr,
