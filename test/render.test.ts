@@ -3,7 +3,13 @@ import type { Block } from '../src/decide/policy.js';
 import { rejectTextProblem, renderAccessMap } from '../src/write/access-map.js';
 import { findSection, replaceSection, sectionLines } from '../src/write/sections.js';
 import { checkUfwFile } from '../src/write/firewall/ufw.js';
-import { renderUfwRules } from '../src/write/firewall/rules.js';
+import { checkUfwLine, renderUfwRules } from '../src/write/firewall/rules.js';
+import { sectionCidrs } from '../src/write/firewall/backend.js';
+import { parseSaveFile, renderSaveFile } from '../src/write/firewall/ipset.js';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 const blocks: Block[] = [
   { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::a', '2001:db8:1:2::b'], addressCount: 2, total: 6, reason: 'prefix' },
@@ -119,5 +125,43 @@ describe('ufw file checks', () => {
   it('refuses a section outside the *filter table', () => {
     const text = ':ufw-smtpguard - [0:0]\n:ufw-smtpguard-log - [0:0]\n*filter\nCOMMIT\n# BEGIN smtpguard\n# END smtpguard\n';
     expect(() => checkUfwFile(text, findSection(text, 'f'), 'f', 'ufw-smtpguard')).toThrow(/not inside the \*filter table/);
+  });
+});
+
+describe('exceptions inside a range blocked whole (issue 20)', () => {
+  const withExceptions: Block[] = [
+    { cidr: '192.0.2.0/24', family: 4, addresses: ['192.0.2.40'], addressCount: 5, total: 30, reason: 'subnet', exceptions: ['192.0.2.20/32'] },
+    { cidr: '2001:db8:1:2::/64', family: 6, addresses: ['2001:db8:1:2::b'], addressCount: 9, total: 30, reason: 'prefix', exceptions: ['2001:db8:1:2::a/128'] },
+  ];
+
+  it('ufw: a RETURN line for each exception, ahead of its range; checked, and no block when read back', async () => {
+    const lines = renderUfwRules(withExceptions, 4, 'ufw-smtpguard');
+    expect(lines).toEqual(['-A ufw-smtpguard -s 192.0.2.20/32 -j RETURN', '-A ufw-smtpguard -s 192.0.2.0/24 -j ufw-smtpguard-log']);
+    for (const line of lines) expect(() => checkUfwLine(line, 'ufw-smtpguard')).not.toThrow();
+    expect(() => checkUfwLine('-A ufw-smtpguard -s 192.0.2.20/32 -j ACCEPT', 'ufw-smtpguard')).toThrow();
+    expect(sectionCidrs(lines, 'ufw-smtpguard', new Map())).toEqual(['192.0.2.0/24']);
+    expect(renderUfwRules(withExceptions, 6, 'ufw6-smtpguard')).toEqual(['-A ufw6-smtpguard -s 2001:db8:1:2::a/128 -j RETURN', '-A ufw6-smtpguard -s 2001:db8:1:2::/64 -j ufw6-smtpguard-log']);
+  });
+
+  it('ipset: a nomatch member, which the save file reader does not count as a block', () => {
+    const save = renderSaveFile(withExceptions);
+    expect(save).toContain('add smtpguard4 192.0.2.0/24\nadd smtpguard4 192.0.2.20/32 nomatch\n');
+    expect(parseSaveFile(save).get('smtpguard4')).toEqual(['192.0.2.0/24']);
+  });
+
+  it('access map: DUNNO for the exception (first in a cidr map), which real postmap indexes', () => {
+    expect(renderAccessMap(withExceptions, 'hash', 'no')).toEqual(['192.0.2.20 DUNNO', '192.0.2 REJECT no', '2001:db8:1:2::b REJECT no']);
+    expect(renderAccessMap(withExceptions, 'cidr', 'no')).toEqual(['192.0.2.20/32 DUNNO', '192.0.2.0/24 REJECT no', '2001:db8:1:2::a/128 DUNNO', '2001:db8:1:2::/64 REJECT no']);
+    const dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-render-'));
+    try {
+      const map = path.join(dir, 'access');
+      writeFileSync(map, renderAccessMap(withExceptions, 'hash', 'no').join('\n') + '\n');
+      execFileSync('postmap', [`hash:${map}`]);
+      const q = (key: string) => spawnSync('postmap', ['-q', key, `hash:${map}`], { encoding: 'utf8' }).stdout.trim();
+      expect(q('192.0.2.20')).toBe('DUNNO');
+      expect(q('192.0.2')).toBe('REJECT no');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,7 +10,7 @@
  * - a decision already covered by a local block adds nothing;
  * - fleet blocks fill only the room --max-blocks leaves after the local blocks.
  */
-import { cidrsOverlap, cidrSortKey, compareCidrs, ipv4Cidr, ipv4Overlap, networkOf, parseRange, sortByCidr } from '../address.js';
+import { cidrsOverlap, cidrSortKey, compareCidrs, ipv4Cidr, ipv4Overlap, networkOf, parseRange, sortByCidr, unmapRange } from '../address.js';
 import { CidrIndex } from './cidr-index.js';
 import { describeUntil, isActive, type Override } from './overrides.js';
 import type { Block, Decision, NamedRange } from './policy.js';
@@ -120,7 +120,7 @@ function fleetBlock(d: FleetDecision, isoOf: (ms: number) => string = cachedIso(
 
 /** This host's active unblocks (`smtpguard unblock`), as never-block ranges for the fleet's decisions. */
 export function unblockedRanges(overrides: readonly Override[], now: Date): NamedRange[] {
-  return overrides.filter((o) => o.kind === 'unblock' && isActive(o, now)).map((o) => ({ cidr: o.cidr, source: `unblocked ${describeUntil(o)}` }));
+  return overrides.filter((o) => o.kind === 'unblock' && isActive(o, now)).map((o) => ({ cidr: unmapRange(o.cidr), source: `unblocked ${describeUntil(o)}` }));
 }
 
 export const isFleetBlock = (b: Block): b is FleetBlock => b.reason === 'fleet';

@@ -130,7 +130,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
     const scan = JSON.parse(smtpguard('scan', ['--json', '--no-state']).stdout) as { addresses: Array<{ address: string; events: Record<string, number> }> };
     const events = (a: string) => scan.addresses.find((x) => x.address === a)?.events;
     expect(events(CLIENTS.unknownUser)).toMatchObject({ recipientReject: 3, reject: 0 });
-    expect(events(CLIENTS.relay)).toMatchObject({ reject: 3, recipientReject: 0 });
+    expect(events(CLIENTS.relay)).toMatchObject({ messageReject: 3, reject: 0, recipientReject: 0 }); // Relay access denied: about the message
     expect(events(CLIENTS.sparedUser)).toMatchObject({ saslFailure: 4, saslSuccess: 1 });
     const r = smtpguard('run');
     expect(r.stderr).toBe('');
@@ -339,5 +339,28 @@ ls -a ${full}
     expect(inFirewall()).toBe(true);
     const status = JSON.parse(smtpguard('status', ['--json', '--now', later(26.2)]).stdout) as { blocks: Array<{ cidr: string; record: { times?: number; until?: string } | null }> };
     expect(status.blocks.find((b) => b.cidr === trap)?.record).toMatchObject({ times: 2 });
+  });
+
+  it('a /24 where a user logged in is blocked whole with the user as an exception: ufw returns early for it, the map says DUNNO', () => {
+    const stamp = new Date().toISOString();
+    const fail = (a: string) => `${stamp} mx postfix/smtpd[4243]: warning: unknown[${a}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=admin\n`.repeat(3);
+    const offenders = [CLIENTS.namedInUsername, CLIENTS.innocent, '192.0.2.40', '192.0.2.41', '192.0.2.42'];
+    const log = path.join(stack.dir, 'exceptions.log');
+    writeFileSync(log, offenders.map(fail).join('') + `${stamp} mx postfix/submission/smtpd[4244]: 4ABC123: client=unknown[${CLIENTS.sparedUser}], sasl_method=PLAIN, sasl_username=testuser\n`);
+    const state = path.join(stack.dir, 'state-exceptions');
+    const r = smtpguard('run', ['--log', log, '--window', '1h', '--state-dir', state]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('+192.0.2.0/24');
+    const v4 = stack.iptables();
+    const returnAt = v4.indexOf(`-A ufw-smtpguard -s ${CLIENTS.sparedUser}/32 -j RETURN`);
+    expect(returnAt).toBeGreaterThan(-1);
+    expect(returnAt).toBeLessThan(v4.indexOf('-A ufw-smtpguard -s 192.0.2.0/24 -j ufw-smtpguard-log'));
+    expect(banner(CLIENTS.sparedUser)).toBe('banner');
+    expect(banner(CLIENTS.usernameTrap)).toBe('timeout'); // no offender, no login: the /24 holds it
+    expect(postfixSays(CLIENTS.sparedUser)).toBe('accepted');
+    expect(postfixSays(CLIENTS.usernameTrap)).toBe('rejected');
+    const dry = smtpguard('run', ['--dry-run', '--log', log, '--window', '1h', '--state-dir', state]).stdout;
+    expect(dry).toMatch(/192\.0\.2\.0\/24 +\d+ events, 5 offenders in this \/24; except 192\.0\.2\.20\/32 \(someone logged in there\)/);
   });
 });

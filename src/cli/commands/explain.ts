@@ -70,7 +70,10 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
           subnetHosts: settings.subnetHosts,
         }
       : { total: mine?.total ?? 0, prefix: scope, prefixTotal: inScope.reduce((sum, s) => sum + s.total, 0), threshold6: settings.threshold6 };
-  const block = decision.blocks.find((b) => inRange(ip, parseRange(b.cidr)));
+  const holding = decision.blocks.find((b) => inRange(ip, parseRange(b.cidr)));
+  // an exception of a range blocked whole (someone logged in there) is not blocked
+  const exception = holding?.exceptions?.find((e) => inRange(ip, parseRange(e)));
+  const block = exception === undefined ? holding : undefined;
   const ignored = decision.ignored.find((i) => i.address === address || (i.address.includes('/') && inRange(ip, parseRange(i.address))));
   const spared = decision.spared.find((s) => s.address === address);
   const guard = neverBlock.find((n) => inRange(ip, parseRange(n.cidr)));
@@ -88,7 +91,8 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
             ? `the IPv6 prefix has ${block.total} counted events (THRESHOLD6=${settings.threshold6})`
             : `${block.total} counted events (THRESHOLD=${family === 4 ? settings.threshold : settings.threshold6})`;
     verdict = `blocked: in ${block.cidr} (${block.reason}): ${why}`;
-  } else if (ignored !== undefined) verdict = `not blocked: ${ignored.reason}`;
+  } else if (exception !== undefined) verdict = `not blocked: an exception (${exception}) in ${holding!.cidr}, which is blocked: someone logged in there`;
+  else if (ignored !== undefined) verdict = `not blocked: ${ignored.reason}`;
   else if (guard !== undefined) verdict = `not blocked: never blocked (${guard.source} ${guard.cidr})`;
   else if (spared !== undefined) verdict = `not blocked: ${describeSpared(spared)} (spared)`;
   else verdict = `not blocked: ${family === 4 ? `${counts.total} counted events, under THRESHOLD=${settings.threshold}` : `the prefix ${scope} has ${'prefixTotal' in counts ? counts.prefixTotal : 0} counted events, under THRESHOLD6=${settings.threshold6}`}`;

@@ -2,7 +2,7 @@
  * After the policy (edge: reads the state): the manual blocks and unblocks, then the ban
  * times. `run`, the verbs and `scan` all decide this way, so what scan shows is what run does.
  */
-import { compareCidrs, parseRange, rangesOverlap } from '../../address.js';
+import { compareCidrs, parseRange, rangesOverlap, unmapRange } from '../../address.js';
 import { applyBans, type BanRecord } from '../../decide/bans.js';
 import { readBans } from '../../decide/bans-store.js';
 import { applyOverrides, type Override } from '../../decide/overrides.js';
@@ -29,7 +29,7 @@ export async function finishDecision(
   const totals = new Map(summaries.map((s) => [s.address, s.total]));
   const overridden = applyOverrides(raw, overrides, { now, neverBlock, totals });
   const never = neverBlock.map((n) => parseRange(n.cidr));
-  const unblocked = overrides.filter((o) => o.kind === 'unblock' && (o.until === null || Date.parse(o.until) > now.getTime())).map((o) => parseRange(o.cidr));
+  const unblocked = overrides.filter((o) => o.kind === 'unblock' && (o.until === null || Date.parse(o.until) > now.getTime())).map((o) => parseRange(unmapRange(o.cidr)));
   const banned = applyBans(
     overridden,
     await readBans(settings.stateDir, io.warn),

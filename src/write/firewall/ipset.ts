@@ -142,7 +142,8 @@ export const ipsetBackend: FirewallBackend = {
         continue;
       }
       const [head, members = ''] = listed.output.split(/\nMembers:\n?/);
-      const cidrs = members.split('\n').filter((l) => l.trim() !== '').map((l) => withLength(l.trim().split(/\s/)[0]!));
+      // a `nomatch` member is an exception inside a range, not a block
+      const cidrs = members.split('\n').filter((l) => l.trim() !== '' && !/\snomatch\b/.test(l)).map((l) => withLength(l.trim().split(/\s/)[0]!));
       for (const cidr of cidrs) view.blocks.push(cidr);
       const maxelem = /\bmaxelem (\d+)/.exec(head ?? '');
       view.sets.push({ name: rule.set, members: cidrs.length, maxelem: maxelem === null ? null : Number(maxelem[1]), packets: rule.packets });
