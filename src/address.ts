@@ -278,6 +278,30 @@ export function canonicalRangeProblem(text: string): string | null {
   return null;
 }
 
+/**
+ * The one reader of an address or range an admin types (--allow, ALLOW, the verbs, explain):
+ * the canonical CIDR (`10.0.0.1/32`, `10.0.0.0/8`, `2001:db8::/32`), or a message saying what is
+ * wrong and what to write. Only canonical dotted quads (`010.0.0.1`, `10`, `127.1`, `0x7f.1` are
+ * refused: inet_aton reads them as other addresses); IPv4-mapped IPv6 is the IPv4 address it
+ * stands for; a zone index (`fe80::1%eth0`) is refused, it names a link, not an address.
+ */
+export function parseAdminRange(input: string): { cidr: string } | { problem: string } {
+  const text = input.trim();
+  if (text.includes('%')) {
+    return { problem: `"${text}" has a zone index (%${text.slice(text.indexOf('%') + 1).split('/')[0]}): it names a network link, not an address; write the address without it (link-local clients are never blocked unless BLOCK_LINK_LOCAL=yes)` };
+  }
+  const problem = canonicalRangeProblem(text);
+  if (problem !== null) return { problem: `"${text}" ${problem}` };
+  const slash = text.indexOf('/');
+  const address = slash === -1 ? text : text.slice(0, slash);
+  const length = slash === -1 ? (address.includes(':') ? 128 : 32) : Number(text.slice(slash + 1));
+  const canonical = address.includes(':') ? ipv6Text(ipv6Groups(address)!) : address;
+  return { cidr: unmapRange(networkOf(canonical, length)) };
+}
+
+/** How a range is written back for the admin (ALLOW, messages): a host as its address, a range as its CIDR. */
+export const rangeWord = (cidr: string): string => (cidr.endsWith('/32') || cidr.endsWith('/128') ? cidr.slice(0, cidr.lastIndexOf('/')) : cidr);
+
 export function isValidRange(cidr: string): boolean {
   if (ipv4Cidr(cidr) !== null) return true;
   try {

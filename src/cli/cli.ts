@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { parseNow } from '../duration.js';
 import { ExitCode, SmtpguardError, usageError } from '../errors.js';
-import { controlCharacterProblem, DEFAULT_CONFIG_FILE, DEFINITIONS, givenSettings, renderSettings, resolveSettings, type FlagValues, type Resolved } from './settings.js';
+import { controlCharacterProblem, DEFAULT_CONFIG_FILE, DEFINITIONS, givenAllow, givenSettings, renderSettings, resolveSettings, type FlagValues, type Resolved } from './settings.js';
 import type { Io } from './commands/common.js';
 import { version } from '../version.js';
 
@@ -265,7 +265,7 @@ function buildProgram(): Command {
           systemdDir: flags.systemdDir ?? '/etc/systemd/system',
           manDir: flags.manDir ?? '/usr/local/share/man/man1',
           completionDir: flags.completionDir ?? '/etc/bash_completion.d',
-          config: { file: loaded.file, text: loaded.fileText, given: givenSettings(loaded) },
+          config: { file: loaded.file, text: loaded.fileText, given: givenSettings(loaded), allow: givenAllow(loaded) },
         },
         ioFor(flags, false),
       );

@@ -1,10 +1,11 @@
 /**
  * Settings: every one has a flag, a config-file key and an environment variable.
- * Precedence: flag > environment (SMTPGUARD_KEY) > file (/etc/smtpguard/smtpguard.conf) > default.
+ * Precedence: flag > environment (SMTPGUARD_KEY) > file (/etc/smtpguard/smtpguard.conf) > default;
+ * ALLOW alone is joined from all three (an allowlist only grows).
  * The config file is KEY=value lines with # comments, like /etc/default/ufw (grammar: config-file.ts).
  * Pure: the caller reads the file and the environment and passes them in.
  */
-import { canonicalRangeProblem } from '../address.js';
+import { parseAdminRange, rangeWord } from '../address.js';
 import { controlCharacterProblem } from '../text.js';
 export { controlCharacterProblem } from '../text.js';
 import { formatWindow, parseWindow } from '../duration.js';
@@ -138,13 +139,13 @@ function kinds(text: string): EventKind[] {
   return list as EventKind[];
 }
 
+/** ALLOW: each word through the one reader of what an admin types (address.ts parseAdminRange). */
 function cidrs(text: string): string[] {
-  const list = words(text);
-  for (const cidr of list) {
-    const problem = canonicalRangeProblem(cidr);
-    if (problem !== null) throw new Error(`"${cidr}" ${problem}`);
-  }
-  return list;
+  return words(text).map((word) => {
+    const read = parseAdminRange(word);
+    if ('problem' in read) throw new Error(read.problem);
+    return rangeWord(read.cidr);
+  });
 }
 
 function banLength(text: string): number {
@@ -288,6 +289,8 @@ export type Origin = { from: 'default' } | { from: 'flag' } | { from: 'env'; nam
 export interface Resolved {
   settings: Settings;
   origins: Record<Key, Origin>;
+  /** ALLOW only grows: its entries from the file, the environment and the flags, each with where it came from. */
+  allowFrom: Array<{ word: string; origin: Origin }>;
 }
 
 /** Flag values as commander gives them: strings (arrays for repeatable flags), booleans for --[no-]reload. */
@@ -306,7 +309,33 @@ export function resolveSettings(flags: FlagValues, env: Readonly<Record<string, 
   const fromFile = fileText === null ? new Map<string, ConfigEntry>() : parseConfigFile(fileText, file);
   const settings = {} as Record<Key, unknown>;
   const origins = {} as Record<Key, Origin>;
+  const allowFrom: Resolved['allowFrom'] = [];
   for (const d of DEFINITIONS as readonly Definition<Key>[]) {
+    if (d.key === 'allow') {
+      // an allowlist only grows: the file's, the environment's and the flags' entries are joined (an office
+      // in the config file must not lose its exemption because someone added an address on the command line)
+      const layers: Array<{ words: readonly string[]; origin: Origin }> = [];
+      const fileEntry = fromFile.get(configKey(d.key));
+      if (fileEntry !== undefined && fileEntry.words.length > 0) layers.push({ words: fileEntry.words, origin: { from: 'file', file, line: fileEntry.lines[0]! } });
+      const envValue = env[envName(d.key)];
+      if (envValue !== undefined && envValue.trim() !== '') {
+        let words: string[];
+        try {
+          words = splitWords(envValue).words;
+        } catch (error) {
+          throw new SmtpguardError(`${envName(d.key)}=${envValue} in the environment: ${(error as Error).message}`, { hint: 'quote as in a shell' });
+        }
+        layers.push({ words, origin: { from: 'env', name: envName(d.key) } });
+      }
+      const flag = flags[d.key];
+      if (flag !== undefined && typeof flag !== 'boolean') layers.push({ words: Array.isArray(flag) ? flag : [flag], origin: { from: 'flag' } });
+      for (const layer of layers) {
+        for (const word of parseWords(d, layer.words, layer.origin) as string[]) if (!allowFrom.some((a) => a.word === word)) allowFrom.push({ word, origin: layer.origin });
+      }
+      settings.allow = allowFrom.map((a) => a.word);
+      origins.allow = layers.at(-1)?.origin ?? { from: 'default' };
+      continue;
+    }
     const flag = flags[d.key];
     const envValue = env[envName(d.key)];
     const fileEntry = fromFile.get(configKey(d.key));
@@ -331,7 +360,7 @@ export function resolveSettings(flags: FlagValues, env: Readonly<Record<string, 
       origins[d.key] = { from: 'default' };
     }
   }
-  return { settings: settings as unknown as Settings, origins };
+  return { settings: settings as unknown as Settings, origins, allowFrom };
 }
 
 /** List keys: each word is one item (a path may hold spaces); other keys: the words joined by a space. */
@@ -377,10 +406,16 @@ export function settingWords(key: Key, value: Settings[Key]): string[] {
 export function givenSettings(resolved: Resolved): Map<string, string[]> {
   const given = new Map<string, string[]>();
   for (const d of DEFINITIONS as readonly Definition<Key>[]) {
+    if (d.key === 'allow') continue; // added word by word: givenAllow()
     const from = resolved.origins[d.key].from;
     if (from === 'flag' || from === 'env') given.set(configKey(d.key), settingWords(d.key, resolved.settings[d.key]));
   }
   return given;
+}
+
+/** The ALLOW entries given on the command line or in the environment and not yet in the file: what install adds. */
+export function givenAllow(resolved: Resolved): string[] {
+  return resolved.allowFrom.filter((a) => a.origin.from === 'flag' || a.origin.from === 'env').map((a) => a.word);
 }
 
 /** The start of a new config file: what it is, and one commented line per key with its default. */
@@ -418,10 +453,14 @@ export function renderSettings(resolved: Resolved, context: RenderSettingsContex
     `# ${context.fileExists ? `read ${context.file}` : `no config file at ${context.file}: none read`}`,
   ];
   for (const d of DEFINITIONS as readonly Definition<Key>[]) {
+    if (d.key === 'allow' && resolved.allowFrom.length > 0) {
+      // one line per entry, with where it came from: the list is joined, not replaced
+      for (const { word, origin } of resolved.allowFrom) lines.push(`${renderConfigLine('ALLOW', [word]).padEnd(40)} # ${describeOrigin(origin, d.flag)}`);
+      continue;
+    }
     const origin = resolved.origins[d.key];
     let words = settingWords(d.key, resolved.settings[d.key]);
-    let where =
-      origin.from === 'file' ? `from ${origin.file}:${origin.line}` : origin.from === 'env' ? `from environment ${origin.name}` : origin.from === 'flag' ? `from --${d.flag}` : 'default';
+    let where = describeOrigin(origin, d.flag);
     if (d.key === 'mapType' && origin.from === 'default' && context.defaultMapType !== undefined) {
       words = [context.defaultMapType];
       where = 'from postconf default_database_type';
@@ -430,3 +469,6 @@ export function renderSettings(resolved: Resolved, context: RenderSettingsContex
   }
   return lines.join('\n') + '\n';
 }
+
+const describeOrigin = (origin: Origin, flag: string): string =>
+  origin.from === 'file' ? `from ${origin.file}:${origin.line}` : origin.from === 'env' ? `from environment ${origin.name}` : origin.from === 'flag' ? `from --${flag}` : 'default';

@@ -20,7 +20,11 @@ import { RULES_ADVICE_BLOCKS } from '../write/plan.js';
 export function summaryLine(plan: Plan): string {
   const { blocks, added, removed, addedCidrs, removedCidrs, leftOut, leftOutOfMap } = plan.summary;
   const repeat = new Map<string, string>();
-  for (const b of plan.decision.blocks) if (b.times !== undefined && b.times > 1) repeat.set(b.cidr, ` (${ordinal(b.times)} time, ${b.banFor ?? '?'})`);
+  for (const b of plan.decision.blocks) {
+    // a block no log line made says what made it: the admin, or the fleet
+    if (b.reason === 'manual' || b.reason === 'fleet') repeat.set(b.cidr, ` (${b.reason})`);
+    else if (b.times !== undefined && b.times > 1) repeat.set(b.cidr, ` (${ordinal(b.times)} time, ${b.banFor ?? '?'})`);
+  }
   const changes = [...addedCidrs.map((c) => `+${c}${repeat.get(c) ?? ''}`), ...removedCidrs.map((c) => `-${c}`)];
   const named = changes.slice(0, SUMMARY_NAMED);
   const more = changes.length - named.length;
@@ -59,6 +63,9 @@ function describeBlock(b: Block): string {
 }
 
 function describeReason(b: Block): string {
+  if (b.reason === 'manual') return `manual (smtpguard block)${b.until === undefined ? '' : b.until === null ? ', for good' : `, until ${b.until}`}`;
+  // a ban that keeps a block whose events have left the window
+  if (b.total === 0 && b.until !== undefined) return `kept by its ban ${b.until === null ? 'for good' : `until ${b.until}`}${b.times !== undefined && b.times > 1 ? ` (${ordinal(b.times)} time)` : ''}: no counted events in the window`;
   if (b.reason === 'fleet') return `fleet: ${b.fleet?.scenario ?? '?'} from ${b.fleet?.origin ?? '?'} (CrowdSec), until ${b.fleet?.until ?? '?'}`;
   if (b.reason === 'subnet') return `${b.total} events, ${b.addressCount} offenders in this /24`;
   if (b.reason === 'prefix') return `${b.total} events, IPv6 prefix over threshold6 (${b.addressCount === 1 ? b.addresses[0] : `${b.addressCount} addresses`})`;

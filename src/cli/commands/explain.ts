@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
-import { inRange, networkOf, normaliseAddress, parseIp, parseRange } from '../../address.js';
+import { inRange, networkOf, parseAdminRange, parseIp, parseRange, rangeWord } from '../../address.js';
 import { usageError } from '../../errors.js';
 import { applyOverrides, describeUntil, type Override } from '../../decide/overrides.js';
 import { readOverrides } from '../../decide/overrides-store.js';
@@ -29,8 +29,10 @@ export interface ExplainOptions {
 const SHOWN_LINES = 200;
 
 export async function explainCommand(settings: Settings, options: ExplainOptions, io: Io): Promise<void> {
-  const address = normaliseAddress(options.target);
-  if (address === null) throw usageError(`${options.target} is not an address`, 'give one address, e.g. 192.0.2.7 or 2001:db8:1:2::5');
+  const read = parseAdminRange(options.target);
+  if ('problem' in read) throw usageError(read.problem, 'give one address, e.g. 192.0.2.7 or 2001:db8:1:2::5');
+  if (rangeWord(read.cidr) === read.cidr) throw usageError(`${options.target} is a range: explain takes one address`, 'give one address, e.g. 192.0.2.7 or 2001:db8:1:2::5');
+  const address = rangeWord(read.cidr);
   const family = address.includes(':') ? 6 : 4;
   const scope = family === 6 ? networkOf(address, settings.ipv6Prefix) : `${address}/32`;
   const scopeRange = parseRange(scope);

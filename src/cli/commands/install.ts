@@ -27,7 +27,7 @@ import {
 import { INDEX_SUFFIX, type FileChange } from '../../write/plan.js';
 import { formatCommand } from '../../report/plan-report.js';
 import { renderConfigHeader, type Settings } from '../settings.js';
-import { setConfigValues } from '../config-file.js';
+import { addConfigWord, setConfigValues } from '../config-file.js';
 import { findDefaultMapType, postconf, query } from '../system.js';
 import { initFileOf, makeExecutable, SET_NAMES } from '../../write/firewall/ipset.js';
 import type { Io } from './common.js';
@@ -43,7 +43,7 @@ export interface InstallOptions {
   manDir: string;
   completionDir: string;
   /** The config file (--config or the default), its text, and the settings given as flags or environment: install keeps them there. */
-  config: { file: string; text: string | null; given: ReadonlyMap<string, string[]> };
+  config: { file: string; text: string | null; given: ReadonlyMap<string, string[]>; allow: readonly string[] };
 }
 
 interface FileEdit {
@@ -129,7 +129,8 @@ export async function installCommand(settings: Settings, options: InstallOptions
 
   // the job runs with exactly what install was told: the settings go to the config file, the job reads it
   if (!options.uninstall) {
-    const after = setConfigValues(options.config.text, options.config.given, renderConfigHeader());
+    let after = setConfigValues(options.config.text, options.config.given, renderConfigHeader());
+    for (const word of options.config.allow) after = addConfigWord(after, 'ALLOW', word, null, renderConfigHeader());
     edits.push({ path: options.config.file, before: options.config.text, after });
     if (settings.reload === false && options.config.given.has('RELOAD')) {
       warnings.push(`RELOAD=no is kept in ${options.config.file}: the job will write the files but not reload Postfix or ufw; remove that line to let it reload`);

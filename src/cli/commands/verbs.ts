@@ -6,12 +6,12 @@
  */
 import { createTwoFilesPatch } from 'diff';
 import path from 'node:path';
-import { inRange, parseIp, parseRange, rangesOverlap } from '../../address.js';
+import { inRange, parseAdminRange, parseIp, parseRange, rangesOverlap, rangeWord } from '../../address.js';
 import { addConfigWord, removeConfigWord } from '../config-file.js';
 import { parseWindow } from '../../duration.js';
 import { ExitCode, SmtpguardError, usageError } from '../../errors.js';
 import { ensureDirectory, writeWithBackup } from '../../write/files.js';
-import { canonicalCidr, describeUntil, type Override } from '../../decide/overrides.js';
+import { describeUntil, type Override } from '../../decide/overrides.js';
 import { readOverrides, writeOverrides } from '../../decide/overrides-store.js';
 import { planJson, renderPlanText, summaryLine } from '../../report/plan-report.js';
 import { renderConfigHeader, type Settings } from '../settings.js';
@@ -28,13 +28,11 @@ export interface VerbOptions {
   json: boolean;
 }
 
+/** The verb's address or range, read as --allow reads it (address.ts parseAdminRange). */
 function targetCidr(text: string): string {
-  try {
-    return canonicalCidr(text);
-  } catch (error) {
-    const message = (error as Error).message;
-    throw usageError(message.includes('host bits') ? message : `${text} is not an address or CIDR range`, 'e.g. 192.0.2.7, 198.51.100.0/24 or 2001:db8:1:2::/64');
-  }
+  const read = parseAdminRange(text);
+  if ('problem' in read) throw usageError(read.problem, 'e.g. 192.0.2.7, 198.51.100.0/24 or 2001:db8:1:2::/64');
+  return read.cidr;
 }
 
 /** --for: a duration from now; null when not given. */
@@ -131,7 +129,7 @@ export async function allowCommand(
 ): Promise<void> {
   const cidr = targetCidr(options.target);
   // ALLOW keeps an address as an address, a range as a range
-  const word = !options.target.includes('/') ? cidr.slice(0, cidr.lastIndexOf('/')) : cidr;
+  const word = rangeWord(cidr);
   const text = options.configText;
   let after: string;
   let allow: string[];
