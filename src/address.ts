@@ -300,7 +300,7 @@ export function parseAdminRange(input: string): { cidr: string } | { problem: st
 }
 
 /** How a range is written back for the admin (ALLOW, messages): a host as its address, a range as its CIDR. */
-export const rangeWord = (cidr: string): string => (cidr.endsWith('/32') || cidr.endsWith('/128') ? cidr.slice(0, cidr.lastIndexOf('/')) : cidr);
+export const rangeWord = (cidr: string): string => (cidr.endsWith(cidr.includes(':') ? '/128' : '/32') ? cidr.slice(0, cidr.lastIndexOf('/')) : cidr);
 
 export function isValidRange(cidr: string): boolean {
   if (ipv4Cidr(cidr) !== null) return true;

@@ -212,6 +212,9 @@ describe('local files', () => {
     }
     writeFileSync(path.join(dir, 'smtpguard.conf'), 'ALLOW=010.0.0.1\n');
     expect(smtpguard(['run', '--dry-run', ...flags]).stderr).toMatch(/smtpguard\.conf:1: ALLOW=010\.0\.0\.1: "010\.0\.0\.1" is not a dotted-quad/);
+    // the allowlist is joined from the file and the flags: a bad entry in the file is an error whatever the flags say
+    expect(smtpguard(['run', '--dry-run', ...flags, '--allow', '10.0.0.0/8']).code).toBe(3);
+    writeFileSync(path.join(dir, 'smtpguard.conf'), 'ALLOW=10.1.0.0/16\n');
     expect(smtpguard(['run', '--dry-run', ...flags, '--allow', '10.0.0.0/8', '--allow', '2001:db8::/32']).code).toBe(0);
   });
 });

@@ -95,7 +95,7 @@ describe('block', () => {
   it('a manual block that run keeps, with reason manual', () => {
     const r = smtpguard(['block', '203.0.113.0/25', '--comment', 'spam run', ...flags, ...NOW]);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/^block 203\.0\.113\.0\/25 for good \(manual: spam run\); blocks: 3 \(\+1 -0\) \+203\.0\.113\.0\/25$/m);
+    expect(r.stdout).toMatch(/^block 203\.0\.113\.0\/25 for good \(manual: spam run\); blocks: 3 \(\+1 -0\) \+203\.0\.113\.0\/25 \(manual\)$/m);
     expect(readFileSync(path.join(dir, 'client_access'), 'utf8')).toContain('203.0.113.0/25 REJECT');
     expect(smtpguard(['run', ...flags, ...NOW]).stdout).toBe('');
     const status = JSON.parse(smtpguard(['status', '--json', ...flags, ...NOW]).stdout) as { blocks: Array<{ cidr: string; record: { reason: string } | null }> };
@@ -110,7 +110,7 @@ describe('block', () => {
     expect(mynet.code).toBe(3);
     smtpguard(['allow', '198.51.100.77', ...flags, ...NOW]);
     expect(smtpguard(['block', '198.51.100.64/26', ...flags, ...NOW]).stderr).toMatch(/overlaps allow 198\.51\.100\.77: smtpguard never blocks that -- take it out of ALLOW first \(smtpguard allow --remove 198\.51\.100\.77\)/);
-    expect(smtpguard(['block', '203.0.113.5/24', ...flags]).stderr).toMatch(/203\.0\.113\.5\/24 has host bits set: did you mean 203\.0\.113\.0\/24\?/);
+    expect(smtpguard(['block', '203.0.113.5/24', ...flags]).stderr).toMatch(/"203\.0\.113\.5\/24" has host bits set: did you mean 203\.0\.113\.0\/24\?/);
     expect(existsSync(path.join(dir, 'state', 'overrides.json'))).toBe(false);
   });
 });

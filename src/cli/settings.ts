@@ -454,8 +454,13 @@ export function renderSettings(resolved: Resolved, context: RenderSettingsContex
   ];
   for (const d of DEFINITIONS as readonly Definition<Key>[]) {
     if (d.key === 'allow' && resolved.allowFrom.length > 0) {
-      // one line per entry, with where it came from: the list is joined, not replaced
-      for (const { word, origin } of resolved.allowFrom) lines.push(`${renderConfigLine('ALLOW', [word]).padEnd(40)} # ${describeOrigin(origin, d.flag)}`);
+      // a line per place the entries came from: the list is joined, not replaced
+      const groups = new Map<string, string[]>();
+      for (const { word, origin } of resolved.allowFrom) {
+        const where = describeOrigin(origin, d.flag);
+        groups.set(where, [...(groups.get(where) ?? []), word]);
+      }
+      for (const [where, words] of groups) lines.push(`${renderConfigLine('ALLOW', words).padEnd(40)} # ${where}`);
       continue;
     }
     const origin = resolved.origins[d.key];
