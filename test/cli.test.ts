@@ -112,3 +112,70 @@ describe('output into a closed pipe', () => {
     }
   });
 });
+
+describe('help that points somewhere (issue 21)', () => {
+  it('smtpguard help and smtpguard help COMMAND print the help; an unknown command is named', () => {
+    expect(smtpguard(['help'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: smtpguard \[options\] \[command\]/) });
+    expect(smtpguard(['help', 'run'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: smtpguard run \[options\]/) });
+    expect(smtpguard(['help', 'nope'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/unknown command 'nope'/) });
+  });
+
+  /** Every `"smtpguard ..."` command and every `or "WORD"` value a message suggests. */
+  const suggestions = (message: string, flag: string | null): string[][] => {
+    const out: string[][] = [];
+    for (const m of message.matchAll(/"smtpguard ([^"]+)"/g)) out.push(m[1]!.split(' '));
+    if (flag !== null) for (const m of message.matchAll(/, or "([a-z]+)"/g)) out.push(['config', flag, m[1]!]);
+    return out;
+  };
+
+  it.each([
+    [['run', '--timeout', '0s'], '--timeout'],
+    [['run', '--timeout', '0'], '--timeout'],
+    [['run', '--window', '0'], '--window'],
+    [['run', '--window', '0m'], '--window'],
+    [['run', '--ban-time', '0'], '--ban-time'],
+    [['run', '--ban-time-max', 'soon'], '--ban-time-max'],
+    [['scan', '--threshold', 'x'], null],
+    [['scan', 'extra'], null],
+    [['nope'], null],
+  ] as const)('%j: a clear error whose every suggestion is accepted', (args, flag) => {
+    const r = smtpguard([...args]);
+    expect(r.code).toBe(2);
+    const tried = suggestions(r.stderr, flag);
+    expect(tried.length + (args[0] === 'nope' ? 1 : 0)).toBeGreaterThan(0);
+    for (const suggestion of tried) expect(smtpguard(suggestion).code, suggestion.join(' ')).toBe(0);
+  });
+
+  it('zero means nothing for every duration setting, in any unit, and the hint names that setting\'s own word', () => {
+    for (const zero of ['0', '0s', '0m', '0h']) {
+      expect(smtpguard(['config', '--timeout', zero]).stderr).toMatch(/a duration of zero means nothing here: .* or "none"/);
+      expect(smtpguard(['config', '--window', zero]).stderr).toMatch(/a duration of zero means nothing here: .* or "all"/);
+      expect(smtpguard(['config', '--ban-time', zero]).stderr).toMatch(/a duration of zero means nothing here: .* or "forever"/);
+    }
+  });
+
+  it('no chown/chmod advice for a device or a system file given as --config', () => {
+    const dev = smtpguard(['scan', '--config', '/dev/null', '--log', log]);
+    expect(dev.stderr).not.toMatch(/chown|chmod/);
+    if (process.getuid?.() === 0) expect(dev).toMatchObject({ code: 3, stderr: expect.stringMatching(/\/dev\/null is a character device, not a regular file/) });
+    const passwd = smtpguard(['scan', '--config', '/etc/passwd', '--log', log]);
+    expect(passwd.code).toBe(3);
+    expect(passwd.stderr).not.toMatch(/chown|chmod/);
+    // a config file in a shared directory (/tmp): no advice to chown /tmp
+    const shared = path.join(tmpdir(), `smtpguard-shared-${process.pid}.conf`);
+    writeFileSync(shared, '# x\n');
+    try {
+      const r = smtpguard(['scan', '--config', shared, '--log', log]);
+      if (process.getuid?.() === 0) expect(r.stderr).toMatch(/is a shared system directory: keep smtpguard's files in a directory only root can write/);
+      expect(r.stderr).not.toMatch(/chown root:root \/tmp/);
+    } finally {
+      rmSync(shared, { force: true });
+    }
+  });
+
+  it('journalctl on a missing --journal-directory: the hint says to check the directory, not to run as root', () => {
+    const r = smtpguard(['scan', '--journal', '--journal-directory', '/nonexistent']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/check --journal-directory \(\/nonexistent\)/);
+  });
+});

@@ -287,6 +287,18 @@ function buildProgram(): Command {
     command.addOption(new Option('--debug', 'print stack traces for errors').hideHelp());
     command.allowExcessArguments(true); // refused in preAction, with a hint for an unquoted glob
   }
+  // `smtpguard help [command]`: what every usage error's hint points at
+  program
+    .command('help')
+    .argument('[command]', 'the command to show the help of')
+    .description('show the help of smtpguard, or of one command')
+    .action((name: string | undefined) => {
+      const names = program.commands.map((c) => c.name()).filter((n) => n !== 'help');
+      if (name === undefined) return void program.outputHelp();
+      const command = program.commands.find((c) => c.name() === name && name !== 'help');
+      if (command === undefined) throw usageError(`unknown command '${name}'`, `commands: ${names.join(', ')}`);
+      command.outputHelp();
+    });
   return program;
 }
 

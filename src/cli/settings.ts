@@ -8,7 +8,7 @@
 import { parseAdminRange, rangeWord } from '../address.js';
 import { controlCharacterProblem } from '../text.js';
 export { controlCharacterProblem } from '../text.js';
-import { formatWindow, parseWindow } from '../duration.js';
+import { formatWindow, OFF_WORDS, parseDuration, parseWindow } from '../duration.js';
 import { parseConfigText, renderConfigLine, splitWords, type ConfigEntry } from './config-file.js';
 import { ExitCode, SmtpguardError } from '../errors.js';
 import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, isEventKind, type EventKind } from '../read/kinds.js';
@@ -148,13 +148,7 @@ function cidrs(text: string): string[] {
   });
 }
 
-function banLength(text: string): number {
-  const value = text.trim().toLowerCase();
-  if (value === 'forever') return Infinity;
-  const ms = parseWindow(value);
-  if (ms === Infinity) throw new Error('use a duration such as 24h or 7d, or "forever"');
-  return ms;
-}
+const banLength = (text: string): number => parseDuration(text, OFF_WORDS.banTime);
 
 function factor(text: string): number {
   const value = text.trim();
@@ -170,13 +164,7 @@ function usernames(text: string): string[] {
   return list;
 }
 
-function timeLimit(text: string): number {
-  const value = text.trim().toLowerCase();
-  if (value === 'none' || value === '0') return Infinity;
-  const ms = parseWindow(value);
-  if (ms === Infinity) throw new Error('use a duration such as 10m, or "none"');
-  return ms;
-}
+const timeLimit = (text: string): number => parseDuration(text, OFF_WORDS.timeout);
 
 function valid(problem: (text: string) => string | null) {
   return (text: string): string => {

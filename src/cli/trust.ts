@@ -21,14 +21,23 @@ export async function checkTrustedPaths(paths: readonly TrustedPath[], uid = pro
   for (const { path: file, what } of paths) {
     const s = await stat(file).catch(() => null);
     if (s === null) continue;
+    if (!s.isFile() && !s.isDirectory()) {
+      const kind = s.isCharacterDevice() ? 'a character device' : s.isBlockDevice() ? 'a block device' : s.isFIFO() ? 'a FIFO' : 'a socket';
+      throw new SmtpguardError(`${what} ${file} is ${kind}, not a regular file`, { hint: 'point smtpguard at a file of its own' });
+    }
     const problem = s.uid !== 0 ? `is owned by uid ${s.uid}, not root` : (s.mode & 0o022) !== 0 ? `is writable by ${(s.mode & 0o002) !== 0 ? 'every user' : 'its group'} (mode ${(s.mode & 0o7777).toString(8).padStart(4, '0')})` : null;
     if (problem === null) continue;
+    // chown/chmod is advice for smtpguard's own files only: never for /tmp, /dev or another shared directory
+    const shared = s.isDirectory() && ((s.mode & 0o1000) !== 0 || SYSTEM_DIRECTORIES.has(path.resolve(file)));
     const fix = s.isDirectory() ? `chown root:root ${file} && chmod go-w ${file}` : `chown root:root ${file} && chmod 644 ${file}`;
     throw new SmtpguardError(`${what} ${file} ${problem}: another user could choose what root blocks`, {
-      hint: `run "${fix}", or point smtpguard at a place only root can write`,
+      hint: shared ? `${file} is a shared system directory: keep smtpguard's files in a directory only root can write (e.g. /etc/smtpguard, /var/lib/smtpguard, /run)` : `run "${fix}", or point smtpguard at a place only root can write`,
     });
   }
 }
+
+/** Directories that belong to the system, not to smtpguard: no chown/chmod advice for them. */
+const SYSTEM_DIRECTORIES: ReadonlySet<string> = new Set(['/', '/tmp', '/var/tmp', '/dev', '/dev/shm', '/run', '/run/lock', '/var/lock', '/etc', '/var', '/var/lib', '/var/run', '/home', '/usr']);
 
 /** The config file and its directory. */
 export function configPaths(file: string): TrustedPath[] {

@@ -79,9 +79,15 @@ export async function readJournal(j: JournalSource, scanner: LogScanner, afterCu
   if (result.failed) {
     // no entry of the unit at all: "Failed to add filter for units: No data available", or nothing said
     if (!any && (stderr === '' || /no data available/i.test(stderr))) return { cursor: null, cursorValid: true };
-    throw new SmtpguardError(`journalctl failed: ${stderr || result.shortMessage}`, {
-      hint: 'run as root or as a member of the systemd-journal group, or read log files with --log',
-    });
+    // the hint follows what went wrong: a missing directory is not a permission problem
+    const missing = /no such file or directory|not a directory/i.test(stderr);
+    const denied = /permission denied|access denied|not seeing messages from other users/i.test(stderr) || (process.getuid?.() ?? 0) !== 0;
+    const hint = missing
+      ? `check --journal-directory${j.directory === null ? '' : ` (${j.directory})`}: it must be a journal directory (e.g. /var/log/journal), or read log files with --log`
+      : denied
+        ? 'run as root or as a member of the systemd-journal group, or read log files with --log'
+        : 'see what journalctl says above, or read log files with --log';
+    throw new SmtpguardError(`journalctl failed: ${stderr || result.shortMessage}`, { hint });
   }
   const text = last.toString('latin1');
   const at = text.lastIndexOf(CURSOR_LINE);
