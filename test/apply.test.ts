@@ -7,6 +7,8 @@ import { applyPlan, execCommand, type CommandResult } from '../src/write/apply.j
 import { ExitCode, SmtpguardError } from '../src/errors.js';
 import { buildPlan, type PlanOptions, type TargetFile } from '../src/write/plan.js';
 import type { Decision } from '../src/decide/policy.js';
+import { PendingReloads } from '../src/count/state.js';
+import { tmpdir } from 'node:os';
 
 const RULES = (v: '' | '6') => `# rules.before (test copy)
 *filter
@@ -229,8 +231,13 @@ describe('applyPlan', () => {
     if (isRoot) execFileSync('chattr', ['+i', files.ufw6]);
     else chmodSync(dir, 0o555);
     const before = snapshot();
-    const error = (await applyPlan(buildPlan(DECISION, targets(), options()), runner).catch((e: unknown) => e)) as SmtpguardError;
+    // where the owed reloads are kept: a failed write (nothing changed) owes no reload (issue 21)
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'smtpguard-owed-'));
+    const pending = new PendingReloads(path.join(stateDir, 'pending-reloads'));
+    const error = (await applyPlan(buildPlan(DECISION, targets(), options()), runner, pending).catch((e: unknown) => e)) as SmtpguardError;
     if (!isRoot) chmodSync(dir, 0o755);
+    expect((await PendingReloads.read(stateDir)).roles.size).toBe(0);
+    rmSync(stateDir, { recursive: true, force: true });
     expect(error).toBeInstanceOf(SmtpguardError);
     expect(error.exitCode).toBe(ExitCode.writeFailed);
     expect(error.message).toMatch(/cannot write .*before(6)?\.rules(\.smtpguard-prev)?: (permission denied|operation not permitted)/i);

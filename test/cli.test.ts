@@ -179,3 +179,25 @@ describe('help that points somewhere (issue 21)', () => {
     expect(r.stderr).toMatch(/check --journal-directory \(\/nonexistent\)/);
   });
 });
+
+describe('settings that contradict each other (issue 21)', () => {
+  it.each([
+    [['--ipv6-subnet', '72'], /IPV6_SUBNET=72 \(--ipv6-subnet\) and IPV6_PREFIX=64 \(default\): the network above the prefix must be wider/],
+    [['--ipv6-subnet', '64'], /IPV6_SUBNET=64 \(--ipv6-subnet\) and IPV6_PREFIX=64 \(default\)/],
+    [['--ipv6-prefix', '40'], /IPV6_SUBNET=48 \(default\) and IPV6_PREFIX=40 \(--ipv6-prefix\)/],
+    [['--ban-time', '7d', '--ban-time-max', '1d'], /BAN_TIME_MAX=24h \(--ban-time-max\) and BAN_TIME=7d \(--ban-time\): the longest ban is shorter than the first one/],
+  ])('%j is refused, naming both settings', (args, message) => {
+    const r = smtpguard(['config', ...args]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('with the network blocks off, any subnet length goes; a config file names its lines', () => {
+    expect(smtpguard(['config', '--ipv6-subnet', '72', '--ipv6-subnet-prefixes', '0']).code).toBe(0);
+    const file = path.join(dir, 'together.conf');
+    writeFileSync(file, 'IPV6_PREFIX=64\nIPV6_SUBNET=64\n');
+    const r = smtpguard(['config', '--config', file]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/IPV6_SUBNET=64 \(\S+together\.conf:2\) and IPV6_PREFIX=64 \(\S+together\.conf:1\)/);
+  });
+});

@@ -348,7 +348,31 @@ export function resolveSettings(flags: FlagValues, env: Readonly<Record<string, 
       origins[d.key] = { from: 'default' };
     }
   }
-  return { settings: settings as unknown as Settings, origins, allowFrom };
+  const resolved = { settings: settings as unknown as Settings, origins, allowFrom };
+  checkTogether(resolved, file);
+  return resolved;
+}
+
+/**
+ * Settings that depend on each other, checked together: each error names both settings and
+ * where each came from.
+ */
+function checkTogether({ settings: s, origins }: Resolved, file: string): void {
+  const where = (key: Key): string => {
+    const o = origins[key];
+    return o.from === 'flag' ? `--${FLAG_OF.get(key)}` : o.from === 'env' ? o.name : o.from === 'file' ? `${file}:${o.line}` : 'default';
+  };
+  const both = (a: Key, b: Key, problem: string, hint: string): never => {
+    const flag = origins[a].from === 'flag' || origins[b].from === 'flag';
+    const show = (k: Key) => `${configKey(k)}=${settingWords(k, s[k]).join(' ')} (${where(k)})`;
+    throw new SmtpguardError(`${show(a)} and ${show(b)}: ${problem}`, { exitCode: flag ? ExitCode.usage : ExitCode.input, hint });
+  };
+  if (s.ipv6SubnetPrefixes > 0 && s.ipv6Subnet >= s.ipv6Prefix) {
+    both('ipv6Subnet', 'ipv6Prefix', `the network above the prefix must be wider (a shorter length) than the prefix it adds up`, `e.g. IPV6_SUBNET=48 with IPV6_PREFIX=64, or IPV6_SUBNET_PREFIXES=0 to turn the network blocks off`);
+  }
+  if (s.banTime !== Infinity && s.banTimeMax < s.banTime) {
+    both('banTimeMax', 'banTime', 'the longest ban is shorter than the first one', 'raise BAN_TIME_MAX to at least BAN_TIME (or forever)');
+  }
 }
 
 /** List keys: each word is one item (a path may hold spaces); other keys: the words joined by a space. */

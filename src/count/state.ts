@@ -237,6 +237,11 @@ export class PendingReloads {
     return { pending: new PendingReloads(file), roles };
   }
 
+  /** Whether a reload of `role` is owed now. */
+  async owes(role: 'ufw' | 'map'): Promise<boolean> {
+    return this.file !== null && (await PendingReloads.read(path.dirname(this.file))).roles.has(role);
+  }
+
   async set(role: 'ufw' | 'map', owed: boolean): Promise<void> {
     if (this.file === null) return;
     const now = await PendingReloads.read(path.dirname(this.file));

@@ -57,8 +57,15 @@ export async function applyPlan(plan: Plan, run: Runner = execCommand, pending =
   if (firewall.length > 0) {
     // before.init alone puts nothing in force: no update is owed for it
     const owes = firewall.some((c) => c.role !== 'init');
+    const owedBefore = owes && (await pending.owes('ufw'));
     if (owes) await pending.set('ufw', true);
-    for (const warning of await applyFirewall(plan, firewall, reload, run)) warnings.push(warning);
+    try {
+      for (const warning of await applyFirewall(plan, firewall, reload, run)) warnings.push(warning);
+    } catch (error) {
+      // a write that failed left every file at its old version: no reload is owed for it
+      if (owes && !owedBefore && error instanceof SmtpguardError && error.exitCode === ExitCode.writeFailed) await pending.set('ufw', false).catch(() => undefined);
+      throw error;
+    }
     if (reload && owes) await pending.set('ufw', false);
     // the firewall has the new blocks: close the sessions they had open (a failure is a warning)
     for (const cut of plan.commands.filter((c) => c[0] === 'ss')) {
@@ -70,8 +77,14 @@ export async function applyPlan(plan: Plan, run: Runner = execCommand, pending =
     }
   }
   if (map !== undefined) {
+    const owedBefore = await pending.owes('map');
     await pending.set('map', true);
-    await applyMap(plan, map, reload, run, firewall.length > 0);
+    try {
+      await applyMap(plan, map, reload, run, firewall.length > 0);
+    } catch (error) {
+      if (!owedBefore && error instanceof SmtpguardError && error.exitCode === ExitCode.writeFailed) await pending.set('map', false).catch(() => undefined);
+      throw error;
+    }
     if (reload) await pending.set('map', false);
   }
   return warnings;
