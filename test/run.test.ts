@@ -189,8 +189,11 @@ describe('install then run', () => {
     const pristine = readFileSync(path.join(FIXTURES, 'debian12-before.rules'), 'utf8');
     install();
     smtpguard(['run', '--no-reload', ...flags]);
-    const { code } = smtpguard(['uninstall', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload']);
+    const { code, stdout } = smtpguard(['uninstall', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload']);
     expect(code).toBe(0);
+    // the copies it keeps are named, not left behind silently (issue 21)
+    expect(stdout).toMatch(/^smtpguard uninstall: kept \S+before\.rules\.smtpguard-prev, .*remove them when you no longer need them$/m);
+    expect(existsSync(path.join(dir, 'before.rules.smtpguard-prev'))).toBe(true);
     expect(readFileSync(path.join(dir, 'before.rules'), 'utf8')).toBe(pristine);
     expect(existsSync(path.join(dir, 'sender_access'))).toBe(false);
     expect(existsSync(path.join(dir, 'cron'))).toBe(false);

@@ -201,6 +201,9 @@ describe('scan state', () => {
     warnings.length = 0;
     expect(await scan(true)).toEqual(await scan(false));
     expect(warnings.join('\n')).toMatch(/not valid/);
+    // the warning names the tally file, once (issue 21)
+    expect(warnings.filter((w) => w.includes(path.basename(tally)))).toHaveLength(1);
+    expect(warnings[0]).toMatch(/the scan state's tally \S+tally-[0-9a-f]{24}-\d+-\d+\.bin is not valid/);
     await scan(true);
     unlinkSync(path.join(stateDir, (JSON.parse(readFileSync(path.join(stateDir, 'scan-state.json'), 'utf8')) as { entries: Array<{ segments: Array<{ file: string }> }> }).entries[0]!.segments[0]!.file));
     warnings.length = 0;

@@ -198,7 +198,7 @@ export const DEFINITIONS = [
   def({ key: 'postfixConfigDir', flag: 'postfix-config-dir', arg: '<dir>', description: 'run postconf, postmap and postfix with -c DIR (another Postfix instance)', default: null, parse: path, show: (v) => v ?? '' }),
   def({ key: 'lockFile', flag: 'lock-file', arg: '<file>', description: 'one run at a time: the lock file', default: '/run/smtpguard.lock', parse: path, show: String }),
   def({ key: 'stateDir', flag: 'state-dir', arg: '<dir>', description: 'directory for what smtpguard keeps between runs', default: '/var/lib/smtpguard', parse: path, show: String }),
-  def({ key: 'journal', flag: 'journal', arg: null, description: "read Postfix's entries in the journal (default: auto, when no mail log exists on the default paths)", default: 'auto', parse: journalMode, show: String }),
+  def({ key: 'journal', flag: 'journal', arg: null, description: "read Postfix's entries in the journal (auto: when no mail log exists on the default paths)", default: 'auto', parse: journalMode, show: String }),
   def({ key: 'journalDirectory', flag: 'journal-directory', arg: '<dir>', description: 'read this journal directory (journalctl --directory) instead of the system journal', default: null, parse: path, show: (v) => v ?? '' }),
   def({ key: 'journalUnit', flag: 'journal-unit', arg: '<pattern>', description: 'the systemd unit Postfix runs as (journalctl --unit)', default: 'postfix*', parse: path, show: String }),
   def({ key: 'timeout', flag: 'timeout', arg: '<duration|none>', description: 'a run that takes longer stops, changes nothing it has not finished, and exits 8', default: 10 * 60e3, parse: timeLimit, show: (v) => (v === Infinity ? 'none' : formatWindow(v)) }),

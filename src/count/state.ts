@@ -123,18 +123,29 @@ export class ScanState {
    */
   async readWindow(entry: StateEntry, window: TimeWindow, warn: Warn): Promise<Tally | null> {
     let tally: Tally | null = null;
+    let file = this.file;
     try {
       for (const segment of entry.segments) {
         if (!minutesOverlap(segment.first, segment.last, window)) continue;
-        const part = Tally.deserialize(await readStoreBytes(path.join(path.dirname(this.file), segment.file)), window.from);
+        file = path.join(path.dirname(this.file), segment.file);
+        const part = Tally.deserialize(await readStoreBytes(file), window.from);
         if (tally === null) tally = part;
         else tally.addAll(part);
       }
     } catch (error) {
-      warn(`the scan state ${this.file} is not valid (${(error as Error).message}); reading this log from the start`);
+      this.warnOnce(warn, file, `the scan state's tally ${file} is not valid (${(error as Error).message}); reading this log from the start`);
       return null;
     }
     return tally ?? new Tally();
+  }
+
+  /** Files already warned about: a bad tally file is said once a run, by name. */
+  private readonly warned = new Set<string>();
+
+  private warnOnce(warn: Warn, file: string, message: string): void {
+    if (this.warned.has(file)) return;
+    this.warned.add(file);
+    warn(message);
   }
 
   /**
@@ -145,9 +156,11 @@ export class ScanState {
    */
   segmentsAfter(known: StateEntry | undefined, fresh: Tally, head: string, size: number, warn: Warn): Segment[] | null {
     const segments = new Map((known?.segments ?? []).map((s) => [s.day, s]));
+    let reading = this.file;
     try {
       for (const part of fresh.serializeByDay()) {
         const old = segments.get(part.day);
+        if (old !== undefined) reading = path.join(path.dirname(this.file), old.file);
         const file = `tally-${head.slice(0, 24)}-${part.day}-${size}.bin`;
         if (old === undefined) {
           this.staged.set(file, part.data);
@@ -160,7 +173,7 @@ export class ScanState {
         segments.set(part.day, { day: part.day, file, first: Math.min(old.first, part.first), last: Math.max(old.last, part.last) });
       }
     } catch (error) {
-      warn(`the scan state ${this.file} is not valid (${(error as Error).message}); this log is read from the start next time`);
+      this.warnOnce(warn, reading, `the scan state's tally ${reading} is not valid (${(error as Error).message}); this log is read from the start next time`);
       return null;
     }
     return [...segments.values()].sort((a, b) => a.day - b.day);

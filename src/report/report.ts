@@ -80,7 +80,7 @@ export function renderScanTable(result: ScanResult, top: number): string {
       ...shown.map((r) => [
         r.address,
         String(r.events.saslFailure),
-        String(r.events.reject),
+        String(rejects(r)),
         String(otherEvents(r)),
         String(r.events.saslSuccess),
         String(r.total),
@@ -97,10 +97,18 @@ export function renderScanTable(result: ScanResult, top: number): string {
   return lines.join('\n') + '\n';
 }
 
+/** REJECT: every 5xx reject, about the client or about the message (`reject`, `recipientReject`, `messageReject`). */
+const rejects = (s: AddressSummary): number => s.events.reject + s.events.recipientReject + s.events.messageReject;
+
+/**
+ * OTHER: everything else seen from the address but logins and accepted mail: the failed AUTH
+ * commands of session summaries (authDisconnect, which repeat each SASL failure), 4xx rejects,
+ * lost connections, timeouts, postscreen's findings. Shown; counted only when --kinds names them.
+ */
 function otherEvents(summary: AddressSummary): number {
   let other = 0;
   for (const [kind, n] of Object.entries(summary.events)) {
-    if (kind !== 'saslFailure' && kind !== 'reject' && kind !== 'saslSuccess' && kind !== 'accepted') other += n;
+    if (!['saslFailure', 'reject', 'recipientReject', 'messageReject', 'saslSuccess', 'accepted'].includes(kind)) other += n;
   }
   return other;
 }

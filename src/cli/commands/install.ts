@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { execCommand, type Runner } from '../../write/apply.js';
 import { replaceRulesFiles } from '../../write/firewall/ufw.js';
-import { ensureDirectory, writeTarget, writeWithBackup } from '../../write/files.js';
+import { ensureDirectory, PREVIOUS_SUFFIX, writeTarget, writeWithBackup } from '../../write/files.js';
 import { SmtpguardError } from '../../errors.js';
 import {
   addRestriction,
@@ -253,5 +253,10 @@ export async function installCommand(settings: Settings, options: InstallOptions
   }
   const did = changed.map((e) => `${e.after === null ? 'removed' : e.before === null ? 'created' : 'changed'} ${e.path}`);
   io.stdout.write(`smtpguard ${verb}: ${did.join(', ') || 'no file changed'}${commands.length > 0 ? `; ran ${commands.map((c) => formatCommand(c)).join('; ')}` : ''}\n`);
+  if (options.uninstall) {
+    // the copies of each file before smtpguard's last write stay: a way back, said so, not left silently
+    const kept = (await Promise.all(changed.map(async (e) => ((await stat(e.path + PREVIOUS_SUFFIX).catch(() => null)) === null ? null : e.path + PREVIOUS_SUFFIX)))).filter((f): f is string => f !== null);
+    if (kept.length > 0) io.stdout.write(`smtpguard uninstall: kept ${kept.join(', ')} (each file before smtpguard last wrote it); remove them when you no longer need them\n`);
+  }
 }
 
