@@ -4,7 +4,7 @@
  * The built binary on files in a temp directory, with --no-reload (no firewall touched).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, makeServerDir, runBin, saslLines } from './helpers.js';
@@ -182,6 +182,8 @@ describe('local files', () => {
     const fifo = smtpguard(['run', ...flags, '--log', path.join(dir, 'fifo')]);
     expect(fifo).toMatchObject({ code: 3 });
     expect(fifo.stderr).toMatch(/--log \S+fifo is a FIFO \(named pipe\)/);
+    // the machine first: this part needs /dev/zero to be the device it should be
+    expect(statSync('/dev/zero').isCharacterDevice(), '/dev/zero on this machine is not a character device: restore it (mknod -m 666 /dev/zero c 1 5)').toBe(true);
     expect(smtpguard(['scan', '--log', '/dev/zero']).stderr).toMatch(/--log \/dev\/zero is a character device/);
 
     // stdin that never ends: the run waits, until --timeout

@@ -278,6 +278,10 @@ cp ${stack.dir}/before6.rules.installed ${full}/before6.rules
 cp ${stack.dir}/sender_access.installed ${full}/sender_access
 sha256sum ${full}/before.rules ${full}/before6.rules ${full}/sender_access > ${stack.dir}/full.before
 dd if=/dev/zero of=${full}/filler bs=1k count=1000 2>/dev/null || true
+# the test is only worth its name on a full file system: a 1-byte write must fail with ENOSPC
+if printf x > ${full}/probe 2> ${full}/probe.err; then echo "machine: the tmpfs is not full after filling it"; exit 0; fi
+grep -q 'No space left' ${full}/probe.err || { echo "machine: a write failed, but not for lack of space: $(cat ${full}/probe.err)"; exit 0; }
+rm -f ${full}/probe ${full}/probe.err
 set +e
 "$@"
 echo "rc=$?"
@@ -289,6 +293,7 @@ ls -a ${full}
       process.execPath, BIN, 'run', ...flags,
       '--ufw-rules', `${full}/before.rules`, '--ufw6-rules', `${full}/before6.rules`, '--access-map', `${full}/sender_access`, '--no-reload',
     ]);
+    expect(r.stdout, 'the test machine could not fill a tmpfs').not.toMatch(/^machine: .*/m);
     expect(r.stderr).toMatch(/^smtpguard: cannot write .*full\/before(6)?\.rules(\.smtpguard-prev)?: the file system is full -- nothing was half-written/m);
     expect(r.stdout).toMatch(/^rc=7$/m);
     expect(readFileSync(path.join(stack.dir, 'full.after'), 'utf8')).toBe(readFileSync(path.join(stack.dir, 'full.before'), 'utf8'));
