@@ -98,6 +98,10 @@ describe('block', () => {
     expect(r.stdout).toMatch(/^block 203\.0\.113\.0\/25 for good \(manual: spam run\); blocks: 3 \(\+1 -0\) \+203\.0\.113\.0\/25 \(manual\)$/m);
     expect(readFileSync(path.join(dir, 'client_access'), 'utf8')).toContain('203.0.113.0/25 REJECT');
     expect(smtpguard(['run', ...flags, ...NOW]).stdout).toBe('');
+    // labelled by its reason in the plan, never "over threshold" (issue 21)
+    const plan = smtpguard(['run', '--dry-run', ...flags, ...NOW]).stdout;
+    expect(plan).toMatch(/^ {2}203\.0\.113\.0\/25 +manual \(smtpguard block\)/m);
+    expect(plan).not.toMatch(/203\.0\.113\.0\/25 +0 events, over threshold/);
     const status = JSON.parse(smtpguard(['status', '--json', ...flags, ...NOW]).stdout) as { blocks: Array<{ cidr: string; record: { reason: string } | null }> };
     expect(status.blocks.find((b) => b.cidr === '203.0.113.0/25')?.record?.reason).toBe('manual');
     // unblock takes it away again
