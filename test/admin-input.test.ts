@@ -5,7 +5,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeServerDir, runBin, saslLines } from './helpers.js';
+import { makeServerDir, runBin, saslLines, serverFlags } from './helpers.js';
 
 let dir: string;
 let flags: string[];
@@ -14,19 +14,7 @@ const conf = () => path.join(dir, 'smtpguard.conf');
 
 beforeEach(() => {
   dir = makeServerDir('smtpguard-admin-');
-  flags = [
-    '--ufw-rules', path.join(dir, 'before.rules'),
-    '--ufw6-rules', path.join(dir, 'before6.rules'),
-    '--access-map', path.join(dir, 'access'),
-    '--map-type', 'hash',
-    '--postfix-config-dir', path.join(dir, 'pf'),
-    '--lock-file', path.join(dir, 'smtpguard.lock'),
-    '--state-dir', path.join(dir, 'state'),
-    '--config', conf(),
-    '--log', path.join(dir, 'mail.log'),
-    '--window', 'all',
-    '--no-reload',
-  ];
+  flags = serverFlags(dir);
   writeFileSync(conf(), '# test\n');
   writeFileSync(path.join(dir, 'mail.log'), '');
   expect(smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);

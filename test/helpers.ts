@@ -67,3 +67,20 @@ export function makeServerDir(prefix: string, mynetworks = '127.0.0.0/8 [::1]/12
   utimesSync(path.join(dir, 'pf', 'main.cf'), past, past);
   return dir;
 }
+
+/** The flags of a run on a makeServerDir() directory: its files, a hash map, no reloads, every event of the log. */
+export function serverFlags(dir: string): string[] {
+  return [
+    '--ufw-rules', path.join(dir, 'before.rules'),
+    '--ufw6-rules', path.join(dir, 'before6.rules'),
+    '--access-map', path.join(dir, 'access'),
+    '--map-type', 'hash',
+    '--postfix-config-dir', path.join(dir, 'pf'),
+    '--lock-file', path.join(dir, 'smtpguard.lock'),
+    '--state-dir', path.join(dir, 'state'),
+    '--config', path.join(dir, 'smtpguard.conf'),
+    '--log', path.join(dir, 'mail.log'),
+    '--window', 'all',
+    '--no-reload',
+  ];
+}

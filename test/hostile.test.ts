@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, makeServerDir, runBin, saslLines } from './helpers.js';
+import { BIN, makeServerDir, runBin, saslLines, serverFlags } from './helpers.js';
 import { acquireLock } from '../src/cli/lock.js';
 import { checkTrustedPaths } from '../src/cli/trust.js';
 
@@ -29,19 +29,7 @@ const blocked6 = () => sources('before6.rules');
 
 beforeEach(() => {
   dir = makeServerDir('smtpguard-hostile-');
-  flags = [
-    '--ufw-rules', path.join(dir, 'before.rules'),
-    '--ufw6-rules', path.join(dir, 'before6.rules'),
-    '--access-map', path.join(dir, 'access'),
-    '--map-type', 'hash',
-    '--postfix-config-dir', path.join(dir, 'pf'),
-    '--lock-file', path.join(dir, 'smtpguard.lock'),
-    '--state-dir', path.join(dir, 'state'),
-    '--config', path.join(dir, 'smtpguard.conf'),
-    '--log', path.join(dir, 'mail.log'),
-    '--window', 'all',
-    '--no-reload',
-  ];
+  flags = serverFlags(dir);
   writeFileSync(path.join(dir, 'smtpguard.conf'), '# test\n');
   writeFileSync(path.join(dir, 'mail.log'), '');
   const install = smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]);

@@ -178,33 +178,20 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
       firstSeen = Math.min(firstSeen, s.firstSeen);
       lastSeen = Math.max(lastSeen, s.lastSeen);
     }
-    if (firstSeen === Infinity) {
-      // no events in the window (a manual block, a ban kept past its events): its times are when it was made, or its last event
-      const made = madeAt.get(b.cidr) ?? now.toISOString();
-      const last = b.lastSeen !== undefined && Number.isFinite(b.lastSeen) ? new Date(b.lastSeen).toISOString() : made;
-      return {
-        cidr: b.cidr,
-        family: b.family,
-        reason: b.reason,
-        total: b.total,
-        addresses: b.addresses,
-        firstSeen: last < made ? last : made,
-        lastSeen: last,
-        since: previous.get(b.cidr)?.since ?? made,
-        ...(b.times === undefined ? {} : { until: b.until ?? null, times: b.times }), // a kept ban: what rebuilds bans.json if it is lost
-        ...(b.fleet === undefined ? {} : { fleet: b.fleet }),
-      };
-    }
+    // no events in the window (a manual block, a ban kept past its events): its times are when it was made, or its last event
+    const made = madeAt.get(b.cidr) ?? now.toISOString();
+    const last = b.lastSeen !== undefined && Number.isFinite(b.lastSeen) ? new Date(b.lastSeen).toISOString() : made;
+    const quiet = firstSeen === Infinity;
     return {
       cidr: b.cidr,
       family: b.family,
       reason: b.reason,
       total: b.total,
       addresses: b.addresses,
-      firstSeen: new Date(firstSeen).toISOString(),
-      lastSeen: new Date(lastSeen).toISOString(),
-      since: previous.get(b.cidr)?.since ?? now.toISOString(),
-      ...(b.times === undefined ? {} : { until: b.until ?? null, times: b.times }),
+      firstSeen: quiet ? (last < made ? last : made) : new Date(firstSeen).toISOString(),
+      lastSeen: quiet ? last : new Date(lastSeen).toISOString(),
+      since: previous.get(b.cidr)?.since ?? (quiet ? made : now.toISOString()),
+      ...(b.times === undefined ? {} : { until: b.until ?? null, times: b.times }), // with a kept ban, what rebuilds bans.json if it is lost
       ...(b.fleet === undefined ? {} : { fleet: b.fleet }),
     };
   });
