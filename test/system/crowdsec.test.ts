@@ -126,7 +126,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     expect(postfixSays(ATTACKER)).toBe('accepted');
     const r = run2();
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe(`blocks: 1 (+1 -0) +${ATTACKER}/32\n`);
+    expect(r.stdout).toBe(`blocks: 1 (+1 -0) +${ATTACKER}/32 (fleet)\n`);
     expect(r.code).toBe(0);
     expect(firewall()).toMatch(new RegExp(`^-A ufw-smtpguard -s ${ATTACKER.replaceAll('.', '\\.')}/32 -j ufw-smtpguard-log$`, 'm'));
     expect(readFileSync(mx2.map, 'utf8')).toMatch(new RegExp(`^${ATTACKER.replaceAll('.', '\\.')} REJECT `, 'm'));
@@ -191,7 +191,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     expect(back).toMatchObject({ code: 0, stdout: '', stderr: '' });
     expect(lapi.decisions()).toContain(`Ip:${LATER} smtpguard/host crowdsec`);
     // and mx2 takes it at its next run
-    expect(run2().stdout).toBe(`blocks: 1 (+1 -0) +${LATER}/32\n`);
+    expect(run2().stdout).toBe(`blocks: 1 (+1 -0) +${LATER}/32 (fleet)\n`);
     expect(firewall()).toContain(`-s ${LATER}/32 -j ufw-smtpguard-log`);
     // sent once: a run after that sends nothing new
     expect(run1()).toMatchObject({ code: 0, stdout: '', stderr: '' });

@@ -279,9 +279,10 @@ cp ${stack.dir}/sender_access.installed ${full}/sender_access
 sha256sum ${full}/before.rules ${full}/before6.rules ${full}/sender_access > ${stack.dir}/full.before
 dd if=/dev/zero of=${full}/filler bs=1k count=1000 2>/dev/null || true
 # the test is only worth its name on a full file system: a 1-byte write must fail with ENOSPC
-if printf x > ${full}/probe 2> ${full}/probe.err; then echo "machine: the tmpfs is not full after filling it"; exit 0; fi
-grep -q 'No space left' ${full}/probe.err || { echo "machine: a write failed, but not for lack of space: $(cat ${full}/probe.err)"; exit 0; }
-rm -f ${full}/probe ${full}/probe.err
+# (its error goes outside the full tmpfs, where it can be written)
+if dd if=/dev/zero of=${full}/probe bs=1 count=1 2> ${stack.dir}/probe.err; then echo "machine: the tmpfs is not full after filling it"; exit 0; fi
+grep -q 'No space left' ${stack.dir}/probe.err || { echo "machine: a write failed, but not for lack of space: $(cat ${stack.dir}/probe.err)"; exit 0; }
+rm -f ${full}/probe
 set +e
 "$@"
 echo "rc=$?"
