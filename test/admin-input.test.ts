@@ -73,3 +73,27 @@ describe('an allowlist only grows', () => {
     expect(text).toMatch(/^ALLOW=192\.0\.2\.1$/m);
   });
 });
+
+describe('found by review', () => {
+  it('allow --remove finds an ALLOW entry written in another spelling (192.0.2.7/32, 2001:DB8::1)', () => {
+    writeFileSync(conf(), 'ALLOW=192.0.2.7/32 2001:DB8::1\n');
+    expect(smtpguard(['allow', '--remove', '192.0.2.7', ...flags]).code).toBe(0);
+    expect(smtpguard(['allow', '--remove', '2001:db8::1/128', ...flags]).code).toBe(0);
+    expect(readFileSync(conf(), 'utf8')).not.toMatch(/^ALLOW=/m);
+  });
+
+  it('scan, a dry run and explain leave a bad bans.json where it is; run sets it aside and keeps the bans', () => {
+    writeFileSync(path.join(dir, 'mail.log'), saslLines('203.0.113.9', 20));
+    expect(smtpguard(['run', ...flags]).code).toBe(0);
+    const bans = path.join(dir, 'state', 'bans.json');
+    writeFileSync(bans, '{"version":1,"bans":[null]}');
+    writeFileSync(path.join(dir, 'mail.log'), '');
+    for (const args of [['scan'], ['run', '--dry-run'], ['explain', '203.0.113.9']]) {
+      smtpguard([...args, ...flags]);
+      expect(readFileSync(bans, 'utf8'), args.join(' ')).toBe('{"version":1,"bans":[null]}');
+    }
+    const run = smtpguard(['run', ...flags]);
+    expect(run.stderr).toMatch(/bans\.json is not valid .*moved aside/);
+    expect(readFileSync(path.join(dir, 'before.rules'), 'utf8')).toContain('-s 203.0.113.9/32 -j');
+  });
+});

@@ -281,6 +281,9 @@ export interface BlockRecord {
   times?: number;
   /** Fleet blocks: the CrowdSec decision's scenario, origin and end. */
   fleet?: { scenario: string; origin: string; until: string };
+  /** A range's exceptions, and whether it rests on message-level rejects: what rebuilds a lost bans.json. */
+  exceptions?: string[];
+  messageLevel?: true;
 }
 
 const BLOCKS_FILE = 'blocks.json';

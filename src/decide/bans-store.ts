@@ -9,7 +9,7 @@ import { readBlockRecords, type BlockRecord } from '../count/state.js';
 export const BANS_FILE = 'bans.json';
 
 /** The records, or none; a file that does not validate is a warning, and the bans start over from the logs. */
-export async function readBans(stateDir: string, warn: Warn): Promise<BanRecord[]> {
+export async function readBans(stateDir: string, warn: Warn, keep = false): Promise<BanRecord[]> {
   const bans = await readStore(path.join(stateDir, BANS_FILE), {
     parse: (text) => {
       const data = JSON.parse(text) as { version?: unknown; bans?: unknown };
@@ -17,6 +17,7 @@ export async function readBans(stateDir: string, warn: Warn): Promise<BanRecord[
       return data.bans as BanRecord[];
     },
     warn,
+    keep,
     consequence: 'the bans in force are taken from blocks.json, their history starts over',
     rebuild: async () => bansFromRecords((await readBlockRecords(stateDir)) ?? []),
   });
@@ -36,7 +37,20 @@ export function bansFromRecords(records: readonly BlockRecord[]): BanRecord[] {
     const firstBlocked = Date.parse(r.since);
     if (!isTime(lastEvent) || !isTime(firstBlocked) || (until !== null && !isTime(until))) continue;
     const addresses = r.addresses.filter((a) => normaliseAddress(a) === a).slice(0, 256);
-    bans.push({ cidr: r.cidr, family: r.family, reason: r.reason, firstBlocked, lastEvent, until, times: Math.max(1, Math.floor(r.times ?? 1)), banMs: until === null ? null : Math.max(1, until - lastEvent), addresses });
+    const exceptions = (r.exceptions ?? []).filter((e) => typeof e === 'string' && isCanonicalCidr(e));
+    bans.push({
+      cidr: r.cidr,
+      family: r.family,
+      reason: r.reason,
+      firstBlocked,
+      lastEvent,
+      until,
+      times: Math.max(1, Math.floor(r.times ?? 1)),
+      banMs: until === null ? null : Math.max(1, until - lastEvent),
+      addresses,
+      ...(exceptions.length > 0 ? { exceptions } : {}),
+      ...(r.messageLevel === true ? { messageLevel: true as const } : {}),
+    });
   }
   return bans;
 }
@@ -70,7 +84,8 @@ function isBanRecord(value: unknown): value is BanRecord {
     (r.banMs === null || (time(r.banMs) && (r.banMs as number) > 0)) &&
     (r.released === undefined || typeof r.released === 'boolean') &&
     (r.addresses === undefined || (Array.isArray(r.addresses) && r.addresses.length <= 256 && r.addresses.every((a) => typeof a === 'string' && normaliseAddress(a) === a))) &&
-    (r.exceptions === undefined || (Array.isArray(r.exceptions) && r.exceptions.length <= 1000 && r.exceptions.every((e) => typeof e === 'string' && isCanonicalCidr(e))))
+    (r.exceptions === undefined || (Array.isArray(r.exceptions) && r.exceptions.length <= 1000 && r.exceptions.every((e) => typeof e === 'string' && isCanonicalCidr(e)))) &&
+    (r.messageLevel === undefined || r.messageLevel === true)
   );
 }
 

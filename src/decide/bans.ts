@@ -12,7 +12,7 @@
  *   address allowed since stays allowed).
  * - Ended bans are remembered for `recidiveWindow`, then forgotten.
  */
-import { compareCidrs, parseRange, type Range } from '../address.js';
+import { cidrsOverlap, compareCidrs, parseRange, type Range } from '../address.js';
 import { formatWindow } from '../duration.js';
 import type { Block, Decision } from './policy.js';
 import { CidrIndex } from './cidr-index.js';
@@ -38,6 +38,8 @@ export interface BanRecord {
   released?: boolean;
   /** A range's exceptions (addresses where someone logged in): kept with the ban, so a block the window no longer shows keeps them. */
   exceptions?: string[];
+  /** The block rested on message-level rejects: kept, so it is never pushed to the fleet later either. */
+  messageLevel?: true;
 }
 
 export interface BanOptions {
@@ -97,7 +99,8 @@ export function applyBans(
         const cidr = `${address}/${hostBits}`;
         const host = parseRange(cidr);
         if (records.has(cidr) || isNeverBlocked(host) || isUnblocked(host)) continue;
-        records.set(cidr, { ...r, cidr, reason: 'host', addresses: [address] });
+        const { exceptions: _none, ...rest } = r; // a host of a split range has no exceptions of its own
+        records.set(cidr, { ...rest, cidr, reason: 'host', addresses: [address] });
         ranges.set(cidr, host);
       }
     }
@@ -117,7 +120,14 @@ export function applyBans(
     const lastEvent = block.lastSeen !== undefined && Number.isFinite(block.lastSeen) ? block.lastSeen : now;
     // a wider range still banned: the block renews it (it is inside it)
     const wider = records.containing(block.cidr).find(([cidr, r]) => cidr !== block.cidr && active(r))?.[1];
-    if (wider !== undefined) {
+    // a block inside one of the wider ban's exceptions (the user's address, now an offender itself) is a
+    // block of its own, and that exception ends
+    const exempted = wider?.exceptions?.filter((e) => cidrsOverlap(e, block.cidr)) ?? [];
+    if (wider !== undefined && exempted.length > 0) {
+      const rest = wider.exceptions!.filter((e) => !exempted.includes(e));
+      if (rest.length > 0) wider.exceptions = rest;
+      else delete wider.exceptions;
+    } else if (wider !== undefined) {
       wider.lastEvent = Math.max(wider.lastEvent, lastEvent);
       wider.until = untilOf(wider.lastEvent, wider.banMs, wider.until, options);
       continue;
@@ -141,6 +151,8 @@ export function applyBans(
       started.push({ cidr: block.cidr, times, banMs });
     }
     if (block.exceptions !== undefined) record.exceptions = block.exceptions;
+    if (block.messageLevel === true) record.messageLevel = true;
+    else delete record.messageLevel;
     records.set(record.cidr, record);
     ranges.set(record.cidr, range);
     blocks.push({ ...block, until: isoOrNull(record.until), times: record.times, banFor: lengthText(record.banMs) });
@@ -170,6 +182,7 @@ export function applyBans(
       times: r.times,
       banFor: lengthText(r.banMs),
       ...(r.exceptions === undefined ? {} : { exceptions: r.exceptions }),
+      ...(r.messageLevel === true ? { messageLevel: true as const } : {}),
     });
   }
   // ended bans are remembered for the recidive window

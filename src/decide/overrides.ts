@@ -11,7 +11,7 @@
  *   host, mynetworks, ALLOW) or lies inside a block already made.
  * - Entries whose `until` has passed do nothing.
  */
-import { compareCidrs, networkOf, parseRange, rangesOverlap } from '../address.js';
+import { cidrsOverlap, compareCidrs, networkOf, parseRange, rangesOverlap } from '../address.js';
 import { MAX_BLOCK_ADDRESSES, type Block, type Decision, type Ignored, type NamedRange } from './policy.js';
 import { CidrIndex } from './cidr-index.js';
 
@@ -85,7 +85,9 @@ export function applyOverrides(decision: Decision, overrides: readonly Override[
       ignored.push({ address: o.cidr, total: 0, reason: `manual block overlaps ${guard.label}` });
       continue;
     }
-    if (blocks.containing(o.cidr).some(([cidr]) => cidr !== o.cidr)) continue; // a larger block holds it
+    // a larger block holds it, unless it is one of that block's exceptions (settleExceptions then ends the exception)
+    const exempted = (b: Block) => (b.exceptions ?? []).some((e) => cidrsOverlap(e, o.cidr));
+    if (blocks.containing(o.cidr).some(([cidr, b]) => cidr !== o.cidr && !exempted(b))) continue;
     const covered = blocks.inside(o.cidr).map(([, b]) => b);
     const family = range[0].kind() === 'ipv4' ? 4 : 6;
     const addresses = range[1] === hostBitsOf(family) ? [o.cidr.slice(0, o.cidr.lastIndexOf('/'))] : [...new Set(covered.flatMap((b) => b.addresses))].slice(0, MAX_BLOCK_ADDRESSES);

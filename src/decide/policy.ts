@@ -28,7 +28,8 @@
  * Sizes: nothing here spreads or applies an array whose length comes from the input, and a
  * block lists at most MAX_BLOCK_ADDRESSES of its addresses (the worst), with the count.
  */
-import { compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Ip, type Range } from '../address.js';
+import { cidrsOverlap, compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Ip, type Range } from '../address.js';
+import { CidrIndex } from './cidr-index.js';
 import { MESSAGE_LEVEL_KINDS, type EventKind } from '../read/kinds.js';
 import type { AddressSummary } from '../count/tally.js';
 
@@ -239,6 +240,33 @@ export function capBlocks(all: readonly Block[], maxBlocks: number): { blocks: B
   overLimit.sort((a, b) => compareCidrs(a.cidr, b.cidr));
   blocks.sort((a, b) => compareCidrs(a.cidr, b.cidr));
   return { blocks, overLimit };
+}
+
+/**
+ * The last word on exceptions, once every source of blocks has spoken (policy, bans, manual
+ * blocks, the fleet): an exception stays only where every other block over it exempts it too.
+ * A block inside an exception (a user's address now guessing as others, a manual block of it)
+ * or a wider block over it without that exception (a fleet range) ends the exception, so every
+ * backend blocks the same addresses (an ipset `nomatch` holds for the whole set, a RETURN only
+ * ahead of its own range). Pure; a new decision when something changed.
+ */
+export function settleExceptions(decision: Decision): Decision {
+  if (!decision.blocks.some((b) => (b.exceptions?.length ?? 0) > 0)) return decision;
+  const index = new CidrIndex(decision.blocks.map((b) => [b.cidr, b] as const));
+  const exempts = (b: Block, e: string) => (b.exceptions ?? []).some((x) => cidrsOverlap(x, e) && parseRange(x)[1] <= parseRange(e)[1]);
+  const blocks = decision.blocks.map((b) => {
+    if (b.exceptions === undefined) return b;
+    const kept = b.exceptions.filter((e) => {
+      const over = [...index.containing(e), ...index.inside(e)].map(([, other]) => other).filter((other) => other !== b);
+      return over.every((other) => exempts(other, e));
+    });
+    if (kept.length === b.exceptions.length) return b;
+    const settled: Block = { ...b };
+    if (kept.length > 0) settled.exceptions = kept;
+    else delete settled.exceptions;
+    return settled;
+  });
+  return { ...decision, blocks };
 }
 
 /** Spared addresses a range blocked whole holds as exceptions, by default (--max-exceptions). */

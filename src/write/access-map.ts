@@ -32,7 +32,10 @@ export function renderAccessMap(blocks: readonly Block[], mapType: MapType, reje
   for (const b of sortBlocks(blocks)) {
     // exceptions (addresses where someone logged in): DUNNO stops the lookup of an indexed map
     // before it tries the /24's key; a cidr map takes the first match, so they come first
-    const exception = (e: string) => add(e, `${mapType === 'cidr' ? e : e.slice(0, e.indexOf('/'))} DUNNO`);
+    const exception = (e: string) => {
+      const key = mapType === 'cidr' ? e : e.slice(0, e.indexOf('/')); // the key a REJECT of it would have: never both
+      add(key, `${key} DUNNO`);
+    };
     if (mapType === 'cidr') {
       for (const e of b.exceptions ?? []) exception(e);
       add(b.cidr, `${b.cidr} REJECT ${rejectText}`);

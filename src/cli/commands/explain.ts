@@ -101,7 +101,7 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
 
   const firewall = await inFirewallFiles(settings, ip);
   // its ban history: every range holding it that was banned (running, or remembered for the recidive window)
-  const bans = (await readBans(settings.stateDir, io.warn)).filter((r) => inRange(ip, parseRange(r.cidr)));
+  const bans = (await readBans(settings.stateDir, io.warn, true)).filter((r) => inRange(ip, parseRange(r.cidr)));
   const history = bans.map((r) => ({
     cidr: r.cidr,
     reason: r.reason,

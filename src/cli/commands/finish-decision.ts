@@ -25,6 +25,8 @@ export async function finishDecision(
   overrides: readonly Override[],
   now: Date,
   io: Io,
+  /** keep: a reader that changes nothing (scan, a dry run, explain) leaves a bad bans.json where it is. */
+  options: { keep?: boolean } = {},
 ): Promise<Finished> {
   const totals = new Map(summaries.map((s) => [s.address, s.total]));
   const overridden = applyOverrides(raw, overrides, { now, neverBlock, totals });
@@ -32,7 +34,7 @@ export async function finishDecision(
   const unblocked = overrides.filter((o) => o.kind === 'unblock' && (o.until === null || Date.parse(o.until) > now.getTime())).map((o) => parseRange(unmapRange(o.cidr)));
   const banned = applyBans(
     overridden,
-    await readBans(settings.stateDir, io.warn),
+    await readBans(settings.stateDir, io.warn, options.keep === true),
     now.getTime(),
     { window: settings.window, banTime: settings.banTime, banFactor: settings.banFactor, banTimeMax: settings.banTimeMax, recidiveWindow: settings.recidiveWindow },
     (range) => never.some((n) => rangesOverlap(n, range)),

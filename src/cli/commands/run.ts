@@ -24,7 +24,7 @@ import type { Override } from '../../decide/overrides.js';
 import { writeBans } from '../../decide/bans-store.js';
 import { finishDecision } from './finish-decision.js';
 import { readOverrides } from '../../decide/overrides-store.js';
-import type { Decision, NamedRange } from '../../decide/policy.js';
+import { settleExceptions, type Decision, type NamedRange } from '../../decide/policy.js';
 import { FleetSync } from '../../crowdsec/sync.js';
 import { unblockedRanges } from '../../decide/fleet.js';
 
@@ -86,9 +86,10 @@ export async function runLocked(
   const raw = fleet === null ? policy : fleet.merge(policy, neverBlock);
   const overrides = await overridesFor(raw, summaries, neverBlock);
   // ban memory keeps this host's blocks only: a fleet block lasts as long as its decision
-  const finished = await finishDecision(settings, policy, summaries, neverBlock, overrides, options.now, io);
+  const finished = await finishDecision(settings, policy, summaries, neverBlock, overrides, options.now, io, { keep: options.dryRun });
   const { bans } = finished;
-  const decision = fleet === null ? finished.decision : fleet.merge(finished.decision, [...neverBlock, ...unblockedRanges(overrides, options.now)]);
+  const merged = fleet === null ? finished.decision : fleet.merge(finished.decision, [...neverBlock, ...unblockedRanges(overrides, options.now)]);
+  const decision = settleExceptions(merged); // every backend blocks the same addresses
   const plan = await makePlan(settings, decision, roles);
   const result = { plan, summaries, raw, neverBlock, summarised, fleet };
   if (options.dryRun) return result;
@@ -193,6 +194,8 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
       since: previous.get(b.cidr)?.since ?? (quiet ? made : now.toISOString()),
       ...(b.times === undefined ? {} : { until: b.until ?? null, times: b.times }), // with a kept ban, what rebuilds bans.json if it is lost
       ...(b.fleet === undefined ? {} : { fleet: b.fleet }),
+      ...(b.exceptions === undefined ? {} : { exceptions: b.exceptions }),
+      ...(b.messageLevel === true ? { messageLevel: true as const } : {}),
     };
   });
   await writeBlockRecords(settings.stateDir, records).catch(() => undefined); // status is a convenience: never fail a run for it

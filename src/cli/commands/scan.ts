@@ -4,6 +4,7 @@ import type { Settings } from '../settings.js';
 import { readOverrides } from '../../decide/overrides-store.js';
 import { scanAndDecide, type Io } from './common.js';
 import { finishDecision } from './finish-decision.js';
+import { settleExceptions } from '../../decide/policy.js';
 
 export interface ScanOptions {
   now: Date;
@@ -18,7 +19,8 @@ export async function scanCommand(settings: Settings, options: ScanOptions, io: 
   const { collected, summaries } = scanned;
   // what run would do: with the manual blocks and unblocks, and the bans still running
   const overrides = await readOverrides(settings.stateDir).catch(() => []);
-  const { decision } = await finishDecision(settings, scanned.decision, summaries, scanned.neverBlock, overrides, options.now, { ...io, warn: () => undefined });
+  const finished = await finishDecision(settings, scanned.decision, summaries, scanned.neverBlock, overrides, options.now, { ...io, warn: () => undefined }, { keep: true });
+  const decision = settleExceptions(finished.decision);
   const result: ScanResult = {
     now: options.now,
     windowMs: settings.window,

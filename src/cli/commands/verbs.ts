@@ -14,7 +14,7 @@ import { ensureDirectory, writeWithBackup } from '../../write/files.js';
 import { describeUntil, type Override } from '../../decide/overrides.js';
 import { readOverrides, writeOverrides } from '../../decide/overrides-store.js';
 import { planJson, renderPlanText, summaryLine } from '../../report/plan-report.js';
-import { renderConfigHeader, type Settings } from '../settings.js';
+import { parseConfigFile, renderConfigHeader, type Settings } from '../settings.js';
 import type { Io } from './common.js';
 import { withRunLock } from './locked.js';
 import { readBans, writeBans } from '../../decide/bans-store.js';
@@ -63,7 +63,7 @@ export async function unblockCommand(settings: Settings, options: VerbOptions & 
   const wanted = untilOf(options.for, options.now);
   await withRunLock(settings, options.dryRun, async () => {
     const before = await readOverrides(settings.stateDir);
-    const bans = await readBans(settings.stateDir, io.warn);
+    const bans = await readBans(settings.stateDir, io.warn, options.dryRun);
     const now = options.now.getTime();
     // blocks kept by a running ban (their events may have left the window) count as blocked
     const banned = bans.filter((r) => (r.until === null || r.until > now) && rangesOverlap(parseRange(r.cidr), range));
@@ -134,7 +134,9 @@ export async function allowCommand(
   let after: string;
   let allow: string[];
   if (options.remove) {
-    const removed = text === null ? null : removeConfigWord(text, 'ALLOW', word);
+    // the file's entry as it is written there (192.0.2.7/32, 2001:DB8::1): the same range, another spelling
+    const written = text === null ? word : (fileAllowWords(text, options.configFile).find((w) => sameRange(w, cidr)) ?? word);
+    const removed = text === null ? null : removeConfigWord(text, 'ALLOW', written);
     if (removed === null) {
       throw new SmtpguardError(`${word} is not in ALLOW of ${options.configFile}`, {
         hint: settings.allow.includes(word) ? 'it comes from --allow or SMTPGUARD_ALLOW: drop it there' : `ALLOW is ${settings.allow.join(' ') || 'empty'}`,
@@ -165,4 +167,19 @@ export async function allowCommand(
     const diff = createTwoFilesPatch(options.configFile, options.configFile, text ?? '', after, text === null ? '(new file)' : '', '(smtpguard)').trimEnd();
     await report(io, options, what, result, { configFile: options.configFile, allow }, ['', diff]);
   });
+}
+
+/** The ALLOW words of the config file as written (a file that does not parse has none here: run reports it). */
+function fileAllowWords(text: string, file: string): string[] {
+  try {
+    return parseConfigFile(text, file).get('ALLOW')?.words ?? [];
+  } catch {
+    return [];
+  }
+}
+
+/** Whether an ALLOW word names the range `cidr` (read by the one parser of what an admin types). */
+function sameRange(word: string, cidr: string): boolean {
+  const read = parseAdminRange(word);
+  return 'cidr' in read && read.cidr === cidr;
 }

@@ -59,10 +59,17 @@ export function renderSaveFile(blocks: readonly Block[]): string {
     const members = sortBlocks(blocks).filter((b) => b.family === family);
     const { maxelem, hashsize } = setSize(members.length);
     lines.push(`create ${SET_NAMES[family]} hash:net family ${family === 4 ? 'inet' : 'inet6'} hashsize ${hashsize} maxelem ${maxelem}`);
+    // an exception inside a range: a `nomatch` member, which hash:net checks before the range; each
+    // element once (ipset restore stops at a second add of it), and never one that is also a block
+    const blocked = new Set(members.map((b) => b.cidr));
+    const nomatch = new Set<string>();
     for (const b of members) {
       lines.push(`add ${SET_NAMES[family]} ${b.cidr}`);
-      // an exception inside a range: a `nomatch` member, which hash:net checks before the range
-      for (const e of b.exceptions ?? []) lines.push(`add ${SET_NAMES[family]} ${e} nomatch`);
+      for (const e of b.exceptions ?? []) {
+        if (blocked.has(e) || nomatch.has(e)) continue;
+        nomatch.add(e);
+        lines.push(`add ${SET_NAMES[family]} ${e} nomatch`);
+      }
     }
   }
   return lines.join('\n') + '\n';
