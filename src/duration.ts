@@ -6,9 +6,10 @@ const DURATION = /^(?:\d+[smhdw])+$/;
 
 /**
  * The word that turns each duration setting off (or makes it endless), one table for every
- * message: `--window all`, `--timeout none`, `--ban-time forever`; null: the setting has none.
+ * message: `--window all` (and `--for`), `--timeout none`, `forever` for the ban times
+ * (`--ban-time`, `--ban-time-max`, `--recidive-window`).
  */
-export const OFF_WORDS = { window: 'all', timeout: 'none', banTime: 'forever', banTimeMax: 'forever', recidiveWindow: 'forever', for: 'all' } as const;
+export const OFF_WORDS = { window: 'all', timeout: 'none', ban: 'forever' } as const;
 
 /**
  * A duration (`90s`, `15m`, `24h`, `7d`, `2w`, `1h30m`) -> ms, or Infinity for the setting's

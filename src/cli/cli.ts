@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { parseNow } from '../duration.js';
 import { ExitCode, SmtpguardError, usageError } from '../errors.js';
-import { controlCharacterProblem, DEFAULT_CONFIG_FILE, DEFINITIONS, givenAllow, givenSettings, renderSettings, resolveSettings, type FlagValues, type Resolved } from './settings.js';
+import { controlCharacterProblem } from '../text.js';
+import { DEFAULT_CONFIG_FILE, DEFINITIONS, givenAllow, givenSettings, renderSettings, resolveSettings, type FlagValues, type Resolved } from './settings.js';
 import type { Io } from './commands/common.js';
 import { version } from '../version.js';
 

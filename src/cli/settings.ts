@@ -7,7 +7,6 @@
  */
 import { parseAdminRange, rangeWord } from '../address.js';
 import { controlCharacterProblem } from '../text.js';
-export { controlCharacterProblem } from '../text.js';
 import { formatWindow, OFF_WORDS, parseDuration, parseWindow } from '../duration.js';
 import { parseConfigText, renderConfigLine, splitWords, type ConfigEntry } from './config-file.js';
 import { ExitCode, SmtpguardError } from '../errors.js';
@@ -148,7 +147,7 @@ function cidrs(text: string): string[] {
   });
 }
 
-const banLength = (text: string): number => parseDuration(text, OFF_WORDS.banTime);
+const banLength = (text: string): number => parseDuration(text, OFF_WORDS.ban);
 
 function factor(text: string): number {
   const value = text.trim();

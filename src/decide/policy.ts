@@ -142,8 +142,6 @@ interface Candidate {
   total: number;
   /** The part of `total` that is about the client itself (not message-level rejects): only this aggregates. */
   clientLevel: number;
-  /** Whether it logged in (a real user's address: an exception in a range blocked whole). */
-  loggedIn: boolean;
   /** Addresses it stands for: more than 1 for a range added up past --max-tracked. */
   weight?: number;
 }
@@ -191,7 +189,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
       if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
       continue;
     }
-    const candidate: Candidate = { address: s.address, ip, total, clientLevel, loggedIn: s.events.saslSuccess > 0, lastSeen: s.lastSeen, ...(s.summarised === undefined ? {} : { weight: s.summarised.addresses }) };
+    const candidate: Candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen, ...(s.summarised === undefined ? {} : { weight: s.summarised.addresses }) };
     if (family === 4) v4.push(candidate);
     else pushTo(v6, s.summarised?.cidr ?? prefixOf(s.address), candidate); // past --max-tracked: the range it adds up
   }

@@ -22,7 +22,7 @@ async function notRegular(file: string): Promise<string | null> {
 }
 
 /** `FILE.corrupt-20261206T091500Z`: moves FILE aside (its content kept for a look); the new name, or null when it could not be moved. */
-export async function moveAside(file: string, now = new Date()): Promise<string | null> {
+async function moveAside(file: string, now = new Date()): Promise<string | null> {
   const stamp = `${file}${CORRUPT}${now.toISOString().replace(/[-:]|\.\d+/g, '')}`;
   let aside: string | null = null;
   // a name of its own: two files set aside in one second must not meet (a directory cannot replace a file)
