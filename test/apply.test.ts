@@ -7,7 +7,7 @@ import { applyPlan, execCommand, type CommandResult } from '../src/write/apply.j
 import { ExitCode, SmtpguardError } from '../src/errors.js';
 import { buildPlan, type PlanOptions, type TargetFile } from '../src/write/plan.js';
 import type { Decision } from '../src/decide/policy.js';
-import { PendingReloads } from '../src/count/state.js';
+import { PendingReloads } from '../src/store/pending-reloads.js';
 import { tmpdir } from 'node:os';
 
 const RULES = (v: '' | '6') => `# rules.before (test copy)

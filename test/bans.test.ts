@@ -122,7 +122,7 @@ describe('bans.json read back', () => {
     const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const path = await import('node:path');
-    const { readBans } = await import('../src/decide/bans-store.js');
+    const { readBans } = await import('../src/store/bans.js');
     const dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-bans-'));
     try {
       const record = { cidr: '192.0.2.0/24', family: 4, reason: 'subnet', firstBlocked: 1, lastEvent: 2, until: 3, times: 1, banMs: 1 };

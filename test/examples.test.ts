@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { collectEvents } from '../src/read/collect.js';
+import { collectEvents } from '../src/scan/collect.js';
 import { EVENT_KINDS } from '../src/read/kinds.js';
 import { ALL_TIME, summarise } from '../src/count/tally.js';
 import { NOW } from './helpers.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, makeServerDir, runBin, saslLines, serverFlags } from './helpers.js';
 import { acquireLock } from '../src/cli/lock.js';
-import { checkTrustedPaths } from '../src/cli/trust.js';
+import { checkTrustedPaths } from '../src/trust.js';
 
 const STAMP = '2026-11-22T11:37:32.000000+00:00 mx';
 

@@ -42,8 +42,10 @@ describe('applyOverrides', () => {
     expect(out.blocks.find((b) => b.cidr === '203.0.113.9/32')).toEqual({ cidr: '203.0.113.9/32', family: 4, addresses: ['203.0.113.9'], addressCount: 1, total: 0, reason: 'manual' });
     const entries = [o('203.0.113.9/32', 'block'), o('198.51.100.2/32', 'unblock', '2026-11-24T00:00:00.000Z')];
     expect(parseOverrides(renderOverrides(entries))).toEqual(entries);
-    expect(() => parseOverrides('{"version":1,"entries":[{"cidr":"203.0.113.9/24","kind":"block","until":null,"comment":null,"created":"x"}]}')).toThrow(/entry 1: 203\.0\.113\.9\/24 is not a canonical/);
+    expect(parseOverrides('{"version":1,"entries":[{"cidr":"203.0.113.9/24","kind":"block","until":null,"comment":null,"created":"x"}]}')).toEqual({ problem: 'entry 1: 203.0.113.9/24 is not a canonical address/prefix' });
+    expect(parseOverrides('{"version":1,"entries":[{"cidr":"not an address","kind":"block","until":null,"comment":null,"created":"x"}]}')).toEqual({ problem: 'entry 1: not an address is not a canonical address/prefix' });
+    expect(parseOverrides('{"version":1,')).toHaveProperty('problem');
     expect(canonicalCidr('2001:DB8:0:0::1')).toBe('2001:db8::1/128');
-    expect(() => canonicalCidr('198.51.100.7/24')).toThrow('198.51.100.7/24 has host bits set: did you mean 198.51.100.0/24?');
+    expect(canonicalCidr('198.51.100.7/24')).toEqual({ problem: '198.51.100.7/24 has host bits set: did you mean 198.51.100.0/24?' });
   });
 });

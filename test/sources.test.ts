@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { collectEvents } from '../src/read/collect.js';
+import { collectEvents } from '../src/scan/collect.js';
 import { ALL_TIME } from '../src/count/tally.js';
 import { SmtpguardError } from '../src/errors.js';
 import { findLogSources, openLog, orderLogPaths, parseRotation } from '../src/read/sources.js';

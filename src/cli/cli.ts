@@ -114,7 +114,7 @@ async function settingsFrom(flags: CommonFlags, creates = false): Promise<Loaded
     }
   }
   if (text !== null) {
-    const { checkTrustedPaths, configPaths } = await import('./trust.js');
+    const { checkTrustedPaths, configPaths } = await import('../trust.js');
     await checkTrustedPaths(configPaths(file));
   }
   const given: FlagValues = {};

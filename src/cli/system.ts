@@ -9,10 +9,11 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isValidRange } from '../address.js';
 import { neverBlockRanges } from '../decide/never-block.js';
-import { readStore, readStoreBytes, writeStoreFile } from '../store/store-file.js';
+import { readStore, readStoreBytes } from '../store/store-file.js';
+import { writeOwnFile } from '../store/atomic.js';
 import type { NamedRange } from '../decide/policy.js';
 import { MAP_TYPES, type MapType } from '../write/access-map.js';
-import type { Warn } from '../read/sources.js';
+import type { Warn } from '../warn.js';
 
 const TIMEOUT_MS = 60_000;
 
@@ -81,7 +82,7 @@ async function keepMynetworks(file: string, mynetworks: string): Promise<void> {
   const before = await readStoreBytes(file).then((b) => parseKept(b.toString('utf8')).mynetworks, () => null);
   if (before === mynetworks) return;
   await mkdir(path.dirname(file), { recursive: true, mode: 0o755 }).catch(() => undefined);
-  await writeStoreFile(file, `${JSON.stringify({ time: new Date().toISOString(), mynetworks })}\n`, 0o644).catch(() => undefined);
+  await writeOwnFile(file, `${JSON.stringify({ time: new Date().toISOString(), mynetworks })}\n`, 0o644).catch(() => undefined);
 }
 
 export function parseMynetworks(value: string, warn: Warn): NamedRange[] {

@@ -740,6 +740,11 @@ export interface TimeWindow {
 
 export const ALL_TIME: TimeWindow = { from: -Infinity, to: Infinity };
 
+/** Whether events from `first` to `last` (ms) may fall in `window`, to the minute (as summarise counts). */
+export function minutesOverlap(first: number, last: number, window: TimeWindow): boolean {
+  return Math.floor(last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
+}
+
 export interface AddressSummary {
   address: string;
   /** Events per kind in the window; every kind is present. */

@@ -7,7 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SmtpguardError } from '../errors.js';
-import { checkTrustedPaths } from '../cli/trust.js';
+import { checkTrustedPaths } from '../trust.js';
 
 /** `setting`: how the admin names it, e.g. `--crowdsec-password-file`. */
 export async function readSecretFile(file: string, setting: string, uid = process.getuid?.() ?? -1): Promise<string> {

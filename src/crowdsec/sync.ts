@@ -12,11 +12,11 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SmtpguardError } from '../errors.js';
-import { readStore, writeStoreFile } from '../store/store-file.js';
+import { readStore } from '../store/store-file.js';
+import { writeOwnFile } from '../store/atomic.js';
 import { mergeFleetBlocks, type FleetDecision } from '../decide/fleet.js';
 import type { Decision, NamedRange } from '../decide/policy.js';
-import type { Settings } from '../cli/settings.js';
-import type { Warn } from '../read/sources.js';
+import type { Warn } from '../warn.js';
 import type { AddressSummary } from '../count/tally.js';
 import { version } from '../version.js';
 import { readSecretFile } from './credentials.js';
@@ -30,22 +30,28 @@ export const TOKEN_FILE = 'crowdsec-token.json';
 /** Alerts per POST. */
 const BATCH = 100;
 
-export type CrowdsecSettings = Pick<
-  Settings,
-  | 'crowdsecUrl'
-  | 'crowdsecMachine'
-  | 'crowdsecPasswordFile'
-  | 'crowdsecBouncerKeyFile'
-  | 'crowdsecScenarios'
-  | 'crowdsecOrigins'
-  | 'crowdsecWidest'
-  | 'crowdsecWidest6'
-  | 'stateDir'
-  | 'window'
-  | 'maxBlocks'
-  | 'banTime'
-  | 'banTimeMax'
->;
+/** What sharing needs of the settings (the CLI's Settings has them all, with these names). */
+export interface CrowdsecSettings {
+  /** The Local API, e.g. http://10.0.0.5:8080; null: no sharing. */
+  crowdsecUrl: string | null;
+  /** Push new blocks as alerts as this machine, with the password in this file (root's alone). */
+  crowdsecMachine: string | null;
+  crowdsecPasswordFile: string | null;
+  /** Pull decisions as blocks with the bouncer key in this file. */
+  crowdsecBouncerKeyFile: string | null;
+  /** Pull decisions whose scenario starts with one of these, and those of these origins. */
+  crowdsecScenarios: readonly string[];
+  crowdsecOrigins: readonly string[];
+  /** The widest pulled IPv4 and IPv6 ranges applied (prefix lengths). */
+  crowdsecWidest: number;
+  crowdsecWidest6: number;
+  stateDir: string;
+  /** The counting window and ban times (ms): how long a pushed decision lasts. */
+  window: number;
+  maxBlocks: number;
+  banTime: number;
+  banTimeMax: number;
+}
 
 export interface SyncOptions {
   now: Date;
@@ -307,7 +313,7 @@ export class FleetSync {
   private async writeJson(name: string, value: unknown): Promise<void> {
     if (!this.options.network) return;
     await mkdir(this.settings.stateDir, { recursive: true, mode: 0o755 });
-    await writeStoreFile(this.file(name), JSON.stringify(value) + '\n', 0o600);
+    await writeOwnFile(this.file(name), JSON.stringify(value) + '\n', 0o600);
   }
 }
 

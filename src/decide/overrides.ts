@@ -11,7 +11,7 @@
  *   host, mynetworks, ALLOW) or lies inside a block already made.
  * - Entries whose `until` has passed do nothing.
  */
-import { cidrsOverlap, compareCidrs, networkOf, parseRange, rangesOverlap } from '../address.js';
+import { cidrsOverlap, compareCidrs, isValidRange, networkOf, parseRange, rangesOverlap } from '../address.js';
 import { MAX_BLOCK_ADDRESSES, type Block, type Decision, type Ignored, type NamedRange } from './policy.js';
 import { CidrIndex } from './cidr-index.js';
 
@@ -33,12 +33,12 @@ export interface OverrideContext {
   totals: ReadonlyMap<string, number>;
 }
 
-/** `192.0.2.7` -> `192.0.2.7/32`; a range keeps its length. Throws a message when the host bits are not zero. */
-export function canonicalCidr(text: string): string {
+/** `192.0.2.7` -> `192.0.2.7/32`; a range keeps its length. A problem when the host bits are not zero. */
+export function canonicalCidr(text: string): string | { problem: string } {
   const [ip, bits] = parseRange(text.trim());
   const address = ip.kind() === 'ipv4' ? ip.toString() : (ip as import('ipaddr.js').IPv6).toRFC5952String();
   const network = networkOf(address, bits);
-  if (text.includes('/') && network !== `${address}/${bits}`) throw new Error(`${text} has host bits set: did you mean ${network}?`);
+  if (text.includes('/') && network !== `${address}/${bits}`) return { problem: `${text} has host bits set: did you mean ${network}?` };
   return network;
 }
 
@@ -98,24 +98,27 @@ export function applyOverrides(decision: Decision, overrides: readonly Override[
   return { ...decision, blocks: [...blocks.values()].sort((a, b) => compareCidrs(a.cidr, b.cidr)), ignored };
 }
 
-/** `overrides.json`: `{"version": 1, "entries": [...]}`; throws a message when it is not valid. */
-export function parseOverrides(text: string): Override[] {
-  const value = JSON.parse(text) as { version?: unknown; entries?: unknown };
-  if (value.version !== 1 || !Array.isArray(value.entries)) throw new Error('expected {"version": 1, "entries": [...]}');
-  return value.entries.map((e: unknown, i: number) => {
+/** `overrides.json`: `{"version": 1, "entries": [...]}`, or what is wrong with it. */
+export function parseOverrides(text: string): Override[] | { problem: string } {
+  let value: { version?: unknown; entries?: unknown };
+  try {
+    value = JSON.parse(text) as typeof value;
+  } catch (error) {
+    return { problem: (error as Error).message };
+  }
+  if (value?.version !== 1 || !Array.isArray(value.entries)) return { problem: 'expected {"version": 1, "entries": [...]}' };
+  const overrides: Override[] = [];
+  for (const [i, e] of (value.entries as unknown[]).entries()) {
     const o = e as Override;
     const ok =
       typeof o === 'object' && o !== null && typeof o.cidr === 'string' && (o.kind === 'unblock' || o.kind === 'block') &&
       (o.until === null || (typeof o.until === 'string' && !Number.isNaN(Date.parse(o.until)))) &&
       (o.comment === null || typeof o.comment === 'string') && typeof o.created === 'string';
-    if (!ok) throw new Error(`entry ${i + 1} is not {cidr, kind: "unblock"|"block", until, comment, created}`);
-    try {
-      if (canonicalCidr(o.cidr) !== o.cidr) throw new Error('not canonical');
-    } catch {
-      throw new Error(`entry ${i + 1}: ${o.cidr} is not a canonical address/prefix`);
-    }
-    return { cidr: o.cidr, kind: o.kind, until: o.until, comment: o.comment, created: o.created };
-  });
+    if (!ok) return { problem: `entry ${i + 1} is not {cidr, kind: "unblock"|"block", until, comment, created}` };
+    if (!isValidRange(o.cidr) || canonicalCidr(o.cidr) !== o.cidr) return { problem: `entry ${i + 1}: ${o.cidr} is not a canonical address/prefix` };
+    overrides.push({ cidr: o.cidr, kind: o.kind, until: o.until, comment: o.comment, created: o.created });
+  }
+  return overrides;
 }
 
 export function renderOverrides(overrides: readonly Override[]): string {

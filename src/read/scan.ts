@@ -8,8 +8,12 @@
  * indexOf too. Memory: one block buffer plus the tally, whatever the log size.
  * Pure: the caller feeds bytes (from a file, a gunzip stream, stdin, a test).
  */
-import type { LineParser } from './parse.js';
-import type { Tally } from '../count/tally.js';
+import type { LineParser, MailEvent } from './parse.js';
+
+/** Where the scanner puts each event: a Tally (count/), or a filter for one address (explain). */
+export interface EventSink {
+  add(event: MailEvent): void;
+}
 
 /**
  * Every event shape in parse.ts contains one of these. Keep each at most 7 bytes
@@ -51,7 +55,7 @@ export interface ScanCounters {
 }
 
 /**
- * Feeds one log stream into a Tally. Use `push()` for chunks from a stream, or
+ * Feeds one log stream into a Tally (any EventSink). Use `push()` for chunks from a stream, or
  * `space()` + `commit()` to read straight into the scanner's buffer; then `end()`.
  */
 export class LogScanner {
@@ -64,7 +68,7 @@ export class LogScanner {
 
   constructor(
     private readonly parser: LineParser,
-    private readonly tally: Tally,
+    private readonly tally: EventSink,
     blockBytes = BLOCK_BYTES,
   ) {
     this.buffer = Buffer.allocUnsafe(blockBytes);

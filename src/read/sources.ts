@@ -10,6 +10,7 @@ import { lstat, open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { SmtpguardError } from '../errors.js';
+import type { Warn } from '../warn.js';
 import type { LogScanner } from './scan.js';
 
 export const STDIN = '-';
@@ -123,8 +124,6 @@ async function expand(pattern: string, warn: Warn): Promise<string[]> {
     return false;
   });
 }
-
-export type Warn = (message: string) => void;
 
 async function statFile(file: string): Promise<Stats | null> {
   return stat(file).catch(() => null);

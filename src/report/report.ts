@@ -1,7 +1,7 @@
 /**
  * Render what a scan found: the JSON object (`--json`) and the table. Pure.
  */
-import type { SourceReport } from '../read/collect.js';
+import type { SourceReport } from '../scan/collect.js';
 import { formatWindow } from '../duration.js';
 import type { EventKind } from '../read/kinds.js';
 import type { Block, Decision, Ignored, Spared } from '../decide/policy.js';

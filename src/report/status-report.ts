@@ -1,7 +1,7 @@
 /** How `smtpguard status` reads: the blocks table, the near misses and the hourly chart. Pure. */
 import type { EventKind } from '../read/kinds.js';
 import { formatColumns, localTime } from './report.js';
-import type { BlockRecord } from '../count/state.js';
+import type { BlockRecord } from '../store/block-records.js';
 
 export interface StatusBlock {
   cidr: string;

@@ -8,9 +8,8 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { lstat, open, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Warn } from '../read/sources.js';
+import type { Warn } from '../warn.js';
 
-export { writeOwnFile as writeStoreFile } from '../write/files.js';
 
 const READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 

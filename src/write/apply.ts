@@ -13,9 +13,9 @@
 import { rename, unlink } from 'node:fs/promises';
 import { execa } from 'execa';
 import { ExitCode, SmtpguardError } from '../errors.js';
-import { copyOwnership, stagePrevious, writeAtomically, writeOwnFile, writeTarget, writeWithBackup } from './files.js';
+import { copyOwnership, stagePrevious, writeAtomically, writeOwnFile, writeTarget, writeWithBackup } from '../store/atomic.js';
 import { INDEX_SUFFIX, NEW_MAP_SUFFIX, type FileChange, type Plan } from './plan.js';
-import { PendingReloads } from '../count/state.js';
+import { PendingReloads } from '../store/pending-reloads.js';
 import { chainRestoreText, replaceRulesFiles } from './firewall/ufw.js';
 import { dropSets, loadSets, makeExecutable } from './firewall/ipset.js';
 import { findSection, sectionLines } from './sections.js';

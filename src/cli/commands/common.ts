@@ -1,11 +1,11 @@
 /** The part `scan` and `run` share: read the logs, count the window, decide. */
 import type { Readable, Writable } from 'node:stream';
-import { collectEvents, type Collected } from '../../read/collect.js';
+import { collectEvents, type Collected } from '../../scan/collect.js';
 import { decideBlocks, type Decision, type NamedRange } from '../../decide/policy.js';
 import type { JournalSource } from '../../read/journal.js';
 import type { Settings } from '../settings.js';
 import { findLogSources } from '../../read/sources.js';
-import type { Warn } from '../../read/sources.js';
+import type { Warn } from '../../warn.js';
 import { findNeverBlock } from '../system.js';
 import { summariseBounded, type AddressSummary } from '../../count/tally.js';
 

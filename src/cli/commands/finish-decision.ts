@@ -4,7 +4,7 @@
  */
 import { compareCidrs, parseRange, rangesOverlap, unmapRange } from '../../address.js';
 import { applyBans, type BanRecord } from '../../decide/bans.js';
-import { readBans } from '../../decide/bans-store.js';
+import { readBans } from '../../store/bans.js';
 import { applyOverrides, type Override } from '../../decide/overrides.js';
 import { capBlocks, type Decision, type NamedRange } from '../../decide/policy.js';
 import type { Settings } from '../settings.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { execCommand, type Runner } from '../../write/apply.js';
 import { replaceRulesFiles } from '../../write/firewall/ufw.js';
-import { ensureDirectory, PREVIOUS_SUFFIX, writeTarget, writeWithBackup } from '../../write/files.js';
+import { ensureDirectory, PREVIOUS_SUFFIX, writeTarget, writeWithBackup } from '../../store/atomic.js';
 import { SmtpguardError } from '../../errors.js';
 import {
   addRestriction,

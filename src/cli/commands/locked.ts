@@ -9,9 +9,9 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { formatWindow } from '../../duration.js';
 import { ExitCode, SmtpguardError } from '../../errors.js';
-import { checkTrustedPaths, runPaths } from '../trust.js';
+import { checkTrustedPaths, runPaths } from '../../trust.js';
 import { Watchdog } from '../watchdog.js';
-import { ensureDirectory } from '../../write/files.js';
+import { ensureDirectory } from '../../store/atomic.js';
 import { acquireLock } from '../lock.js';
 import type { Settings } from '../settings.js';
 

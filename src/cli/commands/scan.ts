@@ -1,7 +1,7 @@
 /** `smtpguard scan`: read the logs, count per client, print a table or JSON. Touches nothing. */
 import { buildScanJson, renderScanTable, type ScanResult } from '../../report/report.js';
 import type { Settings } from '../settings.js';
-import { readOverrides } from '../../decide/overrides-store.js';
+import { readOverrides } from '../../store/overrides.js';
 import { scanAndDecide, type Io } from './common.js';
 import { finishDecision } from './finish-decision.js';
 import { settleExceptions } from '../../decide/policy.js';

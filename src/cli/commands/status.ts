@@ -8,14 +8,14 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { INDEX_SUFFIX } from '../../write/plan.js';
-import { PendingReloads } from '../../count/state.js';
+import { PendingReloads } from '../../store/pending-reloads.js';
 import { findDefaultMapType } from '../system.js';
 import { inRange, parseIp, parseRange } from '../../address.js';
 import { SmtpguardError } from '../../errors.js';
 import { BEGIN_MARKER } from '../../write/sections.js';
 import type { Settings } from '../settings.js';
 import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
-import { readBlockRecords } from '../../count/state.js';
+import { readBlockRecords } from '../../store/block-records.js';
 import { query } from '../system.js';
 import { readKernel } from '../../write/firewall/backend.js';
 import { bootProblem, initFileOf } from '../../write/firewall/ipset.js';

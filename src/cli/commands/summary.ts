@@ -3,7 +3,7 @@
  * commands) that changes nothing and exits 0, whatever it cannot read.
  */
 import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
-import { readLastRun } from '../../report/last-run.js';
+import { readLastRun } from '../../store/last-run.js';
 import { localTime } from '../../report/report.js';
 import type { Settings } from '../settings.js';
 import type { Io } from './common.js';

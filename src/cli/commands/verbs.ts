@@ -10,14 +10,14 @@ import { inRange, parseAdminRange, parseIp, parseRange, rangesOverlap, rangeWord
 import { addConfigWord, removeConfigWord } from '../config-file.js';
 import { parseWindow } from '../../duration.js';
 import { ExitCode, SmtpguardError, usageError } from '../../errors.js';
-import { ensureDirectory, writeWithBackup } from '../../write/files.js';
+import { ensureDirectory, writeWithBackup } from '../../store/atomic.js';
 import { describeUntil, type Override } from '../../decide/overrides.js';
-import { readOverrides, writeOverrides } from '../../decide/overrides-store.js';
+import { readOverrides, writeOverrides } from '../../store/overrides.js';
 import { planJson, renderPlanText, summaryLine } from '../../report/plan-report.js';
 import { parseConfigFile, renderConfigHeader, type Settings } from '../settings.js';
 import type { Io } from './common.js';
 import { withRunLock } from './locked.js';
-import { readBans, writeBans } from '../../decide/bans-store.js';
+import { readBans, writeBans } from '../../store/bans.js';
 import { runLocked, type RunResult } from './run.js';
 
 export interface VerbOptions {

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { withLength } from '../../address.js';
 import { ExitCode, SmtpguardError } from '../../errors.js';
 import { sortBlocks } from '../access-map.js';
-import { writeOwnFile } from '../files.js';
+import { writeOwnFile } from '../../store/atomic.js';
 import type { Block } from '../../decide/policy.js';
 import type { Runner } from '../apply.js';
 import type { ChainRule, FirewallBackend, KernelView } from './backend.js';

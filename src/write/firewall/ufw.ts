@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, SmtpguardError } from '../../errors.js';
-import { PREVIOUS_SUFFIX, writeAtomically, writeWithBackup } from '../files.js';
+import { PREVIOUS_SUFFIX, writeAtomically, writeWithBackup } from '../../store/atomic.js';
 import { escapeRegExp, findSection, sectionLines, type Section } from '../sections.js';
 import type { CommandResult, Runner } from '../apply.js';
 import type { FileChange } from '../plan.js';

@@ -1,10 +1,11 @@
 /** `bans.json` in the state directory (edge): every block's length and history (bans.ts). */
 import path from 'node:path';
 import { isValidRange, networkOf, normaliseAddress } from '../address.js';
-import type { BanRecord } from './bans.js';
-import { isTime, readStore, readStoreBytes, writeStoreFile } from '../store/store-file.js';
-import type { Warn } from '../read/sources.js';
-import { readBlockRecords, type BlockRecord } from '../count/state.js';
+import type { BanRecord } from '../decide/bans.js';
+import { isTime, readStore, readStoreBytes } from './store-file.js';
+import { writeOwnFile } from './atomic.js';
+import type { Warn } from '../warn.js';
+import { readBlockRecords, type BlockRecord } from './block-records.js';
 
 export const BANS_FILE = 'bans.json';
 
@@ -63,7 +64,7 @@ export async function writeBans(stateDir: string, bans: readonly BanRecord[]): P
   const file = path.join(stateDir, BANS_FILE);
   const text = `${JSON.stringify({ version: 1, bans }, null, 1)}\n`;
   if ((await readStoreBytes(file).then((b) => b.toString('utf8'), () => null)) === text) return;
-  await writeStoreFile(file, text, 0o600);
+  await writeOwnFile(file, text, 0o600);
 }
 
 function isBanRecord(value: unknown): value is BanRecord {

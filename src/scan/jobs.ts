@@ -7,9 +7,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ExitCode, SmtpguardError } from '../errors.js';
-import { LineParser } from './parse.js';
-import { LogScanner, type ScanCounters } from './scan.js';
-import { guard, readGzip, readPlain } from './sources.js';
+import { LineParser } from '../read/parse.js';
+import { LogScanner, type ScanCounters } from '../read/scan.js';
+import { guard, readGzip, readPlain } from '../read/sources.js';
 import { Tally, type TallyParts } from '../count/tally.js';
 
 export interface ScanJob {
@@ -34,7 +34,7 @@ export interface JobResult {
 }
 
 /** The worker script; when this module runs from src/ (the tests), the built one. */
-const WORKER = import.meta.url.endsWith('.ts') ? new URL('../../dist/read/scan-worker.js', import.meta.url) : new URL('./scan-worker.js', import.meta.url);
+const WORKER = import.meta.url.endsWith('.ts') ? new URL('../../dist/scan/scan-worker.js', import.meta.url) : new URL('./scan-worker.js', import.meta.url);
 
 export async function runJob(job: ScanJob, parser: LineParser): Promise<JobResult> {
   const tally = new Tally();

@@ -7,7 +7,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { SmtpguardError } from '../errors.js';
+import { SmtpguardError } from './errors.js';
 
 export interface TrustedPath {
   path: string;

@@ -4,13 +4,14 @@
  * Used by `scan` and, later, `run`.
  */
 import type { Readable } from 'node:stream';
-import { LineParser } from './parse.js';
-import { LogScanner } from './scan.js';
+import { LineParser } from '../read/parse.js';
+import { LogScanner } from '../read/scan.js';
 import { runJobs, THREADS, type JobResult, type ScanJob } from './jobs.js';
-import type { JournalSource } from './journal.js';
-import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenLog, type Warn } from './sources.js';
-import { HEAD_BYTES, headHash, minutesOverlap, ScanState, type StateEntry } from '../count/state.js';
-import { Tally, type TimeWindow } from '../count/tally.js';
+import type { JournalSource } from '../read/journal.js';
+import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenLog } from '../read/sources.js';
+import type { Warn } from '../warn.js';
+import { HEAD_BYTES, headHash, ScanState, type StateEntry } from '../store/scan-state.js';
+import { minutesOverlap, Tally, type TimeWindow } from '../count/tally.js';
 
 export interface SourceReport {
   path: string;
@@ -133,7 +134,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     addToFamily(families, source, result.tally);
   }
   if (journal !== null) {
-    const { journalName } = await import('./journal.js'); // execa loads only on journal hosts
+    const { journalName } = await import('../read/journal.js'); // execa loads only on journal hosts
     const name = journalName(journal);
     const result = await readJournalWithState(journal, parser, state, options.warn, options.window);
     if (result.entry !== null) entries.push(result.entry);
@@ -147,7 +148,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
 
 /** The journal: after the cursor the state keeps (all of it without state, or when the cursor is gone). */
 async function readJournalWithState(journal: JournalSource, parser: LineParser, state: ScanState | null, warn: Warn, window: TimeWindow): Promise<FileResult> {
-  const { cursorLineSize, journalName, readJournal } = await import('./journal.js');
+  const { cursorLineSize, journalName, readJournal } = await import('../read/journal.js');
   const head = headHash(Buffer.from(`journal\0${journalName(journal)}`));
   let match = state?.entries.find((e) => e.head === head && e.cursor !== undefined);
   let known = new Tally();

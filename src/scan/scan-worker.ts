@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SmtpguardError } from '../errors.js';
 import { runJob, type ScanJob, type WorkerReply } from './jobs.js';
-import { LineParser } from './parse.js';
+import { LineParser } from '../read/parse.js';
 
 const parser = new LineParser(new Date((workerData as { now: number }).now));
 

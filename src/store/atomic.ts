@@ -2,7 +2,7 @@
  * Files replaced safely (edge): through a temp file in the same directory, fsync,
  * rename, so a file is always its old or its new version; mode and owner kept; the
  * previous version kept beside it (replaced only once the new file is in place); a
- * symlink written through to its target. Used by apply, install and the state file.
+ * symlink written through to its target. Used by apply, install and every store of the state directory.
  */
 import { constants } from 'node:fs';
 import { chmod, chown, copyFile, lstat, mkdir, open, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';

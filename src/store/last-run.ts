@@ -3,7 +3,8 @@
  * for the summary bare `smtpguard` prints. Never fails a run.
  */
 import path from 'node:path';
-import { readStoreBytes, writeStoreFile } from '../store/store-file.js';
+import { readStoreBytes } from './store-file.js';
+import { writeOwnFile } from './atomic.js';
 
 export interface LastRun {
   /** ISO time the run ended. */
@@ -17,7 +18,7 @@ export interface LastRun {
 const FILE = 'last-run.json';
 
 export async function writeLastRun(stateDir: string, run: LastRun): Promise<void> {
-  await writeStoreFile(path.join(stateDir, FILE), `${JSON.stringify(run)}\n`, 0o644).catch(() => undefined);
+  await writeOwnFile(path.join(stateDir, FILE), `${JSON.stringify(run)}\n`, 0o644).catch(() => undefined);
 }
 
 export async function readLastRun(stateDir: string): Promise<LastRun | null> {

@@ -1,8 +1,9 @@
 /** `overrides.json` in the state directory (edge): the manual blocks and unblocks. */
 import path from 'node:path';
 import { SmtpguardError } from '../errors.js';
-import { readStoreBytes, writeStoreFile } from '../store/store-file.js';
-import { parseOverrides, renderOverrides, type Override } from './overrides.js';
+import { readStoreBytes } from './store-file.js';
+import { writeOwnFile } from './atomic.js';
+import { parseOverrides, renderOverrides, type Override } from '../decide/overrides.js';
 
 export const OVERRIDES_FILE = 'overrides.json';
 
@@ -22,15 +23,15 @@ export async function readOverrides(stateDir: string): Promise<Override[]> {
     },
   );
   if (text === null) return [];
-  try {
-    return parseOverrides(text);
-  } catch (error) {
-    throw new SmtpguardError(`${file} is not valid: ${(error as Error).message}`, {
+  const overrides = parseOverrides(text);
+  if (!Array.isArray(overrides)) {
+    throw new SmtpguardError(`${file} is not valid: ${overrides.problem}`, {
       hint: 'fix it (it holds the manual blocks and unblocks), or remove it to drop them all',
     });
   }
+  return overrides;
 }
 
 export async function writeOverrides(stateDir: string, overrides: readonly Override[]): Promise<void> {
-  await writeStoreFile(path.join(stateDir, OVERRIDES_FILE), renderOverrides(overrides), 0o644);
+  await writeOwnFile(path.join(stateDir, OVERRIDES_FILE), renderOverrides(overrides), 0o644);
 }

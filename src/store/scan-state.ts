@@ -14,10 +14,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { isValidRange } from '../address.js';
-import { readStore, readStoreBytes, readStoreBytesSync, writeStoreFile } from '../store/store-file.js';
-import { BUCKET_MS, Tally, type TimeWindow } from './tally.js';
-import type { Warn } from '../read/sources.js';
+import { readStore, readStoreBytes, readStoreBytesSync } from './store-file.js';
+import { writeOwnFile } from './atomic.js';
+import { minutesOverlap, Tally, type TimeWindow } from '../count/tally.js';
+import type { Warn } from '../warn.js';
 
 export const HEAD_BYTES = 4096;
 const VERSION = 7; // 7: six more event kinds (the tally's slots moved); 6: a log's tally is kept as day segments; 5: each address's minutes newest first, with their byte length
@@ -193,10 +193,10 @@ export class ScanState {
       for (const entry of entries) {
         for (const { file } of entry.segments) {
           const data = this.staged.get(file);
-          if (data !== undefined) await writeStoreFile(path.join(dir, file), data, 0o600);
+          if (data !== undefined) await writeOwnFile(path.join(dir, file), data, 0o600);
         }
       }
-      await writeStoreFile(this.file, JSON.stringify(state), 0o600);
+      await writeOwnFile(this.file, JSON.stringify(state), 0o600);
       // drop the tallies this run knew and no longer needs; a scan running beside the cron job
       // must not delete the files the other one just wrote
       const keep = new Set(entries.flatMap((e) => e.segments.map((s) => s.file)));
@@ -225,119 +225,3 @@ function isSegment(value: unknown): value is Segment {
   return typeof s === 'object' && s !== null && Number.isInteger(s.day) && typeof s.file === 'string' && TALLY_FILE.test(s.file) && Number.isFinite(s.first) && Number.isFinite(s.last);
 }
 
-/** Whether events from `first` to `last` (ms) may fall in `window`, to the minute (as summarise counts). */
-export function minutesOverlap(first: number, last: number, window: TimeWindow): boolean {
-  return Math.floor(last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
-}
-
-/**
- * Reloads owed from earlier runs, kept in the state directory: a run that wrote a
- * file but was killed (or ran with --no-reload) before its reload leaves the file and
- * the running firewall or Postfix apart, and the next run must reload even though the
- * file text no longer changes.
- */
-export class PendingReloads {
-  constructor(private readonly file: string | null) {}
-
-  static async read(stateDir: string): Promise<{ pending: PendingReloads; roles: Set<'ufw' | 'map'> }> {
-    const file = path.join(stateDir, 'pending-reloads');
-    const text = await readStoreBytes(file).then((b) => b.toString('utf8'), () => null);
-    const roles = new Set<'ufw' | 'map'>();
-    if (text !== null) {
-      for (const word of text.split(/\s+/)) if (word === 'ufw' || word === 'map') roles.add(word);
-      if (roles.size === 0 && text.trim() !== '') roles.add('ufw').add('map'); // unreadable: reload both, it is harmless
-    }
-    return { pending: new PendingReloads(file), roles };
-  }
-
-  /** Whether a reload of `role` is owed now. */
-  async owes(role: 'ufw' | 'map'): Promise<boolean> {
-    return this.file !== null && (await PendingReloads.read(path.dirname(this.file))).roles.has(role);
-  }
-
-  async set(role: 'ufw' | 'map', owed: boolean): Promise<void> {
-    if (this.file === null) return;
-    const now = await PendingReloads.read(path.dirname(this.file));
-    if (owed) now.roles.add(role);
-    else now.roles.delete(role);
-    await mkdir(path.dirname(this.file), { recursive: true, mode: 0o755 });
-    await writeStoreFile(this.file, [...now.roles].join(' ') + '\n', 0o644);
-  }
-}
-
-/** What `run` blocked, and why: kept for `smtpguard status`. */
-export interface BlockRecord {
-  cidr: string;
-  family: 4 | 6;
-  reason: string;
-  total: number;
-  addresses: string[];
-  firstSeen: string;
-  lastSeen: string;
-  /** When this block first appeared (kept from run to run while it stays). */
-  since: string;
-  /** With ban times: when it ends (ISO; null: never) and how many bans in a row it is. */
-  until?: string | null;
-  times?: number;
-  /** Fleet blocks: the CrowdSec decision's scenario, origin and end. */
-  fleet?: { scenario: string; origin: string; until: string };
-  /** A range's exceptions, and whether it rests on message-level rejects: what rebuilds a lost bans.json. */
-  exceptions?: string[];
-  messageLevel?: true;
-}
-
-const BLOCKS_FILE = 'blocks.json';
-
-/**
- * The records `run` kept, or null when there are none. A file that is not valid (hand-edited,
- * truncated, `[null]`) is a warning, and the next run writes it anew from what it decides.
- */
-export async function readBlockRecords(stateDir: string, warn?: Warn): Promise<BlockRecord[] | null> {
-  const file = path.join(stateDir, BLOCKS_FILE);
-  let text: string | null = null;
-  const records = await readStore(file, {
-    parse: (read) => {
-      text = read;
-      const records = JSON.parse(read) as unknown;
-      if (!Array.isArray(records) || !records.every(isBlockRecord)) throw new Error('it does not hold block records');
-      return records as BlockRecord[];
-    },
-    warn: warn ?? (() => undefined),
-    keep: warn === undefined, // status: changes nothing
-    consequence: "it is written anew from this run's decisions",
-  });
-  lastRead = { file, text: records === null ? null : text };
-  return records;
-}
-
-function isBlockRecord(value: unknown): value is BlockRecord {
-  if (typeof value !== 'object' || value === null) return false;
-  const r = value as Record<string, unknown>;
-  const time = (t: unknown) => typeof t === 'string' && !Number.isNaN(Date.parse(t));
-  return (
-    typeof r.cidr === 'string' &&
-    isValidRange(r.cidr) &&
-    (r.family === 4 || r.family === 6) &&
-    typeof r.reason === 'string' &&
-    typeof r.total === 'number' &&
-    Array.isArray(r.addresses) &&
-    r.addresses.every((a) => typeof a === 'string') &&
-    time(r.firstSeen) &&
-    time(r.lastSeen) &&
-    time(r.since)
-  );
-}
-
-/** The text readBlockRecords last read: a run reads the records, then writes them, and need not read 20 MB twice. */
-let lastRead: { file: string; text: string | null } | null = null;
-
-/** Writes the records when they differ from what is there: one record per line (100,000 blocks are ~25 MB). */
-export async function writeBlockRecords(stateDir: string, records: readonly BlockRecord[]): Promise<void> {
-  const text = records.length === 0 ? '[]\n' : `[\n${records.map((r) => JSON.stringify(r)).join(',\n')}\n]\n`;
-  const file = path.join(stateDir, BLOCKS_FILE);
-  const before = lastRead?.file === file ? lastRead.text : await readStoreBytes(file).then((b) => b.toString('utf8'), () => null);
-  if (before === text) return;
-  lastRead = { file, text };
-  await mkdir(stateDir, { recursive: true, mode: 0o755 });
-  await writeStoreFile(file, text, 0o644);
-}
