@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import ipaddr from 'ipaddr.js';
 import { networkOf, normaliseAddress } from '../src/address.js';
-import { mulberry32 } from '../bench/generate.js';
+import { mulberry32 } from './random.js';
 
 /** What normaliseAddress gave when ipaddr.js did the work: the reference for the hand-written parser. */
 function reference(raw: string): string | null {

@@ -14,7 +14,7 @@ import { emptyQueue, FOREVER_MS, ownBans, parseQueue, queueBans, refreshMs, rend
 import { FleetSync, QUEUE_FILE, type CrowdsecSettings } from '../src/crowdsec/sync.js';
 import { SmtpguardError } from '../src/errors.js';
 import type { Block, Decision } from '../src/decide/policy.js';
-import type { AddressSummary } from '../src/count/tally.js';
+import type { AddressSummary } from '../src/count/summary.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 const HOUR = 3600e3;

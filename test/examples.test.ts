@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { collectEvents } from '../src/scan/collect.js';
 import { EVENT_KINDS } from '../src/read/kinds.js';
-import { ALL_TIME, summarise } from '../src/count/tally.js';
+import { ALL_TIME } from '../src/count/tally.js';
+import { summarise } from '../src/count/summary.js';
 import { NOW } from './helpers.js';
 
 const dir = fileURLToPath(new URL('../examples/logs/', import.meta.url));

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { EVENT_KINDS, type EventKind } from '../src/read/kinds.js';
 import { LineParser, type MailEvent } from '../src/read/parse.js';
 import { LogScanner } from '../src/read/scan.js';
-import { ALL_TIME, summarise, Tally } from '../src/count/tally.js';
+import { ALL_TIME, Tally } from '../src/count/tally.js';
+import { summarise } from '../src/count/summary.js';
 
 export const NOW = new Date('2026-11-23T12:00:00Z');
 

@@ -3,7 +3,7 @@ import { unmapRange, normaliseAddress } from '../src/address.js';
 import { neverBlockRanges } from '../src/decide/never-block.js';
 import { decideBlocks } from '../src/decide/policy.js';
 import { EVENT_KINDS } from '../src/read/kinds.js';
-import type { AddressSummary } from '../src/count/tally.js';
+import type { AddressSummary } from '../src/count/summary.js';
 
 const failures = (address: string, n: number): AddressSummary => ({
   address,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EVENT_KINDS, type EventKind } from '../src/read/kinds.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { decideBlocks, MAX_BLOCK_ADDRESSES, type PolicyOptions } from '../src/decide/policy.js';
-import type { AddressSummary } from '../src/count/tally.js';
+import type { AddressSummary } from '../src/count/summary.js';
 
 const OPTIONS: PolicyOptions = {
   threshold: 5,

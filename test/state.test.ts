@@ -12,7 +12,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mulberry32 } from './random.js';
 import { collectEvents } from '../src/scan/collect.js';
 import { EVENT_KINDS } from '../src/read/kinds.js';
-import { ALL_TIME, summarise } from '../src/count/tally.js';
+import { ALL_TIME } from '../src/count/tally.js';
+import { summarise } from '../src/count/summary.js';
 import { NOW } from './helpers.js';
 
 let dir: string;

@@ -67,7 +67,7 @@ export interface Settings {
   banFactor: number;
   banTimeMax: number;
   recidiveWindow: number;
-  /** Addresses listed one by one in a window; past it, those farthest from their threshold are added up (tally.ts summariseBounded). */
+  /** Addresses listed one by one in a window; past it, those farthest from their threshold are added up (count/summary.ts summariseBounded). */
   maxTracked: number;
   /** CrowdSec Local API (several servers, one memory): its URL, or null. */
   crowdsecUrl: string | null;

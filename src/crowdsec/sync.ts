@@ -17,7 +17,7 @@ import { writeOwnFile } from '../store/atomic.js';
 import { mergeFleetBlocks, type FleetDecision } from '../decide/fleet.js';
 import type { Decision, NamedRange } from '../decide/policy.js';
 import type { Warn } from '../warn.js';
-import type { AddressSummary } from '../count/tally.js';
+import type { AddressSummary } from '../count/summary.js';
 import { version } from '../version.js';
 import { readSecretFile } from './credentials.js';
 import { Budget, Lapi, LAPI_BUDGET_MS, LapiError, type Token } from './lapi.js';

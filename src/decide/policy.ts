@@ -31,7 +31,7 @@
 import { cidrsOverlap, compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Ip, type Range } from '../address.js';
 import { CidrIndex } from './cidr-index.js';
 import { MESSAGE_LEVEL_KINDS, type EventKind } from '../read/kinds.js';
-import type { AddressSummary } from '../count/tally.js';
+import type { AddressSummary } from '../count/summary.js';
 
 export interface NamedRange {
   /** An address or CIDR, e.g. `127.0.0.0/8`, `2001:db8::/32`, `192.0.2.7`. */

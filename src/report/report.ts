@@ -6,7 +6,7 @@ import { formatWindow } from '../duration.js';
 import type { EventKind } from '../read/kinds.js';
 import type { Block, Decision, Ignored, Spared } from '../decide/policy.js';
 import { renderDecision } from './plan-report.js';
-import type { AddressSummary } from '../count/tally.js';
+import type { AddressSummary } from '../count/summary.js';
 
 export interface ScanResult {
   /** The window: its end (`now`) and length in ms (Infinity for all). */

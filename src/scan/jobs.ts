@@ -10,7 +10,8 @@ import { ExitCode, SmtpguardError } from '../errors.js';
 import { LineParser } from '../read/parse.js';
 import { LogScanner, type ScanCounters } from '../read/scan.js';
 import { guard, readGzip, readPlain } from '../read/sources.js';
-import { Tally, type TallyParts } from '../count/tally.js';
+import { Tally } from '../count/tally.js';
+import { tallyFromParts, type TallyParts } from '../count/transfer.js';
 
 export interface ScanJob {
   path: string;
@@ -82,7 +83,7 @@ export async function runJobs(jobs: readonly ScanJob[], now: Date, parallelMinBy
         const { message, hint, exitCode, code } = m.error;
         job.reject(exitCode === undefined ? Object.assign(new Error(message), { code }) : new SmtpguardError(message, { hint, exitCode: exitCode as ExitCode }));
       } else {
-        job.resolve({ tally: Tally.fromParts(m.tally), counters: m.counters, rest: Buffer.from(m.rest), warnings: m.warnings });
+        job.resolve({ tally: tallyFromParts(m.tally), counters: m.counters, rest: Buffer.from(m.rest), warnings: m.warnings });
       }
     });
     worker.on('error', fail);

@@ -17,10 +17,12 @@ import path from 'node:path';
 import { readStore, readStoreBytes, readStoreBytesSync } from './store-file.js';
 import { writeOwnFile } from './atomic.js';
 import { minutesOverlap, Tally, type TimeWindow } from '../count/tally.js';
+import { deserializeTally, serializeByDay, serializeTally, TALLY_FORMAT } from '../count/codec.js';
 import type { Warn } from '../warn.js';
 
 export const HEAD_BYTES = 4096;
-const VERSION = 7; // 7: six more event kinds (the tally's slots moved); 6: a log's tally is kept as day segments; 5: each address's minutes newest first, with their byte length
+/** The index and the tally files it names change together: the codec's format is the state's version. */
+const VERSION = TALLY_FORMAT;
 /** The time zone year-less timestamps are read in. */
 const ZONE = zoneKey();
 
@@ -59,7 +61,7 @@ export interface StateEntry {
   size: number;
   lines: number;
   events: number;
-  /** Its tally, one file per UTC day with events (Tally.serializeByDay), oldest first. */
+  /** Its tally, one file per UTC day with events (codec.ts serializeByDay), oldest first. */
   segments: Segment[];
   /** Earliest and latest event in it (ms), or null: a log outside the window is not even decoded. */
   first: number | null;
@@ -128,7 +130,7 @@ export class ScanState {
       for (const segment of entry.segments) {
         if (!minutesOverlap(segment.first, segment.last, window)) continue;
         file = path.join(path.dirname(this.file), segment.file);
-        const part = Tally.deserialize(await readStoreBytes(file), window.from);
+        const part = deserializeTally(await readStoreBytes(file), window.from);
         if (tally === null) tally = part;
         else tally.addAll(part);
       }
@@ -158,7 +160,7 @@ export class ScanState {
     const segments = new Map((known?.segments ?? []).map((s) => [s.day, s]));
     let reading = this.file;
     try {
-      for (const part of fresh.serializeByDay()) {
+      for (const part of serializeByDay(fresh)) {
         const old = segments.get(part.day);
         if (old !== undefined) reading = path.join(path.dirname(this.file), old.file);
         const file = `tally-${head.slice(0, 24)}-${part.day}-${size}.bin`;
@@ -167,9 +169,9 @@ export class ScanState {
           segments.set(part.day, { day: part.day, file, first: part.first, last: part.last });
           continue;
         }
-        const merged = Tally.deserialize(readStoreBytesSync(path.join(path.dirname(this.file), old.file)));
-        merged.addAll(Tally.deserialize(part.data));
-        this.staged.set(file, merged.serialize());
+        const merged = deserializeTally(readStoreBytesSync(path.join(path.dirname(this.file), old.file)));
+        merged.addAll(deserializeTally(part.data));
+        this.staged.set(file, serializeTally(merged));
         segments.set(part.day, { day: part.day, file, first: Math.min(old.first, part.first), last: Math.max(old.last, part.last) });
       }
     } catch (error) {

@@ -7,7 +7,7 @@ import type { Settings } from '../settings.js';
 import { findLogSources } from '../../read/sources.js';
 import type { Warn } from '../../warn.js';
 import { findNeverBlock } from '../system.js';
-import { summariseBounded, type AddressSummary } from '../../count/tally.js';
+import { summariseBounded, type AddressSummary } from '../../count/summary.js';
 
 export interface Io {
   stdin: Readable;

@@ -8,7 +8,7 @@ import { readBans } from '../../store/bans.js';
 import { applyOverrides, type Override } from '../../decide/overrides.js';
 import { capBlocks, type Decision, type NamedRange } from '../../decide/policy.js';
 import type { Settings } from '../settings.js';
-import type { AddressSummary } from '../../count/tally.js';
+import type { AddressSummary } from '../../count/summary.js';
 import type { Io } from './common.js';
 
 export interface Finished {

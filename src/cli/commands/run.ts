@@ -10,7 +10,7 @@ import type { Watchdog } from '../watchdog.js';
 import { writeTarget } from '../../store/atomic.js';
 import { PendingReloads } from '../../store/pending-reloads.js';
 import { readBlockRecords, writeBlockRecords, type BlockRecord } from '../../store/block-records.js';
-import type { AddressSummary } from '../../count/tally.js';
+import type { AddressSummary } from '../../count/summary.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type PlanOptions, type TargetFile } from '../../write/plan.js';
 import { planJson, renderPlanText, summaryLine, trackedClause } from '../../report/plan-report.js';
 import type { Settings } from '../settings.js';

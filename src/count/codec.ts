@@ -1,0 +1,256 @@
+/**
+ * The tally's codec: a compact binary form for the scan state's files (store/scan-state.ts),
+ * whole or per UTC day, and its inverse, which treats the bytes as input like any other. Pure.
+ */
+import { addressWords, wordsText } from '../address.js';
+import { SLOT_COUNT } from '../read/kinds.js';
+import { FIRST, KEY, LAST, MINUTES_PER_DAY, NEXT, NONE, STRIDE, U_FAILURES, U_KEY, U_LOGINS, U_NEXT, U_STRIDE } from './layout.js';
+import { BUCKET_MS, Tally } from './tally.js';
+
+/**
+ * The format of what this codec writes, and so of the scan state that keeps it (store/scan-state.ts
+ * writes it as its version: a state of another version is read again from the logs).
+ * 7: six more event kinds (the tally's slots moved); 6: a log's tally is kept as day segments;
+ * 5: each address's minutes newest first, with their byte length.
+ */
+export const TALLY_FORMAT = 7;
+
+/**
+ * A compact binary form, for the state file and the worker thread: the count of
+ * addresses, then per address its text, the byte length of its buckets, their count and
+ * the buckets newest first (minute, first and last event as ms into the minute, a bit
+ * mask of the slots present and their counts); then per address and username, per
+ * minute the failures and logins. The byte length lets a reader skip the minutes it does not need.
+ */
+export function serializeTally(tally: Tally): Buffer {
+  return serializeSection(tally, -Infinity, Infinity).data;
+}
+
+/**
+ * serializeTally per UTC day: one tally of each day that has events, with its first and
+ * last event (the scan state keeps a log's tally as day segments, so a cron run reads
+ * only the days of its window and rewrites only the days new lines fall on).
+ */
+export function serializeByDay(tally: Tally): Array<{ day: number; data: Buffer; first: number; last: number }> {
+  const pool = tally.pool;
+  const days = new Set<number>();
+  for (let r = 0; r < tally.records; r++) days.add(Math.floor(pool[r * STRIDE + KEY]! / MINUTES_PER_DAY));
+  return [...days].sort((a, b) => a - b).map((day) => ({ day, ...serializeSection(tally, day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY - 1) }));
+}
+
+/** The minutes fromKey..toKey of every address and username (those with none left out). */
+function serializeSection(tally: Tally, fromKey: number, toKey: number): { data: Buffer; first: number; last: number } {
+  if (tally.partial) throw new Error('a tally decoded from a horizon on cannot be written back (its older minutes are missing)');
+  const pool = tally.pool;
+  /** The newest record of `id` at or before toKey, or NONE. */
+  const startOf = (id: number) => {
+    let r = tally.heads[id]!;
+    while (r !== NONE && pool[r * STRIDE + KEY]! > toKey) r = pool[r * STRIDE + NEXT]!;
+    return r !== NONE && pool[r * STRIDE + KEY]! >= fromKey ? r : NONE;
+  };
+  const counts = new Float64Array(SLOT_COUNT);
+  let size = 8;
+  // the addresses with minutes in the section: their newest such minute and their text
+  const starts: number[] = [];
+  const names: string[] = [];
+  for (let id = 0; id < tally.count; id++) {
+    const start = startOf(id);
+    if (start === NONE) continue;
+    starts.push(start);
+    names.push(tally.nameOf(id));
+    size += 2 + names.at(-1)!.length + 8;
+    for (let r = start; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
+      size += 12;
+      counts.fill(0);
+      tally.gather(r, counts);
+      for (let i = 0; i < SLOT_COUNT; i++) if (counts[i] !== 0) size += 4;
+    }
+  }
+  const userParts: Buffer[] = [];
+  let pairs = 0;
+  const up = tally.userPool;
+  for (let u = 0; u < tally.userNames.length; u++) {
+    let start = tally.userHeads[u]!;
+    while (start !== NONE && up[start * U_STRIDE + U_KEY]! > toKey) start = up[start * U_STRIDE + U_NEXT]!;
+    let count = 0;
+    for (let r = start; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) count++;
+    if (count === 0) continue;
+    pairs++;
+    const address = tally.nameOf(tally.userAddress[u]!);
+    const userBytes = Buffer.from(tally.userNames[u]!, 'utf8');
+    const out = Buffer.allocUnsafe(2 + address.length + 2 + userBytes.length + 4 + 12 * count);
+    let at = out.writeUInt16LE(address.length, 0);
+    at += out.write(address, at, 'latin1');
+    at = out.writeUInt16LE(userBytes.length, at);
+    at += userBytes.copy(out, at);
+    at = out.writeUInt32LE(count, at);
+    for (let r = start; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) {
+      at = out.writeInt32LE(up[r * U_STRIDE + U_KEY]!, at);
+      at = out.writeUInt32LE(up[r * U_STRIDE + U_FAILURES]!, at);
+      at = out.writeUInt32LE(up[r * U_STRIDE + U_LOGINS]!, at);
+    }
+    userParts.push(out);
+  }
+  const out = Buffer.allocUnsafe(size);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  let first = Infinity;
+  let last = -Infinity;
+  let at = 0;
+  view.setUint32(at, starts.length, true);
+  at += 4;
+  for (const [k, start] of starts.entries()) {
+    const name = names[k]!;
+    view.setUint16(at, name.length, true);
+    at += 2 + out.write(name, at + 2, 'latin1');
+    const lengthAt = at;
+    at += 8;
+    let count = 0;
+    const newest = pool[start * STRIDE + KEY]! * BUCKET_MS + pool[start * STRIDE + LAST]!;
+    if (newest > last) last = newest;
+    for (let r = start; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
+      const base = r * STRIDE;
+      view.setInt32(at, pool[base + KEY]!, true);
+      view.setUint16(at + 4, pool[base + FIRST]!, true);
+      view.setUint16(at + 6, pool[base + LAST]!, true);
+      const oldest = pool[base + KEY]! * BUCKET_MS + pool[base + FIRST]!;
+      if (oldest < first) first = oldest;
+      let mask = 0;
+      let c = at + 12;
+      counts.fill(0);
+      tally.gather(r, counts);
+      for (let i = 0; i < SLOT_COUNT; i++) {
+        const n = counts[i]!;
+        if (n === 0) continue;
+        mask |= 1 << i;
+        view.setUint32(c, n, true);
+        c += 4;
+      }
+      view.setUint32(at + 8, mask >>> 0, true);
+      at = c;
+      count++;
+    }
+    view.setUint32(lengthAt, at - lengthAt - 8, true);
+    view.setUint32(lengthAt + 4, count, true);
+  }
+  view.setUint32(at, pairs, true);
+  return { data: userParts.length === 0 ? out : Buffer.concat([out, ...userParts]), first, last };
+}
+
+/**
+ * The inverse of serializeTally; throws on data that is not one, or that holds anything
+ * but canonical addresses (a state file is input like any other). With `fromMs`, minutes
+ * before it are skipped (a cron run needs only its window): such a tally answers for
+ * its window but cannot be serialized again.
+ */
+export function deserializeTally(data: Buffer, fromMs = -Infinity): Tally {
+  const tally = new Tally();
+  const fromKey = Math.floor(fromMs / BUCKET_MS);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const words = new Int32Array(4);
+  const need = (at: number, bytes: number) => {
+    if (at + bytes > data.length) throw new Error('tally data ends too early');
+  };
+  let at = 0;
+  need(at, 4);
+  const addresses = view.getUint32(at, true);
+  at += 4;
+  // the buckets in all (each address's header has their count), to make room once
+  let buckets = 0;
+  for (let a = 0, skip = at; a < addresses && skip + 2 <= data.length; a++) {
+    skip += 2 + view.getUint16(skip, true);
+    if (skip + 8 > data.length) break;
+    buckets += view.getUint32(skip + 4, true);
+    skip += 8 + view.getUint32(skip, true);
+  }
+  tally.reserve(Math.min(buckets, Math.floor(data.length / 12)));
+  for (let a = 0; a < addresses; a++) {
+    need(at, 2);
+    const length = view.getUint16(at, true);
+    const id = tally.idOfWords(readAddress(data, at + 2, length, words), 0);
+    at += 2 + length;
+    need(at, 8);
+    const bytes = view.getUint32(at, true);
+    const count = view.getUint32(at + 4, true);
+    at += 8;
+    const end = at + bytes;
+    need(at, bytes);
+    let previous = NONE;
+    let lastKey = Infinity;
+    for (let b = 0; b < count; b++) {
+      need(at, 12);
+      const key = view.getInt32(at, true);
+      if (key >= lastKey) throw new Error('tally data has minutes out of order');
+      lastKey = key;
+      if (key < fromKey) {
+        tally.partial = true;
+        break;
+      }
+      const mask = view.getUint32(at + 8, true);
+      if (mask >= 2 ** SLOT_COUNT) throw new Error('tally data names an unknown event kind');
+      const r = tally.newRecord();
+      const base = r * STRIDE;
+      tally.pool[base + NEXT] = NONE;
+      tally.pool[base + KEY] = key;
+      tally.pool[base + FIRST] = view.getUint16(at + 4, true);
+      tally.pool[base + LAST] = view.getUint16(at + 6, true);
+      at += 12;
+      for (let i = 0; i < SLOT_COUNT; i++) {
+        if ((mask & (1 << i)) === 0) continue;
+        need(at, 4);
+        const n = view.getUint32(at, true);
+        if (n > 0) tally.addToSlot(r, i, n);
+        at += 4;
+      }
+      if (previous === NONE) tally.heads[id] = r;
+      else tally.pool[previous * STRIDE + NEXT] = r;
+      previous = r;
+    }
+    if (at > end || (!tally.partial && at !== end)) throw new Error('tally data does not add up');
+    at = end;
+  }
+  need(at, 4);
+  const pairs = view.getUint32(at, true);
+  at += 4;
+  for (let p = 0; p < pairs; p++) {
+    need(at, 2);
+    const length = view.getUint16(at, true);
+    readAddress(data, at + 2, length, words);
+    let id = -1; // numbered when a minute is kept: an address with none in the window is not added
+    at += 2 + length;
+    need(at, 2);
+    const userLength = view.getUint16(at, true);
+    need(at + 2, userLength + 4);
+    const user = data.toString('utf8', at + 2, at + 2 + userLength);
+    at += 2 + userLength;
+    const count = view.getUint32(at, true);
+    at += 4;
+    need(at, 12 * count);
+    // a user who logged in in any minute is a real account: kept past the cap for all its minutes
+    let login = false;
+    for (let b = 0; b < count && !login; b++) login = view.getUint32(at + 12 * b + 8, true) > 0;
+    let cursor = NONE; // written newest first: each minute lies after the one before
+    for (let b = 0; b < count; b++) {
+      const key = view.getInt32(at, true);
+      const failures = view.getUint32(at + 4, true);
+      const logins = view.getUint32(at + 8, true);
+      at += 12;
+      if (key < fromKey) continue;
+      if (id === -1) id = tally.idOfWords(words, 0);
+      cursor = tally.userRecord(id, user, key, login, cursor);
+      const r = cursor * U_STRIDE;
+      tally.userPool[r + U_FAILURES] = Math.min(2 ** 31 - 1, tally.userPool[r + U_FAILURES]! + failures);
+      tally.userPool[r + U_LOGINS] = Math.min(2 ** 31 - 1, tally.userPool[r + U_LOGINS]! + logins);
+    }
+  }
+  if (at !== data.length) throw new Error(`tally data has ${data.length - at} bytes too many`);
+  return tally;
+}
+
+/** The address at `from` into `words`; throws unless it is one, in canonical form (as the tally writes it). */
+function readAddress(data: Buffer, from: number, length: number, words: Int32Array): Int32Array {
+  if (from + length > data.length) throw new Error('tally data ends inside an address');
+  const address = data.toString('latin1', from, from + length);
+  if (!addressWords(address, words, 0) || wordsText(words, 0) !== address) throw new Error(`tally data holds ${JSON.stringify(address.slice(0, 60))}, which is not an address`);
+  return words;
+}
+

@@ -1,0 +1,267 @@
+/**
+ * Summaries: a tally cut to a window, per address (what the policy reads), bounded by
+ * --max-tracked (past it, the fewest-event addresses are added up by prefix). Pure.
+ */
+import { addressSortKey, networkOf } from '../address.js';
+import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
+import { Tally, BUCKET_MS, OTHER_USERS, MAX_USERS_PER_ADDRESS, type TimeWindow } from './tally.js';
+import { WordTable, grown } from './words.js';
+
+export interface AddressSummary {
+  address: string;
+  /** Events per kind in the window; every kind is present. */
+  events: Record<EventKind, number>;
+  /** Sum of the counted kinds. */
+  total: number;
+  firstSeen: number;
+  lastSeen: number;
+  /** recipientReject events of this address that Postfix logged as `unknown[ADDR]`. */
+  unnamedRecipientRejects: number;
+  /** messageReject events of this address that Postfix logged as `unknown[ADDR]`. */
+  unnamedMessageRejects: number;
+  /** SASL usernames named in the window: failures naming each, logins as each (absent: none named). */
+  users?: Map<string, { failures: number; logins: number }>;
+  /** SASL failures naming usernames past MAX_USERS_PER_ADDRESS: no login spares them. */
+  otherUserFailures?: number;
+  /**
+   * Past the --max-tracked bound: this is not one address but the IPv6 addresses of `cidr`
+   * (`address` is its network address), added up. The policy counts it as that range.
+   */
+  summarised?: { cidr: string; addresses: number };
+}
+
+/** What summarise does past `maxTracked` addresses. */
+export interface Bound {
+  /** At most this many addresses are summarised one by one (besides offenders and clients that logged in or had mail accepted). */
+  maxTracked: number;
+  /** Thresholds: an address at or over its threshold is always kept. */
+  threshold: number;
+  threshold6: number;
+  /** IPv6 addresses past the bound are added up per prefix of this length (the policy's ipv6Prefix)... */
+  ipv6Prefix: number;
+  /** ...and, when those prefixes are still too many, per network of this length (the policy's ipv6Subnet). */
+  ipv6Subnet: number;
+}
+
+export interface Bounded {
+  summaries: AddressSummary[];
+  /** Addresses past the bound: not summarised one by one (0: the bound was not reached). */
+  summarised: number;
+  /** Their events of the counted kinds. */
+  summarisedEvents: number;
+  /** IPv6 ranges they were added up into (each one summary). */
+  summarisedRanges: number;
+}
+
+/**
+ * Per address, the events inside `window` (to the minute: a bucket counts when its
+ * minute lies in the window), with `total` the sum of the `counted` kinds.
+ * Every address with at least one event of any kind in the window is returned,
+ * worst first (highest total, then most events, then by address).
+ */
+export function summarise(tally: Tally, window: TimeWindow, counted: readonly EventKind[]): AddressSummary[] {
+  return summariseBounded(tally, window, counted, null).summaries;
+}
+
+/**
+ * summarise(), bounded: past `bound.maxTracked` addresses with events in the window, the
+ * ones farthest from their threshold (fewest counted events) are not listed one by one.
+ * Never dropped: addresses at or over their threshold, and those that logged in or had
+ * mail accepted (they spare others). IPv4 addresses below the threshold cannot make a
+ * block (a /24 needs offenders), so the rest of IPv4 is only counted; the rest of IPv6 is
+ * added up per prefix (`summarised` names the range) so a flood of many small prefixes still
+ * adds up to its /48, and per /48 when the prefixes are too many.
+ */
+export function summariseBounded(tally: Tally, window: TimeWindow, counted: readonly EventKind[], bound: Bound | null): Bounded {
+  const fromKey = Math.floor(window.from / BUCKET_MS);
+  const toKey = Math.floor(window.to / BUCKET_MS);
+  const countedIndexes = counted.map((kind) => KIND_INDEX[kind]);
+  const totalOf = (sums: Float64Array) => {
+    let total = 0;
+    for (const i of countedIndexes) total += sums[i]!;
+    return total;
+  };
+  const allOf = (sums: Float64Array) => {
+    let all = 0;
+    for (let i = 0; i < EVENT_KINDS.length; i++) all += sums[i]!;
+    return all;
+  };
+  // past the bound: the score (counted events, then all events) an address needs to be listed
+  let cut = -1;
+  let atCut = Infinity; // how many addresses scoring exactly `cut` may still be listed
+  let present = 0;
+  if (bound !== null && tally.size > bound.maxTracked) {
+    // (no more addresses than the bound: nothing to cut, and no pass to find where)
+    const scores: number[] = [];
+    tally.windowSums(fromKey, toKey, (id, sums) => {
+      const all = allOf(sums);
+      if (all === 0) return;
+      present++;
+      if (!mustKeep(tally.isIpv6(id), sums, totalOf(sums), bound)) scores.push(totalOf(sums) * 2 ** 24 + Math.min(all, 2 ** 24 - 1));
+    });
+    const room = Math.max(0, bound.maxTracked - (present - scores.length));
+    if (scores.length > room) {
+      const sorted = Float64Array.from(scores).sort().reverse();
+      cut = room === 0 ? Infinity : sorted[room - 1]!;
+      atCut = 0;
+      for (let i = room - 1; i >= 0 && sorted[i] === cut; i--) atCut++;
+    }
+  }
+  const out: AddressSummary[] = [];
+  const alls: number[] = [];
+  const keys: string[] = [];
+  const push = (summary: AddressSummary, all: number) => {
+    out.push(summary);
+    alls.push(all);
+    keys.push(addressSortKey(summary.address));
+  };
+  // past the bound, IPv6 is added up per prefix: first only each prefix's total, to know which
+  // prefixes keep their own summary (a flood makes a million of them); prefixes numbered by their words
+  const prefixes = new WordTable();
+  const words = new Int32Array(4);
+  let prefixTotals = new Float64Array(1024);
+  const prefixOf = bound === null ? null : new Int32Array(tally.size).fill(-1);
+  let summarised = 0;
+  let summarisedEvents = 0;
+  tally.windowSums(fromKey, toKey, (id, sums, firstSeen, lastSeen) => {
+    const all = allOf(sums);
+    if (all === 0) return;
+    const total = totalOf(sums);
+    if (cut >= 0 && bound !== null && !mustKeep(tally.isIpv6(id), sums, total, bound)) {
+      const score = total * 2 ** 24 + Math.min(all, 2 ** 24 - 1);
+      if (score < cut || (score === cut && atCut-- <= 0)) {
+        summarised++;
+        summarisedEvents += total;
+        if (tally.isIpv6(id)) {
+          const g = prefixes.idOf(tally.prefixWords(id, bound.ipv6Prefix, words), 0);
+          if (g === prefixTotals.length) prefixTotals = grown(prefixTotals, g * 2);
+          prefixTotals[g]! += total;
+          prefixOf![id] = g;
+        }
+        return;
+      }
+    }
+    const summary = summaryOf(tally.nameOf(id), sums, total, firstSeen, lastSeen);
+    tally.usersInWindow(id, fromKey, toKey, (user, failures, logins) => {
+      if (user === OTHER_USERS) summary.otherUserFailures = failures;
+      else (summary.users ??= new Map()).set(user, { failures, logins });
+    });
+    push(summary, all);
+  });
+  let summarisedRanges = 0;
+  if (bound !== null && prefixes.size > 0) {
+    // too many prefixes for the room left: those with the fewest events are added up per ipv6Subnet network
+    const room = Math.max(1, bound.maxTracked - out.length);
+    const folded = new Uint8Array(prefixes.size);
+    if (prefixes.size > room && bound.ipv6Subnet < bound.ipv6Prefix) {
+      const order = Array.from({ length: prefixes.size }, (_, g) => g).sort((a, b) => prefixTotals[b]! - prefixTotals[a]! || a - b);
+      for (let k = room; k < order.length; k++) folded[order[k]!] = 1;
+    }
+    // each prefix's own group (kept) or its network's (folded), made when its first address comes
+    const groupOf = new Int32Array(prefixes.size).fill(-1);
+    const kept = new Groups();
+    const wider = new Groups();
+    const subnets = new WordTable();
+    tally.windowSums(fromKey, toKey, (id, sums, firstSeen, lastSeen) => {
+      const g = prefixOf![id]!;
+      if (g === -1) return;
+      if (groupOf[g] === -1) {
+        if (folded[g] === 0) groupOf[g] = kept.open(tally.nameOf(id), firstSeen, lastSeen);
+        else {
+          const w = subnets.idOf(tally.prefixWords(id, bound.ipv6Subnet, words), 0);
+          if (w === wider.size) wider.open(tally.nameOf(id), firstSeen, lastSeen);
+          groupOf[g] = w;
+        }
+      }
+      (folded[g] === 0 ? kept : wider).add(groupOf[g]!, sums, firstSeen, lastSeen);
+    });
+    const one = new Float64Array(SLOT_COUNT);
+    const name = (groups: Groups, g: number, bits: number) => {
+      const cidr = networkOf(groups.samples[g]!, bits);
+      const sums = groups.sumsOf(g, one);
+      const summary = summaryOf(cidr.slice(0, cidr.indexOf('/')), sums, totalOf(sums), groups.first[g]!, groups.last[g]!);
+      summary.summarised = { cidr, addresses: groups.addresses[g]! };
+      push(summary, allOf(sums));
+      summarisedRanges++;
+    };
+    for (let g = 0; g < kept.size; g++) name(kept, g, bound.ipv6Prefix);
+    for (let g = 0; g < wider.size; g++) name(wider, g, bound.ipv6Subnet);
+  }
+  const order = Array.from({ length: out.length }, (_, i) => i);
+  order.sort((a, b) => out[b]!.total - out[a]!.total || alls[b]! - alls[a]! || (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
+  return { summaries: order.map((i) => out[i]!), summarised, summarisedEvents, summarisedRanges };
+}
+
+/** Ranges added up past the bound: per range its counts, first and last event, addresses, and one of them. */
+class Groups {
+  sums = new Float64Array(256 * SLOT_COUNT);
+  first = new Float64Array(256);
+  last = new Float64Array(256);
+  addresses = new Float64Array(256);
+  readonly samples: string[] = [];
+
+  get size(): number {
+    return this.samples.length;
+  }
+
+  /** A new range, `sample` one of its addresses; its number. */
+  open(sample: string, first: number, last: number): number {
+    const g = this.samples.length;
+    this.samples.push(sample);
+    if (g === this.first.length) this.grow();
+    this.first[g] = first;
+    this.last[g] = last;
+    return g;
+  }
+
+  /** Adds one address's counts to range `g`. */
+  add(g: number, sums: Float64Array, first: number, last: number): void {
+    for (let i = 0; i < SLOT_COUNT; i++) this.sums[g * SLOT_COUNT + i]! += sums[i]!;
+    if (first < this.first[g]!) this.first[g] = first;
+    if (last > this.last[g]!) this.last[g] = last;
+    this.addresses[g]!++;
+  }
+
+  /** The counts of range `g`, in `into`. */
+  sumsOf(g: number, into: Float64Array): Float64Array {
+    into.set(this.sums.subarray(g * SLOT_COUNT, (g + 1) * SLOT_COUNT));
+    return into;
+  }
+
+  private grow(): void {
+    const n = this.first.length * 2;
+    this.sums = grown(this.sums, n * SLOT_COUNT);
+    this.first = grown(this.first, n);
+    this.last = grown(this.last, n);
+    this.addresses = grown(this.addresses, n);
+  }
+}
+
+/** Never summarised away: offenders, and clients whose logins or accepted mail spare others. */
+function mustKeep(ipv6: boolean, sums: Float64Array, total: number, bound: Bound): boolean {
+  if (sums[KIND_INDEX.saslSuccess]! > 0 || sums[KIND_INDEX.accepted]! > 0) return true;
+  return total >= (ipv6 ? bound.threshold6 : bound.threshold);
+}
+
+function summaryOf(address: string, sums: Float64Array, total: number, firstSeen: number, lastSeen: number): AddressSummary {
+  const events = {} as Record<EventKind, number>;
+  for (let i = 0; i < EVENT_KINDS.length; i++) events[EVENT_KINDS[i]!] = sums[i]!;
+  return { address, events, total, firstSeen, lastSeen, unnamedRecipientRejects: sums[UNNAMED_RECIPIENT_REJECT_SLOT]!, unnamedMessageRejects: sums[UNNAMED_MESSAGE_REJECT_SLOT]! };
+}
+
+/**
+ * Counted events per hour over the `hours` hours that end with the hour of `now`,
+ * oldest first (for the status chart).
+ */
+export function countPerHour(tally: Tally, now: number, counted: readonly EventKind[], hours: number): number[] {
+  const HOUR = 3_600_000;
+  const last = Math.floor(now / HOUR);
+  const out = new Array<number>(hours).fill(0);
+  const indexes = counted.map((k) => KIND_INDEX[k]);
+  tally.perMinute((key, counts) => {
+    const slot = Math.floor((key * BUCKET_MS) / HOUR) - (last - hours + 1);
+    if (slot < 0 || slot >= hours) return;
+    for (const i of indexes) out[slot]! += counts[i]!;
+  });
+  return out;
+}

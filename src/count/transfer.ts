@@ -1,0 +1,54 @@
+/** A tally between threads (scan/jobs.ts): its arrays moved by postMessage, not re-encoded. Pure. */
+import { STRIDE, U_STRIDE } from './layout.js';
+import { Tally } from './tally.js';
+
+/** A tally's arrays, sent between threads (tallyToParts). */
+export interface TallyParts {
+  /** Per address: its four words (address.ts addressWords). */
+  words: Int32Array<ArrayBuffer>;
+  heads: Int32Array<ArrayBuffer>;
+  pool: Int32Array<ArrayBuffer>;
+  /** Per user chain: its address (an index), its username, its newest record. */
+  userAddress: Int32Array<ArrayBuffer>;
+  userNames: string[];
+  userHeads: Int32Array<ArrayBuffer>;
+  userPool: Int32Array<ArrayBuffer>;
+  partial: boolean;
+}
+
+/** The tally's arrays as they are, for another thread: postMessage moves the arrays and copies the usernames (no re-encoding). */
+export function tallyToParts(tally: Tally): TallyParts {
+  const users = tally.userNames.length;
+  return {
+    words: tally.words.slice(0, tally.count * 4),
+    heads: tally.heads.slice(0, tally.count),
+    pool: tally.pool.slice(0, tally.records * STRIDE),
+    userAddress: tally.userAddress.slice(0, users),
+    userNames: tally.userNames,
+    userHeads: tally.userHeads.slice(0, users),
+    userPool: tally.userPool.slice(0, tally.userRecords * U_STRIDE),
+    partial: tally.partial,
+  };
+}
+
+/** The inverse of tallyToParts, on the thread that received them (trusted: they never come from a file). */
+export function tallyFromParts(parts: TallyParts): Tally {
+  const tally = new Tally();
+  for (let id = 0; id < parts.words.length / 4; id++) tally.idOfWords(parts.words, id * 4);
+  tally.heads.set(parts.heads);
+  tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
+  tally.records = parts.pool.length / STRIDE;
+  for (const [u, user] of parts.userNames.entries()) {
+    const id = parts.userAddress[u]!;
+    let users = tally.userMaps[id];
+    if (users === undefined) tally.userMaps[id] = users = new Map();
+    users.set(user, u);
+    tally.userNames.push(user);
+  }
+  tally.userAddress = parts.userAddress.length > 0 ? parts.userAddress : tally.userAddress;
+  tally.userHeads = parts.userHeads.length > 0 ? parts.userHeads : tally.userHeads;
+  tally.userPool = parts.userPool.length > 0 ? parts.userPool : tally.userPool;
+  tally.userRecords = parts.userPool.length / U_STRIDE;
+  tally.partial = parts.partial;
+  return tally;
+}

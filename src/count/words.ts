@@ -1,0 +1,64 @@
+/** The address word table: addresses (and prefixes) as four 32-bit words, numbered in the order they come. Pure. */
+
+/** `a` copied into a new array of `size` (the rest zero): how every array here grows. */
+export function grown<T extends Int32Array | Float64Array>(a: T, size: number): T {
+  const b = new (a.constructor as new (length: number) => T)(size);
+  b.set(a);
+  return b;
+}
+
+/**
+ * Numbers for 128-bit keys (an address as four 32-bit words, or a prefix of one with the rest
+ * zero), in the order they come: an open-addressing table of (number + 1), 0 = free.
+ */
+export class WordTable {
+  words = new Int32Array(64 * 4);
+  private slots = new Int32Array(128);
+  size = 0;
+
+  /** The number of the key `from[at..at+3]`, made when missing (then it is size - 1). */
+  idOf(from: Int32Array, at: number): number {
+    const a = from[at]!;
+    const b = from[at + 1]!;
+    const c = from[at + 2]!;
+    const d = from[at + 3]!;
+    const mask = this.slots.length - 1;
+    for (let i = hashWords(a, b, c, d) & mask; ; i = (i + 1) & mask) {
+      const v = this.slots[i]!;
+      if (v === 0) break;
+      const w = (v - 1) * 4;
+      if (this.words[w + 3] === d && this.words[w + 2] === c && this.words[w + 1] === b && this.words[w] === a) return v - 1;
+    }
+    const id = this.size++;
+    if (id * 4 + 4 > this.words.length) this.words = grown(this.words, this.words.length * 2);
+    this.words[id * 4] = a;
+    this.words[id * 4 + 1] = b;
+    this.words[id * 4 + 2] = c;
+    this.words[id * 4 + 3] = d;
+    if (this.size * 2 > this.slots.length) {
+      this.slots = new Int32Array(this.slots.length * 2);
+      for (let k = 0; k < this.size; k++) this.place(k);
+    } else this.place(id);
+    return id;
+  }
+
+  private place(id: number): void {
+    const w = id * 4;
+    const mask = this.slots.length - 1;
+    let i = hashWords(this.words[w]!, this.words[w + 1]!, this.words[w + 2]!, this.words[w + 3]!) & mask;
+    while (this.slots[i] !== 0) i = (i + 1) & mask;
+    this.slots[i] = id + 1;
+  }
+}
+
+function hashWords(a: number, b: number, c: number, d: number): number {
+  return fmix(fmix(fmix(fmix(0x811c9dc5 ^ a) ^ b) ^ c) ^ d) >>> 0;
+}
+
+/** MurmurHash3's finaliser: every input bit reaches the low bits the table uses. */
+function fmix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
