@@ -24,6 +24,22 @@ export const ExitCode = {
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
+/**
+ * What each exit code means, in one line: `--help` prints this list; a test holds the man page's
+ * EXIT STATUS and README's "Exit codes" table to the same codes.
+ */
+export const EXIT_MEANINGS: Readonly<Record<ExitCode, string>> = {
+  0: 'done (or nothing to do)',
+  1: 'internal error: a bug in smtpguard (run with --debug, please report it)',
+  2: 'bad flags or arguments',
+  3: 'a file or setting smtpguard cannot use (log, marker, config line, not installed)',
+  4: 'another run holds the lock',
+  5: 'a reload (or postmap) failed; the previous files were put back and reloaded',
+  6: 'a reload failed and so did putting the previous files back: check the firewall now',
+  7: 'writing a file failed; each file is its old or its new version',
+  8: 'the run took longer than --timeout: stopped before changing anything, the lock released',
+};
+
 export class SmtpguardError extends Error {
   readonly exitCode: ExitCode;
   readonly hint: string | undefined;

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { parseNow } from '../duration.js';
-import { ExitCode, SmtpguardError, usageError } from '../errors.js';
+import { EXIT_MEANINGS, ExitCode, SmtpguardError, usageError } from '../errors.js';
 import { controlCharacterProblem } from '../text.js';
 import { DEFAULT_CONFIG_FILE, DEFINITIONS, givenAllow, givenSettings, renderSettings, resolveSettings, type FlagValues, type Resolved } from './settings.js';
 import type { Io } from './commands/common.js';
@@ -72,17 +72,7 @@ function addSettingOptions(command: Command, used: ReadonlySet<string> | null = 
 
 const examples = (...lines: string[]): string => `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
 
-const EXIT_CODES = `
-Exit status:
-  0  done (or nothing to do)
-  1  internal error: a bug in smtpguard (run with --debug, please report it)
-  2  bad flags or arguments
-  3  a file or setting smtpguard cannot use (log, marker, config line, not installed)
-  4  another run holds the lock
-  5  a reload (or postmap) failed; the previous files were put back and reloaded
-  6  a reload failed and so did putting the previous files back: check the firewall now
-  7  writing a file failed; each file is its old or its new version
-`;
+const EXIT_CODES = `\nExit status:\n${Object.entries(EXIT_MEANINGS).map(([code, meaning]) => `  ${code}  ${meaning}`).join('\n')}\n`;
 
 interface CommonFlags extends FlagValues, OutputFlags {
   config?: string;
