@@ -57,6 +57,8 @@ export interface PolicyOptions {
   maxExceptions?: number;
   /** Usernames that do not exist here: a failure naming one makes the client an offender (optional). */
   trapUsers?: readonly string[];
+  /** Addresses to give a reason record for (explain): `Decision.reasons`. */
+  explain?: readonly string[];
 }
 
 /** `subnet6`: an IPv6 network above the prefix; `manual`: made by `smtpguard block` (overrides.ts); `fleet`: a decision another server shared through CrowdSec (fleet.ts). */
@@ -132,7 +134,51 @@ export interface Decision {
   ignored: Ignored[];
   /** Blocks left out by maxBlocks (the least bad ones). */
   overLimit: Block[];
+  /** Why each address of `PolicyOptions.explain` is or is not blocked (the policy's own numbers). */
+  reasons?: Reason[];
+  /** The clients closest to their threshold that the policy did not block, worst first (at most NEAR_MISSES). */
+  nearMisses?: NearMiss[];
 }
+
+/** The numbers behind the policy's answer for one address: what `explain` prints, never recounted. */
+export interface Reason {
+  address: string;
+  /** Its events of the counted kinds in the window; `counted` of them are held against it (the rest were spared). */
+  events: number;
+  counted: number;
+  /** The part of `counted` about the client itself (not message-level rejects): only this adds up into a range. */
+  clientLevel: number;
+  /** THRESHOLD, or THRESHOLD6 (which its IPv6 prefix's counted events are measured against). */
+  threshold: number;
+  /** What was not held against it, and why. */
+  spared: Spared[];
+  /** The never-block range that holds it (`loopback 127.0.0.0/8`, `allow 192.0.2.0/24`). */
+  neverBlock?: string;
+  /** IPv4: its /24: the offenders there (at or over THRESHOLD), those on client-level evidence, and what came of it. */
+  subnet?: { cidr: string; offenders: number; clientOffenders: number; needed: number; outcome: RangeOutcome };
+  /** IPv6: its prefix: the counted events of its addresses, their client-level part, and what came of it. */
+  prefix?: { cidr: string; counted: number; clientLevel: number; addresses: number; threshold: number; outcome: RangeOutcome };
+  /** IPv6: its /48 (IPV6_SUBNET): offending prefixes, and the client-level events of the prefixes under THRESHOLD6. */
+  subnet6?: { cidr: string; offendingPrefixes: number; neededPrefixes: number; spread: number; neededSpread: number; outcome: RangeOutcome };
+  /** The policy's block that holds it (before bans, manual blocks and the fleet), or null. */
+  block: string | null;
+  /** A block of it left out by --max-blocks. */
+  overLimit?: string;
+}
+
+/** What the policy made of a range: blocked whole, or why not. */
+export type RangeOutcome = 'blocked whole' | 'too few offenders' | 'under the threshold' | 'holds a never-block range' | 'crowded with logins' | 'counted per address';
+
+export interface NearMiss {
+  /** An IPv4 address, or an IPv6 prefix (its events add up). */
+  address: string;
+  /** Its counted events, under `threshold`. */
+  total: number;
+  threshold: number;
+}
+
+/** Near misses the policy lists. */
+export const NEAR_MISSES = 10;
 
 interface Candidate {
   address: string;
@@ -160,6 +206,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
   const ignored: Ignored[] = [];
   const v4: Candidate[] = [];
   const v6 = new Map<string, Candidate[]>(); // prefix cidr -> its addresses
+  const trace = new Trace(options.explain ?? [], options);
 
   // Addresses where someone logged in: exceptions in a range blocked whole. Logins per IPv6 prefix
   // also spare the prefix's failures as the same user (phones change addresses). (Accepted mail is
@@ -181,6 +228,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     if (traps.size > 0 && triedTrap(s, traps)) clientLevel = Math.max(clientLevel, family === 4 ? options.threshold : options.threshold6);
     const message = countMessageRejects(s, counted, clientLevel, family === 4 ? options.threshold : options.threshold6, spared);
     const total = clientLevel + message;
+    trace.counted(s.address, total, clientLevel);
     if (total === 0) continue;
     const ip = parseIp(s.address);
     const guard = never.find((n) => inRange(ip, n.range));
@@ -202,10 +250,37 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
   const users = new Set(loginAddresses);
   for (const sp of spared) if (sp.kind === 'saslFailure') users.add(sp.address);
   const logins = new LoginIndex([...users], options.maxExceptions ?? DEFAULT_MAX_EXCEPTIONS);
-  const blocks = decideIpv4(v4, options, overlapsNever, logins).concat(decideIpv6(v6, options, overlapsNever, logins));
+  const blocks = decideIpv4(v4, options, overlapsNever, logins, trace).concat(decideIpv6(v6, options, overlapsNever, logins, trace));
 
   const capped = capBlocks(blocks, options.maxBlocks);
-  return { blocks: capped.blocks, spared, ignored, overLimit: capped.overLimit };
+  const decision: Decision = { blocks: capped.blocks, spared, ignored, overLimit: capped.overLimit, nearMisses: nearMisses(v4, v6, blocks, options) };
+  if (options.explain !== undefined) decision.reasons = options.explain.map((a) => trace.reason(a, summaries, v6, decision));
+  return decision;
+}
+
+/**
+ * The candidates the policy did not block, closest to their threshold first: IPv4 addresses,
+ * and IPv6 prefixes (their addresses add up). Bounded: NEAR_MISSES, whatever the input.
+ */
+function nearMisses(v4: readonly Candidate[], v6: ReadonlyMap<string, Candidate[]>, blocks: readonly Block[], options: PolicyOptions): NearMiss[] {
+  // under its threshold, a candidate is blocked only inside a range blocked whole: its /24, or its prefix's /48
+  let blocked: Set<string> | null = null;
+  const misses: NearMiss[] = [];
+  const offer = (miss: NearMiss, range: string) => {
+    if (misses.length === NEAR_MISSES && miss.total <= misses.at(-1)!.total) return; // summaries come worst first: this is most of them
+    blocked ??= new Set(blocks.map((b) => b.cidr));
+    if (blocked.has(range)) return;
+    misses.push(miss);
+    misses.sort((x, y) => y.total - x.total);
+    if (misses.length > NEAR_MISSES) misses.pop();
+  };
+  for (const c of v4) if (c.total < options.threshold) offer({ address: c.address, total: c.total, threshold: options.threshold }, networkOf(c.address, 24));
+  for (const [prefix, members] of v6) {
+    let total = 0;
+    for (const m of members) total += m.total;
+    if (total < options.threshold6) offer({ address: prefix, total, threshold: options.threshold6 }, networkOf(prefix.slice(0, prefix.indexOf('/')), options.ipv6Subnet));
+  }
+  return misses;
 }
 
 /**
@@ -305,14 +380,22 @@ class LoginIndex {
 }
 
 /** IPv4: hosts over the threshold, grouped by /24; a /24 needs `subnetHosts` offenders on client-level evidence alone. */
-function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNever: (cidr: string) => boolean, logins: LoginIndex): Block[] {
+function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNever: (cidr: string) => boolean, logins: LoginIndex, trace: Trace): Block[] {
   const blocks: Block[] = [];
   const subnets = new Map<string, Candidate[]>();
   for (const c of v4) if (c.total >= options.threshold) pushTo(subnets, networkOf(c.address, 24), c);
   for (const [subnet, offenders] of subnets) {
     let clientOffenders = 0;
     for (const o of offenders) if (o.clientLevel >= options.threshold) clientOffenders++;
-    const exceptions = clientOffenders >= options.subnetHosts && !overlapsNever(subnet) ? logins.hostExceptions(subnet, new Set(offenders.map((o) => o.address))) : null;
+    const never = overlapsNever(subnet);
+    const exceptions = clientOffenders >= options.subnetHosts && !never ? logins.hostExceptions(subnet, new Set(offenders.map((o) => o.address))) : null;
+    trace.range(subnet, () => ({
+      cidr: subnet,
+      offenders: offenders.length,
+      clientOffenders,
+      needed: options.subnetHosts,
+      outcome: clientOffenders < options.subnetHosts ? 'too few offenders' : never ? 'holds a never-block range' : exceptions === 'crowded' ? 'crowded with logins' : 'blocked whole',
+    }));
     if (exceptions !== null && exceptions !== 'crowded') {
       blocks.push(block(subnet, 4, offenders, 'subnet', { exceptions }));
     } else {
@@ -327,7 +410,7 @@ function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNe
  * never-block range: then its addresses one by one); prefixes add up into their /48. A prefix
  * or /48 blocked whole keeps the addresses where someone logged in as exceptions.
  */
-function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions, overlapsNever: (cidr: string) => boolean, logins: LoginIndex): Block[] {
+function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions, overlapsNever: (cidr: string) => boolean, logins: LoginIndex, trace: Trace): Block[] {
   const blocks: Block[] = [];
   const aggregate = options.ipv6SubnetPrefixes > 0 && options.ipv6Subnet < options.ipv6Prefix && options.ipv6Prefix < 128;
   // per /48: its prefix blocks, whether it may be blocked whole, and its client-level evidence
@@ -340,6 +423,13 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
     // a range added up past --max-tracked is no address: it can be blocked as its range only
     const offenders = members.filter((m) => m.total >= options.threshold6 && m.weight === undefined);
     const exceptions = !alone && clientLevel >= options.threshold6 ? logins.hostExceptions(prefix, new Set(offenders.map((m) => m.address))) : null;
+    trace.range(prefix, () => {
+      let counted = 0;
+      for (const m of members) counted += m.total;
+      const outcome: RangeOutcome =
+        options.ipv6Prefix === 128 ? 'counted per address' : overlapsNever(prefix) ? 'holds a never-block range' : clientLevel < options.threshold6 ? 'under the threshold' : exceptions === 'crowded' ? 'crowded with logins' : 'blocked whole';
+      return { cidr: prefix, counted, clientLevel, addresses: members.length, threshold: options.threshold6, outcome };
+    });
     if (exceptions !== null && exceptions !== 'crowded') {
       mine.push(block(prefix, 6, members, 'prefix', { exceptions }));
     } else {
@@ -363,6 +453,14 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
   for (const [subnet, entry] of subnets) {
     const over = entry.offending >= options.ipv6SubnetPrefixes || entry.spread >= options.threshold6 * options.ipv6SubnetPrefixes;
     const exceptions = entry.whole && over ? subnetExceptions(subnet, entry, options, logins) : null;
+    trace.range(subnet, () => ({
+      cidr: subnet,
+      offendingPrefixes: entry.offending,
+      neededPrefixes: options.ipv6SubnetPrefixes,
+      spread: entry.spread,
+      neededSpread: options.threshold6 * options.ipv6SubnetPrefixes,
+      outcome: !over ? 'too few offenders' : !entry.whole ? 'holds a never-block range' : exceptions === 'crowded' ? 'crowded with logins' : 'blocked whole',
+    }));
     if (exceptions !== null && exceptions !== 'crowded') blocks.push(block(subnet, 6, entry.members, 'subnet6', { exceptions }));
     else for (const b of entry.blocks) blocks.push(b);
   }
@@ -459,6 +557,75 @@ function addLogins(map: Map<string, Set<string | null>>, key: string, s: Address
   }
   if (named < s.events.saslSuccess) users.add(null);
   return map;
+}
+
+/**
+ * What explain asks about: the ranges holding its addresses record what the policy made of them
+ * (a lookup per range, nothing more when explain asks nothing), and reason() puts an address's
+ * record together from them and from the candidates.
+ */
+class Trace {
+  private readonly watched = new Set<string>();
+  private readonly ranges = new Map<string, unknown>();
+  private readonly counts = new Map<string, { counted: number; clientLevel: number } | null>();
+
+  constructor(
+    addresses: readonly string[],
+    private readonly options: PolicyOptions,
+  ) {
+    for (const a of addresses) {
+      this.counts.set(a, null);
+      if (a.includes(':')) this.watched.add(networkOf(a, options.ipv6Prefix)).add(networkOf(a, options.ipv6Subnet));
+      else this.watched.add(networkOf(a, 24));
+    }
+  }
+
+  counted(address: string, counted: number, clientLevel: number): void {
+    if (this.counts.has(address)) this.counts.set(address, { counted, clientLevel });
+  }
+
+  range(cidr: string, record: () => NonNullable<Reason['subnet'] | Reason['prefix'] | Reason['subnet6']>): void {
+    if (this.watched.has(cidr)) this.ranges.set(cidr, record());
+  }
+
+  reason(address: string, summaries: readonly AddressSummary[], v6: ReadonlyMap<string, Candidate[]>, decision: Decision): Reason {
+    const o = this.options;
+    const ipv6 = address.includes(':');
+    const s = summaries.find((x) => x.address === address);
+    const counts = this.counts.get(address) ?? { counted: 0, clientLevel: 0 };
+    const ip = parseIp(address);
+    const holding = (blocks: readonly Block[]) => blocks.find((b) => inRange(ip, parseRange(b.cidr)));
+    const never = o.neverBlock.find((n) => inRange(ip, parseRange(n.cidr)));
+    const reason: Reason = {
+      address,
+      events: s?.total ?? 0,
+      counted: counts.counted,
+      clientLevel: counts.clientLevel,
+      threshold: ipv6 ? o.threshold6 : o.threshold,
+      spared: decision.spared.filter((x) => x.address === address),
+      block: holding(decision.blocks)?.cidr ?? null,
+    };
+    if (never !== undefined) reason.neverBlock = `${never.source} ${never.cidr}`;
+    const over = holding(decision.overLimit);
+    if (over !== undefined) reason.overLimit = over.cidr;
+    if (ipv6) {
+      const prefix = networkOf(address, o.ipv6Prefix);
+      const members = v6.get(prefix) ?? [];
+      let clientLevel = 0;
+      let counted = 0;
+      for (const m of members) {
+        clientLevel += m.clientLevel;
+        counted += m.total;
+      }
+      reason.prefix = (this.ranges.get(prefix) as Reason['prefix']) ?? { cidr: prefix, counted, clientLevel, addresses: members.length, threshold: o.threshold6, outcome: 'under the threshold' };
+      const subnet = this.ranges.get(networkOf(address, o.ipv6Subnet)) as Reason['subnet6'];
+      if (subnet !== undefined) reason.subnet6 = subnet;
+    } else {
+      const subnet = networkOf(address, 24);
+      reason.subnet = (this.ranges.get(subnet) as Reason['subnet']) ?? { cidr: subnet, offenders: 0, clientOffenders: 0, needed: o.subnetHosts, outcome: 'too few offenders' };
+    }
+    return reason;
+  }
 }
 
 interface BlockExtra {

@@ -13,6 +13,8 @@ import type { LineParser, MailEvent } from './parse.js';
 /** Where the scanner puts each event: a Tally (count/), or a filter for one address (explain). */
 export interface EventSink {
   add(event: MailEvent): void;
+  /** When present, each event comes here too with its line and line number (1-based): slower, for explain only. */
+  line?(event: MailEvent, text: string, line: number): void;
 }
 
 /**
@@ -159,7 +161,12 @@ export class LogScanner {
     const block = data.subarray(start, end);
     let lines = unterminated ? 1 : 0;
     for (let i = block.indexOf(NL); i !== -1; i = block.indexOf(NL, i + 1)) lines++;
+    const before = this.counters.lines;
     this.counters.lines += lines;
+    if (this.tally.line !== undefined) {
+      this.scanNumbered(block, before);
+      return;
+    }
 
     const starts = findCandidateLines(block);
     let previous = -1;
@@ -174,6 +181,28 @@ export class LogScanner {
         this.counters.events++;
         this.tally.add(event);
       }
+    }
+  }
+
+  /** scanLines for a sink that wants each event's line and its number (`before`: lines ahead of this block). */
+  private scanNumbered(block: Buffer, before: number): void {
+    let line = before + 1;
+    let at = 0;
+    let previous = -1;
+    for (const lineStart of findCandidateLines(block)) {
+      if (lineStart === previous) continue;
+      previous = lineStart;
+      for (let i = block.indexOf(NL, at); i !== -1 && i < lineStart; i = block.indexOf(NL, i + 1)) line++;
+      at = lineStart;
+      let lineEnd = block.indexOf(NL, lineStart);
+      if (lineEnd === -1) lineEnd = block.length;
+      if (lineEnd > lineStart && block[lineEnd - 1] === CR) lineEnd--;
+      const text = block.toString('latin1', lineStart, lineEnd);
+      const event = this.parser.parse(text);
+      if (event === null) continue;
+      this.counters.events++;
+      this.tally.add(event);
+      this.tally.line!(event, text, line);
     }
   }
 }

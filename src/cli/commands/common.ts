@@ -27,11 +27,23 @@ export interface Scanned {
   summarised: { addresses: number; events: number; ranges: number };
 }
 
+export interface ScanOptions {
+  /** false: a reader that changes nothing (a dry run, status, explain). Default true. */
+  saveState?: boolean;
+  /** Addresses the policy gives a reason record for (explain). */
+  explain?: readonly string[];
+  /** Read at least this much of the logs (ms) into `collected.tally`, whatever --window decides on (status's 24-hour chart). */
+  readAtLeast?: number;
+}
+
 /** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
-export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: boolean, io: Io, saveState = true): Promise<Scanned> {
+export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: boolean, io: Io, options: ScanOptions = {}): Promise<Scanned> {
+  const saveState = options.saveState ?? true;
+  const explain = options.explain;
   const journal = await chooseJournal(settings, defaultLogs, io);
   const to = now.getTime();
   const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
+  const read = options.readAtLeast !== undefined && settings.window < options.readAtLeast ? { from: to - options.readAtLeast, to } : window;
   // ask Postfix for mynetworks while the logs are read
   const neverBlocking = findNeverBlock({ ...settings, keep: saveState }, io.warn);
   const collected = await collectEvents({
@@ -43,7 +55,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     stdin: io.stdin,
     stateDir: settings.state ? settings.stateDir : null,
     saveState,
-    window,
+    window: read,
   });
   const bounded = summariseBounded(collected.tally, window, settings.kinds, {
     maxTracked: settings.maxTracked,
@@ -67,6 +79,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     neverBlock,
     maxBlocks: settings.maxBlocks,
     maxExceptions: settings.maxExceptions,
+    ...(explain === undefined ? {} : { explain }),
   });
   return { collected, summaries, decision, neverBlock, summarised };
 }
@@ -75,7 +88,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
  * The journal is read with --journal, or by default when no mail log exists on the
  * default paths and the journal holds Postfix entries (Debian 12 without rsyslog).
  */
-async function chooseJournal(settings: Settings, defaultLogs: boolean, io: Io): Promise<JournalSource | null> {
+export async function chooseJournal(settings: Settings, defaultLogs: boolean, io: Io): Promise<JournalSource | null> {
   const journal: JournalSource = { directory: settings.journalDirectory, unit: settings.journalUnit };
   if (settings.journal === 'yes') return journal;
   if (settings.journal === 'no' || !defaultLogs) return null;

@@ -1,23 +1,24 @@
 /**
  * `smtpguard explain ADDR` (read-only): every event of that address (or of its IPv6
- * prefix) in the window as the log lines themselves with file:line, its counts
- * against each threshold, and the block it is in and why, or why not.
+ * prefix) in the window as the log lines themselves with file:line, its counts against
+ * each threshold, and the block it is in and why, or why not. The answer is run's: the
+ * decision is made by the same code as `run --dry-run` (policy, fleet, manual blocks,
+ * bans), and every number is the policy's reason record for the address, never recounted.
  */
-import { readFile } from 'node:fs/promises';
-import { gunzipSync } from 'node:zlib';
 import { inRange, networkOf, parseAdminRange, parseIp, parseRange, rangeWord } from '../../address.js';
 import { usageError } from '../../errors.js';
-import { applyOverrides, describeUntil, type Override } from '../../decide/overrides.js';
+import { describeUntil, type Override } from '../../decide/overrides.js';
 import { readOverrides } from '../../store/overrides.js';
 import { describeSpared } from '../../report/plan-report.js';
 import { lengthText, ordinal } from '../../decide/bans.js';
 import { localTime } from '../../report/report.js';
 import { readBans } from '../../store/bans.js';
 import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
-import { LineParser } from '../../read/parse.js';
+import type { Block, Decision, Reason } from '../../decide/policy.js';
 import type { Settings } from '../settings.js';
-import { findLogSources } from '../../read/sources.js';
-import { scanAndDecide, type Io } from './common.js';
+import { clientLines } from '../../scan/lines.js';
+import { chooseJournal, type Io } from './common.js';
+import { decideAsRun } from './run.js';
 
 export interface ExplainOptions {
   target: string;
@@ -39,65 +40,33 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
   const to = options.now.getTime();
   const from = settings.window === Infinity ? -Infinity : to - settings.window;
 
-  // the lines themselves
-  const parser = new LineParser(options.now);
-  const lines: Array<{ file: string; line: number; text: string; kind: string; address: string }> = [];
-  let matched = 0;
-  const sources = settings.log.includes('-') ? [] : await findLogSources(settings.log, options.defaultLogs, io.warn).catch(() => []);
-  for (const source of sources) {
-    const raw = await readFile(source.path).catch(() => null);
-    if (raw === null) continue;
-    const text = (source.path.endsWith('.gz') ? gunzipSync(raw) : raw).toString('latin1');
-    text.split('\n').forEach((line, i) => {
-      const event = parser.parse(line);
-      if (event === null || event.time < from || event.time > to || !inRange(parseIp(event.address), scopeRange)) return;
-      matched++;
-      if (lines.length < SHOWN_LINES) lines.push({ file: source.path, line: i + 1, text: line, kind: event.kind, address: event.address });
-    });
-  }
+  // the lines themselves: the scanner's events of this address (or prefix), from the logs run reads
+  const journal = await chooseJournal(settings, options.defaultLogs, { ...io, note: undefined });
+  const found = await clientLines({
+    logs: journal !== null && options.defaultLogs ? [] : settings.log,
+    usingDefaultLogs: options.defaultLogs,
+    journal,
+    now: options.now,
+    window: { from, to },
+    match: (a) => inRange(parseIp(a), scopeRange),
+    keep: SHOWN_LINES,
+    warn: io.warn,
+    stdin: io.stdin,
+  });
 
-  // the decision, as run makes it
-  const { decision: raw, summaries, neverBlock } = await scanAndDecide(settings, options.now, options.defaultLogs, io, false);
-  const overrides: Override[] = await readOverrides(settings.stateDir).catch(() => []);
-  const decision = applyOverrides(raw, overrides, { now: options.now, neverBlock, totals: new Map(summaries.map((s) => [s.address, s.total])) });
+  // the decision, as run --dry-run makes it, with the policy's reason record for this address
+  let overrides: Override[] = [];
+  const decided = await decideAsRun(settings, { now: options.now, defaultLogs: options.defaultLogs, dryRun: true, explain: [address] }, io, async () => (overrides = await readOverrides(settings.stateDir).catch(() => [])));
+  const { decision, summaries } = decided;
+  const reason = decided.policy.reasons![0]!;
   const ip = parseIp(address);
   const mine = summaries.find((s) => s.address === address);
-  const inScope = summaries.filter((s) => inRange(parseIp(s.address), scopeRange));
   const counts =
     family === 4
-      ? {
-          total: mine?.total ?? 0,
-          threshold: settings.threshold,
-          offendersIn24: summaries.filter((s) => !s.address.includes(':') && networkOf(s.address, 24) === networkOf(address, 24) && s.total >= settings.threshold).length,
-          subnetHosts: settings.subnetHosts,
-        }
-      : { total: mine?.total ?? 0, prefix: scope, prefixTotal: inScope.reduce((sum, s) => sum + s.total, 0), threshold6: settings.threshold6 };
-  const holding = decision.blocks.find((b) => inRange(ip, parseRange(b.cidr)));
-  // an exception of a range blocked whole (someone logged in there) is not blocked
-  const exception = holding?.exceptions?.find((e) => inRange(ip, parseRange(e)));
-  const block = exception === undefined ? holding : undefined;
-  const ignored = decision.ignored.find((i) => i.address === address || (i.address.includes('/') && inRange(ip, parseRange(i.address))));
-  const spared = decision.spared.find((s) => s.address === address);
-  const guard = neverBlock.find((n) => inRange(ip, parseRange(n.cidr)));
+      ? { total: reason.counted, threshold: settings.threshold, offendersIn24: reason.subnet?.offenders ?? 0, subnetHosts: settings.subnetHosts }
+      : { total: reason.counted, prefix: scope, prefixTotal: reason.prefix?.counted ?? 0, threshold6: settings.threshold6 };
   const override = overrides.find((o) => inRange(ip, parseRange(o.cidr)) && (o.until === null || Date.parse(o.until) > to));
-  let verdict: string;
-  if (block !== undefined) {
-    const why =
-      block.reason === 'manual'
-        ? `blocked by hand (smtpguard block)${override?.comment ? `: ${override.comment}` : ''}, ${override === undefined ? '' : describeUntil(override)}`
-        : block.reason === 'subnet'
-          ? `${block.addressCount} offenders in this /24 (SUBNET_HOSTS=${settings.subnetHosts})`
-          : block.reason === 'subnet6'
-            ? `offending prefixes in this /${settings.ipv6Subnet} add up (IPV6_SUBNET_PREFIXES=${settings.ipv6SubnetPrefixes}, THRESHOLD6=${settings.threshold6}): ${block.total} counted events from ${block.addressCount} addresses`
-          : block.reason === 'prefix'
-            ? `the IPv6 prefix has ${block.total} counted events (THRESHOLD6=${settings.threshold6})`
-            : `${block.total} counted events (THRESHOLD=${family === 4 ? settings.threshold : settings.threshold6})`;
-    verdict = `blocked: in ${block.cidr} (${block.reason}): ${why}`;
-  } else if (exception !== undefined) verdict = `not blocked: an exception (${exception}) in ${holding!.cidr}, which is blocked: someone logged in there`;
-  else if (ignored !== undefined) verdict = `not blocked: ${ignored.reason}`;
-  else if (guard !== undefined) verdict = `not blocked: never blocked (${guard.source} ${guard.cidr})`;
-  else if (spared !== undefined) verdict = `not blocked: ${describeSpared(spared)} (spared)`;
-  else verdict = `not blocked: ${family === 4 ? `${counts.total} counted events, under THRESHOLD=${settings.threshold}` : `the prefix ${scope} has ${'prefixTotal' in counts ? counts.prefixTotal : 0} counted events, under THRESHOLD6=${settings.threshold6}`}`;
+  const { verdict, block } = verdictOf(address, reason, decision, decided.policy, override, settings);
 
   const firewall = await inFirewallFiles(settings, ip);
   // its ban history: every range holding it that was banned (running, or remembered for the recidive window)
@@ -112,23 +81,100 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
     until: r.until === null ? null : new Date(r.until).toISOString(),
     running: r.until === null || r.until > options.now.getTime(),
   }));
-  const result = { address, scope, bans: history, window: { from: Number.isFinite(from) ? new Date(from).toISOString() : null, to: options.now.toISOString() }, events: matched, lines, counts, eventsByKind: mine?.events ?? null, verdict, block: block ?? null, inFirewallFiles: firewall, override: override ?? null };
+  const lines = found.lines;
+  const result = {
+    address,
+    scope,
+    bans: history,
+    window: { from: Number.isFinite(from) ? new Date(from).toISOString() : null, to: options.now.toISOString() },
+    events: found.matched,
+    lines,
+    counts,
+    eventsByKind: mine?.events ?? null,
+    verdict,
+    block: block ?? null,
+    inFirewallFiles: firewall,
+    override: override ?? null,
+    reason,
+  };
   if (options.json) {
     io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return;
   }
   const out = [`${address}: ${verdict}`, ''];
-  out.push(family === 4 ? `Counts in the window: ${counts.total} of THRESHOLD=${settings.threshold}; offenders in its /24: ${'offendersIn24' in counts ? counts.offendersIn24 : 0} of SUBNET_HOSTS=${settings.subnetHosts}` : `Counts in the window: this address ${counts.total}; its prefix ${scope}: ${'prefixTotal' in counts ? counts.prefixTotal : 0} of THRESHOLD6=${settings.threshold6}`);
+  out.push(countsLine(reason, settings));
   if (mine !== undefined) out.push(`Events by kind: ${Object.entries(mine.events).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
   out.push(`In the generated ufw section now: ${firewall.length > 0 ? firewall.join(', ') : 'no'}`);
   for (const b of history) {
     const end = b.until === null ? 'for good' : `${b.running ? 'until' : 'ended'} ${localTime(Date.parse(b.until))}`;
     out.push(`Ban history: ${b.cidr} (${b.reason}), ${ordinal(b.times)} time, ${b.banFor}, ${end}; first blocked ${localTime(Date.parse(b.firstBlocked))}, last event ${localTime(Date.parse(b.lastEvent))}`);
   }
+  const matched = found.matched;
   out.push('', matched === 0 ? `No events of ${family === 6 ? scope : address} in the window.` : `Events in the window (${matched}${matched > lines.length ? `, the first ${lines.length} shown` : ''}):`);
   for (const l of lines) out.push(`  ${l.file}:${l.line}: ${l.text}`);
-  if (sources.length === 0) out.push('  (no log files read: the journal is not searched line by line; smtpguard scan counts it)');
+  if (found.sources.length === 0) out.push('  (no log read: with --log - the lines are not shown; smtpguard scan counts them)');
   io.stdout.write(out.join('\n') + '\n');
+}
+
+/** The counts under the verdict, as the policy counted them. */
+function countsLine(reason: Reason, settings: Settings): string {
+  const spared = reason.events - reason.counted;
+  const sparedText = spared > 0 ? ` (${spared} more not counted: spared)` : '';
+  if (reason.subnet !== undefined) {
+    const s = reason.subnet;
+    const client = s.clientOffenders < s.offenders ? `, ${s.clientOffenders} on client-level evidence` : '';
+    return `Counts in the window: ${reason.counted} of THRESHOLD=${settings.threshold}${sparedText}; offenders in its /24: ${s.offenders} of SUBNET_HOSTS=${settings.subnetHosts}${client}`;
+  }
+  const p = reason.prefix!;
+  const client = p.clientLevel < p.counted ? ` (${p.clientLevel} about the client: only those add up across its addresses)` : '';
+  const subnet = reason.subnet6 === undefined ? '' : `; its /${settings.ipv6Subnet} ${reason.subnet6.cidr}: ${reason.subnet6.offendingPrefixes} offending prefixes of IPV6_SUBNET_PREFIXES=${settings.ipv6SubnetPrefixes}`;
+  return `Counts in the window: this address ${reason.counted}${sparedText}; its prefix ${p.cidr}: ${p.counted} of THRESHOLD6=${settings.threshold6}${client}${subnet}`;
+}
+
+/** Blocked or not, and why: the final decision says whether, the policy's reason record why. */
+function verdictOf(address: string, reason: Reason, decision: Decision, policy: Decision, override: Override | undefined, settings: Settings): { verdict: string; block: Block | undefined } {
+  const ip = parseIp(address);
+  const holds = (cidr: string) => inRange(ip, parseRange(cidr));
+  const holding = decision.blocks.find((b) => holds(b.cidr));
+  // an exception of a range blocked whole (someone logged in there) is not blocked
+  const exception = holding?.exceptions?.find(holds);
+  if (holding !== undefined && exception === undefined) return { verdict: `blocked: in ${holding.cidr} (${holding.reason}): ${whyBlocked(holding, reason, policy, override, settings)}`, block: holding };
+  if (exception !== undefined) return { verdict: `not blocked: an exception (${exception}) in ${holding!.cidr}, which is blocked: someone logged in there`, block: undefined };
+  const ignored = decision.ignored.find((i) => i.address === address || (i.address.includes('/') && holds(i.address)));
+  if (ignored !== undefined) return { verdict: `not blocked: ${ignored.reason}`, block: undefined };
+  if (reason.neverBlock !== undefined) return { verdict: `not blocked: never blocked (${reason.neverBlock})`, block: undefined };
+  const over = decision.overLimit.find((b) => holds(b.cidr));
+  if (over !== undefined) return { verdict: `not blocked: its block ${over.cidr} (${over.total} counted events) is left out by MAX_BLOCKS=${settings.maxBlocks}: worse offenders took the places`, block: undefined };
+  const threshold = reason.threshold;
+  if (reason.spared.length > 0 && reason.counted < threshold && reason.events >= threshold) {
+    return { verdict: `not blocked: ${reason.spared.map(describeSpared).join('; ')} (spared)`, block: undefined };
+  }
+  if (reason.subnet !== undefined) return { verdict: `not blocked: ${reason.counted} counted events, under THRESHOLD=${threshold}`, block: undefined };
+  const p = reason.prefix!;
+  if (p.counted >= threshold && p.clientLevel < threshold) {
+    return { verdict: `not blocked: the prefix ${p.cidr} has ${p.counted} counted events, but only ${p.clientLevel} about the client (rejects of recipients, relaying or senders add up for one address only), and this address has ${reason.counted} of THRESHOLD6=${threshold}`, block: undefined };
+  }
+  return { verdict: `not blocked: the prefix ${p.cidr} has ${p.counted} counted events, under THRESHOLD6=${threshold}`, block: undefined };
+}
+
+function whyBlocked(block: Block, reason: Reason, policy: Decision, override: Override | undefined, settings: Settings): string {
+  if (block.reason === 'manual') return `blocked by hand (smtpguard block)${override?.comment ? `: ${override.comment}` : ''}, ${override === undefined ? '' : describeUntil(override)}`;
+  if (block.reason === 'fleet' && block.fleet !== undefined) return `a decision shared through CrowdSec (${block.fleet.scenario} from ${block.fleet.origin}) until ${block.fleet.until}`;
+  // a ban keeps a block the window no longer makes
+  const kept = !policy.blocks.some((b) => b.cidr === block.cidr);
+  if (kept) {
+    const ban = block.times === undefined ? '' : `: ${ordinal(block.times)} ban${block.banFor === undefined ? '' : ` of ${block.banFor}`}, ${block.until === null || block.until === undefined ? 'for good' : `until ${block.until}`}`;
+    return `a ban kept from an earlier run, which the window no longer shows${ban}`;
+  }
+  const why =
+    block.reason === 'subnet'
+      ? `${reason.subnet?.offenders ?? block.addressCount} offenders in this /24 (SUBNET_HOSTS=${settings.subnetHosts})`
+      : block.reason === 'subnet6'
+        ? `offending prefixes in this /${settings.ipv6Subnet} add up (IPV6_SUBNET_PREFIXES=${settings.ipv6SubnetPrefixes}, THRESHOLD6=${settings.threshold6}): ${block.total} counted events from ${block.addressCount} addresses`
+        : block.reason === 'prefix'
+          ? `the IPv6 prefix has ${reason.prefix?.counted ?? block.total} counted events (THRESHOLD6=${settings.threshold6})`
+          : `${reason.counted} counted events (THRESHOLD${reason.prefix === undefined ? '' : '6'}=${reason.threshold})`;
+  return why;
 }
 
 /** The generated ufw lines whose range holds the address. */

@@ -26,6 +26,7 @@ import { writeBans } from '../../store/bans.js';
 import { finishDecision } from './finish-decision.js';
 import { readOverrides } from '../../store/overrides.js';
 import { settleExceptions, type Decision, type NamedRange } from '../../decide/policy.js';
+import type { BanRecord } from '../../decide/bans.js';
 import { FleetSync } from '../../crowdsec/sync.js';
 import { unblockedRanges } from '../../decide/fleet.js';
 
@@ -51,6 +52,31 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
     }
     fleet?.finish(); // after the cron line: one warning for LAPI faults, or the credential error (exit 3)
   });
+}
+
+/**
+ * Everything `run` decides, before it plans: scan, the policy, the fleet's decisions, the
+ * overrides, the ban times, the exceptions settled. `explain` asks the same function (as a dry
+ * run), so its verdict is what `run --dry-run` does.
+ */
+export async function decideAsRun(
+  settings: Settings,
+  options: Pick<RunOptions, 'now' | 'defaultLogs' | 'dryRun'> & { share?: boolean; explain?: readonly string[] },
+  io: Io,
+  overridesFor: OverridesFor,
+): Promise<Scanned & { /** The policy's own decision (with its reason records). */ policy: Decision; raw: Decision; overrides: Override[]; bans: BanRecord[]; fleet: FleetSync | null }> {
+  const fleet = await FleetSync.open(settings, { now: options.now, network: options.share === true && !options.dryRun, warn: io.warn });
+  const scanned = await scanAndDecide(settings, options.now, options.defaultLogs, io, { saveState: !options.dryRun, ...(options.explain === undefined ? {} : { explain: options.explain }) });
+  const { decision: policy, summaries, neverBlock } = scanned;
+  await fleet?.pull();
+  // what the verbs see: the policy's blocks and the fleet's (this host's never-block ranges first)
+  const raw = fleet === null ? policy : fleet.merge(policy, neverBlock);
+  const overrides = await overridesFor(raw, summaries, neverBlock);
+  // ban memory keeps this host's blocks only: a fleet block lasts as long as its decision
+  const finished = await finishDecision(settings, policy, summaries, neverBlock, overrides, options.now, io, { keep: options.dryRun });
+  const merged = fleet === null ? finished.decision : fleet.merge(finished.decision, [...neverBlock, ...unblockedRanges(overrides, options.now)]);
+  const decision = settleExceptions(merged); // every backend blocks the same addresses
+  return { ...scanned, policy, decision, raw, overrides, bans: finished.bans, fleet };
 }
 
 export interface RunResult {
@@ -80,17 +106,7 @@ export async function runLocked(
   watchdog?: Watchdog,
 ): Promise<RunResult> {
   const { pending, roles } = await PendingReloads.read(settings.stateDir);
-  const fleet = await FleetSync.open(settings, { now: options.now, network: options.share === true && !options.dryRun, warn: io.warn });
-  const { decision: policy, summaries, neverBlock, summarised } = await scanAndDecide(settings, options.now, options.defaultLogs, io, !options.dryRun);
-  await fleet?.pull();
-  // what the verbs see: the policy's blocks and the fleet's (this host's never-block ranges first)
-  const raw = fleet === null ? policy : fleet.merge(policy, neverBlock);
-  const overrides = await overridesFor(raw, summaries, neverBlock);
-  // ban memory keeps this host's blocks only: a fleet block lasts as long as its decision
-  const finished = await finishDecision(settings, policy, summaries, neverBlock, overrides, options.now, io, { keep: options.dryRun });
-  const { bans } = finished;
-  const merged = fleet === null ? finished.decision : fleet.merge(finished.decision, [...neverBlock, ...unblockedRanges(overrides, options.now)]);
-  const decision = settleExceptions(merged); // every backend blocks the same addresses
+  const { decision, raw, summaries, neverBlock, summarised, overrides, bans, fleet } = await decideAsRun(settings, options, io, overridesFor);
   const plan = await makePlan(settings, decision, roles);
   const result = { plan, summaries, raw, neverBlock, summarised, fleet };
   if (options.dryRun) return result;

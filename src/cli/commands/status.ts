@@ -94,23 +94,15 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
   let perHour: number[] | null = null;
   let leftOut = 0;
   try {
-    // the chart needs the last 24 hours (25: its first hour starts before now - 24h) whatever --window is
-    const wide = { ...settings, window: Math.max(settings.window, 25 * 3_600_000) };
-    const { collected, decision, summarised } = await scanAndDecide(wide, options.now, options.defaultLogs, io, false);
+    // the chart needs the last 24 hours (25: its first hour starts before now - 24h) whatever --window decides on
+    const { collected, decision, summarised } = await scanAndDecide(settings, options.now, options.defaultLogs, io, { saveState: false, readAtLeast: 25 * 3_600_000 });
     if (summarised.addresses > 0) notes.push(`${summarised.addresses} addresses past --max-tracked ${settings.maxTracked} were not counted one by one (the fewest events; IPv6 added up into ${summarised.ranges} ranges): a flood of addresses`);
-    const to = options.now.getTime();
-    const summaries = summarise(collected.tally, settings.window === Infinity ? ALL_TIME : { from: to - settings.window, to }, settings.kinds);
-    const excluded = new Set([...decision.blocks.flatMap((b) => b.addresses), ...decision.ignored.map((i) => i.address)]);
+    // the policy's near misses (counted as it counts: spared events left out, an IPv6 prefix added up), less what a ban or a hand still blocks
     const blocked = [...blocks.keys()].map(parseRange);
-    const isBlocked = (address: string) => {
-      const ip = parseIp(address);
-      return blocked.some((range) => inRange(ip, range));
-    };
-    nearMisses = summaries
-      .filter((s) => s.total > 0 && !excluded.has(s.address) && !isBlocked(s.address))
-      .map((s) => ({ address: s.address, total: s.total, threshold: s.address.includes(':') ? settings.threshold6 : settings.threshold }))
-      .filter((s) => s.total < s.threshold)
-      .slice(0, 10);
+    nearMisses = (decision.nearMisses ?? []).filter((n) => {
+      const [ip] = parseRange(n.address);
+      return !blocked.some((range) => inRange(ip, range));
+    });
     perHour = countPerHour(collected.tally, options.now.getTime(), settings.kinds, 24);
     leftOut = decision.overLimit.length;
   } catch (error) {
