@@ -4,7 +4,7 @@
  */
 import { addressSortKey, networkOf } from '../address.js';
 import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
-import { Tally, BUCKET_MS, OTHER_USERS, MAX_USERS_PER_ADDRESS, type TimeWindow } from './tally.js';
+import { Tally, BUCKET_MS, OTHER_USERS, type TimeWindow } from './tally.js';
 import { WordTable, grown } from './words.js';
 
 export interface AddressSummary {

@@ -119,7 +119,7 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
 /** The counts under the verdict, as the policy counted them. */
 function countsLine(reason: Reason, settings: Settings): string {
   const spared = reason.events - reason.counted;
-  const sparedText = spared > 0 ? ` (${spared} more not counted: spared)` : '';
+  const sparedText = spared > 0 ? ` (${spared} more not counted)` : '';
   if (reason.subnet !== undefined) {
     const s = reason.subnet;
     const client = s.clientOffenders < s.offenders ? `, ${s.clientOffenders} on client-level evidence` : '';

@@ -20,8 +20,7 @@ import { query } from '../system.js';
 import { readKernel } from '../../write/firewall/backend.js';
 import { bootProblem, initFileOf } from '../../write/firewall/ipset.js';
 import { renderStatus, type Enforcement, type Status, type StatusBlock } from '../../report/status-report.js';
-import { ALL_TIME } from '../../count/tally.js';
-import { countPerHour, summarise } from '../../count/summary.js';
+import { countPerHour } from '../../count/summary.js';
 import { scanAndDecide, type Io } from './common.js';
 
 export interface StatusOptions {
