@@ -8,7 +8,7 @@
  * What is in them:
  * - the real Postfix 3.7.11 lines of ../shared/samples/postfix-3.7-real.log (REAL_LINES),
  *   with hand-written expected events;
- * - ordinary traffic and background attacks from generate.ts (fixed seed);
+ * - ordinary traffic and background attacks from generate/ (fixed seed);
  * - a few clear offenders, written here: a /24 (203.0.113.0/24) whose hosts take turns
  *   at SASL LOGIN, an IPv6 /64 with two addresses doing SASL PLAIN, a user who
  *   mistypes the password three times and then logs in, and an address that appears
@@ -29,7 +29,7 @@ import {
   sortTruth,
   StampFormatter,
   type GroundTruth,
-} from './generate.js';
+} from './generate/index.js';
 
 const START = new Date('2026-11-19T15:00:00Z');
 const END = new Date('2026-11-22T15:00:00Z');

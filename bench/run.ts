@@ -17,7 +17,7 @@ import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { addTruth, EVENT_HEAVY, FLOOD_ATTACKERS, writeFlood, writeLog, type GroundTruth } from './generate.js';
+import { addTruth, EVENT_HEAVY, FLOOD_ATTACKERS, writeFlood, writeLog, type GroundTruth } from './generate/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // dist-bench/bench -> repo
 const DATA = path.join(ROOT, 'bench', 'data');
@@ -315,10 +315,10 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB memory, Node ${process.version}`;
   const text =
     `# smtpguard benchmark\n\n${new Date().toISOString().slice(0, 10)}, ${machine}; medians of ${RUNS} runs (\`npm run bench\`; floods: 3).\n\n` +
-    `Data: generated Debian 12 logs (\`bench/generate.ts\`): plain 1M lines (${mb([data.plain1m]).toFixed(0)} MB) and 5M lines (${mb([data.plain5m]).toFixed(0)} MB), ~10% attack lines; ` +
+    `Data: generated Debian 12 logs (\`bench/generate/\`): plain 1M lines (${mb([data.plain1m]).toFixed(0)} MB) and 5M lines (${mb([data.plain5m]).toFixed(0)} MB), ~10% attack lines; ` +
     `a rotated set of 8 files, 5M lines (${rotatedMb.toFixed(0)} MB on disk, 6 gzipped); event-heavy (10% counted lines, ~4k IPv4 + 300 IPv6 attackers): 1M lines over 6 days (${mb([data.heavy6d]).toFixed(0)} MB) and 5M lines over 30 days (${mb([data.heavy30d]).toFixed(0)} MB); ` +
     `floods of 1M distinct IPv6 /64s (${mb([data.flood6]).toFixed(0)} MB) and 1M distinct IPv4 addresses (${mb([data.flood4]).toFixed(0)} MB), 1-2 rejects each, with ${FLOOD_ATTACKERS.length} real attackers.\n\n${table}\n\n${targetTable}\n`;
-  // the section bench/firewall.ts writes (npm run bench:firewall, as root) stays as it was
+  // the section bench/firewall/ writes (npm run bench:firewall, as root) stays as it was
   const previous = existsSync(path.join(ROOT, 'bench', 'results.md')) ? readFileSync(path.join(ROOT, 'bench', 'results.md'), 'utf8') : '';
   const firewall = previous.indexOf('\n## Firewall and maps at scale');
   writeFileSync(path.join(ROOT, 'bench', 'results.md'), firewall === -1 ? text : `${text}${previous.slice(firewall)}`);

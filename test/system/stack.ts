@@ -8,6 +8,9 @@
  * which refuses to run in this machine's own network namespace; nothing here writes the
  * host's /etc/ufw, /etc/postfix or binds its port 25. down() stops the daemons by their
  * PIDs and deletes the namespaces, also after a failed test.
+ *
+ * `npm run bench:firewall` builds on the same stack (bench/firewall/stack.ts): with
+ * `smtpd: 'unfirewalled'` (its own listener takes port 25) and longer command limits.
  */
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
@@ -17,7 +20,9 @@ import { alive, gid, GUARD, makeUfwTree, ROOT_NETNS, uid, waitFor } from './name
 
 export { waitFor };
 
-export const BIN = fileURLToPath(new URL('../../bin/smtpguard.js', import.meta.url));
+/** The repository: two up from test/system/, three from dist-bench/test/system/ (the firewall bench compiles this file). */
+const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/test/system/') ? '../../..' : '../..', import.meta.url));
+export const BIN = path.join(ROOT, 'bin', 'smtpguard.js');
 const COMMANDS = ['ip', 'unshare', 'postfix', 'postmap', 'postconf', 'dovecot', 'swaks', 'ufw', 'iptables', 'ip6tables', 'ss', 'ipset'];
 
 /** What this machine lacks for the system tests; empty when they can run. */
@@ -72,6 +77,18 @@ const ALL_CLIENTS = [
 export const MX4 = '100.64.0.1';
 export const MX6 = 'fd00:64::1';
 
+export interface StackOptions {
+  /**
+   * Postfix's smtpd services: 'mail' (the default) listens on 25 and 587 with Dovecot SASL,
+   * and on 2525, which the firewall does not guard; 'unfirewalled' on 2525 alone, without
+   * Dovecot (the firewall bench puts its own listener on port 25).
+   */
+  smtpd?: 'mail' | 'unfirewalled';
+  /** Limits of each command run in a namespace: milliseconds (default 120 s) and bytes of output (default: Node's). */
+  timeout?: number;
+  maxBuffer?: number;
+}
+
 export class Stack {
   readonly dir: string;
   readonly mx: string;
@@ -79,10 +96,15 @@ export class Stack {
   readonly etc: string;
   readonly ufwTree: string;
   readonly log: string;
-  private readonly veth: [string, string];
+  /** The veth pair: MX's end, CLIENT's end. */
+  readonly veth: readonly [string, string];
   private namespaces: string[] = [];
+  private readonly smtpd: 'mail' | 'unfirewalled';
+  private readonly limits: { timeout: number; maxBuffer?: number };
 
-  constructor() {
+  constructor(options: StackOptions = {}) {
+    this.smtpd = options.smtpd ?? 'mail';
+    this.limits = { timeout: options.timeout ?? 120_000, ...(options.maxBuffer === undefined ? {} : { maxBuffer: options.maxBuffer }) };
     const id = String(process.pid % 100000);
     this.dir = mkdtempSync('/var/tmp/smtpguard-stack-');
     chmodSync(this.dir, 0o755); // the postfix and dovecot users walk through it
@@ -96,9 +118,12 @@ export class Stack {
 
   /** Runs argv inside namespace `ns`; refuses (exit 99) if that would be this machine's own. */
   nsRun(ns: string, argv: readonly string[], input = ''): Run {
-    return result(
-      spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', GUARD + 'exec "$@"', ROOT_NETNS, ...argv], { encoding: 'utf8', input, timeout: 120_000 }),
-    );
+    return result(spawnSync('ip', this.nsArgv(ns, argv), { encoding: 'utf8', input, ...this.limits }));
+  }
+
+  /** The arguments of `ip` that run argv inside namespace `ns` through the guard, for a process a caller spawns itself. */
+  nsArgv(ns: string, argv: readonly string[]): string[] {
+    return ['netns', 'exec', ns, 'sh', '-c', GUARD + 'exec "$@"', ROOT_NETNS, ...argv];
   }
 
   /**
@@ -113,7 +138,7 @@ export class Stack {
   /** The argv that fwRun would spawn, for a test that needs the child process itself. */
   fwArgv(argv: readonly string[], env: Record<string, string> = {}): string[] {
     const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    return ['netns', 'exec', this.mx, 'sh', '-c', GUARD + 'exec "$@"', ROOT_NETNS, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', this.bindScript() + 'exec env "$@"', 'sh', ...envArgs, ...argv];
+    return this.nsArgv(this.mx, ['unshare', '-m', '--propagation', 'private', 'sh', '-c', this.bindScript() + 'exec env "$@"', 'sh', ...envArgs, ...argv]);
   }
 
   private bindScript(): string {
@@ -185,11 +210,13 @@ export class Stack {
     writeFileSync(this.log, '');
     const started = this.postfix(['start']);
     if (started.code !== 0) throw new Error(`postfix start failed: ${started.stderr}${started.stdout}\n${readFileSync(this.log, 'utf8')}`);
-    // dovecot keeps the stdio it was given: hand it none, or spawnSync waits for it
-    const dovecot = this.nsRun(this.mx, ['sh', '-c', 'exec dovecot -c "$0" </dev/null >/dev/null 2>&1', path.join(this.dir, 'dovecot', 'dovecot.conf')]);
-    if (dovecot.code !== 0) throw new Error(`dovecot failed: ${dovecot.stderr}`);
+    if (this.smtpd === 'mail') {
+      // dovecot keeps the stdio it was given: hand it none, or spawnSync waits for it
+      const dovecot = this.nsRun(this.mx, ['sh', '-c', 'exec dovecot -c "$0" </dev/null >/dev/null 2>&1', path.join(this.dir, 'dovecot', 'dovecot.conf')]);
+      if (dovecot.code !== 0) throw new Error(`dovecot failed: ${dovecot.stderr}`);
+    }
     waitFor(() => this.nsRun(this.mx, ['ss', '-ltn']).stdout.includes(':2525 '), 'postfix listening');
-    waitFor(() => existsSync(path.join(this.dir, 'spool', 'private', 'auth')), 'dovecot auth socket');
+    if (this.smtpd === 'mail') waitFor(() => existsSync(path.join(this.dir, 'spool', 'private', 'auth')), 'dovecot auth socket');
     makeUfwTree(this.ufwTree);
   }
 
@@ -251,9 +278,9 @@ relay_transport = discard:test-no-relay
 `,
     );
     const services = [
-      '25        inet  n       -       n       -       -       smtpd',
-      '587       inet  n       -       n       -       -       smtpd',
-      '  -o syslog_name=postfix/submission',
+      ...(this.smtpd === 'mail'
+        ? ['25        inet  n       -       n       -       -       smtpd', '587       inet  n       -       n       -       -       smtpd', '  -o syslog_name=postfix/submission']
+        : []),
       '2525      inet  n       -       n       -       -       smtpd',
       '  -o syslog_name=postfix/unfirewalled',
     ];
@@ -284,7 +311,11 @@ postlog unix-dgram n - n - 1 postlogd
     const past = new Date(Date.now() - 10_000);
     utimesSync(path.join(this.etc, 'main.cf'), past, past);
     utimesSync(path.join(this.etc, 'master.cf'), past, past);
+    if (this.smtpd === 'mail') this.writeDovecot();
+  }
 
+  private writeDovecot(): void {
+    const S = this.dir;
     writeFileSync(
       path.join(S, 'dovecot', 'dovecot.conf'),
       `instance_name = smtpguardtest${process.pid}
