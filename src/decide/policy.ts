@@ -266,19 +266,19 @@ function nearMisses(v4: readonly Candidate[], v6: ReadonlyMap<string, Candidate[
   // under its threshold, a candidate is blocked only inside a range blocked whole: its /24, or its prefix's /48
   let blocked: Set<string> | null = null;
   const misses: NearMiss[] = [];
-  const offer = (miss: NearMiss, range: string) => {
+  const offer = (miss: NearMiss, range: () => string) => {
     if (misses.length === NEAR_MISSES && miss.total <= misses.at(-1)!.total) return; // summaries come worst first: this is most of them
     blocked ??= new Set(blocks.map((b) => b.cidr));
-    if (blocked.has(range)) return;
+    if (blocked.has(range())) return;
     misses.push(miss);
     misses.sort((x, y) => y.total - x.total);
     if (misses.length > NEAR_MISSES) misses.pop();
   };
-  for (const c of v4) if (c.total < options.threshold) offer({ address: c.address, total: c.total, threshold: options.threshold }, networkOf(c.address, 24));
+  for (const c of v4) if (c.total < options.threshold) offer({ address: c.address, total: c.total, threshold: options.threshold }, () => networkOf(c.address, 24));
   for (const [prefix, members] of v6) {
     let total = 0;
     for (const m of members) total += m.total;
-    if (total < options.threshold6) offer({ address: prefix, total, threshold: options.threshold6 }, networkOf(prefix.slice(0, prefix.indexOf('/')), options.ipv6Subnet));
+    if (total < options.threshold6) offer({ address: prefix, total, threshold: options.threshold6 }, () => networkOf(prefix.slice(0, prefix.indexOf('/')), options.ipv6Subnet));
   }
   return misses;
 }
