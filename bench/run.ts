@@ -17,6 +17,7 @@ import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { BEGIN as FIREWALL_BEGIN } from './firewall/results.js';
 import { addTruth, EVENT_HEAVY, FLOOD_ATTACKERS, writeFlood, writeLog, type GroundTruth } from './generate/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // dist-bench/bench -> repo
@@ -320,8 +321,11 @@ async function main(): Promise<void> {
     `floods of 1M distinct IPv6 /64s (${mb([data.flood6]).toFixed(0)} MB) and 1M distinct IPv4 addresses (${mb([data.flood4]).toFixed(0)} MB), 1-2 rejects each, with ${FLOOD_ATTACKERS.length} real attackers.\n\n${table}\n\n${targetTable}\n`;
   // the section bench/firewall/ writes (npm run bench:firewall, as root) stays as it was
   const previous = existsSync(path.join(ROOT, 'bench', 'results.md')) ? readFileSync(path.join(ROOT, 'bench', 'results.md'), 'utf8') : '';
-  const firewall = previous.indexOf('\n## Firewall and maps at scale');
-  writeFileSync(path.join(ROOT, 'bench', 'results.md'), firewall === -1 ? text : `${text}${previous.slice(firewall)}`);
+  // from its BEGIN marker (a file an older bench/run.ts wrote has only the heading: the marker goes back in front of it)
+  const marker = previous.indexOf(FIREWALL_BEGIN);
+  const heading = previous.indexOf('\n## Firewall and maps at scale');
+  const firewall = marker !== -1 ? previous.slice(marker) : heading !== -1 ? `${FIREWALL_BEGIN}${previous.slice(heading)}` : '';
+  writeFileSync(path.join(ROOT, 'bench', 'results.md'), firewall === '' ? text : `${text}\n${firewall}`);
   console.log(`\n${text}`);
 }
 

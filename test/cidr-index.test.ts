@@ -2,16 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { networkOf, parseRange, rangesOverlap } from '../src/address.js';
 import { CidrIndex } from '../src/decide/cidr-index.js';
-
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as random } from './random.js';
 
 function cidrs(rand: () => number, n: number): string[] {
   const out: string[] = [];

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { RESULTS } from './common.js';
 
 /** The markers of the section in results.md: found by their exact text, so they stay as first written (naming the bench's old single file). */
-const BEGIN = '<!-- BEGIN firewall-and-maps: written by npm run bench:firewall (bench/firewall.ts) -->';
+export const BEGIN = '<!-- BEGIN firewall-and-maps: written by npm run bench:firewall (bench/firewall.ts) -->';
 const END = '<!-- END firewall-and-maps -->';
 
 const cell = (text: string) => text.replace(/\|/g, '\\|');
