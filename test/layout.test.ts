@@ -55,12 +55,15 @@ function arrowsOf(file: string): Arrow[] {
     const target = path.resolve(path.dirname(file), specifier.replace(/\.js$/, '.ts'));
     arrows.push({ from: path.relative(SRC, file), to: path.relative(SRC, target), typeOnly });
   };
-  for (const m of text.matchAll(/^(import|export)\s+(type\s+)?[^;]*?\sfrom\s+'([^']+)'/gms)) {
-    const names = m[0].slice(0, m[0].lastIndexOf(' from '));
-    const everyNameTyped = /\{([^}]*)\}/.exec(names)?.[1]?.split(',').filter((n) => n.trim() !== '').every((n) => n.trim().startsWith('type ')) ?? false;
-    at(m[3]!, m[2] !== undefined || everyNameTyped);
+  // static imports and re-exports (one line or several, either quote), and side-effect imports
+  for (const m of text.matchAll(/^\s*(import|export)\s+(type\s+)?([^;]*?)\s*from\s*(['"])([^'"]+)\4/gms)) {
+    const everyNameTyped = /\{([^}]*)\}/.exec(m[3]!)?.[1]?.split(',').filter((n) => n.trim() !== '').every((n) => n.trim().startsWith('type ')) ?? false;
+    at(m[5]!, m[2] !== undefined || everyNameTyped);
   }
-  for (const m of text.matchAll(/import\('([^']+)'\)/g)) at(m[1]!, /\btypeof import\(|: import\(|\(import\(/.test(text.slice(Math.max(0, m.index - 8), m.index + 8)) && !/await import\(/.test(text.slice(Math.max(0, m.index - 8), m.index + 8)));
+  for (const m of text.matchAll(/^\s*import\s*(['"])([^'"]+)\1/gm)) at(m[2]!, false);
+  // dynamic imports (`typeof import('...')` in a type is type-only), and files loaded by URL (a worker)
+  for (const m of text.matchAll(/(typeof\s+)?import\(\s*(['"`])([^'"`]+)\2\s*\)/g)) at(m[3]!, m[1] !== undefined);
+  for (const m of text.matchAll(/new URL\(\s*(['"`])([^'"`]+)\1\s*,\s*import\.meta\.url/g)) if (!m[2]!.includes('/dist/')) at(m[2]!, false);
   return arrows;
 }
 
@@ -93,7 +96,7 @@ describe('the layout', () => {
   it('count/ and decide/ are pure: no file system, no processes, no network', () => {
     const impure = sourceFiles(SRC)
       .filter((f) => ['count', 'decide'].includes(stageOf(f)))
-      .filter((f) => /from 'node:(fs|fs\/promises|child_process|net|http|https|dgram|worker_threads)'|from '(execa|fast-glob)'/.test(readFileSync(f, 'utf8')))
+      .filter((f) => /['"](node:)?(fs|fs\/promises|child_process|net|http|https|dgram|worker_threads|zlib)['"]|['"](execa|fast-glob)['"]/.test(readFileSync(f, 'utf8')))
       .map((f) => path.relative(SRC, f));
     expect(impure).toEqual([]);
   });

@@ -389,7 +389,7 @@ function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNe
     for (const o of offenders) if (o.clientLevel >= options.threshold) clientOffenders++;
     const never = overlapsNever(subnet);
     const exceptions = clientOffenders >= options.subnetHosts && !never ? logins.hostExceptions(subnet, new Set(offenders.map((o) => o.address))) : null;
-    trace.range(subnet, () => ({
+    trace.range('subnet', subnet, () => ({
       cidr: subnet,
       offenders: offenders.length,
       clientOffenders,
@@ -423,12 +423,16 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
     // a range added up past --max-tracked is no address: it can be blocked as its range only
     const offenders = members.filter((m) => m.total >= options.threshold6 && m.weight === undefined);
     const exceptions = !alone && clientLevel >= options.threshold6 ? logins.hostExceptions(prefix, new Set(offenders.map((m) => m.address))) : null;
-    trace.range(prefix, () => {
+    trace.range('prefix', prefix, () => {
       let counted = 0;
-      for (const m of members) counted += m.total;
+      let addresses = 0;
+      for (const m of members) {
+        counted += m.total;
+        addresses += m.weight ?? 1;
+      }
       const outcome: RangeOutcome =
         options.ipv6Prefix === 128 ? 'counted per address' : overlapsNever(prefix) ? 'holds a never-block range' : clientLevel < options.threshold6 ? 'under the threshold' : exceptions === 'crowded' ? 'crowded with logins' : 'blocked whole';
-      return { cidr: prefix, counted, clientLevel, addresses: members.length, threshold: options.threshold6, outcome };
+      return { cidr: prefix, counted, clientLevel, addresses, threshold: options.threshold6, outcome };
     });
     if (exceptions !== null && exceptions !== 'crowded') {
       mine.push(block(prefix, 6, members, 'prefix', { exceptions }));
@@ -453,7 +457,7 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
   for (const [subnet, entry] of subnets) {
     const over = entry.offending >= options.ipv6SubnetPrefixes || entry.spread >= options.threshold6 * options.ipv6SubnetPrefixes;
     const exceptions = entry.whole && over ? subnetExceptions(subnet, entry, options, logins) : null;
-    trace.range(subnet, () => ({
+    trace.range('subnet6', subnet, () => ({
       cidr: subnet,
       offendingPrefixes: entry.offending,
       neededPrefixes: options.ipv6SubnetPrefixes,
@@ -584,8 +588,9 @@ class Trace {
     if (this.counts.has(address)) this.counts.set(address, { counted, clientLevel });
   }
 
-  range(cidr: string, record: () => NonNullable<Reason['subnet'] | Reason['prefix'] | Reason['subnet6']>): void {
-    if (this.watched.has(cidr)) this.ranges.set(cidr, record());
+  /** What the policy made of a range of `kind` (a prefix past --max-tracked may be a /48: the kind tells it from the /48 above prefixes). */
+  range(kind: 'subnet' | 'prefix' | 'subnet6', cidr: string, record: () => NonNullable<Reason['subnet'] | Reason['prefix'] | Reason['subnet6']>): void {
+    if (this.watched.has(cidr)) this.ranges.set(`${kind} ${cidr}`, record());
   }
 
   reason(address: string, summaries: readonly AddressSummary[], v6: ReadonlyMap<string, Candidate[]>, decision: Decision): Reason {
@@ -609,7 +614,9 @@ class Trace {
     const over = holding(decision.overLimit);
     if (over !== undefined) reason.overLimit = over.cidr;
     if (ipv6) {
-      const prefix = networkOf(address, o.ipv6Prefix);
+      // its prefix, or the wider range its prefix was added up into past --max-tracked
+      const folded = networkOf(address, o.ipv6Subnet);
+      const prefix = !this.ranges.has(`prefix ${networkOf(address, o.ipv6Prefix)}`) && this.ranges.has(`prefix ${folded}`) ? folded : networkOf(address, o.ipv6Prefix);
       const members = v6.get(prefix) ?? [];
       let clientLevel = 0;
       let counted = 0;
@@ -617,12 +624,12 @@ class Trace {
         clientLevel += m.clientLevel;
         counted += m.total;
       }
-      reason.prefix = (this.ranges.get(prefix) as Reason['prefix']) ?? { cidr: prefix, counted, clientLevel, addresses: members.length, threshold: o.threshold6, outcome: 'under the threshold' };
-      const subnet = this.ranges.get(networkOf(address, o.ipv6Subnet)) as Reason['subnet6'];
+      reason.prefix = (this.ranges.get(`prefix ${prefix}`) as Reason['prefix']) ?? { cidr: prefix, counted, clientLevel, addresses: members.length, threshold: o.threshold6, outcome: 'under the threshold' };
+      const subnet = this.ranges.get(`subnet6 ${folded}`) as Reason['subnet6'];
       if (subnet !== undefined) reason.subnet6 = subnet;
     } else {
       const subnet = networkOf(address, 24);
-      reason.subnet = (this.ranges.get(subnet) as Reason['subnet']) ?? { cidr: subnet, offenders: 0, clientOffenders: 0, needed: o.subnetHosts, outcome: 'too few offenders' };
+      reason.subnet = (this.ranges.get(`subnet ${subnet}`) as Reason['subnet']) ?? { cidr: subnet, offenders: 0, clientOffenders: 0, needed: o.subnetHosts, outcome: 'too few offenders' };
     }
     return reason;
   }

@@ -57,10 +57,14 @@ async function holdsCursor(j: JournalSource, cursor: string): Promise<boolean> {
   }
 }
 
-/** Streams the entries (after `afterCursor`) into the scanner; the cursor line is not log text. */
-export async function readJournal(j: JournalSource, scanner: LogScanner, afterCursor: string | null): Promise<JournalRead> {
+/**
+ * Streams the entries (after `afterCursor`, or from `sinceMs` on) into the scanner; the cursor
+ * line is not log text.
+ */
+export async function readJournal(j: JournalSource, scanner: LogScanner, afterCursor: string | null, sinceMs: number | null = null): Promise<JournalRead> {
   if (afterCursor !== null && !(await holdsCursor(j, afterCursor))) return { cursor: null, cursorValid: false };
-  const child = execa('journalctl', [...args(j), '-o', 'short-iso-precise', '--show-cursor', ...(afterCursor === null ? [] : ['--after-cursor', afterCursor])], {
+  const from = afterCursor !== null ? ['--after-cursor', afterCursor] : sinceMs !== null && Number.isFinite(sinceMs) ? ['--since', `@${Math.floor(sinceMs / 1000)}`] : [];
+  const child = execa('journalctl', [...args(j), '-o', 'short-iso-precise', '--show-cursor', ...from], {
     reject: false,
     stdin: 'ignore',
     buffer: { stdout: false, stderr: true },

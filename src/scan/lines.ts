@@ -1,18 +1,19 @@
 /**
  * One client's lines, for `explain`: every log the scan would read (files, rotated and gzipped
  * copies, or the journal) read by the same scanner and parser, and the events whose client is in
- * `match` handed over with their file and line. Whole logs, no scan state: explain reads it all.
+ * `match` handed over with their file and line. Whole logs (the journal from the window on), no
+ * scan state.
  */
 import type { Readable } from 'node:stream';
 import { LineParser, type MailEvent } from '../read/parse.js';
 import { LogScanner, type EventSink } from '../read/scan.js';
 import { findLogSources, openLog, STDIN } from '../read/sources.js';
 import type { JournalSource } from '../read/journal.js';
-import type { TimeWindow } from '../count/tally.js';
+import { BUCKET_MS, type TimeWindow } from '../count/tally.js';
 import type { Warn } from '../warn.js';
 
 export interface ClientLine {
-  /** The log file, or `journal:UNIT` (then `line` counts the entries read). */
+  /** The log file, or `journal:UNIT` (then `line` counts the lines journalctl printed from the window on). */
   file: string;
   line: number;
   text: string;
@@ -46,10 +47,14 @@ export interface ClientLines {
 export async function clientLines(options: LinesOptions): Promise<ClientLines> {
   const parser = new LineParser(options.now);
   const result: ClientLines = { lines: [], matched: 0, sources: [] };
+  // the window to the minute, as the tally cuts it
+  const first = Math.floor(options.window.from / BUCKET_MS);
+  const last = Math.floor(options.window.to / BUCKET_MS);
   const sinkFor = (file: string): EventSink => ({
     add: () => undefined,
     line: (event: MailEvent, text: string, line: number) => {
-      if (event.time < options.window.from || event.time > options.window.to || !options.match(event.address)) return;
+      const minute = Math.floor(event.time / BUCKET_MS);
+      if (minute < first || minute > last || !options.match(event.address)) return;
       result.matched++;
       if (result.lines.length < options.keep) result.lines.push({ file, line, text, kind: event.kind, address: event.address });
     },
@@ -58,10 +63,9 @@ export async function clientLines(options: LinesOptions): Promise<ClientLines> {
     const { journalName, readJournal } = await import('../read/journal.js');
     const name = journalName(options.journal);
     const scanner = new LogScanner(parser, sinkFor(name));
-    await readJournal(options.journal, scanner, null);
+    await readJournal(options.journal, scanner, null, options.window.from - BUCKET_MS);
     scanner.end();
     result.sources.push(name);
-    return result;
   }
   // stdin is read once, by the scan that decides: its lines are not shown
   const sources = (await findLogSources(options.logs, options.usingDefaultLogs, options.warn)).filter((s) => s.path !== STDIN);

@@ -11,7 +11,7 @@ import { resolveSettings, type FlagValues, type Settings } from '../../src/cli/s
 import { explainCommand } from '../../src/cli/commands/explain.js';
 import { runLocked } from '../../src/cli/commands/run.js';
 import { scanAndDecide, type Io } from '../../src/cli/commands/common.js';
-import { readOverrides } from '../../src/store/overrides.js';
+import { readOverrides, writeOverrides } from '../../src/store/overrides.js';
 import type { Block, Reason } from '../../src/decide/policy.js';
 import { makeServerDir, runBin, saslLines, serverFlags } from '../helpers.js';
 
@@ -69,23 +69,29 @@ interface Explained {
   block: Block | null;
 }
 
-async function explain(settings: Settings, address: string): Promise<Explained> {
+async function explain(settings: Settings, address: string, now = NOW): Promise<Explained> {
   const out: string[] = [];
-  await explainCommand(settings, { target: address, now: NOW, defaultLogs: false, json: true }, io(out));
+  await explainCommand(settings, { target: address, now, defaultLogs: false, json: true }, io(out));
   return JSON.parse(out.join('')) as Explained;
 }
 
+async function explainText(settings: Settings, address: string, now = NOW): Promise<string> {
+  const out: string[] = [];
+  await explainCommand(settings, { target: address, now, defaultLogs: false, json: false }, io(out));
+  return out.join('');
+}
+
 /** Every address explained against run --dry-run's blocks and the policy's own blocks. */
-async function checkEvery(settings: Settings): Promise<number> {
-  const dry = await runLocked(settings, { now: NOW, defaultLogs: false, dryRun: true }, io(), () => readOverrides(settings.stateDir));
+async function checkEvery(settings: Settings, now = NOW): Promise<number> {
+  const dry = await runLocked(settings, { now, defaultLogs: false, dryRun: true }, io(), () => readOverrides(settings.stateDir));
   const blocks = dry.plan.decision.blocks;
   const addresses = dry.summaries.map((s) => s.address);
-  const policy = (await scanAndDecide(settings, NOW, false, io(), { saveState: false, explain: addresses })).decision;
+  const policy = (await scanAndDecide(settings, now, false, io(), { saveState: false, explain: addresses })).decision;
   for (const [i, address] of addresses.entries()) {
     const ip = parseIp(address);
     const holding = blocks.find((b) => inRange(ip, parseRange(b.cidr)));
     const blocked = holding !== undefined && !(holding.exceptions ?? []).some((e) => inRange(ip, parseRange(e)));
-    const e = await explain(settings, address);
+    const e = await explain(settings, address, now);
     const r = policy.reasons![i]!;
     expect({ address, blocked: e.verdict.startsWith('blocked') }).toEqual({ address, blocked });
     // explain prints the policy's numbers (asked one address at a time, or all at once: the same)
@@ -153,5 +159,68 @@ describe('explain answers as run --dry-run does, with the policy numbers', () =>
     expect(e.counts.total).toBe(12);
     expect(e.verdict).toMatch(/^blocked: in 198\.51\.100\.7\/32 \(host\): 12 counted events/);
     expect((await explain(settings, '2001:db8:5::9')).reason.prefix).toMatchObject({ cidr: networkOf('2001:db8:5::9', 64), counted: 6 });
+  });
+
+  it('an unblock splits a /24: the others stay blocked on their own, and explain says so', async () => {
+    writeFileSync(path.join(dir, 'split.log'), saslLines('198.51.100.1', 5) + saslLines('198.51.100.2', 5) + saslLines('198.51.100.3', 5));
+    const settings = settingsFor([path.join(dir, 'split.log')], { threshold: '3', subnetHosts: '3', stateDir: path.join(dir, 'split-state') });
+    mkdirSync(settings.stateDir, { recursive: true });
+    await writeOverrides(settings.stateDir, [{ cidr: '198.51.100.1/32', kind: 'unblock', until: null, comment: null, created: NOW.toISOString() }]);
+    await checkEvery(settings);
+    expect((await explain(settings, '198.51.100.2')).verdict).toBe('blocked: in 198.51.100.2/32 (host): 198.51.100.0/24 (subnet) was split by an unblock inside it; this address stays blocked on its own: 5 counted events (THRESHOLD=3)');
+    expect((await explain(settings, '198.51.100.1')).verdict).toMatch(/^not blocked: unblocked for good \(198\.51\.100\.1\/32\)$/);
+  });
+
+  it('a ban outlives the window: explain names it as a kept ban, not as counted events', async () => {
+    writeFileSync(path.join(dir, 'ban.log'), saslLines('203.0.113.77', 12));
+    const settings = settingsFor([path.join(dir, 'ban.log')], { stateDir: path.join(dir, 'ban-state'), window: '1h', banTime: '1d' });
+    const made = new Date('2026-11-22T12:00:00Z');
+    await runLocked(settings, { now: made, defaultLogs: false, dryRun: false }, io(), () => readOverrides(settings.stateDir));
+    const later = new Date('2026-11-22T18:00:00Z');
+    await checkEvery(settings, later);
+    const e = await explain(settings, '203.0.113.77', later);
+    expect(e.verdict).toBe('blocked: in 203.0.113.77/32 (host): a ban kept from an earlier run, which the window no longer shows: 1st ban of 24h, until 2026-11-23T11:37:32.000Z');
+    expect(e.counts.total).toBe(0);
+  });
+
+  it('an IPv6 prefix holding a never-block address: its addresses count one by one, and explain says why', async () => {
+    const own = makeServerDir('smtpguard-explain-never-', '127.0.0.0/8 [::1]/128 [2001:db8:1:2::5]/128');
+    try {
+      writeFileSync(path.join(own, 'v6.log'), saslLines('2001:db8:1:2::9', 2) + saslLines('2001:db8:1:2::a', 2) + saslLines('2001:db8:1:2::b', 2));
+      const settings = { ...settingsFor([path.join(own, 'v6.log')], { threshold6: '5', stateDir: path.join(own, 'state') }), postfixConfigDir: path.join(own, 'pf') };
+      await checkEvery(settings);
+      const e = await explain(settings, '2001:db8:1:2::9');
+      expect(e.verdict).toBe('not blocked: the prefix 2001:db8:1:2::/64 has 6 counted events, but it holds a never-block range, so its addresses count one by one: this one has 2, under THRESHOLD6=5');
+      expect(e.reason.prefix).toMatchObject({ counted: 6, outcome: 'holds a never-block range' });
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
+  it('a flood past --max-tracked: the /48 its prefixes were added up into, with its numbers', async () => {
+    writeFileSync(path.join(dir, 'flood6.log'), times(1500, (i) => saslLines(`2001:db8:aaaa:${i.toString(16)}::1`, 1)));
+    const settings = settingsFor([path.join(dir, 'flood6.log')], { maxTracked: '1000', threshold6: '5', ipv6SubnetPrefixes: '0', stateDir: path.join(dir, 'flood-state') });
+    // the addresses past the bound (which ones: the policy's choice) are added up into their /48
+    let folded: string | undefined;
+    let e: Explained | undefined;
+    for (const i of [0, 1, 700, 1498, 1499]) {
+      folded = `2001:db8:aaaa:${i.toString(16)}::1`;
+      e = await explain(settings, folded);
+      if (e.reason.prefix?.cidr === '2001:db8:aaaa::/48') break;
+    }
+    expect(e!.reason.prefix).toMatchObject({ cidr: '2001:db8:aaaa::/48' });
+    expect(e!.reason.prefix!.counted).toBeGreaterThanOrEqual(5);
+    expect(e!.verdict).toBe(`blocked: in 2001:db8:aaaa::/48 (prefix): the IPv6 prefix has ${e!.reason.prefix!.counted} counted events (THRESHOLD6=5)`);
+    const text = await explainText(settings, folded!);
+    expect(text).toContain(`its prefix 2001:db8:aaaa::/48 (its prefixes added up past MAX_TRACKED=1000): ${e!.reason.prefix!.counted} of THRESHOLD6=5`);
+    expect(text).not.toContain('undefined');
+  });
+
+  it('the printed counts are the reason record: a spared user shows 0 counted and the rest not counted', async () => {
+    writeFileSync(path.join(dir, 'spared2.log'), saslLines('192.0.2.200', 3, 'dave') + login('192.0.2.200', 'dave'));
+    const text = await explainText(settingsFor([path.join(dir, 'spared2.log')], { threshold: '3' }), '192.0.2.200');
+    expect(text).toMatch(/^Counts in the window: 0 of THRESHOLD=3 \(3 more not counted\); offenders in its \/24: 0 of SUBNET_HOSTS=5$/m);
+    expect(text).toMatch(/^Log lines in the window \(4\):$/m);
+    expect(text).toMatch(/spared2\.log:1: .*SASL/);
   });
 });

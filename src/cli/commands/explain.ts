@@ -56,7 +56,7 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
 
   // the decision, as run --dry-run makes it, with the policy's reason record for this address
   let overrides: Override[] = [];
-  const decided = await decideAsRun(settings, { now: options.now, defaultLogs: options.defaultLogs, dryRun: true, explain: [address] }, io, async () => (overrides = await readOverrides(settings.stateDir).catch(() => [])));
+  const decided = await decideAsRun(settings, { now: options.now, defaultLogs: options.defaultLogs, dryRun: true, explain: [address] }, io, async () => (overrides = await readOverrides(settings.stateDir)));
   const { decision, summaries } = decided;
   const reason = decided.policy.reasons![0]!;
   const ip = parseIp(address);
@@ -110,7 +110,7 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
     out.push(`Ban history: ${b.cidr} (${b.reason}), ${ordinal(b.times)} time, ${b.banFor}, ${end}; first blocked ${localTime(Date.parse(b.firstBlocked))}, last event ${localTime(Date.parse(b.lastEvent))}`);
   }
   const matched = found.matched;
-  out.push('', matched === 0 ? `No events of ${family === 6 ? scope : address} in the window.` : `Events in the window (${matched}${matched > lines.length ? `, the first ${lines.length} shown` : ''}):`);
+  out.push('', matched === 0 ? `No log lines of ${family === 6 ? scope : address} in the window.` : `Log lines in the window (${matched}${matched > lines.length ? `, the first ${lines.length} shown` : ''}${found.sources.length > 1 ? '; a line in both mail.log and mail.warn is one event' : ''}):`);
   for (const l of lines) out.push(`  ${l.file}:${l.line}: ${l.text}`);
   if (found.sources.length === 0) out.push('  (no log read: with --log - the lines are not shown; smtpguard scan counts them)');
   io.stdout.write(out.join('\n') + '\n');
@@ -126,9 +126,10 @@ function countsLine(reason: Reason, settings: Settings): string {
     return `Counts in the window: ${reason.counted} of THRESHOLD=${settings.threshold}${sparedText}; offenders in its /24: ${s.offenders} of SUBNET_HOSTS=${settings.subnetHosts}${client}`;
   }
   const p = reason.prefix!;
+  const folded = Number(p.cidr.slice(p.cidr.indexOf('/') + 1)) < settings.ipv6Prefix ? ` (its prefixes added up past MAX_TRACKED=${settings.maxTracked})` : '';
   const client = p.clientLevel < p.counted ? ` (${p.clientLevel} about the client: only those add up across its addresses)` : '';
   const subnet = reason.subnet6 === undefined ? '' : `; its /${settings.ipv6Subnet} ${reason.subnet6.cidr}: ${reason.subnet6.offendingPrefixes} offending prefixes of IPV6_SUBNET_PREFIXES=${settings.ipv6SubnetPrefixes}`;
-  return `Counts in the window: this address ${reason.counted}${sparedText}; its prefix ${p.cidr}: ${p.counted} of THRESHOLD6=${settings.threshold6}${client}${subnet}`;
+  return `Counts in the window: this address ${reason.counted}${sparedText}; its prefix ${p.cidr}${folded}: ${p.counted} of THRESHOLD6=${settings.threshold6}${client}${subnet}`;
 }
 
 /** Blocked or not, and why: the final decision says whether, the policy's reason record why. */
@@ -151,6 +152,10 @@ function verdictOf(address: string, reason: Reason, decision: Decision, policy: 
   }
   if (reason.subnet !== undefined) return { verdict: `not blocked: ${reason.counted} counted events, under THRESHOLD=${threshold}`, block: undefined };
   const p = reason.prefix!;
+  if (p.outcome === 'holds a never-block range' || p.outcome === 'crowded with logins' || p.outcome === 'counted per address') {
+    const why = p.outcome === 'holds a never-block range' ? 'it holds a never-block range' : p.outcome === 'crowded with logins' ? 'it is crowded with addresses where someone logged in' : 'IPV6_PREFIX is 128';
+    return { verdict: `not blocked: the prefix ${p.cidr} has ${p.counted} counted events, but ${why}, so its addresses count one by one: this one has ${reason.counted}, under THRESHOLD6=${threshold}`, block: undefined };
+  }
   if (p.counted >= threshold && p.clientLevel < threshold) {
     return { verdict: `not blocked: the prefix ${p.cidr} has ${p.counted} counted events, but only ${p.clientLevel} about the client (rejects of recipients, relaying or senders add up for one address only), and this address has ${reason.counted} of THRESHOLD6=${threshold}`, block: undefined };
   }
@@ -160,11 +165,17 @@ function verdictOf(address: string, reason: Reason, decision: Decision, policy: 
 function whyBlocked(block: Block, reason: Reason, policy: Decision, override: Override | undefined, settings: Settings): string {
   if (block.reason === 'manual') return `blocked by hand (smtpguard block)${override?.comment ? `: ${override.comment}` : ''}, ${override === undefined ? '' : describeUntil(override)}`;
   if (block.reason === 'fleet' && block.fleet !== undefined) return `a decision shared through CrowdSec (${block.fleet.scenario} from ${block.fleet.origin}) until ${block.fleet.until}`;
-  // a ban keeps a block the window no longer makes
-  const kept = !policy.blocks.some((b) => b.cidr === block.cidr);
-  if (kept) {
-    const ban = block.times === undefined ? '' : `: ${ordinal(block.times)} ban${block.banFor === undefined ? '' : ` of ${block.banFor}`}, ${block.until === null || block.until === undefined ? 'for good' : `until ${block.until}`}`;
-    return `a ban kept from an earlier run, which the window no longer shows${ban}`;
+  const ip = parseIp(reason.address);
+  const own = policy.blocks.find((b) => inRange(ip, parseRange(b.cidr)));
+  const ban = block.times === undefined ? '' : `: ${ordinal(block.times)} ban${block.banFor === undefined ? '' : ` of ${block.banFor}`}, ${block.until === null || block.until === undefined ? 'for good' : `until ${block.until}`}`;
+  if (own === undefined && reason.counted === 0) return `a ban kept from an earlier run, which the window no longer shows${ban}`;
+  if (own === undefined) return `a ban still running; in the window it has ${reason.counted} counted events${ban}`;
+  if (own.cidr !== block.cidr) {
+    const [, ownBits] = parseRange(own.cidr);
+    const [, bits] = parseRange(block.cidr);
+    return bits < ownBits
+      ? `${own.cidr} (${own.reason}) lies inside ${block.cidr}, a ban still running${ban}`
+      : `${own.cidr} (${own.reason}) was split by an unblock inside it; this address stays blocked on its own: ${reason.counted} counted events (THRESHOLD${reason.prefix === undefined ? '' : '6'}=${reason.threshold})`;
   }
   const why =
     block.reason === 'subnet'
