@@ -240,6 +240,25 @@ describe('summariseBounded (--max-tracked)', () => {
     }
   });
 
+  it('an IPv6 flood over more /48s than --max-tracked: the summaries stay bounded, the busiest /48s are kept, the rest only counted', () => {
+    const tally = new Tally();
+    // 5000 /48s with one address each, and one /48 with 30 prefixes of 1 event (the flood's loudest network)
+    for (let i = 0; i < 5000; i++) tally.add({ kind: 'reject', address: `2001:${(0x1000 + i).toString(16)}:1::1`, time: T0 + i });
+    for (let i = 0; i < 30; i++) tally.add({ kind: 'reject', address: `2001:db8:99:${i.toString(16)}::1`, time: T0 + i });
+    for (let i = 0; i < 5; i++) tally.add({ kind: 'saslFailure', address: '2001:db8:77:1::9', time: T0 + i });
+    const small = { ...bound, maxTracked: 1000 };
+    const b = summariseBounded(tally, ALL_TIME, COUNTED, small);
+    // 1000 addresses or prefixes of their own, at most 1000 networks: never one per /48 of the flood
+    expect(b.summaries.length).toBeLessThanOrEqual(2 * small.maxTracked + 1);
+    expect(b.summarisedRanges).toBeLessThanOrEqual(small.maxTracked + 1);
+    expect(b.summarised).toBe(5030 - (b.summaries.filter((s) => s.summarised === undefined).length - 1));
+    expect(b.summaries.find((s) => s.address === '2001:db8:77:1::9')?.total).toBe(5);
+    expect(b.summaries.find((s) => s.summarised?.cidr === '2001:db8:99::/48')?.total).toBe(30);
+    // no range wider than a /48 is made of a flood, and the loud /48 and the attacker are blocked
+    expect(b.summaries.every((s) => s.summarised === undefined || Number(s.summarised.cidr.split('/')[1]) >= 48)).toBe(true);
+    expect(decideBlocks(b.summaries, policy).blocks.map((x) => x.cidr)).toEqual(['2001:db8:77:1::/64', '2001:db8:99::/48']);
+  });
+
   it('a tally read from a horizon on answers for its window and refuses to be written back', () => {
     const tally = tallyOf([['reject', '192.0.2.1', T0 - 3 * BUCKET_MS], ['reject', '192.0.2.1', T0], ['reject', '192.0.2.2', T0 - 3 * BUCKET_MS]]);
     const recent = deserializeTally(serializeTally(tally), T0 - BUCKET_MS);

@@ -70,7 +70,8 @@ export function summarise(tally: Tally, window: TimeWindow, counted: readonly Ev
  * mail accepted (they spare others). IPv4 addresses below the threshold cannot make a
  * block (a /24 needs offenders), so the rest of IPv4 is only counted; the rest of IPv6 is
  * added up per prefix (`summarised` names the range) so a flood of many small prefixes still
- * adds up to its /48, and per /48 when the prefixes are too many.
+ * adds up to its /48, and per /48 when the prefixes are too many; past maxTracked /48s, those
+ * with the fewest events are only counted. Summaries: at most 2 x maxTracked + 1, whatever the input.
  */
 export function summariseBounded(tally: Tally, window: TimeWindow, counted: readonly EventKind[], bound: Bound | null): Bounded {
   const fromKey = Math.floor(window.from / BUCKET_MS);
@@ -152,10 +153,32 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   if (bound !== null && prefixes.size > 0) {
     // too many prefixes for the room left: those with the fewest events are added up per ipv6Subnet network
     const room = Math.max(1, bound.maxTracked - out.length);
-    const folded = new Uint8Array(prefixes.size);
+    const folded = new Uint8Array(prefixes.size); // 1: added up per ipv6Subnet network; 2: only counted
     if (prefixes.size > room && bound.ipv6Subnet < bound.ipv6Prefix) {
       const order = Array.from({ length: prefixes.size }, (_, g) => g).sort((a, b) => prefixTotals[b]! - prefixTotals[a]! || a - b);
       for (let k = room; k < order.length; k++) folded[order[k]!] = 1;
+      // the networks they add up into have a room of their own, maxTracked: a flood spread over more
+      // networks than that (a million /48s) keeps those with the most events, and the rest is only
+      // counted, like IPv4 under its threshold. So the summaries stay under 2 x maxTracked + room by
+      // construction, and no range wider than ipv6Subnet is ever made of a flood.
+      const networks = new WordTable();
+      let networkTotals = new Float64Array(1024);
+      const networkOf = new Int32Array(prefixes.size).fill(-1);
+      const wide = new Int32Array(4);
+      for (let k = room; k < order.length; k++) {
+        const g = order[k]!;
+        for (let w = 0; w < 4; w++) wide[w] = maskWord(prefixes.words[g * 4 + w]!, bound.ipv6Subnet - 32 * w);
+        const n = networks.idOf(wide, 0);
+        if (n === networkTotals.length) networkTotals = grown(networkTotals, n * 2);
+        networkTotals[n]! += prefixTotals[g]!;
+        networkOf[g] = n;
+      }
+      if (networks.size > bound.maxTracked) {
+        const byEvents = Array.from({ length: networks.size }, (_, n) => n).sort((a, b) => networkTotals[b]! - networkTotals[a]! || a - b);
+        const counted = new Uint8Array(networks.size);
+        for (let k = bound.maxTracked; k < byEvents.length; k++) counted[byEvents[k]!] = 1;
+        for (let g = 0; g < prefixes.size; g++) if (networkOf[g] !== -1 && counted[networkOf[g]!] === 1) folded[g] = 2;
+      }
     }
     // each prefix's own group (kept) or its network's (folded), made when its first address comes
     const groupOf = new Int32Array(prefixes.size).fill(-1);
@@ -164,7 +187,7 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     const subnets = new WordTable();
     tally.windowSums(fromKey, toKey, (id, sums, firstSeen, lastSeen) => {
       const g = prefixOf![id]!;
-      if (g === -1) return;
+      if (g === -1 || folded[g] === 2) return;
       if (groupOf[g] === -1) {
         if (folded[g] === 0) groupOf[g] = kept.open(tally.nameOf(id), firstSeen, lastSeen);
         else {
@@ -235,6 +258,13 @@ class Groups {
     this.last = grown(this.last, n);
     this.addresses = grown(this.addresses, n);
   }
+}
+
+/** `word` with only its first `bits` bits (0..32; fewer than 0: none, more than 32: all). */
+function maskWord(word: number, bits: number): number {
+  if (bits <= 0) return 0;
+  if (bits >= 32) return word;
+  return word & (-1 << (32 - bits));
 }
 
 /** Never summarised away: offenders, and clients whose logins or accepted mail spare others. */
