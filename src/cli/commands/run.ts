@@ -13,6 +13,7 @@ import { readBlockRecords, writeBlockRecords, type BlockRecord } from '../../sto
 import type { AddressSummary } from '../../count/summary.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type PlanOptions, type TargetFile } from '../../write/plan.js';
 import { planJson, renderPlanText, summaryLine, trackedClause } from '../../report/plan-report.js';
+import { writeJson } from '../../report/json-out.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
 import { findDefaultMapType, query } from '../system.js';
@@ -43,9 +44,11 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
   await withRunLock(settings, options.dryRun, async (watchdog) => {
     const { plan, summarised, fleet } = await runLocked(settings, { ...options, share: true }, io, () => readOverrides(settings.stateDir), watchdog);
     if (options.dryRun) {
-      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : await renderPlanText(plan));
+      if (options.json) await writeJson(await planJson(plan), io.stdout);
+      else io.stdout.write(await renderPlanText(plan));
     } else if (plan.changes.length > 0) {
-      io.stdout.write(options.json ? `${JSON.stringify(await planJson(plan), null, 2)}\n` : `${summaryLine(plan)}${trackedClause(summarised)}\n`);
+      if (options.json) await writeJson(await planJson(plan), io.stdout);
+      else io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}\n`);
     } else if (options.verbose || plan.summary.leftOut > 0 || summarised.addresses > 0) {
       // offenders left unblocked, or a flood past --max-tracked, are news every time while they last
       io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}, nothing changed\n`);

@@ -1,6 +1,7 @@
 /** `smtpguard scan`: read the logs, count per client, print a table or JSON. Touches nothing. */
 import { buildScanJson, renderScanTable, type ScanResult } from '../../report/report.js';
 import type { Settings } from '../settings.js';
+import { writeJson } from '../../report/json-out.js';
 import { readOverrides } from '../../store/overrides.js';
 import { scanAndDecide, type Io } from './common.js';
 import { finishDecision } from './finish-decision.js';
@@ -30,5 +31,6 @@ export async function scanCommand(settings: Settings, options: ScanOptions, io: 
     sources: collected.sources,
     elapsedMs: collected.elapsedMs,
   };
-  io.stdout.write(options.json ? `${JSON.stringify(buildScanJson(result), null, 2)}\n` : renderScanTable(result, options.top));
+  if (options.json) await writeJson(buildScanJson(result), io.stdout);
+  else io.stdout.write(renderScanTable(result, options.top));
 }
