@@ -12,7 +12,7 @@ _smtpguard() {
     return
   fi
   case $prev in
-    --log|--ufw-rules|--ufw6-rules|--access-map|--lock-file|--config|--cron-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --log|--ufw-rules|--ufw6-rules|--access-map|--lock-file|--config|--cron-file|--metrics-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --state-dir|--postfix-config-dir|--journal-directory|--systemd-dir|--man-dir|--completion-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
     --map-type) COMPREPLY=($(compgen -W "hash lmdb btree cdb cidr" -- "$cur")); return ;;
     --firewall) COMPREPLY=($(compgen -W "rules ipset" -- "$cur")); return ;;

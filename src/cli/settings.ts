@@ -82,6 +82,8 @@ export interface Settings {
   /** The widest pulled range taken (prefix length): IPv4, IPv6. A wider one is refused and reported. */
   crowdsecWidest: number;
   crowdsecWidest6: number;
+  /** node_exporter's textfile collector: the metrics of each run, written here (null: none). */
+  metricsFile: string | null;
 }
 
 type Key = keyof Settings;
@@ -219,7 +221,13 @@ export const DEFINITIONS = [
   def({ key: 'crowdsecOrigins', flag: 'crowdsec-origins', arg: '<list>', description: 'pull the decisions of these origins too, whatever their scenario (e.g. CAPI,lists,cscli)', default: [], parse: originNames, show: (v) => v.join(',') }),
   def({ key: 'crowdsecWidest', flag: 'crowdsec-widest', arg: '<len>', description: 'the widest pulled IPv4 range applied (a /24 by default, our own widest); a wider decision is refused and reported', default: 24, parse: wholeNumber(8, 32), show: String }),
   def({ key: 'crowdsecWidest6', flag: 'crowdsec-widest6', arg: '<len>', description: 'the widest pulled IPv6 range applied (a /48 by default); a wider decision is refused and reported', default: 48, parse: wholeNumber(16, 128), show: String }),
+  def({ key: 'metricsFile', flag: 'metrics-file', arg: '<file>', description: "write each run's metrics here for node_exporter's textfile collector, e.g. /var/lib/prometheus/node-exporter/smtpguard.prom (none: no metrics)", default: null, parse: optionalPath, show: (v) => v ?? '' }),
 ] as const;
+
+function optionalPath(text: string): string | null {
+  const value = text.trim();
+  return value === '' || value.toLowerCase() === 'none' ? null : path(value);
+}
 
 function lapiUrl(text: string): string | null {
   const value = text.trim();

@@ -12,6 +12,8 @@ import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenL
 import type { Warn } from '../warn.js';
 import { HEAD_BYTES, headHash, ScanState, type StateEntry } from '../store/scan-state.js';
 import { minutesOverlap, Tally, type TimeWindow } from '../count/tally.js';
+import { kindTotals } from '../count/summary.js';
+import { EVENT_KINDS, type EventKind } from '../read/kinds.js';
 
 export interface SourceReport {
   path: string;
@@ -24,6 +26,8 @@ export interface SourceReport {
 export interface Collected {
   tally: Tally;
   sources: SourceReport[];
+  /** Events this run read from the logs (not what the state already knew), per kind: for the metrics' counters. */
+  readByKind: Record<EventKind, number>;
   /** Wall-clock milliseconds spent finding and reading the logs. */
   elapsedMs: number;
 }
@@ -49,6 +53,8 @@ export interface CollectOptions {
 interface FileResult {
   tally: Tally;
   report: Omit<SourceReport, 'path'>;
+  /** Events read this time (not known from the state before), per kind (EVENT_KINDS order); absent: none. */
+  read?: number[];
   /** What the state keeps of this log; null for stdin or without state. */
   entry: StateEntry | null;
 }
@@ -125,11 +131,16 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
 
   const reports: SourceReport[] = [];
   const entries: StateEntry[] = [];
+  const readByKind = Object.fromEntries(EVENT_KINDS.map((k) => [k, 0])) as Record<EventKind, number>;
+  const countRead = (read: number[] | undefined) => {
+    if (read !== undefined) for (const [i, kind] of EVENT_KINDS.entries()) readByKind[kind] += read[i]!;
+  };
   const families = new Map<string, { group: string; tally: Tally }>();
   for (const source of sources) {
     const result = done.get(source);
     if (result === undefined) continue; // vanished
     if (result.entry !== null) entries.push(result.entry);
+    countRead(result.read);
     reports.push({ path: source.path, ...result.report });
     addToFamily(families, source, result.tally);
   }
@@ -138,12 +149,13 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     const name = journalName(journal);
     const result = await readJournalWithState(journal, parser, state, options.warn, options.window);
     if (result.entry !== null) entries.push(result.entry);
+    countRead(result.read);
     reports.push({ path: name, ...result.report });
     addToFamily(families, { path: name, family: name, group: name }, result.tally);
   }
   const changed = state !== null && (entries.length !== state.entries.length || entries.some((e) => !state.entries.includes(e)));
   if (state !== null && options.saveState && changed) await state.save(entries, options.warn);
-  return { tally: combineFamilies(families), sources: reports, elapsedMs: performance.now() - started };
+  return { tally: combineFamilies(families), sources: reports, readByKind, elapsedMs: performance.now() - started };
 }
 
 /** The journal: after the cursor the state keeps (all of it without state, or when the cursor is gone). */
@@ -176,13 +188,14 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
     events: (match?.events ?? 0) + counters.events,
   };
   const segments = state === null ? null : state.segmentsAfter(match, fresh, head, report.bytes, warn);
+  const readKinds = kindTotals(fresh);
   known.addAll(fresh);
-  if (state === null) return { tally: known, report, entry: null };
+  if (state === null) return { tally: known, report, entry: null, read: readKinds };
   // nothing new (journalctl prints the last cursor again, or none)
   if (match !== undefined && (read.cursor === null || read.cursor === match.cursor)) return { tally: known, report: { bytes: match.size, lines: match.lines, events: match.events }, entry: match };
-  if (segments === null) return { tally: known, report, entry: null };
+  if (segments === null) return { tally: known, report, entry: null, read: readKinds };
   const entry = state.entry({ head, headLength: 0, size: report.bytes, lines: report.lines, events: report.events, ...(read.cursor === null ? {} : { cursor: read.cursor }) }, segments);
-  return { tally: known, report, entry };
+  return { tally: known, report, entry, read: readKinds };
 }
 
 async function readStdin(log: OpenLog, parser: LineParser, warn: Warn): Promise<FileResult> {
@@ -190,7 +203,7 @@ async function readStdin(log: OpenLog, parser: LineParser, warn: Warn): Promise<
   const scanner = new LogScanner(parser, tally);
   await log.feed(scanner, 0, warn);
   const { bytes, lines, events } = scanner.end();
-  return { tally, report: { bytes, lines, events }, entry: null };
+  return { tally, report: { bytes, lines, events }, entry: null, read: kindTotals(tally) };
 }
 
 function fresh(source: LogSource, log: OpenLog): Reading {
@@ -270,6 +283,7 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
     const segments = state.segmentsAfter(reading.match, fresh, head, size, warn);
     if (segments !== null) entry = state.entry({ head, headLength, size, lines, events }, segments);
   }
+  const read = kindTotals(fresh);
   // nothing known: the fresh tally is the answer, not copied
   const committed = reading.known.size === 0 ? fresh : reading.known;
   if (committed !== fresh) committed.addAll(fresh);
@@ -282,7 +296,7 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
     report.lines += tail.lines;
     report.events += tail.events;
   }
-  return { tally: committed, report, entry };
+  return { tally: committed, report, entry, read };
 }
 
 /** Whether a known log may hold events of the window (to the minute, as summarise counts). */

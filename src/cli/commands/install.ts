@@ -26,7 +26,7 @@ import {
 } from '../../write/install.js';
 import { INDEX_SUFFIX, type FileChange } from '../../write/plan.js';
 import { formatCommand } from '../../report/plan-report.js';
-import { renderConfigHeader, type Settings } from '../settings.js';
+import { DEFAULT_CONFIG_FILE, renderConfigHeader, type Settings } from '../settings.js';
 import { addConfigWord, setConfigValues } from '../config-file.js';
 import { findDefaultMapType, postconf, query } from '../system.js';
 import { initFileOf, makeExecutable, SET_NAMES } from '../../write/firewall/ipset.js';
@@ -129,7 +129,10 @@ export async function installCommand(settings: Settings, options: InstallOptions
 
   // the job runs with exactly what install was told: the settings go to the config file, the job reads it
   if (!options.uninstall) {
-    let after = setConfigValues(options.config.text, options.config.given, renderConfigHeader());
+    const given = new Map(options.config.given);
+    const metrics = await defaultMetricsFile(options.config.file, options.config.text, given);
+    if (metrics !== null) given.set('METRICS_FILE', [metrics]);
+    let after = setConfigValues(options.config.text, given, renderConfigHeader());
     for (const word of options.config.allow) after = addConfigWord(after, 'ALLOW', word, null, renderConfigHeader());
     edits.push({ path: options.config.file, before: options.config.text, after });
     if (settings.reload === false && options.config.given.has('RELOAD')) {
@@ -260,3 +263,15 @@ export async function installCommand(settings: Settings, options: InstallOptions
   }
 }
 
+/** Where Debian's prometheus-node-exporter reads *.prom files (its textfile collector's default). */
+export const TEXTFILE_DIR = '/var/lib/prometheus/node-exporter';
+
+/**
+ * The metrics file install sets up by itself: on a server's own install (the default config file)
+ * where node_exporter's textfile directory exists, and METRICS_FILE is neither given nor set.
+ */
+export async function defaultMetricsFile(configFile: string, configText: string | null, given: ReadonlyMap<string, string[]>, dir = TEXTFILE_DIR): Promise<string | null> {
+  if (configFile !== DEFAULT_CONFIG_FILE || given.has('METRICS_FILE') || /^\s*METRICS_FILE\s*=/m.test(configText ?? '')) return null;
+  const info = await stat(dir).catch(() => null);
+  return info?.isDirectory() === true ? path.join(dir, 'smtpguard.prom') : null;
+}

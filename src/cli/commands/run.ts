@@ -14,6 +14,7 @@ import type { AddressSummary } from '../../count/summary.js';
 import { buildPlan, INDEX_SUFFIX, type Plan, type PlanOptions, type TargetFile } from '../../write/plan.js';
 import { planJson, renderPlanText, summaryLine, trackedClause } from '../../report/plan-report.js';
 import { writeJson } from '../../report/json-out.js';
+import { refreshMetrics, type RunFacts } from './metrics.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
 import { findDefaultMapType, query } from '../system.js';
@@ -41,20 +42,42 @@ export interface RunOptions {
 }
 
 export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
-  await withRunLock(settings, options.dryRun, async (watchdog) => {
-    const { plan, summarised, fleet } = await runLocked(settings, { ...options, share: true }, io, () => readOverrides(settings.stateDir), watchdog);
-    if (options.dryRun) {
-      if (options.json) await writeJson(await planJson(plan), io.stdout);
-      else io.stdout.write(await renderPlanText(plan));
-    } else if (plan.changes.length > 0) {
-      if (options.json) await writeJson(await planJson(plan), io.stdout);
-      else io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}\n`);
-    } else if (options.verbose || plan.summary.leftOut > 0 || summarised.addresses > 0) {
-      // offenders left unblocked, or a flood past --max-tracked, are news every time while they last
-      io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}, nothing changed\n`);
-    }
-    fleet?.finish(); // after the cron line: one warning for LAPI faults, or the credential error (exit 3)
-  });
+  const started = Date.now();
+  const stage: RunStage = { name: 'lock', facts: null };
+  let refreshed = false;
+  const metrics = async (failedAt?: string) => {
+    if (options.dryRun || refreshed) return; // a dry run changes nothing, not even the metrics
+    refreshed = true;
+    await refreshMetrics(settings, { started, facts: stage.facts, ...(failedAt === undefined ? {} : { failedAt }) }, io);
+  };
+  try {
+    await withRunLock(settings, options.dryRun, async (watchdog) => runAndReport(settings, options, io, watchdog, stage, metrics));
+  } catch (error) {
+    await metrics(stage.name).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Where a run is, for the metrics of one that fails: `lock`, `scan` (read and decide), `plan`, `apply`, `record`; and what it learned. */
+export interface RunStage {
+  name: string;
+  facts: RunFacts | null;
+}
+
+async function runAndReport(settings: Settings, options: RunOptions, io: Io, watchdog: Watchdog, stage: RunStage, metrics: (failedAt?: string) => Promise<void>): Promise<void> {
+  const { plan, summarised, fleet } = await runLocked(settings, { ...options, share: true }, io, () => readOverrides(settings.stateDir), watchdog, stage);
+  if (options.dryRun) {
+    if (options.json) await writeJson(await planJson(plan), io.stdout);
+    else io.stdout.write(await renderPlanText(plan));
+  } else if (plan.changes.length > 0) {
+    if (options.json) await writeJson(await planJson(plan), io.stdout);
+    else io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}\n`);
+  } else if (options.verbose || plan.summary.leftOut > 0 || summarised.addresses > 0) {
+    // offenders left unblocked, or a flood past --max-tracked, are news every time while they last
+    io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}, nothing changed\n`);
+  }
+  await metrics();
+  fleet?.finish(); // after the cron line: one warning for LAPI faults, or the credential error (exit 3)
 }
 
 /**
@@ -107,12 +130,27 @@ export async function runLocked(
   io: Io,
   overridesFor: OverridesFor,
   watchdog?: Watchdog,
+  stage: RunStage = { name: 'lock', facts: null },
 ): Promise<RunResult> {
   const { pending, roles } = await PendingReloads.read(settings.stateDir);
-  const { decision, raw, summaries, neverBlock, summarised, overrides, bans, fleet } = await decideAsRun(settings, options, io, overridesFor);
+  stage.name = 'scan';
+  const { decision, raw, summaries, neverBlock, summarised, overrides, bans, fleet, collected } = await decideAsRun(settings, options, io, overridesFor);
+  stage.name = 'plan';
   const plan = await makePlan(settings, decision, roles);
+  let newestEvent: number | null = null;
+  for (const s of summaries) if (newestEvent === null || s.lastSeen > newestEvent) newestEvent = s.lastSeen;
+  stage.facts = {
+    readByKind: collected.readByKind,
+    blocks: plan.decision.blocks,
+    bans,
+    leftOut: plan.summary.leftOut,
+    summarised: summarised.addresses,
+    newestEvent,
+    fleet: fleet?.report ?? null,
+  };
   const result = { plan, summaries, raw, neverBlock, summarised, fleet };
   if (options.dryRun) return result;
+  stage.name = 'apply';
   if (plan.changes.length > 0) {
     const { applyPlan } = await import('../../write/apply.js'); // execa loads only when something changes
     const apply = () => applyPlan(plan, execCommand, pending);
@@ -124,6 +162,7 @@ export async function runLocked(
     const problem = await bootProblem(initFileOf(settings.ufwRules));
     if (problem !== null) io.warn(problem);
   }
+  stage.name = 'record';
   await writeBans(settings.stateDir, bans);
   await keepBlockRecords(settings, plan, summaries, options.now, overrides, io);
   await fleet?.push(plan.decision, summaries);
