@@ -12,6 +12,7 @@ import { controlCharacterProblem } from '../text.js';
 import { DEFAULT_CONFIG_FILE, DEFINITIONS, givenAllow, givenSettings, renderSettings, resolveSettings, type FlagValues, type Resolved } from './settings.js';
 import type { Io } from './commands/common.js';
 import { version } from '../version.js';
+import { TerminalProgress } from '../report/progress.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -20,14 +21,28 @@ interface OutputFlags {
   verbose?: boolean;
 }
 
-/** -q: errors only; -v: also the notes the cron job keeps to itself. scan and status say what they chose to read unless -q. */
-function ioFor(flags: OutputFlags, notes: boolean): Io {
+/** The command's progress line, if it has one: stopped before an error is reported. */
+let progressLine: TerminalProgress | null = null;
+
+/**
+ * -q: errors only; -v: also the notes the cron job keeps to itself. scan and status say what they
+ * chose to read unless -q. `progress`: a progress line on a terminal's stderr (scan, run), erased
+ * before any warning or note.
+ */
+function ioFor(flags: OutputFlags, notes: boolean, progress = false): Io {
   const quiet = flags.quiet === true;
+  const line = progress ? TerminalProgress.for(process.stderr, process.env, quiet) : null;
+  progressLine = line;
+  const say = (text: string) => {
+    line?.clear();
+    process.stderr.write(text);
+  };
   return {
     stdin: process.stdin,
     stdout: process.stdout,
-    warn: quiet ? () => undefined : (message) => process.stderr.write(`smtpguard: warning: ${message}\n`),
-    ...(quiet || !(notes || flags.verbose === true) ? {} : { note: (message: string) => process.stderr.write(`smtpguard: ${message}\n`) }),
+    warn: quiet ? () => undefined : (message) => say(`smtpguard: warning: ${message}\n`),
+    ...(quiet || !(notes || flags.verbose === true) ? {} : { note: (message: string) => say(`smtpguard: ${message}\n`) }),
+    ...(line === null ? {} : { progress: line }),
   };
 }
 
@@ -186,7 +201,7 @@ function buildProgram(): Command {
     .action(async (flags: CommonFlags & { dryRun?: boolean; json?: boolean }) => {
       const { settings, origins } = await settingsFrom(flags);
       const { runCommand } = await import('./commands/run.js');
-      await runCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', dryRun: flags.dryRun === true, json: flags.json === true, verbose: flags.verbose === true }, ioFor(flags, false));
+      await runCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', dryRun: flags.dryRun === true, json: flags.json === true, verbose: flags.verbose === true }, ioFor(flags, false, true));
     });
 
   addSettingOptions(
@@ -203,7 +218,7 @@ function buildProgram(): Command {
       if (!/^\d+$/.test(top)) throw usageError(`--top ${top} is not a whole number`, 'use e.g. --top 50, or --top 0 for all');
       const { settings, origins } = await settingsFrom(flags);
       const { scanCommand } = await import('./commands/scan.js');
-      await scanCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', json: flags.json === true, top: Number(top) }, ioFor(flags, true));
+      await scanCommand(settings, { now: nowOf(flags), defaultLogs: origins.log.from === 'default', json: flags.json === true, top: Number(top) }, ioFor(flags, true, true));
     });
 
   addSettingOptions(
@@ -403,6 +418,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     checkCommandName(argv, program.commands.map((c) => c.name()));
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
+    progressLine?.stop(); // the error goes on a line of its own
     process.exitCode = report(error, debug);
   }
 }

@@ -14,6 +14,7 @@ import { HEAD_BYTES, headHash, ScanState, type StateEntry } from '../store/scan-
 import { minutesOverlap, Tally, type TimeWindow } from '../count/tally.js';
 import { kindTotals } from '../count/summary.js';
 import { EVENT_KINDS, type EventKind } from '../read/kinds.js';
+import type { ProgressHook } from '../progress.js';
 
 export interface SourceReport {
   path: string;
@@ -33,6 +34,8 @@ export interface Collected {
 }
 
 export interface CollectOptions {
+  /** Progress on a terminal: bytes read of the total (the journal: entries). */
+  progress?: ProgressHook;
   logs: readonly string[];
   usingDefaultLogs: boolean;
   now: Date;
@@ -110,7 +113,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
       if (log === null) continue;
       open.push(log);
       if (log.fd === null) {
-        done.set(source, await readStdin(log, parser, options.warn));
+        done.set(source, await readStdin(log, parser, options.warn, options.progress));
         continue;
       }
       const reading = state === null ? fresh(source, log) : await fromState(source, log, state, options.warn, options.window, newest.get(source.family) === source);
@@ -122,7 +125,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
       readings.push(reading);
     }
     // 2. read, on both cores when there is enough
-    const results = await runJobs(jobs, options.now, (options.tuning ?? TUNING).parallelMinBytes);
+    const results = await runJobs(jobs, options.now, (options.tuning ?? TUNING).parallelMinBytes, options.progress);
     // 3. put each log's pieces together
     for (const reading of readings) done.set(reading.source, finish(reading, reading.jobs.map((i) => results[i]!), parser, state, options.warn));
   } finally {
@@ -147,7 +150,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
   if (journal !== null) {
     const { journalName } = await import('../read/journal.js'); // execa loads only on journal hosts
     const name = journalName(journal);
-    const result = await readJournalWithState(journal, parser, state, options.warn, options.window);
+    const result = await readJournalWithState(journal, parser, state, options.warn, options.window, options.progress);
     if (result.entry !== null) entries.push(result.entry);
     countRead(result.read);
     reports.push({ path: name, ...result.report });
@@ -159,7 +162,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
 }
 
 /** The journal: after the cursor the state keeps (all of it without state, or when the cursor is gone). */
-async function readJournalWithState(journal: JournalSource, parser: LineParser, state: ScanState | null, warn: Warn, window: TimeWindow): Promise<FileResult> {
+async function readJournalWithState(journal: JournalSource, parser: LineParser, state: ScanState | null, warn: Warn, window: TimeWindow, progress?: ProgressHook): Promise<FileResult> {
   const { cursorLineSize, journalName, readJournal } = await import('../read/journal.js');
   const head = headHash(Buffer.from(`journal\0${journalName(journal)}`));
   let match = state?.entries.find((e) => e.head === head && e.cursor !== undefined);
@@ -171,6 +174,7 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
   }
   let fresh = new Tally();
   let scanner = new LogScanner(parser, fresh);
+  progress?.watch(() => ({ label: 'reading the journal', done: scanner.counters.lines, total: null, unit: 'entries' }));
   let read = await readJournal(journal, scanner, match?.cursor ?? null);
   if (!read.cursorValid) {
     // the journal no longer holds that entry (vacuumed): read it all again
@@ -181,6 +185,7 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
     read = await readJournal(journal, scanner, null);
   }
   const counters = scanner.end();
+  progress?.watch(null);
   const cursorBytes = cursorLineSize(read.cursor);
   const report = {
     bytes: (match?.size ?? 0) + counters.bytes - cursorBytes,
@@ -198,10 +203,12 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
   return { tally: known, report, entry, read: readKinds };
 }
 
-async function readStdin(log: OpenLog, parser: LineParser, warn: Warn): Promise<FileResult> {
+async function readStdin(log: OpenLog, parser: LineParser, warn: Warn, progress?: ProgressHook): Promise<FileResult> {
   const tally = new Tally();
   const scanner = new LogScanner(parser, tally);
+  progress?.watch(() => ({ label: 'reading standard input', done: scanner.counters.bytes, total: null, unit: 'bytes' }));
   await log.feed(scanner, 0, warn);
+  progress?.watch(null);
   const { bytes, lines, events } = scanner.end();
   return { tally, report: { bytes, lines, events }, entry: null, read: kindTotals(tally) };
 }

@@ -12,6 +12,7 @@ import { LogScanner, type ScanCounters } from '../read/scan.js';
 import { guard, readGzip, readPlain } from '../read/sources.js';
 import { Tally } from '../count/tally.js';
 import { tallyFromParts, type TallyParts } from '../count/transfer.js';
+import type { ProgressHook } from '../progress.js';
 
 export interface ScanJob {
   path: string;
@@ -24,6 +25,8 @@ export interface ScanJob {
   size: number;
   /** Leave an unterminated last line unread and return it (the end of a live log). */
   stopAtLastLine: boolean;
+  /** With progress on: the bytes read so far go to slot `index` of this shared array (the worker's too). */
+  progress?: { slots: SharedArrayBuffer; index: number };
 }
 
 export interface JobResult {
@@ -37,9 +40,9 @@ export interface JobResult {
 /** The worker script; when this module runs from src/ (the tests), the built one. */
 const WORKER = import.meta.url.endsWith('.ts') ? new URL('../../dist/scan/scan-worker.js', import.meta.url) : new URL('./scan-worker.js', import.meta.url);
 
-export async function runJob(job: ScanJob, parser: LineParser): Promise<JobResult> {
+export async function runJob(job: ScanJob, parser: LineParser, tick?: () => void): Promise<JobResult> {
   const tally = new Tally();
-  const scanner = new LogScanner(parser, tally);
+  const scanner = job.progress === undefined ? new LogScanner(parser, tally) : new CountingScanner(parser, tally, new Float64Array(job.progress.slots), job.progress.index, tick);
   const warnings: string[] = [];
   await guard(job.path, () =>
     job.gzip ? readGzip(job.fd, job.path, scanner, (w) => warnings.push(w), job.from) : readPlain(job.fd, scanner, job.from, job.to),
@@ -53,14 +56,53 @@ export async function runJob(job: ScanJob, parser: LineParser): Promise<JobResul
 /** Threads to read with: every core the system gives this process (os.availableParallelism), this one included. */
 export const THREADS = Math.max(1, availableParallelism());
 
+/**
+ * A scanner that says how far it got, block by block: into a shared slot (read by the progress
+ * line on the main thread), and with a tick on the main thread, whose own jobs do not yield.
+ * Only made when progress is on: the scanner of a cron run stays the one class.
+ */
+class CountingScanner extends LogScanner {
+  constructor(
+    parser: LineParser,
+    tally: Tally,
+    private readonly slots: Float64Array,
+    private readonly index: number,
+    private readonly tick: (() => void) | undefined,
+  ) {
+    super(parser, tally);
+  }
+
+  override commit(bytes: number): void {
+    super.commit(bytes);
+    this.slots[this.index] = this.counters.bytes;
+    this.tick?.();
+  }
+}
+
 /** Runs the jobs, biggest first, on this thread and up to THREADS - 1 workers; results in the jobs' order. */
-export async function runJobs(jobs: readonly ScanJob[], now: Date, parallelMinBytes: number): Promise<JobResult[]> {
+export async function runJobs(inputJobs: readonly ScanJob[], now: Date, parallelMinBytes: number, progress?: ProgressHook): Promise<JobResult[]> {
   const parser = new LineParser(now);
+  let jobs = inputJobs;
+  if (progress !== undefined && jobs.length > 0) {
+    const slots = new SharedArrayBuffer(8 * jobs.length);
+    const read = new Float64Array(slots);
+    jobs = jobs.map((job, index) => ({ ...job, progress: { slots, index } }));
+    const total = jobs.reduce((sum, j) => sum + (Number.isFinite(j.size) ? j.size : 0), 0);
+    progress.watch(() => ({ label: 'reading the logs', done: read.reduce((sum, n) => sum + n, 0), total: total > 0 ? total : null, unit: 'bytes' }));
+  }
+  try {
+    return await runAll(jobs, parser, now, parallelMinBytes, progress?.tick.bind(progress));
+  } finally {
+    progress?.watch(null);
+  }
+}
+
+async function runAll(jobs: readonly ScanJob[], parser: LineParser, now: Date, parallelMinBytes: number, tick: (() => void) | undefined): Promise<JobResult[]> {
   const results = new Array<JobResult>(jobs.length);
   const total = jobs.reduce((sum, j) => sum + j.size, 0);
   const workers = Math.min(THREADS - 1, jobs.length - 1);
   if (workers < 1 || total < parallelMinBytes) {
-    for (const [i, job] of jobs.entries()) results[i] = await runJob(job, parser);
+    for (const [i, job] of jobs.entries()) results[i] = await runJob(job, parser, tick);
     return results;
   }
   const order = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.size - jobs[a]!.size);
@@ -114,7 +156,7 @@ export async function runJobs(jobs: readonly ScanJob[], now: Date, parallelMinBy
     lanes.push(
       (async () => {
         for (let i: number | undefined = mine; i !== undefined; i = next < order.length ? order[next++] : undefined) {
-          results[i] = await runJob(jobs[i]!, parser);
+          results[i] = await runJob(jobs[i]!, parser, tick);
           await new Promise((resolve) => setImmediate(resolve)); // let the workers' replies in
         }
       })(),

@@ -6,6 +6,7 @@ import type { JournalSource } from '../../read/journal.js';
 import type { Settings } from '../settings.js';
 import { findLogSources } from '../../read/sources.js';
 import type { Warn } from '../../warn.js';
+import type { ProgressHook } from '../../progress.js';
 import { findNeverBlock } from '../system.js';
 import { summariseBounded, type AddressSummary } from '../../count/summary.js';
 
@@ -15,6 +16,8 @@ export interface Io {
   warn: Warn;
   /** Something worth saying that is not a problem (scan and status say it; cron runs do not). */
   note?: (message: string) => void;
+  /** A progress line on a terminal (scan, run by hand); stopped before the result is written. */
+  progress?: ProgressHook & { stop(): void };
 }
 
 export interface Scanned {
@@ -56,6 +59,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     stateDir: settings.state ? settings.stateDir : null,
     saveState,
     window: read,
+    ...(io.progress === undefined ? {} : { progress: io.progress }),
   });
   const bounded = summariseBounded(collected.tally, window, settings.kinds, {
     maxTracked: settings.maxTracked,

@@ -66,6 +66,7 @@ export interface RunStage {
 
 async function runAndReport(settings: Settings, options: RunOptions, io: Io, watchdog: Watchdog, stage: RunStage, metrics: (failedAt?: string) => Promise<void>): Promise<void> {
   const { plan, summarised, fleet } = await runLocked(settings, { ...options, share: true }, io, () => readOverrides(settings.stateDir), watchdog, stage);
+  io.progress?.stop(); // the line goes before the result
   if (options.dryRun) {
     if (options.json) await writeJson(await planJson(plan), io.stdout);
     else io.stdout.write(await renderPlanText(plan));
@@ -153,7 +154,15 @@ export async function runLocked(
   stage.name = 'apply';
   if (plan.changes.length > 0) {
     const { applyPlan } = await import('../../write/apply.js'); // execa loads only when something changes
-    const apply = () => applyPlan(plan, execCommand, pending);
+    // on a terminal: which command of how many is under way (a reload of 100,000 blocks takes seconds)
+    let step = 0;
+    const runner: Runner = io.progress === undefined ? execCommand : async (argv) => {
+      const label = argv.join(' ');
+      const done = step++;
+      io.progress!.watch(() => ({ label: 'applying', done, total: plan.commands.length, unit: 'steps', step: label }));
+      return execCommand(argv);
+    };
+    const apply = () => applyPlan(plan, runner, pending).finally(() => io.progress?.watch(null));
     const warnings = await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
     for (const warning of warnings) io.warn(warning);
   }

@@ -31,6 +31,7 @@ export async function scanCommand(settings: Settings, options: ScanOptions, io: 
     sources: collected.sources,
     elapsedMs: collected.elapsedMs,
   };
+  io.progress?.stop(); // the line goes before the result
   if (options.json) await writeJson(buildScanJson(result), io.stdout);
   else io.stdout.write(renderScanTable(result, options.top));
 }
