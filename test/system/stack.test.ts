@@ -180,6 +180,18 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
     expect(r.stdout).not.toMatch(/cannot read the ip(6)?tables counters/);
   });
 
+  it("the metrics carry the firewall's drop counters: the connections that timed out above", () => {
+    const file = path.join(stack.dir, 'smtpguard.prom');
+    const r = smtpguard('run', ['--metrics-file', file]);
+    expect(r).toEqual({ code: 0, stdout: '', stderr: '' }); // nothing changed: silent, metrics or not
+    const text = readFileSync(file, 'utf8');
+    const dropped = /^smtpguard_firewall_dropped_packets_total\{family="ipv4"\} (\d+)$/m.exec(text);
+    expect(Number(dropped?.[1])).toBeGreaterThan(0);
+    expect(text).toMatch(/^smtpguard_firewall_dropped_packets_total\{family="ipv6"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^smtpguard_reload_owed\{target="ufw"\} 0$/m);
+    expect(text).toMatch(/^smtpguard_blocks\{reason="subnet",family="ipv4"\} 1$/m);
+  });
+
   it('a second run changes nothing, says nothing and reloads nothing', () => {
     const files = [ufwPath.v4, ufwPath.v6, path.join(stack.dir, 'sender_access'), path.join(stack.dir, 'sender_access.db')].map((f) => readFileSync(f));
     const before = { counters: counters(), reloads: (stack.logText().match(/refreshing the Postfix mail system/g) ?? []).length };
