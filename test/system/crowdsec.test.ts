@@ -176,7 +176,9 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     lapi.stop();
     attackMx1(LATER, 5);
     const started = Date.now();
-    const down = run1();
+    const metrics = path.join(mx1.dir, 'smtpguard.prom');
+    const series = (name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(readFileSync(metrics, 'utf8'))?.[1]);
+    const down = run1(['--metrics-file', metrics]);
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(down.code).toBe(0);
     expect(down.stdout).toBe(`blocks: 3 (+1 -0) +${LATER}/32\n`);
@@ -185,10 +187,17 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     const warnings = down.stderr.trimEnd().split('\n');
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/^smtpguard: warning: CrowdSec http:\/\/127\.0\.0\.1:\d+: GET .*decisions\/stream: ECONNREFUSED: pull failed, .* stay in use; POST .*: ECONNREFUSED: 1 alert\(s\) wait in .*crowdsec-queue\.json for the next run$/);
+    // the metrics say it too: an alert waits, the faults count under stage fleet, the run itself succeeded
+    expect(series('smtpguard_fleet_alerts_queued')).toBe(1);
+    expect(series('smtpguard_errors_total{stage="fleet"}')).toBeGreaterThanOrEqual(1);
+    expect(series('smtpguard_last_run_success')).toBe(1);
 
     lapi.start();
-    const back = run1();
+    const back = run1(['--metrics-file', metrics]);
     expect(back).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(series('smtpguard_fleet_alerts_queued')).toBe(0);
+    expect(series('smtpguard_fleet_alerts_sent_total')).toBe(1);
+    expect(series('smtpguard_fleet_decisions')).toBeGreaterThanOrEqual(1);
     expect(lapi.decisions()).toContain(`Ip:${LATER} smtpguard/host crowdsec`);
     // and mx2 takes it at its next run
     expect(run2().stdout).toBe(`blocks: 1 (+1 -0) +${LATER}/32 (fleet)\n`);
