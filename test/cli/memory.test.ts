@@ -1,0 +1,52 @@
+/**
+ * Memory on a flood, as cron meets it: the built binary over 200,000 distinct addresses with one
+ * reject each (and a real attacker among them), first run and next run, peak RSS read by
+ * /usr/bin/time -v. A regression past the budget fails here; README "Memory" has the numbers at 1M.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, saslLines } from '../helpers.js';
+
+/** Peak RSS of a scan of 200,000 flooding addresses, first run and next, measured 235-255 MiB (2026-12-06). */
+const BUDGET_MIB = 320;
+const ADDRESSES = 200_000;
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'smtpguard-memory-'));
+  const lines: string[] = [];
+  for (let i = 0; i < ADDRESSES; i++) {
+    const a = `${11 + (i >>> 16)}.${(i >>> 8) & 255}.${i & 255}.${1 + (i % 200)}`;
+    const minute = String(Math.floor((i / ADDRESSES) * 59)).padStart(2, '0');
+    lines.push(`2026-11-22T11:${minute}:00.000000+00:00 mx postfix/smtpd[4]: NOQUEUE: reject: RCPT from unknown[${a}]: 554 5.7.1 <unknown[${a}]>: Client host rejected: Access denied; from=<a@b> to=<x@example.org> proto=ESMTP helo=<x>`);
+    if (i % 6000 === 0) lines.push(saslLines('203.0.113.9', 1).trimEnd()); // the attacker, spread through the flood
+  }
+  writeFileSync(path.join(dir, 'mail.log'), `${lines.join('\n')}\n`);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function scan(): { peakMiB: number; out: string } {
+  const args = [BIN, 'scan', '--json', '--log', path.join(dir, 'mail.log'), '--window', 'all', '--now', '2026-11-22T12:00:00Z', '--state-dir', path.join(dir, 'state')];
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  expect(r.status).toBe(0);
+  const peak = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+  expect(peak).not.toBeNull();
+  return { peakMiB: Number(peak![1]) / 1024, out: r.stdout };
+}
+
+describe('memory on a flood of 200,000 addresses', () => {
+  it(`first run and next run stay under ${BUDGET_MIB} MiB, the attacker exact and blocked, the state small`, () => {
+    for (const run of ['first', 'next']) {
+      const { peakMiB, out } = scan();
+      expect({ run, peakMiB: Math.round(peakMiB), overBudget: peakMiB > BUDGET_MIB }).toMatchObject({ run, overBudget: false });
+      const json = JSON.parse(out) as { addresses: Array<{ address: string; total: number }>; blocks: Array<{ cidr: string }> };
+      expect(json.addresses.find((a) => a.address === '203.0.113.9')?.total).toBe(Math.ceil(ADDRESSES / 6000));
+      expect(json.blocks.map((b) => b.cidr)).toContain('203.0.113.9/32');
+    }
+    const state = readdirSync(path.join(dir, 'state')).reduce((sum, f) => sum + statSync(path.join(dir, 'state', f)).size, 0);
+    expect(state).toBeLessThan(16e6); // 64 MB at 1M addresses
+  });
+});
