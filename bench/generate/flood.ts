@@ -9,8 +9,8 @@ import { ALNUM, ATTACK_LOGINS } from './vocabulary.js';
 export interface FloodOptions {
   /** Distinct flooding clients. */
   addresses: number;
-  /** ipv4: distinct IPv4 addresses all over the unicast space; ipv6: each in a /64 of its own. */
-  family: 'ipv4' | 'ipv6';
+  /** ipv4: distinct IPv4 addresses all over the unicast space; ipv6: each in a /64 of its own; ipv6-one64: all in one /64 (a host that rotates its address). */
+  family: 'ipv4' | 'ipv6' | 'ipv6-one64';
   seed: number;
   start: Date;
   end: Date;
@@ -51,6 +51,13 @@ export async function writeFlood(path: string, options: FloodOptions): Promise<G
           if (seen.has(n)) continue;
           seen.add(n);
           return `${first}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+        }
+        if (options.family === 'ipv6-one64') {
+          const low = [rng.int(0x10000), rng.int(0x10000), rng.int(0x10000), rng.range(1, 0xffff)];
+          const key = `${low[0]}:${low[1]}:${low[2]}:${low[3]}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          return formatIpv6([0x2001, 0xdb8, 0x6464, 0x1, low[0]!, low[1]!, low[2]!, low[3]!]);
         }
         const g2 = 0x3000 + rng.int(0xc000);
         const g3 = rng.int(0x10000);
