@@ -295,12 +295,3 @@ export function countPerHour(tally: Tally, now: number, counted: readonly EventK
   });
   return out;
 }
-
-/** Events per kind in the whole tally (EVENT_KINDS order). */
-export function kindTotals(tally: Tally): number[] {
-  const totals = new Array<number>(EVENT_KINDS.length).fill(0);
-  tally.perMinute((_key, counts) => {
-    for (let i = 0; i < EVENT_KINDS.length; i++) totals[i]! += counts[i]!;
-  });
-  return totals;
-}

@@ -254,7 +254,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
 
   const capped = capBlocks(blocks, options.maxBlocks);
   const decision: Decision = { blocks: capped.blocks, spared, ignored, overLimit: capped.overLimit, nearMisses: nearMisses(v4, v6, blocks, options) };
-  if (options.explain !== undefined) decision.reasons = options.explain.map((a) => trace.reason(a, summaries, v6, decision));
+  if (options.explain !== undefined) decision.reasons = options.explain.map((a) => trace.reason(a, summaries, decision));
   return decision;
 }
 
@@ -593,7 +593,7 @@ class Trace {
     if (this.watched.has(cidr)) this.ranges.set(`${kind} ${cidr}`, record());
   }
 
-  reason(address: string, summaries: readonly AddressSummary[], v6: ReadonlyMap<string, Candidate[]>, decision: Decision): Reason {
+  reason(address: string, summaries: readonly AddressSummary[], decision: Decision): Reason {
     const o = this.options;
     const ipv6 = address.includes(':');
     const s = summaries.find((x) => x.address === address);
@@ -617,14 +617,8 @@ class Trace {
       // its prefix, or the wider range its prefix was added up into past --max-tracked
       const folded = networkOf(address, o.ipv6Subnet);
       const prefix = !this.ranges.has(`prefix ${networkOf(address, o.ipv6Prefix)}`) && this.ranges.has(`prefix ${folded}`) ? folded : networkOf(address, o.ipv6Prefix);
-      const members = v6.get(prefix) ?? [];
-      let clientLevel = 0;
-      let counted = 0;
-      for (const m of members) {
-        clientLevel += m.clientLevel;
-        counted += m.total;
-      }
-      reason.prefix = (this.ranges.get(`prefix ${prefix}`) as Reason['prefix']) ?? { cidr: prefix, counted, clientLevel, addresses: members.length, threshold: o.threshold6, outcome: 'under the threshold' };
+      // every prefix with counted events is recorded as decideIpv6 meets it: none recorded, none counted
+      reason.prefix = (this.ranges.get(`prefix ${prefix}`) as Reason['prefix']) ?? { cidr: prefix, counted: 0, clientLevel: 0, addresses: 0, threshold: o.threshold6, outcome: 'under the threshold' };
       const subnet = this.ranges.get(`subnet6 ${folded}`) as Reason['subnet6'];
       if (subnet !== undefined) reason.subnet6 = subnet;
     } else {

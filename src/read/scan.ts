@@ -9,6 +9,7 @@
  * Pure: the caller feeds bytes (from a file, a gunzip stream, stdin, a test).
  */
 import type { LineParser, MailEvent } from './parse.js';
+import { EVENT_KINDS, KIND_INDEX } from './kinds.js';
 
 /** Where the scanner puts each event: a Tally (count/), or a filter for one address (explain). */
 export interface EventSink {
@@ -62,6 +63,8 @@ export interface ScanCounters {
  */
 export class LogScanner {
   readonly counters: ScanCounters = { bytes: 0, lines: 0, events: 0, oversizedLines: 0 };
+  /** Events read, per kind (EVENT_KINDS order), counted as the tally counts them: for the metrics. */
+  readonly kinds: number[] = new Array<number>(EVENT_KINDS.length).fill(0);
   private buffer: Buffer;
   /** Bytes held in `buffer`: an unfinished line carried over, then new data. */
   private held = 0;
@@ -177,10 +180,7 @@ export class LogScanner {
       if (lineEnd === -1) lineEnd = block.length;
       if (lineEnd > lineStart && block[lineEnd - 1] === CR) lineEnd--;
       const event = this.parser.parse(block.toString('latin1', lineStart, lineEnd));
-      if (event !== null) {
-        this.counters.events++;
-        this.tally.add(event);
-      }
+      if (event !== null) this.count(event);
     }
   }
 
@@ -200,10 +200,15 @@ export class LogScanner {
       const text = block.toString('latin1', lineStart, lineEnd);
       const event = this.parser.parse(text);
       if (event === null) continue;
-      this.counters.events++;
-      this.tally.add(event);
+      this.count(event);
       this.tally.line!(event, text, line);
     }
+  }
+
+  private count(event: MailEvent): void {
+    this.counters.events++;
+    this.tally.add(event);
+    this.kinds[KIND_INDEX[event.kind]]! += event.count ?? 1;
   }
 }
 

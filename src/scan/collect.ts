@@ -12,7 +12,6 @@ import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenL
 import type { Warn } from '../warn.js';
 import { HEAD_BYTES, headHash, ScanState, type StateEntry } from '../store/scan-state.js';
 import { minutesOverlap, Tally, type TimeWindow } from '../count/tally.js';
-import { kindTotals } from '../count/summary.js';
 import { EVENT_KINDS, type EventKind } from '../read/kinds.js';
 import type { ProgressHook } from '../progress.js';
 
@@ -193,7 +192,7 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
     events: (match?.events ?? 0) + counters.events,
   };
   const segments = state === null ? null : state.segmentsAfter(match, fresh, head, report.bytes, warn);
-  const readKinds = kindTotals(fresh);
+  const readKinds = scanner.kinds;
   known.addAll(fresh);
   if (state === null) return { tally: known, report, entry: null, read: readKinds };
   // nothing new (journalctl prints the last cursor again, or none)
@@ -210,7 +209,7 @@ async function readStdin(log: OpenLog, parser: LineParser, warn: Warn, progress?
   await log.feed(scanner, 0, warn);
   progress?.watch(null);
   const { bytes, lines, events } = scanner.end();
-  return { tally, report: { bytes, lines, events }, entry: null, read: kindTotals(tally) };
+  return { tally, report: { bytes, lines, events }, entry: null, read: scanner.kinds };
 }
 
 function fresh(source: LogSource, log: OpenLog): Reading {
@@ -290,7 +289,8 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
     const segments = state.segmentsAfter(reading.match, fresh, head, size, warn);
     if (segments !== null) entry = state.entry({ head, headLength, size, lines, events }, segments);
   }
-  const read = kindTotals(fresh);
+  const read = new Array<number>(EVENT_KINDS.length).fill(0);
+  for (const r of results) for (let i = 0; i < read.length; i++) read[i]! += r.kinds[i]!;
   // nothing known: the fresh tally is the answer, not copied
   const committed = reading.known.size === 0 ? fresh : reading.known;
   if (committed !== fresh) committed.addAll(fresh);

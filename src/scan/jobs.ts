@@ -32,6 +32,8 @@ export interface ScanJob {
 export interface JobResult {
   tally: Tally;
   counters: ScanCounters;
+  /** Events read per kind (LogScanner.kinds). */
+  kinds: number[];
   /** The unterminated last line (stopAtLastLine), else empty. */
   rest: Buffer;
   warnings: string[];
@@ -50,7 +52,7 @@ export async function runJob(job: ScanJob, parser: LineParser, tick?: () => void
   let rest: Buffer = Buffer.alloc(0);
   if (job.stopAtLastLine) rest = scanner.endAtLastNewline();
   else scanner.end();
-  return { tally, counters: scanner.counters, rest, warnings };
+  return { tally, counters: scanner.counters, kinds: scanner.kinds, rest, warnings };
 }
 
 /** Threads to read with: every core the system gives this process (os.availableParallelism), this one included. */
@@ -125,7 +127,7 @@ async function runAll(jobs: readonly ScanJob[], parser: LineParser, now: Date, p
         const { message, hint, exitCode, code } = m.error;
         job.reject(exitCode === undefined ? Object.assign(new Error(message), { code }) : new SmtpguardError(message, { hint, exitCode: exitCode as ExitCode }));
       } else {
-        job.resolve({ tally: tallyFromParts(m.tally), counters: m.counters, rest: Buffer.from(m.rest), warnings: m.warnings });
+        job.resolve({ tally: tallyFromParts(m.tally), counters: m.counters, kinds: m.kinds, rest: Buffer.from(m.rest), warnings: m.warnings });
       }
     });
     worker.on('error', fail);
@@ -169,5 +171,5 @@ async function runAll(jobs: readonly ScanJob[], parser: LineParser, now: Date, p
 }
 
 export type WorkerReply =
-  | { tally: TallyParts; counters: ScanCounters; rest: Uint8Array; warnings: string[] }
+  | { tally: TallyParts; counters: ScanCounters; kinds: number[]; rest: Uint8Array; warnings: string[] }
   | { error: { message: string; code?: string; name?: string; hint?: string; exitCode?: number } };

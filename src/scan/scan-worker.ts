@@ -11,7 +11,7 @@ parentPort!.on('message', (job: ScanJob) => {
   runJob(job, parser).then(
     (result) => {
       const tally = tallyToParts(result.tally);
-      const reply: WorkerReply = { tally, counters: result.counters, rest: result.rest, warnings: result.warnings };
+      const reply: WorkerReply = { tally, counters: result.counters, kinds: result.kinds, rest: result.rest, warnings: result.warnings };
       const moved = Object.values(tally).flatMap((part: unknown) => (ArrayBuffer.isView(part) ? [part.buffer as ArrayBuffer] : []));
       parentPort!.postMessage(reply, moved); // the typed arrays move (each its own buffer: toParts slices them); the rest is copied
     },

@@ -165,8 +165,8 @@ function verdictOf(address: string, reason: Reason, decision: Decision, policy: 
 function whyBlocked(block: Block, reason: Reason, policy: Decision, override: Override | undefined, settings: Settings): string {
   if (block.reason === 'manual') return `blocked by hand (smtpguard block)${override?.comment ? `: ${override.comment}` : ''}, ${override === undefined ? '' : describeUntil(override)}`;
   if (block.reason === 'fleet' && block.fleet !== undefined) return `a decision shared through CrowdSec (${block.fleet.scenario} from ${block.fleet.origin}) until ${block.fleet.until}`;
-  const ip = parseIp(reason.address);
-  const own = policy.blocks.find((b) => inRange(ip, parseRange(b.cidr)));
+  // the policy's own block, as the reason record names it
+  const own = reason.block === null ? undefined : policy.blocks.find((b) => b.cidr === reason.block);
   const ban = block.times === undefined ? '' : `: ${ordinal(block.times)} ban${block.banFor === undefined ? '' : ` of ${block.banFor}`}, ${block.until === null || block.until === undefined ? 'for good' : `until ${block.until}`}`;
   if (own === undefined && reason.counted === 0) return `a ban kept from an earlier run, which the window no longer shows${ban}`;
   if (own === undefined) return `a ban still running; in the window it has ${reason.counted} counted events${ban}`;
