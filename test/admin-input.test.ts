@@ -5,7 +5,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeServerDir, runBin, saslLines, serverFlags } from './helpers.js';
+import { installPaths, makeServerDir, runBin, saslLines, serverFlags } from './helpers.js';
 
 let dir: string;
 let flags: string[];
@@ -17,7 +17,7 @@ beforeEach(() => {
   flags = serverFlags(dir);
   writeFileSync(conf(), '# test\n');
   writeFileSync(path.join(dir, 'mail.log'), '');
-  expect(smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);
+  expect(smtpguard(['install', ...flags, ...installPaths(dir)]).code).toBe(0);
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -67,7 +67,7 @@ describe('an allowlist only grows', () => {
 
   it('install --allow adds to ALLOW and keeps the entries (and comments) already there', () => {
     writeFileSync(conf(), 'ALLOW=203.0.113.0/24 # our office\n');
-    expect(smtpguard(['install', ...flags, '--allow', '192.0.2.1', '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);
+    expect(smtpguard(['install', ...flags, '--allow', '192.0.2.1', ...installPaths(dir)]).code).toBe(0);
     const text = readFileSync(conf(), 'utf8');
     expect(text).toMatch(/^ALLOW=203\.0\.113\.0\/24 # our office$/m);
     expect(text).toMatch(/^ALLOW=192\.0\.2\.1$/m);

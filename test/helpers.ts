@@ -85,3 +85,8 @@ export function serverFlags(dir: string): string[] {
     '--no-reload',
   ];
 }
+
+/** Where `install` puts the cron line, the man page and the bash completion: inside `dir`, never on the machine. */
+export function installPaths(dir: string): string[] {
+  return ['--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')];
+}

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, makeServerDir, runBin, saslLines, serverFlags } from './helpers.js';
+import { BIN, installPaths, makeServerDir, runBin, saslLines, serverFlags } from './helpers.js';
 import { acquireLock } from '../src/cli/lock.js';
 import { checkTrustedPaths } from '../src/trust.js';
 
@@ -32,7 +32,7 @@ beforeEach(() => {
   flags = serverFlags(dir);
   writeFileSync(path.join(dir, 'smtpguard.conf'), '# test\n');
   writeFileSync(path.join(dir, 'mail.log'), '');
-  const install = smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]);
+  const install = smtpguard(['install', ...flags, ...installPaths(dir)]);
   expect(install.code).toBe(0);
   expect(install.stderr).toMatch(/^(smtpguard: warning: RELOAD=no is kept[^\n]*\n)?$/);
 });

@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, FIXTURES, makeServerDir, runBin, saslLines } from './helpers.js';
+import { BIN, FIXTURES, installPaths, makeServerDir, runBin, saslLines } from './helpers.js';
 import { DEFINITIONS } from '../src/cli/settings.js';
 
 
@@ -48,7 +48,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const install = () => smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload']);
+const install = () => smtpguard(['install', ...flags, ...installPaths(dir), '--no-reload']);
 
 describe('install then run', () => {
   it('install prepares the files; a second install has nothing to do', () => {
@@ -189,7 +189,7 @@ describe('install then run', () => {
     const pristine = readFileSync(path.join(FIXTURES, 'debian12-before.rules'), 'utf8');
     install();
     smtpguard(['run', '--no-reload', ...flags]);
-    const { code, stdout } = smtpguard(['uninstall', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload']);
+    const { code, stdout } = smtpguard(['uninstall', ...flags, ...installPaths(dir), '--no-reload']);
     expect(code).toBe(0);
     // the copies it keeps are named, not left behind silently (issue 21)
     expect(stdout).toMatch(/^smtpguard uninstall: kept \S+before\.rules\.smtpguard-prev, .*remove them when you no longer need them$/m);
@@ -245,7 +245,7 @@ describe('the job keeps what install was told', () => {
       '--no-reload',
       '--config', conf,
     ];
-    const installed = smtpguard(['install', ...given, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]);
+    const installed = smtpguard(['install', ...given, ...installPaths(dir)]);
     expect(installed.code).toBe(0);
     const config = readFileSync(conf, 'utf8');
     expect(config).toMatch(/^# smtpguard settings/);
@@ -263,17 +263,17 @@ describe('the job keeps what install was told', () => {
     expect(readFileSync(path.join(dir, 'client_access'), 'utf8')).toContain('192.0.2.33/32 REJECT ');
     expect(readFileSync(path.join(dir, 'before.rules'), 'utf8')).not.toContain('198.51.100');
     // the same flags again: nothing to do
-    expect(smtpguard(['install', ...given, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).stdout).toMatch(/nothing to do, already done/);
+    expect(smtpguard(['install', ...given, ...installPaths(dir)]).stdout).toMatch(/nothing to do, already done/);
   });
 
   it('install keeps the admin\'s lines and comments, changes only the keys it was given, and --dry-run shows the config diff', () => {
     const conf = path.join(dir, 'smtpguard.conf');
     writeFileSync(conf, `# mine\nLOG=${path.join(dir, 'mail.log')}   # my log\nTHRESHOLD=8  # stricter\nWINDOW=all\nMAP_TYPE=hash\n`);
-    const dry = smtpguard(['install', ...flags, '--threshold', '4', '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload', '--dry-run']);
+    const dry = smtpguard(['install', ...flags, '--threshold', '4', ...installPaths(dir), '--no-reload', '--dry-run']);
     expect(dry.stdout).toContain('-THRESHOLD=8  # stricter\n+THRESHOLD=4  # stricter\n');
     expect(readFileSync(conf, 'utf8')).toContain('THRESHOLD=8  # stricter');
     install();
-    smtpguard(['install', ...flags, '--threshold', '4', '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--no-reload']);
+    smtpguard(['install', ...flags, '--threshold', '4', ...installPaths(dir), '--no-reload']);
     const text = readFileSync(conf, 'utf8');
     expect(text.startsWith(`# mine\nLOG=${path.join(dir, 'mail.log')}   # my log\nTHRESHOLD=4  # stricter\nWINDOW=all\nMAP_TYPE=hash\n`)).toBe(true);
   });
@@ -281,7 +281,7 @@ describe('the job keeps what install was told', () => {
   it('escapes % for cron (\\%) and systemd (%%)', () => {
     const conf = path.join(dir, 'a%b', 'smtpguard.conf');
     const common = [...flags.filter((f, i) => f !== '--config' && flags[i - 1] !== '--config'), '--config', conf, '--log', path.join(dir, 'mail.log'), '--no-reload'];
-    expect(smtpguard(['install', ...common, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);
+    expect(smtpguard(['install', ...common, ...installPaths(dir)]).code).toBe(0);
     expect(readFileSync(path.join(dir, 'cron'), 'utf8')).toContain(`run --config ${path.join(dir, 'a\\%b', 'smtpguard.conf')}\n`);
     mkdirSync(path.join(dir, 'systemd'));
     expect(smtpguard(['install', ...common, '--timer', '--systemd-dir', path.join(dir, 'systemd'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);

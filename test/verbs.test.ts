@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FIXTURES, makeServerDir, runBin, saslLines } from './helpers.js';
+import { FIXTURES, installPaths, makeServerDir, runBin, saslLines } from './helpers.js';
 
 let dir: string;
 let flags: string[];
@@ -29,7 +29,7 @@ beforeEach(() => {
     '--no-reload',
     '--config', path.join(dir, 'smtpguard.conf'),
   ];
-  expect(smtpguard(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);
+  expect(smtpguard(['install', ...flags, ...installPaths(dir)]).code).toBe(0);
   // from here on the config file holds every setting: the verbs need only --config and --now
   flags = ['--config', path.join(dir, 'smtpguard.conf')];
   expect(smtpguard(['run', ...flags, ...NOW]).code).toBe(0);

@@ -13,7 +13,7 @@ import { runLocked } from '../../src/cli/commands/run.js';
 import { scanAndDecide, type Io } from '../../src/cli/commands/common.js';
 import { readOverrides, writeOverrides } from '../../src/store/overrides.js';
 import type { Block, Reason } from '../../src/decide/policy.js';
-import { makeServerDir, runBin, saslLines, serverFlags } from '../helpers.js';
+import { installPaths, makeServerDir, runBin, saslLines, serverFlags } from '../helpers.js';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
 const STAMP = '2026-11-22T11:37:32.000000+00:00 mx';
@@ -27,7 +27,7 @@ const times = (n: number, line: (i: number) => string) => Array.from({ length: n
 let dir: string;
 beforeAll(() => {
   dir = makeServerDir('smtpguard-explain-', '127.0.0.0/8 [::1]/128 192.0.2.240/28');
-  const install = runBin(['install', ...serverFlags(dir), '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]);
+  const install = runBin(['install', ...serverFlags(dir), ...installPaths(dir)]);
   expect(install.code).toBe(0);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

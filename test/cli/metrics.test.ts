@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultMetricsFile } from '../../src/cli/commands/install.js';
-import { makeServerDir, runBin, saslLines, serverFlags } from '../helpers.js';
+import { installPaths, makeServerDir, runBin, saslLines, serverFlags } from '../helpers.js';
 
 let dir: string;
 let flags: string[];
@@ -18,7 +18,7 @@ const NOW = ['--now', '2026-11-22T12:00:00Z'];
 beforeAll(() => {
   dir = makeServerDir('smtpguard-metrics-');
   flags = serverFlags(dir);
-  expect(runBin(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);
+  expect(runBin(['install', ...flags, ...installPaths(dir)]).code).toBe(0);
   mkdirSync(path.join(dir, 'textfile'));
   prom = path.join(dir, 'textfile', 'smtpguard.prom');
 });

@@ -2,7 +2,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeServerDir, runBin, saslLines, serverFlags } from '../helpers.js';
+import { installPaths, makeServerDir, runBin, saslLines, serverFlags } from '../helpers.js';
 
 const STAMP = '2026-11-22T11:37:32.000000+00:00 mx';
 const login = (address: string, user: string) => `${STAMP} postfix/submission/smtpd[2]: 4ABC123: client=phone[${address}], sasl_method=PLAIN, sasl_username=${user}\n`;
@@ -12,7 +12,7 @@ let flags: string[];
 beforeAll(() => {
   dir = makeServerDir('smtpguard-status-');
   flags = serverFlags(dir);
-  expect(runBin(['install', ...flags, '--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')]).code).toBe(0);
+  expect(runBin(['install', ...flags, ...installPaths(dir)]).code).toBe(0);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

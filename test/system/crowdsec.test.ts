@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lapi, missingLapi } from './lapi.js';
 import { CLIENTS, missingRequirements, Stack, type Run } from './stack.js';
+import { installPaths } from '../helpers.js';
 
 const missing = [...missingRequirements(), ...missingLapi()];
 if (missing.length > 0) {
@@ -66,7 +67,7 @@ describe.runIf(missing.length === 0)('several servers, one memory: CrowdSec LAPI
     mx2 = { flags: [], rules: path.join(stack.ufwTree, 'etc/ufw/before.rules'), map: path.join(stack.dir, 'sender_access'), state: path.join(stack.dir, 'state') };
     const mx2Base = ['--log', stack.log, '--access-map', mx2.map, '--lock-file', path.join(stack.dir, 'mx2.lock'), '--state-dir', mx2.state, '--threshold', '50', '--postfix-config-dir', stack.etc, '--map-type', 'hash', '--config', path.join(stack.dir, 'mx2.conf')]; // install writes its settings there, not to /etc/smtpguard
     // every file install writes stays in the test's directory (no man page or completion in /usr/local or /etc)
-    const install = stack.smtpguard(['install', ...mx2Base, '--cron-file', path.join(stack.dir, 'cron'), '--man-dir', path.join(stack.dir, 'man1'), '--completion-dir', path.join(stack.dir, 'completion')]);
+    const install = stack.smtpguard(['install', ...mx2Base, ...installPaths(stack.dir)]);
     if (install.code !== 0) throw new Error(`install failed: ${install.stderr}`);
     lapi.addMachine('mx2', 'mx2-password-0123456789');
     mx2.flags = [

@@ -9,6 +9,7 @@ import { chmodSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, CLIENTS, missingRequirements, MX4, Stack, type Run } from './stack.js';
+import { installPaths } from '../helpers.js';
 
 const missing = missingRequirements();
 if (missing.length > 0 && process.env.CI) throw new Error(`system tests cannot run in CI: missing ${missing.join(', ')} (.ci/run must install them)`);
@@ -20,7 +21,7 @@ let originalInit: Buffer;
 
 const smtpguard = (command: string, extra: string[] = []): Run => stack.smtpguard([command, ...flags, ...extra]);
 const install = (extra: string[] = []) =>
-  smtpguard('install', ['--cron-file', path.join(stack.dir, 'cron'), '--man-dir', path.join(stack.dir, 'man1'), '--completion-dir', path.join(stack.dir, 'completion'), ...extra]);
+  smtpguard('install', [...installPaths(stack.dir), ...extra]);
 const members = (set: string) => {
   const out = stack.nsRun(stack.mx, ['ipset', 'list', set]);
   return out.code !== 0 ? null : (out.stdout.split(/\nMembers:\n/)[1] ?? '').split('\n').filter((l) => l !== '').sort();
@@ -298,7 +299,7 @@ describe.runIf(missing.length === 0)('--firewall ipset on the real stack', () =>
   });
 
   it('uninstall gives before.init back byte for byte', () => {
-    const r = smtpguard('uninstall', ['--cron-file', path.join(stack.dir, 'cron'), '--man-dir', path.join(stack.dir, 'man1'), '--completion-dir', path.join(stack.dir, 'completion')]);
+    const r = smtpguard('uninstall', [...installPaths(stack.dir)]);
     expect(r.code).toBe(0);
     expect(readFileSync(files.init)).toEqual(originalInit);
   });

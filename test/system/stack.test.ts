@@ -8,6 +8,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFile
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, CLIENTS, missingRequirements, MX4, Stack, waitFor, type Run } from './stack.js';
+import { installPaths } from '../helpers.js';
 
 const missing = missingRequirements();
 if (missing.length > 0) {
@@ -110,7 +111,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
   });
 
   it('install prepares ufw and Postfix, and ufw loads it', () => {
-    const r = smtpguard('install', ['--cron-file', path.join(stack.dir, 'cron'), '--man-dir', path.join(stack.dir, 'man1'), '--completion-dir', path.join(stack.dir, 'completion')]);
+    const r = smtpguard('install', [...installPaths(stack.dir)]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const restrictions = stack.nsRun(stack.mx, ['postconf', '-c', stack.etc, '-h', 'smtpd_client_restrictions']).stdout.trim();
@@ -205,7 +206,7 @@ describe.runIf(missing.length === 0)('the real stack: Postfix, Dovecot SASL, pos
 
   it('with a cidr map, Postfix rejects the whole IPv6 /64 too', () => {
     const cidr = ['--map-type', 'cidr', '--access-map', path.join(stack.dir, 'access.cidr')];
-    expect(smtpguard('install', [...cidr, '--cron-file', path.join(stack.dir, 'cron'), '--man-dir', path.join(stack.dir, 'man1'), '--completion-dir', path.join(stack.dir, 'completion')]).code).toBe(0);
+    expect(smtpguard('install', [...cidr, ...installPaths(stack.dir)]).code).toBe(0);
     const r = smtpguard('run', cidr);
     expect(r.stdout).toBe('blocks: 4 (+0 -0)\n'); // same blocks, one more map
     expect(readFileSync(path.join(stack.dir, 'access.cidr'), 'utf8')).toContain('2001:db8:1:2::/64 REJECT');
