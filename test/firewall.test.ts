@@ -1,10 +1,10 @@
 /** The firewall backends' pure parts, and the plan each one makes. Plain data in, text out. */
 import { describe, expect, it } from 'vitest';
 import type { Block, Decision } from '../src/decide/policy.js';
-import { buildPlan, RULES_ADVICE_BLOCKS, type PlanOptions, type TargetFile } from '../src/write/plan.js';
-import { sectionCidrs } from '../src/write/firewall/backend.js';
+import { buildPlan, RULES_ADVICE_BLOCKS, type PlanOptions } from '../src/write/plan.js';
+import type { TargetFile } from '../src/write/change.js';
 import { initSectionLines, parseSaveFile, renderSaveFile, restoreScript, setSize } from '../src/write/firewall/ipset.js';
-import { chainRestoreText } from '../src/write/firewall/ufw.js';
+import { chainRestoreText, sectionCidrs } from '../src/write/firewall/ufw.js';
 import { installInit, uninstallInit } from '../src/write/install.js';
 import { summaryLine } from '../src/report/plan-report.js';
 

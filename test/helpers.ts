@@ -86,7 +86,7 @@ export function serverFlags(dir: string): string[] {
   ];
 }
 
-/** Where `install` puts the cron line, the man page and the bash completion: inside `dir`, never on the machine. */
+/** Where `install` puts the cron line, the man page, the bash completion and the units: inside `dir`, never on the machine. */
 export function installPaths(dir: string): string[] {
-  return ['--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion')];
+  return ['--cron-file', path.join(dir, 'cron'), '--man-dir', path.join(dir, 'man1'), '--completion-dir', path.join(dir, 'completion'), '--systemd-dir', path.join(dir, 'systemd')];
 }

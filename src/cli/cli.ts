@@ -279,6 +279,18 @@ function buildProgram(): Command {
   }
 
   addSettingOptions(
+    program
+      .command('load-firewall')
+      .description("put the firewall backend's recorded blocks in force, each with the time its ban has left (what the nftables boot unit runs)"),
+  )
+    .addHelpText('after', examples('smtpguard load-firewall --config /etc/smtpguard/smtpguard.conf   # what smtpguard-nftables.service runs at boot'))
+    .action(async (flags: CommonFlags) => {
+      const { settings } = await settingsFrom(flags);
+      const { loadFirewallCommand } = await import('./commands/load-firewall.js');
+      await loadFirewallCommand(settings, ioFor(flags, false));
+    });
+
+  addSettingOptions(
     program.command('config').description('print the settings in effect as a config file, each with where it comes from (flag, environment, file, default)'),
   )
     .addHelpText('after', examples('smtpguard config', 'smtpguard config > /etc/smtpguard/smtpguard.conf.new'))

@@ -13,7 +13,7 @@ import { ExitCode, SmtpguardError } from '../errors.js';
 import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, isEventKind, type EventKind } from '../read/kinds.js';
 import { MAP_TYPES, rejectTextProblem, type MapType } from '../write/access-map.js';
 import { chainNameProblem } from '../write/firewall/ufw.js';
-import { FIREWALL_MODES, type FirewallMode } from '../write/firewall/backend.js';
+import { BACKENDS, FIREWALL_MODES } from '../write/firewall/registry.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/smtpguard/smtpguard.conf';
 export const DEFAULT_LOGS: readonly string[] = ['/var/log/mail.log*', '/var/log/mail.warn*'];
@@ -37,8 +37,10 @@ export interface Settings {
   ufw6Rules: string;
   ufwChain: string;
   ufw6Chain: string;
-  /** How blocks reach the kernel: one ufw rule each (rules), or members of ipset sets (ipset). */
-  firewall: FirewallMode;
+  /** How blocks reach the kernel: a backend of write/firewall/registry.ts (rules, ipset, ...). */
+  firewall: string;
+  /** The TCP ports a block closes, where the backend renders them itself (nftables). */
+  smtpPorts: number[];
   accessMap: string;
   /** null: ask `postconf -h default_database_type` (hash when there is no postconf). */
   mapType: MapType | null;
@@ -192,7 +194,8 @@ export const DEFINITIONS = [
   def({ key: 'ufw6Rules', flag: 'ufw6-rules', arg: '<file>', description: 'ufw rules file for IPv6 blocks', default: '/etc/ufw/before6.rules', parse: path, show: String }),
   def({ key: 'ufwChain', flag: 'ufw-chain', arg: '<name>', description: 'chain of the IPv4 blocks (its log-and-drop chain is NAME-log)', default: 'ufw-smtpguard', parse: valid(chainNameProblem), show: String }),
   def({ key: 'ufw6Chain', flag: 'ufw6-chain', arg: '<name>', description: 'chain of the IPv6 blocks (its log-and-drop chain is NAME-log)', default: 'ufw6-smtpguard', parse: valid(chainNameProblem), show: String }),
-  def({ key: 'firewall', flag: 'firewall', arg: '<rules|ipset>', description: 'how blocks reach the kernel: one ufw rule each, put in force by ufw reload (rules), or members of the ipset sets smtpguard4/smtpguard6, swapped in without a reload (ipset: for thousands of blocks; README "Large block lists")', default: 'rules', parse: firewallMode, show: String }),
+  def({ key: 'firewall', flag: 'firewall', arg: `<${FIREWALL_MODES.join('|')}>`, description: `how blocks reach the kernel: ${BACKENDS.map((b) => `${b.summary} (${b.mode})`).join('; ')}; README "Large block lists" and "Hosts without ufw"`, default: 'rules', parse: firewallMode, show: String }),
+  def({ key: 'smtpPorts', flag: 'smtp-ports', arg: '<list>', description: 'the TCP ports a block closes where smtpguard writes the firewall rule itself (--firewall nftables; ufw\'s are in its rules files since install)', default: [25, 465, 587], parse: ports, show: (v) => v.join(',') }),
   def({ key: 'accessMap', flag: 'access-map', arg: '<file>', description: 'Postfix client access map (the source file, not the .db)', default: '/etc/postfix/sender_access', parse: path, show: String }),
   def({ key: 'mapType', flag: 'map-type', arg: '<type>', description: `access map type: ${MAP_TYPES.join(', ')} (default: postconf default_database_type)`, default: null, parse: mapType, show: (v) => v ?? '' }),
   def({ key: 'rejectText', flag: 'reject-text', arg: '<text>', description: 'text after REJECT in the access map, sent to blocked clients', default: 'Access denied: too many failed logins or rejected commands (smtpguard)', parse: valid(rejectTextProblem), show: String }),
@@ -262,10 +265,21 @@ function originNames(text: string): string[] {
   return list;
 }
 
-function firewallMode(text: string): FirewallMode {
+function firewallMode(text: string): string {
   const value = text.trim();
-  if (!(FIREWALL_MODES as readonly string[]).includes(value)) throw new Error(`expected one of ${FIREWALL_MODES.join(', ')}`);
-  return value as FirewallMode;
+  if (!FIREWALL_MODES.includes(value)) throw new Error(`expected one of ${FIREWALL_MODES.join(', ')}`);
+  return value;
+}
+
+function ports(text: string): number[] {
+  const list = words(text);
+  if (list.length === 0) throw new Error('expected at least one port (e.g. 25,465,587)');
+  const out: number[] = [];
+  for (const w of list) {
+    if (!/^\d{1,5}$/.test(w) || Number(w) < 1 || Number(w) > 65535) throw new Error(`"${w}" is not a TCP port (1-65535)`);
+    if (!out.includes(Number(w))) out.push(Number(w));
+  }
+  return out;
 }
 
 function mapType(text: string): MapType {

@@ -12,6 +12,8 @@ export interface StatusBlock {
   packets: number | null;
   /** [SMTPGUARD BLOCK] kernel log lines from its addresses in the last 24 hours; null: none found. */
   logged: number | null;
+  /** When the kernel drops it by itself (ISO; null: never), where the backend keeps a timeout (nftables); absent: it does not. */
+  expires?: string | null;
 }
 
 /** Whether the firewall and Postfix have what the files say. */
@@ -25,10 +27,12 @@ export interface Enforcement {
   /** The access map's index is missing or older than the map: Postfix does not have its last text. */
   mapIndexStale: boolean;
   /** The firewall backend (--firewall). */
-  firewall?: 'rules' | 'ipset';
-  /** The ipset sets the chains match (--firewall ipset): members in the kernel, maxelem, packets their rule sent to the log-and-drop chain. */
-  sets?: Array<{ name: string; members: number; maxelem: number | null; packets: number | null }>;
-  /** --firewall ipset: why ufw would not find the sets at boot (before.init not executable, or without its section); null: fine. */
+  firewall?: string;
+  /** How the backend names its kernel copy, its record and what puts a change in force ("the kernel's sets", "the save file", "set update (ipset restore)"). */
+  names?: { kernel: string; record: string; update: string };
+  /** The sets its rules match (ipset, nftables): members in the kernel, their limit (null: none), packets their rule matched, whether the set is there. */
+  sets?: Array<{ name: string; members: number; maxelem: number | null; packets: number | null; present?: boolean }>;
+  /** Why the next boot would not put the blocks back (ipset: before.init; nftables: its unit); null: fine. */
   bootProblem?: string | null;
 }
 
@@ -66,27 +70,30 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
   lines.push(`smtpguard status, ${localTime(Date.parse(status.now))}`, '');
   for (const owed of e?.owed ?? []) {
     const since = owed.since === null ? '' : ` since ${localTime(Date.parse(owed.since)).slice(11, 16)}`;
-    const firewall = e?.firewall === 'ipset' ? 'set update (ipset restore) owed' : 'ufw reload owed';
-    lines.push(owed.what === 'ufw' ? `${firewall}${since}: the firewall does not have these blocks yet (the next run ${e?.firewall === 'ipset' ? 'loads them' : 'reloads'})` : `postmap/postfix reload owed${since}: Postfix does not have these blocks yet (the next run reloads)`);
+    const firewall = `${e?.names?.update ?? 'ufw reload'} owed`;
+    lines.push(owed.what === 'ufw' ? `${firewall}${since}: the firewall does not have these blocks yet (the next run puts them in force)` : `postmap/postfix reload owed${since}: Postfix does not have these blocks yet (the next run reloads)`);
   }
   if (e?.kernel != null) {
-    const where = e.firewall === 'ipset' ? "the kernel's sets" : "the kernel's rules";
-    const record = e.firewall === 'ipset' ? 'the save file' : 'the file';
+    const where = e.names?.kernel ?? "the kernel's rules";
+    const record = e.names?.record ?? 'the file';
     if (e.kernel.missing.length > 0) lines.push(`Not in ${where} (in ${record} only): ${someOf(e.kernel.missing)}`);
     if (e.kernel.extra.length > 0) lines.push(`In ${where} but not in ${record}: ${someOf(e.kernel.extra)}`);
   }
   if (e?.bootProblem != null) lines.push(`WARNING: ${e.bootProblem}`);
   for (const set of e?.sets ?? []) {
     const full = set.maxelem !== null && set.members >= set.maxelem * 0.9 ? ' NEARLY FULL: the next run makes it bigger' : '';
-    lines.push(`Set ${set.name}: ${set.members} member${set.members === 1 ? '' : 's'}${set.maxelem === null ? ' (not in the kernel)' : ` of at most ${set.maxelem}${full}`}, ${set.packets ?? '?'} packets dropped since ufw loaded its rule`);
+    const size = set.present === false || (set.present === undefined && set.maxelem === null) ? ' (not in the kernel)' : set.maxelem === null ? '' : ` of at most ${set.maxelem}${full}`;
+    lines.push(`Set ${set.name}: ${set.members} member${set.members === 1 ? '' : 's'}${size}, ${set.packets ?? '?'} packets dropped since its rule was loaded`);
   }
   if (e?.mapIndexStale === true) lines.push('The access map\'s index is missing or older than the map: Postfix does not use its last text yet (the next run runs postmap)');
   if (lines.length > 2 && lines.at(-1) !== '') lines.push('');
   if (status.blocks.length === 0) lines.push('Blocked now: nothing.');
   else {
     lines.push(`Blocked now: ${status.blocks.length}`);
+    // the kernel's own expiry, where the backend keeps one (nftables timeouts)
+    const expiring = status.blocks.some((b) => b.expires !== undefined);
     const rows = [
-      ['CIDR', 'REASON', 'EVENTS', 'FIRST SEEN', 'LAST SEEN', 'BLOCKED SINCE', 'UNTIL', 'TIMES', 'DROPPED', 'LOGGED 24H'],
+      ['CIDR', 'REASON', 'EVENTS', 'FIRST SEEN', 'LAST SEEN', 'BLOCKED SINCE', 'UNTIL', 'TIMES', 'DROPPED', 'LOGGED 24H', ...(expiring ? ['KERNEL EXPIRES'] : [])],
       ...status.blocks.map((b) => [
         b.cidr,
         b.record?.reason ?? '?',
@@ -98,9 +105,10 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
         b.record?.times === undefined ? '-' : String(b.record.times),
         b.packets === null ? '-' : String(b.packets),
         b.logged === null ? '-' : String(b.logged),
+        ...(expiring ? [b.expires === undefined ? '?' : b.expires === null ? 'never' : localTime(Date.parse(b.expires)).slice(0, 16)] : []),
       ]),
     ];
-    for (const line of formatColumns(rows, [false, false, true, false, false, false, false, true, true, true])) lines.push(`  ${line}`);
+    for (const line of formatColumns(rows, [false, false, true, false, false, false, false, true, true, true, false])) lines.push(`  ${line}`);
   }
   if (status.leftOut > 0) lines.push(`  and ${status.leftOut} offender${status.leftOut === 1 ? '' : 's'} NOT blocked: left out by --max-blocks (raise it to block them)`);
   lines.push('');

@@ -4,32 +4,20 @@
  * from this one object, so a dry run cannot disagree with a run.
  *
  * Every target is validated here, before anything is written: a marker problem in
- * any file stops the run with no file changed.
+ * any file stops the run with no file changed. The firewall's part comes from the
+ * backends (write/firewall/registry.ts): the chosen one for the blocks, every other
+ * one to take out what it still has (a switch of backend is one run).
  */
-import path from 'node:path';
 import { compareCidrs } from '../address.js';
 import { SmtpguardError } from '../errors.js';
 import { MAX_BLOCK_ADDRESSES, type Decision } from '../decide/policy.js';
 import { addressesLeftOutOfMap, INDEX_SUFFIX, NEW_MAP_SUFFIX, renderAccessMap, type MapType } from './access-map.js';
-import { BEGIN_MARKER, findSection, replaceSection, sectionLines } from './sections.js';
-import { checkUfwFile } from './firewall/ufw.js';
-import { backendFor, sectionCidrs, usesSets, type FirewallMode } from './firewall/backend.js';
-import { initSectionLines, parseSaveFile, renderSaveFile, RESTORE_FILE, SET_NAMES } from './firewall/ipset.js';
+import { findSection, replaceSection } from './sections.js';
+import { BACKENDS } from './firewall/registry.js';
+import type { BackendPlan, Probe } from './firewall/backend.js';
+import type { FileChange, Owed, Role, TargetFile } from './change.js';
 
 export { INDEX_SUFFIX, NEW_MAP_SUFFIX };
-
-/**
- * ufw4/ufw6: the rules files; map: the access map; sets: the ipset save file (state dir);
- * init: ufw's before.init, whose section creates the sets at boot.
- */
-export type Role = 'ufw4' | 'ufw6' | 'map' | 'sets' | 'init';
-
-export interface TargetFile {
-  role: Role;
-  path: string;
-  /** null: the file does not exist. */
-  text: string | null;
-}
 
 export interface PlanOptions {
   ufwChain: string;
@@ -39,36 +27,34 @@ export interface PlanOptions {
   /** `-c DIR` for postmap and postfix. */
   postfixConfigDir: string | null;
   reload: boolean;
-  /** Close the open SMTP sessions of new blocks after ufw reloads (default true). */
+  /** Close the open SMTP sessions of new blocks once the firewall has them (default true). */
   cutSessions?: boolean;
   /** The firewall backend (default rules). */
-  firewall?: FirewallMode;
-  /** Where the ipset save file and the scripts of a change live. */
+  firewall?: string;
+  /** Where the backends' save files and the scripts of a change live. */
   stateDir?: string;
-  /** Whether the kernel has each family's smtpguard chain loaded now: a change of the section is then swapped into that chain alone (iptables-restore --noflush), without a ufw reload. */
+  /** The ports a block closes, where the backend renders them (nftables). */
+  smtpPorts?: readonly number[];
+  /** What each backend's probe found (asked only when its files change). */
+  probes?: ReadonlyMap<string, Probe>;
+  /** Now (ms): a ban's time left counts from here (default: the clock). */
+  now?: number;
+  /** Whether each family's ufw chain is loaded now (shorthand for the ufw backends' probe). */
   liveChains?: { 4: boolean; 6: boolean };
-}
-
-export interface FileChange {
-  role: Role;
-  path: string;
-  before: string;
-  /** '' for the save file of the ipset backend when the rules backend takes over: it is removed. */
-  after: string;
 }
 
 export interface Plan {
   decision: Decision;
   mapType: MapType;
-  /** The smtpguard chain of each rules file (a chain-only restore names it). */
-  chains: { ufw4: string; ufw6: string };
   /** Only the files whose content changes. */
   changes: FileChange[];
   /** In the order they run. */
   commands: string[][];
+  /** The firewall's part, per backend: the chosen one first, then the ones that withdraw. */
+  firewall: BackendPlan[];
   notes: string[];
   /**
-   * Blocks after the run, which are new or gone (from the ufw sections, sorted by address),
+   * Blocks after the run, which are new or gone (from the backends' records, sorted by address),
    * offenders that --max-blocks left out, and addresses of IPv6 range blocks an indexed map
    * does not name.
    */
@@ -88,57 +74,45 @@ export interface Plan {
 /** Past this many blocks the rules backend costs every new connection and every reload (bench/results.md): the cron line says so once. */
 export const RULES_ADVICE_BLOCKS = 1000;
 
-
-/** Reloads a file needs although its text does not change (see PendingReloads). */
-export type Owed = ReadonlySet<'ufw' | 'map'>;
-
 export function buildPlan(decision: Decision, targets: readonly TargetFile[], options: PlanOptions, owed: Owed = new Set()): Plan {
-  const changes: FileChange[] = [];
-  const previousBlocks = new Set<string>();
+  const byRole = new Map<Role, TargetFile>(targets.map((t) => [t.role, t]));
   const mode = options.firewall ?? 'rules';
-  const backend = backendFor(mode);
-  const savedText = targets.find((t) => t.role === 'sets')?.text ?? null;
-  const saved = parseSaveFile(savedText ?? '');
-  let switching = false;
-  for (const target of targets) {
-    if (target.role === 'sets') {
-      // the ipset save file: the set backend's record; gone when the rules backend takes over
-      const after = mode === 'ipset' ? renderSaveFile(decision.blocks) : '';
-      const before = target.text ?? '';
-      if (after !== before || (mode === 'ipset' && options.reload && owed.has('ufw'))) changes.push({ role: 'sets', path: target.path, before, after });
-      continue;
-    }
-    if (target.role === 'init' && (target.text === null || !target.text.split('\n').some((l) => l.startsWith(BEGIN_MARKER)))) {
-      if (mode === 'rules') continue; // the rules backend needs nothing at boot
-      throw new SmtpguardError(`${target.path} ${target.text === null ? 'does not exist' : 'has no smtpguard section'}: --firewall ipset needs it to create its sets before ufw loads its rules at boot`, {
-        hint: 'run "smtpguard install --firewall ipset", which adds the section (ufw ships before.init; reinstall ufw if it is missing)',
-      });
-    }
-    if (target.text === null) {
-      throw new SmtpguardError(`${target.path} does not exist`, {
+  const chosen = BACKENDS.find((b) => b.mode === mode);
+  if (chosen === undefined) throw new SmtpguardError(`--firewall ${mode} is not a firewall backend`, { hint: `use one of ${BACKENDS.map((b) => b.mode).join(', ')}` });
+  const context = (m: string, active: boolean, keptByOthers: ReadonlySet<Role>) => ({
+    keptByOthers,
+    ufwChain: options.ufwChain,
+    ufw6Chain: options.ufw6Chain,
+    stateDir: options.stateDir ?? '',
+    smtpPorts: options.smtpPorts ?? SMTP_PORTS,
+    reload: options.reload,
+    owed: active && owed.has('ufw'),
+    probe: options.probes?.get(m) ?? (options.liveChains === undefined ? undefined : { live: options.liveChains }),
+    now: options.now ?? Date.now(),
+  });
+  // the chosen backend first, then the others withdraw from the files no backend before them keeps
+  const firewall: BackendPlan[] = [chosen.plan(decision.blocks, byRole, context(mode, true, new Set()))];
+  const kept = new Set<Role>(chosen.roles);
+  for (const backend of BACKENDS) {
+    if (backend === chosen) continue;
+    const part = backend.plan(null, byRole, context(backend.mode, false, new Set(kept)));
+    for (const role of backend.roles) kept.add(role);
+    if (part.changes.length > 0 || part.commands.length > 0) firewall.push(part);
+  }
+
+  const changes: FileChange[] = firewall.flatMap((p) => p.changes);
+  const map = byRole.get('map');
+  if (map !== undefined) {
+    if (map.text === null) {
+      throw new SmtpguardError(`${map.path} does not exist`, {
         hint: 'run "smtpguard install" (or point --ufw-rules, --ufw6-rules, --access-map at the right files)',
       });
     }
-    const section = findSection(target.text, target.path);
-    let lines: string[];
-    if (target.role === 'map') {
-      lines = renderAccessMap(decision.blocks, options.mapType, options.rejectText);
-    } else if (target.role === 'init') {
-      lines = mode === 'ipset' ? initSectionLines(options.stateDir ?? '') : [];
-    } else {
-      const chain = target.role === 'ufw4' ? options.ufwChain : options.ufw6Chain;
-      checkUfwFile(target.text, section, target.path, chain);
-      lines = backend.sectionLines(decision.blocks, target.role === 'ufw4' ? 4 : 6, chain);
-      for (const line of lines) backend.checkLine(line, chain);
-      const current = sectionLines(target.text, section);
-      for (const cidr of sectionCidrs(current, chain, saved)) previousBlocks.add(cidr);
-      if (usesSets(current) !== (mode === 'ipset')) switching = true;
-    }
-    const after = replaceSection(target.text, section, lines);
-    const reloadOwed = options.reload && target.role !== 'init' && owed.has(target.role === 'map' ? 'map' : 'ufw');
-    if (after !== target.text || reloadOwed) changes.push({ role: target.role, path: target.path, before: target.text, after });
+    const after = replaceSection(map.text, findSection(map.text, map.path), renderAccessMap(decision.blocks, options.mapType, options.rejectText));
+    if (after !== map.text || (options.reload && owed.has('map'))) changes.push({ role: 'map', path: map.path, before: map.text, after });
   }
 
+  const previousBlocks = new Set(firewall.flatMap((p) => p.inForce));
   const current = new Set(decision.blocks.map((b) => b.cidr));
   const addedCidrs = [...current].filter((c) => !previousBlocks.has(c)).sort(compareCidrs);
   const removedCidrs = [...previousBlocks].filter((c) => !current.has(c)).sort(compareCidrs);
@@ -152,56 +126,38 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     leftOutOfMap: addressesLeftOutOfMap(decision.blocks, options.mapType),
     rulesPastAdvice: mode === 'rules' && previousBlocks.size <= RULES_ADVICE_BLOCKS && current.size > RULES_ADVICE_BLOCKS,
   };
-  return { decision, mapType: options.mapType, chains: { ufw4: options.ufwChain, ufw6: options.ufw6Chain }, changes, commands: options.reload ? commandsFor(changes, options, addedCidrs, switching) : [], notes: notesFor(decision, options), summary };
+  const commands: string[][] = [];
+  if (options.reload) {
+    const config = options.postfixConfigDir === null ? [] : ['-c', options.postfixConfigDir];
+    const mapChange = changes.find((c) => c.role === 'map');
+    if (mapChange !== undefined) {
+      if (options.mapType !== 'cidr') commands.push(['postmap', ...config, `${options.mapType}:${mapChange.path}${NEW_MAP_SUFFIX}`]);
+      commands.push(['postfix', ...config, 'reload']);
+    }
+    for (const part of firewall) for (const argv of part.commands) commands.push(argv);
+    if (firewall[0]!.commands.length > 0 && options.cutSessions !== false) for (const cut of cutSessionCommands(addedCidrs)) commands.push(cut);
+  }
+  return { decision, mapType: options.mapType, changes, commands, firewall, notes: notesFor(decision, options), summary };
 }
 
-/** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules). */
+/** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules), and the nftables backend's default. */
 export const SMTP_PORTS = [25, 465, 587] as const;
 /** Blocks per `ss -K` command (one filter expression each; 1024 IPv6 terms are ~46 kB, under the 128 kB an argument may be, and ss parses them in ~20 ms). */
 const CUT_BATCH = 1024;
 
 /**
- * `ss -K` for the SMTP sessions already open from new blocks: the ufw chain sits after the
- * ESTABLISHED accept, so without this a client blocked in the middle of an AUTH session
+ * `ss -K` for the SMTP sessions already open from new blocks: the firewall drops new
+ * connections only, so without this a client blocked in the middle of an AUTH session
  * keeps guessing on its open connection. `ss -K` (SOCK_DESTROY) closes the server's socket,
  * which resets the client at once; it runs in the firewall's network namespace, as the run does.
  */
-export function cutSessionCommands(cidrs: readonly string[]): string[][] {
+export function cutSessionCommands(cidrs: readonly string[], ports: readonly number[] = SMTP_PORTS): string[][] {
   const commands: string[][] = [];
-  const ports = `( ${SMTP_PORTS.map((p) => `sport = :${p}`).join(' or ')} )`;
+  const sports = `( ${ports.map((p) => `sport = :${p}`).join(' or ')} )`;
   for (let i = 0; i < cidrs.length; i += CUT_BATCH) {
     const batch = cidrs.slice(i, i + CUT_BATCH);
-    commands.push(['ss', '-K', '-tn', 'state', 'established', `( ${batch.map((c) => `dst ${c}`).join(' or ')} )`, 'and', ports]);
+    commands.push(['ss', '-K', '-tn', 'state', 'established', `( ${batch.map((c) => `dst ${c}`).join(' or ')} )`, 'and', sports]);
   }
-  return commands;
-}
-
-/** Files the chain-only restore reads, one per family, beside the save file. */
-export const chainFile = (stateDir: string, family: 4 | 6): string => path.join(stateDir, `ufw${family}-chain.smtpguard-new`);
-
-function commandsFor(changes: readonly FileChange[], options: PlanOptions, added: readonly string[], switching: boolean): string[][] {
-  const commands: string[][] = [];
-  const config = options.postfixConfigDir === null ? [] : ['-c', options.postfixConfigDir];
-  const stateDir = options.stateDir ?? '';
-  const map = changes.find((c) => c.role === 'map');
-  if (map !== undefined) {
-    if (options.mapType !== 'cidr') commands.push(['postmap', ...config, `${options.mapType}:${map.path}${NEW_MAP_SUFFIX}`]);
-    commands.push(['postfix', ...config, 'reload']);
-  }
-  // the firewall: sets first (ufw's rules must never name a set that is not there), then the chains, then the sets nothing names
-  const sets = changes.find((c) => c.role === 'sets');
-  if (sets !== undefined && sets.after !== '') commands.push(['ipset', 'restore', '-file', path.join(stateDir, RESTORE_FILE)]);
-  const ufw = changes.filter((c) => c.role === 'ufw4' || c.role === 'ufw6');
-  if (ufw.length > 0) {
-    // a section that only swaps backends (or the set line of the ipset backend) goes into the live chain at once:
-    // a ufw reload would drop every rule for a moment, and reset every counter
-    const live = ufw.every((c) => options.liveChains?.[c.role === 'ufw4' ? 4 : 6] === true);
-    if (live && (switching || options.firewall === 'ipset')) {
-      for (const c of ufw) commands.push([c.role === 'ufw4' ? 'iptables-restore' : 'ip6tables-restore', '--noflush', chainFile(stateDir, c.role === 'ufw4' ? 4 : 6)]);
-    } else commands.push(['ufw', 'reload']);
-  }
-  if (sets !== undefined && sets.after === '') for (const name of Object.values(SET_NAMES)) commands.push(['ipset', 'destroy', name]);
-  if ((ufw.length > 0 || (sets !== undefined && sets.after !== '')) && options.cutSessions !== false) for (const cut of cutSessionCommands(added)) commands.push(cut);
   return commands;
 }
 

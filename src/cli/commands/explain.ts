@@ -13,7 +13,7 @@ import { describeSpared } from '../../report/plan-report.js';
 import { lengthText, ordinal } from '../../decide/bans.js';
 import { localTime } from '../../report/report.js';
 import { readBans } from '../../store/bans.js';
-import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
+import { recordedBlocks } from '../../write/firewall/registry.js';
 import type { Block, Decision, Reason } from '../../decide/policy.js';
 import type { Settings } from '../settings.js';
 import { clientLines } from '../../scan/lines.js';
@@ -104,7 +104,7 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
   const out = [`${address}: ${verdict}`, ''];
   out.push(countsLine(reason, settings));
   if (mine !== undefined) out.push(`Events by kind: ${Object.entries(mine.events).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
-  out.push(`In the generated ufw section now: ${firewall.length > 0 ? firewall.join(', ') : 'no'}`);
+  out.push(`In the firewall's record now (${settings.firewall}): ${firewall.length > 0 ? firewall.join(', ') : 'no'}`);
   for (const b of history) {
     const end = b.until === null ? 'for good' : `${b.running ? 'until' : 'ended'} ${localTime(Date.parse(b.until))}`;
     out.push(`Ban history: ${b.cidr} (${b.reason}), ${ordinal(b.times)} time, ${b.banFor}, ${end}; first blocked ${localTime(Date.parse(b.firstBlocked))}, last event ${localTime(Date.parse(b.lastEvent))}`);
@@ -188,7 +188,7 @@ function whyBlocked(block: Block, reason: Reason, policy: Decision, override: Ov
   return why;
 }
 
-/** The generated ufw lines whose range holds the address. */
+/** The blocks the firewall's record holds whose range holds the address. */
 async function inFirewallFiles(settings: Settings, ip: ReturnType<typeof parseIp>): Promise<string[]> {
-  return (await readSectionBlocks(settings)).flatMap((s) => s.cidrs).filter((cidr) => inRange(ip, parseRange(cidr)));
+  return (await recordedBlocks(settings)).flatMap((s) => s.cidrs).filter((cidr) => inRange(ip, parseRange(cidr)));
 }

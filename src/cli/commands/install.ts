@@ -5,8 +5,10 @@
 import { readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createTwoFilesPatch } from 'diff';
-import { execCommand, type Runner } from '../../write/apply.js';
-import { replaceRulesFiles } from '../../write/firewall/ufw.js';
+import { execCommand } from '../../write/exec.js';
+import type { Runner } from '../../write/change.js';
+import { BACKENDS } from '../../write/firewall/registry.js';
+import type { FileEdit, InstallPart } from '../../write/firewall/backend.js';
 import { ensureDirectory, PREVIOUS_SUFFIX, writeTarget, writeWithBackup } from '../../store/atomic.js';
 import { SmtpguardError } from '../../errors.js';
 import {
@@ -16,20 +18,15 @@ import {
   fill,
   findOtherMapUses,
   installAccessMap,
-  installInit,
-  uninstallInit,
-  installUfw,
   removeRestriction,
   uninstallAccessMap,
-  uninstallUfw,
   type Templates,
 } from '../../write/install.js';
-import { INDEX_SUFFIX, type FileChange } from '../../write/plan.js';
+import { INDEX_SUFFIX } from '../../write/plan.js';
 import { formatCommand } from '../../report/plan-report.js';
 import { DEFAULT_CONFIG_FILE, renderConfigHeader, type Settings } from '../settings.js';
 import { addConfigWord, setConfigValues } from '../config-file.js';
 import { findDefaultMapType, postconf, query } from '../system.js';
-import { initFileOf, makeExecutable, SET_NAMES } from '../../write/firewall/ipset.js';
 import type { Io } from './common.js';
 import { packageRoot } from '../../version.js';
 
@@ -44,13 +41,6 @@ export interface InstallOptions {
   completionDir: string;
   /** The config file (--config or the default), its text, and the settings given as flags or environment: install keeps them there. */
   config: { file: string; text: string | null; given: ReadonlyMap<string, string[]>; allow: readonly string[] };
-}
-
-interface FileEdit {
-  path: string;
-  before: string | null;
-  /** null: remove the file. */
-  after: string | null;
 }
 
 const ROOT = packageRoot() + path.sep;
@@ -101,27 +91,23 @@ export async function installCommand(settings: Settings, options: InstallOptions
   }
   const edits: FileEdit[] = [];
   const warnings: string[] = [];
-  for (const [file, family, chain] of [
-    [settings.ufwRules, 4, settings.ufwChain],
-    [settings.ufw6Rules, 6, settings.ufw6Chain],
-  ] as const) {
-    const before = await readRequired(file, 'ufw');
-    const after = options.uninstall ? uninstallUfw(before) : installUfw(before, file, family, chain, templates);
-    if (typeof after === 'string') edits.push({ path: file, before, after });
-    else {
-      edits.push({ path: file, before, after: after.text });
-      for (const warning of after.warnings) warnings.push(warning);
-    }
-  }
-  // ufw's before.init: the section the ipset backend fills (its sets must exist before ufw loads its rules)
-  const initFile = initFileOf(settings.ufwRules);
-  const initBefore = await readOptional(initFile);
-  if (initBefore === null && settings.firewall === 'ipset' && !options.uninstall) {
-    throw new SmtpguardError(`${initFile} does not exist: --firewall ipset creates its sets there before ufw loads its rules at boot`, {
-      hint: 'ufw ships it (a conffile): "apt-get install --reinstall -o Dpkg::Options::=--force-confmiss ufw" puts it back',
+  const command = formatCommand([process.execPath, BIN, 'run', '--config', options.config.file]);
+  // the firewall's pieces, from its backends (those that share pieces, like ufw's files, give them once)
+  const parts: InstallPart[] = [];
+  for (const backend of BACKENDS) {
+    const part = await backend.install({
+      settings,
+      uninstall: options.uninstall,
+      systemdDir: options.systemdDir,
+      command: (args) => formatCommand([process.execPath, BIN, ...args]),
+      configFile: options.config.file,
+      readOptional,
+      query,
+      templates,
     });
+    if (part !== null && !parts.some((p) => p.name === part.name)) parts.push(part);
   }
-  if (initBefore !== null) edits.push({ path: initFile, before: initBefore, after: options.uninstall ? uninstallInit(initBefore) : installInit(initBefore) });
+  for (const part of parts) for (const warning of part.warnings) warnings.push(warning);
 
   const mapBefore = await readOptional(settings.accessMap);
   const mapAfter = options.uninstall ? (mapBefore === null ? null : uninstallAccessMap(mapBefore)) : installAccessMap(mapBefore, settings.accessMap, mapType, templates);
@@ -151,7 +137,6 @@ export async function installCommand(settings: Settings, options: InstallOptions
     edits.push({ path: completion, before: docs[1], after: await readFile(path.join(ROOT, 'completions', 'smtpguard.bash'), 'latin1') });
   }
 
-  const command = formatCommand([process.execPath, BIN, 'run', '--config', options.config.file]);
   const service = path.join(options.systemdDir, 'smtpguard.service');
   const timer = path.join(options.systemdDir, 'smtpguard.timer');
   const installed = { cron: await readOptional(options.cronFile), service: await readOptional(service), timer: await readOptional(timer) };
@@ -167,7 +152,8 @@ export async function installCommand(settings: Settings, options: InstallOptions
   }
 
   const changed = edits.filter((e) => e.before !== e.after);
-  const links: string[] = [];
+  const partEdits = parts.flatMap((p) => p.edits.filter((e) => e.before !== e.after));
+  const links: string[] = parts.flatMap((p) => p.notes);
   const newRestrictions = options.uninstall ? removeRestriction(restrictions.output, element) : addRestriction(restrictions.output, element);
   const commands: string[][] = [];
   // the index first: Postfix must not be told about a map it cannot open yet
@@ -176,65 +162,46 @@ export async function installCommand(settings: Settings, options: InstallOptions
   if (newRestrictions !== restrictions.output) commands.push(['postconf', ...postfixConfig, '-e', `smtpd_client_restrictions=${newRestrictions}`]);
   if (settings.reload) {
     if (commands.length > 0 || mapEdit !== undefined) commands.push(['postfix', ...postfixConfig, 'reload']);
-    if (changed.some((e) => e.path === settings.ufwRules || e.path === settings.ufw6Rules)) commands.push(['ufw', 'reload']);
     const units = changed.some((e) => e.path === service || e.path === timer);
     if (units) commands.push(['systemctl', 'daemon-reload']);
     if (units && !options.uninstall) commands.push(['systemctl', 'enable', '--now', 'smtpguard.timer']);
     if (units && options.uninstall) commands.unshift(['systemctl', 'disable', '--now', 'smtpguard.timer']);
   }
 
-  // uninstall: once ufw has reloaded without them, nothing jumps to the smtpguard chains (ufw's
-  // stop does not flush chains it does not know: they would keep their rules, and the sets their users)
-  const afterReload: string[][] = [];
-  if (options.uninstall && settings.reload) {
-    for (const [command, chain] of [['iptables', settings.ufwChain], ['ip6tables', settings.ufw6Chain]] as const) {
-      if (!(await query(command, ['-S', chain])).ok) continue;
-      for (const name of [chain, `${chain}-log`]) afterReload.push([command, '-F', name], [command, '-X', name]);
-    }
-    for (const name of Object.values(SET_NAMES)) if ((await query('ipset', ['-n', 'list', name])).ok) afterReload.push(['ipset', 'destroy', name]);
-  }
-  for (const argv of afterReload) commands.push(argv);
-  const initExecutable = initBefore === null || options.uninstall || settings.firewall !== 'ipset' ? true : ((await stat(initFile)).mode & 0o100) !== 0;
-  if (!initExecutable) links.push(`${initFile} is made executable: ufw-init runs it only then`);
+  const partCommands = parts.flatMap((p) => p.commands);
+  const pending = parts.some((p) => p.pending);
 
   for (const warning of warnings) io.warn(warning);
   const verb = options.uninstall ? 'uninstall' : 'install';
-  for (const e of changed) {
+  for (const e of [...changed, ...partEdits]) {
     const target = await writeTarget(e.path);
     if (target !== e.path) links.push(`${e.path} is a symlink: ${e.after === null ? 'the link is removed' : `the new text is written to its target ${target}`}`);
   }
   if (options.dryRun) {
     const lines = [`smtpguard ${verb} --dry-run:`, ''];
-    if (changed.length === 0 && commands.length === 0 && initExecutable) lines.push('Nothing to do: already done.');
+    if (changed.length === 0 && partEdits.length === 0 && commands.length === 0 && partCommands.length === 0 && !pending) lines.push('Nothing to do: already done.');
     for (const link of links) lines.push(`Note: ${link}`);
-    for (const e of changed) {
+    for (const e of [...changed, ...partEdits]) {
       lines.push(e.after === null ? `would remove ${e.path}` : createTwoFilesPatch(e.path, e.path, e.before ?? '', e.after, e.before === null ? '(new file)' : '', '(smtpguard)').trimEnd());
     }
-    if (commands.length > 0) lines.push('', 'Commands that would run:');
-    for (const c of commands) lines.push(`  ${formatCommand(c)}`);
+    if (commands.length + partCommands.length > 0) lines.push('', 'Commands that would run:');
+    for (const c of [...commands, ...partCommands]) lines.push(`  ${formatCommand(c)}`);
     lines.push('', 'Nothing was changed (--dry-run).');
     io.stdout.write(lines.join('\n') + '\n');
     return;
   }
-  if (changed.length === 0 && commands.length === 0 && initExecutable) {
+  if (changed.length === 0 && partEdits.length === 0 && commands.length === 0 && partCommands.length === 0 && !pending) {
     io.stdout.write(`smtpguard ${verb}: nothing to do, already done\n`);
     return;
   }
 
-  // files first, then the commands; files to remove last, once Postfix no longer names them
-  const rules: FileChange[] = [];
+  // files first, then the commands, then the firewall's pieces; files to remove last, once Postfix no longer names them
   for (const e of changed) {
-    if (e.path === settings.ufwRules || e.path === settings.ufw6Rules) {
-      rules.push({ role: e.path === settings.ufwRules ? 'ufw4' : 'ufw6', path: e.path, before: e.before!, after: e.after! });
-    } else if (options.uninstall && e.path === initFile) {
-      continue; // it may create the sets the rules still name: it goes once ufw has the rules without them
-    } else if (e.after !== null) {
-      if (e.before === null) await ensureDirectory(path.dirname(e.path), 'the directory', `the path ${e.path}`);
-      await writeWithBackup(e.path, e.after, e.before === null ? null : e.path);
-    }
+    if (e.after === null) continue;
+    if (e.before === null) await ensureDirectory(path.dirname(e.path), 'the directory', `the path ${e.path}`);
+    await writeWithBackup(e.path, e.after, e.before === null ? null : e.path);
   }
-  const ufwReload = commands.find((c) => c[0] === 'ufw');
-  for (const argv of commands.filter((c) => !afterReload.includes(c) && c[0] !== 'ufw')) {
+  for (const argv of commands) {
     const result = await run(argv);
     if (!result.ok) {
       const soft = argv[0] === 'postfix' || argv[0] === 'systemctl';
@@ -242,23 +209,18 @@ export async function installCommand(settings: Settings, options: InstallOptions
       io.warn(`${argv.join(' ')} failed: ${result.output}`);
     }
   }
-  if (rules.length > 0) await replaceRulesFiles(rules, ufwReload !== undefined, run);
-  const initEdit = changed.find((e) => e.path === initFile);
-  if (options.uninstall && initEdit?.after != null) await writeWithBackup(initFile, initEdit.after, initFile);
-  if (!options.uninstall && settings.firewall === 'ipset') await makeExecutable(initFile);
-  for (const argv of afterReload) {
-    const result = await run(argv);
-    if (!result.ok) io.warn(`${argv.join(' ')} failed: ${result.output}`);
-  }
+  for (const part of parts) for (const warning of await part.carryOut(run, settings.reload)) io.warn(warning);
   for (const e of changed.filter((c) => c.after === null)) {
     await unlink(e.path).catch(() => undefined);
     if (e.path === settings.accessMap && mapType !== 'cidr') await unlink(settings.accessMap + INDEX_SUFFIX[mapType]).catch(() => undefined);
   }
-  const did = changed.map((e) => `${e.after === null ? 'removed' : e.before === null ? 'created' : 'changed'} ${e.path}`);
-  io.stdout.write(`smtpguard ${verb}: ${did.join(', ') || 'no file changed'}${commands.length > 0 ? `; ran ${commands.map((c) => formatCommand(c)).join('; ')}` : ''}\n`);
+  const all = [...changed, ...partEdits];
+  const ran = [...commands, ...partCommands];
+  const did = all.map((e) => `${e.after === null ? 'removed' : e.before === null ? 'created' : 'changed'} ${e.path}`);
+  io.stdout.write(`smtpguard ${verb}: ${did.join(', ') || 'no file changed'}${ran.length > 0 ? `; ran ${ran.map((c) => formatCommand(c)).join('; ')}` : ''}\n`);
   if (options.uninstall) {
     // the copies of each file before smtpguard's last write stay: a way back, said so, not left silently
-    const kept = (await Promise.all(changed.map(async (e) => ((await stat(e.path + PREVIOUS_SUFFIX).catch(() => null)) === null ? null : e.path + PREVIOUS_SUFFIX)))).filter((f): f is string => f !== null);
+    const kept = (await Promise.all(all.map(async (e) => ((await stat(e.path + PREVIOUS_SUFFIX).catch(() => null)) === null ? null : e.path + PREVIOUS_SUFFIX)))).filter((f): f is string => f !== null);
     if (kept.length > 0) io.stdout.write(`smtpguard uninstall: kept ${kept.join(', ')} (each file before smtpguard last wrote it); remove them when you no longer need them\n`);
   }
 }

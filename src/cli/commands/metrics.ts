@@ -4,7 +4,7 @@
  * its directory that does not end in .prom, then a rename; mode 644 for the prometheus user).
  * Metrics never fail a run: a problem writing them is a warning.
  */
-import { readChainRules } from '../../write/firewall/rules.js';
+import { backendFor } from '../../write/firewall/registry.js';
 import type { Block } from '../../decide/policy.js';
 import type { BanRecord } from '../../decide/bans.js';
 import type { SyncReport } from '../../crowdsec/sync.js';
@@ -76,11 +76,8 @@ async function gaugesOf(settings: Settings, facts: RunFacts, now: number): Promi
   }
   const dropped: MetricGauges['dropped'] = [];
   if (settings.reload) {
-    // the chains' rule counters (iptables -L CHAIN -v: no set listed): root only, and ufw loaded; else left out
-    for (const [family, chain] of [[4, settings.ufwChain], [6, settings.ufw6Chain]] as const) {
-      const rules = await readChainRules(family, chain, query).catch(() => null);
-      if (rules !== null) dropped.push({ family, packets: rules.reduce((sum, r) => sum + r.packets, 0) });
-    }
+    // the backend's rule counters (root only, and its rules loaded; else left out)
+    for (const d of (await backendFor(settings.firewall).dropped(settings, query).catch(() => null)) ?? []) dropped.push(d);
   }
   const owed = (await PendingReloads.read(settings.stateDir)).roles;
   return {

@@ -11,17 +11,17 @@ import { writeTarget } from '../../store/atomic.js';
 import { PendingReloads } from '../../store/pending-reloads.js';
 import { readBlockRecords, writeBlockRecords, type BlockRecord } from '../../store/block-records.js';
 import type { AddressSummary } from '../../count/summary.js';
-import { buildPlan, INDEX_SUFFIX, type Plan, type PlanOptions, type TargetFile } from '../../write/plan.js';
+import { buildPlan, INDEX_SUFFIX, type Plan, type PlanOptions } from '../../write/plan.js';
+import type { Role, Runner, TargetFile } from '../../write/change.js';
+import { BACKENDS, backendFor } from '../../write/firewall/registry.js';
+import type { BackendFile, Probe } from '../../write/firewall/backend.js';
 import { planJson, renderPlanText, summaryLine, trackedClause } from '../../report/plan-report.js';
 import { writeJson } from '../../report/json-out.js';
 import { refreshMetrics, type RunFacts } from './metrics.js';
 import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
 import { findDefaultMapType, query } from '../system.js';
-import { bootProblem, initFileOf, parseSaveFile, SAVE_FILE } from '../../write/firewall/ipset.js';
-import path from 'node:path';
 import { scanAndDecide, type Io, type Scanned } from './common.js';
-import type { Runner } from '../../write/apply.js';
 import { writeLastRun } from '../../store/last-run.js';
 import type { Override } from '../../decide/overrides.js';
 import { writeBans } from '../../store/bans.js';
@@ -166,9 +166,9 @@ export async function runLocked(
     const warnings = await (watchdog === undefined ? apply() : watchdog.whileApplying(apply));
     for (const warning of warnings) io.warn(warning);
   }
-  if (settings.firewall === 'ipset' && settings.reload) {
-    // said on every run while it lasts: the next boot would leave ufw without its rules
-    const problem = await bootProblem(initFileOf(settings.ufwRules));
+  if (settings.reload) {
+    // said on every run while it lasts: the next boot would not put the blocks back
+    const problem = await backendFor(settings.firewall).bootProblem(settings);
     if (problem !== null) io.warn(problem);
   }
   stage.name = 'record';
@@ -184,28 +184,25 @@ export async function runLocked(
 }
 
 /** `logger` and the reloads: execa loads only when it is needed. */
-const execCommand: Runner = async (argv) => (await import('../../write/apply.js')).execCommand(argv);
+const execCommand: Runner = async (argv) => (await import('../../write/exec.js')).execCommand(argv);
 
 async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' | 'map'>): Promise<Plan> {
-  if (settings.firewall === 'ipset' && !settings.state) {
-    throw new SmtpguardError('--firewall ipset keeps the members of its sets in the state directory (ipset.save, which boot restores): it cannot run with --no-state', {
-      hint: 'drop --no-state (or use --firewall rules)',
-    });
-  }
+  const chosen = backendFor(settings.firewall);
+  const problem = chosen.settingsProblem(settings);
+  if (problem !== null) throw problem;
+  // every backend's files: the chosen one's must be readable, the others' only say what a switch away left
+  const files = new Map<Role, BackendFile>();
+  for (const backend of [chosen, ...BACKENDS]) for (const f of backend.files(settings)) if (!files.has(f.role)) files.set(f.role, { ...f, own: backend === chosen && f.own });
   const targets: TargetFile[] = await Promise.all([
-    readTarget('ufw4', settings.ufwRules),
-    readTarget('ufw6', settings.ufw6Rules),
-    readTarget('map', settings.accessMap),
-    // the ipset backend's files: the rules backend only looks whether a switch back left them
-    readOwnTarget('sets', path.join(settings.stateDir, SAVE_FILE), settings),
-    readOwnTarget('init', initFileOf(settings.ufwRules), settings),
+    readTarget({ role: 'map', path: settings.accessMap, what: 'Postfix access map', option: '--access-map', own: true }),
+    ...[...files.values()].map((f) => (f.own ? readTarget(f) : readTarget(f).catch(() => ({ role: f.role, path: f.path, text: null })))),
   ]);
+  const byRole = new Map(targets.map((t) => [t.role, t]));
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
   if (mapType !== 'cidr' && (await indexIsStale(settings.accessMap, INDEX_SUFFIX[mapType]))) owed.add('map');
-  // the kernel's sets against the save file: a boot that could not restore them (or a hand) left
-  // them short, and a run that sees no change in the decision would never put them back
-  const saved = targets.find((t) => t.role === 'sets')?.text ?? null;
-  if (settings.firewall === 'ipset' && settings.reload && saved !== null && !(await setsMatch(saved))) owed.add('ufw');
+  // the kernel against the backend's record: a boot that could not restore it (or a hand) left it
+  // short, and a run that sees no change in the decision would never put it back
+  if (settings.reload && (await chosen.kernelOwes(settings, byRole, query))) owed.add('ufw');
   const options: PlanOptions = {
     ufwChain: settings.ufwChain,
     ufw6Chain: settings.ufw6Chain,
@@ -216,14 +213,15 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     cutSessions: settings.cutSessions,
     firewall: settings.firewall,
     stateDir: settings.stateDir,
+    smtpPorts: settings.smtpPorts,
   };
   let plan = buildPlan(decision, targets, options, owed);
-  // a chain the kernel has loaded takes a new section without a ufw reload (the set line, a backend
-  // switch): asked only when such a section changes, so a cron run pays for no query it does not need
-  const sets = settings.firewall === 'ipset' || targets.some((t) => (t.role === 'ufw4' || t.role === 'ufw6') && t.text?.includes(' --match-set ') === true);
-  if (sets && settings.reload && plan.changes.some((c) => c.role === 'ufw4' || c.role === 'ufw6')) {
-    const live = async (command: string, chain: string) => (await query(command, ['-S', chain])).ok;
-    plan = buildPlan(decision, targets, { ...options, liveChains: { 4: await live('iptables', settings.ufwChain), 6: await live('ip6tables', settings.ufw6Chain) } }, owed);
+  // what a change needs to know about the kernel (e.g. whether ufw's chains are loaded): asked only
+  // of a backend whose files change, so a cron run pays for no query it does not need
+  if (settings.reload && plan.firewall.some((p) => p.changes.length > 0)) {
+    const probes = new Map<string, Probe>();
+    for (const part of plan.firewall) if (part.changes.length > 0) probes.set(part.mode, await backendFor(part.mode).probe(settings, byRole, query, part.active));
+    plan = buildPlan(decision, targets, { ...options, probes }, owed);
   }
   for (const change of plan.changes) {
     const target = await writeTarget(change.path);
@@ -269,39 +267,20 @@ async function keepBlockRecords(settings: Settings, plan: Plan, summaries: reado
   await writeBlockRecords(settings.stateDir, records).catch(() => undefined); // status is a convenience: never fail a run for it
 }
 
-/** Whether each set the save file names is in the kernel with as many members (`ipset list -t`: no member list). */
-async function setsMatch(saveText: string): Promise<boolean> {
-  for (const [name, members] of parseSaveFile(saveText)) {
-    const listed = await query('ipset', ['list', '-t', name]);
-    const count = /^Number of entries: (\d+)$/m.exec(listed.output);
-    if (!listed.ok || count === null || Number(count[1]) !== members.length) return false;
-  }
-  return true;
-}
-
 /** An index that is missing or older than its map was never built from it: postmap is owed. */
 async function indexIsStale(map: string, suffix: string): Promise<boolean> {
   const [source, index] = await Promise.all([stat(map).catch(() => null), stat(map + suffix).catch(() => null)]);
   return source !== null && (index === null || index.mtimeMs < source.mtimeMs);
 }
 
-async function readOwnTarget(role: 'sets' | 'init', file: string, settings: Settings): Promise<TargetFile> {
-  if (settings.firewall === 'ipset') return readTarget(role, file);
-  return readTarget(role, file).catch(() => ({ role, path: file, text: null }));
-}
-
-async function readTarget(role: TargetFile['role'], file: string): Promise<TargetFile> {
-  const path = file;
+async function readTarget(file: BackendFile): Promise<TargetFile> {
+  const { role, path } = file;
   try {
     return { role, path, text: await readFile(path, 'latin1') }; // every byte kept as it is
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { role, path, text: null };
-    if (code === 'EISDIR') {
-      const option = role === 'ufw4' ? '--ufw-rules' : role === 'ufw6' ? '--ufw6-rules' : role === 'map' ? '--access-map' : role === 'sets' ? '--state-dir' : '--ufw-rules';
-      const what = role === 'map' ? 'Postfix access map' : role === 'sets' ? 'ipset save file' : role === 'init' ? 'ufw before.init script' : 'ufw rules file';
-      throw new SmtpguardError(`${path} is a directory, not a ${what}`, { hint: role === 'init' ? 'before.init sits beside the rules file: check --ufw-rules' : `point ${option} at the file itself` });
-    }
+    if (code === 'EISDIR') throw new SmtpguardError(`${path} is a directory, not a ${file.what}`, { hint: file.hint ?? `point ${file.option} at the file itself` });
     const translated = translateFsError(error, path, 'run as root');
     throw translated instanceof SmtpguardError ? translated : error;
   }

@@ -12,13 +12,12 @@ import { PendingReloads } from '../../store/pending-reloads.js';
 import { findDefaultMapType } from '../system.js';
 import { inRange, parseIp, parseRange } from '../../address.js';
 import { SmtpguardError } from '../../errors.js';
-import { BEGIN_MARKER } from '../../write/sections.js';
 import type { Settings } from '../settings.js';
-import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
+import { backendFor, recordedBlocks } from '../../write/firewall/registry.js';
+import { readUfwEnabled } from '../../write/firewall/ufw.js';
 import { readBlockRecords } from '../../store/block-records.js';
 import { query } from '../system.js';
-import { readKernel } from '../../write/firewall/backend.js';
-import { bootProblem, initFileOf } from '../../write/firewall/ipset.js';
+import type { KernelView } from '../../write/firewall/backend.js';
 import { renderStatus, type Enforcement, type Status, type StatusBlock } from '../../report/status-report.js';
 import { countPerHour } from '../../count/summary.js';
 import { scanAndDecide, type Io } from './common.js';
@@ -32,19 +31,16 @@ export interface StatusOptions {
 export async function statusCommand(settings: Settings, options: StatusOptions, io: Io): Promise<void> {
   const notes: string[] = [];
   const blocks = new Map<string, StatusBlock>();
+  const backend = backendFor(settings.firewall);
   // not installed: one clear line, not a page of notes
-  const unmarked: string[] = [];
-  for (const file of [settings.ufwRules, settings.ufw6Rules]) {
-    const text = await readFile(file, 'latin1').catch(() => null);
-    if (text !== null && !text.split('\n').some((l) => l.startsWith(BEGIN_MARKER))) unmarked.push(file);
-    if (text === null && (await stat(file).catch(() => null)) === null) unmarked.push(file);
-  }
-  if (unmarked.length === 2) {
-    const message = `smtpguard is not installed: ${unmarked.join(' and ')} have no "${BEGIN_MARKER}" section`;
+  const own = await backend.recorded(settings);
+  const unmarked = own.filter((r) => r.installed === false).map((r) => r.file);
+  if (own.length > 0 && unmarked.length === own.length) {
+    const message = `smtpguard is not installed: ${unmarked.join(' and ')} ${backend.missingRecord}`;
     if (options.json) io.stdout.write(`${JSON.stringify({ now: options.now.toISOString(), installed: false, problem: message }, null, 2)}\n`);
-    throw new SmtpguardError(message, { hint: 'run "smtpguard install" (or point --ufw-rules and --ufw6-rules at the right files)' });
+    throw new SmtpguardError(message, { hint: `run "smtpguard install"${settings.firewall === 'rules' ? '' : ` --firewall ${settings.firewall}`} (or point the options at the right files)` });
   }
-  for (const section of await readSectionBlocks(settings)) {
+  for (const section of await recordedBlocks(settings)) {
     if (section.problem !== null) notes.push(`cannot read the blocks in ${section.file}: ${section.problem}`);
     for (const cidr of section.cidrs) blocks.set(cidr, { cidr, family: cidr.includes(':') ? 6 : 4, packets: null, logged: null, record: null });
   }
@@ -55,25 +51,15 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
     if (block !== undefined) block.record = record;
   }
 
-  const kernelSources: string[] = [];
-  const sets: NonNullable<Enforcement['sets']> = [];
-  let kernelReadable = true;
-  for (const [family, chain] of [
-    [4, settings.ufwChain],
-    [6, settings.ufw6Chain],
-  ] as const) {
-    const view = await readKernel(family, chain, query);
-    if (view === null) {
-      kernelReadable = false;
-      notes.push(`cannot read the ${family === 4 ? 'iptables' : 'ip6tables'} counters of ${chain} (root only, and ufw must be loaded)`);
-      continue;
-    }
-    for (const source of view.blocks) kernelSources.push(source);
-    for (const set of view.sets) sets.push(set);
-    for (const [cidr, packets] of view.packets) {
-      const block = blocks.get(cidr);
-      if (block !== undefined) block.packets = packets;
-    }
+  const { view, problem } = await backend.readKernel(settings, query);
+  if (problem !== null) notes.push(problem);
+  for (const [cidr, packets] of view?.packets ?? []) {
+    const block = blocks.get(cidr);
+    if (block !== undefined) block.packets = packets;
+  }
+  for (const [cidr, expires] of view?.expires ?? []) {
+    const block = blocks.get(cidr);
+    if (block !== undefined) block.expires = expires;
   }
   const logged = await readKernelLog(options.now);
   if (logged === null) notes.push('cannot read the kernel log (journalctl -k or /var/log/kern.log): no LOGGED column');
@@ -109,7 +95,7 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
     notes.push(`cannot read the logs: ${error.message}`);
   }
 
-  const enforcement = await readEnforcement(settings, blocks, kernelReadable ? kernelSources : null, sets);
+  const enforcement = await readEnforcement(settings, blocks, view);
   const status: Status = { now: options.now.toISOString(), enforcement, blocks: [...blocks.values()], nearMisses, perHour, leftOut, notes };
   io.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, settings.kinds));
 }
@@ -138,10 +124,10 @@ async function readKernelLog(now: Date): Promise<Map<string, number> | null> {
   return sources;
 }
 
-/** Whether the firewall and Postfix have what the files say: ufw on, no reload owed, the kernel's rules, the map's index. */
-async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, StatusBlock>, kernel: readonly string[] | null, sets: Enforcement['sets']): Promise<Enforcement> {
-  const ufwConf = await readFile(path.join(path.dirname(settings.ufwRules), 'ufw.conf'), 'utf8').catch(() => null);
-  const enabled = ufwConf === null ? null : /^\s*ENABLED\s*=\s*"?yes"?/im.test(ufwConf);
+/** Whether the firewall and Postfix have what the files say: ufw on, no reload owed, the kernel's copy, the map's index. */
+async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, StatusBlock>, view: KernelView | null): Promise<Enforcement> {
+  const backend = backendFor(settings.firewall);
+  const enabled = backend.usesUfw ? await readUfwEnabled(path.join(path.dirname(settings.ufwRules), 'ufw.conf')) : null;
   const { roles } = await PendingReloads.read(settings.stateDir);
   const owedSince = await stat(path.join(settings.stateDir, 'pending-reloads')).then((s) => s.mtime.toISOString(), () => null);
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));
@@ -150,14 +136,15 @@ async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, S
     const [source, index] = await Promise.all([stat(settings.accessMap).catch(() => null), stat(settings.accessMap + INDEX_SUFFIX[mapType]).catch(() => null)]);
     mapIndexStale = source !== null && (index === null || index.mtimeMs < source.mtimeMs);
   }
-  const inKernel = kernel === null ? null : new Set(kernel);
+  const inKernel = view === null ? null : new Set(view.blocks);
   return {
     ufwEnabled: enabled,
     owed: [...roles].sort().map((what) => ({ what, since: owedSince })),
-    kernel: inKernel === null ? null : { missing: [...blocks.keys()].filter((c) => !inKernel.has(c)), extra: [...inKernel].filter((c) => !blocks.has(c)) },
+    kernel: inKernel === null ? null : { missing: [...blocks.keys()].filter((c) => !inKernel.has(c)), extra: [...[...inKernel].filter((c) => !blocks.has(c)), ...view!.extra] },
     mapIndexStale,
     firewall: settings.firewall,
-    sets,
-    bootProblem: settings.firewall === 'ipset' ? await bootProblem(initFileOf(settings.ufwRules)) : null,
+    names: { kernel: backend.kernelName, record: backend.recordName, update: backend.updateName },
+    sets: view?.sets ?? [],
+    bootProblem: await backend.bootProblem(settings),
   };
 }

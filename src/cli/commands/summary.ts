@@ -2,7 +2,7 @@
  * Bare `smtpguard`: a short summary (what is blocked, when `run` last ran, the
  * commands) that changes nothing and exits 0, whatever it cannot read.
  */
-import { readSectionBlocks } from '../../write/firewall/section-blocks.js';
+import { recordedBlocks } from '../../write/firewall/registry.js';
 import { readLastRun } from '../../store/last-run.js';
 import { localTime } from '../../report/report.js';
 import type { Settings } from '../settings.js';
@@ -18,12 +18,12 @@ export interface SummaryOptions {
 export async function summaryCommand(settings: Settings, options: SummaryOptions, io: Io): Promise<void> {
   const lines = [`smtpguard ${options.version}: blocks SMTP attackers (SASL brute force, repeat offenders) in ufw and a Postfix client access map.`, ''];
   if (options.settingsProblem !== null) lines.push(`Settings: ${options.settingsProblem}; showing the defaults`, '');
-  const sections = await readSectionBlocks(settings);
+  const sections = await recordedBlocks(settings);
   const installed = !sections.some((s) => s.installed === false);
   const blocks = sections.flatMap((s) => s.cidrs);
   const problems = sections.filter((s) => s.problem !== null).map((s) => `${s.file}: ${s.problem}`);
-  if (!installed) lines.push('Not installed: the ufw rules files have no smtpguard section ("smtpguard install" sets this server up).');
-  else if (problems.length === 2) lines.push('Blocked now: unknown');
+  if (!installed) lines.push(`Not installed: ${sections.filter((s) => s.installed === false).map((s) => s.file).join(' and ')} hold no smtpguard blocks yet ("smtpguard install" sets this server up).`);
+  else if (problems.length > 0 && problems.length === sections.length) lines.push('Blocked now: unknown');
   else if (blocks.length === 0) lines.push('Blocked now: nothing.');
   else lines.push(`Blocked now: ${blocks.length} (${blocks.slice(0, 5).join(', ')}${blocks.length > 5 ? `, and ${blocks.length - 5} more` : ''})`);
   for (const problem of problems) lines.push(`  cannot read ${problem}`);

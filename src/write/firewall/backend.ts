@@ -1,100 +1,189 @@
 /**
- * Firewall backends: how blocks reach the kernel. Both keep ufw's rules files as the one
- * place the firewall is configured (a generated section in before.rules and before6.rules);
- * they differ in what that section holds and how a change is put in force:
+ * The seam: what a firewall backend is, from the first install to the last uninstall. plan.ts,
+ * apply.ts and the commands (run, status, install) talk to backends only through this interface
+ * and the registry (registry.ts); a new backend is one new file here and one line there.
  *
- * - `rules` (rules.ts): one `-A CHAIN -s CIDR -j CHAIN-log` line per block, `ufw reload`.
- * - `ipset` (ipset.ts): one `-m set --match-set` line per family; the blocks are members of
- *   two ipset `hash:net` sets, swapped in whole with `ipset restore` (no ufw reload), and
- *   recreated at boot by a generated section of ufw's before.init.
- *
- * A backend is four things: the section it renders, the blocks a section line stands for,
- * its own files (if any), and what the kernel says (enforced blocks, packet counters). A
- * third backend (plain nftables sets, for hosts without ufw) is one more file here.
+ * A backend keeps a record of the blocks it put in force (ufw's rules files, an ipset or nftables
+ * save file in the state dir) and the kernel's copy of them (rules, sets). Over its life it:
+ * - says which files it keeps (`files`), and what settings it cannot run with (`settingsProblem`);
+ * - compares the kernel with its record before a run (`kernelOwes`: a boot that did not restore
+ *   the blocks makes the next run put them all back) and asks what a change needs to know
+ *   (`probe`: e.g. whether ufw's chains are loaded);
+ * - plans: the new text of its files and the commands that put a change in force, for the blocks
+ *   of the decision when it is the chosen backend, or to take out everything it has when it is
+ *   not (a switch of backend is one run: the new one adds first, the old ones withdraw);
+ * - applies its part of a plan, putting back what it changed when a step fails (exit 5, or 6);
+ * - reads back what its record says is in force (`recorded`) and what the kernel enforces
+ *   (`readKernel`: members, counters, expiries), and why a boot would lose it (`bootProblem`);
+ * - adds or removes its pieces at install and uninstall (`install`).
  */
+import type { SmtpguardError } from '../../errors.js';
 import type { Block } from '../../decide/policy.js';
-import { escapeRegExp } from '../sections.js';
-import { readChainRules, rulesBackend } from './rules.js';
-import { ipsetBackend } from './ipset.js';
-
-export const FIREWALL_MODES = ['rules', 'ipset'] as const;
-export type FirewallMode = (typeof FIREWALL_MODES)[number];
+import type { FileChange, Query, Role, Runner, TargetFile } from '../change.js';
+import type { Templates } from '../install.js';
 
 /** The settings the firewall stage needs, and no more. */
 export interface FirewallSettings {
-  firewall: FirewallMode;
+  firewall: string;
   ufwRules: string;
   ufw6Rules: string;
   ufwChain: string;
   ufw6Chain: string;
   stateDir: string;
+  /** The ports a block closes, where the backend renders them itself (nftables; ufw's are in its rules files). */
+  smtpPorts: readonly number[];
+  /** false: --no-state. */
+  state: boolean;
+  /** false: --no-reload (files are written, the kernel is left alone). */
+  reload: boolean;
 }
 
-/** A read-only command (iptables -L, ipset list): ok and its stdout, else why not. */
-export type Query = (command: string, args: readonly string[]) => Promise<{ ok: boolean; output: string }>;
+/** A file a backend keeps: run reads it before planning. */
+export interface BackendFile {
+  role: Role;
+  path: string;
+  /** For errors: "ufw rules file", and the option that points at it. */
+  what: string;
+  option: string;
+  /** What to do when it is a directory (default: point the option at the file itself). */
+  hint?: string;
+  /** A file the chosen backend needs even when missing (it says so itself); others only when readable. */
+  own: boolean;
+}
+
+/** What a change needs to know about the kernel, asked only when the backend's files change. */
+export interface Probe {
+  /** Whether each family's ufw chain is loaded (ufw backends): a new section then goes into the live chain alone. */
+  live?: { 4: boolean; 6: boolean };
+}
+
+export interface PlanContext {
+  /** Files a backend before this one keeps (a withdrawing backend leaves them to it). */
+  keptByOthers: ReadonlySet<Role>;
+  ufwChain: string;
+  ufw6Chain: string;
+  stateDir: string;
+  smtpPorts: readonly number[];
+  reload: boolean;
+  /** The kernel lacks what the files record (a reload owed, a boot that did not restore it): put it in force even when no text changes. */
+  owed: boolean;
+  probe?: Probe;
+  /** Now (ms): a ban's time left is counted from here. */
+  now: number;
+}
+
+/** One backend's part of a plan. */
+export interface BackendPlan {
+  mode: string;
+  /** true: it puts the decision's blocks in force; false: it withdraws what it had (a switch away). */
+  active: boolean;
+  /** Only the files whose content changes (or whose update is owed). */
+  changes: FileChange[];
+  /** In the order its apply runs them. */
+  commands: string[][];
+  /** The CIDRs its record says are in force before this change. */
+  inForce: string[];
+  /** Whether it changes what the kernel should hold (a file that puts nothing in force, like ufw's before.init, owes no update). */
+  owes: boolean;
+  /** What it was planned with (its apply needs the same). */
+  context: PlanContext;
+}
 
 /** What the kernel enforces, as one backend reads it back. */
 export interface KernelView {
-  /** The CIDRs the kernel matches for this family's chain. */
+  /** The recorded blocks the kernel holds whole. */
   blocks: string[];
-  /** Packets sent to the log-and-drop chain: per block (rules), or null per block when only a total is known. */
+  /** What the kernel holds that no recorded block explains (rules or elements, as the kernel names them). */
+  extra: string[];
+  /** Packets dropped per block, where the kernel counts per block. */
   packets: Map<string, number>;
-  /** Per-set totals (ipset): members in the kernel and the packets its rule matched. */
-  sets: Array<{ name: string; members: number; maxelem: number | null; packets: number | null }>;
+  /** When the kernel drops each block by itself (ISO; null: never), where it keeps a timeout. */
+  expires: Map<string, string | null>;
+  /** Per-set totals: members in the kernel, their limit (null: none, or the set is missing), and the packets its rule matched. */
+  sets: Array<{ name: string; members: number; maxelem: number | null; packets: number | null; present: boolean }>;
+  /** Packets its rules dropped, per family (for the metrics). */
+  dropped: Array<{ family: 4 | 6; packets: number }>;
+}
+
+/** The blocks a backend's record (a file) says are in force. */
+export interface RecordedBlocks {
+  file: string;
+  /** false: the file has no smtpguard section, or does not exist (not installed); null: it could not be read. */
+  installed: boolean | null;
+  /** The CIDRs it records, in file order. */
+  cidrs: string[];
+  /** Why it could not be read (or is broken), or null. */
+  problem: string | null;
+}
+
+/** A file install writes or removes. */
+export interface FileEdit {
+  path: string;
+  before: string | null;
+  /** null: remove the file. */
+  after: string | null;
+}
+
+export interface InstallContext {
+  settings: FirewallSettings;
+  uninstall: boolean;
+  /** The directory of systemd units (--systemd-dir). */
+  systemdDir: string;
+  /** The command that runs smtpguard (node and its entry point), for a unit that calls it. */
+  command: (args: readonly string[]) => string;
+  /** The config file the job reads. */
+  configFile: string;
+  readOptional: (file: string) => Promise<string | null>;
+  query: Query;
+  templates: Templates;
+}
+
+/** A backend's pieces at install or uninstall. */
+export interface InstallPart {
+  /** What the pieces are, once: backends that share pieces (rules and ipset share ufw's files) give the same name. */
+  name: string;
+  edits: FileEdit[];
+  /** The commands it runs, in order (shown by --dry-run). */
+  commands: string[][];
+  /** Said before anything is done (a dry run too). */
+  warnings: string[];
+  notes: string[];
+  /** Something to do although no edit changes a file (e.g. make before.init executable). */
+  pending: boolean;
+  /** Writes its edits and runs its commands, after install's own files (and Postfix) are done. Returns warnings. */
+  carryOut(run: Runner, reload: boolean): Promise<string[]>;
 }
 
 export interface FirewallBackend {
-  readonly mode: FirewallMode;
-  /** The lines of the generated section of one ufw rules file (pure). */
-  sectionLines(blocks: readonly Block[], family: 4 | 6, chain: string): string[];
-  /** Throws when a rendered line is not of this backend's one shape (a bug, caught before writing). */
-  checkLine(line: string, chain: string): void;
-  /** What the kernel enforces through the chain's rules that are of this backend's shape. */
-  readKernel(rules: readonly ChainRule[], family: 4 | 6, query: Query): Promise<KernelView>;
-}
-
-/** One rule of the chain as `iptables -L CHAIN -v -x -n` shows it: its source or its set, and its packet counter. */
-export interface ChainRule {
-  source: string | null;
-  set: string | null;
-  packets: number;
-}
-
-/**
- * The kernel's view of one family, whichever backend's rules the chain holds now (both,
- * for a moment, never; but a mode switch whose reload is owed shows the other one's).
- * null when the chain cannot be read (not root, ufw not loaded).
- */
-export async function readKernel(family: 4 | 6, chain: string, query: Query): Promise<KernelView | null> {
-  const rules = await readChainRules(family, chain, query);
-  if (rules === null) return null;
-  const views = [await rulesBackend.readKernel(rules, family, query), await ipsetBackend.readKernel(rules, family, query)];
-  return { blocks: views.flatMap((v) => v.blocks), packets: new Map(views.flatMap((v) => [...v.packets])), sets: views.flatMap((v) => v.sets) };
-}
-
-export function backendFor(mode: FirewallMode): FirewallBackend {
-  return mode === 'ipset' ? ipsetBackend : rulesBackend;
-}
-
-/**
- * The CIDRs a section's lines put in force, whichever backend wrote them: `-s CIDR` lines
- * are one block each; a `--match-set NAME` line stands for the members of NAME in the
- * ipset save file (`saved`). Other lines are not generated ones and count for nothing.
- */
-export function sectionCidrs(lines: readonly string[], chain: string, saved: ReadonlyMap<string, readonly string[]>): string[] {
-  const cidrs: string[] = [];
-  const rule = new RegExp(`^-A ${escapeRegExp(chain)} -s (\\S+) -j ${escapeRegExp(chain)}-log$`); // not an exception's RETURN
-  const set = new RegExp(`^-A ${escapeRegExp(chain)} -m set --match-set (\\S+) src -j `);
-  for (const line of lines) {
-    const m = rule.exec(line);
-    if (m !== null) cidrs.push(m[1]!);
-    const s = set.exec(line);
-    if (s !== null) for (const cidr of saved.get(s[1]!) ?? []) cidrs.push(cidr);
-  }
-  return cidrs;
-}
-
-/** Whether a section's lines are the ipset backend's (a `--match-set` line). */
-export function usesSets(lines: readonly string[]): boolean {
-  return lines.some((l) => / -m set --match-set /.test(l));
+  readonly mode: string;
+  /** One line for --help: what it does. */
+  readonly summary: string;
+  /** Where it keeps blocks in the kernel and where it records them, for status: "the kernel's rules" / "the file". */
+  readonly kernelName: string;
+  readonly recordName: string;
+  /** What puts a change in force, for "... owed" (status). */
+  readonly updateName: string;
+  /** Why its record is not there before install, after the file names (status): `have no "# BEGIN smtpguard" section`. */
+  readonly missingRecord: string;
+  /** It keeps its blocks in ufw's rules (ufw must be enabled for them to count). */
+  readonly usesUfw: boolean;
+  /** The roles of the files it keeps (what `files` returns, without paths). */
+  readonly roles: readonly Role[];
+  files(settings: FirewallSettings): BackendFile[];
+  settingsProblem(settings: FirewallSettings): SmtpguardError | null;
+  kernelOwes(settings: FirewallSettings, targets: ReadonlyMap<Role, TargetFile>, query: Query): Promise<boolean>;
+  /** `active`: it is the chosen backend (else it is withdrawing). */
+  probe(settings: FirewallSettings, targets: ReadonlyMap<Role, TargetFile>, query: Query, active: boolean): Promise<Probe>;
+  /** Pure. `blocks` null: withdraw what it has in force (it is not the chosen backend). */
+  plan(blocks: readonly Block[] | null, targets: ReadonlyMap<Role, TargetFile>, context: PlanContext): BackendPlan;
+  apply(part: BackendPlan, run: Runner, reload: boolean): Promise<string[]>;
+  recorded(settings: FirewallSettings): Promise<RecordedBlocks[]>;
+  /** null: it has nothing to read there (not in use), or the kernel cannot be asked (then `problem`). */
+  readKernel(settings: FirewallSettings, query: Query): Promise<{ view: KernelView | null; problem: string | null }>;
+  /** Packets its rules dropped, per family, cheaply (no member list; for the metrics); null: not readable. */
+  dropped(settings: FirewallSettings, query: Query): Promise<KernelView['dropped'] | null>;
+  bootProblem(settings: FirewallSettings): Promise<string | null>;
+  install(context: InstallContext): Promise<InstallPart | null>;
+  /** At boot (`smtpguard load-firewall`, run by a unit): put the record's blocks in force. Returns what it did, in one line. */
+  boot(settings: FirewallSettings, run: Runner): Promise<string>;
 }

@@ -15,6 +15,7 @@
  *   with `start` before it loads the rules files), creates them from the save file.
  */
 import { chmod, readFile, stat, unlink } from 'node:fs/promises';
+import { writeWithBackup } from '../../store/atomic.js';
 import { readStoreBytes } from '../../store/store-file.js';
 import path from 'node:path';
 import { withLength } from '../../address.js';
@@ -22,8 +23,11 @@ import { ExitCode, SmtpguardError } from '../../errors.js';
 import { sortBlocks } from '../access-map.js';
 import { writeOwnFile } from '../../store/atomic.js';
 import type { Block } from '../../decide/policy.js';
-import type { Runner } from '../apply.js';
-import type { ChainRule, FirewallBackend, KernelView } from './backend.js';
+import type { FileChange, Query, Runner } from '../change.js';
+import { findSection, sectionLines, replaceSection, BEGIN_MARKER } from '../sections.js';
+import { installInit, uninstallInit } from '../install.js';
+import { applySections, chainDrops, MISSING_SECTION, planSections, probeLive, readChainRules, readSections, USES_UFW } from './ufw.js';
+import type { FirewallBackend, KernelView } from './backend.js';
 
 export const SET_NAMES = { 4: 'smtpguard4', 6: 'smtpguard6' } as const;
 /** The members of the last run, in the state directory: what boot restores. */
@@ -133,32 +137,6 @@ export function initSectionLines(stateDir: string): string[] {
 
 const shellQuote = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
 
-export const ipsetBackend: FirewallBackend = {
-  mode: 'ipset',
-  sectionLines: (blocks, family, chain) => [setLine(family, chain)],
-  checkLine(line, chain) {
-    if (line !== setLine(4, chain) && line !== setLine(6, chain)) throw new Error(`bad generated ufw line: ${line}`);
-  },
-  async readKernel(rules: readonly ChainRule[], _family, query): Promise<KernelView> {
-    const view: KernelView = { blocks: [], packets: new Map(), sets: [] };
-    for (const rule of rules) {
-      if (rule.set === null) continue;
-      const listed = await query('ipset', ['list', rule.set]);
-      if (!listed.ok) {
-        view.sets.push({ name: rule.set, members: 0, maxelem: null, packets: rule.packets });
-        continue;
-      }
-      const [head, members = ''] = listed.output.split(/\nMembers:\n?/);
-      // a `nomatch` member is an exception inside a range, not a block
-      const cidrs = members.split('\n').filter((l) => l.trim() !== '' && !/\snomatch\b/.test(l)).map((l) => withLength(l.trim().split(/\s/)[0]!));
-      for (const cidr of cidrs) view.blocks.push(cidr);
-      const maxelem = /\bmaxelem (\d+)/.exec(head ?? '');
-      view.sets.push({ name: rule.set, members: cidrs.length, maxelem: maxelem === null ? null : Number(maxelem[1]), packets: rule.packets });
-    }
-    return view;
-  },
-};
-
 /**
  * Puts a new save file's members in force: one `ipset restore` of the script (restoreScript),
  * written beside the save file; the save file is replaced only once the kernel has them. A
@@ -216,4 +194,184 @@ export async function bootProblem(initFile: string): Promise<string | null> {
   if (!text.includes(`ipset -exist restore -file`)) return `${initFile} does not create the sets yet: the next "smtpguard run" writes its section`;
   if ((info.mode & 0o100) === 0) return `${initFile} is not executable, so ufw-init skips it: at the next boot ufw cannot load its rules (they name the sets smtpguard4/smtpguard6); "chmod u+x ${initFile}" (or "smtpguard install --firewall ipset")`;
   return null;
+}
+
+/** Whether each set the save file names is in the kernel with as many members (`ipset list -t`: no member list). */
+async function setsMatch(saveText: string, query: Query): Promise<boolean> {
+  for (const [name, members] of parseSaveFile(saveText)) {
+    const listed = await query('ipset', ['list', '-t', name]);
+    const count = /^Number of entries: (\d+)$/m.exec(listed.output);
+    if (!listed.ok || count === null || Number(count[1]) !== members.length) return false;
+  }
+  return true;
+}
+
+/** before.init, made executable when its section creates the sets (ufw-init runs it only then; Debian ships it 0640). */
+async function writeInit(init: FileChange): Promise<void> {
+  await writeWithBackup(init.path, init.after, init.path);
+  if (sectionLines(init.after, findSection(init.after, init.path)).length > 0) await makeExecutable(init.path);
+}
+
+const hasMarker = (text: string | null): boolean => text !== null && text.split('\n').some((l) => l.startsWith(BEGIN_MARKER));
+
+export const ipsetBackend: FirewallBackend = {
+  mode: 'ipset',
+  summary: 'members of the ipset sets smtpguard4/smtpguard6, swapped in without a reload (for thousands of blocks)',
+  kernelName: "the kernel's sets",
+  recordName: 'the save file',
+  updateName: 'set update (ipset restore)',
+  missingRecord: MISSING_SECTION,
+  usesUfw: true,
+  roles: ['ufw4', 'ufw6', 'sets', 'init'],
+  files: (settings) => [
+    { role: 'ufw4', path: settings.ufwRules, what: 'ufw rules file', option: '--ufw-rules', own: true },
+    { role: 'ufw6', path: settings.ufw6Rules, what: 'ufw rules file', option: '--ufw6-rules', own: true },
+    { role: 'sets', path: path.join(settings.stateDir, SAVE_FILE), what: 'ipset save file', option: '--state-dir', own: true },
+    { role: 'init', path: initFileOf(settings.ufwRules), what: 'ufw before.init script', option: '--ufw-rules', own: true, hint: 'before.init sits beside the rules file: check --ufw-rules' },
+  ],
+  settingsProblem: (settings) =>
+    settings.state
+      ? null
+      : new SmtpguardError('--firewall ipset keeps the members of its sets in the state directory (ipset.save, which boot restores): it cannot run with --no-state', { hint: 'drop --no-state (or use --firewall rules)' }),
+  // a boot that could not restore the sets (or a hand) left them short, and a run that sees no change in the decision would never put them back
+  kernelOwes: async (_settings, targets, query) => {
+    const saved = targets.get('sets')?.text ?? null;
+    return saved !== null && !(await setsMatch(saved, query));
+  },
+  probe: async (settings, _targets, query) => ({ live: await probeLive(settings, query) }),
+  plan(blocks, targets, context) {
+    const changes: FileChange[] = [];
+    const commands: string[][] = [];
+    const setsFile = targets.get('sets');
+    const init = targets.get('init');
+    const saved = parseSaveFile(setsFile?.text ?? '');
+    if (blocks === null) {
+      // withdraw: before.init's section emptied, the sets and their save file gone (once the rules no longer name them)
+      if (init !== undefined && !context.keptByOthers.has('init') && hasMarker(init.text)) {
+        const after = replaceSection(init.text!, findSection(init.text!, init.path), []);
+        if (after !== init.text) changes.push({ role: 'init', path: init.path, before: init.text!, after });
+      }
+      if (setsFile !== undefined && !context.keptByOthers.has('sets') && setsFile.text !== null) {
+        changes.push({ role: 'sets', path: setsFile.path, before: setsFile.text, after: '' });
+        if (context.reload) for (const name of Object.values(SET_NAMES)) commands.push(['ipset', 'destroy', name]);
+      }
+      return { mode: 'ipset', active: false, changes, commands, inForce: [], owes: changes.some((c) => c.role === 'sets'), context };
+    }
+    if (setsFile !== undefined) {
+      const after = renderSaveFile(blocks);
+      const before = setsFile.text ?? '';
+      if (after !== before || (context.reload && context.owed)) {
+        changes.push({ role: 'sets', path: setsFile.path, before, after });
+        if (context.reload) commands.push(['ipset', 'restore', '-file', path.join(context.stateDir, RESTORE_FILE)]);
+      }
+    }
+    if (init !== undefined) {
+      if (!hasMarker(init.text)) {
+        throw new SmtpguardError(`${init.path} ${init.text === null ? 'does not exist' : 'has no smtpguard section'}: --firewall ipset needs it to create its sets before ufw loads its rules at boot`, {
+          hint: 'run "smtpguard install --firewall ipset", which adds the section (ufw ships before.init; reinstall ufw if it is missing)',
+        });
+      }
+      const after = replaceSection(init.text!, findSection(init.text!, init.path), initSectionLines(context.stateDir));
+      if (after !== init.text) changes.push({ role: 'init', path: init.path, before: init.text!, after });
+    }
+    const kind = { render: (family: 4 | 6) => [setLine(family, family === 4 ? context.ufwChain : context.ufw6Chain)], check: checkSetLine, sets: true };
+    const sections = planSections(kind, targets, context, saved);
+    const all = [...sections.changes, ...changes];
+    return { mode: 'ipset', active: true, changes: all, commands: [...commands, ...sections.commands], inForce: sections.inForce, owes: all.some((c) => c.role !== 'init'), context };
+  },
+  /**
+   * The sets' new members first (ipset restore), before.init, the rules files (into the live
+   * chains, or ufw reload): a rule never names a set that is not there. Withdrawn: before.init
+   * emptied, then the sets nothing names any more.
+   */
+  async apply(part, run, reload) {
+    const sets = part.changes.find((c) => c.role === 'sets');
+    const init = part.changes.find((c) => c.role === 'init');
+    const warnings: string[] = [];
+    if (part.active) {
+      if (sets !== undefined) {
+        const restore = part.commands.find((c) => c[0] === 'ipset' && c[1] === 'restore');
+        if (restore !== undefined) await loadSets(sets.path, sets.after, restore, run);
+        await writeOwnFile(sets.path, sets.after, 0o600);
+      }
+      if (init !== undefined) await writeInit(init);
+      await applySections(part.changes, part.commands, part.context, reload, run);
+      return warnings;
+    }
+    if (init !== undefined) await writeInit(init);
+    // without a reload the kernel's sets stay in use: the save file stays too, and the next run with reloads drops both
+    if (sets !== undefined && reload) for (const warning of await dropSets(sets.path, run)) warnings.push(warning);
+    return warnings;
+  },
+  recorded: async (settings) => readSections(settings, await readSaveFile(settings.stateDir), path.join(settings.stateDir, SAVE_FILE)),
+  async readKernel(settings, query) {
+    const view: KernelView = { blocks: [], extra: [], packets: new Map(), expires: new Map(), sets: [], dropped: [] };
+    for (const [family, chain] of [[4, settings.ufwChain], [6, settings.ufw6Chain]] as const) {
+      const rules = await readChainRules(family, chain, query);
+      if (rules === null) return { view: null, problem: `cannot read the ${family === 4 ? 'iptables' : 'ip6tables'} counters of ${chain} (root only, and ufw must be loaded)` };
+      view.dropped.push({ family, packets: rules.reduce((sum, r) => sum + r.packets, 0) });
+      for (const rule of rules) {
+        if (rule.set === null) {
+          // a rules backend's line (a switch whose update is owed)
+          if (rule.source !== null) view.packets.set(rule.source, (view.packets.get(rule.source) ?? 0) + rule.packets);
+          if (rule.source !== null) view.blocks.push(rule.source);
+          continue;
+        }
+        const listed = await query('ipset', ['list', rule.set]);
+        if (!listed.ok) {
+          view.sets.push({ name: rule.set, members: 0, maxelem: null, packets: rule.packets, present: false });
+          continue;
+        }
+        const [head, members = ''] = listed.output.split(/\nMembers:\n?/);
+        // a `nomatch` member is an exception inside a range, not a block
+        const cidrs = members.split('\n').filter((l) => l.trim() !== '' && !/\snomatch\b/.test(l)).map((l) => withLength(l.trim().split(/\s/)[0]!));
+        for (const cidr of cidrs) view.blocks.push(cidr);
+        const maxelem = /\bmaxelem (\d+)/.exec(head ?? '');
+        view.sets.push({ name: rule.set, members: cidrs.length, maxelem: maxelem === null ? null : Number(maxelem[1]), packets: rule.packets, present: true });
+      }
+    }
+    return { view, problem: null };
+  },
+  dropped: chainDrops,
+  boot: async () => 'nothing to load: ufw\'s before.init restores the sets before ufw loads its rules at boot',
+  bootProblem: (settings) => bootProblem(initFileOf(settings.ufwRules)),
+  async install(context) {
+    const { settings, uninstall } = context;
+    if (!uninstall && !USES_UFW.has(settings.firewall)) return null;
+    const initFile = initFileOf(settings.ufwRules);
+    const before = await context.readOptional(initFile);
+    if (before === null && settings.firewall === 'ipset' && !uninstall) {
+      throw new SmtpguardError(`${initFile} does not exist: --firewall ipset creates its sets there before ufw loads its rules at boot`, {
+        hint: 'ufw ships it (a conffile): "apt-get install --reinstall -o Dpkg::Options::=--force-confmiss ufw" puts it back',
+      });
+    }
+    const edits = before === null ? [] : [{ path: initFile, before, after: uninstall ? uninstallInit(before) : installInit(before) }];
+    const commands: string[][] = [];
+    if (uninstall && settings.reload) for (const name of Object.values(SET_NAMES)) if ((await context.query('ipset', ['-n', 'list', name])).ok) commands.push(['ipset', 'destroy', name]);
+    const executable = before === null || uninstall || settings.firewall !== 'ipset' ? true : ((await stat(initFile)).mode & 0o100) !== 0;
+    return {
+      name: 'ufw before.init',
+      edits,
+      commands,
+      warnings: [],
+      notes: executable ? [] : [`${initFile} is made executable: ufw-init runs it only then`],
+      pending: !executable,
+      async carryOut(run) {
+        const warnings: string[] = [];
+        // at uninstall it goes after the ufw reload: it may create the sets the rules still named
+        for (const e of edits) if (e.after !== e.before) await writeWithBackup(e.path, e.after, e.path);
+        if (!uninstall && settings.firewall === 'ipset') await makeExecutable(initFile);
+        for (const argv of commands) {
+          const result = await run(argv);
+          if (!result.ok) warnings.push(`${argv.join(' ')} failed: ${result.output}`);
+        }
+        return warnings;
+      },
+    };
+  },
+};
+
+/** The one line of the ipset backend's section, and nothing else (a bug, caught before writing). */
+function checkSetLine(line: string, chain: string): void {
+  if (line !== setLine(4, chain) && line !== setLine(6, chain)) throw new Error(`bad generated ufw line: ${line}`);
 }

@@ -4,10 +4,13 @@
  * Every new SMTP connection walks the list: fine for hundreds of blocks, costly for tens of
  * thousands (README "Large block lists"; bench/results.md).
  */
-import { parseRange, withLength } from '../../address.js';
+import { parseRange } from '../../address.js';
 import { sortBlocks } from '../access-map.js';
 import type { Block } from '../../decide/policy.js';
-import type { ChainRule, FirewallBackend, KernelView, Query } from './backend.js';
+import { applySections, chainDrops, MISSING_SECTION, namesSets, planSections, probeLive, readChainRules, readSections, ufwFiles, ufwInstallPart, USES_UFW } from './ufw.js';
+import { parseSaveFile, readSaveFile, SAVE_FILE } from './ipset.js';
+import path from 'node:path';
+import type { FirewallBackend, KernelView } from './backend.js';
 
 /**
  * `-A ufw-smtpguard -s 192.0.2.0/24 -j ufw-smtpguard-log`, one line per block of that family;
@@ -31,33 +34,44 @@ export function checkUfwLine(line: string, chain: string): void {
   parseRange(m[2]!);
 }
 
-/** Packets per source of the chain's rules: `iptables -L CHAIN -v -x -n`; null when it cannot be read. */
-export async function readChainRules(family: 4 | 6, chain: string, query: Query): Promise<ChainRule[] | null> {
-  const { ok, output } = await query(family === 4 ? 'iptables' : 'ip6tables', ['-L', chain, '-v', '-x', '-n']);
-  if (!ok) return null;
-  const rules: ChainRule[] = [];
-  for (const line of output.split('\n').slice(2)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields.length < 4 || !/^\d+$/.test(fields[0]!)) continue;
-    const set = / match-set (\S+) src/.exec(line);
-    if (set !== null) {
-      rules.push({ source: null, set: set[1]!, packets: Number(fields[0]) });
-      continue;
-    }
-    if (fields[2] === 'RETURN') continue; // an exception inside a block: not a block
-    const source = fields[fields.length - 2]!; // ip6tables leaves the opt column empty: count from the right
-    rules.push({ source: withLength(source), set: null, packets: Number(fields[0]) });
-  }
-  return rules;
-}
-
 export const rulesBackend: FirewallBackend = {
   mode: 'rules',
-  sectionLines: renderUfwRules,
-  checkLine: checkUfwLine,
-  async readKernel(rules): Promise<KernelView> {
-    const packets = new Map<string, number>();
-    for (const r of rules) if (r.source !== null) packets.set(r.source, (packets.get(r.source) ?? 0) + r.packets);
-    return { blocks: [...packets.keys()], packets, sets: [] };
+  summary: 'one ufw rule each, put in force by ufw reload',
+  kernelName: "the kernel's rules",
+  recordName: 'the file',
+  updateName: 'ufw reload',
+  missingRecord: MISSING_SECTION,
+  usesUfw: true,
+  roles: ['ufw4', 'ufw6'],
+  files: (settings) => ufwFiles(settings, true),
+  settingsProblem: () => null,
+  kernelOwes: async () => false, // a reload owed is recorded (pending-reloads); ufw loads the files at boot
+  // the live chain matters only when the section changes its kind (from the ipset backend's set line, or emptied for another backend)
+  probe: async (settings, targets, query, active) => (active && !namesSets(targets) ? {} : { live: await probeLive(settings, query) }),
+  plan(blocks, targets, context) {
+    const saved = parseSaveFile(targets.get('sets')?.text ?? ''); // a --match-set line (a switch from ipset) stands for these
+    const kind = blocks === null ? null : { render: (family: 4 | 6) => renderUfwRules(blocks, family, family === 4 ? context.ufwChain : context.ufw6Chain), check: checkUfwLine, sets: false };
+    const sections = planSections(kind, targets, context, saved);
+    return { mode: 'rules', active: blocks !== null, ...sections, owes: sections.changes.length > 0, context };
   },
+  async apply(part, run, reload) {
+    await applySections(part.changes, part.commands, part.context, reload, run);
+    return [];
+  },
+  recorded: async (settings) => readSections(settings, await readSaveFile(settings.stateDir), path.join(settings.stateDir, SAVE_FILE)),
+  async readKernel(settings, query) {
+    const view: KernelView = { blocks: [], extra: [], packets: new Map(), expires: new Map(), sets: [], dropped: [] };
+    for (const [family, chain] of [[4, settings.ufwChain], [6, settings.ufw6Chain]] as const) {
+      const rules = await readChainRules(family, chain, query);
+      if (rules === null) return { view: null, problem: `cannot read the ${family === 4 ? 'iptables' : 'ip6tables'} counters of ${chain} (root only, and ufw must be loaded)` };
+      for (const r of rules) if (r.source !== null) view.packets.set(r.source, (view.packets.get(r.source) ?? 0) + r.packets);
+      view.dropped.push({ family, packets: rules.reduce((sum, r) => sum + r.packets, 0) });
+    }
+    view.blocks = [...view.packets.keys()];
+    return { view, problem: null };
+  },
+  dropped: chainDrops,
+  bootProblem: async () => null,
+  boot: async () => 'nothing to load: ufw loads its rules files, with their smtpguard section, at boot',
+  install: async (context) => (context.uninstall || USES_UFW.has(context.settings.firewall) ? ufwInstallPart(context) : null),
 };

@@ -1,0 +1,574 @@
+/**
+ * The `nftables` backend (`--firewall nftables`): no ufw needed. smtpguard keeps a table of its
+ * own, `inet smtpguard`, beside whatever else the host runs (ufw, firewalld, a hand-written
+ * ruleset): two sets with `flags interval, timeout`, a base chain on the input hook at priority
+ * `filter - 1` (and one on the forward hook, for Postfix in a container behind DNAT) that sends
+ * new connections to the SMTP ports from the sets to a chain that logs (rate-limited,
+ * `[SMTPGUARD BLOCK] `) and drops. A drop in any base chain is final, so an accept elsewhere
+ * cannot undo it.
+ *
+ * - Each block's element carries the time its ban has left as a kernel timeout: the element
+ *   goes by itself when the ban ends, even if smtpguard never runs again. Blocks without an end
+ *   (forever, a manual block without --for, a policy block with no ban time) have none.
+ * - Elements never overlap (no auto-merge: merged elements would share one timeout): the blocks
+ *   are cut into disjoint intervals, each ending when the last block covering it ends, less the
+ *   exceptions inside them (where someone logged in).
+ * - A run changes only the difference, in one `nft -f` transaction (all or nothing). An element
+ *   to remove is added and deleted in that transaction, so one the kernel already expired does
+ *   not fail it; a changed end is a delete and an add (re-adding would keep the old timeout).
+ * - The save file (`STATE/nftables.save`) records the blocks with their absolute ends, written
+ *   after the kernel took the change; the boot unit (`smtpguard-nftables.service`) runs
+ *   `smtpguard load-firewall`, which loads it with the time each ban has left then.
+ */
+import { stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import ipaddr from 'ipaddr.js';
+import { ExitCode, SmtpguardError } from '../../errors.js';
+import { writeOwnFile, writeWithBackup } from '../../store/atomic.js';
+import { readStoreBytes } from '../../store/store-file.js';
+import type { Block } from '../../decide/policy.js';
+import type { FileChange, Query, Runner } from '../change.js';
+import type { FirewallBackend, FirewallSettings, KernelView } from './backend.js';
+
+export const TABLE = 'inet smtpguard';
+export const SET_NAMES = { 4: 'blocked4', 6: 'blocked6' } as const;
+/** The blocks in force, with their ends: what the boot unit loads. */
+export const NFT_SAVE_FILE = 'nftables.save';
+/** The transaction of one change, beside the save file while `nft -f` reads it. */
+export const NFT_SCRIPT_FILE = 'nftables.smtpguard-new';
+export const UNIT_NAME = 'smtpguard-nftables.service';
+/** The unit directories systemd reads: install runs systemctl only for these. */
+const SYSTEMD_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'];
+const LOG_PREFIX = '[SMTPGUARD BLOCK] ';
+/** Elements per `add element` statement (nft parses one statement in one piece). */
+const CHUNK = 4096;
+/** The longest timeout the kernel takes (nft 1.0.6 on Linux 6.1: see README); a longer end is loaded with this and renewed by a later run. */
+export const MAX_TIMEOUT_S = 2 ** 32 / 1000 - 1;
+
+const HEADER = '# smtpguard --firewall nftables: the blocks in force after the last run, and when each ends; the boot unit loads them ("smtpguard load-firewall") with the time each has left';
+
+/** A block as the save file records it: its range, its end (ms; null: never), the addresses inside it never blocked. */
+export interface SavedBlock {
+  cidr: string;
+  until: number | null;
+  exceptions: string[];
+}
+
+export interface Saved {
+  ports: number[];
+  blocks: SavedBlock[];
+}
+
+/** When a block ends: its ban's end, or its fleet decision's; null: never (or no known end: the next run takes it out). */
+export function endOf(block: Block): number | null {
+  const iso = block.until ?? block.fleet?.until ?? null;
+  if (iso === null) return null;
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/** The save file for these blocks (pure): the ports, then one line per block, sorted as the decision is. */
+export function renderNftSave(blocks: readonly Block[], ports: readonly number[]): string {
+  const lines = [HEADER, `ports ${ports.join(',')}`];
+  for (const b of blocks) {
+    const until = endOf(b);
+    lines.push(`block ${b.cidr} until=${until === null ? 'never' : new Date(until).toISOString()}${(b.exceptions ?? []).length > 0 ? ` except=${b.exceptions!.join(',')}` : ''}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** The save file's blocks; a line that is not one is a problem (named), not a crash. */
+export function parseNftSave(text: string, file: string): Saved {
+  const saved: Saved = { ports: [], blocks: [] };
+  text.split('\n').forEach((line, i) => {
+    if (line === '' || line.startsWith('#')) return;
+    const ports = /^ports ([\d,]+)$/.exec(line);
+    if (ports !== null) {
+      saved.ports = ports[1]!.split(',').map(Number);
+      return;
+    }
+    const m = /^block (\S+) until=(\S+)(?: except=(\S+))?$/.exec(line);
+    const until = m === null ? NaN : m[2] === 'never' ? null : Date.parse(m[2]!);
+    if (m === null || (until !== null && !Number.isFinite(until)) || rangeOf(m[1]!) === null) {
+      throw new SmtpguardError(`${file} line ${i + 1} is not a block of the nftables save file: ${line.slice(0, 120)}`, {
+        hint: `smtpguard writes this file: remove it and run "smtpguard run" again (the run puts every block back)`,
+      });
+    }
+    saved.blocks.push({ cidr: m[1]!, until, exceptions: m[3]?.split(',') ?? [] });
+  });
+  return saved;
+}
+
+/** An interval of one family's addresses and when it ends (ms; null: never). */
+export interface Element {
+  family: 4 | 6;
+  lo: bigint;
+  hi: bigint;
+  end: number | null;
+}
+
+function rangeOf(cidr: string): { family: 4 | 6; lo: bigint; hi: bigint } | null {
+  try {
+    const [ip, bits] = ipaddr.parseCIDR(cidr);
+    const family = ip.kind() === 'ipv4' ? 4 : 6;
+    const width = family === 4 ? 32 : 128;
+    const value = toBig(ip.toByteArray());
+    const host = (1n << BigInt(width - bits)) - 1n;
+    return { family, lo: value & ~host, hi: (value & ~host) | host };
+  } catch {
+    return null;
+  }
+}
+
+const toBig = (bytes: readonly number[]): bigint => bytes.reduce((v, b) => (v << 8n) | BigInt(b), 0n);
+
+function textOf(value: bigint, family: 4 | 6): string {
+  const bytes: number[] = [];
+  for (let i = family === 4 ? 3 : 15; i >= 0; i--) bytes.push(Number((value >> BigInt(i * 8)) & 0xffn));
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+/**
+ * The kernel's elements for these blocks at `now` (pure): each block less its exceptions, cut at
+ * every boundary, each piece ending when the last block covering it ends; pieces already ended
+ * left out; neighbours with the same end joined. Sorted by family and address.
+ */
+export function elementsOf(blocks: readonly SavedBlock[], now: number): Element[] {
+  const out: Element[] = [];
+  for (const family of [4, 6] as const) {
+    // the pieces: each block's range less its exceptions
+    const pieces: Element[] = [];
+    for (const b of blocks) {
+      const r = rangeOf(b.cidr);
+      if (r === null || r.family !== family || (b.until !== null && b.until <= now)) continue;
+      let parts = [{ lo: r.lo, hi: r.hi }];
+      for (const e of b.exceptions) {
+        const x = rangeOf(e);
+        if (x === null) continue;
+        parts = parts.flatMap((p) => (x.hi < p.lo || x.lo > p.hi ? [p] : [...(x.lo > p.lo ? [{ lo: p.lo, hi: x.lo - 1n }] : []), ...(x.hi < p.hi ? [{ lo: x.hi + 1n, hi: p.hi }] : [])]));
+      }
+      for (const p of parts) pieces.push({ family, lo: p.lo, hi: p.hi, end: b.until });
+    }
+    // a sweep over the boundaries: each elementary interval ends with the latest piece over it
+    const points = [...new Set(pieces.flatMap((p) => [p.lo, p.hi + 1n]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    pieces.sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+    const active: Element[] = [];
+    let next = 0;
+    for (let i = 0; i + 1 < points.length; i++) {
+      const lo = points[i]!;
+      const hi = points[i + 1]! - 1n;
+      while (next < pieces.length && pieces[next]!.lo <= lo) active.push(pieces[next++]!);
+      for (let j = active.length - 1; j >= 0; j--) if (active[j]!.hi < lo) active.splice(j, 1);
+      if (active.length === 0) continue;
+      let end: number | null = active[0]!.end;
+      for (const p of active) end = end === null || p.end === null ? null : Math.max(end, p.end);
+      const last = out.at(-1);
+      if (last !== undefined && last.family === family && last.hi + 1n === lo && last.end === end) last.hi = hi;
+      else out.push({ family, lo, hi, end });
+    }
+  }
+  return out;
+}
+
+/** `192.0.2.7`, `192.0.2.0/24`, or `192.0.2.0-192.0.2.6` where the interval is no prefix. */
+export function elementText(e: Pick<Element, 'family' | 'lo' | 'hi'>): string {
+  const size = e.hi - e.lo + 1n;
+  const width = e.family === 4 ? 32 : 128;
+  if ((size & (size - 1n)) === 0n && e.lo % size === 0n) {
+    const bits = width - (size.toString(2).length - 1);
+    return bits === width ? textOf(e.lo, e.family) : `${textOf(e.lo, e.family)}/${bits}`;
+  }
+  return `${textOf(e.lo, e.family)}-${textOf(e.hi, e.family)}`;
+}
+
+/** ` timeout 3600s` with the time left (whole seconds, rounded up, at most MAX_TIMEOUT_S); '' for no end. */
+function timeoutText(e: Element, now: number): string {
+  if (e.end === null) return '';
+  return ` timeout ${Math.min(MAX_TIMEOUT_S, Math.max(1, Math.ceil((e.end - now) / 1000)))}s`;
+}
+
+const elementKey = (e: Element): string => `${e.family} ${e.lo}-${e.hi} ${e.end}`;
+
+/** The table: its sets (no elements) and chains, for these ports. */
+export function tableLines(ports: readonly number[]): string[] {
+  const dports = `{ ${ports.join(', ')} }`;
+  const rule = (hook: 'input' | 'forward', family: 4 | 6) =>
+    `    ct state new ${hook === 'input' ? `tcp dport ${dports}` : `ct status dnat meta l4proto tcp ct original proto-dst ${dports}`} ${family === 4 ? 'ip' : 'ip6'} saddr @${SET_NAMES[family]} counter jump block`;
+  return [
+    `table ${TABLE} {`,
+    `  set ${SET_NAMES[4]} { type ipv4_addr; flags interval, timeout; }`,
+    `  set ${SET_NAMES[6]} { type ipv6_addr; flags interval, timeout; }`,
+    '  chain input {',
+    '    type filter hook input priority filter - 1; policy accept;',
+    rule('input', 4),
+    rule('input', 6),
+    '  }',
+    '  chain forward {',
+    '    type filter hook forward priority filter - 1; policy accept;',
+    rule('forward', 4),
+    rule('forward', 6),
+    '  }',
+    '  chain block {',
+    `    limit rate 3/minute burst 10 packets log prefix "${LOG_PREFIX}"`,
+    '    drop',
+    '  }',
+    '}',
+  ];
+}
+
+function addLines(elements: readonly Element[], now: number, withTimeout: boolean): string[] {
+  const lines: string[] = [];
+  for (const family of [4, 6] as const) {
+    const mine = elements.filter((e) => e.family === family);
+    for (let i = 0; i < mine.length; i += CHUNK) {
+      const words = mine.slice(i, i + CHUNK).map((e) => `${elementText(e)}${withTimeout ? timeoutText(e, now) : ''}`);
+      lines.push(`add element ${TABLE} ${SET_NAMES[family]} { ${words.join(', ')} }`);
+    }
+  }
+  return lines;
+}
+
+/** The whole table with its elements, as one transaction: made anew whether or not it was there. */
+export function fullLoad(elements: readonly Element[], ports: readonly number[], now: number): string {
+  return [`add table ${TABLE}`, `delete table ${TABLE}`, ...tableLines(ports), ...addLines(elements, now, true), ''].join('\n');
+}
+
+/**
+ * The difference, as one transaction: elements that go (or change their end) are added and
+ * deleted (an add of one the kernel already expired makes the delete find it), then the new ones
+ * are added with the time they have left. '' when nothing changes.
+ */
+export function changeScript(before: readonly Element[], after: readonly Element[], now: number): string {
+  const keep = new Set(after.map(elementKey));
+  const had = new Set(before.map(elementKey));
+  const gone = before.filter((e) => !keep.has(elementKey(e)));
+  const added = after.filter((e) => !had.has(elementKey(e)));
+  if (gone.length === 0 && added.length === 0) return '';
+  const deletes = addLines(gone, now, false);
+  return [...deletes, ...deletes.map((l) => l.replace(/^add /, 'delete ')), ...addLines(added, now, true), ''].join('\n');
+}
+
+const samePorts = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((p, i) => p === b[i]);
+
+/** The save file's blocks, or null when there is none; a bad file is an error naming it. */
+async function readSaved(stateDir: string): Promise<{ text: string | null; saved: Saved | null }> {
+  const file = path.join(stateDir, NFT_SAVE_FILE);
+  const text = await readStoreBytes(file).then((b) => b.toString('latin1'), () => null);
+  return { text, saved: text === null ? null : parseNftSave(text, file) };
+}
+
+/** Loads a transaction: written beside the save file (never through a link), `nft -f`, removed. */
+async function runScript(stateDir: string, script: string, run: Runner): Promise<{ ok: boolean; output: string }> {
+  const file = path.join(stateDir, NFT_SCRIPT_FILE);
+  await writeOwnFile(file, script, 0o600);
+  const result = await run(['nft', '-f', file]);
+  await unlink(file).catch(() => undefined);
+  return result;
+}
+
+/** What the kernel has of the table: its elements (with expiry and counters), the rules' counters; null when the table is not there. */
+interface KernelTable {
+  elements: Array<{ family: 4 | 6; lo: bigint; hi: bigint; expires: number | null; packets: number | null }>;
+  /** Packets the rules sent to the block chain, per family. */
+  packets: { 4: number; 6: number };
+}
+
+async function readTable(query: Query): Promise<{ table: KernelTable | null; problem: string | null }> {
+  const listed = await query('nft', ['-j', 'list', 'table', ...TABLE.split(' ')]);
+  if (!listed.ok) {
+    if (/No such file or directory/i.test(listed.output)) return { table: null, problem: null };
+    return { table: null, problem: `cannot read the nftables table ${TABLE} (root only): ${listed.output || 'nft failed'}` };
+  }
+  let json: { nftables?: Array<Record<string, any>> };
+  try {
+    json = JSON.parse(listed.output);
+  } catch {
+    return { table: null, problem: `cannot read the JSON of "nft -j list table ${TABLE}"` };
+  }
+  const table: KernelTable = { elements: [], packets: { 4: 0, 6: 0 } };
+  for (const item of json.nftables ?? []) {
+    if (item.set !== undefined) {
+      const family = item.set.name === SET_NAMES[6] ? 6 : 4;
+      for (const raw of item.set.elem ?? []) {
+        const entry = raw.elem ?? { val: raw };
+        const val = entry.val;
+        const expires = typeof entry.expires === 'number' ? entry.expires : null;
+        const packets = typeof entry.counter?.packets === 'number' ? entry.counter.packets : null;
+        let r: { lo: bigint; hi: bigint } | null = null;
+        if (typeof val === 'string') r = rangeOf(val.includes('/') ? val : `${val}/${family === 4 ? 32 : 128}`);
+        else if (val?.prefix !== undefined) r = rangeOf(`${val.prefix.addr}/${val.prefix.len}`);
+        else if (Array.isArray(val?.range)) {
+          const lo = rangeOf(`${val.range[0]}/${family === 4 ? 32 : 128}`);
+          const hi = rangeOf(`${val.range[1]}/${family === 4 ? 32 : 128}`);
+          if (lo !== null && hi !== null) r = { lo: lo.lo, hi: hi.lo };
+        }
+        if (r !== null) table.elements.push({ family, lo: r.lo, hi: r.hi, expires, packets });
+      }
+    }
+  }
+  const counted = countersOf(json);
+  table.packets = counted;
+  return { table, problem: null };
+}
+
+/** Packets the input and forward rules counted, per family (the rule naming @blocked6 is IPv6's). */
+function countersOf(json: { nftables?: Array<Record<string, any>> }): { 4: number; 6: number } {
+  const packets = { 4: 0, 6: 0 };
+  for (const item of json.nftables ?? []) {
+    if (item.rule === undefined || (item.rule.chain !== 'input' && item.rule.chain !== 'forward')) continue;
+    const expr: Array<Record<string, any>> = item.rule.expr ?? [];
+    const counter = expr.find((x) => x.counter !== undefined)?.counter;
+    const family = JSON.stringify(expr).includes(`@${SET_NAMES[6]}`) ? 6 : 4;
+    if (typeof counter?.packets === 'number') packets[family] += counter.packets;
+  }
+  return packets;
+}
+
+/** countersOf one listing's JSON; null when it is not JSON. */
+function ruleCounters(output: string): { 4: number; 6: number } | null {
+  try {
+    return countersOf(JSON.parse(output));
+  } catch {
+    return null;
+  }
+}
+
+const hasTable = async (query: Query): Promise<boolean> => (await query('nft', ['-t', 'list', 'table', ...TABLE.split(' ')])).ok;
+
+export const nftablesBackend: FirewallBackend = {
+  mode: 'nftables',
+  summary: 'elements of the nftables sets of its own table inet smtpguard, each with the time its ban has left as a kernel timeout (no ufw needed)',
+  kernelName: "the kernel's nftables sets",
+  recordName: 'the save file',
+  updateName: 'nft transaction',
+  missingRecord: 'does not exist ("smtpguard install --firewall nftables" makes it, and every run keeps it)',
+  usesUfw: false,
+  roles: ['nft'],
+  files: (settings) => [{ role: 'nft', path: path.join(settings.stateDir, NFT_SAVE_FILE), what: 'nftables save file', option: '--state-dir', own: true }],
+  settingsProblem: (settings) =>
+    settings.state
+      ? null
+      : new SmtpguardError('--firewall nftables keeps its blocks and their ends in the state directory (nftables.save, which boot loads): it cannot run with --no-state', { hint: 'drop --no-state' }),
+  // a boot without the unit, or a hand, left the table out: the next plan loads it whole
+  kernelOwes: async (_settings, targets, query) => targets.get('nft')?.text != null && !(await hasTable(query)),
+  probe: async () => ({}),
+  plan(blocks, targets, context) {
+    const target = targets.get('nft');
+    const changes: FileChange[] = [];
+    const commands: string[][] = [];
+    const previous = target?.text == null ? null : parseNftSave(target.text, target.path);
+    const inForce = previous === null ? [] : previous.blocks.filter((b) => b.until === null || b.until > context.now).map((b) => b.cidr);
+    const script = ['nft', '-f', path.join(context.stateDir, NFT_SCRIPT_FILE)];
+    if (blocks === null) {
+      // withdraw: the table goes, then its save file
+      if (target !== undefined && target.text !== null && !context.keptByOthers.has('nft')) {
+        changes.push({ role: 'nft', path: target.path, before: target.text, after: '' });
+        if (context.reload) commands.push(['nft', 'delete', 'table', ...TABLE.split(' ')]);
+      }
+      return { mode: 'nftables', active: false, changes, commands, inForce, owes: changes.length > 0, context };
+    }
+    if (target === undefined) return { mode: 'nftables', active: true, changes, commands, inForce, owes: false, context };
+    const after = renderNftSave(blocks, context.smtpPorts);
+    const before = target.text ?? '';
+    if (after !== before || (context.reload && context.owed)) {
+      changes.push({ role: 'nft', path: target.path, before, after });
+      if (context.reload) commands.push(script);
+    }
+    return { mode: 'nftables', active: true, changes, commands, inForce, owes: changes.length > 0, context };
+  },
+  /**
+   * Active: the transaction (the difference from the save file's blocks, or the whole table when
+   * it is not there, the ports changed or the kernel is owed it), then the save file. A rejected
+   * transaction changed nothing in the kernel: exit 5, the save file as it was.
+   */
+  async apply(part, run, reload) {
+    const change = part.changes.find((c) => c.role === 'nft');
+    if (change === undefined) return [];
+    const stateDir = part.context.stateDir;
+    if (!part.active) {
+      if (reload) {
+        const dropped = await run(['nft', 'delete', 'table', ...TABLE.split(' ')]);
+        if (!dropped.ok && !/No such file or directory/i.test(dropped.output)) return [`could not delete the nftables table ${TABLE} (${dropped.output || 'no output'}): "nft delete table ${TABLE}" once nothing needs it`];
+        await unlink(change.path).catch(() => undefined);
+      }
+      return [];
+    }
+    if (reload) {
+      const now = Date.now();
+      const next = parseNftSave(change.after, change.path);
+      const previous = change.before === '' ? null : parseNftSave(change.before, change.path);
+      const whole = previous === null || part.context.owed || !samePorts(previous.ports, next.ports);
+      const script = whole ? fullLoad(elementsOf(next.blocks, now), next.ports, now) : changeScript(elementsOf(previous.blocks, now), elementsOf(next.blocks, now), now);
+      if (script !== '') {
+        const loaded = await runScript(stateDir, script, run);
+        if (!loaded.ok) {
+          throw new SmtpguardError(`nft rejected the change, the table ${TABLE} in the kernel is as it was (one transaction): ${loaded.output || 'no output'}`, {
+            exitCode: ExitCode.rolledBack,
+            hint: `is nftables installed (apt-get install nftables) and the kernel's nf_tables loaded? check "nft list table ${TABLE}"; ${change.path} still holds the blocks in force`,
+          });
+        }
+      }
+    }
+    await writeOwnFile(change.path, change.after, 0o600);
+    return [];
+  },
+  async recorded(settings) {
+    const file = path.join(settings.stateDir, NFT_SAVE_FILE);
+    try {
+      const { text, saved } = await readSaved(settings.stateDir);
+      if (text === null || saved === null) {
+        const exists = await stat(file).then(() => true, () => false);
+        return [{ file, installed: exists ? null : false, cidrs: [], problem: exists ? 'permission denied (root only)' : null }];
+      }
+      const now = Date.now();
+      return [{ file, installed: true, cidrs: saved.blocks.filter((b) => b.until === null || b.until > now).map((b) => b.cidr), problem: null }];
+    } catch (error) {
+      return [{ file, installed: true, cidrs: [], problem: (error as Error).message }];
+    }
+  },
+  /**
+   * The kernel's elements against the save file's at this moment: a block is there when every
+   * piece of it lies in an element; an element no block explains is extra. An element the kernel
+   * expired on time is expected gone, so it is not missing.
+   */
+  async readKernel(settings, query) {
+    const { table, problem } = await readTable(query);
+    if (problem !== null) return { view: null, problem };
+    const view: KernelView = { blocks: [], extra: [], packets: new Map(), expires: new Map(), sets: [], dropped: [] };
+    const now = Date.now();
+    const saved = (await readSaved(settings.stateDir).catch(() => ({ saved: null }))).saved;
+    if (table === null) {
+      view.sets.push({ name: `${TABLE} ${SET_NAMES[4]}`, members: 0, maxelem: null, packets: null, present: false }, { name: `${TABLE} ${SET_NAMES[6]}`, members: 0, maxelem: null, packets: null, present: false });
+      return { view, problem: null };
+    }
+    const expected = elementsOf(saved?.blocks ?? [], now);
+    const covering = (family: 4 | 6, lo: bigint, hi: bigint) => table.elements.filter((e) => e.family === family && e.lo <= lo && e.hi >= hi);
+    for (const b of saved?.blocks ?? []) {
+      if (b.until !== null && b.until <= now) continue;
+      const mine = elementsOf([b], now);
+      const hits = mine.map((p) => covering(p.family, p.lo, p.hi));
+      if (hits.every((h) => h.length > 0)) view.blocks.push(b.cidr);
+      const first = hits.find((h) => h.length > 0)?.[0];
+      if (first !== undefined) {
+        view.expires.set(b.cidr, first.expires === null ? null : new Date(now + first.expires * 1000).toISOString());
+        const packets = hits.flat().reduce<number | null>((sum, e) => (e.packets === null ? sum : (sum ?? 0) + e.packets), null);
+        if (packets !== null) view.packets.set(b.cidr, packets);
+      }
+    }
+    const known = new Set(expected.map((e) => `${e.family} ${e.lo}-${e.hi}`));
+    for (const e of table.elements) if (!known.has(`${e.family} ${e.lo}-${e.hi}`)) view.extra.push(elementText(e));
+    for (const family of [4, 6] as const) {
+      view.sets.push({ name: `${TABLE} ${SET_NAMES[family]}`, members: table.elements.filter((e) => e.family === family).length, maxelem: null, packets: table.packets[family], present: true });
+      view.dropped.push({ family, packets: table.packets[family] });
+    }
+    return { view, problem: null };
+  },
+  async dropped(_settings, query) {
+    const packets = { 4: 0, 6: 0 };
+    for (const chain of ['input', 'forward']) {
+      const listed = await query('nft', ['-j', 'list', 'chain', ...TABLE.split(' '), chain]);
+      if (!listed.ok) return null;
+      const counted = ruleCounters(listed.output);
+      if (counted === null) return null;
+      packets[4] += counted[4];
+      packets[6] += counted[6];
+    }
+    return [{ family: 4, packets: packets[4] }, { family: 6, packets: packets[6] }];
+  },
+  boot: (settings, run) => loadAtBoot(settings, run),
+  async bootProblem() {
+    return null; // the unit's presence is install's to check (status shows the kernel against the save file)
+  },
+  async install(context) {
+    const { settings, uninstall } = context;
+    if (!uninstall && settings.firewall !== 'nftables') return null;
+    const unit = path.join(context.systemdDir, UNIT_NAME);
+    const saveFile = path.join(settings.stateDir, NFT_SAVE_FILE);
+    const [unitBefore, saveBefore] = await Promise.all([context.readOptional(unit), context.readOptional(saveFile)]);
+    const edits = uninstall
+      ? [...(unitBefore !== null && unitBefore.includes('smtpguard install') ? [{ path: unit, before: unitBefore, after: null }] : []), ...(saveBefore !== null ? [{ path: saveFile, before: saveBefore, after: null }] : [])]
+      : [{ path: unit, before: unitBefore, after: unitText(context.command(['load-firewall', '--config', context.configFile]), settings.stateDir) }, ...(saveBefore === null ? [{ path: saveFile, before: null, after: renderNftSave([], settings.smtpPorts) }] : [])];
+    const changed = edits.filter((e) => e.before !== e.after);
+    const commands: string[][] = [];
+    // systemctl only for a directory systemd reads (a test's, or a staging tree's, is left to the admin)
+    const systemdReads = SYSTEMD_DIRS.includes(path.resolve(context.systemdDir));
+    const notes = systemdReads || !changed.some((e) => e.path === unit) ? [] : [`${unit} is not in a directory systemd reads: copy it to /etc/systemd/system and "systemctl enable ${UNIT_NAME}"`];
+    if (settings.reload && !systemdReads) {
+      if (uninstall && (await hasTable(context.query))) commands.push(['nft', 'delete', 'table', ...TABLE.split(' ')]);
+    } else if (settings.reload) {
+      if (uninstall) {
+        if (changed.some((e) => e.path === unit)) commands.push(['systemctl', 'disable', UNIT_NAME], ['systemctl', 'daemon-reload']);
+        if (await hasTable(context.query)) commands.push(['nft', 'delete', 'table', ...TABLE.split(' ')]);
+      } else if (changed.some((e) => e.path === unit)) commands.push(['systemctl', 'daemon-reload'], ['systemctl', 'enable', UNIT_NAME]);
+    }
+    return {
+      name: 'nftables boot unit and save file',
+      edits,
+      commands,
+      warnings: [],
+      notes,
+      pending: false,
+      async carryOut(run) {
+        const warnings: string[] = [];
+        for (const e of changed) {
+          if (e.after === null) continue;
+          if (e.path === saveFile) await writeOwnFile(e.path, e.after, 0o600);
+          else await writeWithBackup(e.path, e.after, e.before === null ? null : e.path);
+        }
+        for (const argv of commands) {
+          const result = await run(argv);
+          if (!result.ok) warnings.push(`${argv.join(' ')} failed: ${result.output}`);
+        }
+        for (const e of changed) if (e.after === null) await unlink(e.path).catch(() => undefined);
+        return warnings;
+      },
+    };
+  },
+};
+
+/**
+ * The boot unit: loads the table from the save file before the network is up and before Postfix
+ * accepts mail, with the time each ban has left (a ban that ended while the host was down is not
+ * loaded). A oneshot that stays active.
+ */
+export function unitText(command: string, stateDir: string): string {
+  return [
+    '# Added by "smtpguard install --firewall nftables"; "smtpguard uninstall" removes it.',
+    '[Unit]',
+    'Description=smtpguard: load its nftables table (the blocks, each with the time its ban has left)',
+    'DefaultDependencies=no',
+    'Before=network-pre.target postfix.service shutdown.target',
+    'Wants=network-pre.target',
+    'After=local-fs.target',
+    `RequiresMountsFor=${stateDir}`,
+    'Conflicts=shutdown.target',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=${command.replaceAll('%', '%%').replaceAll('$', '$$$$')}`,
+    '',
+    '[Install]',
+    'WantedBy=sysinit.target',
+    '',
+  ].join('\n');
+}
+
+/**
+ * `smtpguard load-firewall` (the boot unit): the save file's blocks into the kernel as one
+ * transaction, each with the time it has left now. Returns what it did, in one line.
+ */
+export async function loadAtBoot(settings: FirewallSettings, run: Runner, now = Date.now()): Promise<string> {
+  const { saved } = await readSaved(settings.stateDir);
+  if (saved === null) return `nothing to load: ${path.join(settings.stateDir, NFT_SAVE_FILE)} does not exist (the first "smtpguard run" writes it)`;
+  const elements = elementsOf(saved.blocks, now);
+  const loaded = await runScript(settings.stateDir, fullLoad(elements, saved.ports.length > 0 ? saved.ports : settings.smtpPorts, now), run);
+  if (!loaded.ok) {
+    throw new SmtpguardError(`nft could not load the table ${TABLE}: ${loaded.output || 'no output'}`, {
+      exitCode: ExitCode.rolledBack,
+      hint: 'is nftables installed (apt-get install nftables)? the next "smtpguard run" tries again',
+    });
+  }
+  const ended = saved.blocks.filter((b) => b.until !== null && b.until <= now).length;
+  return `loaded ${saved.blocks.length - ended} block(s) as ${elements.length} element(s) into ${TABLE}${ended > 0 ? `; ${ended} whose ban ended while it was not loaded left out` : ''}`;
+}
