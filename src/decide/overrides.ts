@@ -93,7 +93,8 @@ export function applyOverrides(decision: Decision, overrides: readonly Override[
     const addresses = range[1] === hostBitsOf(family) ? [o.cidr.slice(0, o.cidr.lastIndexOf('/'))] : [...new Set(covered.flatMap((b) => b.addresses))].slice(0, MAX_BLOCK_ADDRESSES);
     const addressCount = range[1] === hostBitsOf(family) ? 1 : covered.reduce((sum, b) => sum + b.addressCount, 0);
     for (const b of covered) blocks.delete(b.cidr);
-    blocks.set(o.cidr, { cidr: o.cidr, family, addresses, addressCount, total: covered.reduce((sum, b) => sum + b.total, 0), reason: 'manual' });
+    // a block --for ends with it (a firewall that keeps timeouts drops it then by itself)
+    blocks.set(o.cidr, { cidr: o.cidr, family, addresses, addressCount, total: covered.reduce((sum, b) => sum + b.total, 0), reason: 'manual', ...(o.until === null ? {} : { until: o.until }) });
   }
   return { ...decision, blocks: [...blocks.values()].sort((a, b) => compareCidrs(a.cidr, b.cidr)), ignored };
 }

@@ -52,6 +52,8 @@ export interface Plan {
   commands: string[][];
   /** The firewall's part, per backend: the chosen one first, then the ones that withdraw. */
   firewall: BackendPlan[];
+  /** Its changes only renew ban ends already in force (nftables timeouts): carried out, but no news for the cron line. */
+  quiet: boolean;
   notes: string[];
   /**
    * Blocks after the run, which are new or gone (from the backends' records, sorted by address),
@@ -137,7 +139,8 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     for (const part of firewall) for (const argv of part.commands) commands.push(argv);
     if (firewall[0]!.commands.length > 0 && options.cutSessions !== false) for (const cut of cutSessionCommands(addedCidrs)) commands.push(cut);
   }
-  return { decision, mapType: options.mapType, changes, commands, firewall, notes: notesFor(decision, options), summary };
+  const quiet = changes.length > 0 && changes.every((c) => firewall.some((p) => p.renewals === true && p.changes.includes(c)));
+  return { decision, mapType: options.mapType, changes, commands, firewall, quiet, notes: notesFor(decision, options), summary };
 }
 
 /** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules), and the nftables backend's default. */

@@ -173,7 +173,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
 
   for (const warning of warnings) io.warn(warning);
   const verb = options.uninstall ? 'uninstall' : 'install';
-  for (const e of [...changed, ...partEdits]) {
+  for (const e of [...partEdits, ...changed]) {
     const target = await writeTarget(e.path);
     if (target !== e.path) links.push(`${e.path} is a symlink: ${e.after === null ? 'the link is removed' : `the new text is written to its target ${target}`}`);
   }
@@ -181,7 +181,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
     const lines = [`smtpguard ${verb} --dry-run:`, ''];
     if (changed.length === 0 && partEdits.length === 0 && commands.length === 0 && partCommands.length === 0 && !pending) lines.push('Nothing to do: already done.');
     for (const link of links) lines.push(`Note: ${link}`);
-    for (const e of [...changed, ...partEdits]) {
+    for (const e of [...partEdits, ...changed]) {
       lines.push(e.after === null ? `would remove ${e.path}` : createTwoFilesPatch(e.path, e.path, e.before ?? '', e.after, e.before === null ? '(new file)' : '', '(smtpguard)').trimEnd());
     }
     if (commands.length + partCommands.length > 0) lines.push('', 'Commands that would run:');
@@ -214,7 +214,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
     await unlink(e.path).catch(() => undefined);
     if (e.path === settings.accessMap && mapType !== 'cidr') await unlink(settings.accessMap + INDEX_SUFFIX[mapType]).catch(() => undefined);
   }
-  const all = [...changed, ...partEdits];
+  const all = [...partEdits, ...changed];
   const ran = [...commands, ...partCommands];
   const did = all.map((e) => `${e.after === null ? 'removed' : e.before === null ? 'created' : 'changed'} ${e.path}`);
   io.stdout.write(`smtpguard ${verb}: ${did.join(', ') || 'no file changed'}${ran.length > 0 ? `; ran ${ran.map((c) => formatCommand(c)).join('; ')}` : ''}\n`);

@@ -70,7 +70,7 @@ async function runAndReport(settings: Settings, options: RunOptions, io: Io, wat
   if (options.dryRun) {
     if (options.json) await writeJson(await planJson(plan), io.stdout);
     else io.stdout.write(await renderPlanText(plan));
-  } else if (plan.changes.length > 0) {
+  } else if (plan.changes.length > 0 && !plan.quiet) {
     if (options.json) await writeJson(await planJson(plan), io.stdout);
     else io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}\n`);
   } else if (options.verbose || plan.summary.leftOut > 0 || summarised.addresses > 0) {
@@ -176,8 +176,9 @@ export async function runLocked(
   await keepBlockRecords(settings, plan, summaries, options.now, overrides, io);
   await fleet?.push(plan.decision, summaries);
   await writeLastRun(settings.stateDir, { time: new Date().toISOString(), summary: summaryLine(plan), changed: plan.changes.length > 0 });
-  if (plan.changes.length > 0 || plan.summary.leftOut > 0 || summarised.addresses > 0) {
-    const line = `${summaryLine(plan)}${trackedClause(summarised)}${plan.changes.length > 0 ? '' : ', nothing changed'}`;
+  const news = plan.changes.length > 0 && !plan.quiet;
+  if (news || plan.summary.leftOut > 0 || summarised.addresses > 0) {
+    const line = `${summaryLine(plan)}${trackedClause(summarised)}${news ? '' : ', nothing changed'}`;
     await execCommand(['logger', '-t', 'smtpguard', line]).catch(() => undefined);
   }
   return result;

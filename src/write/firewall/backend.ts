@@ -83,6 +83,8 @@ export interface BackendPlan {
   commands: string[][];
   /** The CIDRs its record says are in force before this change. */
   inForce: string[];
+  /** Its changes only move the end of blocks already in force (a ban renewed by new events): no news for the cron line. */
+  renewals?: boolean;
   /** Whether it changes what the kernel should hold (a file that puts nothing in force, like ufw's before.init, owes no update). */
   owes: boolean;
   /** What it was planned with (its apply needs the same). */

@@ -24,14 +24,23 @@ import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { ExitCode, SmtpguardError } from '../../errors.js';
-import { writeOwnFile, writeWithBackup } from '../../store/atomic.js';
+import { ensureDirectory, writeOwnFile, writeWithBackup } from '../../store/atomic.js';
 import { readStoreBytes } from '../../store/store-file.js';
 import type { Block } from '../../decide/policy.js';
 import type { FileChange, Query, Runner } from '../change.js';
 import type { FirewallBackend, FirewallSettings, KernelView } from './backend.js';
 
 export const TABLE = 'inet smtpguard';
-export const SET_NAMES = { 4: 'blocked4', 6: 'blocked6' } as const;
+/**
+ * Two sets per family: single addresses in a plain hash set (`flags timeout`), ranges in an
+ * interval set (`flags interval, timeout`). nft 1.0.6 deletes from an interval set at about 0.2 s
+ * an element when the set holds 100,000 (its userspace rebuilds the intervals for each), from a
+ * hash set in microseconds: most blocks are single addresses, and they change most.
+ */
+export const SET_NAMES = { hosts: { 4: 'hosts4', 6: 'hosts6' }, ranges: { 4: 'ranges4', 6: 'ranges6' } } as const;
+export type SetKind = keyof typeof SET_NAMES;
+/** A change that deletes from a range set this big rebuilds it instead (flush and add, in the same transaction). */
+const RANGES_REBUILD = 256;
 /** The blocks in force, with their ends: what the boot unit loads. */
 export const NFT_SAVE_FILE = 'nftables.save';
 /** The transaction of one change, beside the save file while `nft -f` reads it. */
@@ -42,8 +51,8 @@ const SYSTEMD_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/lib/system
 const LOG_PREFIX = '[SMTPGUARD BLOCK] ';
 /** Elements per `add element` statement (nft parses one statement in one piece). */
 const CHUNK = 4096;
-/** The longest timeout the kernel takes (nft 1.0.6 on Linux 6.1: see README); a longer end is loaded with this and renewed by a later run. */
-export const MAX_TIMEOUT_S = 2 ** 32 / 1000 - 1;
+/** The longest timeout the kernel takes (213503 days, about 584 years, measured): a later end is loaded with this. */
+export const MAX_TIMEOUT_DAYS = 213_503;
 
 const HEADER = '# smtpguard --firewall nftables: the blocks in force after the last run, and when each ends; the boot unit loads them ("smtpguard load-firewall") with the time each has left';
 
@@ -102,6 +111,8 @@ export function parseNftSave(text: string, file: string): Saved {
 /** An interval of one family's addresses and when it ends (ms; null: never). */
 export interface Element {
   family: 4 | 6;
+  /** The set it goes in: a single address (hosts) or an interval (ranges). */
+  set: SetKind;
   lo: bigint;
   hi: bigint;
   end: number | null;
@@ -129,43 +140,61 @@ function textOf(value: bigint, family: 4 | 6): string {
 }
 
 /**
- * The kernel's elements for these blocks at `now` (pure): each block less its exceptions, cut at
- * every boundary, each piece ending when the last block covering it ends; pieces already ended
- * left out; neighbours with the same end joined. Sorted by family and address.
+ * The kernel's elements for these blocks at `now` (pure). A single address with no exception is
+ * one element of its family's hosts set, ending with its block (the latest, if named twice). A
+ * range is cut into disjoint intervals of the ranges set: each block less its exceptions, cut at
+ * every boundary, each piece ending when the last range covering it ends; neighbours with the
+ * same end joined. An address in both sets is dropped until the later end. Blocks already ended
+ * are left out. Sorted by family, set and address.
  */
 export function elementsOf(blocks: readonly SavedBlock[], now: number): Element[] {
   const out: Element[] = [];
   for (const family of [4, 6] as const) {
-    // the pieces: each block's range less its exceptions
+    const hosts = new Map<bigint, Element>();
     const pieces: Element[] = [];
     for (const b of blocks) {
       const r = rangeOf(b.cidr);
       if (r === null || r.family !== family || (b.until !== null && b.until <= now)) continue;
+      if (r.lo === r.hi && b.exceptions.length === 0) {
+        const had = hosts.get(r.lo);
+        hosts.set(r.lo, { family, set: 'hosts', lo: r.lo, hi: r.hi, end: had === undefined ? b.until : later(had.end, b.until) });
+        continue;
+      }
       let parts = [{ lo: r.lo, hi: r.hi }];
       for (const e of b.exceptions) {
         const x = rangeOf(e);
         if (x === null) continue;
         parts = parts.flatMap((p) => (x.hi < p.lo || x.lo > p.hi ? [p] : [...(x.lo > p.lo ? [{ lo: p.lo, hi: x.lo - 1n }] : []), ...(x.hi < p.hi ? [{ lo: x.hi + 1n, hi: p.hi }] : [])]));
       }
-      for (const p of parts) pieces.push({ family, lo: p.lo, hi: p.hi, end: b.until });
+      for (const p of parts) pieces.push({ family, set: p.lo === p.hi ? 'hosts' : 'ranges', lo: p.lo, hi: p.hi, end: b.until });
     }
-    // a sweep over the boundaries: each elementary interval ends with the latest piece over it
-    const points = [...new Set(pieces.flatMap((p) => [p.lo, p.hi + 1n]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    pieces.sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
-    const active: Element[] = [];
-    let next = 0;
-    for (let i = 0; i + 1 < points.length; i++) {
-      const lo = points[i]!;
-      const hi = points[i + 1]! - 1n;
-      while (next < pieces.length && pieces[next]!.lo <= lo) active.push(pieces[next++]!);
-      for (let j = active.length - 1; j >= 0; j--) if (active[j]!.hi < lo) active.splice(j, 1);
-      if (active.length === 0) continue;
-      let end: number | null = active[0]!.end;
-      for (const p of active) end = end === null || p.end === null ? null : Math.max(end, p.end);
-      const last = out.at(-1);
-      if (last !== undefined && last.family === family && last.hi + 1n === lo && last.end === end) last.hi = hi;
-      else out.push({ family, lo, hi, end });
-    }
+    for (const p of pieces.filter((x) => x.set === 'hosts')) hosts.set(p.lo, { ...p, end: hosts.has(p.lo) ? later(hosts.get(p.lo)!.end, p.end) : p.end });
+    out.push(...[...hosts.values()].sort((a, b) => (a.lo < b.lo ? -1 : 1)));
+    out.push(...disjoint(pieces.filter((x) => x.set === 'ranges'), family));
+  }
+  return out;
+}
+
+const later = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : Math.max(a, b));
+
+/** Overlapping ranges cut at every boundary, each interval ending with the latest range over it; neighbours with the same end joined. */
+function disjoint(pieces: Element[], family: 4 | 6): Element[] {
+  const out: Element[] = [];
+  const points = [...new Set(pieces.flatMap((p) => [p.lo, p.hi + 1n]))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  pieces.sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0));
+  const active: Element[] = [];
+  let next = 0;
+  for (let i = 0; i + 1 < points.length; i++) {
+    const lo = points[i]!;
+    const hi = points[i + 1]! - 1n;
+    while (next < pieces.length && pieces[next]!.lo <= lo) active.push(pieces[next++]!);
+    for (let j = active.length - 1; j >= 0; j--) if (active[j]!.hi < lo) active.splice(j, 1);
+    if (active.length === 0) continue;
+    let end: number | null = active[0]!.end;
+    for (const p of active) end = later(end, p.end);
+    const last = out.at(-1);
+    if (last !== undefined && last.hi + 1n === lo && last.end === end) last.hi = hi;
+    else out.push({ family, set: 'ranges', lo, hi, end });
   }
   return out;
 }
@@ -181,32 +210,38 @@ export function elementText(e: Pick<Element, 'family' | 'lo' | 'hi'>): string {
   return `${textOf(e.lo, e.family)}-${textOf(e.hi, e.family)}`;
 }
 
-/** ` timeout 3600s` with the time left (whole seconds, rounded up, at most MAX_TIMEOUT_S); '' for no end. */
+/**
+ * ` timeout 3600s` with the time left (whole seconds, rounded up; `12d3600s` from a day on, as nft
+ * takes no number of more than 8 digits; at most MAX_TIMEOUT_DAYS); '' for no end.
+ */
 function timeoutText(e: Element, now: number): string {
   if (e.end === null) return '';
-  return ` timeout ${Math.min(MAX_TIMEOUT_S, Math.max(1, Math.ceil((e.end - now) / 1000)))}s`;
+  const seconds = Math.min(MAX_TIMEOUT_DAYS * 86_400, Math.max(1, Math.ceil((e.end - now) / 1000)));
+  return ` timeout ${seconds < 86_400 ? `${seconds}s` : `${Math.floor(seconds / 86_400)}d${seconds % 86_400}s`}`;
 }
 
-const elementKey = (e: Element): string => `${e.family} ${e.lo}-${e.hi} ${e.end}`;
+const elementKey = (e: Element): string => `${e.family} ${e.set} ${e.lo}-${e.hi} ${e.end}`;
 
-/** The table: its sets (no elements) and chains, for these ports. */
+/** The table: its sets (no elements), the ports, and the chains, for these ports. */
 export function tableLines(ports: readonly number[]): string[] {
-  const dports = `{ ${ports.join(', ')} }`;
-  const rule = (hook: 'input' | 'forward', family: 4 | 6) =>
-    `    ct state new ${hook === 'input' ? `tcp dport ${dports}` : `ct status dnat meta l4proto tcp ct original proto-dst ${dports}`} ${family === 4 ? 'ip' : 'ip6'} saddr @${SET_NAMES[family]} counter jump block`;
+  const rules = (hook: 'input' | 'forward') =>
+    (['hosts', 'ranges'] as const).flatMap((kind) =>
+      ([4, 6] as const).map((family) => `    ct state new ${hook === 'input' ? 'tcp dport @smtp_ports' : 'ct status dnat meta l4proto tcp ct original proto-dst @smtp_ports'} ${family === 4 ? 'ip' : 'ip6'} saddr @${SET_NAMES[kind][family]} counter jump block`),
+    );
   return [
     `table ${TABLE} {`,
-    `  set ${SET_NAMES[4]} { type ipv4_addr; flags interval, timeout; }`,
-    `  set ${SET_NAMES[6]} { type ipv6_addr; flags interval, timeout; }`,
+    `  set smtp_ports { type inet_service; elements = { ${ports.join(', ')} }; }`,
+    `  set ${SET_NAMES.hosts[4]} { type ipv4_addr; flags timeout; counter; }`,
+    `  set ${SET_NAMES.hosts[6]} { type ipv6_addr; flags timeout; counter; }`,
+    `  set ${SET_NAMES.ranges[4]} { type ipv4_addr; flags interval, timeout; counter; }`,
+    `  set ${SET_NAMES.ranges[6]} { type ipv6_addr; flags interval, timeout; counter; }`,
     '  chain input {',
     '    type filter hook input priority filter - 1; policy accept;',
-    rule('input', 4),
-    rule('input', 6),
+    ...rules('input'),
     '  }',
     '  chain forward {',
     '    type filter hook forward priority filter - 1; policy accept;',
-    rule('forward', 4),
-    rule('forward', 6),
+    ...rules('forward'),
     '  }',
     '  chain block {',
     `    limit rate 3/minute burst 10 packets log prefix "${LOG_PREFIX}"`,
@@ -218,11 +253,13 @@ export function tableLines(ports: readonly number[]): string[] {
 
 function addLines(elements: readonly Element[], now: number, withTimeout: boolean): string[] {
   const lines: string[] = [];
-  for (const family of [4, 6] as const) {
-    const mine = elements.filter((e) => e.family === family);
-    for (let i = 0; i < mine.length; i += CHUNK) {
-      const words = mine.slice(i, i + CHUNK).map((e) => `${elementText(e)}${withTimeout ? timeoutText(e, now) : ''}`);
-      lines.push(`add element ${TABLE} ${SET_NAMES[family]} { ${words.join(', ')} }`);
+  for (const kind of ['hosts', 'ranges'] as const) {
+    for (const family of [4, 6] as const) {
+      const mine = elements.filter((e) => e.family === family && e.set === kind);
+      for (let i = 0; i < mine.length; i += CHUNK) {
+        const words = mine.slice(i, i + CHUNK).map((e) => `${elementText(e)}${withTimeout ? timeoutText(e, now) : ''}`);
+        lines.push(`add element ${TABLE} ${SET_NAMES[kind][family]} { ${words.join(', ')} }`);
+      }
     }
   }
   return lines;
@@ -236,16 +273,26 @@ export function fullLoad(elements: readonly Element[], ports: readonly number[],
 /**
  * The difference, as one transaction: elements that go (or change their end) are added and
  * deleted (an add of one the kernel already expired makes the delete find it), then the new ones
- * are added with the time they have left. '' when nothing changes.
+ * are added with the time they have left. A range set past RANGES_REBUILD that loses elements is
+ * flushed and filled again instead (deletes from a big interval set are slow). '' when nothing changes.
  */
 export function changeScript(before: readonly Element[], after: readonly Element[], now: number): string {
   const keep = new Set(after.map(elementKey));
   const had = new Set(before.map(elementKey));
-  const gone = before.filter((e) => !keep.has(elementKey(e)));
-  const added = after.filter((e) => !had.has(elementKey(e)));
+  let gone = before.filter((e) => !keep.has(elementKey(e)));
+  let added = after.filter((e) => !had.has(elementKey(e)));
   if (gone.length === 0 && added.length === 0) return '';
+  const flushes: string[] = [];
+  for (const family of [4, 6] as const) {
+    const size = after.filter((e) => e.set === 'ranges' && e.family === family).length;
+    if (size <= RANGES_REBUILD || !gone.some((e) => e.set === 'ranges' && e.family === family)) continue;
+    const mine = (e: Element) => e.set === 'ranges' && e.family === family;
+    flushes.push(`flush set ${TABLE} ${SET_NAMES.ranges[family]}`);
+    gone = gone.filter((e) => !mine(e));
+    added = [...added.filter((e) => !mine(e)), ...after.filter(mine)];
+  }
   const deletes = addLines(gone, now, false);
-  return [...deletes, ...deletes.map((l) => l.replace(/^add /, 'delete ')), ...addLines(added, now, true), ''].join('\n');
+  return [...flushes, ...deletes, ...deletes.map((l) => l.replace(/^add /, 'delete ')), ...addLines(added, now, true), ''].join('\n');
 }
 
 const samePorts = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((p, i) => p === b[i]);
@@ -268,9 +315,10 @@ async function runScript(stateDir: string, script: string, run: Runner): Promise
 
 /** What the kernel has of the table: its elements (with expiry and counters), the rules' counters; null when the table is not there. */
 interface KernelTable {
-  elements: Array<{ family: 4 | 6; lo: bigint; hi: bigint; expires: number | null; packets: number | null }>;
-  /** Packets the rules sent to the block chain, per family. */
+  elements: Array<{ family: 4 | 6; set: SetKind; lo: bigint; hi: bigint; expires: number | null; packets: number | null }>;
+  /** Packets the rules sent to the block chain, per family and per set. */
   packets: { 4: number; 6: number };
+  bySet: Map<string, number>;
 }
 
 async function readTable(query: Query): Promise<{ table: KernelTable | null; problem: string | null }> {
@@ -285,10 +333,12 @@ async function readTable(query: Query): Promise<{ table: KernelTable | null; pro
   } catch {
     return { table: null, problem: `cannot read the JSON of "nft -j list table ${TABLE}"` };
   }
-  const table: KernelTable = { elements: [], packets: { 4: 0, 6: 0 } };
+  const table: KernelTable = { elements: [], packets: { 4: 0, 6: 0 }, bySet: new Map() };
   for (const item of json.nftables ?? []) {
     if (item.set !== undefined) {
-      const family = item.set.name === SET_NAMES[6] ? 6 : 4;
+      const family = item.set.name === SET_NAMES.hosts[6] || item.set.name === SET_NAMES.ranges[6] ? 6 : item.set.name === SET_NAMES.hosts[4] || item.set.name === SET_NAMES.ranges[4] ? 4 : null;
+      if (family === null) continue; // smtp_ports
+      const set: SetKind = item.set.name.startsWith('hosts') ? 'hosts' : 'ranges';
       for (const raw of item.set.elem ?? []) {
         const entry = raw.elem ?? { val: raw };
         const val = entry.val;
@@ -302,24 +352,27 @@ async function readTable(query: Query): Promise<{ table: KernelTable | null; pro
           const hi = rangeOf(`${val.range[1]}/${family === 4 ? 32 : 128}`);
           if (lo !== null && hi !== null) r = { lo: lo.lo, hi: hi.lo };
         }
-        if (r !== null) table.elements.push({ family, lo: r.lo, hi: r.hi, expires, packets });
+        if (r !== null) table.elements.push({ family, set, lo: r.lo, hi: r.hi, expires, packets });
       }
     }
   }
   const counted = countersOf(json);
-  table.packets = counted;
+  table.packets = { 4: counted[4], 6: counted[6] };
+  table.bySet = counted.bySet;
   return { table, problem: null };
 }
 
 /** Packets the input and forward rules counted, per family (the rule naming @blocked6 is IPv6's). */
-function countersOf(json: { nftables?: Array<Record<string, any>> }): { 4: number; 6: number } {
-  const packets = { 4: 0, 6: 0 };
+function countersOf(json: { nftables?: Array<Record<string, any>> }): { 4: number; 6: number; bySet: Map<string, number> } {
+  const packets = { 4: 0, 6: 0, bySet: new Map<string, number>() };
   for (const item of json.nftables ?? []) {
     if (item.rule === undefined || (item.rule.chain !== 'input' && item.rule.chain !== 'forward')) continue;
     const expr: Array<Record<string, any>> = item.rule.expr ?? [];
     const counter = expr.find((x) => x.counter !== undefined)?.counter;
-    const family = JSON.stringify(expr).includes(`@${SET_NAMES[6]}`) ? 6 : 4;
-    if (typeof counter?.packets === 'number') packets[family] += counter.packets;
+    const set = /"@((?:hosts|ranges)[46])"/.exec(JSON.stringify(expr))?.[1];
+    if (set === undefined || typeof counter?.packets !== 'number') continue;
+    packets[set.endsWith('6') ? 6 : 4] += counter.packets;
+    packets.bySet.set(set, (packets.bySet.get(set) ?? 0) + counter.packets);
   }
   return packets;
 }
@@ -374,7 +427,9 @@ export const nftablesBackend: FirewallBackend = {
       changes.push({ role: 'nft', path: target.path, before, after });
       if (context.reload) commands.push(script);
     }
-    return { mode: 'nftables', active: true, changes, commands, inForce, owes: changes.length > 0, context };
+    // the same blocks, only later ends: a ban renewed by the client's new events
+    const renewals = changes.length > 0 && !context.owed && before.replace(/ until=\S+/g, '') === after.replace(/ until=\S+/g, '');
+    return { mode: 'nftables', active: true, changes, commands, inForce, owes: changes.length > 0, renewals, context };
   },
   /**
    * Active: the transaction (the difference from the save file's blocks, or the whole table when
@@ -438,15 +493,35 @@ export const nftablesBackend: FirewallBackend = {
     const now = Date.now();
     const saved = (await readSaved(settings.stateDir).catch(() => ({ saved: null }))).saved;
     if (table === null) {
-      view.sets.push({ name: `${TABLE} ${SET_NAMES[4]}`, members: 0, maxelem: null, packets: null, present: false }, { name: `${TABLE} ${SET_NAMES[6]}`, members: 0, maxelem: null, packets: null, present: false });
+      for (const kind of ['hosts', 'ranges'] as const) for (const family of [4, 6] as const) view.sets.push({ name: `${TABLE} ${SET_NAMES[kind][family]}`, members: 0, maxelem: null, packets: null, present: false });
       return { view, problem: null };
     }
     const expected = elementsOf(saved?.blocks ?? [], now);
-    const covering = (family: 4 | 6, lo: bigint, hi: bigint) => table.elements.filter((e) => e.family === family && e.lo <= lo && e.hi >= hi);
+    // one lookup per piece: the hosts by address, the ranges (disjoint) by a binary search on their start
+    const hosts = new Map(table.elements.filter((e) => e.set === 'hosts').map((e) => [`${e.family} ${e.lo}`, e]));
+    const ranges = { 4: table.elements.filter((e) => e.set === 'ranges' && e.family === 4).sort((x, y) => (x.lo < y.lo ? -1 : 1)), 6: table.elements.filter((e) => e.set === 'ranges' && e.family === 6).sort((x, y) => (x.lo < y.lo ? -1 : 1)) };
+    const covering = (family: 4 | 6, set: SetKind, lo: bigint, hi: bigint): KernelTable['elements'] => {
+      if (set === 'hosts') return hosts.has(`${family} ${lo}`) ? [hosts.get(`${family} ${lo}`)!] : [];
+      const list = ranges[family];
+      let at = -1;
+      for (let low = 0, high = list.length - 1; low <= high; ) {
+        const mid = (low + high) >> 1;
+        if (list[mid]!.lo <= lo) (at = mid), (low = mid + 1);
+        else high = mid - 1;
+      }
+      // the piece may lie across neighbouring elements (another range with another end cut it)
+      const found: KernelTable['elements'] = [];
+      for (let cur = lo; at >= 0 && at < list.length && list[at]!.lo <= cur && list[at]!.hi >= cur; at++) {
+        found.push(list[at]!);
+        cur = list[at]!.hi + 1n;
+        if (cur > hi) return found;
+      }
+      return [];
+    };
     for (const b of saved?.blocks ?? []) {
       if (b.until !== null && b.until <= now) continue;
       const mine = elementsOf([b], now);
-      const hits = mine.map((p) => covering(p.family, p.lo, p.hi));
+      const hits = mine.map((p) => covering(p.family, p.set, p.lo, p.hi));
       if (hits.every((h) => h.length > 0)) view.blocks.push(b.cidr);
       const first = hits.find((h) => h.length > 0)?.[0];
       if (first !== undefined) {
@@ -455,12 +530,15 @@ export const nftablesBackend: FirewallBackend = {
         if (packets !== null) view.packets.set(b.cidr, packets);
       }
     }
-    const known = new Set(expected.map((e) => `${e.family} ${e.lo}-${e.hi}`));
-    for (const e of table.elements) if (!known.has(`${e.family} ${e.lo}-${e.hi}`)) view.extra.push(elementText(e));
-    for (const family of [4, 6] as const) {
-      view.sets.push({ name: `${TABLE} ${SET_NAMES[family]}`, members: table.elements.filter((e) => e.family === family).length, maxelem: null, packets: table.packets[family], present: true });
-      view.dropped.push({ family, packets: table.packets[family] });
+    const known = new Set(expected.map((e) => `${e.family} ${e.set} ${e.lo}-${e.hi}`));
+    for (const e of table.elements) if (!known.has(`${e.family} ${e.set} ${e.lo}-${e.hi}`)) view.extra.push(elementText(e));
+    for (const kind of ['hosts', 'ranges'] as const) {
+      for (const family of [4, 6] as const) {
+        const members = table.elements.filter((e) => e.family === family && e.set === kind);
+        view.sets.push({ name: `${TABLE} ${SET_NAMES[kind][family]}`, members: members.length, maxelem: null, packets: table.bySet.get(SET_NAMES[kind][family]) ?? 0, present: true });
+      }
     }
+    for (const family of [4, 6] as const) view.dropped.push({ family, packets: table.packets[family] });
     return { view, problem: null };
   },
   async dropped(_settings, query) {
@@ -512,6 +590,7 @@ export const nftablesBackend: FirewallBackend = {
         const warnings: string[] = [];
         for (const e of changed) {
           if (e.after === null) continue;
+          if (e.before === null) await ensureDirectory(path.dirname(e.path), 'the directory', e.path === saveFile ? '--state-dir' : '--systemd-dir');
           if (e.path === saveFile) await writeOwnFile(e.path, e.after, 0o600);
           else await writeWithBackup(e.path, e.after, e.before === null ? null : e.path);
         }
