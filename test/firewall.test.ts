@@ -1,7 +1,8 @@
 /** The firewall backends' pure parts, and the plan each one makes. Plain data in, text out. */
 import { describe, expect, it } from 'vitest';
 import type { Block, Decision } from '../src/decide/policy.js';
-import { buildPlan, RULES_ADVICE_BLOCKS, type PlanOptions } from '../src/write/plan.js';
+import { buildPlan, type PlanOptions } from '../src/write/plan.js';
+import { RULES_ADVICE_BLOCKS } from '../src/write/firewall/rules.js';
 import type { TargetFile } from '../src/write/change.js';
 import { initSectionLines, parseSaveFile, renderSaveFile, restoreScript, setSize } from '../src/write/firewall/ipset.js';
 import { chainRestoreText, sectionCidrs } from '../src/write/firewall/ufw.js';

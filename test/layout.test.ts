@@ -75,6 +75,16 @@ describe('the layout', () => {
     expect([...stages].filter((s) => !(s in RANKS))).toEqual([]);
   });
 
+  it('the firewall seam: outside write/firewall/, only its interface and registry are imported (a new backend is one file there and a line in the registry)', () => {
+    const inside = (f: string) => f.startsWith(`write${path.sep}firewall${path.sep}`);
+    const seam = new Set([`write${path.sep}firewall${path.sep}backend.ts`, `write${path.sep}firewall${path.sep}registry.ts`]);
+    // the one exception: the settings check the --ufw-chain names with ufw's own rule
+    const allowed = (a: Arrow) => a.from === `cli${path.sep}settings.ts` && a.to === `write${path.sep}firewall${path.sep}ufw.ts`;
+    expect(arrows.filter((a) => !inside(a.from) && inside(a.to) && !seam.has(a.to) && !allowed(a))).toEqual([]);
+    // and plan.ts and apply.ts name no backend
+    for (const file of ['plan.ts', 'apply.ts']) expect(readFileSync(path.join(SRC, 'write', file), 'utf8')).not.toMatch(/\b(ipset|nftables|nft|ufw reload|iptables)\b|'rules'/);
+  });
+
   it('reads the imports it checks (a parser that found none would pass anything)', () => {
     expect(arrows.length).toBeGreaterThan(200);
     expect(arrows).toContainEqual({ from: 'decide/policy.ts', to: 'count/summary.ts', typeOnly: true });

@@ -1,7 +1,7 @@
 /**
  * npm run bench:firewall (as root): issue 14's measurements. smtpguard's firewall at 0, 1k,
  * 10k and 100k blocks in each firewall mode (`--firewall rules`: one ufw rule per block;
- * `--firewall ipset`: members of hash:net sets), and Postfix's access maps (hash, lmdb, cidr)
+ * `--firewall ipset`: members of hash:net sets; `--firewall nftables`: elements of its own table), and Postfix's access maps (hash, lmdb, cidr)
  * at 1k, 10k and 100k entries. Writes the section "Firewall and maps at scale" of
  * bench/results.md (only that section: the rest of the file is bench/run.ts's) and prints it.
  *
@@ -26,7 +26,7 @@
  * processes (by PID) and the temp directory go in a finally, also after a failure.
  *
  * Knobs: BENCH_RUNS (3: medians of), BENCH_SIZES (0,1000,10000,100000), BENCH_MODES
- * (rules,ipset), BENCH_MAP_SIZES (1000,10000,100000), BENCH_SOURCES=0 skips the block-source
+ * (rules,ipset,nftables), BENCH_MAP_SIZES (1000,10000,100000), BENCH_SOURCES=0 skips the block-source
  * table (about 2.5 minutes), BENCH_PART=firewall|maps|sources runs one part only (the other
  * parts of the section are kept from the last run).
  */
@@ -40,7 +40,7 @@ import { previousParts, writeSection } from './results.js';
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root: it makes network namespaces and runs ufw inside them');
-  for (const command of ['ip', 'unshare', 'ufw', 'iptables', 'iptables-save', 'iptables-restore', 'ipset', 'conntrack', 'postfix', 'postmap', 'ss', '/usr/bin/time']) {
+  for (const command of ['ip', 'unshare', 'ufw', 'iptables', 'iptables-save', 'iptables-restore', 'ipset', 'nft', 'conntrack', 'postfix', 'postmap', 'ss', '/usr/bin/time']) {
     if (spawnSync('sh', ['-c', `command -v ${command}`]).status !== 0) throw new Error(`${command} is missing`);
   }
   const started = process.hrtime.bigint();

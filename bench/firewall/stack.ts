@@ -18,7 +18,7 @@ import { CLIENTS, MX4, Stack, waitFor, type Run } from '../../test/system/stack.
 import { interrupted, ROOT, sh } from './common.js';
 
 export { MX4 };
-export type Mode = 'rules' | 'ipset';
+export type Mode = 'rules' | 'ipset' | 'nftables';
 
 /** The innocent client (one of the stack's client addresses): never in a block (the blocks are all in 10.0.0.0/8). */
 export const INNOCENT = CLIENTS.innocent;
@@ -31,7 +31,7 @@ const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 /** The helper programs: run from the repository (they are not compiled). */
 const HELPERS = path.join(ROOT, 'bench', 'firewall');
 /** Commands smtpguard runs that are timed one by one (a wrapper first in its PATH logs start and end). */
-const WRAPPED = ['ufw', 'ipset', 'postmap', 'postfix', 'ss'];
+const WRAPPED = ['ufw', 'ipset', 'nft', 'postmap', 'postfix', 'ss'];
 
 export class BenchStack extends Stack {
   readonly state: string;
@@ -133,6 +133,7 @@ export class BenchStack extends Stack {
       '--completion-dir', path.join(this.dir, 'completion'),
     ]);
     if (installed.code !== 0) throw new Error(`smtpguard install failed (${installed.code}): ${installed.stderr}${installed.stdout}`);
+    if (this.mode === 'nftables') return; // its table comes with the first run; ufw stays as it is
     const chain = this.mustMx(['iptables', '-S', 'ufw-before-input']);
     if (!/--dports 25,465,587 -j ufw-smtpguard/.test(chain)) throw new Error(`after install, ufw has no jump to the smtpguard chain:\n${chain}`);
   }
@@ -186,15 +187,26 @@ export class BenchStack extends Stack {
     else super.nsRun(this.client, argv);
   }
 
-  /** How many blocks the kernel has: rules in the chain, or members of smtpguard4. */
+  /** How many blocks the kernel has: rules in the chain, members of smtpguard4, or elements of hosts4 (the blocks are IPv4 hosts). */
   kernelBlocks(): number {
+    if (this.mode === 'nftables') {
+      const listed = this.nsRun(this.mx, ['nft', '-j', 'list', 'set', 'inet', 'smtpguard', 'hosts4']);
+      if (listed.code !== 0) return 0;
+      const set = (JSON.parse(listed.stdout) as { nftables: Array<{ set?: { elem?: unknown[] } }> }).nftables.find((i) => i.set !== undefined)?.set;
+      return set?.elem?.length ?? 0;
+    }
     if (this.mode === 'rules') return this.mustMx(['iptables', '-S', 'ufw-smtpguard']).split('\n').filter((l) => l.startsWith('-A ufw-smtpguard -s ')).length;
     const header = this.mustMx(['ipset', '-t', 'list', 'smtpguard4']);
     return Number(/Number of entries: (\d+)/.exec(header)?.[1] ?? NaN);
   }
 
-  /** Packets counted by the DROP rule of the log-and-drop chain, and by the jump into the smtpguard chain. */
+  /** Packets counted by the DROP rule of the log-and-drop chain, and by the jump into the smtpguard chain (nftables: its input rules' counters, both). */
   counters(): { dropped: number; walked: number } {
+    if (this.mode === 'nftables') {
+      const rules = this.mustMx(['nft', 'list', 'chain', 'inet', 'smtpguard', 'input']);
+      const packets = [...rules.matchAll(/counter packets (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+      return { dropped: packets, walked: packets };
+    }
     const drop = this.mustMx(['iptables', '-L', 'ufw-smtpguard-log', '-v', '-x', '-n']);
     const jump = this.mustMx(['iptables', '-L', 'ufw-before-input', '-v', '-x', '-n']);
     const dropped = drop.split('\n').find((l) => /\bDROP\b/.test(l));

@@ -15,7 +15,6 @@ export const SUMMARY_NAMED = 10;
  * repeat offender with its ban count and length); then
  * what a block cap or the map's bound left out (`, 2001 offenders left out by --max-blocks`).
  */
-import { RULES_ADVICE_BLOCKS } from '../write/plan.js';
 
 export function summaryLine(plan: Plan): string {
   const { blocks, added, removed, addedCidrs, removedCidrs, leftOut, leftOutOfMap } = plan.summary;
@@ -31,7 +30,7 @@ export function summaryLine(plan: Plan): string {
   let line = [`blocks: ${blocks} (+${added} -${removed})`, ...named, ...(more > 0 ? [`and ${more} more`] : [])].join(' ');
   if (leftOut > 0) line += `, ${leftOut} offender${leftOut === 1 ? '' : 's'} left out by --max-blocks`;
   if (leftOutOfMap > 0) line += `, ${leftOutOfMap} address${leftOutOfMap === 1 ? '' : 'es'} of IPv6 range blocks left out of the access map (the firewall has the ranges)`;
-  if (plan.summary.rulesPastAdvice) line += `, over ${RULES_ADVICE_BLOCKS} blocks as ufw rules: every new SMTP connection walks them and every change reloads ufw; --firewall ipset keeps them in a set (README "Large block lists")`;
+  if (plan.summary.rulesPastAdvice && plan.advice !== null) line += `, ${plan.advice}`;
   return line;
 }
 

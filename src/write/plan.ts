@@ -29,11 +29,11 @@ export interface PlanOptions {
   reload: boolean;
   /** Close the open SMTP sessions of new blocks once the firewall has them (default true). */
   cutSessions?: boolean;
-  /** The firewall backend (default rules). */
+  /** The firewall backend (default: the registry's first, rules). */
   firewall?: string;
   /** Where the backends' save files and the scripts of a change live. */
   stateDir?: string;
-  /** The ports a block closes, where the backend renders them (nftables). */
+  /** The ports a block closes, where the backend renders them itself. */
   smtpPorts?: readonly number[];
   /** What each backend's probe found (asked only when its files change). */
   probes?: ReadonlyMap<string, Probe>;
@@ -52,7 +52,7 @@ export interface Plan {
   commands: string[][];
   /** The firewall's part, per backend: the chosen one first, then the ones that withdraw. */
   firewall: BackendPlan[];
-  /** Its changes only renew ban ends already in force (nftables timeouts): carried out, but no news for the cron line. */
+  /** Its changes only renew ban ends already in force (a backend with kernel timeouts): carried out, but no news for the cron line. */
   quiet: boolean;
   notes: string[];
   /**
@@ -68,17 +68,16 @@ export interface Plan {
     removedCidrs: string[];
     leftOut: number;
     leftOutOfMap: number;
-    /** The rules backend just went past RULES_ADVICE_BLOCKS: said once, in the cron line. */
+    /** The backend just went past the number of blocks it advises against (the rules backend: 1000): said once, in the cron line. */
     rulesPastAdvice: boolean;
   };
+  /** What the cron line says then: `over N blocks as ...`; null when the backend advises nothing. */
+  advice: string | null;
 }
-
-/** Past this many blocks the rules backend costs every new connection and every reload (bench/results.md): the cron line says so once. */
-export const RULES_ADVICE_BLOCKS = 1000;
 
 export function buildPlan(decision: Decision, targets: readonly TargetFile[], options: PlanOptions, owed: Owed = new Set()): Plan {
   const byRole = new Map<Role, TargetFile>(targets.map((t) => [t.role, t]));
-  const mode = options.firewall ?? 'rules';
+  const mode = options.firewall ?? BACKENDS[0]!.mode;
   const chosen = BACKENDS.find((b) => b.mode === mode);
   if (chosen === undefined) throw new SmtpguardError(`--firewall ${mode} is not a firewall backend`, { hint: `use one of ${BACKENDS.map((b) => b.mode).join(', ')}` });
   const context = (m: string, active: boolean, keptByOthers: ReadonlySet<Role>) => ({
@@ -126,7 +125,7 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     removedCidrs,
     leftOut: decision.overLimit.length,
     leftOutOfMap: addressesLeftOutOfMap(decision.blocks, options.mapType),
-    rulesPastAdvice: mode === 'rules' && previousBlocks.size <= RULES_ADVICE_BLOCKS && current.size > RULES_ADVICE_BLOCKS,
+    rulesPastAdvice: chosen.advice !== undefined && previousBlocks.size <= chosen.advice.blocks && current.size > chosen.advice.blocks,
   };
   const commands: string[][] = [];
   if (options.reload) {
@@ -140,10 +139,11 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     if (firewall[0]!.commands.length > 0 && options.cutSessions !== false) for (const cut of cutSessionCommands(addedCidrs)) commands.push(cut);
   }
   const quiet = changes.length > 0 && changes.every((c) => firewall.some((p) => p.renewals === true && p.changes.includes(c)));
-  return { decision, mapType: options.mapType, changes, commands, firewall, quiet, notes: notesFor(decision, options), summary };
+  const advice = chosen.advice === undefined ? null : `over ${chosen.advice.blocks} blocks ${chosen.advice.text}`;
+  return { decision, mapType: options.mapType, changes, commands, firewall, quiet, advice, notes: notesFor(decision, options), summary };
 }
 
-/** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules), and the nftables backend's default. */
+/** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules), and the default of --smtp-ports. */
 export const SMTP_PORTS = [25, 465, 587] as const;
 /** Blocks per `ss -K` command (one filter expression each; 1024 IPv6 terms are ~46 kB, under the 128 kB an argument may be, and ss parses them in ~20 ms). */
 const CUT_BATCH = 1024;

@@ -14,7 +14,6 @@ import { inRange, parseIp, parseRange } from '../../address.js';
 import { SmtpguardError } from '../../errors.js';
 import type { Settings } from '../settings.js';
 import { backendFor, recordedBlocks } from '../../write/firewall/registry.js';
-import { readUfwEnabled } from '../../write/firewall/ufw.js';
 import { readBlockRecords } from '../../store/block-records.js';
 import { query } from '../system.js';
 import type { KernelView } from '../../write/firewall/backend.js';
@@ -127,7 +126,7 @@ async function readKernelLog(now: Date): Promise<Map<string, number> | null> {
 /** Whether the firewall and Postfix have what the files say: ufw on, no reload owed, the kernel's copy, the map's index. */
 async function readEnforcement(settings: Settings, blocks: ReadonlyMap<string, StatusBlock>, view: KernelView | null): Promise<Enforcement> {
   const backend = backendFor(settings.firewall);
-  const enabled = backend.usesUfw ? await readUfwEnabled(path.join(path.dirname(settings.ufwRules), 'ufw.conf')) : null;
+  const enabled = await backend.enabled(settings);
   const { roles } = await PendingReloads.read(settings.stateDir);
   const owedSince = await stat(path.join(settings.stateDir, 'pending-reloads')).then((s) => s.mtime.toISOString(), () => null);
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));

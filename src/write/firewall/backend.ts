@@ -160,6 +160,8 @@ export interface FirewallBackend {
   readonly mode: string;
   /** One line for --help: what it does. */
   readonly summary: string;
+  /** Past this many blocks it costs more than it should: the cron line says so once, with this text (after "over N blocks"). */
+  readonly advice?: { blocks: number; text: string };
   /** Where it keeps blocks in the kernel and where it records them, for status: "the kernel's rules" / "the file". */
   readonly kernelName: string;
   readonly recordName: string;
@@ -167,8 +169,8 @@ export interface FirewallBackend {
   readonly updateName: string;
   /** Why its record is not there before install, after the file names (status): `have no "# BEGIN smtpguard" section`. */
   readonly missingRecord: string;
-  /** It keeps its blocks in ufw's rules (ufw must be enabled for them to count). */
-  readonly usesUfw: boolean;
+  /** Whether the firewall it rides on is switched on (ufw's ENABLED=); null: it rides on none, or cannot tell. */
+  enabled(settings: FirewallSettings): Promise<boolean | null>;
   /** The roles of the files it keeps (what `files` returns, without paths). */
   readonly roles: readonly Role[];
   files(settings: FirewallSettings): BackendFile[];

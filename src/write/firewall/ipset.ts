@@ -26,7 +26,7 @@ import type { Block } from '../../decide/policy.js';
 import type { FileChange, Query, Runner } from '../change.js';
 import { findSection, sectionLines, replaceSection, BEGIN_MARKER } from '../sections.js';
 import { installInit, uninstallInit } from '../install.js';
-import { applySections, chainDrops, MISSING_SECTION, planSections, probeLive, readChainRules, readSections, USES_UFW } from './ufw.js';
+import { applySections, chainDrops, ufwEnabled, MISSING_SECTION, planSections, probeLive, readChainRules, readSections, USES_UFW } from './ufw.js';
 import type { FirewallBackend, KernelView } from './backend.js';
 
 export const SET_NAMES = { 4: 'smtpguard4', 6: 'smtpguard6' } as const;
@@ -221,7 +221,7 @@ export const ipsetBackend: FirewallBackend = {
   recordName: 'the save file',
   updateName: 'set update (ipset restore)',
   missingRecord: MISSING_SECTION,
-  usesUfw: true,
+  enabled: ufwEnabled,
   roles: ['ufw4', 'ufw6', 'sets', 'init'],
   files: (settings) => [
     { role: 'ufw4', path: settings.ufwRules, what: 'ufw rules file', option: '--ufw-rules', own: true },

@@ -395,7 +395,7 @@ export const nftablesBackend: FirewallBackend = {
   recordName: 'the save file',
   updateName: 'nft transaction',
   missingRecord: 'does not exist ("smtpguard install --firewall nftables" makes it, and every run keeps it)',
-  usesUfw: false,
+  enabled: async () => null, // its own table: on whenever nf_tables is
   roles: ['nft'],
   files: (settings) => [{ role: 'nft', path: path.join(settings.stateDir, NFT_SAVE_FILE), what: 'nftables save file', option: '--state-dir', own: true }],
   settingsProblem: (settings) =>

@@ -7,7 +7,7 @@
 import { parseRange } from '../../address.js';
 import { sortBlocks } from '../access-map.js';
 import type { Block } from '../../decide/policy.js';
-import { applySections, chainDrops, MISSING_SECTION, namesSets, planSections, probeLive, readChainRules, readSections, ufwFiles, ufwInstallPart, USES_UFW } from './ufw.js';
+import { applySections, chainDrops, ufwEnabled, MISSING_SECTION, namesSets, planSections, probeLive, readChainRules, readSections, ufwFiles, ufwInstallPart, USES_UFW } from './ufw.js';
 import { parseSaveFile, readSaveFile, SAVE_FILE } from './ipset.js';
 import path from 'node:path';
 import type { FirewallBackend, KernelView } from './backend.js';
@@ -34,14 +34,18 @@ export function checkUfwLine(line: string, chain: string): void {
   parseRange(m[2]!);
 }
 
+/** Past this many blocks the rules backend costs every new connection and every reload (bench/results.md): the cron line says so once. */
+export const RULES_ADVICE_BLOCKS = 1000;
+
 export const rulesBackend: FirewallBackend = {
   mode: 'rules',
+  advice: { blocks: RULES_ADVICE_BLOCKS, text: 'as ufw rules: every new SMTP connection walks them and every change reloads ufw; --firewall ipset keeps them in a set (README "Large block lists")' },
   summary: 'one ufw rule each, put in force by ufw reload',
   kernelName: "the kernel's rules",
   recordName: 'the file',
   updateName: 'ufw reload',
   missingRecord: MISSING_SECTION,
-  usesUfw: true,
+  enabled: ufwEnabled,
   roles: ['ufw4', 'ufw6'],
   files: (settings) => ufwFiles(settings, true),
   settingsProblem: () => null,

@@ -255,6 +255,9 @@ export async function replaceRulesFiles(changes: readonly FileChange[], reload: 
 
 const skipped = (result: CommandResult): boolean => /skipping reload/i.test(result.output);
 
+/** Whether ufw is enabled (ufw.conf beside the rules file); null when there is no ufw.conf. */
+export const ufwEnabled = (settings: FirewallSettings): Promise<boolean | null> => readUfwEnabled(path.join(path.dirname(settings.ufwRules), 'ufw.conf'));
+
 /** ENABLED=yes|no from ufw.conf; null when there is none (not a ufw tree). */
 export async function readUfwEnabled(file: string): Promise<boolean | null> {
   const text = await readFile(file, 'utf8').catch(() => null);
