@@ -4,11 +4,11 @@
  * a transaction the kernel rejects, and switches from and to ufw's backends watched by a client
  * that keeps connecting from a blocked address the whole time.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENTS, missingRequirements, Stack, type Run } from './stack.js';
+import { CLIENTS, missingRequirements, MX4, Stack, waitFor, type Run } from './stack.js';
 import { runWatched as runWatchedBy, startProber } from './prober.js';
 import { installPaths } from '../helpers.js';
 
@@ -31,6 +31,18 @@ function elements(set: string): string[] | null {
 }
 const addresses = (set: string) => elements(set)?.map((e) => e.split(' ')[0]!).sort() ?? null;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A plain TCP listener that greets and closes (the "container"'s SMTP server). */
+const LISTENER = `
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 25)); s.listen(16)
+while True:
+    c, _ = s.accept(); c.sendall(b"220 container\\r\\n"); c.close()
+`;
+/** Whether a TCP connection from \`from\` in CLIENT to MX's \`port\` gets a greeting ('banner') or times out (2 s). */
+function tcpSays(from: string, port: number): string {
+  const script = 'import socket,sys\ns=socket.socket(); s.settimeout(2); s.bind((sys.argv[1],0))\ntry:\n    s.connect((sys.argv[2], int(sys.argv[3]))); print("banner" if s.recv(64).startswith(b"220") else "other")\nexcept socket.timeout:\n    print("timeout")';
+  return stack.nsRun(stack.client, ['python3', '-c', script, from, MX4, String(port)]).stdout.trim();
+}
 const runWatched = () => runWatchedBy(stack, startProber(stack, CLIENTS.subnet[0]), flags);
 
 describe.runIf(missing.length === 0)('--firewall nftables on the real stack', () => {
@@ -171,6 +183,36 @@ describe.runIf(missing.length === 0)('--firewall nftables on the real stack', ()
     expect(left(elements('hosts4')![0]!)).toBeLessThanOrEqual(left(before)); // the time left, not a fresh ban
     expect(stack.banner(CLIENTS.subnet[0])).toBe('timeout');
     expect(stack.banner(CLIENTS.later)).toBe('banner');
+  });
+
+  it('Postfix in a container behind DNAT (port 465 -> CT:25): the forward chain drops a blocked client that the input chain never sees', () => {
+    // a third namespace, the "container", reached from MX through a veth; MX forwards and NATs
+    const id = String(process.pid % 100000);
+    const ct = `sgct${id}`;
+    const [mxIf, ctIf] = [`sgx${id}`, `sgy${id}`];
+    let listener: ChildProcess | null = null;
+    try {
+      execFileSync('ip', ['netns', 'add', ct]);
+      execFileSync('ip', ['link', 'add', mxIf, 'type', 'veth', 'peer', 'name', ctIf]);
+      execFileSync('ip', ['link', 'set', mxIf, 'netns', stack.mx]);
+      execFileSync('ip', ['link', 'set', ctIf, 'netns', ct]);
+      for (const argv of [['ip', 'addr', 'add', '10.203.0.1/24', 'dev', mxIf], ['ip', 'link', 'set', mxIf, 'up'], ['sysctl', '-qw', 'net.ipv4.ip_forward=1']]) expect(stack.nsRun(stack.mx, argv).code).toBe(0);
+      for (const argv of [['ip', 'addr', 'add', '10.203.0.2/24', 'dev', ctIf], ['ip', 'link', 'set', ctIf, 'up'], ['ip', 'link', 'set', 'lo', 'up'], ['ip', 'route', 'add', 'default', 'via', '10.203.0.1']]) expect(stack.nsRun(ct, argv).code).toBe(0);
+      const nat = stack.nsRun(stack.mx, ['nft', '-f', '-'], 'table ip sgnat {\n  chain prerouting {\n    type nat hook prerouting priority dstnat;\n    tcp dport 465 dnat to 10.203.0.2:25\n  }\n}\n');
+      expect(nat.code).toBe(0);
+      expect(stack.ufw(['route', 'allow', 'proto', 'tcp', 'to', '10.203.0.2', 'port', '25']).code).toBe(0); // ufw's forward policy is DROP
+      listener = spawn('ip', stack.nsArgv(ct, ['python3', '-c', LISTENER]), { stdio: ['ignore', 'pipe', 'inherit'] });
+      waitFor(() => stack.nsRun(ct, ['ss', '-ltn']).stdout.includes(':25 '), 'the container listener');
+      expect(tcpSays(CLIENTS.innocent, 465)).toBe('banner');
+      expect(addresses('hosts4')).toContain(CLIENTS.subnet[0]);
+      expect(tcpSays(CLIENTS.subnet[0], 465)).toBe('timeout');
+      expect(nft('list', 'chain', 'inet', 'smtpguard', 'forward').stdout).toMatch(/ip saddr @hosts4 counter packets [1-9]\d* bytes \d+ jump block/);
+    } finally {
+      if (listener?.pid !== undefined && listener.exitCode === null) process.kill(listener.pid, 'SIGTERM');
+      stack.nsRun(stack.mx, ['nft', 'delete', 'table', 'ip', 'sgnat']);
+      stack.ufw(['route', 'delete', 'allow', 'proto', 'tcp', 'to', '10.203.0.2', 'port', '25']);
+      spawnSync('ip', ['netns', 'del', ct]);
+    }
   });
 
   it('a transaction the kernel rejects: exit 5, the table and the save file as they were; the next run applies', () => {
