@@ -137,4 +137,15 @@ describe('bans.json read back', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a running ban inside a manual block that ends first stays a block of its own (a firewall that ends blocks by itself must not open it early); inside one that ends later, or never, it is covered', () => {
+    const first = step([], T0, [block('192.0.2.7/32', T0 - H)], { banTime: 7 * D });
+    const manual = (until: string | undefined): Block => ({ ...block('192.0.2.0/24', T0, 'manual'), ...(until === undefined ? {} : { until }) });
+    const short = step(first.records, T0 + D + H, [manual(new Date(T0 + D + 2 * H).toISOString())], { banTime: 7 * D });
+    expect(short.decision.blocks.map((b) => b.cidr)).toEqual(['192.0.2.0/24', '192.0.2.7/32']);
+    const long = step(first.records, T0 + D + H, [manual(new Date(T0 + 30 * D).toISOString())], { banTime: 7 * D });
+    expect(long.decision.blocks.map((b) => b.cidr)).toEqual(['192.0.2.0/24']);
+    const forever = step(first.records, T0 + D + H, [manual(undefined)], { banTime: 7 * D });
+    expect(forever.decision.blocks.map((b) => b.cidr)).toEqual(['192.0.2.0/24']);
+  });
 });

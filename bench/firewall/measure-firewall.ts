@@ -282,29 +282,21 @@ function firewallReadings(rows: readonly FirewallRow[]): string {
         `A change reloads ufw: ${fmt(rules.firewallStep, 1)} s at ${rules.blocks} blocks.`,
     );
   }
-  const ipset = biggest('ipset');
-  if (ipset !== undefined) {
-    const base = rows.find((r) => r.mode === 'ipset' && r.blocks === 0);
-    const vsZero = base === undefined ? NaN : ipset.latencyMedian / base.latencyMedian;
-    const vsControl = ipset.latencyMedian / ipset.controlMedian;
-    out.push(
-      `- Set mode at ${ipset.blocks} blocks: connect latency ${fmt(vsZero, 2)}x that at 0 blocks and ${fmt(vsControl, 2)}x the control port measured in turn ` +
-        `(target: within 10% of 0 blocks: ${vsControl <= 1.1 ? 'met, against the control' : 'NOT met'}${Number.isFinite(vsZero) && vsZero > 1.1 && vsControl <= 1.1 ? '; the run-to-run noise of a shared machine is larger than 10%' : ''}). ` +
-        `A 1% change took ${fmt(ipset.e2e, 2)} s end to end (target <= 2 s: ${ipset.e2e <= 2 ? 'met' : 'NOT met'}), of which the ipset commands ${fmt(ipset.firewallStep, 2)} s and smtpguard itself ${fmt(ipset.own, 2)} s.`,
+  /** A set backend at its biggest size: latency against 0 blocks and the control, a 1% change against its target. */
+  const setReading = (mode: Mode, name: string, step: string, target: number): string | null => {
+    const row = biggest(mode);
+    if (row === undefined) return null;
+    const base = rows.find((r) => r.mode === mode && r.blocks === 0);
+    const vsZero = base === undefined ? NaN : row.latencyMedian / base.latencyMedian;
+    const vsControl = row.latencyMedian / row.controlMedian;
+    return (
+      `- ${name} at ${row.blocks} blocks: connect latency ${fmt(vsZero, 2)}x that at 0 blocks and ${fmt(vsControl, 2)}x the control port measured in turn ` +
+      `(target: within 10% of 0 blocks: ${vsControl <= 1.1 ? 'met, against the control' : 'NOT met'}${Number.isFinite(vsZero) && vsZero > 1.1 && vsControl <= 1.1 ? '; the run-to-run noise of a shared machine is larger than 10%' : ''}). ` +
+      `A 1% change took ${fmt(row.e2e, 2)} s end to end (target <= ${target} s: ${row.e2e <= target ? 'met' : 'NOT met'}), of which ${step} ${fmt(row.firewallStep, 2)} s and smtpguard itself ${fmt(row.own, 2)} s.` +
+      (mode === 'nftables' ? ` The load at boot (the table gone, \`smtpguard load-firewall\` as the unit runs it, node's start included) took ${fmt(row.bootLoad, 2)} s (target <= 2 s: ${row.bootLoad <= 2 ? 'met' : 'NOT met'}).` : '')
     );
-  }
-  const nft = biggest('nftables');
-  if (nft !== undefined) {
-    const base = rows.find((r) => r.mode === 'nftables' && r.blocks === 0);
-    const vsZero = base === undefined ? NaN : nft.latencyMedian / base.latencyMedian;
-    const vsControl = nft.latencyMedian / nft.controlMedian;
-    out.push(
-      `- nftables at ${nft.blocks} blocks: connect latency ${fmt(vsZero, 2)}x that at 0 blocks and ${fmt(vsControl, 2)}x the control port measured in turn ` +
-        `(target: within 10% of 0 blocks: ${vsControl <= 1.1 ? 'met, against the control' : 'NOT met'}${Number.isFinite(vsZero) && vsZero > 1.1 && vsControl <= 1.1 ? '; the run-to-run noise of a shared machine is larger than 10%' : ''}). ` +
-        `A 1% change took ${fmt(nft.e2e, 2)} s end to end (target <= 1 s: ${nft.e2e <= 1 ? 'met' : 'NOT met'}), of which nft ${fmt(nft.firewallStep, 2)} s and smtpguard itself ${fmt(nft.own, 2)} s. ` +
-        `The load at boot (the table gone, \`smtpguard load-firewall\` as the unit runs it, node's start included) took ${fmt(nft.bootLoad, 2)} s (target <= 2 s: ${nft.bootLoad <= 2 ? 'met' : 'NOT met'}).`,
-    );
-  }
+  };
+  for (const reading of [setReading('ipset', 'Set mode', 'the ipset commands', 2), setReading('nftables', 'nftables', 'the nft commands', 1)]) if (reading !== null) out.push(reading);
   const dropped = rows.filter((r) => r.blocks > 0);
   if (dropped.length > 0) out.push(`- Blocked addresses were dropped in ${dropped.filter((r) => r.blockedDropped.startsWith('yes')).length} of ${dropped.length} measured states.`);
   return out.join('\n');

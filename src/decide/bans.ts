@@ -159,7 +159,9 @@ export function applyBans(
   }
 
   // bans still running whose events have left the window: their blocks stay
-  const decided = new CidrIndex(blocks.map((b) => [b.cidr, true] as const));
+  const decided = new CidrIndex(blocks.map((b) => [b.cidr, b] as const));
+  /** When a block ends (ms; null: never): a manual block --for ends with it, every other one lasts while the decision keeps it. */
+  const endOf = (b: Block): number | null => (b.reason === 'manual' && typeof b.until === 'string' ? Date.parse(b.until) : null);
   for (const r of [...records.values()]) {
     if (decided.has(r.cidr) || !active(r)) continue;
     const range = ranges.get(r.cidr)!;
@@ -167,8 +169,9 @@ export function applyBans(
       records.delete(r.cidr); // allowed since: the ban ends now, its memory too
       continue;
     }
-    // a running ban inside a block made this run is covered by it
-    if (decided.containing(r.cidr).some(([cidr]) => cidr !== r.cidr)) continue;
+    // a running ban inside a block made this run is covered by it, unless that block ends first
+    // (a manual /24 --for 1h over a 7-day ban: a firewall that ends blocks by itself would open the address early)
+    if (decided.containing(r.cidr).some(([cidr, b]) => cidr !== r.cidr && (endOf(b) === null || (r.until !== null && endOf(b)! >= r.until)))) continue;
     const addresses = r.addresses ?? [];
     blocks.push({
       cidr: r.cidr,

@@ -87,7 +87,8 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
     stateDir: options.stateDir ?? '',
     smtpPorts: options.smtpPorts ?? SMTP_PORTS,
     reload: options.reload,
-    owed: active && owed.has('ufw'),
+    // owed for every backend: a withdrawal whose reload did not happen (--no-reload, a run killed half-way) is done again
+    owed: owed.has('ufw'),
     probe: options.probes?.get(m) ?? (options.liveChains === undefined ? undefined : { live: options.liveChains }),
     now: options.now ?? Date.now(),
   });
@@ -136,7 +137,7 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
       commands.push(['postfix', ...config, 'reload']);
     }
     for (const part of firewall) for (const argv of part.commands) commands.push(argv);
-    if (firewall[0]!.commands.length > 0 && options.cutSessions !== false) for (const cut of cutSessionCommands(addedCidrs)) commands.push(cut);
+    if (firewall[0]!.commands.length > 0 && options.cutSessions !== false) for (const cut of cutSessionCommands(addedCidrs, options.smtpPorts)) commands.push(cut);
   }
   const quiet = changes.length > 0 && changes.every((c) => firewall.some((p) => p.renewals === true && p.changes.includes(c)));
   const advice = chosen.advice === undefined ? null : `over ${chosen.advice.blocks} blocks ${chosen.advice.text}`;

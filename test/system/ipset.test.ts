@@ -46,12 +46,7 @@ describe.runIf(missing.length === 0)('--firewall ipset on the real stack', () =>
     files = { v4: path.join(etcUfw, 'before.rules'), v6: path.join(etcUfw, 'before6.rules'), init: path.join(etcUfw, 'before.init'), save: path.join(stack.dir, 'state', 'ipset.save') };
     originalInit = readFileSync(files.init);
     flags = stack.flags();
-    const enabled = stack.ufw(['--force', 'enable']);
-    if (enabled.code !== 0) throw new Error(`ufw enable failed: ${enabled.stderr}`);
-    for (const port of ['25', '587', '2525']) stack.ufw(['allow', `${port}/tcp`]);
-    for (let n = 0; n < 3; n++) stack.authFail(CLIENTS.subnet[0], 'LOGIN');
-    for (let n = 0; n < 3; n++) stack.authFail(CLIENTS.v6pair[0], 'PLAIN');
-    stack.waitForLog(/SASL (LOGIN|PLAIN) authentication failed/, 6);
+    stack.enableUfwWithTwoAttackers();
   }, 240_000);
 
   afterAll(() => {

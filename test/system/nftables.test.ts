@@ -51,12 +51,7 @@ describe.runIf(missing.length === 0)('--firewall nftables on the real stack', ()
     stack.up();
     files = { v4: path.join(stack.ufwTree, 'etc/ufw/before.rules'), save: path.join(stack.dir, 'state', 'nftables.save'), unit: path.join(stack.dir, 'systemd', 'smtpguard-nftables.service') };
     flags = stack.flags();
-    const enabled = stack.ufw(['--force', 'enable']);
-    if (enabled.code !== 0) throw new Error(`ufw enable failed: ${enabled.stderr}`);
-    for (const port of ['25', '587', '2525']) stack.ufw(['allow', `${port}/tcp`]);
-    for (let n = 0; n < 3; n++) stack.authFail(CLIENTS.subnet[0], 'LOGIN');
-    for (let n = 0; n < 3; n++) stack.authFail(CLIENTS.v6pair[0], 'PLAIN');
-    stack.waitForLog(/SASL (LOGIN|PLAIN) authentication failed/, 6);
+    stack.enableUfwWithTwoAttackers();
   }, 240_000);
 
   afterAll(() => {

@@ -161,6 +161,19 @@ export class Stack {
     ];
   }
 
+  /**
+   * What the firewall backends' tests start from: ufw enabled with 25, 587 and 2525 allowed, and
+   * two attackers in the log (3 SASL failures each from CLIENTS.subnet[0] and CLIENTS.v6pair[0]).
+   */
+  enableUfwWithTwoAttackers(): void {
+    const enabled = this.ufw(['--force', 'enable']);
+    if (enabled.code !== 0) throw new Error(`ufw enable failed: ${enabled.stderr}`);
+    for (const port of ['25', '587', '2525']) this.ufw(['allow', `${port}/tcp`]);
+    for (let n = 0; n < 3; n++) this.authFail(CLIENTS.subnet[0], 'LOGIN');
+    for (let n = 0; n < 3; n++) this.authFail(CLIENTS.v6pair[0], 'PLAIN');
+    this.waitForLog(/SASL (LOGIN|PLAIN) authentication failed/, 6);
+  }
+
   /** smtpguard itself, run as cron would but inside the stack. */
   smtpguard(args: readonly string[], env: Record<string, string> = {}): Run {
     return this.fwRun([process.execPath, BIN, ...args], { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TZ: 'UTC', ...env });

@@ -85,15 +85,22 @@ describe('transactions', () => {
 
   it('a new block is an add with its time left; one that goes is an add and a delete (an element the kernel expired does not fail it)', () => {
     const c: SavedBlock = { cidr: '203.0.113.5/32', until: NOW + 2 * H, exceptions: [] };
-    expect(changeScript(elementsOf([a, b], NOW), elementsOf([a, c], NOW), NOW).split('\n')).toEqual([
-      'add element inet smtpguard ranges6 { 2001:db8::/64 }',
-      'delete element inet smtpguard ranges6 { 2001:db8::/64 }',
+    const d: SavedBlock = { cidr: '2001:db8::9/128', until: null, exceptions: [] };
+    expect(changeScript(elementsOf([a, d], NOW), elementsOf([a, c], NOW), NOW).split('\n')).toEqual([
+      'add element inet smtpguard hosts6 { 2001:db8::9 }',
+      'delete element inet smtpguard hosts6 { 2001:db8::9 }',
       'add element inet smtpguard hosts4 { 203.0.113.5 timeout 7200s }',
       '',
     ]);
   });
 
-  it('a range set past 256 elements that loses one is flushed and filled again in the same transaction', () => {
+  it('a range that changes its shape (an exception cut into a /24) refills the range set: nft refuses an add overlapping its own delete', () => {
+    const range: SavedBlock = { cidr: '203.0.113.0/24', until: null, exceptions: [] };
+    const script = changeScript(elementsOf([range, a], NOW), elementsOf([{ ...range, exceptions: ['203.0.113.7/32'] }, a], NOW), NOW);
+    expect(script.split('\n')).toEqual(['flush set inet smtpguard ranges4', 'add element inet smtpguard ranges4 { 203.0.113.0-203.0.113.6, 203.0.113.8-203.0.113.255 }', '']);
+  });
+
+  it('a range set that loses one of 300 elements is flushed and filled again in the same transaction', () => {
     const ranges = Array.from({ length: 300 }, (_, i): SavedBlock => ({ cidr: `10.${i >> 8}.${i & 255}.0/25`, until: null, exceptions: [] }));
     const script = changeScript(elementsOf(ranges, NOW), elementsOf(ranges.slice(1), NOW), NOW);
     expect(script.split('\n')[0]).toBe('flush set inet smtpguard ranges4');

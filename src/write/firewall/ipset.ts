@@ -27,7 +27,7 @@ import type { FileChange, Query, Runner } from '../change.js';
 import { findSection, sectionLines, replaceSection, BEGIN_MARKER } from '../sections.js';
 import { installInit, uninstallInit } from '../install.js';
 import { applySections, chainDrops, ufwEnabled, MISSING_SECTION, planSections, probeLive, readChainRules, readSections, USES_UFW } from './ufw.js';
-import type { FirewallBackend, KernelView } from './backend.js';
+import type { FirewallBackend, FirewallSettings, KernelView } from './backend.js';
 
 export const SET_NAMES = { 4: 'smtpguard4', 6: 'smtpguard6' } as const;
 /** The members of the last run, in the state directory: what boot restores. */
@@ -166,7 +166,7 @@ export async function loadSets(saveFile: string, saveText: string, restoreArgv: 
   }
 }
 
-/** After a switch back to the rules backend: the sets nothing names any more, and their save file. Failures are warnings. */
+/** After a switch to another backend: the sets nothing names any more, then their save file (kept while a set could not be destroyed: the next run tries again). Failures are warnings. */
 export async function dropSets(saveFile: string, run: Runner): Promise<string[]> {
   const warnings: string[] = [];
   for (const name of Object.values(SET_NAMES)) {
@@ -174,7 +174,7 @@ export async function dropSets(saveFile: string, run: Runner): Promise<string[]>
     const destroyed = await run(['ipset', 'destroy', name]);
     if (!destroyed.ok) warnings.push(`could not destroy the ipset set ${name} (${destroyed.output || 'no output'}): "ipset destroy ${name}" once nothing uses it`);
   }
-  await unlink(saveFile).catch(() => undefined);
+  if (warnings.length === 0) await unlink(saveFile).catch(() => undefined); // else kept: the next run tries again
   return warnings;
 }
 
@@ -213,6 +213,43 @@ async function writeInit(init: FileChange): Promise<void> {
 }
 
 const hasMarker = (text: string | null): boolean => text !== null && text.split('\n').some((l) => l.startsWith(BEGIN_MARKER));
+
+/**
+ * What the kernel enforces through the smtpguard chains of ufw, whichever of the two ufw backends
+ * wrote them: `-s` lines (the rules backend, or a switch whose update is owed) and `--match-set`
+ * lines with their sets' members.
+ */
+export async function readUfwKernel(settings: FirewallSettings, query: Query): Promise<{ view: KernelView | null; problem: string | null }> {
+  const view: KernelView = { blocks: [], extra: [], packets: new Map(), expires: new Map(), sets: [], dropped: [] };
+  for (const [family, chain] of [[4, settings.ufwChain], [6, settings.ufw6Chain]] as const) {
+    const rules = await readChainRules(family, chain, query);
+    if (rules === null) return { view: null, problem: `cannot read the ${family === 4 ? 'iptables' : 'ip6tables'} counters of ${chain} (root only, and ufw must be loaded)` };
+    view.dropped.push({ family, packets: rules.reduce((sum, r) => sum + r.packets, 0) });
+    for (const rule of rules) {
+      if (rule.set === null) {
+        // a rules backend's line (a switch whose update is owed)
+        if (rule.source !== null) view.packets.set(rule.source, (view.packets.get(rule.source) ?? 0) + rule.packets);
+        if (rule.source !== null) view.blocks.push(rule.source);
+        continue;
+      }
+      const listed = await query('ipset', ['list', rule.set]);
+      if (!listed.ok) {
+        view.sets.push({ name: rule.set, members: 0, maxelem: null, packets: rule.packets, present: false });
+        continue;
+      }
+      const [head, members = ''] = listed.output.split(/\nMembers:\n?/);
+      // a `nomatch` member is an exception inside a range, not a block
+      const cidrs = members.split('\n').filter((l) => l.trim() !== '' && !/\snomatch\b/.test(l)).map((l) => withLength(l.trim().split(/\s/)[0]!));
+      for (const cidr of cidrs) view.blocks.push(cidr);
+      const maxelem = /\bmaxelem (\d+)/.exec(head ?? '');
+      view.sets.push({ name: rule.set, members: cidrs.length, maxelem: maxelem === null ? null : Number(maxelem[1]), packets: rule.packets, present: true });
+    }
+  }
+  return { view, problem: null };
+}
+
+/** The blocks ufw's rules files record (the set lines standing for the save file's members). */
+export const ufwRecorded = async (settings: FirewallSettings) => readSections(settings, await readSaveFile(settings.stateDir), path.join(settings.stateDir, SAVE_FILE));
 
 export const ipsetBackend: FirewallBackend = {
   mode: 'ipset',
@@ -303,35 +340,8 @@ export const ipsetBackend: FirewallBackend = {
     if (sets !== undefined && reload) for (const warning of await dropSets(sets.path, run)) warnings.push(warning);
     return warnings;
   },
-  recorded: async (settings) => readSections(settings, await readSaveFile(settings.stateDir), path.join(settings.stateDir, SAVE_FILE)),
-  async readKernel(settings, query) {
-    const view: KernelView = { blocks: [], extra: [], packets: new Map(), expires: new Map(), sets: [], dropped: [] };
-    for (const [family, chain] of [[4, settings.ufwChain], [6, settings.ufw6Chain]] as const) {
-      const rules = await readChainRules(family, chain, query);
-      if (rules === null) return { view: null, problem: `cannot read the ${family === 4 ? 'iptables' : 'ip6tables'} counters of ${chain} (root only, and ufw must be loaded)` };
-      view.dropped.push({ family, packets: rules.reduce((sum, r) => sum + r.packets, 0) });
-      for (const rule of rules) {
-        if (rule.set === null) {
-          // a rules backend's line (a switch whose update is owed)
-          if (rule.source !== null) view.packets.set(rule.source, (view.packets.get(rule.source) ?? 0) + rule.packets);
-          if (rule.source !== null) view.blocks.push(rule.source);
-          continue;
-        }
-        const listed = await query('ipset', ['list', rule.set]);
-        if (!listed.ok) {
-          view.sets.push({ name: rule.set, members: 0, maxelem: null, packets: rule.packets, present: false });
-          continue;
-        }
-        const [head, members = ''] = listed.output.split(/\nMembers:\n?/);
-        // a `nomatch` member is an exception inside a range, not a block
-        const cidrs = members.split('\n').filter((l) => l.trim() !== '' && !/\snomatch\b/.test(l)).map((l) => withLength(l.trim().split(/\s/)[0]!));
-        for (const cidr of cidrs) view.blocks.push(cidr);
-        const maxelem = /\bmaxelem (\d+)/.exec(head ?? '');
-        view.sets.push({ name: rule.set, members: cidrs.length, maxelem: maxelem === null ? null : Number(maxelem[1]), packets: rule.packets, present: true });
-      }
-    }
-    return { view, problem: null };
-  },
+  recorded: ufwRecorded,
+  readKernel: readUfwKernel,
   dropped: chainDrops,
   boot: async () => 'nothing to load: ufw\'s before.init restores the sets before ufw loads its rules at boot',
   bootProblem: (settings) => bootProblem(initFileOf(settings.ufwRules)),

@@ -39,8 +39,7 @@ export const TABLE = 'inet smtpguard';
  */
 export const SET_NAMES = { hosts: { 4: 'hosts4', 6: 'hosts6' }, ranges: { 4: 'ranges4', 6: 'ranges6' } } as const;
 export type SetKind = keyof typeof SET_NAMES;
-/** A change that deletes from a range set this big rebuilds it instead (flush and add, in the same transaction). */
-const RANGES_REBUILD = 256;
+
 /** The blocks in force, with their ends: what the boot unit loads. */
 export const NFT_SAVE_FILE = 'nftables.save';
 /** The transaction of one change, beside the save file while `nft -f` reads it. */
@@ -176,8 +175,8 @@ export function elementsOf(blocks: readonly SavedBlock[], now: number): Element[
       for (const p of parts) pieces.push({ family, set: p.lo === p.hi ? 'hosts' : 'ranges', lo: p.lo, hi: p.hi, end: b.until });
     }
     for (const p of pieces.filter((x) => x.set === 'hosts')) hosts.set(p.lo, { ...p, end: hosts.has(p.lo) ? later(hosts.get(p.lo)!.end, p.end) : p.end });
-    out.push(...[...hosts.values()].sort((a, b) => (a.lo < b.lo ? -1 : 1)));
-    out.push(...disjoint(pieces.filter((x) => x.set === 'ranges'), family));
+    for (const e of [...hosts.values()].sort((a, b) => (a.lo < b.lo ? -1 : 1))) out.push(e);
+    for (const e of disjoint(pieces.filter((x) => x.set === 'ranges'), family)) out.push(e);
   }
   return out;
 }
@@ -280,8 +279,10 @@ export function fullLoad(elements: readonly Element[], ports: readonly number[],
 /**
  * The difference, as one transaction: elements that go (or change their end) are added and
  * deleted (an add of one the kernel already expired makes the delete find it), then the new ones
- * are added with the time they have left. A range set past RANGES_REBUILD that loses elements is
- * flushed and filled again instead (deletes from a big interval set are slow). '' when nothing changes.
+ * are added with the time they have left. A range set that loses or reshapes an element is flushed
+ * and filled again instead: nft refuses an add that overlaps an element of that transaction's own
+ * delete (a /23 split into two /24s, an exception cut into a /24), and deletes from a big
+ * interval set are slow. '' when nothing changes.
  */
 export function changeScript(before: readonly Element[], after: readonly Element[], now: number): string {
   const keep = new Set(after.map(elementKey));
@@ -291,9 +292,8 @@ export function changeScript(before: readonly Element[], after: readonly Element
   if (gone.length === 0 && added.length === 0) return '';
   const flushes: string[] = [];
   for (const family of [4, 6] as const) {
-    const size = after.filter((e) => e.set === 'ranges' && e.family === family).length;
-    if (size <= RANGES_REBUILD || !gone.some((e) => e.set === 'ranges' && e.family === family)) continue;
     const mine = (e: Element) => e.set === 'ranges' && e.family === family;
+    if (!gone.some(mine)) continue;
     flushes.push(`flush set ${TABLE} ${SET_NAMES.ranges[family]}`);
     gone = gone.filter((e) => !mine(e));
     added = [...added.filter((e) => !mine(e)), ...after.filter(mine)];
@@ -301,6 +301,9 @@ export function changeScript(before: readonly Element[], after: readonly Element
   const deletes = addLines(gone, now, false);
   return [...flushes, ...deletes, ...deletes.map((l) => l.replace(/^add /, 'delete ')), ...addLines(added, now, true), ''].join('\n');
 }
+
+/** How long after its end an element may still be in the kernel (rounding up, the time a load takes, a clock step). */
+const EXPIRY_GRACE_MS = 10_000;
 
 const samePorts = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((p, i) => p === b[i]);
 
@@ -420,7 +423,12 @@ export const nftablesBackend: FirewallBackend = {
     const target = targets.get('nft');
     const changes: FileChange[] = [];
     const commands: string[][] = [];
-    const previous = target?.text == null ? null : parseNftSave(target.text, target.path);
+    let previous: Saved | null = null;
+    try {
+      previous = target?.text == null ? null : parseNftSave(target.text, target.path);
+    } catch (error) {
+      if (blocks !== null) throw error; // withdrawing, a bad leftover record does not stop the run: the table goes anyway
+    }
     const inForce = previous === null ? [] : previous.blocks.filter((b) => b.until === null || b.until > context.now).map((b) => b.cidr);
     const script = ['nft', '-f', path.join(context.stateDir, NFT_SCRIPT_FILE)];
     if (blocks === null) {
@@ -454,7 +462,7 @@ export const nftablesBackend: FirewallBackend = {
     if (!part.active) {
       if (reload) {
         const dropped = await run(['nft', 'delete', 'table', ...TABLE.split(' ')]);
-        if (!dropped.ok && !/No such file or directory/i.test(dropped.output)) return [`could not delete the nftables table ${TABLE} (${dropped.output || 'no output'}): "nft delete table ${TABLE}" once nothing needs it`];
+        if (!dropped.ok && !/No such file or directory|ENOENT|could not start/i.test(dropped.output)) return [`could not delete the nftables table ${TABLE} (${dropped.output || 'no output'}): "nft delete table ${TABLE}" once nothing needs it`];
         await unlink(change.path).catch(() => undefined);
       }
       return [];
@@ -464,7 +472,9 @@ export const nftablesBackend: FirewallBackend = {
       const next = parseNftSave(change.after, change.path);
       const previous = change.before === '' ? null : parseNftSave(change.before, change.path);
       const whole = previous === null || part.context.owed || !samePorts(previous.ports, next.ports);
-      const script = whole ? fullLoad(elementsOf(next.blocks, now), next.ports, now) : changeScript(elementsOf(previous.blocks, now), elementsOf(next.blocks, now), now);
+      // an element that ended a moment ago may still be in the kernel (timeouts are rounded up and
+      // start when the load ran): counted as there, so a re-add of it goes through add and delete
+      const script = whole ? fullLoad(elementsOf(next.blocks, now), next.ports, now) : changeScript(elementsOf(previous.blocks, now - EXPIRY_GRACE_MS), elementsOf(next.blocks, now), now);
       if (script !== '') {
         const loaded = await runScript(stateDir, script, run);
         if (!loaded.ok) {
@@ -475,7 +485,17 @@ export const nftablesBackend: FirewallBackend = {
         }
       }
     }
-    await writeOwnFile(change.path, change.after, 0o600);
+    try {
+      await writeOwnFile(change.path, change.after, 0o600);
+    } catch (error) {
+      if (!reload) throw error; // nothing reached the kernel: every file is as it was
+      // the kernel has the change and the record does not: the update stays owed, and the next run loads the table whole
+      throw new SmtpguardError(`the table ${TABLE} in the kernel has the change, but ${change.path} could not be written: ${(error as Error).message}`, {
+        exitCode: ExitCode.rollbackFailed,
+        hint: 'free space or fix permissions in the state directory; the next run loads the table whole from the decision',
+        cause: error,
+      });
+    }
     return [];
   },
   async recorded(settings) {
@@ -623,7 +643,10 @@ export function unitText(command: string, stateDir: string): string {
     'DefaultDependencies=no',
     'Before=network-pre.target postfix.service shutdown.target',
     'Wants=network-pre.target',
-    'After=local-fs.target',
+    // Debian's nftables.service loads /etc/nftables.conf, which starts with "flush ruleset": load after it, and again when it restarts or reloads
+    'After=local-fs.target nftables.service',
+    'PartOf=nftables.service',
+    'ReloadPropagatedFrom=nftables.service',
     `RequiresMountsFor=${stateDir}`,
     'Conflicts=shutdown.target',
     '',
@@ -631,6 +654,7 @@ export function unitText(command: string, stateDir: string): string {
     'Type=oneshot',
     'RemainAfterExit=yes',
     `ExecStart=${command.replaceAll('%', '%%').replaceAll('$', '$$$$')}`,
+    `ExecReload=${command.replaceAll('%', '%%').replaceAll('$', '$$$$')}`,
     '',
     '[Install]',
     'WantedBy=sysinit.target',

@@ -7,10 +7,9 @@
 import { parseRange } from '../../address.js';
 import { sortBlocks } from '../access-map.js';
 import type { Block } from '../../decide/policy.js';
-import { applySections, chainDrops, ufwEnabled, MISSING_SECTION, namesSets, planSections, probeLive, readChainRules, readSections, ufwFiles, ufwInstallPart, USES_UFW } from './ufw.js';
-import { parseSaveFile, readSaveFile, SAVE_FILE } from './ipset.js';
-import path from 'node:path';
-import type { FirewallBackend, KernelView } from './backend.js';
+import { applySections, chainDrops, MISSING_SECTION, namesSets, planSections, probeLive, ufwEnabled, ufwFiles, ufwInstallPart, USES_UFW } from './ufw.js';
+import { parseSaveFile, readUfwKernel, ufwRecorded } from './ipset.js';
+import type { FirewallBackend } from './backend.js';
 
 /**
  * `-A ufw-smtpguard -s 192.0.2.0/24 -j ufw-smtpguard-log`, one line per block of that family;
@@ -62,18 +61,8 @@ export const rulesBackend: FirewallBackend = {
     await applySections(part.changes, part.commands, part.context, reload, run);
     return [];
   },
-  recorded: async (settings) => readSections(settings, await readSaveFile(settings.stateDir), path.join(settings.stateDir, SAVE_FILE)),
-  async readKernel(settings, query) {
-    const view: KernelView = { blocks: [], extra: [], packets: new Map(), expires: new Map(), sets: [], dropped: [] };
-    for (const [family, chain] of [[4, settings.ufwChain], [6, settings.ufw6Chain]] as const) {
-      const rules = await readChainRules(family, chain, query);
-      if (rules === null) return { view: null, problem: `cannot read the ${family === 4 ? 'iptables' : 'ip6tables'} counters of ${chain} (root only, and ufw must be loaded)` };
-      for (const r of rules) if (r.source !== null) view.packets.set(r.source, (view.packets.get(r.source) ?? 0) + r.packets);
-      view.dropped.push({ family, packets: rules.reduce((sum, r) => sum + r.packets, 0) });
-    }
-    view.blocks = [...view.packets.keys()];
-    return { view, problem: null };
-  },
+  recorded: ufwRecorded,
+  readKernel: readUfwKernel,
   dropped: chainDrops,
   bootProblem: async () => null,
   boot: async () => 'nothing to load: ufw loads its rules files, with their smtpguard section, at boot',

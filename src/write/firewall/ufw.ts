@@ -121,7 +121,8 @@ export function planSections(kind: SectionKind | null, targets: ReadonlyMap<Role
     }
     if (kind === null ? current.length > 0 : usesSets(current) !== kind.sets) switching = true;
     const after = replaceSection(target.text, section, lines);
-    const owed = kind !== null && context.reload && context.owed;
+    // owed: put in force again although the text is the same (withdrawing: only an emptied section)
+    const owed = context.reload && context.owed && (kind !== null || current.length === 0);
     if (after !== target.text || owed) changes.push({ role, path: target.path, before: target.text, after });
   }
   const commands: string[][] = [];
