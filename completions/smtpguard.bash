@@ -15,7 +15,7 @@ _smtpguard() {
     --log|--ufw-rules|--ufw6-rules|--access-map|--lock-file|--config|--cron-file|--metrics-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --state-dir|--postfix-config-dir|--journal-directory|--systemd-dir|--man-dir|--completion-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
     --map-type) COMPREPLY=($(compgen -W "hash lmdb btree cdb cidr" -- "$cur")); return ;;
-    --firewall) COMPREPLY=($(compgen -W "rules ipset nftables" -- "$cur")); return ;;
+    --firewall) COMPREPLY=($(compgen -W "rules ipset nftables none" -- "$cur")); return ;;
   esac
   local options
   options=$(smtpguard "$command" --help 2>/dev/null | grep -oE -- '--[a-z0-9-]+|-[qvh]\b' | sort -u)

@@ -7,8 +7,9 @@ import type { FirewallBackend, FirewallSettings, RecordedBlocks } from './backen
 import { rulesBackend } from './rules.js';
 import { ipsetBackend } from './ipset.js';
 import { nftablesBackend } from './nftables.js';
+import { noneBackend } from './none.js';
 
-export const BACKENDS: readonly FirewallBackend[] = [rulesBackend, ipsetBackend, nftablesBackend];
+export const BACKENDS: readonly FirewallBackend[] = [rulesBackend, ipsetBackend, nftablesBackend, noneBackend];
 
 export const FIREWALL_MODES: readonly string[] = BACKENDS.map((b) => b.mode);
 
