@@ -18,15 +18,18 @@ export const SUMMARY_NAMED = 10;
 
 export function summaryLine(plan: Plan): string {
   const { blocks, added, removed, addedCidrs, removedCidrs, leftOut, leftOutOfMap } = plan.summary;
+  // only the blocks the line names are looked at (100,000 blocks cost 0.1 s per line otherwise)
+  const shown = new Set(addedCidrs.slice(0, SUMMARY_NAMED));
   const repeat = new Map<string, string>();
   for (const b of plan.decision.blocks) {
+    if (!shown.has(b.cidr)) continue;
     // a block no log line made says what made it: the admin, or the fleet
     if (b.reason === 'manual' || b.reason === 'fleet') repeat.set(b.cidr, ` (${b.reason})`);
     else if (b.times !== undefined && b.times > 1) repeat.set(b.cidr, ` (${ordinal(b.times)} time, ${b.banFor ?? '?'})`);
   }
-  const changes = [...addedCidrs.map((c) => `+${c}${repeat.get(c) ?? ''}`), ...removedCidrs.map((c) => `-${c}`)];
-  const named = changes.slice(0, SUMMARY_NAMED);
-  const more = changes.length - named.length;
+  const all = addedCidrs.length + removedCidrs.length;
+  const named = [...addedCidrs.slice(0, SUMMARY_NAMED).map((c) => `+${c}${repeat.get(c) ?? ''}`), ...removedCidrs.slice(0, Math.max(0, SUMMARY_NAMED - addedCidrs.length)).map((c) => `-${c}`)];
+  const more = all - named.length;
   let line = [`blocks: ${blocks} (+${added} -${removed})`, ...named, ...(more > 0 ? [`and ${more} more`] : [])].join(' ');
   if (leftOut > 0) line += `, ${leftOut} offender${leftOut === 1 ? '' : 's'} left out by --max-blocks`;
   if (leftOutOfMap > 0) line += `, ${leftOutOfMap} address${leftOutOfMap === 1 ? '' : 'es'} of IPv6 range blocks left out of the access map (the firewall has the ranges)`;

@@ -85,8 +85,20 @@ export function renderNftSave(blocks: readonly Block[], ports: readonly number[]
   return lines.join('\n') + '\n';
 }
 
-/** The save file's blocks; a line that is not one is a problem (named), not a crash. */
+/** The last texts parsed, with what they gave: a run reads the same record in its plan and its apply (0.15 s each at 100,000 blocks). */
+const parsed = new Map<string, Saved>();
+
+/** The save file's blocks; a line that is not one is a problem (named), not a crash. Callers do not change what it returns. */
 export function parseNftSave(text: string, file: string): Saved {
+  const known = parsed.get(text);
+  if (known !== undefined) return known;
+  const saved = parseSave(text, file);
+  if (parsed.size >= 2) parsed.delete(parsed.keys().next().value!);
+  parsed.set(text, saved);
+  return saved;
+}
+
+function parseSave(text: string, file: string): Saved {
   const saved: Saved = { ports: [], blocks: [] };
   text.split('\n').forEach((line, i) => {
     if (line === '' || line.startsWith('#')) return;
