@@ -2,7 +2,7 @@
  * `smtpguard install [--timer] [--dry-run]` and `smtpguard uninstall [--dry-run]` (edge):
  * read the files, transform them with install.ts, show or write them, run the commands.
  */
-import { readFile, stat, unlink } from 'node:fs/promises';
+import { readFile, realpath, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import { execCommand } from '../../write/exec.js';
@@ -44,8 +44,25 @@ export interface InstallOptions {
 }
 
 const ROOT = packageRoot() + path.sep;
+/** Where the Debian package puts the program (packaging/build-deb.mjs). */
+const PACKAGED_ROOT = '/usr/lib/smtpguard/';
 const TEMPLATE_DIR = path.join(ROOT, 'templates') + path.sep;
 const BIN = path.join(ROOT, 'bin', 'smtpguard.js');
+
+/**
+ * How the job calls smtpguard: the first `smtpguard` on PATH that is this very copy (its link
+ * resolves to this entry point) and lies outside it (not a clone's node_modules/.bin, which
+ * `npx` puts on PATH), else node and the entry point.
+ */
+async function programOnPath(): Promise<string[]> {
+  const self = await realpath(BIN).catch(() => BIN);
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (!path.isAbsolute(dir) || (dir + path.sep).startsWith(ROOT)) continue;
+    const candidate = path.join(dir, 'smtpguard');
+    if ((await realpath(candidate).catch(() => null)) === self) return [candidate];
+  }
+  return [process.execPath, BIN];
+}
 
 export async function readTemplates(): Promise<Templates> {
   const read = (name: string) => readFile(path.join(TEMPLATE_DIR, name), 'utf8');
@@ -91,7 +108,11 @@ export async function installCommand(settings: Settings, options: InstallOptions
   }
   const edits: FileEdit[] = [];
   const warnings: string[] = [];
-  const command = formatCommand([process.execPath, BIN, 'run', '--config', options.config.file]);
+  // the job calls smtpguard by the name on PATH that leads to this copy (/usr/bin/smtpguard of the
+  // Debian package or of npm -g), else node and this copy's entry point (a git clone)
+  const program = await programOnPath();
+  const invoke = (args: readonly string[]) => formatCommand([...program, ...args]);
+  const command = invoke(['run', '--config', options.config.file]);
   // the firewall's pieces, from its backends (those that share pieces, like ufw's files, give them once)
   const parts: InstallPart[] = [];
   for (const backend of BACKENDS) {
@@ -99,7 +120,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
       settings,
       uninstall: options.uninstall,
       systemdDir: options.systemdDir,
-      command: (args) => formatCommand([process.execPath, BIN, ...args]),
+      command: invoke,
       configFile: options.config.file,
       readOptional,
       query,
@@ -126,11 +147,13 @@ export async function installCommand(settings: Settings, options: InstallOptions
     }
   }
 
-  // man smtpguard, and bash completion
+  // man smtpguard, and bash completion (the Debian package has its own where man and bash look)
   const manPage = path.join(options.manDir, 'smtpguard.1');
   const completion = path.join(options.completionDir, 'smtpguard');
   const docs = await Promise.all([readOptional(manPage), readOptional(completion)]);
-  if (options.uninstall) {
+  if (ROOT === PACKAGED_ROOT && !options.uninstall) {
+    // nothing to add
+  } else if (options.uninstall) {
     for (const [file, text] of [[manPage, docs[0]], [completion, docs[1]]] as const) if (text !== null && text.includes('smtpguard install')) edits.push({ path: file, before: text, after: null });
   } else {
     edits.push({ path: manPage, before: docs[0], after: await readFile(path.join(ROOT, 'man', 'smtpguard.1'), 'latin1') });
@@ -152,6 +175,10 @@ export async function installCommand(settings: Settings, options: InstallOptions
   }
 
   const changed = edits.filter((e) => e.before !== e.after);
+  // a job that called another copy (a git clone, before the package): said, with both commands
+  const moved = (before: string | null) => (before === null || !before.includes('smtpguard install') ? null : /\bExecStart=(.*)$|^[^#\n]*\broot\s+(.*)$/m.exec(before));
+  const jobBefore = options.uninstall ? null : moved(options.timer ? installed.service : installed.cron);
+  const oldCommand = jobBefore === null ? null : (jobBefore[1] ?? jobBefore[2] ?? '').trim();
   const partEdits = parts.flatMap((p) => p.edits.filter((e) => e.before !== e.after));
   const links: string[] = parts.flatMap((p) => p.notes);
   const newRestrictions = options.uninstall ? removeRestriction(restrictions.output, element) : addRestriction(restrictions.output, element);
@@ -218,6 +245,9 @@ export async function installCommand(settings: Settings, options: InstallOptions
   const ran = [...commands, ...partCommands];
   const did = all.map((e) => `${e.after === null ? 'removed' : e.before === null ? 'created' : 'changed'} ${e.path}`);
   io.stdout.write(`smtpguard ${verb}: ${did.join(', ') || 'no file changed'}${ran.length > 0 ? `; ran ${ran.map((c) => formatCommand(c)).join('; ')}` : ''}\n`);
+  if (oldCommand !== null && oldCommand !== command && oldCommand !== escapeForCron(command) && oldCommand !== escapeForSystemd(command)) {
+    io.stdout.write(`smtpguard install: the job now runs ${command} (it ran ${oldCommand})\n`);
+  }
   if (options.uninstall) {
     // the copies of each file before smtpguard's last write stay: a way back, said so, not left silently
     const kept = (await Promise.all(all.map(async (e) => ((await stat(e.path + PREVIOUS_SUFFIX).catch(() => null)) === null ? null : e.path + PREVIOUS_SUFFIX)))).filter((f): f is string => f !== null);

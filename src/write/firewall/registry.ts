@@ -28,7 +28,7 @@ export async function recordedBlocks(settings: FirewallSettings): Promise<Record
   const out = await chosen.recorded(settings);
   const files = new Set(out.map((r) => r.file));
   for (const backend of BACKENDS) {
-    if (backend === chosen) continue;
+    if (backend === chosen || backend.roles.length === 0) continue; // a backend with no files has nothing left to withdraw
     for (const r of await backend.recorded(settings)) {
       if (files.has(r.file) || r.installed !== true || r.cidrs.length === 0 || r.problem !== null) continue;
       out.push(r);
