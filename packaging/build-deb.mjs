@@ -69,6 +69,8 @@ try {
   const fill = (name, values) => readFileSync(path.join(ROOT, 'templates', name), 'utf8').replace(/\{\{([A-Z]+)\}\}/g, (_, k) => values[k]);
   file('usr/share/smtpguard/smtpguard.service', fill('smtpguard.service', { COMMAND: command }));
   file('usr/share/smtpguard/smtpguard.timer', fill('smtpguard.timer', {}));
+  const { unitText } = await import(path.join(ROOT, 'dist', 'write', 'firewall', 'nftables.js'));
+  file('usr/share/smtpguard/smtpguard-nftables.service', unitText('/usr/bin/smtpguard load-firewall --config /etc/smtpguard/smtpguard.conf', '/var/lib/smtpguard'));
 
   // control: what it needs (node 20), what it works with (postfix; ufw, ipset or nftables)
   let size = 0;

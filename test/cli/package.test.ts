@@ -51,7 +51,7 @@ describe.runIf(missing.length === 0)('the Debian package and the npm tarball', (
     expect(path.basename(deb)).toBe(`smtpguard_${VERSION}_all.deb`);
     const listing = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' });
     const paths = listing.split('\n').filter((l) => l !== '').map((l) => l.split(/\s+/).slice(5).join(' '));
-    for (const p of ['./usr/bin/smtpguard -> ../lib/smtpguard/bin/smtpguard.js', './usr/lib/smtpguard/bin/smtpguard.js', './usr/lib/smtpguard/dist/bundle/main.js', './usr/lib/smtpguard/dist/bundle/scan-worker.js', './usr/lib/smtpguard/templates/cron', './usr/share/man/man1/smtpguard.1.gz', './usr/share/bash-completion/completions/smtpguard', './usr/share/doc/smtpguard/examples/smtpguard.conf', './usr/share/doc/smtpguard/copyright', './usr/share/smtpguard/smtpguard.service', './usr/share/smtpguard/smtpguard.timer']) {
+    for (const p of ['./usr/bin/smtpguard -> ../lib/smtpguard/bin/smtpguard.js', './usr/lib/smtpguard/bin/smtpguard.js', './usr/lib/smtpguard/dist/bundle/main.js', './usr/lib/smtpguard/dist/bundle/scan-worker.js', './usr/lib/smtpguard/templates/cron', './usr/share/man/man1/smtpguard.1.gz', './usr/share/bash-completion/completions/smtpguard', './usr/share/doc/smtpguard/examples/smtpguard.conf', './usr/share/doc/smtpguard/copyright', './usr/share/smtpguard/smtpguard.service', './usr/share/smtpguard/smtpguard.timer', './usr/share/smtpguard/smtpguard-nftables.service']) {
       expect(paths).toContain(p);
     }
     expect(paths.filter((p) => p.includes('node_modules'))).toEqual([]);
