@@ -176,6 +176,10 @@ describe('install then run', () => {
       const busy = smtpguard(['run', '--no-reload', ...flags]);
       expect(busy.code).toBe(4);
       expect(busy.stderr).toMatch(/^smtpguard: another smtpguard run \(pid \d+\) holds .*smtpguard\.lock -- /);
+      // install and uninstall wait for no run either: they never meet one half-way
+      const before = snapshot();
+      for (const verb of ['install', 'uninstall']) expect(smtpguard([verb, ...flags, ...installPaths(dir), '--no-reload']).code).toBe(4);
+      expect(snapshot()).toEqual(before);
     } finally {
       holder.kill('SIGKILL');
     }

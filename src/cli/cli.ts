@@ -261,7 +261,9 @@ function buildProgram(): Command {
     addSettingOptions(command).action(async (flags: CommonFlags & { dryRun?: boolean; timer?: boolean; cronFile?: string; systemdDir?: string; manDir?: string; completionDir?: string }) => {
       const loaded = await settingsFrom(flags, !uninstall);
       const { installCommand } = await import('./commands/install.js');
-      await installCommand(
+      const { withRunLock } = await import('./commands/locked.js');
+      // under the run lock: a cron run never meets a half-done install, or puts back what uninstall just took out
+      await withRunLock(loaded.settings, flags.dryRun === true, () => installCommand(
         loaded.settings,
         {
           uninstall,
@@ -274,7 +276,7 @@ function buildProgram(): Command {
           config: { file: loaded.file, text: loaded.fileText, given: givenSettings(loaded), allow: givenAllow(loaded) },
         },
         ioFor(flags, false),
-      );
+      ));
     });
   }
 
