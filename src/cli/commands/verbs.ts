@@ -70,7 +70,7 @@ export async function unblockCommand(settings: Settings, options: VerbOptions & 
     let entry: Override | null = null;
     let droppedManual: Override[] = [];
     const result = await runLocked(settings, options, io, async (raw, summaries) => {
-      const blocked = raw.blocks.filter((b) => rangesOverlap(parseRange(b.cidr), range));
+      const blocked = raw().blocks.filter((b) => rangesOverlap(parseRange(b.cidr), range));
       droppedManual = before.filter((o) => o.kind === 'block' && rangesOverlap(parseRange(o.cidr), range));
       if (options.forget === true && !options.dryRun) await writeBans(settings.stateDir, bans.filter((r) => !rangesOverlap(parseRange(r.cidr), range)));
       if (blocked.length === 0 && banned.length === 0 && droppedManual.length === 0 && !wanted.given) return before; // nothing to unblock
