@@ -80,12 +80,6 @@ async function readOptional(file: string): Promise<string | null> {
   });
 }
 
-async function readRequired(file: string, what: string): Promise<string> {
-  const text = await readOptional(file);
-  if (text === null) throw new SmtpguardError(`${file} does not exist`, { hint: `is ${what} installed? (apt-get install ${what}), or point the option at the right file` });
-  return text;
-}
-
 export async function installCommand(settings: Settings, options: InstallOptions, io: Io, run: Runner = execCommand): Promise<void> {
   const templates = await readTemplates();
   const mapType = settings.mapType ?? (await findDefaultMapType(settings.postfixConfigDir));

@@ -23,6 +23,7 @@
 import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ipv4Cidr, ipv6Groups, ipv6Text } from '../../address.js';
+import { escapeForSystemd } from '../install.js';
 import { ExitCode, SmtpguardError } from '../../errors.js';
 import { ensureDirectory, writeOwnFile, writeWithBackup } from '../../store/atomic.js';
 import { readStoreBytes } from '../../store/store-file.js';
@@ -665,8 +666,8 @@ export function unitText(command: string, stateDir: string): string {
     '[Service]',
     'Type=oneshot',
     'RemainAfterExit=yes',
-    `ExecStart=${command.replaceAll('%', '%%').replaceAll('$', '$$$$')}`,
-    `ExecReload=${command.replaceAll('%', '%%').replaceAll('$', '$$$$')}`,
+    `ExecStart=${escapeForSystemd(command)}`,
+    `ExecReload=${escapeForSystemd(command)}`,
     '',
     '[Install]',
     'WantedBy=sysinit.target',

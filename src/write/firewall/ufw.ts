@@ -6,9 +6,9 @@
  * else `ufw reload`, rolled back when it fails (edge); reading the sections and the chains back;
  * and install's pieces in the rules files and ufw's before.init.
  */
-import { readFile, stat, unlink } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { compareCidrs, withLength } from '../../address.js';
+import { withLength } from '../../address.js';
 import { ExitCode, SmtpguardError } from '../../errors.js';
 import { PREVIOUS_SUFFIX, writeAtomically, writeOwnFile, writeWithBackup } from '../../store/atomic.js';
 import { BEGIN_MARKER, escapeRegExp, findSection, replaceSection, sectionLines, type Section } from '../sections.js';
@@ -354,14 +354,6 @@ export async function readSections(settings: FirewallSettings, saved: { text: st
     }
   }
   return out;
-}
-
-/** Sorted, without repeats. */
-export const uniqueCidrs = (cidrs: Iterable<string>): string[] => [...new Set(cidrs)].sort(compareCidrs);
-
-/** Whether a file exists and is executable by its owner. */
-export async function isExecutable(file: string): Promise<boolean> {
-  return ((await stat(file)).mode & 0o100) !== 0;
 }
 
 /**
