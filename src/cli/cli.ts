@@ -206,6 +206,29 @@ function buildProgram(): Command {
 
   addSettingOptions(
     program
+      .command('follow')
+      .description("run's decisions applied as Postfix writes the log, within a second; runs until stopped (README \"Block within a second\")"),
+  )
+    .addHelpText('after', EXIT_CODES + examples('smtpguard follow --config /etc/smtpguard/smtpguard.conf --firewall nftables', 'kill -HUP PID   # read the config file again', 'kill PID        # finish the apply in progress, save the state, exit 0'))
+    .action(async (flags: CommonFlags) => {
+      if (flags.now !== undefined) throw usageError('follow runs on the clock: --now is for run, scan and status', 'leave --now out');
+      const { settings, origins } = await settingsFrom(flags);
+      const { followCommand } = await import('./commands/follow.js');
+      await followCommand(
+        settings,
+        {
+          defaultLogs: origins.log.from === 'default',
+          reread: async () => {
+            const again = await settingsFrom(flags);
+            return { settings: again.settings, defaultLogs: again.origins.log.from === 'default' };
+          },
+        },
+        ioFor(flags, false),
+      );
+    });
+
+  addSettingOptions(
+    program
       .command('scan')
       .description('read the mail logs and show who is attacking the server, and what run would block (changes nothing)')
       .option('--top <n>', 'rows in the table, 0 for all (default: 20)')

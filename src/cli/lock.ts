@@ -95,7 +95,8 @@ async function readOwner(file: string): Promise<number | null> {
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
-function isSmtpguardRunning(pid: number): boolean {
+/** Whether `pid` is alive and an smtpguard (not a process that got the PID of one that died). */
+export function isSmtpguardRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (error) {

@@ -58,6 +58,10 @@ export interface Settings {
   journalUnit: string;
   /** A run that takes longer stops (ms; Infinity: never). */
   timeout: number;
+  /** `follow`: the shortest time between two applies that reload something (postmap + postfix reload; ufw reload with the rules backend). */
+  reloadInterval: number;
+  /** `follow`: how often the fleet's decisions are pulled from CrowdSec's Local API. */
+  pullInterval: number;
   /** SASL usernames that do not exist here: one failure naming one makes the client an offender. */
   trapUsers: string[];
   /** Link-local clients (169.254.0.0/16, fe80::/10) may be blocked: off by default, they are neighbours on the link. */
@@ -206,6 +210,8 @@ export const DEFINITIONS = [
   def({ key: 'journalDirectory', flag: 'journal-directory', arg: '<dir>', description: 'read this journal directory (journalctl --directory) instead of the system journal', default: null, parse: path, show: (v) => v ?? '' }),
   def({ key: 'journalUnit', flag: 'journal-unit', arg: '<pattern>', description: 'the systemd unit Postfix runs as (journalctl --unit)', default: 'postfix*', parse: path, show: String }),
   def({ key: 'timeout', flag: 'timeout', arg: '<duration|none>', description: 'a run that takes longer stops, changes nothing it has not finished, and exits 8', default: 10 * 60e3, parse: timeLimit, show: (v) => (v === Infinity ? 'none' : formatWindow(v)) }),
+  def({ key: 'reloadInterval', flag: 'reload-interval', arg: '<duration>', description: 'follow: at most one reload of Postfix (and of ufw with --firewall rules) per this time; a set backend puts new blocks in force at once', default: 10e3, parse: (t) => parseDuration(t, null), show: formatWindow }),
+  def({ key: 'pullInterval', flag: 'pull-interval', arg: '<duration>', description: "follow: pull the fleet's decisions from CrowdSec's Local API this often", default: 10e3, parse: (t) => parseDuration(t, null), show: formatWindow }),
   def({ key: 'trapUsers', flag: 'trap-users', arg: '<list>', description: 'SASL usernames that do not exist here (e.g. admin,test): one failed login naming one makes the client an offender at once (a name without @ also matches NAME@any-domain)', default: [], parse: usernames, show: (v) => v.join(',') }),
   def({ key: 'cutSessions', flag: 'cut-sessions', arg: null, description: 'after ufw reloads, close the SMTP sessions new blocks still have open (ss -K), so a client blocked in the middle of an AUTH session stops at once', default: true, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),
   def({ key: 'blockLinkLocal', flag: 'block-link-local', arg: null, description: 'block link-local clients (169.254.0.0/16, fe80::/10) too; off: they are neighbours on the same link (a router), never blocked', default: false, parse: yesNo, show: (v) => (v ? 'yes' : 'no') }),

@@ -57,6 +57,8 @@ export interface SyncOptions {
   now: Date;
   /** false (--dry-run): no request, no state written; the pulled set as last kept. */
   network: boolean;
+  /** false: use the decisions last pulled, ask the LAPI nothing (a follower between two pulls); push stays as `network` says. */
+  pull?: boolean;
   warn: Warn;
   /** Tests pass a fetch of their own; the budget too. */
   fetch?: typeof fetch;
@@ -152,7 +154,7 @@ export class FleetSync {
   async pull(): Promise<void> {
     if (this.settings.crowdsecBouncerKeyFile === null) return;
     let state = await this.readJson(STREAM_FILE, parseStreamState);
-    if (this.bouncerKey !== null) {
+    if (this.bouncerKey !== null && this.options.pull !== false) {
       const startup = needsStartup(state, this.url, this.filter, this.now);
       try {
         const answer = (await this.lapi.stream(this.bouncerKey, startup)) as StreamAnswer | null;

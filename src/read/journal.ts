@@ -100,3 +100,14 @@ export async function readJournal(j: JournalSource, scanner: LogScanner, afterCu
 
 /** Bytes and lines the cursor line added to the scanner's counts, to take back out. */
 export const cursorLineSize = (cursor: string | null): number => (cursor === null ? 0 : CURSOR_LINE.length + cursor.length + 1);
+
+/**
+ * `journalctl --follow` from after `cursor` (or from `sinceMs` on, or only new entries when
+ * neither is known), in the form readJournal reads: a follower's live source. The caller reads
+ * its stdout and kills it.
+ */
+export async function followJournal(j: JournalSource, cursor: string | null, sinceMs: number | null): Promise<import('node:child_process').ChildProcess> {
+  const { spawn } = await import('node:child_process');
+  const from = cursor !== null ? ['--after-cursor', cursor] : sinceMs !== null ? ['--since', `@${Math.floor(sinceMs / 1000)}`] : ['-n', '0'];
+  return spawn('journalctl', [...args(j), '-o', 'short-iso-precise', '--follow', ...from], { stdio: ['ignore', 'pipe', 'ignore'] });
+}

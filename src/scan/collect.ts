@@ -30,6 +30,20 @@ export interface Collected {
   readByKind: Record<EventKind, number>;
   /** Wall-clock milliseconds spent finding and reading the logs. */
   elapsedMs: number;
+  /** With `follow`: where each live log was read to (its last complete line), to read on from. */
+  live: LiveLog[];
+  /** With `follow` and the journal: the cursor of the last entry counted (null: none). */
+  journalCursor: string | null;
+}
+
+/** The newest plain file of a log family, the one syslog still writes: a follower reads on from `offset` while the inode is `ino`. */
+export interface LiveLog {
+  path: string;
+  family: string;
+  group: string;
+  ino: number;
+  dev: number;
+  offset: number;
 }
 
 export interface CollectOptions {
@@ -50,6 +64,8 @@ export interface CollectOptions {
   tuning?: Tuning;
   /** Also read Postfix's journal. */
   journal?: JournalSource | null;
+  /** For a follower: the unterminated last line of a live log is left for it to read whole (not counted now), and `live` says where each one ends. */
+  follow?: boolean;
 }
 
 interface FileResult {
@@ -59,6 +75,10 @@ interface FileResult {
   read?: number[];
   /** What the state keeps of this log; null for stdin or without state. */
   entry: StateEntry | null;
+  /** A follower's live log: the end of its last complete line (what follows is left for the follower). */
+  heldAt?: number;
+  /** The journal: the cursor of its last entry read. */
+  cursor?: string | null;
 }
 
 /** A log to read, from where, and what is already known of it. */
@@ -76,6 +96,9 @@ interface Reading {
   /** The newest plain file of its family, the one syslog still writes: its unterminated last line waits for the next run. */
   live: boolean;
   jobs: number[];
+  /** Its inode, for a follower to know it again. */
+  ino: number;
+  dev: number;
 }
 
 export interface Tuning {
@@ -102,6 +125,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
   const state = options.stateDir === null ? null : await ScanState.load(options.stateDir, options.now, options.warn);
   const done = new Map<LogSource, FileResult>();
   const readings: Reading[] = [];
+  const live: LiveLog[] = [];
   const jobs: ScanJob[] = [];
   const open: OpenLog[] = [];
   try {
@@ -115,18 +139,31 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
         done.set(source, await readStdin(log, parser, options.warn, options.progress));
         continue;
       }
-      const reading = state === null ? fresh(source, log) : await fromState(source, log, state, options.warn, options.window, newest.get(source.family) === source);
+      const isNewest = newest.get(source.family) === source;
+      const reading = state === null ? fresh(source, log, isNewest && options.follow === true) : await fromState(source, log, state, options.warn, options.window, isNewest);
       if ('report' in reading) {
         done.set(source, reading);
+        // known whole: a follower reads on from its end
+        if (options.follow === true && isNewest && !log.gzip) {
+          const { ino, dev } = await fstatOf(log.fd);
+          live.push({ path: source.path, family: source.family, group: source.group, ino, dev, offset: reading.report.bytes });
+        }
         continue;
       }
+      const { ino, dev } = await fstatOf(log.fd);
+      reading.ino = ino;
+      reading.dev = dev;
       reading.jobs = planJobs(reading, log.fd, jobs, options.tuning ?? TUNING);
       readings.push(reading);
     }
     // 2. read, on both cores when there is enough
     const results = await runJobs(jobs, options.now, (options.tuning ?? TUNING).parallelMinBytes, options.progress);
     // 3. put each log's pieces together
-    for (const reading of readings) done.set(reading.source, finish(reading, reading.jobs.map((i) => results[i]!), parser, state, options.warn));
+    for (const reading of readings) {
+      const result = finish(reading, reading.jobs.map((i) => results[i]!), parser, state, options.warn, options.follow === true);
+      done.set(reading.source, result);
+      if (options.follow === true && reading.live) live.push({ path: reading.source.path, family: reading.source.family, group: reading.source.group, ino: reading.ino, dev: reading.dev, offset: result.heldAt ?? result.report.bytes });
+    }
   } finally {
     await Promise.all(open.map((log) => log.close()));
   }
@@ -146,10 +183,12 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     reports.push({ path: source.path, ...result.report });
     addToFamily(families, source, result.tally);
   }
+  let journalCursor: string | null = null;
   if (journal !== null) {
     const { journalName } = await import('../read/journal.js'); // execa loads only on journal hosts
     const name = journalName(journal);
     const result = await readJournalWithState(journal, parser, state, options.warn, options.window, options.progress);
+    journalCursor = result.cursor ?? null;
     if (result.entry !== null) entries.push(result.entry);
     countRead(result.read);
     reports.push({ path: name, ...result.report });
@@ -157,7 +196,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
   }
   const changed = state !== null && (entries.length !== state.entries.length || entries.some((e) => !state.entries.includes(e)));
   if (state !== null && options.saveState && changed) await state.save(entries, options.warn);
-  return { tally: combineFamilies(families), sources: reports, readByKind, elapsedMs: performance.now() - started };
+  return { tally: combineFamilies(families), sources: reports, readByKind, elapsedMs: performance.now() - started, live, journalCursor };
 }
 
 /** The journal: after the cursor the state keeps (all of it without state, or when the cursor is gone). */
@@ -194,12 +233,13 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
   const segments = state === null ? null : state.segmentsAfter(match, fresh, head, report.bytes, warn);
   const readKinds = scanner.kinds;
   known.addAll(fresh);
-  if (state === null) return { tally: known, report, entry: null, read: readKinds };
+  const cursor = read.cursor ?? match?.cursor ?? null;
+  if (state === null) return { tally: known, report, entry: null, read: readKinds, cursor };
   // nothing new (journalctl prints the last cursor again, or none)
-  if (match !== undefined && (read.cursor === null || read.cursor === match.cursor)) return { tally: known, report: { bytes: match.size, lines: match.lines, events: match.events }, entry: match };
-  if (segments === null) return { tally: known, report, entry: null, read: readKinds };
+  if (match !== undefined && (read.cursor === null || read.cursor === match.cursor)) return { tally: known, report: { bytes: match.size, lines: match.lines, events: match.events }, entry: match, cursor };
+  if (segments === null) return { tally: known, report, entry: null, read: readKinds, cursor };
   const entry = state.entry({ head, headLength: 0, size: report.bytes, lines: report.lines, events: report.events, ...(read.cursor === null ? {} : { cursor: read.cursor }) }, segments);
-  return { tally: known, report, entry, read: readKinds };
+  return { tally: known, report, entry, read: readKinds, cursor };
 }
 
 async function readStdin(log: OpenLog, parser: LineParser, warn: Warn, progress?: ProgressHook): Promise<FileResult> {
@@ -212,8 +252,14 @@ async function readStdin(log: OpenLog, parser: LineParser, warn: Warn, progress?
   return { tally, report: { bytes, lines, events }, entry: null, read: scanner.kinds };
 }
 
-function fresh(source: LogSource, log: OpenLog): Reading {
-  return { source, log, head: Buffer.alloc(0), known: new Tally(), match: undefined, base: { size: 0, lines: 0, events: 0 }, keep: false, live: false, jobs: [] };
+function fresh(source: LogSource, log: OpenLog, live: boolean): Reading {
+  return { source, log, head: Buffer.alloc(0), known: new Tally(), match: undefined, base: { size: 0, lines: 0, events: 0 }, keep: false, live: live && !log.gzip, jobs: [], ino: 0, dev: 0 };
+}
+
+async function fstatOf(fd: number | null): Promise<{ ino: number; dev: number }> {
+  if (fd === null) return { ino: 0, dev: 0 };
+  const { fstat } = await import('node:fs');
+  return new Promise((resolve) => fstat(fd, (error, s) => resolve(error === null ? { ino: s.ino, dev: s.dev } : { ino: 0, dev: 0 })));
 }
 
 /**
@@ -241,13 +287,13 @@ async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn
     else known = tally;
   }
   const base = match === undefined ? { size: 0, lines: 0, events: 0 } : { size: match.size, lines: match.lines, events: match.events };
-  return { source, log, head, known, match, base, keep: true, live: newest && !log.gzip, jobs: [] };
+  return { source, log, head, known, match, base, keep: true, live: newest && !log.gzip, jobs: [], ino: 0, dev: 0 };
 }
 
 /** The jobs that read the rest of one log: one part per thread (THREADS) when it is big and plain. */
 function planJobs(reading: Reading, fd: number, jobs: ScanJob[], tuning: Tuning): number[] {
-  const { log, source, base, keep, live } = reading;
-  const job = { path: source.path, fd, gzip: log.gzip, stopAtLastLine: keep && live };
+  const { log, source, base, live } = reading;
+  const job = { path: source.path, fd, gzip: log.gzip, stopAtLastLine: live };
   const left = Math.max(0, log.contentSize - base.size);
   const parts = log.gzip || left < tuning.splitBytes ? 1 : Math.max(2, THREADS);
   // line starts near each 1/parts of what is left (none in a part: fewer parts)
@@ -269,7 +315,7 @@ function planJobs(reading: Reading, fd: number, jobs: ScanJob[], tuning: Tuning)
 }
 
 /** Adds up a log's pieces; scans its unterminated last line for this run only; makes its state entry. */
-function finish(reading: Reading, results: JobResult[], parser: LineParser, state: ScanState | null, warn: Warn): FileResult {
+function finish(reading: Reading, results: JobResult[], parser: LineParser, state: ScanState | null, warn: Warn, follow: boolean): FileResult {
   // what was read this time, in one tally (the first piece is taken, not copied)
   const fresh = results[0]?.tally ?? new Tally();
   let { size, lines, events } = reading.base;
@@ -295,6 +341,8 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
   const committed = reading.known.size === 0 ? fresh : reading.known;
   if (committed !== fresh) committed.addAll(fresh);
   const report = { bytes: size, lines, events };
+  // a follower reads the unterminated line when it is whole
+  if (follow && reading.live) return { tally: committed, report, entry, read, heldAt: size };
   if (rest.length > 0) {
     const tailScanner = new LogScanner(parser, committed, rest.length + 1);
     tailScanner.push(rest);

@@ -41,6 +41,8 @@ export interface PlanOptions {
   now?: number;
   /** Whether each family's ufw chain is loaded now (shorthand for the ufw backends' probe). */
   liveChains?: { 4: boolean; 6: boolean };
+  /** Leave the access map as it is (a follower between two reloads of Postfix): `mapHeld` says whether it would have changed. */
+  holdMap?: boolean;
 }
 
 export interface Plan {
@@ -54,6 +56,8 @@ export interface Plan {
   firewall: BackendPlan[];
   /** Its changes only renew ban ends already in force (a backend with kernel timeouts): carried out, but no news for the cron line. */
   quiet: boolean;
+  /** `holdMap` left out a change of the access map: owed to a later plan. */
+  mapHeld: boolean;
   notes: string[];
   /**
    * Blocks after the run, which are new or gone (from the backends' records, sorted by address),
@@ -104,6 +108,7 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
 
   const changes: FileChange[] = firewall.flatMap((p) => p.changes);
   const map = byRole.get('map');
+  let mapHeld = false;
   if (map !== undefined) {
     if (map.text === null) {
       throw new SmtpguardError(`${map.path} does not exist`, {
@@ -111,7 +116,10 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
       });
     }
     const after = replaceSection(map.text, findSection(map.text, map.path), renderAccessMap(decision.blocks, options.mapType, options.rejectText));
-    if (after !== map.text || (options.reload && owed.has('map'))) changes.push({ role: 'map', path: map.path, before: map.text, after });
+    if (after !== map.text || (options.reload && owed.has('map'))) {
+      if (options.holdMap === true) mapHeld = true;
+      else changes.push({ role: 'map', path: map.path, before: map.text, after });
+    }
   }
 
   const previousBlocks = new Set(firewall.flatMap((p) => p.inForce));
@@ -141,7 +149,7 @@ export function buildPlan(decision: Decision, targets: readonly TargetFile[], op
   }
   const quiet = changes.length > 0 && changes.every((c) => firewall.some((p) => p.renewals === true && p.changes.includes(c)));
   const advice = chosen.advice === undefined ? null : `over ${chosen.advice.blocks} blocks ${chosen.advice.text}`;
-  return { decision, mapType: options.mapType, changes, commands, firewall, quiet, advice, notes: notesFor(decision, options), summary };
+  return { decision, mapType: options.mapType, changes, commands, firewall, quiet, mapHeld, advice, notes: notesFor(decision, options), summary };
 }
 
 /** The SMTP ports install sends through the smtpguard chain (templates/ufw-rules.rules), and the default of --smtp-ports. */

@@ -9,6 +9,7 @@ import type { Warn } from '../../warn.js';
 import type { ProgressHook } from '../../progress.js';
 import { findNeverBlock } from '../system.js';
 import { summariseBounded, type AddressSummary } from '../../count/summary.js';
+import type { TimeWindow } from '../../count/tally.js';
 
 export interface Io {
   stdin: Readable;
@@ -37,30 +38,20 @@ export interface ScanOptions {
   explain?: readonly string[];
   /** Read at least this much of the logs (ms) into `collected.tally`, whatever --window decides on (status's 24-hour chart). */
   readAtLeast?: number;
+  /** What the logs gave, when the caller read them already (a follower keeps it in memory): nothing is read then. */
+  collected?: Collected;
+  /** Read as a follower does (collectEvents' `follow`). */
+  follow?: boolean;
 }
 
 /** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
 export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: boolean, io: Io, options: ScanOptions = {}): Promise<Scanned> {
   const saveState = options.saveState ?? true;
   const explain = options.explain;
-  const journal = await chooseJournal(settings, defaultLogs, io);
-  const to = now.getTime();
-  const window = settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
-  const read = options.readAtLeast !== undefined && settings.window < options.readAtLeast ? { from: to - options.readAtLeast, to } : window;
+  const window = windowAt(settings, now);
   // ask Postfix for mynetworks while the logs are read
   const neverBlocking = findNeverBlock({ ...settings, keep: saveState }, io.warn);
-  const collected = await collectEvents({
-    logs: journal !== null && defaultLogs ? [] : settings.log,
-    usingDefaultLogs: defaultLogs,
-    journal,
-    now,
-    warn: io.warn,
-    stdin: io.stdin,
-    stateDir: settings.state ? settings.stateDir : null,
-    saveState,
-    window: read,
-    ...(io.progress === undefined ? {} : { progress: io.progress }),
-  });
+  const collected = options.collected ?? (await collectAsRun(settings, now, defaultLogs, io, options));
   const bounded = summariseBounded(collected.tally, window, settings.kinds, {
     maxTracked: settings.maxTracked,
     threshold: settings.threshold,
@@ -86,6 +77,33 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     ...(explain === undefined ? {} : { explain }),
   });
   return { collected, summaries, decision, neverBlock, summarised };
+}
+
+/** The window of events counted at `now`. */
+export function windowAt(settings: Settings, now: Date): TimeWindow {
+  const to = now.getTime();
+  return settings.window === Infinity ? { from: -Infinity, to: Infinity } : { from: to - settings.window, to };
+}
+
+/** Reads the logs as `run` does: what the state does not know yet, the window's events of the rest. */
+export async function collectAsRun(settings: Settings, now: Date, defaultLogs: boolean, io: Io, options: Pick<ScanOptions, 'saveState' | 'readAtLeast' | 'follow'> = {}): Promise<Collected> {
+  const journal = await chooseJournal(settings, defaultLogs, io);
+  const window = windowAt(settings, now);
+  const to = now.getTime();
+  const read = options.readAtLeast !== undefined && settings.window < options.readAtLeast ? { from: to - options.readAtLeast, to } : window;
+  return collectEvents({
+    logs: journal !== null && defaultLogs ? [] : settings.log,
+    usingDefaultLogs: defaultLogs,
+    journal,
+    now,
+    warn: io.warn,
+    stdin: io.stdin,
+    stateDir: settings.state ? settings.stateDir : null,
+    saveState: options.saveState ?? true,
+    window: read,
+    ...(options.follow === true ? { follow: true } : {}),
+    ...(io.progress === undefined ? {} : { progress: io.progress }),
+  });
 }
 
 /**

@@ -22,6 +22,7 @@ import type { Settings } from '../settings.js';
 import { translateFsError } from '../../read/sources.js';
 import { findDefaultMapType, query } from '../system.js';
 import { scanAndDecide, type Io, type Scanned } from './common.js';
+import type { Collected } from '../../scan/collect.js';
 import { writeLastRun } from '../../store/last-run.js';
 import type { Override } from '../../decide/overrides.js';
 import { writeBans } from '../../store/bans.js';
@@ -43,6 +44,16 @@ export interface RunOptions {
 
 export async function runCommand(settings: Settings, options: RunOptions, io: Io): Promise<void> {
   const started = Date.now();
+  if (!options.dryRun) {
+    // a live follower applies within a second what this run would: leave it the work
+    const { followerInCharge } = await import('../follow/in-charge.js');
+    const follower = await followerInCharge(settings.stateDir, started);
+    if (follower.inCharge) {
+      if (options.verbose) io.stdout.write('smtpguard follow is running and does the work: nothing to do\n');
+      return;
+    }
+    if (follower.gone !== null) io.warn(`the follower (pid ${follower.gone.pid}) is gone (last heartbeat ${follower.gone.heartbeat}): this run does the work -- see "systemctl status smtpguard-follow" or start "smtpguard follow" again`);
+  }
   const stage: RunStage = { name: 'lock', facts: null };
   let refreshed = false;
   const metrics = async (failedAt?: string) => {
@@ -88,12 +99,12 @@ async function runAndReport(settings: Settings, options: RunOptions, io: Io, wat
  */
 export async function decideAsRun(
   settings: Settings,
-  options: Pick<RunOptions, 'now' | 'defaultLogs' | 'dryRun'> & { share?: boolean; explain?: readonly string[] },
+  options: Pick<RunOptions, 'now' | 'defaultLogs' | 'dryRun'> & { share?: boolean; pull?: boolean; explain?: readonly string[]; collected?: Collected },
   io: Io,
   overridesFor: OverridesFor,
 ): Promise<Scanned & { /** The policy's own decision (with its reason records). */ policy: Decision; overrides: Override[]; bans: BanRecord[]; fleet: FleetSync | null }> {
-  const fleet = await FleetSync.open(settings, { now: options.now, network: options.share === true && !options.dryRun, warn: io.warn });
-  const scanned = await scanAndDecide(settings, options.now, options.defaultLogs, io, { saveState: !options.dryRun, ...(options.explain === undefined ? {} : { explain: options.explain }) });
+  const fleet = await FleetSync.open(settings, { now: options.now, network: options.share === true && !options.dryRun, warn: io.warn, ...(options.pull === false ? { pull: false } : {}) });
+  const scanned = await scanAndDecide(settings, options.now, options.defaultLogs, io, { saveState: !options.dryRun, ...(options.explain === undefined ? {} : { explain: options.explain }), ...(options.collected === undefined ? {} : { collected: options.collected }) });
   const { decision: policy, summaries, neverBlock } = scanned;
   await fleet?.pull();
   // what the verbs see: the policy's blocks and the fleet's (this host's never-block ranges first)
@@ -115,6 +126,8 @@ export interface RunResult {
   summarised: Scanned['summarised'];
   /** Sharing through CrowdSec, when it is set up: finish() reports its faults. */
   fleet: FleetSync | null;
+  /** The overrides in force (a follower waits for their ends). */
+  overrides: Override[];
 }
 
 /** The overrides to apply, given what the policy decided (a verb adds or removes its entry here, and saves them). */
@@ -126,7 +139,16 @@ export type OverridesFor = (raw: () => Decision, summaries: readonly AddressSumm
  */
 export async function runLocked(
   settings: Settings,
-  options: Pick<RunOptions, 'now' | 'defaultLogs' | 'dryRun'> & { /** Pull and push through CrowdSec (run only; verbs use the decisions last pulled). */ share?: boolean },
+  options: Pick<RunOptions, 'now' | 'defaultLogs' | 'dryRun'> & {
+    /** Pull and push through CrowdSec (run only; verbs use the decisions last pulled). */
+    share?: boolean;
+    /** What the logs gave, read already (a follower's memory). */
+    collected?: Collected;
+    /** false: the fleet's decisions as last pulled (a follower pulls on its own interval). */
+    pull?: boolean;
+    /** Leave the access map as it is this time (a follower between two reloads of Postfix): Plan.mapHeld says whether it would change. */
+    holdMap?: boolean;
+  },
   io: Io,
   overridesFor: OverridesFor,
   watchdog?: Watchdog,
@@ -136,7 +158,7 @@ export async function runLocked(
   stage.name = 'scan';
   const { decision, summaries, neverBlock, summarised, overrides, bans, fleet, collected } = await decideAsRun(settings, options, io, overridesFor);
   stage.name = 'plan';
-  const plan = await makePlan(settings, decision, roles);
+  const plan = await makePlan(settings, decision, roles, options.holdMap === true);
   let newestEvent: number | null = null;
   for (const s of summaries) if (newestEvent === null || s.lastSeen > newestEvent) newestEvent = s.lastSeen;
   stage.facts = {
@@ -148,7 +170,7 @@ export async function runLocked(
     newestEvent,
     fleet: fleet?.report ?? null,
   };
-  const result = { plan, summaries, neverBlock, summarised, fleet };
+  const result = { plan, summaries, neverBlock, summarised, fleet, overrides };
   if (options.dryRun) return result;
   stage.name = 'apply';
   if (plan.changes.length > 0) {
@@ -186,7 +208,7 @@ export async function runLocked(
 /** `logger` and the reloads: execa loads only when it is needed. */
 const execCommand: Runner = async (argv) => (await import('../../write/exec.js')).execCommand(argv);
 
-async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' | 'map'>): Promise<Plan> {
+async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' | 'map'>, holdMap: boolean): Promise<Plan> {
   const chosen = backendFor(settings.firewall);
   const problem = chosen.settingsProblem(settings);
   if (problem !== null) throw problem;
@@ -214,6 +236,7 @@ async function makePlan(settings: Settings, decision: Decision, owed: Set<'ufw' 
     firewall: settings.firewall,
     stateDir: settings.stateDir,
     smtpPorts: settings.smtpPorts,
+    holdMap,
   };
   let plan = buildPlan(decision, targets, options, owed);
   // what a change needs to know about the kernel (e.g. whether ufw's chains are loaded): asked only

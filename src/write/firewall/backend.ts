@@ -167,6 +167,8 @@ export interface FirewallBackend {
   readonly recordName: string;
   /** What puts a change in force, for "... owed" (status). */
   readonly updateName: string;
+  /** A change reloads the whole firewall (ufw reload): a follower spaces them by --reload-interval. Absent: a change is a set update, put in force at once. */
+  readonly reloadsAll?: true;
   /** Why its record is not there before install, after the file names (status): `have no "# BEGIN smtpguard" section`. */
   readonly missingRecord: string;
   /** Whether the firewall it rides on is switched on (ufw's ENABLED=); null: it rides on none, or cannot tell. */

@@ -43,6 +43,7 @@ export const rulesBackend: FirewallBackend = {
   kernelName: "the kernel's rules",
   recordName: 'the file',
   updateName: 'ufw reload',
+  reloadsAll: true,
   missingRecord: MISSING_SECTION,
   enabled: ufwEnabled,
   roles: ['ufw4', 'ufw6'],

@@ -1,0 +1,16 @@
+/** Whether `smtpguard follow` does the work now (a cron `run` reads this first). */
+import { readFollowerBeat, type FollowerBeat } from '../../store/follower.js';
+import { isSmtpguardRunning } from '../lock.js';
+
+/**
+ * Whether a live follower does the work (a cron `run` then changes nothing): its pid is an
+ * smtpguard and its heartbeat is younger than twice its interval. `gone`: one was running and
+ * is not any more (killed, hung), not stopped on purpose: the cron run says so.
+ */
+export async function followerInCharge(stateDir: string, now = Date.now()): Promise<{ inCharge: boolean; gone: FollowerBeat | null }> {
+  const beat = await readFollowerBeat(stateDir);
+  if (beat === null || beat.stopped !== undefined) return { inCharge: false, gone: null };
+  const fresh = now - Date.parse(beat.heartbeat) < 2 * beat.interval;
+  if (beat.pid !== process.pid && isSmtpguardRunning(beat.pid) && fresh) return { inCharge: true, gone: null };
+  return { inCharge: false, gone: beat };
+}
