@@ -110,6 +110,14 @@ describe('smtpguard follow', () => {
     expect(blocked('192.0.2.99/32')).toBe(false);
   });
 
+  it('reads year-less syslog stamps of lines written after it started as this year\'s (rsyslog\'s traditional form, Postfix\'s maillog_file)', async () => {
+    await follow();
+    const stamp = () => new Date().toUTCString().replace(/^\w+, (\d+) (\w+) \d+ (\S+) GMT$/, (_m, d: string, mon: string, t: string) => `${mon} ${d.padStart(2, ' ')} ${t}`);
+    await new Promise((r) => setTimeout(r, 1100)); // stamped after the follower's start
+    appendFileSync(path.join(dir, 'mail.log'), `${stamp()} mx postfix/smtpd[7]: warning: unknown[192.0.2.33]: SASL PLAIN authentication failed: \n`.repeat(3));
+    await waitUntil(() => blocked('192.0.2.33/32'), 'the block', 3000);
+  });
+
   it("loses no line and counts none twice across logrotate's rename + create and a copytruncate", async () => {
     await follow();
     fail('203.0.113.5', 2);

@@ -108,8 +108,8 @@ const MONTHS: Readonly<Record<string, number>> = {
  * timestamps and addresses already seen, which keep the hot path short.
  */
 export class LineParser {
-  private readonly now: number;
-  private readonly nowYear: number;
+  private now: number;
+  private nowYear: number;
   /** Year-less stamps already converted (they repeat: many lines a second). */
   private readonly stampCache = new Map<string, number>();
   /** The last RFC 3339 second converted. */
@@ -124,6 +124,14 @@ export class LineParser {
   constructor(now: Date) {
     this.now = now.getTime();
     this.nowYear = now.getFullYear();
+  }
+
+  /** A follower's parser reads lines written after it was made: `now` moves on (a stamp after it is last year's). */
+  moveTo(now: Date): void {
+    if (now.getTime() <= this.now) return;
+    this.now = now.getTime();
+    this.nowYear = now.getFullYear();
+    this.stampCache.clear();
   }
 
   /** The event a log line records, or null. `line` has no line terminator (a trailing CR is ignored). */

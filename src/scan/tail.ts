@@ -27,8 +27,10 @@ const HEAD_SAMPLE = 256;
 export interface Tail {
   readonly name: string;
   read(): TailRead;
-  /** How far behind the end of its log it is (bytes), and since when it has had nothing to read. */
+  /** How far behind the end of its log it is (bytes). */
   behind(): { bytes: number };
+  /** Events counted so far, per kind (EVENT_KINDS order). */
+  readonly kinds: readonly number[];
   close(): void;
 }
 
@@ -64,6 +66,10 @@ export class FileTail implements Tail {
 
   get name(): string {
     return this.live.path;
+  }
+
+  get kinds(): readonly number[] {
+    return this.scanner.kinds;
   }
 
   read(): TailRead {
@@ -159,6 +165,10 @@ export class JournalTail implements Tail {
       this.ended = true;
       onData();
     });
+  }
+
+  get kinds(): readonly number[] {
+    return this.scanner.kinds;
   }
 
   read(): TailRead {

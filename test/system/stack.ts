@@ -21,7 +21,7 @@ import { alive, gid, GUARD, makeUfwTree, ROOT_NETNS, uid, waitFor } from './name
 export { waitFor };
 
 /** The repository: two up from test/system/, three from dist-bench/test/system/ (the firewall bench compiles this file). */
-const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/test/system/') ? '../../..' : '../..', import.meta.url));
+export const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/test/system/') ? '../../..' : '../..', import.meta.url));
 export const BIN = path.join(ROOT, 'bin', 'smtpguard.js');
 const COMMANDS = ['ip', 'unshare', 'postfix', 'postmap', 'postconf', 'dovecot', 'swaks', 'ufw', 'iptables', 'ip6tables', 'ss', 'ipset', 'nft', 'systemd-analyze'];
 

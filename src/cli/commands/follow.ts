@@ -70,6 +70,8 @@ export class Follower {
   private tally: Tally | null = null;
   private collected: Collected | null = null;
   private tails: Array<{ tail: Tail; caught: Caught; kinds: number[] }> = [];
+  /** The tails' parser: its `now` moves with the clock (year-less stamps after it would be last year's). */
+  private parser: LineParser | null = null;
   private watchers: FSWatcher[] = [];
   private beatTimer: NodeJS.Timeout | null = null;
   private needFullRead = true;
@@ -163,6 +165,7 @@ export class Follower {
   /** Reads what the tails have; new events make an apply due, a moved log a full read. */
   private poll(): void {
     const now = this.now();
+    this.parser?.moveTo(new Date(now + 1000));
     for (const t of this.tails) {
       const read = t.tail.read();
       if (read.bytes > 0 && this.unsavedSince === null) this.unsavedSince = now;
@@ -172,6 +175,10 @@ export class Follower {
         this.schedule.trigger();
       }
       if (t.tail.behind().bytes === 0) t.caught.upAt = now;
+      for (const [i, kind] of EVENT_KINDS.entries()) {
+        this.readByKind[kind] += t.tail.kinds[i]! - t.kinds[i]!;
+        t.kinds[i] = t.tail.kinds[i]!;
+      }
     }
   }
 
@@ -250,6 +257,7 @@ export class Follower {
     this.needFullRead = false;
     this.unsavedSince = null;
     const parser = new LineParser(new Date(at));
+    this.parser = parser;
     // one file per syslog group: mail.warn holds copies of mail.log's lines; the larger one has them all
     const byGroup = new Map<string, LiveLog>();
     for (const live of collected.live) {
@@ -257,11 +265,11 @@ export class Follower {
       if (other === undefined || live.offset > other.offset) byGroup.set(live.group, live);
     }
     const caught = { upAt: at };
-    for (const live of byGroup.values()) this.tails.push({ tail: new FileTail(live, parser, this.tally), caught: { ...caught }, kinds: [] });
+    for (const live of byGroup.values()) this.tails.push({ tail: new FileTail(live, parser, this.tally), caught: { ...caught }, kinds: EVENT_KINDS.map(() => 0) });
     if (this.journal !== null) {
       const { followJournal, journalName } = await import('../../read/journal.js');
       const child = await followJournal(this.journal, collected.journalCursor, collected.journalCursor === null ? at : null);
-      this.tails.push({ tail: new JournalTail(journalName(this.journal), child, parser, this.tally, () => this.wake()), caught: { ...caught }, kinds: [] });
+      this.tails.push({ tail: new JournalTail(journalName(this.journal), child, parser, this.tally, () => this.wake()), caught: { ...caught }, kinds: EVENT_KINDS.map(() => 0) });
     }
     this.watch(byGroup);
   }
