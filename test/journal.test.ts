@@ -3,7 +3,7 @@
  * systemd-journal-remote (Debian's systemd-journal-remote package) from the export
  * format, and read back by journalctl --directory, as on a journald-only host.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -126,5 +126,37 @@ describe.runIf(missing.length === 0)('--journal on a real journal', () => {
       expect(r.stdout).toContain(`(journal:postfix*@${journalDir})`);
     }
     expect(r.code).toBe(0);
+  });
+  it('follow: new entries, in a journal file written after it started, are blocked within seconds; nothing counted twice', async () => {
+    const journalDir = path.join(dir, 'follow');
+    const state = path.join(dir, 'state-follow');
+    const failure = (address: string) => `${new Date().toISOString().replace('Z', '000+00:00')} mx postfix/smtpd[7]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6`;
+    writeJournal(journalDir, 'first', [failure('192.0.2.8'), failure('192.0.2.8')]);
+    const access = path.join(dir, 'follow-access');
+    writeFileSync(access, '# BEGIN smtpguard\n# END smtpguard\n');
+    const pf = path.join(dir, 'follow-pf');
+    mkdirSync(pf, { recursive: true });
+    writeFileSync(path.join(pf, 'main.cf'), 'mynetworks = 127.0.0.0/8\n');
+    const args = ['follow', '--journal', '--journal-directory', journalDir, '--state-dir', state, '--lock-file', path.join(dir, 'follow.lock'), '--access-map', access, '--map-type', 'cidr', '--postfix-config-dir', pf, '--config', path.join(dir, 'none.conf'), '--firewall', 'none', '--no-reload', '--threshold', '3', '--window', '1h', '--reload-interval', '1s'];
+    writeFileSync(path.join(dir, 'none.conf'), '');
+    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, TZ: 'UTC' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const until = async (ok: () => boolean, what: string) => {
+        for (const t0 = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() - t0 > 10_000) throw new Error(`waited for ${what}: ${out}`);
+      };
+      await until(() => out.includes('smtpguard follow: reading journal:postfix*'), 'the follower to start');
+      expect(readFileSync(access, 'utf8')).not.toContain('192.0.2.8');
+      writeJournal(journalDir, 'second', [failure('192.0.2.8')]);
+      await until(() => readFileSync(access, 'utf8').includes('192.0.2.8/32 REJECT'), 'the block');
+      const records = JSON.parse(readFileSync(path.join(state, 'blocks.json'), 'utf8')) as Array<{ cidr: string; total: number }>;
+      expect(records.find((r) => r.cidr === '192.0.2.8/32')?.total).toBe(3);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    expect(out).not.toMatch(/warning|error/i);
   });
 });
