@@ -2,7 +2,7 @@
 _smtpguard() {
   local cur prev words cword
   _init_completion 2>/dev/null || { cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}; }
-  local commands="run scan status unblock block allow explain install uninstall load-firewall config"
+  local commands="run follow scan status unblock block allow explain install uninstall load-firewall config"
   local command="" w
   for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
     case " $commands " in *" $w "*) command=$w; break ;; esac

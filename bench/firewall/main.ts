@@ -27,7 +27,7 @@
  *
  * Knobs: BENCH_RUNS (3: medians of), BENCH_SIZES (0,1000,10000,100000), BENCH_MODES
  * (rules,ipset,nftables), BENCH_MAP_SIZES (1000,10000,100000), BENCH_SOURCES=0 skips the block-source
- * table (about 2.5 minutes), BENCH_PART=firewall|maps|sources runs one part only (the other
+ * table (about 2.5 minutes), BENCH_PART=firewall|maps|sources|follow runs one part only (the other
  * parts of the section are kept from the last run).
  */
 import { spawnSync } from 'node:child_process';
@@ -36,6 +36,7 @@ import { interrupt, MAP_SIZES, PART, RUNS, seconds, SIZES } from './common.js';
 import { firewallPart, supportedModes } from './measure-firewall.js';
 import { mapsPart } from './measure-maps.js';
 import { sourcesPart } from './measure-sources.js';
+import { followPart } from './measure-follow.js';
 import { previousParts, writeSection } from './results.js';
 
 async function main(): Promise<void> {
@@ -60,6 +61,9 @@ async function main(): Promise<void> {
   if (PART === 'all' || PART === 'maps') {
     parts.maps = stamped(`BENCH_RUNS=${RUNS}, BENCH_MAP_SIZES=${MAP_SIZES.join(',')}`, mapsPart);
   }
+  if (PART === 'all' || PART === 'follow') {
+    parts.follow = stamped(`BENCH_ATTACKERS=${process.env.BENCH_ATTACKERS ?? 50}, BENCH_SPREAD=${process.env.BENCH_SPREAD ?? 60}, BENCH_IDLE=${process.env.BENCH_IDLE ?? 60}`, followPart);
+  }
   if ((PART === 'all' && process.env.BENCH_SOURCES !== '0') || PART === 'sources') {
     parts.sources = stamped('one run each', sourcesPart);
   }
@@ -67,7 +71,7 @@ async function main(): Promise<void> {
   const took = seconds(started);
   const meta = `Machine: ${machine}.
 Command: \`sudo npm run bench:firewall\` (as root; BENCH_RUNS, BENCH_SIZES, BENCH_MODES, BENCH_MAP_SIZES, BENCH_SOURCES=0 and
-BENCH_PART=firewall|maps|sources are described in bench/firewall/main.ts; each part below says what it ran with). The last run
+BENCH_PART=firewall|maps|sources|follow are described in bench/firewall/main.ts; each part below says what it ran with). The last run
 ${PART === 'all' ? 'made every part' : `made the ${PART} part`} in ${(took / 60).toFixed(1)} minutes.`;
   const section = writeSection(parts, meta);
   console.log(section);

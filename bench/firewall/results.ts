@@ -32,6 +32,8 @@ ${part('firewall', '(not measured yet)\n')}
 ${part('maps', '(not measured yet)\n')}
 
 ${part('sources', '(not measured yet)\n')}
+
+${part('follow', '(not measured yet)\n')}
 ${END}`;
   const text = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';
   const start = text.indexOf(BEGIN);
