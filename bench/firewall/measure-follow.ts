@@ -8,8 +8,8 @@
  * 50) start at uniformly random times over BENCH_SPREAD seconds (default 60) and fail AUTH three
  * times each (--threshold 3) while innocent clients keep connecting (attackers.py, which reads
  * Postfix's log as it is written and notes when each crossing line appeared). Then, with the
- * nftables backend, the follower is left alone for BENCH_IDLE seconds (default 60) and its CPU
- * time read from /proc.
+ * nftables backend, the follower is left alone 45 s to settle (its last save, the map's catch-up),
+ * then for BENCH_IDLE seconds (default 60) while its CPU time is read from /proc.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
@@ -93,7 +93,8 @@ function measureMode(mode: string, measureIdle: boolean): ModeResult {
       const innocents = results.filter((x) => x.innocent !== undefined);
       let idle: ModeResult['idle'] = null;
       if (measureIdle) {
-        spawnSleep(5);
+        // settle first: the last lines' save (30 s) and the access map's catch-up (the reload interval) are not idle
+        spawnSleep(45);
         const c0 = cpuSeconds(pid);
         const w0 = process.hrtime.bigint();
         log(`follow/${mode}: idle for ${IDLE} s`);

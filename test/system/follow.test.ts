@@ -54,7 +54,8 @@ describe.runIf(missing.length === 0)('smtpguard follow on the real stack', () =>
   beforeAll(() => {
     stack = new Stack();
     stack.up();
-    flags = [...stack.flags(), '--firewall', 'nftables', '--subnet-hosts', '256'];
+    // the log and its rotations (postfix logrotate's LOG.YYYYMMDD-HHMMSS.gz, a copytruncate's copy)
+    flags = [...stack.flags().map((f) => (f === stack.log ? `${stack.log}*` : f)), '--firewall', 'nftables', '--subnet-hosts', '256'];
     const add = stack.nsRun(stack.client, ['sh', '-ec', ATTACKERS.map((a) => `ip addr add ${a}/32 dev ${stack.veth[1]}`).join('\n')]);
     if (add.code !== 0) throw new Error(add.stderr);
     const installed = stack.smtpguard(['install', ...flags, ...installPaths(stack.dir)]);
@@ -93,6 +94,27 @@ describe.runIf(missing.length === 0)('smtpguard follow on the real stack', () =>
     // a line per apply that blocked someone, as run prints it (read once the event loop is free again)
     await until(() => /^blocks: \d+ \(\+\d -0\) \+203\.0\.113\.12\d\/32/m.test(f.out()), 'the summary lines');
   }, 120_000);
+
+  it("Postfix's own logrotate (rename, reopen, gzip) and a copytruncate between an attacker's failures: each blocked, each counted once", async () => {
+    const blocksTotal = (cidr: string) => (JSON.parse(readFileSync(path.join(stack.dir, 'state', 'blocks.json'), 'utf8')) as Array<{ cidr: string; total: number }>).find((b) => b.cidr === cidr)?.total;
+    const [a, b] = [CLIENTS.subnet[2], CLIENTS.subnet[3]];
+    for (let n = 0; n < 2; n++) stack.authFail(a, 'LOGIN');
+    stack.waitForLog(new RegExp(`\\[${a.replace(/\./g, '\\.')}\\]: SASL LOGIN authentication failed`), 2);
+    await new Promise((r) => setTimeout(r, 500)); // the follower has read them
+    expect(stack.postfix(['logrotate']).code).toBe(0);
+    stack.authFail(a, 'LOGIN');
+    await until(() => hosts4().includes(a), 'the block after postfix logrotate');
+    expect(blocksTotal(`${a}/32`)).toBe(3);
+    for (let n = 0; n < 2; n++) stack.authFail(b, 'LOGIN');
+    await new Promise((r) => setTimeout(r, 500));
+    stack.nsRun(stack.mx, ['sh', '-ec', `cp ${stack.log} ${stack.log}.1 && truncate -s 0 ${stack.log}`]);
+    stack.authFail(b, 'LOGIN');
+    await until(() => hosts4().includes(b), 'the block after a copytruncate');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(blocksTotal(`${b}/32`)).toBe(3);
+    expect(blocksTotal(`${a}/32`)).toBe(3);
+    expect(follower!.err()).toBe('');
+  }, 60_000);
 
   it('a block given while it runs is in the kernel when the verb returns; the follower keeps it', async () => {
     const verb = smtpguard('block', [CLIENTS.later]);

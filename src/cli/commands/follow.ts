@@ -84,6 +84,8 @@ export class Follower {
   private wakeUp: (() => void) | null = null;
   private readonly started = new Date();
   private lastApply: FollowerBeat['lastApply'] = null;
+  /** The last beat written, but its time: an unchanged one only touches the file. */
+  private lastBeat = '';
   private journal: JournalSource | null = null;
   /** The last failure said, so a fault that lasts is said once. */
   private lastProblem: string | null = null;
@@ -362,7 +364,10 @@ export class Follower {
       lastApply: this.lastApply,
       ...(stopped ? { stopped: new Date(now).toISOString() } : {}),
     };
-    await writeFollowerBeat(this.settings.stateDir, beat).catch((error: Error) => this.say(`cannot write the heartbeat: ${error.message}`));
+    const content = JSON.stringify({ ...beat, heartbeat: '' });
+    const same = content === this.lastBeat;
+    this.lastBeat = content;
+    await writeFollowerBeat(this.settings.stateDir, beat, same).catch((error: Error) => this.say(`cannot write the heartbeat: ${error.message}`));
   }
 
   /** SIGTERM: the apply in progress is done; what the tails read is saved with the state; exit 0. */
