@@ -47,8 +47,12 @@ export class Tally {
   pool = new Int32Array(256 * STRIDE);
   /** Records used in `pool`. */
   records = 0;
-  /** Per address index: username -> its user chain (only addresses whose SASL lines named a user). */
-  userMaps: Array<Map<string, number> | undefined> = [];
+  /**
+   * Per address index: its user chains by username (only addresses whose SASL lines named a
+   * user): one chain is kept as its number (the name is userNames[u]), more as a Map. A flood of
+   * a million addresses naming one user each would otherwise hold a million Maps (~150 MB).
+   */
+  userMaps: Array<Map<string, number> | number | undefined> = [];
   /** Per user chain: its address index, its username, its newest record (U_STRIDE int32s in userPool). */
   userAddress = new Int32Array(16);
   readonly userNames: string[] = [];
@@ -270,13 +274,13 @@ export class Tally {
    * the same chain known to be newer than `key` (where the search starts), or NONE (the head).
    */
   userRecord(id: number, user: string, key: number, login: boolean, after = NONE): number {
-    let users = this.userMaps[id];
-    if (users === undefined) this.userMaps[id] = users = new Map();
-    let u = users.get(user);
+    let u = this.userChain(id, user);
     if (u === undefined) {
-      if (!login && user !== OTHER_USERS && users.size >= MAX_USERS_PER_ADDRESS) return this.userRecord(id, OTHER_USERS, key, false, after);
+      const users = this.userMaps[id];
+      const size = users === undefined ? 0 : typeof users === 'number' ? 1 : users.size;
+      if (!login && user !== OTHER_USERS && size >= MAX_USERS_PER_ADDRESS) return this.userRecord(id, OTHER_USERS, key, false, after);
       u = this.userNames.length;
-      users.set(user, u);
+      this.addUserChain(id, user, u);
       this.userNames.push(user);
       if (u === this.userHeads.length) {
         this.userHeads = grown(this.userHeads, Math.max(16, u * 2));
@@ -304,12 +308,28 @@ export class Tally {
     return made;
   }
 
+  /** The user chain of `user` at address `id`, if it has one. */
+  private userChain(id: number, user: string): number | undefined {
+    const users = this.userMaps[id];
+    if (users === undefined) return undefined;
+    if (typeof users === 'number') return this.userNames[users] === user ? users : undefined;
+    return users.get(user);
+  }
+
+  /** Files chain `u` as `user`'s at address `id` (it has none yet). */
+  addUserChain(id: number, user: string, u: number): void {
+    const users = this.userMaps[id];
+    if (users === undefined) this.userMaps[id] = u;
+    else if (typeof users === 'number') this.userMaps[id] = new Map([[this.userNames[users]!, users], [user, u]]);
+    else users.set(user, u);
+  }
+
   /** Per username of address `id`: its failures and logins in minutes fromKey..toKey (`visit` is not called for a user with none). */
   usersInWindow(id: number, fromKey: number, toKey: number, visit: (user: string, failures: number, logins: number) => void): void {
     const users = this.userMaps[id];
     if (users === undefined) return;
     const up = this.userPool;
-    for (const [user, u] of users) {
+    for (const [user, u] of typeof users === 'number' ? [[this.userNames[users]!, users] as const] : users) {
       let failures = 0;
       let logins = 0;
       for (let r = this.userHeads[u]!; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) {

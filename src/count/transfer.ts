@@ -39,10 +39,7 @@ export function tallyFromParts(parts: TallyParts): Tally {
   tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
   tally.records = parts.pool.length / STRIDE;
   for (const [u, user] of parts.userNames.entries()) {
-    const id = parts.userAddress[u]!;
-    let users = tally.userMaps[id];
-    if (users === undefined) tally.userMaps[id] = users = new Map();
-    users.set(user, u);
+    tally.addUserChain(parts.userAddress[u]!, user, u);
     tally.userNames.push(user);
   }
   tally.userAddress = parts.userAddress.length > 0 ? parts.userAddress : tally.userAddress;

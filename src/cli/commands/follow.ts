@@ -69,6 +69,8 @@ export class Follower {
   private schedule: ApplySchedule;
   private tally: Tally | null = null;
   private collected: Collected | null = null;
+  /** A full read was made before: its events were counted (the metrics count the first one's only). */
+  private readBefore = false;
   private tails: Array<{ tail: Tail; caught: Caught; kinds: number[] }> = [];
   /** The tails' parser: its `now` moves with the clock (year-less stamps after it would be last year's). */
   private parser: LineParser | null = null;
@@ -249,9 +251,13 @@ export class Follower {
   /** A full read as `run` does it (saving the scan state); the tails start again where it stopped. */
   private async readFully(): Promise<void> {
     this.closeTails();
+    // the counts in memory are read again: let them go first (two copies of a flood's tally would not fit the budget)
+    this.tally = null;
+    this.collected = null;
     const at = this.now();
     const collected = await collectAsRun(this.settings, new Date(at), this.defaultLogs, this.io, { follow: true });
-    const firstRead = this.collected === null;
+    const firstRead = !this.readBefore;
+    this.readBefore = true;
     this.collected = collected;
     this.tally = collected.tally;
     // the events a tail read were counted already: only the first read's are news for the metrics
