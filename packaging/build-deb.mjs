@@ -69,6 +69,7 @@ try {
   const fill = (name, values) => readFileSync(path.join(ROOT, 'templates', name), 'utf8').replace(/\{\{([A-Z]+)\}\}/g, (_, k) => values[k]);
   file('usr/share/smtpguard/smtpguard.service', fill('smtpguard.service', { COMMAND: command }));
   file('usr/share/smtpguard/smtpguard.timer', fill('smtpguard.timer', {}));
+  file('usr/share/smtpguard/smtpguard-follow.service', fill('smtpguard-follow.service', { COMMAND: '/usr/bin/smtpguard follow --config /etc/smtpguard/smtpguard.conf' }));
   const { unitText } = await import(path.join(ROOT, 'dist', 'write', 'firewall', 'nftables.js'));
   file('usr/share/smtpguard/smtpguard-nftables.service', unitText('/usr/bin/smtpguard load-firewall --config /etc/smtpguard/smtpguard.conf', '/var/lib/smtpguard'));
 

@@ -214,6 +214,26 @@ describe('smtpguard follow', () => {
     expect(state.entries.map((e) => e.size)).toContain(readFileSync(path.join(dir, 'mail.log')).length);
   });
 
+  it('status and the bare command show the follower: pid, since when, how far behind, the last apply; a warning once it is gone', async () => {
+    writeFileSync(path.join(dir, 'smtpguard.conf'), `THRESHOLD=3\nSTATE_DIR=${path.join(dir, 'state')}\nFIREWALL=none\n`);
+    const f = await follow();
+    fail('192.0.2.90', 3);
+    await waitUntil(() => blocked('192.0.2.90/32'), 'the block');
+    await new Promise((r) => setTimeout(r, 200));
+    const pid = (JSON.parse(readFileSync(path.join(dir, 'state', 'follower.json'), 'utf8')) as { pid: number }).pid;
+    const status = runBin(['status', ...flags]);
+    expect(status.stderr).toBe('');
+    expect(status.stdout).toMatch(new RegExp(`^Follower: pid ${pid}, running since \\S+ \\S+; ${path.join(dir, 'mail.log').replace(/[.]/g, '\\.')} caught up; last apply \\S+ \\S+: blocks: 1 \\(\\+1 -0\\) \\+192\\.0\\.2\\.90/32$`, 'm'));
+    const json = JSON.parse(runBin(['status', ...flags, '--json']).stdout) as { follower: { running: boolean; beat: { pid: number; sources: Array<{ behindBytes: number }> } } };
+    expect(json.follower.running).toBe(true);
+    expect(json.follower.beat.pid).toBe(pid);
+    expect(json.follower.beat.sources[0]!.behindBytes).toBe(0);
+    expect(runBin(['--config', path.join(dir, 'smtpguard.conf')]).stdout).toMatch(new RegExp(`^Follower: pid ${pid}, running since`, 'm'));
+    f.child.kill('SIGKILL');
+    await f.exited;
+    expect(runBin(['status', ...flags]).stdout).toMatch(new RegExp(`^WARNING: the follower \\(pid ${pid}\\) is not running or is hung: its last heartbeat was`, 'm'));
+  });
+
   it('refuses standard input and --now with a usage error', () => {
     const stdin = runBin(['follow', ...flags, '--log', '-']);
     expect(stdin.code).toBe(2);

@@ -293,6 +293,50 @@ describe('the job keeps what install was told', () => {
   });
 });
 
+describe('install --follow', () => {
+  const systemd = () => path.join(dir, 'systemd');
+  const paths = () => installPaths(dir);
+  const unit = () => path.join(systemd(), 'smtpguard-follow.service');
+
+  it('writes smtpguard-follow.service (systemd-analyze verify accepts it) and takes the cron job out; install alone goes back to cron; uninstall removes it', () => {
+    expect(install().code).toBe(0);
+    expect(existsSync(path.join(dir, 'cron'))).toBe(true);
+    const follow = smtpguard(['install', ...flags, ...paths(), '--no-reload', '--follow']);
+    expect(follow.stderr).toMatch(/RELOAD=no is kept/);
+    expect(follow.code).toBe(0);
+    expect(follow.stdout).toContain(`created ${unit()}`);
+    expect(follow.stdout).toContain(`removed ${path.join(dir, 'cron')}`);
+    expect(existsSync(path.join(dir, 'cron'))).toBe(false);
+    const text = readFileSync(unit(), 'utf8');
+    expect(text).toMatch(new RegExp(`^ExecStart=\\S+node \\S+smtpguard\\.js follow --config ${path.join(dir, 'smtpguard.conf')}$`, 'm'));
+    expect(text).toMatch(/^Restart=on-failure$/m);
+    expect(text).toMatch(/^StandardOutput=journal$/m);
+    expect(text).toMatch(/^ProtectSystem=true$/m);
+    const verify = spawnSync('systemd-analyze', ['verify', unit()], { encoding: 'utf8' });
+    expect(verify.stderr).toBe('');
+    expect(verify.status).toBe(0);
+    // again: nothing to do
+    expect(smtpguard(['install', ...flags, ...paths(), '--no-reload', '--follow']).stdout).toMatch(/nothing to do, already done/);
+    // back to cron
+    const back = smtpguard(['install', ...flags, ...paths(), '--no-reload']);
+    expect(back.stdout).toContain(`removed ${unit()}`);
+    expect(existsSync(unit())).toBe(false);
+    expect(existsSync(path.join(dir, 'cron'))).toBe(true);
+    // uninstall removes whichever is there
+    expect(smtpguard(['install', ...flags, ...paths(), '--no-reload', '--follow']).code).toBe(0);
+    const gone = smtpguard(['uninstall', ...flags, ...paths(), '--no-reload']);
+    expect(gone.code).toBe(0);
+    expect(existsSync(unit())).toBe(false);
+    expect(existsSync(path.join(dir, 'cron'))).toBe(false);
+  });
+
+  it('--timer and --follow together is a usage error', () => {
+    const r = smtpguard(['install', ...flags, ...paths(), '--no-reload', '--follow', '--timer']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--timer and --follow: choose one/);
+  });
+});
+
 describe('config file grammar', () => {
   it('takes inline comments, shell quotes and several values; smtpguard config prints a file that reads back the same', () => {
     const conf = path.join(dir, 'smtpguard.conf');

@@ -274,14 +274,18 @@ function buildProgram(): Command {
       .option('--systemd-dir <dir>', 'where the systemd units go (default: /etc/systemd/system)')
       .option('--man-dir <dir>', 'where the manual page smtpguard.1 goes (default: /usr/local/share/man/man1)')
       .option('--completion-dir <dir>', 'where the bash completion goes (default: /etc/bash_completion.d)');
-    if (!uninstall) command.option('--timer', 'a systemd service and timer instead of the cron job');
+    if (!uninstall) {
+      command.option('--timer', 'a systemd service and timer instead of the cron job');
+      command.option('--follow', 'smtpguard follow as a service (smtpguard-follow.service) instead of the cron job: blocks within a second');
+    }
     command.addHelpText(
       'after',
       uninstall
         ? examples('smtpguard uninstall --dry-run', 'smtpguard uninstall')
-        : examples('smtpguard install --dry-run', 'smtpguard install --threshold 5 --allow 192.0.2.0/24   # kept in the config file for the job', 'smtpguard install --access-map /etc/postfix/smtpguard_access --map-type cidr --timer'),
+        : examples('smtpguard install --dry-run', 'smtpguard install --threshold 5 --allow 192.0.2.0/24   # kept in the config file for the job', 'smtpguard install --access-map /etc/postfix/smtpguard_access --map-type cidr --timer', 'smtpguard install --firewall nftables --follow   # the follower as a service, no cron job'),
     );
-    addSettingOptions(command).action(async (flags: CommonFlags & { dryRun?: boolean; timer?: boolean; cronFile?: string; systemdDir?: string; manDir?: string; completionDir?: string }) => {
+    addSettingOptions(command).action(async (flags: CommonFlags & { dryRun?: boolean; timer?: boolean; follow?: boolean; cronFile?: string; systemdDir?: string; manDir?: string; completionDir?: string }) => {
+      if (flags.timer === true && flags.follow === true) throw usageError('--timer and --follow: choose one', 'the follower does the work of the timer; use --follow alone (README "Block within a second")');
       const loaded = await settingsFrom(flags, !uninstall);
       const { installCommand } = await import('./commands/install.js');
       const { withRunLock } = await import('./commands/locked.js');
@@ -292,6 +296,7 @@ function buildProgram(): Command {
           uninstall,
           dryRun: flags.dryRun === true,
           timer: flags.timer === true,
+          follow: flags.follow === true,
           cronFile: flags.cronFile ?? '/etc/cron.d/smtpguard',
           systemdDir: flags.systemdDir ?? '/etc/systemd/system',
           manDir: flags.manDir ?? '/usr/local/share/man/man1',

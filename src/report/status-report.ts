@@ -1,4 +1,5 @@
 /** How `smtpguard status` reads: the blocks table, the near misses and the hourly chart. Pure. */
+import type { FollowerBeat } from '../store/follower.js';
 import type { EventKind } from '../read/kinds.js';
 import { formatColumns, localTime } from './report.js';
 import type { BlockRecord } from '../store/block-records.js';
@@ -48,6 +49,29 @@ export interface Status {
   leftOut: number;
   /** What could not be read, and why. */
   notes: string[];
+  /** `smtpguard follow`, when one ran here or its unit is installed. */
+  follower?: FollowerView | null;
+}
+
+/** The follower as status shows it: its last heartbeat (null: never ran), whether it runs now, whether its unit is installed. */
+export interface FollowerView {
+  beat: FollowerBeat | null;
+  running: boolean;
+  installed: boolean;
+}
+
+/** What status and the bare command say of the follower (nothing when there is none). */
+export function followerLines(view: FollowerView | null | undefined): string[] {
+  if (view === null || view === undefined) return [];
+  const { beat, running, installed } = view;
+  if (beat === null) return [`WARNING: smtpguard-follow.service is installed but the follower never ran here (no follower.json): "systemctl status smtpguard-follow"`];
+  const last = beat.lastApply === null ? 'no change applied yet' : `last apply ${localTime(Date.parse(beat.lastApply.time))}: ${beat.lastApply.ok ? beat.lastApply.summary : `FAILED: ${beat.lastApply.summary}`}`;
+  if (running) {
+    const behind = beat.sources.map((s) => `${s.name} ${s.behindBytes === 0 ? 'caught up' : `${s.behindSeconds} s (${s.behindBytes} bytes) behind`}`);
+    return [`Follower: pid ${beat.pid}, running since ${localTime(Date.parse(beat.started))}; ${behind.join(', ') || 'no log yet'}; ${last}`];
+  }
+  if (beat.stopped !== undefined) return [`Follower: stopped at ${localTime(Date.parse(beat.stopped))} (pid ${beat.pid})${installed ? ' although its unit is installed' : ''}; the cron job does the work; ${last}`];
+  return [`WARNING: the follower (pid ${beat.pid}) is not running or is hung: its last heartbeat was ${localTime(Date.parse(beat.heartbeat))}; a cron run does the work meanwhile${installed ? ' ("systemctl status smtpguard-follow")' : ''}`];
 }
 
 /** Ten CIDRs, then how many more. */
@@ -68,6 +92,7 @@ export function renderStatus(status: Status, kinds: readonly EventKind[]): strin
   const e = status.enforcement;
   if (e?.ufwEnabled === false) lines.push('WARNING: ufw is not enabled (ENABLED=no in ufw.conf): the firewall enforces none of these blocks; "ufw enable" turns it on');
   lines.push(`smtpguard status, ${localTime(Date.parse(status.now))}`, '');
+  for (const line of followerLines(status.follower)) lines.push(line);
   for (const owed of e?.owed ?? []) {
     const since = owed.since === null ? '' : ` since ${localTime(Date.parse(owed.since)).slice(11, 16)}`;
     const firewall = `${e?.names?.update ?? 'ufw reload'} owed`;

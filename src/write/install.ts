@@ -3,6 +3,7 @@
  * as strings. Each step is idempotent (installing twice changes nothing the second
  * time) and uninstall removes exactly the lines install added.
  */
+import path from 'node:path';
 import { SmtpguardError } from '../errors.js';
 import { BEGIN_LINE, BEGIN_MARKER, END_MARKER, escapeRegExp } from './sections.js';
 import type { MapType } from './access-map.js';
@@ -14,7 +15,13 @@ export interface Templates {
   cron: string;
   service: string;
   timer: string;
+  followService: string;
 }
+
+/** The unit directories systemd reads: install runs systemctl only for these (a test's, or a staging tree's, is left to the admin). */
+const SYSTEMD_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'];
+
+export const systemdReads = (dir: string): boolean => SYSTEMD_DIRS.includes(path.resolve(dir));
 
 const CHAINS_START = '# smtpguard install: chains';
 const CHAINS_END = '# smtpguard install: end of chains';

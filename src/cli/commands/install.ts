@@ -29,11 +29,14 @@ import { addConfigWord, setConfigValues } from '../config-file.js';
 import { findDefaultMapType, postconf, query } from '../system.js';
 import type { Io } from './common.js';
 import { packageRoot } from '../../version.js';
+import { systemdReads } from '../../write/install.js';
 
 export interface InstallOptions {
   uninstall: boolean;
   dryRun: boolean;
   timer: boolean;
+  /** `smtpguard follow` as a service (smtpguard-follow.service) instead of the cron job or the timer. */
+  follow: boolean;
   cronFile: string;
   systemdDir: string;
   /** Where the manual page (smtpguard.1) and the bash completion (smtpguard) go. */
@@ -44,6 +47,8 @@ export interface InstallOptions {
 }
 
 const ROOT = packageRoot() + path.sep;
+/** The follower's unit (`smtpguard.service` is the timer's oneshot job). */
+export const FOLLOW_UNIT = 'smtpguard-follow.service';
 /** Where the Debian package puts the program (packaging/build-deb.mjs). */
 const PACKAGED_ROOT = '/usr/lib/smtpguard/';
 const TEMPLATE_DIR = path.join(ROOT, 'templates') + path.sep;
@@ -66,10 +71,10 @@ async function programOnPath(): Promise<string[]> {
 
 export async function readTemplates(): Promise<Templates> {
   const read = (name: string) => readFile(path.join(TEMPLATE_DIR, name), 'utf8');
-  const [ufwChains, ufwRules, accessMap, cron, service, timer] = await Promise.all(
-    ['ufw-chains.rules', 'ufw-rules.rules', 'access-map', 'cron', 'smtpguard.service', 'smtpguard.timer'].map(read),
+  const [ufwChains, ufwRules, accessMap, cron, service, timer, followService] = await Promise.all(
+    ['ufw-chains.rules', 'ufw-rules.rules', 'access-map', 'cron', 'smtpguard.service', 'smtpguard.timer', 'smtpguard-follow.service'].map(read),
   );
-  return { ufwChains: ufwChains!, ufwRules: ufwRules!, accessMap: accessMap!, cron: cron!, service: service!, timer: timer! };
+  return { ufwChains: ufwChains!, ufwRules: ufwRules!, accessMap: accessMap!, cron: cron!, service: service!, timer: timer!, followService: followService! };
 }
 
 async function readOptional(file: string): Promise<string | null> {
@@ -156,22 +161,22 @@ export async function installCommand(settings: Settings, options: InstallOptions
 
   const service = path.join(options.systemdDir, 'smtpguard.service');
   const timer = path.join(options.systemdDir, 'smtpguard.timer');
-  const installed = { cron: await readOptional(options.cronFile), service: await readOptional(service), timer: await readOptional(timer) };
-  if (options.uninstall) {
-    for (const [file, text] of [[options.cronFile, installed.cron], [service, installed.service], [timer, installed.timer]] as const) {
-      if (text !== null && text.includes('smtpguard install')) edits.push({ path: file, before: text, after: null });
-    }
-  } else if (options.timer) {
-    edits.push({ path: service, before: installed.service, after: fill(templates.service, { COMMAND: escapeForSystemd(command) }) });
-    edits.push({ path: timer, before: installed.timer, after: templates.timer });
-  } else {
-    edits.push({ path: options.cronFile, before: installed.cron, after: fill(templates.cron, { COMMAND: escapeForCron(command) }) });
-  }
+  const followUnit = path.join(options.systemdDir, FOLLOW_UNIT);
+  const installed = { cron: await readOptional(options.cronFile), service: await readOptional(service), timer: await readOptional(timer), follow: await readOptional(followUnit) };
+  const ours = (text: string | null) => text !== null && text.includes('smtpguard install');
+  // one schedule at a time: the one asked for is written, the others install made are taken out
+  const schedule: Array<[string, string | null, string | null]> = [
+    [options.cronFile, installed.cron, options.uninstall || options.timer || options.follow ? null : fill(templates.cron, { COMMAND: escapeForCron(command) })],
+    [service, installed.service, !options.uninstall && options.timer ? fill(templates.service, { COMMAND: escapeForSystemd(command) }) : null],
+    [timer, installed.timer, !options.uninstall && options.timer ? templates.timer : null],
+    [followUnit, installed.follow, !options.uninstall && options.follow ? fill(templates.followService, { COMMAND: escapeForSystemd(invoke(['follow', '--config', options.config.file])) }) : null],
+  ];
+  for (const [file, before, after] of schedule) if (after !== null || ours(before)) edits.push({ path: file, before, after });
 
   const changed = edits.filter((e) => e.before !== e.after);
   // a job that called another copy (a git clone, before the package): said, with both commands
   const moved = (before: string | null) => (before === null || !before.includes('smtpguard install') ? null : /\bExecStart=(.*)$|^[^#\n]*\broot\s+(.*)$/m.exec(before));
-  const jobBefore = options.uninstall ? null : moved(options.timer ? installed.service : installed.cron);
+  const jobBefore = options.uninstall ? null : moved(options.follow ? installed.follow : options.timer ? installed.service : installed.cron);
   const oldCommand = jobBefore === null ? null : (jobBefore[1] ?? jobBefore[2] ?? '').trim();
   const partEdits = parts.flatMap((p) => p.edits.filter((e) => e.before !== e.after));
   const links: string[] = parts.flatMap((p) => p.notes);
@@ -183,10 +188,22 @@ export async function installCommand(settings: Settings, options: InstallOptions
   if (newRestrictions !== restrictions.output) commands.push(['postconf', ...postfixConfig, '-e', `smtpd_client_restrictions=${newRestrictions}`]);
   if (settings.reload) {
     if (commands.length > 0 || mapEdit !== undefined) commands.push(['postfix', ...postfixConfig, 'reload']);
-    const units = changed.some((e) => e.path === service || e.path === timer);
-    if (units) commands.push(['systemctl', 'daemon-reload']);
-    if (units && !options.uninstall) commands.push(['systemctl', 'enable', '--now', 'smtpguard.timer']);
-    if (units && options.uninstall) commands.unshift(['systemctl', 'disable', '--now', 'smtpguard.timer']);
+    const edit = (file: string) => changed.find((e) => e.path === file);
+    const timerEdit = edit(timer) ?? edit(service);
+    const followEdit = edit(followUnit);
+    if (timerEdit !== undefined || followEdit !== undefined) {
+      if (!systemdReads(options.systemdDir)) {
+        links.push(`${options.systemdDir} is not a directory systemd reads: copy the units to /etc/systemd/system and enable them there`);
+      } else {
+        // what goes is stopped first (before its unit file is removed); then systemd reads the units again
+        if (installed.follow !== null && followEdit?.after === null) commands.unshift(['systemctl', 'disable', '--now', FOLLOW_UNIT]);
+        if (installed.timer !== null && edit(timer)?.after === null) commands.unshift(['systemctl', 'disable', '--now', 'smtpguard.timer']);
+        commands.push(['systemctl', 'daemon-reload']);
+        if (options.timer && !options.uninstall) commands.push(['systemctl', 'enable', '--now', 'smtpguard.timer']);
+        // a changed unit of a running follower: it restarts with it
+        if (options.follow && !options.uninstall) commands.push(['systemctl', 'enable', FOLLOW_UNIT], ['systemctl', 'restart', FOLLOW_UNIT]);
+      }
+    }
   }
 
   const partCommands = parts.flatMap((p) => p.commands);

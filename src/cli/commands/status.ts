@@ -95,7 +95,9 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
   }
 
   const enforcement = await readEnforcement(settings, blocks, view);
-  const status: Status = { now: options.now.toISOString(), enforcement, blocks: [...blocks.values()], nearMisses, perHour, leftOut, notes };
+  const { followerView } = await import('../follow/in-charge.js');
+  const follower = await followerView(settings.stateDir);
+  const status: Status = { now: options.now.toISOString(), enforcement, blocks: [...blocks.values()], nearMisses, perHour, leftOut, notes, ...(follower === null ? {} : { follower }) };
   io.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status, settings.kinds));
 }
 

@@ -4,6 +4,7 @@
  */
 import { recordedBlocks } from '../../write/firewall/registry.js';
 import { readLastRun } from '../../store/last-run.js';
+import { followerLines } from '../../report/status-report.js';
 import { localTime } from '../../report/report.js';
 import type { Settings } from '../settings.js';
 import type { Io } from './common.js';
@@ -29,6 +30,8 @@ export async function summaryCommand(settings: Settings, options: SummaryOptions
   for (const problem of problems) lines.push(`  cannot read ${problem}`);
   const last = await readLastRun(settings.stateDir);
   lines.push(last === null ? `Last run: none recorded (in ${settings.stateDir})` : `Last run: ${localTime(Date.parse(last.time))}, ${last.summary}${last.changed ? '' : ', nothing changed'}`);
+  const { followerView } = await import('../follow/in-charge.js');
+  for (const line of followerLines(await followerView(settings.stateDir))) lines.push(line);
   lines.push('', 'Commands:');
   const width = options.commands.reduce((w, c) => Math.max(w, c.name.length), 0);
   for (const c of options.commands) lines.push(`  ${c.name.padEnd(width)}  ${c.description}`);

@@ -1,5 +1,8 @@
-/** Whether `smtpguard follow` does the work now (a cron `run` reads this first). */
+/** Whether `smtpguard follow` does the work now (a cron `run` reads this first), and what `status` shows of it. */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { readFollowerBeat, type FollowerBeat } from '../../store/follower.js';
+import type { FollowerView } from '../../report/status-report.js';
 import { isSmtpguardRunning } from '../lock.js';
 
 /**
@@ -13,4 +16,13 @@ export async function followerInCharge(stateDir: string, now = Date.now()): Prom
   const fresh = now - Date.parse(beat.heartbeat) < 2 * beat.interval;
   if (beat.pid !== process.pid && isSmtpguardRunning(beat.pid) && fresh) return { inCharge: true, gone: null };
   return { inCharge: false, gone: beat };
+}
+
+/** The follower for `status` and the bare command: its beat, whether it runs, whether its unit is installed. */
+export async function followerView(stateDir: string, systemdDir = '/etc/systemd/system', now = Date.now()): Promise<FollowerView | null> {
+  const beat = await readFollowerBeat(stateDir);
+  const installed = (await stat(path.join(systemdDir, 'smtpguard-follow.service')).catch(() => null)) !== null;
+  if (beat === null) return installed ? { beat: null, running: false, installed } : null;
+  const running = beat.stopped === undefined && isSmtpguardRunning(beat.pid) && now - Date.parse(beat.heartbeat) < 2 * beat.interval;
+  return { beat, running, installed };
 }

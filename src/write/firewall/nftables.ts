@@ -23,7 +23,7 @@
 import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ipv4Cidr, ipv6Groups, ipv6Text } from '../../address.js';
-import { escapeForSystemd } from '../install.js';
+import { escapeForSystemd, systemdReads as systemdReadsDir } from '../install.js';
 import { ExitCode, SmtpguardError } from '../../errors.js';
 import { ensureDirectory, writeOwnFile, writeWithBackup } from '../../store/atomic.js';
 import { readStoreBytes } from '../../store/store-file.js';
@@ -46,8 +46,6 @@ export const NFT_SAVE_FILE = 'nftables.save';
 /** The transaction of one change, beside the save file while `nft -f` reads it. */
 export const NFT_SCRIPT_FILE = 'nftables.smtpguard-new';
 export const UNIT_NAME = 'smtpguard-nftables.service';
-/** The unit directories systemd reads: install runs systemctl only for these. */
-const SYSTEMD_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'];
 const LOG_PREFIX = '[SMTPGUARD BLOCK] ';
 /** Elements per `add element` statement (nft parses one statement in one piece). */
 const CHUNK = 4096;
@@ -607,7 +605,7 @@ export const nftablesBackend: FirewallBackend = {
     const changed = edits.filter((e) => e.before !== e.after);
     const commands: string[][] = [];
     // systemctl only for a directory systemd reads (a test's, or a staging tree's, is left to the admin)
-    const systemdReads = SYSTEMD_DIRS.includes(path.resolve(context.systemdDir));
+    const systemdReads = systemdReadsDir(context.systemdDir);
     const notes = systemdReads || !changed.some((e) => e.path === unit) ? [] : [`${unit} is not in a directory systemd reads: copy it to /etc/systemd/system and "systemctl enable ${UNIT_NAME}"`];
     if (settings.reload && !systemdReads) {
       if (uninstall && (await hasTable(context.query))) commands.push(['nft', 'delete', 'table', ...TABLE.split(' ')]);
