@@ -1,6 +1,6 @@
 /** The follower's schedule (pure): coalescing, the reload interval, timers, with the clock as plain numbers. */
 import { describe, expect, it } from 'vitest';
-import { ApplySchedule, nextChange } from '../src/cli/follow/schedule.js';
+import { ApplySchedule, nextChange, RETRY_MAX_MS } from '../src/cli/follow/schedule.js';
 import type { Block, Decision } from '../src/decide/policy.js';
 import type { Override } from '../src/decide/overrides.js';
 
@@ -59,10 +59,22 @@ describe('ApplySchedule', () => {
     expect(noPull.pullDue(1e9)).toBe(false);
   });
 
-  it('a failed apply is tried again after the reload interval, not in a loop', () => {
+  it('a failed apply is tried again after the reload interval, then twice as long each time (at most 5 min); new events wait for the retry', () => {
     const s = new ApplySchedule(SET);
     s.applied(3_000, null);
     expect(s.nextAt()).toBe(13_000);
+    s.trigger();
+    expect(s.nextAt()).toBe(13_000);
+    s.applied(13_000, null);
+    expect(s.nextAt()).toBe(33_000);
+    s.applied(33_000, null);
+    expect(s.nextAt()).toBe(73_000);
+    for (let t = 73_000; t < 2e6; t += 10_000) s.applied(t, null);
+    expect(s.nextAt() - 1_993_000).toBe(RETRY_MAX_MS);
+    // it works again: back to at once
+    s.applied(2e6, done());
+    s.trigger();
+    expect(s.nextAt()).toBe(-Infinity);
   });
 });
 

@@ -4,8 +4,8 @@
  * written, half lines, logrotate's rename + create and copytruncate, kill -9 and a restart, a
  * cron run beside it, the verbs, SIGHUP and SIGTERM. Counts are read back from blocks.json.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, copyFileSync, existsSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, makeServerDir, runBin } from './helpers.js';
@@ -233,6 +233,71 @@ describe('smtpguard follow', () => {
     await f.exited;
     expect(runBin(['status', ...flags]).stdout).toMatch(new RegExp(`^WARNING: the follower \\(pid ${pid}\\) is not running or is hung: its last heartbeat was`, 'm'));
   });
+
+  it('a log that vanishes is said once; the blocks stay; the follower recovers by itself when it is back', async () => {
+    flags = flags.map((f) => (f === path.join(dir, 'mail.log*') ? path.join(dir, 'mail.log') : f));
+    const f = await follow();
+    fail('192.0.2.110', 3);
+    await waitUntil(() => blocked('192.0.2.110/32'), 'the block');
+    rmSync(path.join(dir, 'mail.log'));
+    await new Promise((r) => setTimeout(r, 4000)); // several retries
+    expect(f.err().match(/warning: .*mail\.log/g)?.length, `${f.out()} // ${f.err()} // ${readFileSync(path.join(dir, 'state', 'follower.json'), 'utf8')}`).toBe(1);
+    expect(blocked('192.0.2.110/32')).toBe(true);
+    expect(f.child.exitCode).toBeNull();
+    writeFileSync(path.join(dir, 'mail.log'), failure('192.0.2.111').repeat(3));
+    await waitUntil(() => blocked('192.0.2.111/32'), 'the block once the log is back', 15_000);
+    expect(blocked('192.0.2.110/32')).toBe(true);
+  }, 30_000);
+
+  it('an apply that fails is said once and tried again with backoff; it recovers when the cause goes away', async () => {
+    const f = await follow();
+    const map = path.join(dir, 'access');
+    const text = readFileSync(map, 'utf8');
+    rmSync(map);
+    mkdirSync(map); // the map cannot be read: every apply fails
+    fail('192.0.2.120', 3);
+    await waitUntil(() => /warning: .*access is a directory/.test(f.err()), 'the failure said');
+    await new Promise((r) => setTimeout(r, 3500));
+    expect(f.err().match(/is a directory/g)?.length).toBe(1);
+    const beat = JSON.parse(readFileSync(path.join(dir, 'state', 'follower.json'), 'utf8')) as { lastApply: { ok: boolean; summary: string } };
+    expect(beat.lastApply.ok).toBe(false);
+    rmSync(map, { recursive: true });
+    writeFileSync(map, text);
+    await waitUntil(() => blocked('192.0.2.120/32'), 'the block once the map is back', 20_000);
+    expect(f.child.exitCode).toBeNull();
+  }, 40_000);
+
+  it('a full disk under the state directory is said once; the blocks stay; it recovers when there is room again', async () => {
+    // a private mount namespace with a 1 MiB tmpfs over the state directory (root only; never the host's mounts)
+    const state = path.join(dir, 'state');
+    mkdirSync(state, { recursive: true });
+    const argv = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=1m,mode=0755 tmpfs ${state} && exec "$@"`, 'sh', process.execPath, BIN, 'follow', ...flags];
+    const child = spawn(argv[0]!, argv.slice(1), { env: { PATH: process.env.PATH, TZ: 'UTC' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    followers.push(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await waitUntil(() => out.includes('smtpguard follow: reading'), 'the follower to start');
+    fail('192.0.2.130', 3);
+    await waitUntil(() => blocked('192.0.2.130/32'), 'the block');
+    // the disk fills up (seen through the follower's own mount namespace: unshare and sh exec it, one pid)
+    const inside = `/proc/${child.pid}/root${state}`;
+    // never a byte more than the tmpfs holds, and only into the tmpfs (not the disk under it)
+    expect(spawnSync('stat', ['-f', '-c', '%T', inside], { encoding: 'utf8' }).stdout.trim()).toBe('tmpfs');
+    const filler = `${inside}/filler`;
+    spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k', 'count=32'], { stdio: 'ignore' });
+    fail('192.0.2.131', 3);
+    child.kill('SIGHUP'); // and a full read, which saves the scan state
+    await waitUntil(() => /the file system is full/.test(err), `the full disk said (${out} // ${err})`, 15_000);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(blocked('192.0.2.130/32')).toBe(true);
+    expect(child.exitCode).toBeNull();
+    const said = err.split('\n').filter((l) => l !== '');
+    expect(said.length, err).toBe(new Set(said).size); // each fault said once
+    rmSync(filler);
+    await waitUntil(() => blocked('192.0.2.131/32'), 'the block once there is room again', 20_000);
+  }, 60_000);
 
   it('refuses standard input and --now with a usage error', () => {
     const stdin = runBin(['follow', ...flags, '--log', '-']);

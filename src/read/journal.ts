@@ -109,5 +109,7 @@ export const cursorLineSize = (cursor: string | null): number => (cursor === nul
 export async function followJournal(j: JournalSource, cursor: string | null, sinceMs: number | null): Promise<import('node:child_process').ChildProcess> {
   const { spawn } = await import('node:child_process');
   const from = cursor !== null ? ['--after-cursor', cursor] : sinceMs !== null ? ['--since', `@${Math.floor(sinceMs / 1000)}`] : ['-n', '0'];
-  return spawn('journalctl', [...args(j), '-o', 'short-iso-precise', '--follow', ...from], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // --follow alone follows this boot only: a directory's journal (another machine's, by journal-remote) has other boots
+  const merge = j.directory === null ? [] : ['--merge'];
+  return spawn('journalctl', [...args(j), ...merge, '-o', 'short-iso-precise', '--follow', ...from], { stdio: ['ignore', 'pipe', 'pipe'] });
 }

@@ -18,6 +18,8 @@ export interface TailRead {
   events: number;
   /** The log was rotated, truncated or vanished: read everything again from the state. */
   moved: boolean;
+  /** What went wrong, when its source failed (journalctl died), to say. */
+  problem?: string;
 }
 
 /** Bytes of the file's start a tail compares on each read. */
@@ -161,8 +163,11 @@ export class JournalTail implements Tail {
       this.events += this.scanner.counters.events - before;
       onData();
     });
-    child.once('exit', () => {
+    let said = '';
+    child.stderr?.on('data', (chunk: Buffer) => (said = (said + chunk.toString('utf8')).slice(-500)));
+    child.once('exit', (code) => {
       this.ended = true;
+      this.problem = `journalctl --follow ended (exit ${code ?? 'by a signal'})${said.trim() === '' ? '' : `: ${said.trim()}`}`;
       onData();
     });
   }
@@ -171,8 +176,11 @@ export class JournalTail implements Tail {
     return this.scanner.kinds;
   }
 
+  /** Why it ended, when it did. */
+  problem: string | null = null;
+
   read(): TailRead {
-    const read = { bytes: this.bytes, events: this.events, moved: this.ended };
+    const read = { bytes: this.bytes, events: this.events, moved: this.ended, ...(this.problem === null ? {} : { problem: this.problem }) };
     this.bytes = 0;
     this.events = 0;
     return read;
@@ -184,6 +192,7 @@ export class JournalTail implements Tail {
 
   close(): void {
     this.child.stdout?.removeAllListeners('data');
+    this.child.stderr?.removeAllListeners('data');
     this.child.removeAllListeners('exit');
     this.child.kill();
   }

@@ -104,12 +104,14 @@ describe.runIf(missing.length === 0)('smtpguard follow on the real stack', () =>
     expect(stack.postfix(['logrotate']).code).toBe(0);
     stack.authFail(a, 'LOGIN');
     await until(() => hosts4().includes(a), 'the block after postfix logrotate');
+    await until(() => blocksTotal(`${a}/32`) !== undefined, 'its record (written after the kernel has it)');
     expect(blocksTotal(`${a}/32`)).toBe(3);
     for (let n = 0; n < 2; n++) stack.authFail(b, 'LOGIN');
     await new Promise((r) => setTimeout(r, 500));
     stack.nsRun(stack.mx, ['sh', '-ec', `cp ${stack.log} ${stack.log}.1 && truncate -s 0 ${stack.log}`]);
     stack.authFail(b, 'LOGIN');
     await until(() => hosts4().includes(b), 'the block after a copytruncate');
+    await until(() => blocksTotal(`${b}/32`) !== undefined, 'its record');
     await new Promise((r) => setTimeout(r, 500));
     expect(blocksTotal(`${b}/32`)).toBe(3);
     expect(blocksTotal(`${a}/32`)).toBe(3);

@@ -40,6 +40,8 @@ import type { Settings } from '../settings.js';
 export const BEAT_MS = 5_000;
 /** New log text is in the saved scan state at most this long after it was read. */
 export const SAVE_MS = 30_000;
+/** The shortest time between two full reads. */
+const FULL_READ_GAP_MS = 1_000;
 /** A busy lock (a verb, an install) is tried again this soon. */
 const LOCK_RETRY_MS = 200;
 
@@ -77,6 +79,7 @@ export class Follower {
   private watchers: FSWatcher[] = [];
   private beatTimer: NodeJS.Timeout | null = null;
   private needFullRead = true;
+  private lastFullRead = -Infinity;
   /** When a tail first read text the saved state does not have yet. */
   private unsavedSince: number | null = null;
   /** Events per kind read since the last apply (the metrics' counters). */
@@ -89,16 +92,28 @@ export class Follower {
   /** The last beat written, but its time: an unchanged one only touches the file. */
   private lastBeat = '';
   private journal: JournalSource | null = null;
-  /** The last failure said, so a fault that lasts is said once. */
-  private lastProblem: string | null = null;
   private resolveFinished!: () => void;
   readonly finished = new Promise<void>((resolve) => (this.resolveFinished = resolve));
+
+  private readonly io: Io;
+  /** Warnings said and still lasting: a fault is said once, again only after an apply without it. */
+  private said = new Set<string>();
+  private saidNow = new Set<string>();
 
   constructor(
     private settings: Settings,
     private readonly options: FollowOptions,
-    private readonly io: Io,
+    io: Io,
   ) {
+    this.io = {
+      ...io,
+      warn: (message) => {
+        this.saidNow.add(message);
+        if (this.said.has(message)) return;
+        this.said.add(message);
+        io.warn(message);
+      },
+    };
     this.now = options.now ?? Date.now;
     this.schedule = this.makeSchedule();
     this.defaultLogs = options.defaultLogs;
@@ -147,8 +162,10 @@ export class Follower {
     try {
       while (!this.stopping) {
         this.poll();
-        const at = Math.min(this.schedule.nextAt(), this.unsavedSince === null ? Infinity : this.unsavedSince + SAVE_MS);
+        let at = Math.min(this.schedule.nextAt(), this.unsavedSince === null ? Infinity : this.unsavedSince + SAVE_MS);
         const now = this.now();
+        // a source that keeps going away (journalctl dying at once) is read again at most once a second
+        if (this.needFullRead && at <= now) at = Math.max(at, this.lastFullRead + FULL_READ_GAP_MS);
         if (at <= now) {
           await this.apply(false);
           continue;
@@ -175,6 +192,7 @@ export class Follower {
       if (read.bytes > 0 && this.unsavedSince === null) this.unsavedSince = now;
       if (read.events > 0) this.schedule.trigger();
       if (read.moved) {
+        if (read.problem !== undefined) this.io.warn(`${read.problem}; started again from the saved cursor`);
         this.needFullRead = true;
         this.schedule.trigger();
       }
@@ -220,9 +238,8 @@ export class Follower {
         try {
           result.fleet?.finish();
         } catch (error) {
-          this.say((error as Error).message);
+          this.io.warn((error as Error).message);
         }
-        this.lastProblem = null;
       });
     } catch (error) {
       if (first || !(error instanceof SmtpguardError)) throw error;
@@ -232,20 +249,16 @@ export class Follower {
       }
       // a failed apply was put back as run puts it back: said once, tried again after the reload interval
       const message = `${error.message}${error.hint === undefined ? '' : ` -- ${error.hint}`}`;
-      this.say(message);
+      this.io.warn(message);
       this.lastApply = { time: new Date(started).toISOString(), ok: false, summary: message };
       this.schedule.applied(started, null);
     } finally {
       this.applying = false;
+      // what this apply did not say again is over: said anew if it comes back
+      this.said = this.saidNow;
+      this.saidNow = new Set();
     }
     if (!first) await this.beat();
-  }
-
-  /** A problem, said once while it lasts. */
-  private say(message: string): void {
-    if (message === this.lastProblem) return;
-    this.lastProblem = message;
-    this.io.warn(message);
   }
 
   /** A full read as `run` does it (saving the scan state); the tails start again where it stopped. */
@@ -255,6 +268,7 @@ export class Follower {
     this.tally = null;
     this.collected = null;
     const at = this.now();
+    this.lastFullRead = at;
     const collected = await collectAsRun(this.settings, new Date(at), this.defaultLogs, this.io, { follow: true });
     const firstRead = !this.readBefore;
     this.readBefore = true;
@@ -349,6 +363,7 @@ export class Follower {
       this.journal = await chooseJournal(settings, defaultLogs, this.io);
       this.schedule = this.makeSchedule();
       this.needFullRead = true;
+      this.schedule.trigger(); // an apply with the new settings now
       this.io.stdout.write('smtpguard follow: settings read again\n');
     } catch (error) {
       this.io.warn(`the settings were not read again: ${(error as Error).message}; the follower goes on with the ones it had`);
@@ -373,7 +388,7 @@ export class Follower {
     const content = JSON.stringify({ ...beat, heartbeat: '' });
     const same = content === this.lastBeat;
     this.lastBeat = content;
-    await writeFollowerBeat(this.settings.stateDir, beat, same).catch((error: Error) => this.say(`cannot write the heartbeat: ${error.message}`));
+    await writeFollowerBeat(this.settings.stateDir, beat, same).catch((error: Error) => this.io.warn(`cannot write the heartbeat: ${error.message}`));
   }
 
   /** SIGTERM: the apply in progress is done; what the tails read is saved with the state; exit 0. */

@@ -31,6 +31,9 @@ export interface Applied {
   pulled: boolean;
 }
 
+/** The longest wait before a failed apply is tried again. */
+export const RETRY_MAX_MS = 5 * 60_000;
+
 export class ApplySchedule {
   /** Something arrived that no apply has looked at yet. */
   private dirty = true;
@@ -38,12 +41,14 @@ export class ApplySchedule {
   private lastReload = -Infinity;
   private mapOwed = false;
   private lastPull = -Infinity;
+  /** Applies that failed in a row. */
+  private failures = 0;
 
   constructor(private readonly options: ScheduleOptions) {}
 
-  /** New events, a changed overrides file, a signal. */
+  /** New events, a changed overrides file, a signal. During a fault's backoff they wait for the retry. */
   trigger(): void {
-    this.dirty = true;
+    this.dirty = this.failures === 0;
   }
 
   /** When to apply next (ms); Infinity: not before something arrives. */
@@ -71,9 +76,12 @@ export class ApplySchedule {
   applied(now: number, applied: Applied | null): void {
     this.dirty = false;
     if (applied === null) {
-      this.due = now + this.options.reloadInterval;
+      // a fault that lasts: tried again after the reload interval, then twice as long each time, at most RETRY_MAX_MS
+      this.due = now + Math.min(RETRY_MAX_MS, this.options.reloadInterval * 2 ** Math.min(this.failures, 16));
+      this.failures++;
       return;
     }
+    this.failures = 0;
     if (applied.reloaded) this.lastReload = now;
     if (applied.pulled) this.lastPull = now;
     this.mapOwed = applied.mapHeld;
