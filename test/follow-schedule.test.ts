@@ -20,6 +20,19 @@ describe('ApplySchedule', () => {
     expect(s.nextAt()).toBe(Infinity);
   });
 
+  it('what arrives while an apply runs makes the next one due at once (it is not lost)', () => {
+    const s = new ApplySchedule(SET);
+    s.applied(0, done());
+    s.trigger();
+    const mark = s.mark; // an apply starts
+    s.trigger(); // a line arrives while it runs
+    s.applied(100, done(), mark);
+    expect(s.nextAt()).toBe(-Infinity);
+    const quiet = s.mark;
+    s.applied(200, done(), quiet);
+    expect(s.nextAt()).toBe(Infinity);
+  });
+
   it('a set backend applies new events at once and holds the map until the reload interval has passed', () => {
     const s = new ApplySchedule(SET);
     s.applied(0, done({ reloaded: true }));

@@ -141,6 +141,25 @@ describe('smtpguard follow', () => {
     expect(totals()).toMatchObject({ '203.0.113.5/32': 4, '203.0.113.6/32': 3 });
   });
 
+  it('mail.log and mail.warn (copies of the same lines): it reads mail.log alone, so a line in both counts once', async () => {
+    flags = flags.flatMap((f) => (f === path.join(dir, 'mail.log*') ? [f, '--log', path.join(dir, 'mail.warn*')] : [f]));
+    writeFileSync(path.join(dir, 'mail.warn'), '');
+    const both = (address: string, n: number) => {
+      fail(address, n);
+      fail(address, n, 'mail.warn');
+    };
+    both('192.0.2.140', 2);
+    const f = await follow();
+    expect(f.out()).toContain(`reading ${path.join(dir, 'mail.log')} as it grows`);
+    both('192.0.2.140', 1);
+    await waitUntil(() => totals()['192.0.2.140/32'] !== undefined, 'the block');
+    f.child.kill('SIGHUP'); // a full read: the same count
+    await waitUntil(() => f.out().includes('settings read again'), 'the full read');
+    both('192.0.2.141', 3);
+    await waitUntil(() => totals()['192.0.2.141/32'] !== undefined, 'the next block');
+    expect(totals()).toMatchObject({ '192.0.2.140/32': 3, '192.0.2.141/32': 3 });
+  });
+
   it('kill -9 and a restart: nothing lost, nothing counted twice', async () => {
     const first = await follow();
     fail('198.51.100.1', 2);
@@ -150,6 +169,7 @@ describe('smtpguard follow', () => {
     fail('198.51.100.1', 1);
     await follow();
     await waitUntil(() => blocked('198.51.100.1/32'), 'the block after the restart');
+    await waitUntil(() => totals()['198.51.100.1/32'] !== undefined, 'its record (written after the map)');
     expect(totals()['198.51.100.1/32']).toBe(3);
   });
 

@@ -151,6 +151,7 @@ describe.runIf(missing.length === 0)('--journal on a real journal', () => {
       expect(readFileSync(access, 'utf8')).not.toContain('192.0.2.8');
       writeJournal(journalDir, 'second', [failure('192.0.2.8')]);
       await until(() => readFileSync(access, 'utf8').includes('192.0.2.8/32 REJECT'), 'the block');
+      await until(() => readFileSync(path.join(state, 'blocks.json'), 'utf8').includes('"192.0.2.8/32"'), 'its record (written after the map)');
       const records = JSON.parse(readFileSync(path.join(state, 'blocks.json'), 'utf8')) as Array<{ cidr: string; total: number }>;
       expect(records.find((r) => r.cidr === '192.0.2.8/32')?.total).toBe(3);
       // journalctl dies: the follower starts it again from the saved cursor, and goes on
@@ -158,6 +159,7 @@ describe.runIf(missing.length === 0)('--journal on a real journal', () => {
       expect(killed.status).toBe(0);
       writeJournal(journalDir, 'third', [failure('192.0.2.9'), failure('192.0.2.9'), failure('192.0.2.9')]);
       await until(() => readFileSync(access, 'utf8').includes('192.0.2.9/32 REJECT'), 'the block after journalctl died');
+      await until(() => readFileSync(path.join(state, 'blocks.json'), 'utf8').includes('"192.0.2.9/32"'), 'its record');
       const again = JSON.parse(readFileSync(path.join(state, 'blocks.json'), 'utf8')) as Array<{ cidr: string; total: number }>;
       expect(again.find((r) => r.cidr === '192.0.2.8/32')?.total).toBe(3);
     } finally {

@@ -170,15 +170,19 @@ describe('install then run', () => {
 
   it('a second run exits at once while the first holds the lock; a stale lock is taken over', async () => {
     install();
-    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)', 'smtpguard-lock-holder'], { stdio: 'ignore' });
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)', 'smtpguard-lock-holder'], { stdio: 'ignore' });
     try {
       writeFileSync(path.join(dir, 'smtpguard.lock'), `${holder.pid}\n`);
       const busy = smtpguard(['run', '--no-reload', ...flags]);
       expect(busy.code).toBe(4);
       expect(busy.stderr).toMatch(/^smtpguard: another smtpguard run \(pid \d+\) holds .*smtpguard\.lock -- /);
-      // install and uninstall wait for no run either: they never meet one half-way
+      // install and uninstall never meet a run half-way: they wait for the lock 10 s (a follower holds it for moments), then give up
       const before = snapshot();
-      for (const verb of ['install', 'uninstall']) expect(smtpguard([verb, ...flags, ...installPaths(dir), '--no-reload']).code).toBe(4);
+      for (const verb of ['install', 'uninstall']) {
+        const t0 = Date.now();
+        expect(smtpguard([verb, ...flags, ...installPaths(dir), '--no-reload']).code).toBe(4);
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(10_000);
+      }
       expect(snapshot()).toEqual(before);
     } finally {
       holder.kill('SIGKILL');
@@ -187,7 +191,23 @@ describe('install then run', () => {
     const recovered = smtpguard(['run', '--no-reload', ...flags]);
     expect(recovered.stdout).toBe('blocks: 3 (+3 -0) +192.0.2.7/32 +198.51.100.0/24 +2001:db8:1:2::/64\n');
     expect(existsSync(path.join(dir, 'smtpguard.lock'))).toBe(false);
-  });
+  }, 60_000);
+
+  it('a verb waits for a lock held a moment (a follower applying) and then does its work', async () => {
+    install();
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)', 'smtpguard-lock-holder'], { stdio: 'ignore' });
+    writeFileSync(path.join(dir, 'smtpguard.lock'), `${holder.pid}\n`);
+    setTimeout(() => holder.kill('SIGKILL'), 1500);
+    const verb = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, 'block', '203.0.113.99', '--no-reload', ...flags], { env: { PATH: process.env.PATH, TZ: 'UTC' } });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.once('exit', (code) => resolve({ code, stderr }));
+    });
+    expect(verb.stderr).toBe('');
+    expect(verb.code).toBe(0);
+    expect(readFileSync(path.join(dir, 'sender_access'), 'utf8')).toContain('203.0.113.99');
+  }, 30_000);
 
   it('uninstall removes what install added, and the blocks', () => {
     const pristine = readFileSync(path.join(FIXTURES, 'debian12-before.rules'), 'utf8');

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectEvents } from '../src/scan/collect.js';
 import { ALL_TIME } from '../src/count/tally.js';
 import { SmtpguardError } from '../src/errors.js';
-import { findLogSources, openLog, orderLogPaths, parseRotation } from '../src/read/sources.js';
+import { findLogSources, openLog, orderLogPaths, parseRotation, widestFamilies } from '../src/read/sources.js';
 import { NOW, tallyEvents } from './helpers.js';
 
 const sasl = (address: string, second = 0) =>
@@ -173,5 +173,12 @@ describe('reading logs', () => {
     const source = { path: path.join(dir, 'mail.log.1'), family: 'f', group: 'g' };
     expect(await openLog(source, warn, Readable.from([]))).toBeNull();
     expect(warnings).toEqual([`${source.path} disappeared before it could be read (rotated?); skipped`]);
+  });
+});
+
+describe('widestFamilies (what a follower reads)', () => {
+  it('keeps the widest family of a severity split, and every family of its own', () => {
+    const sources = orderLogPaths(['/var/log/mail.warn', '/var/log/mail.log.1', '/var/log/mail.log', '/var/log/mail.err', '/srv/other.log', '/var/log/x/mail.warn']);
+    expect(widestFamilies(sources).map((s) => s.path)).toEqual(['/srv/other.log', '/var/log/mail.log.1', '/var/log/mail.log', '/var/log/x/mail.warn']);
   });
 });

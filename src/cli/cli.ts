@@ -282,7 +282,7 @@ function buildProgram(): Command {
       'after',
       uninstall
         ? examples('smtpguard uninstall --dry-run', 'smtpguard uninstall')
-        : examples('smtpguard install --dry-run', 'smtpguard install --threshold 5 --allow 192.0.2.0/24   # kept in the config file for the job', 'smtpguard install --access-map /etc/postfix/smtpguard_access --map-type cidr --timer', 'smtpguard install --firewall nftables --follow   # the follower as a service, no cron job'),
+        : examples('smtpguard install --dry-run', 'smtpguard install --threshold 5 --allow 192.0.2.0/24   # kept in the config file for the job', 'smtpguard install --firewall nftables --follow   # the follower as a service (or --timer: a systemd timer)'),
     );
     addSettingOptions(command).action(async (flags: CommonFlags & { dryRun?: boolean; timer?: boolean; follow?: boolean; cronFile?: string; systemdDir?: string; manDir?: string; completionDir?: string }) => {
       if (flags.timer === true && flags.follow === true) throw usageError('--timer and --follow: choose one', 'the follower does the work of the timer; use --follow alone (README "Block within a second")');
@@ -290,6 +290,7 @@ function buildProgram(): Command {
       const { installCommand } = await import('./commands/install.js');
       const { withRunLock } = await import('./commands/locked.js');
       // under the run lock: a cron run never meets a half-done install, or puts back what uninstall just took out
+      const { ADMIN_LOCK_WAIT_MS } = await import('./commands/locked.js');
       await withRunLock(loaded.settings, flags.dryRun === true, () => installCommand(
         loaded.settings,
         {
@@ -304,7 +305,7 @@ function buildProgram(): Command {
           config: { file: loaded.file, text: loaded.fileText, given: givenSettings(loaded), allow: givenAllow(loaded) },
         },
         ioFor(flags, false),
-      ));
+      ), ADMIN_LOCK_WAIT_MS);
     });
   }
 

@@ -77,7 +77,8 @@ export async function acquireLock(file: string): Promise<Release> {
   }
 }
 
-async function readOwner(file: string): Promise<number | null> {
+/** The pid in a lock file, or null (none, not a pid). */
+export async function readOwner(file: string): Promise<number | null> {
   let text = '';
   try {
     const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);

@@ -30,6 +30,27 @@ export interface LogSource {
 const COMPRESSED_OTHER = /\.(?:xz|bz2|zst|lz4|lzma|Z)$/;
 const ROTATION = /(?:\.(\d+)|-(\d{8}(?:-?\d{6})?))$/;
 const SYSLOG_SEVERITY_SPLIT = /^mail\.(?:log|info|warn|err)$/;
+/** The families of a severity split, widest first: mail.log has every line the others have. */
+const WIDEST_FIRST = ['mail.log', 'mail.info', 'mail.warn', 'mail.err'];
+
+/**
+ * One family per group: the widest of a severity split (mail.log before mail.info, mail.warn,
+ * mail.err), whose lines hold the others'. What a follower reads: its tail adds to one family's
+ * counts, and a group read as the max of its families would count a line twice that the other
+ * family's full read already had.
+ */
+export function widestFamilies(sources: readonly LogSource[]): LogSource[] {
+  const chosen = new Map<string, string>();
+  const rank = (family: string) => {
+    const at = WIDEST_FIRST.indexOf(path.basename(family));
+    return at === -1 ? WIDEST_FIRST.length : at;
+  };
+  for (const s of sources) {
+    const other = chosen.get(s.group);
+    if (other === undefined || rank(s.family) < rank(other)) chosen.set(s.group, s.family);
+  }
+  return sources.filter((s) => chosen.get(s.group) === s.family);
+}
 
 /** `mail.log.2.gz` -> { stem: 'mail.log', age: ... }: what a file is a rotation of, and how old it is. */
 export function parseRotation(fileName: string): { stem: string; number?: number; date?: string } {

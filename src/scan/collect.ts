@@ -8,7 +8,7 @@ import { LineParser } from '../read/parse.js';
 import { LogScanner } from '../read/scan.js';
 import { runJobs, THREADS, type JobResult, type ScanJob } from './jobs.js';
 import type { JournalSource } from '../read/journal.js';
-import { findLogSources, lineStartAtOrAfter, openLog, type LogSource, type OpenLog } from '../read/sources.js';
+import { findLogSources, lineStartAtOrAfter, openLog, widestFamilies, type LogSource, type OpenLog } from '../read/sources.js';
 import type { Warn } from '../warn.js';
 import { HEAD_BYTES, headHash, ScanState, type StateEntry } from '../store/scan-state.js';
 import { minutesOverlap, Tally, type TimeWindow } from '../count/tally.js';
@@ -118,10 +118,12 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
   const parser = new LineParser(options.now);
   const journal = options.journal ?? null;
   // reading the journal instead of files: no file at all is no error then
-  const sources = options.logs.length === 0 ? [] : await findLogSources(options.logs, options.usingDefaultLogs && journal === null, options.warn).catch((error: unknown) => {
+  let sources = options.logs.length === 0 ? [] : await findLogSources(options.logs, options.usingDefaultLogs && journal === null, options.warn).catch((error: unknown) => {
     if (journal !== null && options.usingDefaultLogs) return [];
     throw error;
   });
+  // a follower counts one family per group (sources.ts widestFamilies): its tail adds to that family only
+  if (options.follow === true) sources = widestFamilies(sources);
   const state = options.stateDir === null ? null : await ScanState.load(options.stateDir, options.now, options.warn);
   const done = new Map<LogSource, FileResult>();
   const readings: Reading[] = [];

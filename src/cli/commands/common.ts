@@ -86,8 +86,14 @@ export function windowAt(settings: Settings, now: Date): TimeWindow {
 }
 
 /** Reads the logs as `run` does: what the state does not know yet, the window's events of the rest. */
-export async function collectAsRun(settings: Settings, now: Date, defaultLogs: boolean, io: Io, options: Pick<ScanOptions, 'saveState' | 'readAtLeast' | 'follow'> = {}): Promise<Collected> {
-  const journal = await chooseJournal(settings, defaultLogs, io);
+export async function collectAsRun(
+  settings: Settings,
+  now: Date,
+  defaultLogs: boolean,
+  io: Io,
+  options: Pick<ScanOptions, 'saveState' | 'readAtLeast' | 'follow'> & { /** The journal or not, chosen already (a follower keeps its choice). */ journal?: JournalSource | null } = {},
+): Promise<Collected> {
+  const journal = options.journal !== undefined ? options.journal : await chooseJournal(settings, defaultLogs, io);
   const window = windowAt(settings, now);
   const to = now.getTime();
   const read = options.readAtLeast !== undefined && settings.window < options.readAtLeast ? { from: to - options.readAtLeast, to } : window;

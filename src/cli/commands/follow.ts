@@ -33,7 +33,7 @@ import { chooseJournal, collectAsRun, type Io } from './common.js';
 import { withRunLock } from './locked.js';
 import { runLocked, type RunStage } from './run.js';
 import { refreshMetrics } from './metrics.js';
-import { ApplySchedule, nextChange } from '../follow/schedule.js';
+import { ApplySchedule, nextChange, type ScheduleOptions } from '../follow/schedule.js';
 import type { Settings } from '../settings.js';
 
 /** The safety-net fstat of every tail, and the heartbeat: a follower whose beat is older than twice this is gone. */
@@ -42,6 +42,8 @@ export const BEAT_MS = 5_000;
 export const SAVE_MS = 30_000;
 /** The shortest time between two full reads. */
 const FULL_READ_GAP_MS = 1_000;
+/** How long a starting follower waits for a busy lock (install restarts it while it still holds it). */
+const FIRST_LOCK_WAIT_MS = 60_000;
 /** A busy lock (a verb, an install) is tried again this soon. */
 const LOCK_RETRY_MS = 200;
 
@@ -57,7 +59,12 @@ export interface FollowOptions {
 export async function followCommand(settings: Settings, options: FollowOptions, io: Io): Promise<void> {
   if (settings.log.includes(STDIN)) throw usageError('follow reads log files or the journal, not standard input (--log -)', 'give the log file, e.g. --log /var/log/mail.log, or --journal');
   const follower = new Follower(settings, options, io);
-  await follower.start();
+  try {
+    await follower.start();
+  } catch (error) {
+    follower.close(); // a journalctl it started, its watchers: nothing may keep the process up
+    throw error;
+  }
   await follower.finished;
 }
 
@@ -87,6 +94,8 @@ export class Follower {
   private stopping = false;
   private applying = false;
   private wakeUp: (() => void) | null = null;
+  /** The one timer of the loop's wait. */
+  private timer: NodeJS.Timeout | null = null;
   private readonly started = new Date();
   private lastApply: FollowerBeat['lastApply'] = null;
   /** The last beat written, but its time: an unchanged one only touches the file. */
@@ -115,30 +124,34 @@ export class Follower {
       },
     };
     this.now = options.now ?? Date.now;
-    this.schedule = this.makeSchedule();
     this.defaultLogs = options.defaultLogs;
+    this.schedule = new ApplySchedule(this.scheduleOptions());
   }
 
   private defaultLogs: boolean;
 
-  private makeSchedule(): ApplySchedule {
+  private scheduleOptions(): ScheduleOptions {
     const s = this.settings;
-    return new ApplySchedule({
+    return {
       reloadInterval: s.reloadInterval,
       firewallReloads: backendFor(s.firewall).reloadsAll === true,
       pullInterval: s.crowdsecUrl !== null && s.crowdsecBouncerKeyFile !== null ? s.pullInterval : null,
-    });
+    };
   }
 
   async start(): Promise<void> {
-    this.journal = await chooseJournal(this.settings, this.defaultLogs, this.io);
-    // the first apply is a full run: a setting it cannot run with stops the follower here, with run's exit code
-    await this.apply(true);
-    const names = this.tails.map((t) => t.tail.name);
-    this.io.stdout.write(`smtpguard follow: reading ${names.length === 0 ? 'no log yet' : names.join(', ')} as it grows (pid ${process.pid})\n`);
+    // first: a stop or a reload during the first (long) full read must not kill it half-way
     process.on('SIGTERM', () => this.stop());
     process.on('SIGINT', () => this.stop());
     process.on('SIGHUP', () => void this.reread());
+    this.journal = await chooseJournal(this.settings, this.defaultLogs, this.io);
+    // the first apply is a full run: a setting it cannot run with stops the follower here, with run's exit
+    // code; a busy lock (install still finishing, a verb) is waited for
+    for (const t0 = Date.now(); !(await this.apply(true)); ) {
+      if (Date.now() - t0 > FIRST_LOCK_WAIT_MS) throw new SmtpguardError(`the run lock ${this.settings.lockFile} stayed busy for ${FIRST_LOCK_WAIT_MS / 1000} s`, { exitCode: ExitCode.lockBusy, hint: 'another smtpguard holds it: see which (cat the lock file), then start the follower again' });
+    }
+    const names = this.tails.map((t) => t.tail.name);
+    this.io.stdout.write(`smtpguard follow: reading ${names.length === 0 ? 'no log yet' : names.join(', ')} as it grows (pid ${process.pid})\n`);
     this.beatTimer = setInterval(() => {
       this.wake();
       void this.beat();
@@ -153,16 +166,26 @@ export class Follower {
   }
 
   private wake(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
     const wakeUp = this.wakeUp;
     this.wakeUp = null;
     wakeUp?.();
+  }
+
+  /** Tails, watchers, the beat: what keeps the process up (a start that failed). */
+  close(): void {
+    if (this.beatTimer !== null) clearInterval(this.beatTimer);
+    for (const w of this.watchers) w.close();
+    this.closeTails();
   }
 
   private async loop(): Promise<void> {
     try {
       while (!this.stopping) {
         this.poll();
-        let at = Math.min(this.schedule.nextAt(), this.unsavedSince === null ? Infinity : this.unsavedSince + SAVE_MS);
+        // while a fault is waited out, its retry alone is due (it reads and saves too)
+        let at = this.schedule.failing ? this.schedule.nextAt() : Math.min(this.schedule.nextAt(), this.unsavedSince === null ? Infinity : this.unsavedSince + SAVE_MS);
         const now = this.now();
         // a source that keeps going away (journalctl dying at once) is read again at most once a second
         if (this.needFullRead && at <= now) at = Math.max(at, this.lastFullRead + FULL_READ_GAP_MS);
@@ -172,7 +195,7 @@ export class Follower {
         }
         await new Promise<void>((resolve) => {
           this.wakeUp = resolve;
-          if (Number.isFinite(at)) setTimeout(() => this.wake(), Math.min(at - now, 2 ** 31 - 1)).unref();
+          if (Number.isFinite(at)) this.timer = setTimeout(() => this.wake(), Math.min(at - now, 2 ** 31 - 1));
         });
       }
       await this.shutdown();
@@ -208,9 +231,11 @@ export class Follower {
    * One apply, as `run` does it, under the run lock; `first`: a failure stops the follower
    * (bad settings at start). A busy lock (a verb is applying) is tried again shortly.
    */
-  private async apply(first: boolean): Promise<void> {
+  private async apply(first: boolean): Promise<boolean> {
     const started = this.now();
+    const mark = this.schedule.mark;
     this.applying = true;
+    let busy = false;
     try {
       await withRunLock(this.settings, false, async (watchdog) => {
         if (this.needFullRead || this.tally === null || (this.unsavedSince !== null && started - this.unsavedSince >= SAVE_MS)) await this.readFully();
@@ -233,7 +258,7 @@ export class Follower {
         if (news) this.io.stdout.write(`${line}\n`);
         if (plan.changes.length > 0) this.lastApply = { time: now.toISOString(), ok: true, summary: line };
         const reloaded = plan.changes.some((c) => c.role === 'map') || (backendFor(this.settings.firewall).reloadsAll === true && plan.firewall.some((p) => p.changes.length > 0));
-        this.schedule.applied(started, { reloaded, mapHeld: plan.mapHeld, pulled: pull, due: nextChange(plan.decision, result.overrides, now.getTime()) });
+        this.schedule.applied(started, { reloaded, mapHeld: plan.mapHeld, pulled: pull, due: nextChange(plan.decision, result.overrides, now.getTime()) }, mark);
         await refreshMetrics(this.settings, { started, facts: stage.facts }, this.io);
         try {
           result.fleet?.finish();
@@ -242,23 +267,27 @@ export class Follower {
         }
       });
     } catch (error) {
-      if (first || !(error instanceof SmtpguardError)) throw error;
-      if (error.exitCode === ExitCode.lockBusy) {
+      if (error instanceof SmtpguardError && error.exitCode === ExitCode.lockBusy) {
+        busy = true;
         await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
-        return;
+        return false;
       }
+      if (first || !(error instanceof SmtpguardError)) throw error;
       // a failed apply was put back as run puts it back: said once, tried again after the reload interval
       const message = `${error.message}${error.hint === undefined ? '' : ` -- ${error.hint}`}`;
       this.io.warn(message);
       this.lastApply = { time: new Date(started).toISOString(), ok: false, summary: message };
-      this.schedule.applied(started, null);
+      this.schedule.applied(started, null, mark);
     } finally {
       this.applying = false;
-      // what this apply did not say again is over: said anew if it comes back
-      this.said = this.saidNow;
-      this.saidNow = new Set();
+      if (!busy) {
+        // what this apply did not say again is over: said anew if it comes back
+        this.said = this.saidNow;
+        this.saidNow = new Set();
+      }
     }
     if (!first) await this.beat();
+    return true;
   }
 
   /** A full read as `run` does it (saving the scan state); the tails start again where it stopped. */
@@ -269,7 +298,7 @@ export class Follower {
     this.collected = null;
     const at = this.now();
     this.lastFullRead = at;
-    const collected = await collectAsRun(this.settings, new Date(at), this.defaultLogs, this.io, { follow: true });
+    const collected = await collectAsRun(this.settings, new Date(at), this.defaultLogs, this.io, { follow: true, journal: this.journal });
     const firstRead = !this.readBefore;
     this.readBefore = true;
     this.collected = collected;
@@ -358,10 +387,12 @@ export class Follower {
   private async reread(): Promise<void> {
     try {
       const { settings, defaultLogs } = await this.options.reread();
+      const journal = await chooseJournal(settings, defaultLogs, this.io);
+      // all or nothing: the new settings only once everything about them is known
       this.settings = settings;
       this.defaultLogs = defaultLogs;
-      this.journal = await chooseJournal(settings, defaultLogs, this.io);
-      this.schedule = this.makeSchedule();
+      this.journal = journal;
+      this.schedule.reconfigure(this.scheduleOptions());
       this.needFullRead = true;
       this.schedule.trigger(); // an apply with the new settings now
       this.io.stdout.write('smtpguard follow: settings read again\n');
@@ -371,7 +402,15 @@ export class Follower {
     this.wake();
   }
 
-  private async beat(stopped = false): Promise<void> {
+  /** One beat at a time, in order: a late one must not overwrite a newer one (or the stop). */
+  private beating: Promise<void> = Promise.resolve();
+
+  private beat(stopped = false): Promise<void> {
+    this.beating = this.beating.then(() => this.writeBeat(stopped));
+    return this.beating;
+  }
+
+  private async writeBeat(stopped: boolean): Promise<void> {
     const now = this.now();
     const beat: FollowerBeat = {
       pid: process.pid,
@@ -386,9 +425,13 @@ export class Follower {
       ...(stopped ? { stopped: new Date(now).toISOString() } : {}),
     };
     const content = JSON.stringify({ ...beat, heartbeat: '' });
-    const same = content === this.lastBeat;
-    this.lastBeat = content;
-    await writeFollowerBeat(this.settings.stateDir, beat, same).catch((error: Error) => this.io.warn(`cannot write the heartbeat: ${error.message}`));
+    try {
+      await writeFollowerBeat(this.settings.stateDir, beat, content === this.lastBeat);
+      this.lastBeat = content;
+    } catch (error) {
+      this.lastBeat = ''; // written whole next time
+      this.io.warn(`cannot write the heartbeat: ${(error as Error).message}`);
+    }
   }
 
   /** SIGTERM: the apply in progress is done; what the tails read is saved with the state; exit 0. */

@@ -112,6 +112,9 @@ export async function installCommand(settings: Settings, options: InstallOptions
   const program = await programOnPath();
   const invoke = (args: readonly string[]) => formatCommand([...program, ...args]);
   const command = invoke(['run', '--config', options.config.file]);
+  const followCommand = invoke(['follow', '--config', options.config.file]);
+  /** What the job runs: the follower's command with --follow. */
+  const jobCommand = options.follow ? followCommand : command;
   // the firewall's pieces, from its backends (those that share pieces, like ufw's files, give them once)
   const parts: InstallPart[] = [];
   for (const backend of BACKENDS) {
@@ -169,7 +172,7 @@ export async function installCommand(settings: Settings, options: InstallOptions
     [options.cronFile, installed.cron, options.uninstall || options.timer || options.follow ? null : fill(templates.cron, { COMMAND: escapeForCron(command) })],
     [service, installed.service, !options.uninstall && options.timer ? fill(templates.service, { COMMAND: escapeForSystemd(command) }) : null],
     [timer, installed.timer, !options.uninstall && options.timer ? templates.timer : null],
-    [followUnit, installed.follow, !options.uninstall && options.follow ? fill(templates.followService, { COMMAND: escapeForSystemd(invoke(['follow', '--config', options.config.file])) }) : null],
+    [followUnit, installed.follow, !options.uninstall && options.follow ? fill(templates.followService, { COMMAND: escapeForSystemd(followCommand) }) : null],
   ];
   for (const [file, before, after] of schedule) if (after !== null || ours(before)) edits.push({ path: file, before, after });
 
@@ -191,16 +194,18 @@ export async function installCommand(settings: Settings, options: InstallOptions
     const edit = (file: string) => changed.find((e) => e.path === file);
     const timerEdit = edit(timer) ?? edit(service);
     const followEdit = edit(followUnit);
-    if (timerEdit !== undefined || followEdit !== undefined) {
+    // a follower runs with the config file it read at start: a changed one needs a restart
+    const configChanged = options.follow && !options.uninstall && edit(options.config.file) !== undefined;
+    if (timerEdit !== undefined || followEdit !== undefined || configChanged) {
       if (!systemdReads(options.systemdDir)) {
         links.push(`${options.systemdDir} is not a directory systemd reads: copy the units to /etc/systemd/system and enable them there`);
       } else {
         // what goes is stopped first (before its unit file is removed); then systemd reads the units again
         if (installed.follow !== null && followEdit?.after === null) commands.unshift(['systemctl', 'disable', '--now', FOLLOW_UNIT]);
         if (installed.timer !== null && edit(timer)?.after === null) commands.unshift(['systemctl', 'disable', '--now', 'smtpguard.timer']);
-        commands.push(['systemctl', 'daemon-reload']);
+        if (timerEdit !== undefined || followEdit !== undefined) commands.push(['systemctl', 'daemon-reload']);
         if (options.timer && !options.uninstall) commands.push(['systemctl', 'enable', '--now', 'smtpguard.timer']);
-        // a changed unit of a running follower: it restarts with it
+        // a new or changed unit, or a changed config file: the follower (re)starts with them
         if (options.follow && !options.uninstall) commands.push(['systemctl', 'enable', FOLLOW_UNIT], ['systemctl', 'restart', FOLLOW_UNIT]);
       }
     }
@@ -256,8 +261,8 @@ export async function installCommand(settings: Settings, options: InstallOptions
   const ran = [...commands, ...partCommands];
   const did = all.map((e) => `${e.after === null ? 'removed' : e.before === null ? 'created' : 'changed'} ${e.path}`);
   io.stdout.write(`smtpguard ${verb}: ${did.join(', ') || 'no file changed'}${ran.length > 0 ? `; ran ${ran.map((c) => formatCommand(c)).join('; ')}` : ''}\n`);
-  if (oldCommand !== null && oldCommand !== command && oldCommand !== escapeForCron(command) && oldCommand !== escapeForSystemd(command)) {
-    io.stdout.write(`smtpguard install: the job now runs ${command} (it ran ${oldCommand})\n`);
+  if (oldCommand !== null && oldCommand !== jobCommand && oldCommand !== escapeForCron(jobCommand) && oldCommand !== escapeForSystemd(jobCommand)) {
+    io.stdout.write(`smtpguard install: the job now runs ${jobCommand} (it ran ${oldCommand})\n`);
   }
   if (options.uninstall) {
     // the copies of each file before smtpguard's last write stay: a way back, said so, not left silently

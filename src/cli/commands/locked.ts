@@ -12,10 +12,14 @@ import { ExitCode, SmtpguardError } from '../../errors.js';
 import { checkTrustedPaths, runPaths } from '../../trust.js';
 import { Watchdog } from '../watchdog.js';
 import { ensureDirectory } from '../../store/atomic.js';
-import { acquireLock } from '../lock.js';
+import { acquireLock, type Release } from '../lock.js';
 import type { Settings } from '../settings.js';
 
-export async function withRunLock<T>(settings: Settings, dryRun: boolean, body: (watchdog: Watchdog) => Promise<T>): Promise<T> {
+/**
+ * `waitMs`: how long a busy lock is waited for (an admin's verb or install beside a follower that
+ * applies on every event holds it for moments at a time); 0 (run, the follower): not at all.
+ */
+export async function withRunLock<T>(settings: Settings, dryRun: boolean, body: (watchdog: Watchdog) => Promise<T>, waitMs = 0): Promise<T> {
   await checkTrustedPaths(runPaths(settings.stateDir, settings.lockFile));
   const dirs: Array<[string, string, string]> = [
     [settings.stateDir, 'the state directory', '--state-dir'],
@@ -29,7 +33,7 @@ export async function withRunLock<T>(settings: Settings, dryRun: boolean, body: 
       await ensureDirectory(dir, what, option);
     }
   }
-  const release = dryRun ? async () => undefined : await acquireLock(settings.lockFile);
+  const release = dryRun ? async () => undefined : await acquireWaiting(settings.lockFile, waitMs);
   const watchdog = new Watchdog(settings.timeout, () => {
     // nothing was changed yet (an apply in progress is let finish): say so, free the lock, stop
     process.stderr.write(
@@ -44,3 +48,19 @@ export async function withRunLock<T>(settings: Settings, dryRun: boolean, body: 
     await release();
   }
 }
+
+/** The lock, tried again every 50 ms while another run holds it, for up to `waitMs`. */
+async function acquireWaiting(file: string, waitMs: number): Promise<Release> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await acquireLock(file);
+    } catch (error) {
+      if (!(error instanceof SmtpguardError) || error.exitCode !== ExitCode.lockBusy || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+/** What the admin's commands (the verbs, install) wait for a busy lock. */
+export const ADMIN_LOCK_WAIT_MS = 10_000;

@@ -47,7 +47,7 @@ export async function runCommand(settings: Settings, options: RunOptions, io: Io
   if (!options.dryRun) {
     // a live follower applies within a second what this run would: leave it the work
     const { followerInCharge } = await import('../follow/in-charge.js');
-    const follower = await followerInCharge(settings.stateDir, started);
+    const follower = await followerInCharge(settings.stateDir, started, settings.lockFile);
     if (follower.inCharge) {
       if (options.verbose) io.stdout.write('smtpguard follow is running and does the work: nothing to do\n');
       return;

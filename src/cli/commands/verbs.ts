@@ -16,7 +16,10 @@ import { readOverrides, writeOverrides } from '../../store/overrides.js';
 import { planJson, renderPlanText, summaryLine } from '../../report/plan-report.js';
 import { parseConfigFile, renderConfigHeader, type Settings } from '../settings.js';
 import type { Io } from './common.js';
-import { withRunLock } from './locked.js';
+import { ADMIN_LOCK_WAIT_MS, withRunLock } from './locked.js';
+
+/** The verbs wait for a busy lock (a follower applying) a little. */
+const withRunLockWaiting = <T>(settings: Settings, dryRun: boolean, body: () => Promise<T>): Promise<T> => withRunLock(settings, dryRun, body, ADMIN_LOCK_WAIT_MS);
 import { readBans, writeBans } from '../../store/bans.js';
 import { runLocked, type RunResult } from './run.js';
 
@@ -61,7 +64,7 @@ export async function unblockCommand(settings: Settings, options: VerbOptions & 
   const cidr = targetCidr(options.target);
   const range = parseRange(cidr);
   const wanted = untilOf(options.for, options.now);
-  await withRunLock(settings, options.dryRun, async () => {
+  await withRunLockWaiting(settings, options.dryRun, async () => {
     const before = await readOverrides(settings.stateDir);
     const bans = await readBans(settings.stateDir, io.warn, options.dryRun);
     const now = options.now.getTime();
@@ -104,7 +107,7 @@ export async function blockCommand(settings: Settings, options: VerbOptions & { 
   const cidr = targetCidr(options.target);
   const range = parseRange(cidr);
   const { until } = untilOf(options.for, options.now);
-  await withRunLock(settings, options.dryRun, async () => {
+  await withRunLockWaiting(settings, options.dryRun, async () => {
     const before = await readOverrides(settings.stateDir);
     const entry: Override = { cidr, kind: 'block', until, comment: options.comment, created: options.now.toISOString() };
     const result = await runLocked(settings, options, io, async (_raw, _summaries, neverBlock) => {
@@ -153,7 +156,7 @@ export async function allowCommand(
     allow = [...settings.allow, word];
   }
   const what = options.remove ? `take ${word} out of ALLOW in ${options.configFile}` : `add ${word} to ALLOW in ${options.configFile}`;
-  await withRunLock(settings, options.dryRun, async () => {
+  await withRunLockWaiting(settings, options.dryRun, async () => {
     const result = await runLocked({ ...settings, allow }, options, io, async () => {
       const overrides = await readOverrides(settings.stateDir);
       if (!options.dryRun) {

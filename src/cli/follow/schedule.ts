@@ -44,15 +44,35 @@ export class ApplySchedule {
   /** Applies that failed in a row. */
   private failures = 0;
 
-  constructor(private readonly options: ScheduleOptions) {}
+  constructor(private options: ScheduleOptions) {}
+
+  /** Counts triggers: an apply clears `dirty` only when none came while it ran. */
+  private generation = 0;
 
   /** New events, a changed overrides file, a signal. During a fault's backoff they wait for the retry. */
   trigger(): void {
+    this.generation++;
     this.dirty = this.failures === 0;
+  }
+
+  /** Where the triggers are when an apply starts: give it back to applied(). */
+  get mark(): number {
+    return this.generation;
+  }
+
+  /** Whether a fault is being waited out (then nothing but its retry is due). */
+  get failing(): boolean {
+    return this.failures > 0;
+  }
+
+  /** New settings (SIGHUP): what was learned (last reload, pull, failures) stays. */
+  reconfigure(options: ScheduleOptions): void {
+    this.options = options;
   }
 
   /** When to apply next (ms); Infinity: not before something arrives. */
   nextAt(): number {
+    if (this.failures > 0) return this.due; // the retry, and nothing sooner
     const { reloadInterval, firewallReloads, pullInterval } = this.options;
     const reloadFree = this.lastReload + reloadInterval;
     let at = this.due;
@@ -72,9 +92,12 @@ export class ApplySchedule {
     return this.options.pullInterval !== null && now >= this.lastPull + this.options.pullInterval;
   }
 
-  /** An apply that started at `now` is done (or failed: `applied` null, tried again after the reload interval). */
-  applied(now: number, applied: Applied | null): void {
-    this.dirty = false;
+  /**
+   * An apply that started at `now` is done (or failed: `applied` null, tried again after the
+   * reload interval); `mark`: the triggers when it started (what came since makes the next one due).
+   */
+  applied(now: number, applied: Applied | null, mark = this.generation): void {
+    this.dirty = this.generation !== mark && applied !== null;
     if (applied === null) {
       // a fault that lasts: tried again after the reload interval, then twice as long each time, at most RETRY_MAX_MS
       this.due = now + Math.min(RETRY_MAX_MS, this.options.reloadInterval * 2 ** Math.min(this.failures, 16));
