@@ -5,6 +5,7 @@
  * that needs them, so `--version` and `--help` stay quick.
  */
 import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { parseNow } from '../duration.js';
 import { EXIT_MEANINGS, ExitCode, SmtpguardError, usageError } from '../errors.js';
@@ -160,6 +161,18 @@ function refuseControlCharacters(command: Command): void {
   }
 }
 
+/** A clock read from a file of milliseconds (the wall clock until it holds one). */
+function fileClock(file: string): () => number {
+  return () => {
+    try {
+      const ms = Number(readFileSync(file, 'utf8'));
+      return Number.isFinite(ms) && ms > 0 ? ms : Date.now();
+    } catch {
+      return Date.now();
+    }
+  };
+}
+
 function buildProgram(): Command {
   const program = new Command('smtpguard')
     .description('Block Postfix SASL brute-forcers and repeat offenders in ufw and a Postfix client access map.')
@@ -218,6 +231,8 @@ function buildProgram(): Command {
         settings,
         {
           defaultLogs: origins.log.from === 'default',
+          // a replay's clock (bench/follow-week.ts): the decisions' time, read from a file the replay writes
+          ...(process.env.BENCH_FOLLOW_CLOCK_FILE === undefined ? {} : { now: fileClock(process.env.BENCH_FOLLOW_CLOCK_FILE) }),
           reread: async () => {
             const again = await settingsFrom(flags);
             return { settings: again.settings, defaultLogs: again.origins.log.from === 'default' };

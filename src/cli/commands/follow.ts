@@ -52,7 +52,11 @@ export interface FollowOptions {
   defaultLogs: boolean;
   /** Settings read again (SIGHUP). */
   reread: () => Promise<{ settings: Settings; defaultLogs: boolean }>;
-  /** The clock (tests and the week-long bench drive their own). */
+  /**
+   * The clock of the decisions (the window's end, ban ends, year-less stamps); pacing (the save
+   * every 30 s, the heartbeat, --reload-interval) keeps the wall clock. A replay of a week of logs
+   * (the bench) drives it from the log's own time.
+   */
   now?: () => number;
 }
 
@@ -186,7 +190,7 @@ export class Follower {
         this.poll();
         // while a fault is waited out, its retry alone is due (it reads and saves too)
         let at = this.schedule.failing ? this.schedule.nextAt() : Math.min(this.schedule.nextAt(), this.unsavedSince === null ? Infinity : this.unsavedSince + SAVE_MS);
-        const now = this.now();
+        const now = Date.now();
         // a source that keeps going away (journalctl dying at once) is read again at most once a second
         if (this.needFullRead && at <= now) at = Math.max(at, this.lastFullRead + FULL_READ_GAP_MS);
         if (at <= now) {
@@ -208,8 +212,8 @@ export class Follower {
 
   /** Reads what the tails have; new events make an apply due, a moved log a full read. */
   private poll(): void {
-    const now = this.now();
-    this.parser?.moveTo(new Date(now + 1000));
+    const now = Date.now();
+    this.parser?.moveTo(new Date(this.now() + 1000));
     for (const t of this.tails) {
       const read = t.tail.read();
       if (read.bytes > 0 && this.unsavedSince === null) this.unsavedSince = now;
@@ -232,7 +236,7 @@ export class Follower {
    * (bad settings at start). A busy lock (a verb is applying) is tried again shortly.
    */
   private async apply(first: boolean): Promise<boolean> {
-    const started = this.now();
+    const started = Date.now();
     const mark = this.schedule.mark;
     this.applying = true;
     let busy = false;
@@ -241,12 +245,12 @@ export class Follower {
         if (this.needFullRead || this.tally === null || (this.unsavedSince !== null && started - this.unsavedSince >= SAVE_MS)) await this.readFully();
         else this.poll(); // what came while the lock was waited for
         const now = new Date(this.now());
-        const pull = this.schedule.pullDue(now.getTime());
+        const pull = this.schedule.pullDue(started);
         const collected: Collected = { ...this.collected!, tally: this.tally!, readByKind: this.takeReadByKind() };
         const stage: RunStage = { name: 'scan', facts: null };
         const result = await runLocked(
           this.settings,
-          { now, defaultLogs: this.defaultLogs, dryRun: false, share: true, pull, collected, holdMap: this.schedule.holdMap(now.getTime()) },
+          { now, defaultLogs: this.defaultLogs, dryRun: false, share: true, pull, collected, holdMap: this.schedule.holdMap(started) },
           this.io,
           () => readOverrides(this.settings.stateDir),
           watchdog,
@@ -258,7 +262,9 @@ export class Follower {
         if (news) this.io.stdout.write(`${line}\n`);
         if (plan.changes.length > 0) this.lastApply = { time: now.toISOString(), ok: true, summary: line };
         const reloaded = plan.changes.some((c) => c.role === 'map') || (backendFor(this.settings.firewall).reloadsAll === true && plan.firewall.some((p) => p.changes.length > 0));
-        this.schedule.applied(started, { reloaded, mapHeld: plan.mapHeld, pulled: pull, due: nextChange(plan.decision, result.overrides, now.getTime()) }, mark);
+        // the next change by itself, from the decisions' clock to the pacing clock (the same but in a replay)
+        const due = nextChange(plan.decision, result.overrides, now.getTime());
+        this.schedule.applied(started, { reloaded, mapHeld: plan.mapHeld, pulled: pull, due: due === Infinity ? Infinity : started + (due - now.getTime()) }, mark);
         await refreshMetrics(this.settings, { started, facts: stage.facts }, this.io);
         try {
           result.fleet?.finish();
@@ -297,7 +303,7 @@ export class Follower {
     this.tally = null;
     this.collected = null;
     const at = this.now();
-    this.lastFullRead = at;
+    this.lastFullRead = Date.now();
     const collected = await collectAsRun(this.settings, new Date(at), this.defaultLogs, this.io, { follow: true, journal: this.journal });
     const firstRead = !this.readBefore;
     this.readBefore = true;
@@ -315,7 +321,7 @@ export class Follower {
       const other = byGroup.get(live.group);
       if (other === undefined || live.offset > other.offset) byGroup.set(live.group, live);
     }
-    const caught = { upAt: at };
+    const caught = { upAt: Date.now() };
     for (const live of byGroup.values()) this.tails.push({ tail: new FileTail(live, parser, this.tally), caught: { ...caught }, kinds: EVENT_KINDS.map(() => 0) });
     if (this.journal !== null) {
       const { followJournal, journalName } = await import('../../read/journal.js');
@@ -411,7 +417,7 @@ export class Follower {
   }
 
   private async writeBeat(stopped: boolean): Promise<void> {
-    const now = this.now();
+    const now = Date.now();
     const beat: FollowerBeat = {
       pid: process.pid,
       started: this.started.toISOString(),
