@@ -138,7 +138,7 @@ _Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC._ ${wri
 (rename + create, seven kept), written as fast as the disk takes them; the follower's decision clock is the
 last line's time (--window 24h; ban memory no longer than the window's counts: --ban-time 1s, --ban-factor 1).
 
-| lines read | follower RSS (MiB) |
+| lines written so far (the follower reads them as fast as it can) | follower RSS (MiB) |
 | --- | --- |
 ${samples.map((s) => `| ${s.lines.toLocaleString('en')} | ${s.rss.toFixed(0)} |`).join('\n')}
 | end | ${end.rss.toFixed(0)} (peak ${end.hwm.toFixed(0)}) |

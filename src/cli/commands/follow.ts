@@ -91,6 +91,8 @@ export class Follower {
   private beatTimer: NodeJS.Timeout | null = null;
   private needFullRead = true;
   private lastFullRead = -Infinity;
+  /** The decisions' time of the last full read. */
+  private fullReadClock = -Infinity;
   /** When a tail first read text the saved state does not have yet. */
   private unsavedSince: number | null = null;
   /** Events per kind read since the last apply (the metrics' counters). */
@@ -213,7 +215,14 @@ export class Follower {
   /** Reads what the tails have; new events make an apply due, a moved log a full read. */
   private poll(): void {
     const now = Date.now();
-    this.parser?.moveTo(new Date(this.now() + 1000));
+    const decisionNow = this.now();
+    this.parser?.moveTo(new Date(decisionNow + 1000));
+    // the tails add every event they read: a full read keeps the window's alone, so memory stays
+    // bounded by the window and a quarter (by construction, whatever the clocks: a replay too)
+    if (this.tally !== null && decisionNow - this.fullReadClock > Math.max(this.settings.window / 4, 60_000)) {
+      this.needFullRead = true;
+      this.schedule.trigger();
+    }
     for (const t of this.tails) {
       const read = t.tail.read();
       if (read.bytes > 0 && this.unsavedSince === null) this.unsavedSince = now;
@@ -304,6 +313,7 @@ export class Follower {
     this.collected = null;
     const at = this.now();
     this.lastFullRead = Date.now();
+    this.fullReadClock = at;
     const collected = await collectAsRun(this.settings, new Date(at), this.defaultLogs, this.io, { follow: true, journal: this.journal });
     const firstRead = !this.readBefore;
     this.readBefore = true;
