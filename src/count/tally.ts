@@ -328,17 +328,21 @@ export class Tally {
   usersInWindow(id: number, fromKey: number, toKey: number, visit: (user: string, failures: number, logins: number) => void): void {
     const users = this.userMaps[id];
     if (users === undefined) return;
+    // one user (a flood's usual case): no array made for it, once per address per summary
+    if (typeof users === 'number') this.userInWindow(users, fromKey, toKey, visit);
+    else for (const u of users.values()) this.userInWindow(u, fromKey, toKey, visit);
+  }
+
+  private userInWindow(u: number, fromKey: number, toKey: number, visit: (user: string, failures: number, logins: number) => void): void {
     const up = this.userPool;
-    for (const [user, u] of typeof users === 'number' ? [[this.userNames[users]!, users] as const] : users) {
-      let failures = 0;
-      let logins = 0;
-      for (let r = this.userHeads[u]!; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) {
-        if (up[r * U_STRIDE + U_KEY]! > toKey) continue;
-        failures += up[r * U_STRIDE + U_FAILURES]!;
-        logins += up[r * U_STRIDE + U_LOGINS]!;
-      }
-      if (failures > 0 || logins > 0) visit(user, failures, logins);
+    let failures = 0;
+    let logins = 0;
+    for (let r = this.userHeads[u]!; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) {
+      if (up[r * U_STRIDE + U_KEY]! > toKey) continue;
+      failures += up[r * U_STRIDE + U_FAILURES]!;
+      logins += up[r * U_STRIDE + U_LOGINS]!;
     }
+    if (failures > 0 || logins > 0) visit(this.userNames[u]!, failures, logins);
   }
 
   /**

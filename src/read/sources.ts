@@ -160,6 +160,9 @@ function notRegular(file: string, s: Stats): SmtpguardError {
 export interface OpenLog {
   /** The open file's descriptor (worker threads read through it too); null for stdin. */
   fd: number | null;
+  /** The file's inode and device (0 for stdin): a follower knows the file again by them. */
+  ino: number;
+  dev: number;
   gzip: boolean;
   /** Bytes of log text: the file size, or for gzip the size its trailer records. */
   contentSize: number;
@@ -178,6 +181,8 @@ export async function openLog(source: LogSource, warn: Warn, stdin: Readable): P
   if (source.path === STDIN) {
     return {
       fd: null,
+      ino: 0,
+      dev: 0,
       gzip: false,
       contentSize: NaN,
       head: async () => Buffer.alloc(0),
@@ -208,6 +213,8 @@ export async function openLog(source: LogSource, warn: Warn, stdin: Readable): P
     if (!gzip) {
       return {
         fd: file.fd,
+        ino: stat.ino,
+        dev: stat.dev,
         gzip,
         contentSize: size,
         head: async (length) => {
@@ -223,6 +230,8 @@ export async function openLog(source: LogSource, warn: Warn, stdin: Readable): P
     await file.read(trailer, 0, 4, Math.max(0, size - 4));
     return {
       fd: file.fd,
+      ino: stat.ino,
+      dev: stat.dev,
       gzip,
       contentSize: trailer.readUInt32LE(0), // ISIZE: the text size modulo 4 GiB
       head: async (length) => {

@@ -75,8 +75,6 @@ interface FileResult {
   read?: number[];
   /** What the state keeps of this log; null for stdin or without state. */
   entry: StateEntry | null;
-  /** A follower's live log: the end of its last complete line (what follows is left for the follower). */
-  heldAt?: number;
   /** The journal: the cursor of its last entry read. */
   cursor?: string | null;
 }
@@ -96,9 +94,6 @@ interface Reading {
   /** The newest plain file of its family, the one syslog still writes: its unterminated last line waits for the next run. */
   live: boolean;
   jobs: number[];
-  /** Its inode, for a follower to know it again. */
-  ino: number;
-  dev: number;
 }
 
 export interface Tuning {
@@ -146,15 +141,9 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
       if ('report' in reading) {
         done.set(source, reading);
         // known whole: a follower reads on from its end
-        if (options.follow === true && isNewest && !log.gzip) {
-          const { ino, dev } = await fstatOf(log.fd);
-          live.push({ path: source.path, family: source.family, group: source.group, ino, dev, offset: reading.report.bytes });
-        }
+        if (options.follow === true && isNewest && !log.gzip) live.push(liveLog(source, log, reading.report.bytes));
         continue;
       }
-      const { ino, dev } = await fstatOf(log.fd);
-      reading.ino = ino;
-      reading.dev = dev;
       reading.jobs = planJobs(reading, log.fd, jobs, options.tuning ?? TUNING);
       readings.push(reading);
     }
@@ -164,7 +153,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     for (const reading of readings) {
       const result = finish(reading, reading.jobs.map((i) => results[i]!), parser, state, options.warn, options.follow === true);
       done.set(reading.source, result);
-      if (options.follow === true && reading.live) live.push({ path: reading.source.path, family: reading.source.family, group: reading.source.group, ino: reading.ino, dev: reading.dev, offset: result.heldAt ?? result.report.bytes });
+      if (options.follow === true && reading.live) live.push(liveLog(reading.source, reading.log, result.report.bytes));
     }
   } finally {
     await Promise.all(open.map((log) => log.close()));
@@ -255,14 +244,10 @@ async function readStdin(log: OpenLog, parser: LineParser, warn: Warn, progress?
 }
 
 function fresh(source: LogSource, log: OpenLog, live: boolean): Reading {
-  return { source, log, head: Buffer.alloc(0), known: new Tally(), match: undefined, base: { size: 0, lines: 0, events: 0 }, keep: false, live: live && !log.gzip, jobs: [], ino: 0, dev: 0 };
+  return { source, log, head: Buffer.alloc(0), known: new Tally(), match: undefined, base: { size: 0, lines: 0, events: 0 }, keep: false, live: live && !log.gzip, jobs: [] };
 }
 
-async function fstatOf(fd: number | null): Promise<{ ino: number; dev: number }> {
-  if (fd === null) return { ino: 0, dev: 0 };
-  const { fstat } = await import('node:fs');
-  return new Promise((resolve) => fstat(fd, (error, s) => resolve(error === null ? { ino: s.ino, dev: s.dev } : { ino: 0, dev: 0 })));
-}
+const liveLog = (source: LogSource, log: OpenLog, offset: number): LiveLog => ({ path: source.path, family: source.family, group: source.group, ino: log.ino, dev: log.dev, offset });
 
 /**
  * What the state knows of this log (found by the hash of its first bytes): all of it
@@ -289,7 +274,7 @@ async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn
     else known = tally;
   }
   const base = match === undefined ? { size: 0, lines: 0, events: 0 } : { size: match.size, lines: match.lines, events: match.events };
-  return { source, log, head, known, match, base, keep: true, live: newest && !log.gzip, jobs: [], ino: 0, dev: 0 };
+  return { source, log, head, known, match, base, keep: true, live: newest && !log.gzip, jobs: [] };
 }
 
 /** The jobs that read the rest of one log: one part per thread (THREADS) when it is big and plain. */
@@ -344,7 +329,7 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
   if (committed !== fresh) committed.addAll(fresh);
   const report = { bytes: size, lines, events };
   // a follower reads the unterminated line when it is whole
-  if (follow && reading.live) return { tally: committed, report, entry, read, heldAt: size };
+  if (follow && reading.live) return { tally: committed, report, entry, read };
   if (rest.length > 0) {
     const tailScanner = new LogScanner(parser, committed, rest.length + 1);
     tailScanner.push(rest);

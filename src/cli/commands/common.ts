@@ -40,8 +40,6 @@ export interface ScanOptions {
   readAtLeast?: number;
   /** What the logs gave, when the caller read them already (a follower keeps it in memory): nothing is read then. */
   collected?: Collected;
-  /** Read as a follower does (collectEvents' `follow`). */
-  follow?: boolean;
 }
 
 /** `defaultLogs`: the logs are the default paths (then only finding none at all is an error). */
@@ -91,7 +89,12 @@ export async function collectAsRun(
   now: Date,
   defaultLogs: boolean,
   io: Io,
-  options: Pick<ScanOptions, 'saveState' | 'readAtLeast' | 'follow'> & { /** The journal or not, chosen already (a follower keeps its choice). */ journal?: JournalSource | null } = {},
+  options: Pick<ScanOptions, 'saveState' | 'readAtLeast'> & {
+    /** Read as a follower does (collectEvents' `follow`). */
+    follow?: boolean;
+    /** The journal or not, chosen already (a follower keeps its choice). */
+    journal?: JournalSource | null;
+  } = {},
 ): Promise<Collected> {
   const journal = options.journal !== undefined ? options.journal : await chooseJournal(settings, defaultLogs, io);
   const window = windowAt(settings, now);

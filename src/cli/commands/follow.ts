@@ -23,7 +23,6 @@ import { STDIN } from '../../read/sources.js';
 import type { JournalSource } from '../../read/journal.js';
 import type { Collected, LiveLog } from '../../scan/collect.js';
 import { FileTail, JournalTail, type Tail } from '../../scan/tail.js';
-import type { Tally } from '../../count/tally.js';
 import { EVENT_KINDS, type EventKind } from '../../read/kinds.js';
 import { readOverrides } from '../../store/overrides.js';
 import { writeFollowerBeat, type FollowerBeat } from '../../store/follower.js';
@@ -72,19 +71,13 @@ export async function followCommand(settings: Settings, options: FollowOptions, 
   await follower.finished;
 }
 
-interface Caught {
-  /** When it last had nothing left to read. */
-  upAt: number;
-}
-
 export class Follower {
   private readonly now: () => number;
   private schedule: ApplySchedule;
-  private tally: Tally | null = null;
+  /** The last full read, with the tails' events added to its tally since; null: none yet (or one under way). */
   private collected: Collected | null = null;
-  /** A full read was made before: its events were counted (the metrics count the first one's only). */
-  private readBefore = false;
-  private tails: Array<{ tail: Tail; caught: Caught; kinds: number[] }> = [];
+  /** Each tail, when it last had nothing left to read, and its counts by kind already in readByKind. */
+  private tails: Array<{ tail: Tail; caughtUpAt: number; kinds: number[] }> = [];
   /** The tails' parser: its `now` moves with the clock (year-less stamps after it would be last year's). */
   private parser: LineParser | null = null;
   private watchers: FSWatcher[] = [];
@@ -219,7 +212,7 @@ export class Follower {
     this.parser?.moveTo(new Date(decisionNow + 1000));
     // the tails add every event they read: a full read keeps the window's alone, so memory stays
     // bounded by the window and a quarter (by construction, whatever the clocks: a replay too)
-    if (this.tally !== null && decisionNow - this.fullReadClock > Math.max(this.settings.window / 4, 60_000)) {
+    if (this.collected !== null && decisionNow - this.fullReadClock > Math.max(this.settings.window / 4, 60_000)) {
       this.needFullRead = true;
       this.schedule.trigger();
     }
@@ -232,7 +225,7 @@ export class Follower {
         this.needFullRead = true;
         this.schedule.trigger();
       }
-      if (t.tail.behind().bytes === 0) t.caught.upAt = now;
+      if (t.tail.behind().bytes === 0) t.caughtUpAt = now;
       for (const [i, kind] of EVENT_KINDS.entries()) {
         this.readByKind[kind] += t.tail.kinds[i]! - t.kinds[i]!;
         t.kinds[i] = t.tail.kinds[i]!;
@@ -251,11 +244,11 @@ export class Follower {
     let busy = false;
     try {
       await withRunLock(this.settings, false, async (watchdog) => {
-        if (this.needFullRead || this.tally === null || (this.unsavedSince !== null && started - this.unsavedSince >= SAVE_MS)) await this.readFully();
+        if (this.needFullRead || this.collected === null || (this.unsavedSince !== null && started - this.unsavedSince >= SAVE_MS)) await this.readFully();
         else this.poll(); // what came while the lock was waited for
         const now = new Date(this.now());
         const pull = this.schedule.pullDue(started);
-        const collected: Collected = { ...this.collected!, tally: this.tally!, readByKind: this.takeReadByKind() };
+        const collected: Collected = { ...this.collected!, readByKind: this.takeReadByKind() };
         const stage: RunStage = { name: 'scan', facts: null };
         const result = await runLocked(
           this.settings,
@@ -309,36 +302,28 @@ export class Follower {
   private async readFully(): Promise<void> {
     this.closeTails();
     // the counts in memory are read again: let them go first (two copies of a flood's tally would not fit the budget)
-    this.tally = null;
     this.collected = null;
     const at = this.now();
+    const firstRead = this.fullReadClock === -Infinity;
     this.lastFullRead = Date.now();
     this.fullReadClock = at;
     const collected = await collectAsRun(this.settings, new Date(at), this.defaultLogs, this.io, { follow: true, journal: this.journal });
-    const firstRead = !this.readBefore;
-    this.readBefore = true;
     this.collected = collected;
-    this.tally = collected.tally;
     // the events a tail read were counted already: only the first read's are news for the metrics
     if (firstRead) for (const kind of EVENT_KINDS) this.readByKind[kind] += collected.readByKind[kind];
     this.needFullRead = false;
     this.unsavedSince = null;
     const parser = new LineParser(new Date(at));
     this.parser = parser;
-    // one file per syslog group: mail.warn holds copies of mail.log's lines; the larger one has them all
-    const byGroup = new Map<string, LiveLog>();
-    for (const live of collected.live) {
-      const other = byGroup.get(live.group);
-      if (other === undefined || live.offset > other.offset) byGroup.set(live.group, live);
-    }
-    const caught = { upAt: Date.now() };
-    for (const live of byGroup.values()) this.tails.push({ tail: new FileTail(live, parser, this.tally), caught: { ...caught }, kinds: EVENT_KINDS.map(() => 0) });
+    // one live file per syslog group: collectEvents' `follow` read one family of each
+    const caughtUpAt = Date.now();
+    for (const live of collected.live) this.tails.push({ tail: new FileTail(live, parser, collected.tally), caughtUpAt, kinds: EVENT_KINDS.map(() => 0) });
     if (this.journal !== null) {
       const { followJournal, journalName } = await import('../../read/journal.js');
       const child = await followJournal(this.journal, collected.journalCursor, collected.journalCursor === null ? at : null);
-      this.tails.push({ tail: new JournalTail(journalName(this.journal), child, parser, this.tally, () => this.wake()), caught: { ...caught }, kinds: EVENT_KINDS.map(() => 0) });
+      this.tails.push({ tail: new JournalTail(journalName(this.journal), child, parser, collected.tally, () => this.wake()), caughtUpAt, kinds: EVENT_KINDS.map(() => 0) });
     }
-    this.watch(byGroup);
+    this.watch(collected.live);
   }
 
   private takeReadByKind(): Record<EventKind, number> {
@@ -348,11 +333,11 @@ export class Follower {
   }
 
   /** inotify on each log's directory (a write, a rename, a new file) and on the state directory (overrides.json). */
-  private watch(live: ReadonlyMap<string, LiveLog>): void {
+  private watch(live: readonly LiveLog[]): void {
     for (const w of this.watchers) w.close();
     this.watchers = [];
     const dirs = new Map<string, Set<string>>();
-    const logDirs = [...live.values()].map((l) => l.path);
+    const logDirs = live.map((l) => l.path);
     // a log that does not exist yet: its directory, to notice it when it comes
     if (this.journal === null || !this.defaultLogs) for (const pattern of this.settings.log) logDirs.push(pattern);
     for (const file of logDirs) {
@@ -361,7 +346,7 @@ export class Follower {
       names.add(path.basename(file).split('*')[0]!);
       dirs.set(dir, names);
     }
-    const tailed = new Set([...live.values()].map((l) => path.basename(l.path)));
+    const tailed = new Set(live.map((l) => path.basename(l.path)));
     for (const [dir, prefixes] of dirs) {
       try {
         const watcher = watch(dir, { persistent: false }, (type, name) => {
@@ -435,7 +420,7 @@ export class Follower {
       interval: BEAT_MS,
       sources: this.tails.map((t) => {
         const bytes = t.tail.behind().bytes;
-        return { name: t.tail.name, behindBytes: bytes, behindSeconds: bytes === 0 ? 0 : Math.round((now - t.caught.upAt) / 1000) };
+        return { name: t.tail.name, behindBytes: bytes, behindSeconds: bytes === 0 ? 0 : Math.round((now - t.caughtUpAt) / 1000) };
       }),
       lastApply: this.lastApply,
       ...(stopped ? { stopped: new Date(now).toISOString() } : {}),
