@@ -173,7 +173,7 @@ async function main(): Promise<void> {
   };
   const outFile = path.join(DATA, 'out.json');
   const smtpguard = (logs: string[], extra = '', now = '2026-11-23T00:00:00Z') =>
-    `node ${sh(BIN)} scan --window all --json --now ${now} ${logs.map((l) => `--log ${sh(l)}`).join(' ')} ${extra} > ${sh(outFile)}`;
+    `${sh(BIN)} scan --window all --json --now ${now} ${logs.map((l) => `--log ${sh(l)}`).join(' ')} ${extra} > ${sh(outFile)}`;
   const out = () => readFileSync(outFile, 'utf8');
   const same = (a: string, b: string) => (JSON.stringify(JSON.parse(a).addresses) === JSON.stringify(JSON.parse(b).addresses) ? 'yes (same as a full scan)' : 'NO: differs from a full scan');
 
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     mkdirSync(work);
     for (const log of logs) copyFileSync(log, path.join(work, path.basename(log) === path.basename(logs.at(-1)!) ? 'mail.log' : path.basename(log)));
     const state = path.join(work, 'state');
-    const cronCommand = (extra: string) => `node ${sh(BIN)} scan --json --now ${now} --log ${sh(path.join(work, 'mail.log*'))} ${extra} > ${sh(outFile)}`;
+    const cronCommand = (extra: string) => `${sh(BIN)} scan --json --now ${now} --log ${sh(path.join(work, 'mail.log*'))} ${extra} > ${sh(outFile)}`;
     const cron = cronCommand(`--state-dir ${sh(state)}`);
     measure(cron, 1); // warm the state
     const live = path.join(work, 'mail.log');
@@ -269,10 +269,10 @@ async function main(): Promise<void> {
     floods.push({ name, first: first.seconds, grep: grep.seconds, rss: Math.max(first.rssKiB ?? 0, next.rssKiB ?? 0) / 1024, stateMb, exact: firstExact });
   }
 
-  const version = measure(`node ${sh(BIN)} --version > /dev/null`);
+  const version = measure(`${sh(BIN)} --version > /dev/null`);
   const emptyLog = path.join(DATA, 'empty.log');
   writeFileSync(emptyLog, '');
-  const empty = measure(`node ${sh(BIN)} scan --json --no-state --log ${sh(emptyLog)} > /dev/null`);
+  const empty = measure(`${sh(BIN)} scan --json --no-state --log ${sh(emptyLog)} > /dev/null`);
   rows.push(['node -e 0', node0.seconds.toFixed(3), '', '', '', '']);
   rows.push(['smtpguard --version', version.seconds.toFixed(3), '', `${(version.seconds / node0.seconds).toFixed(2)}x node -e 0`, '', '']);
   rows.push(['empty log, smtpguard scan --no-state (the fixed cost of a run)', empty.seconds.toFixed(3), '', `${(empty.seconds / node0.seconds).toFixed(2)}x node -e 0`, empty.rssKiB === null ? '' : (empty.rssKiB / 1024).toFixed(0), '']);

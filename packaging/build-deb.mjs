@@ -46,7 +46,10 @@ try {
   // the program: its own package.json (the version, and what packageRoot() looks for), the bundle and what install reads
   const lib = 'usr/lib/smtpguard';
   file(`${lib}/package.json`, JSON.stringify({ name: 'smtpguard', version, type: 'module', private: true }, null, 2) + '\n');
-  file(`${lib}/bin/smtpguard.js`, readFileSync(path.join(ROOT, 'bin', 'smtpguard.js')), 0o755);
+  // Debian's policy wants the interpreter by its path (lintian: `env -S` is unusual); its flag stays
+  const script = readFileSync(path.join(ROOT, 'bin', 'smtpguard.js'), 'utf8').replace(/^#!\/usr\/bin\/env -S node /, '#!/usr/bin/node ');
+  if (!script.startsWith('#!/usr/bin/node ')) throw new Error('bin/smtpguard.js: its #! line is not `#!/usr/bin/env -S node FLAG` any more; update build-deb.mjs');
+  file(`${lib}/bin/smtpguard.js`, script, 0o755);
   for (const name of readdirSync(path.join(ROOT, 'dist', 'bundle'))) file(`${lib}/dist/bundle/${name}`, readFileSync(path.join(ROOT, 'dist', 'bundle', name)));
   for (const sub of ['templates', 'man', 'completions']) for (const name of readdirSync(path.join(ROOT, sub))) file(`${lib}/${sub}/${name}`, readFileSync(path.join(ROOT, sub, name)));
   dir('usr/bin');

@@ -187,8 +187,12 @@ describe('usernames and recipient rejects', () => {
   it('refuses tally data that holds something other than an address', () => {
     const data = serializeTally(tallyOf([['reject', '192.0.2.1', T0]]));
     const bad = Buffer.from(data);
-    bad.write('X', 6, 'latin1'); // inside "192.0.2.1"
+    bad[4] = 9; // the address's tag: neither IPv4 (4) nor IPv6 (6)
     expect(() => deserializeTally(bad)).toThrow(/not an address/);
+    const mapped = Buffer.concat([data.subarray(0, 4), Buffer.from([6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1]), data.subarray(9)]);
+    expect(() => deserializeTally(mapped)).toThrow(/not an address as written/); // IPv4 is never written as ::ffff:0:0/96
+    const six = tallyOf([['reject', '2001:db8::1', T0], ['reject', '192.0.2.1', T0]]);
+    expect(deserializeTally(serializeTally(six)).addressList().sort()).toEqual(['192.0.2.1', '2001:db8::1']);
     expect(() => deserializeTally(data.subarray(0, data.length - 3))).toThrow();
   });
 });

@@ -2,22 +2,27 @@
  * The tally's codec: a compact binary form for the scan state's files (store/scan-state.ts),
  * whole or per UTC day, and its inverse, which treats the bytes as input like any other. Pure.
  */
-import { addressWords, wordsText } from '../address.js';
 import { SLOT_COUNT } from '../read/kinds.js';
 import { FIRST, KEY, LAST, MINUTES_PER_DAY, NEXT, NONE, STRIDE, U_FAILURES, U_KEY, U_LOGINS, U_NEXT, U_STRIDE } from './layout.js';
 import { BUCKET_MS, Tally } from './tally.js';
+import { grown } from './words.js';
 
 /**
  * The format of what this codec writes, and so of the scan state that keeps it (store/scan-state.ts
  * writes it as its version: a state of another version is read again from the logs).
- * 7: six more event kinds (the tally's slots moved); 6: a log's tally is kept as day segments;
- * 5: each address's minutes newest first, with their byte length.
+ * 8: addresses as their bytes, not their text (a flood's million addresses made a million
+ * strings on each write and read); 7: six more event kinds (the tally's slots moved); 6: a
+ * log's tally is kept as day segments; 5: each address's minutes newest first, with their byte length.
  */
-export const TALLY_FORMAT = 7;
+export const TALLY_FORMAT = 8;
+
+/** An address in the data: a tag byte, then its 4 bytes (IPv4) or 16 (IPv6), big-endian. */
+const TAG_IPV4 = 4;
+const TAG_IPV6 = 6;
 
 /**
  * A compact binary form, for the state file and the worker thread: the count of
- * addresses, then per address its text, the byte length of its buckets, their count and
+ * addresses, then per address its bytes, the byte length of its buckets, their count and
  * the buckets newest first (minute, first and last event as ms into the minute, a bit
  * mask of the slots present and their counts); then per address and username, per
  * minute the failures and logins. The byte length lets a reader skip the minutes it does not need.
@@ -50,15 +55,20 @@ function serializeSection(tally: Tally, fromKey: number, toKey: number): { data:
   };
   const counts = new Float64Array(SLOT_COUNT);
   let size = 8;
-  // the addresses with minutes in the section: their newest such minute and their text
-  const starts: number[] = [];
-  const names: string[] = [];
+  // the addresses with minutes in the section (by number), and their newest such minute
+  let ids = new Int32Array(1024);
+  let starts = new Int32Array(1024);
+  let present = 0;
   for (let id = 0; id < tally.count; id++) {
     const start = startOf(id);
     if (start === NONE) continue;
-    starts.push(start);
-    names.push(tally.nameOf(id));
-    size += 2 + names.at(-1)!.length + 8;
+    if (present === ids.length) {
+      ids = grown(ids, present * 2);
+      starts = grown(starts, present * 2);
+    }
+    ids[present] = id;
+    starts[present++] = start;
+    size += addressBytes(tally, id) + 8;
     for (let r = start; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
       size += 12;
       counts.fill(0);
@@ -76,11 +86,10 @@ function serializeSection(tally: Tally, fromKey: number, toKey: number): { data:
     for (let r = start; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) count++;
     if (count === 0) continue;
     pairs++;
-    const address = tally.nameOf(tally.userAddress[u]!);
+    const id = tally.userAddress[u]!;
     const userBytes = Buffer.from(tally.userNames[u]!, 'utf8');
-    const out = Buffer.allocUnsafe(2 + address.length + 2 + userBytes.length + 4 + 12 * count);
-    let at = out.writeUInt16LE(address.length, 0);
-    at += out.write(address, at, 'latin1');
+    const out = Buffer.allocUnsafe(addressBytes(tally, id) + 2 + userBytes.length + 4 + 12 * count);
+    let at = writeAddress(tally, id, out, 0);
     at = out.writeUInt16LE(userBytes.length, at);
     at += userBytes.copy(out, at);
     at = out.writeUInt32LE(count, at);
@@ -96,12 +105,11 @@ function serializeSection(tally: Tally, fromKey: number, toKey: number): { data:
   let first = Infinity;
   let last = -Infinity;
   let at = 0;
-  view.setUint32(at, starts.length, true);
+  view.setUint32(at, present, true);
   at += 4;
-  for (const [k, start] of starts.entries()) {
-    const name = names[k]!;
-    view.setUint16(at, name.length, true);
-    at += 2 + out.write(name, at + 2, 'latin1');
+  for (let k = 0; k < present; k++) {
+    const start = starts[k]!;
+    at = writeAddress(tally, ids[k]!, out, at);
     const lengthAt = at;
     at += 8;
     let count = 0;
@@ -156,18 +164,16 @@ export function deserializeTally(data: Buffer, fromMs = -Infinity): Tally {
   at += 4;
   // the buckets in all (each address's header has their count), to make room once
   let buckets = 0;
-  for (let a = 0, skip = at; a < addresses && skip + 2 <= data.length; a++) {
-    skip += 2 + view.getUint16(skip, true);
+  for (let a = 0, skip = at; a < addresses && skip + 1 <= data.length; a++) {
+    skip += 1 + (data[skip] === TAG_IPV4 ? 4 : 16);
     if (skip + 8 > data.length) break;
     buckets += view.getUint32(skip + 4, true);
     skip += 8 + view.getUint32(skip, true);
   }
   tally.reserve(Math.min(buckets, Math.floor(data.length / 12)));
   for (let a = 0; a < addresses; a++) {
-    need(at, 2);
-    const length = view.getUint16(at, true);
-    const id = tally.idOfWords(readAddress(data, at + 2, length, words), 0);
-    at += 2 + length;
+    at = readAddress(data, at, words);
+    const id = tally.idOfWords(words, 0);
     need(at, 8);
     const bytes = view.getUint32(at, true);
     const count = view.getUint32(at + 4, true);
@@ -212,11 +218,8 @@ export function deserializeTally(data: Buffer, fromMs = -Infinity): Tally {
   const pairs = view.getUint32(at, true);
   at += 4;
   for (let p = 0; p < pairs; p++) {
-    need(at, 2);
-    const length = view.getUint16(at, true);
-    readAddress(data, at + 2, length, words);
+    at = readAddress(data, at, words);
     let id = -1; // numbered when a minute is kept: an address with none in the window is not added
-    at += 2 + length;
     need(at, 2);
     const userLength = view.getUint16(at, true);
     need(at + 2, userLength + 4);
@@ -246,11 +249,38 @@ export function deserializeTally(data: Buffer, fromMs = -Infinity): Tally {
   return tally;
 }
 
-/** The address at `from` into `words`; throws unless it is one, in canonical form (as the tally writes it). */
-function readAddress(data: Buffer, from: number, length: number, words: Int32Array): Int32Array {
-  if (from + length > data.length) throw new Error('tally data ends inside an address');
-  const address = data.toString('latin1', from, from + length);
-  if (!addressWords(address, words, 0) || wordsText(words, 0) !== address) throw new Error(`tally data holds ${JSON.stringify(address.slice(0, 60))}, which is not an address`);
-  return words;
+/** Bytes address `id` takes in the data: its tag and its 4 or 16 bytes. */
+function addressBytes(tally: Tally, id: number): number {
+  return tally.isIpv6(id) ? 17 : 5;
 }
 
+/** Writes address `id` at `at` (tag, then its bytes, big-endian); returns where it ends. */
+function writeAddress(tally: Tally, id: number, out: Buffer, at: number): number {
+  const words = tally.words;
+  if (!tally.isIpv6(id)) {
+    out[at] = TAG_IPV4;
+    return out.writeInt32BE(words[id * 4 + 3]!, at + 1);
+  }
+  out[at++] = TAG_IPV6;
+  for (let k = 0; k < 4; k++) at = out.writeInt32BE(words[id * 4 + k]!, at);
+  return at;
+}
+
+/** The address at `at` into `words`; where it ends. Throws unless it is one as writeAddress writes it. */
+function readAddress(data: Buffer, at: number, words: Int32Array): number {
+  const tag = data[at];
+  if (tag !== TAG_IPV4 && tag !== TAG_IPV6) throw new Error(at >= data.length ? 'tally data ends too early' : `tally data holds an address tagged ${tag}, which is not an address`);
+  const bytes = tag === TAG_IPV4 ? 4 : 16;
+  if (at + 1 + bytes > data.length) throw new Error('tally data ends inside an address');
+  if (tag === TAG_IPV4) {
+    words[0] = 0;
+    words[1] = 0;
+    words[2] = 0xffff;
+    words[3] = data.readInt32BE(at + 1);
+  } else {
+    for (let k = 0; k < 4; k++) words[k] = data.readInt32BE(at + 1 + 4 * k);
+    // an IPv4 address is always written as one: this form is not what the tally writes
+    if (words[0] === 0 && words[1] === 0 && words[2] === 0xffff) throw new Error(`tally data holds ::ffff:${(words[3]! >>> 0).toString(16)} as IPv6, which is not an address as written`);
+  }
+  return at + 1 + bytes;
+}

@@ -168,7 +168,7 @@ export class Tally {
     if (id !== undefined) return id;
     if (!addressWords(address, SCRATCH, 0)) throw new Error(`tally: ${JSON.stringify(address.slice(0, 60))} is not an address`);
     id = this.idOfWords(SCRATCH, 0);
-    if (this.recent.size >= 65_536) this.recent.clear();
+    if (this.recent.size >= 4096) this.recent.clear(); // small, as the parser's: a flood's strings die young
     this.recent.set(address, id);
     return id;
   }

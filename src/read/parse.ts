@@ -204,7 +204,7 @@ export class LineParser {
     if (cached !== undefined) return cached;
     const address = normaliseAddress(raw);
     if (address !== null) {
-      if (this.addressCache.size >= 65_536) this.addressCache.clear(); // a flood of distinct addresses must not grow it without end
+      if (this.addressCache.size >= 16_384) this.addressCache.clear(); // small: a flood of distinct addresses must neither grow it nor keep its strings long enough to reach the old generation
       this.addressCache.set(raw, address);
     }
     return address;

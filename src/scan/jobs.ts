@@ -56,6 +56,9 @@ export async function runJob(job: ScanJob, parser: LineParser, tick?: () => void
 }
 
 /** Threads to read with: every core the system gives this process (os.availableParallelism), this one included. */
+/** A worker's young generation (V8's default grows it to 32 MiB and more): a scan's garbage dies young, and a small one is as fast. */
+const YOUNG_MB = 12;
+
 export const THREADS = Math.max(1, availableParallelism());
 
 /**
@@ -111,7 +114,7 @@ async function runAll(jobs: readonly ScanJob[], parser: LineParser, now: Date, p
   let next = 0;
   const started: Worker[] = [];
   const onWorker = (): ((job: ScanJob) => Promise<JobResult>) => {
-    const worker = new Worker(WORKER, { workerData: { now: now.getTime() } });
+    const worker = new Worker(WORKER, { workerData: { now: now.getTime() }, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
     started.push(worker);
     // one job at a time on a worker: one reply handler, and an error or exit fails the job waiting
     let waiting: { resolve: (r: JobResult) => void; reject: (e: unknown) => void } | null = null;
