@@ -31,21 +31,27 @@ export function serializeTally(tally: Tally): Buffer {
   return serializeSection(tally, -Infinity, Infinity).data;
 }
 
-/**
- * serializeTally per UTC day: one tally of each day that has events, with its first and
- * last event (the scan state keeps a log's tally as day segments, so a cron run reads
- * only the days of its window and rewrites only the days new lines fall on).
- */
-export function serializeByDay(tally: Tally): Array<{ day: number; data: Buffer; first: number; last: number }> {
+/** The UTC days (numbered from the epoch) that `tally` has events on, in order. */
+export function tallyDays(tally: Tally): number[] {
   const pool = tally.pool;
   const days = new Set<number>();
   for (let r = 0; r < tally.records; r++) days.add(Math.floor(pool[r * STRIDE + KEY]! / MINUTES_PER_DAY));
-  return [...days].sort((a, b) => a - b).map((day) => ({ day, ...serializeSection(tally, day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY - 1) }));
+  return [...days].sort((a, b) => a - b);
+}
+
+/**
+ * The minutes of UTC day `day` of `tally`, serialized (a day segment; the scan state keeps a
+ * log's tally per day, so a cron run reads only the days of its window and rewrites only the
+ * days new lines fall on), with its first and last event. `whole`: the caller knows the tally
+ * holds every minute of that day, though it was decoded from a horizon on (partial).
+ */
+export function serializeDay(tally: Tally, day: number, whole = false): { data: Buffer; first: number; last: number } {
+  return serializeSection(tally, day * MINUTES_PER_DAY, (day + 1) * MINUTES_PER_DAY - 1, whole);
 }
 
 /** The minutes fromKey..toKey of every address and username (those with none left out). */
-function serializeSection(tally: Tally, fromKey: number, toKey: number): { data: Buffer; first: number; last: number } {
-  if (tally.partial) throw new Error('a tally decoded from a horizon on cannot be written back (its older minutes are missing)');
+function serializeSection(tally: Tally, fromKey: number, toKey: number, whole = false): { data: Buffer; first: number; last: number } {
+  if (tally.partial && !whole) throw new Error('a tally decoded from a horizon on cannot be written back (its older minutes are missing)');
   const pool = tally.pool;
   /** The newest record of `id` at or before toKey, or NONE. */
   const startOf = (id: number) => {
@@ -76,9 +82,11 @@ function serializeSection(tally: Tally, fromKey: number, toKey: number): { data:
       for (let i = 0; i < SLOT_COUNT; i++) if (counts[i] !== 0) size += 4;
     }
   }
-  const userParts: Buffer[] = [];
-  let pairs = 0;
+  // the user chains with minutes in the section: their newest such minute (NONE: none), sized here and
+  // written into the same buffer (a buffer per chain was two objects per address in a username flood)
   const up = tally.userPool;
+  const userStarts = new Int32Array(tally.userNames.length).fill(NONE);
+  let pairs = 0;
   for (let u = 0; u < tally.userNames.length; u++) {
     let start = tally.userHeads[u]!;
     while (start !== NONE && up[start * U_STRIDE + U_KEY]! > toKey) start = up[start * U_STRIDE + U_NEXT]!;
@@ -86,19 +94,8 @@ function serializeSection(tally: Tally, fromKey: number, toKey: number): { data:
     for (let r = start; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) count++;
     if (count === 0) continue;
     pairs++;
-    const id = tally.userAddress[u]!;
-    const userBytes = Buffer.from(tally.userNames[u]!, 'utf8');
-    const out = Buffer.allocUnsafe(addressBytes(tally, id) + 2 + userBytes.length + 4 + 12 * count);
-    let at = writeAddress(tally, id, out, 0);
-    at = out.writeUInt16LE(userBytes.length, at);
-    at += userBytes.copy(out, at);
-    at = out.writeUInt32LE(count, at);
-    for (let r = start; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) {
-      at = out.writeInt32LE(up[r * U_STRIDE + U_KEY]!, at);
-      at = out.writeUInt32LE(up[r * U_STRIDE + U_FAILURES]!, at);
-      at = out.writeUInt32LE(up[r * U_STRIDE + U_LOGINS]!, at);
-    }
-    userParts.push(out);
+    userStarts[u] = start;
+    size += addressBytes(tally, tally.userAddress[u]!) + 2 + Buffer.byteLength(tally.userNames[u]!, 'utf8') + 4 + 12 * count;
   }
   const out = Buffer.allocUnsafe(size);
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
@@ -141,7 +138,27 @@ function serializeSection(tally: Tally, fromKey: number, toKey: number): { data:
     view.setUint32(lengthAt + 4, count, true);
   }
   view.setUint32(at, pairs, true);
-  return { data: userParts.length === 0 ? out : Buffer.concat([out, ...userParts]), first, last };
+  at += 4;
+  for (let u = 0; u < userStarts.length; u++) {
+    const start = userStarts[u]!;
+    if (start === NONE) continue;
+    at = writeAddress(tally, tally.userAddress[u]!, out, at);
+    const lengthAt = at;
+    at += 2 + out.write(tally.userNames[u]!, at + 2, 'utf8');
+    out.writeUInt16LE(at - lengthAt - 2, lengthAt);
+    const countAt = at;
+    at += 4;
+    let count = 0;
+    for (let r = start; r !== NONE && up[r * U_STRIDE + U_KEY]! >= fromKey; r = up[r * U_STRIDE + U_NEXT]!) {
+      at = out.writeInt32LE(up[r * U_STRIDE + U_KEY]!, at);
+      at = out.writeUInt32LE(up[r * U_STRIDE + U_FAILURES]!, at);
+      at = out.writeUInt32LE(up[r * U_STRIDE + U_LOGINS]!, at);
+      count++;
+    }
+    out.writeUInt32LE(count, countAt);
+  }
+  if (at !== size) throw new Error(`tally codec: wrote ${at} bytes of ${size}`); // the sizing pass out of step with the writing
+  return { data: out, first, last };
 }
 
 /**

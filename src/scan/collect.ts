@@ -86,6 +86,8 @@ interface Reading {
   head: Buffer;
   /** Its window's events as the state knew them (the state's days in the window only). */
   known: Tally;
+  /** The days `known` holds every minute of (ScanState.readWindow). */
+  wholeDays: ReadonlySet<number>;
   /** The state's entry it reads on from, if any. */
   match: StateEntry | undefined;
   base: { size: number; lines: number; events: number };
@@ -196,10 +198,11 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
   const head = headHash(Buffer.from(`journal\0${journalName(journal)}`));
   let match = state?.entries.find((e) => e.head === head && e.cursor !== undefined);
   let known = new Tally();
+  let wholeDays: ReadonlySet<number> = new Set();
   if (match !== undefined && state !== null) {
-    const tally = await state.readWindow(match, window, warn);
-    if (tally === null) match = undefined;
-    else known = tally;
+    const read = await state.readWindow(match, window, warn);
+    if (read === null) match = undefined;
+    else ({ tally: known, wholeDays } = read);
   }
   let fresh = new Tally();
   let scanner = new LogScanner(parser, fresh);
@@ -209,6 +212,7 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
     // the journal no longer holds that entry (vacuumed): read it all again
     match = undefined;
     known = new Tally();
+    wholeDays = new Set();
     fresh = new Tally();
     scanner = new LogScanner(parser, fresh);
     read = await readJournal(journal, scanner, null);
@@ -221,9 +225,9 @@ async function readJournalWithState(journal: JournalSource, parser: LineParser, 
     lines: (match?.lines ?? 0) + counters.lines - (read.cursor === null ? 0 : 1),
     events: (match?.events ?? 0) + counters.events,
   };
-  const segments = state === null ? null : state.segmentsAfter(match, fresh, head, report.bytes, warn);
   const readKinds = scanner.kinds;
   known.addAll(fresh);
+  const segments = state === null ? null : state.segmentsAfter(match, fresh, head, report.bytes, warn, { tally: known, wholeDays });
   const cursor = read.cursor ?? match?.cursor ?? null;
   if (state === null) return { tally: known, report, entry: null, read: readKinds, cursor };
   // nothing new (journalctl prints the last cursor again, or none)
@@ -244,7 +248,7 @@ async function readStdin(log: OpenLog, parser: LineParser, warn: Warn, progress?
 }
 
 function fresh(source: LogSource, log: OpenLog, live: boolean): Reading {
-  return { source, log, head: Buffer.alloc(0), known: new Tally(), match: undefined, base: { size: 0, lines: 0, events: 0 }, keep: false, live: live && !log.gzip, jobs: [] };
+  return { source, log, head: Buffer.alloc(0), known: new Tally(), wholeDays: new Set(), match: undefined, base: { size: 0, lines: 0, events: 0 }, keep: false, live: live && !log.gzip, jobs: [] };
 }
 
 const liveLog = (source: LogSource, log: OpenLog, offset: number): LiveLog => ({ path: source.path, family: source.family, group: source.group, ino: log.ino, dev: log.dev, offset });
@@ -263,18 +267,19 @@ async function fromState(source: LogSource, log: OpenLog, state: ScanState, warn
     if (match !== undefined) break;
   }
   let known = new Tally();
+  let wholeDays: ReadonlySet<number> = new Set();
   if (match !== undefined) {
     const whole = match.size === log.contentSize;
     const report = { bytes: match.size, lines: match.lines, events: match.events };
     if (whole && !overlaps(match, window)) return { tally: known, report, entry: match };
     // only the days of the window are decoded, from its first minute on: what is read now is kept as day segments of its own
-    const tally = await state.readWindow(match, window, warn);
-    if (tally === null) match = undefined;
-    else if (whole) return { tally, report, entry: match };
-    else known = tally;
+    const read = await state.readWindow(match, window, warn);
+    if (read === null) match = undefined;
+    else if (whole) return { tally: read.tally, report, entry: match };
+    else ({ tally: known, wholeDays } = read);
   }
   const base = match === undefined ? { size: 0, lines: 0, events: 0 } : { size: match.size, lines: match.lines, events: match.events };
-  return { source, log, head, known, match, base, keep: true, live: newest && !log.gzip, jobs: [] };
+  return { source, log, head, known, wholeDays, match, base, keep: true, live: newest && !log.gzip, jobs: [] };
 }
 
 /** The jobs that read the rest of one log: one part per thread (THREADS) when it is big and plain. */
@@ -315,18 +320,19 @@ function finish(reading: Reading, results: JobResult[], parser: LineParser, stat
     if (r.counters.oversizedLines > 0) warn(`${reading.source.path}: skipped ${r.counters.oversizedLines} line(s) longer than 64 MiB (not Postfix lines)`);
   }
   const rest = results.at(-1)?.rest ?? Buffer.alloc(0);
-  let entry: StateEntry | null = null;
-  if (reading.keep && state !== null) {
-    const headLength = Math.min(reading.head.length, size);
-    const head = headHash(reading.head.subarray(0, headLength));
-    const segments = state.segmentsAfter(reading.match, fresh, head, size, warn);
-    if (segments !== null) entry = state.entry({ head, headLength, size, lines, events }, segments);
-  }
   const read = new Array<number>(EVENT_KINDS.length).fill(0);
   for (const r of results) for (let i = 0; i < read.length; i++) read[i]! += r.kinds[i]!;
   // nothing known: the fresh tally is the answer, not copied
   const committed = reading.known.size === 0 ? fresh : reading.known;
   if (committed !== fresh) committed.addAll(fresh);
+  let entry: StateEntry | null = null;
+  if (reading.keep && state !== null) {
+    const headLength = Math.min(reading.head.length, size);
+    const head = headHash(reading.head.subarray(0, headLength));
+    // a day the state's window held whole is written from the sum just made, not decoded again
+    const segments = state.segmentsAfter(reading.match, fresh, head, size, warn, { tally: committed, wholeDays: reading.wholeDays });
+    if (segments !== null) entry = state.entry({ head, headLength, size, lines, events }, segments);
+  }
   const report = { bytes: size, lines, events };
   // a follower reads the unterminated line when it is whole
   if (follow && reading.live) return { tally: committed, report, entry, read };

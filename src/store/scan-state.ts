@@ -17,7 +17,7 @@ import path from 'node:path';
 import { readStore, readStoreBytes, readStoreBytesSync } from './store-file.js';
 import { writeOwnFile } from './atomic.js';
 import { minutesOverlap, Tally, type TimeWindow } from '../count/tally.js';
-import { deserializeTally, serializeByDay, serializeTally, TALLY_FORMAT } from '../count/codec.js';
+import { deserializeTally, serializeDay, tallyDays, TALLY_FORMAT } from '../count/codec.js';
 import type { Warn } from '../warn.js';
 
 export const HEAD_BYTES = 4096;
@@ -61,7 +61,7 @@ export interface StateEntry {
   size: number;
   lines: number;
   events: number;
-  /** Its tally, one file per UTC day with events (codec.ts serializeByDay), oldest first. */
+  /** Its tally, one file per UTC day with events (codec.ts serializeDay), oldest first. */
   segments: Segment[];
   /** Earliest and latest event in it (ms), or null: a log outside the window is not even decoded. */
   first: number | null;
@@ -121,16 +121,19 @@ export class ScanState {
   /**
    * The tally of a known log in `window`: only the day segments that overlap it are read,
    * each from the window's first minute on (so it cannot be saved again); null (with a
-   * warning) when a file is gone or not valid.
+   * warning) when a file is gone or not valid. `wholeDays`: the days it holds every minute of
+   * (a segment that starts inside the window), which segmentsAfter can write from it again.
    */
-  async readWindow(entry: StateEntry, window: TimeWindow, warn: Warn): Promise<Tally | null> {
+  async readWindow(entry: StateEntry, window: TimeWindow, warn: Warn): Promise<{ tally: Tally; wholeDays: Set<number> } | null> {
     let tally: Tally | null = null;
+    const wholeDays = new Set<number>();
     let file = this.file;
     try {
       for (const segment of entry.segments) {
         if (!minutesOverlap(segment.first, segment.last, window)) continue;
         file = path.join(path.dirname(this.file), segment.file);
         const part = deserializeTally(await readStoreBytes(file), window.from);
+        if (!part.partial) wholeDays.add(segment.day);
         if (tally === null) tally = part;
         else tally.addAll(part);
       }
@@ -138,7 +141,7 @@ export class ScanState {
       this.warnOnce(warn, file, `the scan state's tally ${file} is not valid (${(error as Error).message}); reading this log from the start`);
       return null;
     }
-    return tally ?? new Tally();
+    return { tally: tally ?? new Tally(), wholeDays };
   }
 
   /** Files already warned about: a bad tally file is said once a run, by name. */
@@ -153,26 +156,34 @@ export class ScanState {
   /**
    * The day segments of a log after `fresh` (what was read this time) is added to `known`
    * (its entry so far, or undefined): days `fresh` does not touch keep their files; a day
-   * it touches is read, added to and written anew. Null (with a warning) when a segment to
-   * add to cannot be read: the log is then read from the start by the next run.
+   * it touches is written anew, from `merged` when it holds that whole day already (the
+   * state's window with `fresh` added: readWindow's `wholeDays`), else by reading the day's
+   * file and adding `fresh` to it. Null (with a warning) when a segment to add to cannot be
+   * read: the log is then read from the start by the next run.
    */
-  segmentsAfter(known: StateEntry | undefined, fresh: Tally, head: string, size: number, warn: Warn): Segment[] | null {
+  segmentsAfter(known: StateEntry | undefined, fresh: Tally, head: string, size: number, warn: Warn, merged?: { tally: Tally; wholeDays: ReadonlySet<number> }): Segment[] | null {
     const segments = new Map((known?.segments ?? []).map((s) => [s.day, s]));
     let reading = this.file;
     try {
-      for (const part of serializeByDay(fresh)) {
-        const old = segments.get(part.day);
-        if (old !== undefined) reading = path.join(path.dirname(this.file), old.file);
-        const file = `tally-${head.slice(0, 24)}-${part.day}-${size}.bin`;
+      for (const day of tallyDays(fresh)) {
+        const old = segments.get(day);
+        const file = `tally-${head.slice(0, 24)}-${day}-${size}.bin`;
         if (old === undefined) {
+          const part = serializeDay(fresh, day);
           this.staged.set(file, part.data);
-          segments.set(part.day, { day: part.day, file, first: part.first, last: part.last });
+          segments.set(day, { day, file, first: part.first, last: part.last });
           continue;
         }
-        const merged = deserializeTally(readStoreBytesSync(path.join(path.dirname(this.file), old.file)));
-        merged.addAll(deserializeTally(part.data));
-        this.staged.set(file, serializeTally(merged));
-        segments.set(part.day, { day: part.day, file, first: Math.min(old.first, part.first), last: Math.max(old.last, part.last) });
+        let whole: { data: Buffer; first: number; last: number };
+        if (merged !== undefined && merged.wholeDays.has(day)) whole = serializeDay(merged.tally, day, true); // no second decode of the day
+        else {
+          reading = path.join(path.dirname(this.file), old.file);
+          const tally = deserializeTally(readStoreBytesSync(reading));
+          tally.addAll(fresh);
+          whole = serializeDay(tally, day);
+        }
+        this.staged.set(file, whole.data);
+        segments.set(day, { day, file, first: Math.min(old.first, whole.first), last: Math.max(old.last, whole.last) });
       }
     } catch (error) {
       this.warnOnce(warn, reading, `the scan state's tally ${reading} is not valid (${(error as Error).message}); this log is read from the start next time`);
