@@ -281,7 +281,7 @@ export class Tally {
       if (!login && user !== OTHER_USERS && size >= MAX_USERS_PER_ADDRESS) return this.userRecord(id, OTHER_USERS, key, false, after);
       u = this.userNames.length;
       this.addUserChain(id, user, u);
-      this.userNames.push(user);
+      this.userNames.push(this.interned(user));
       if (u === this.userHeads.length) {
         this.userHeads = grown(this.userHeads, Math.max(16, u * 2));
         this.userAddress = grown(this.userAddress, Math.max(16, u * 2));
@@ -306,6 +306,18 @@ export class Tally {
     if (previous === NONE) this.userHeads[u] = made;
     else this.userPool[previous * U_STRIDE + U_NEXT] = made;
     return made;
+  }
+
+  /** Usernames seen lately, each kept once (a flood names the same few on a million addresses). */
+  private readonly names = new Map<string, string>();
+
+  /** `user`, as the string already kept for it when there is one. */
+  interned(user: string): string {
+    const known = this.names.get(user);
+    if (known !== undefined) return known;
+    if (this.names.size >= 4096) this.names.clear();
+    this.names.set(user, user);
+    return user;
   }
 
   /** The user chain of `user` at address `id`, if it has one. */

@@ -40,7 +40,7 @@ export function tallyFromParts(parts: TallyParts): Tally {
   tally.records = parts.pool.length / STRIDE;
   for (const [u, user] of parts.userNames.entries()) {
     tally.addUserChain(parts.userAddress[u]!, user, u);
-    tally.userNames.push(user);
+    tally.userNames.push(tally.interned(user)); // a copy from the other thread: the same few names, once
   }
   tally.userAddress = parts.userAddress.length > 0 ? parts.userAddress : tally.userAddress;
   tally.userHeads = parts.userHeads.length > 0 ? parts.userHeads : tally.userHeads;

@@ -206,7 +206,9 @@ export class ScanState {
       for (const entry of entries) {
         for (const { file } of entry.segments) {
           const data = this.staged.get(file);
-          if (data !== undefined) await writeOwnFile(path.join(dir, file), data, 0o600);
+          if (data === undefined) continue;
+          await writeOwnFile(path.join(dir, file), data, 0o600);
+          this.staged.delete(file); // written: its bytes (tens of MB after a flood) need not outlive the save
         }
       }
       await writeOwnFile(this.file, JSON.stringify(state), 0o600);
