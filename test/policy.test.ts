@@ -321,6 +321,17 @@ describe('--max-blocks', () => {
     expect(d.blocks.find((b) => b.cidr.endsWith('/48'))?.addressCount).toBe(25);
   });
 
+  it('a /48 of quiet prefixes added up past --max-tracked is blocked on what its prefixes would need (THRESHOLD6 x IPV6_SUBNET_PREFIXES), not on one prefix\'s THRESHOLD6', () => {
+    // summariseBounded adds the quietest prefixes up per /48: six /64s with one failure each are no /48 to block
+    const folded = (n: number) => summary('2001:db8:7::', { saslFailure: n }, { summarised: { cidr: '2001:db8:7::/48', addresses: n } });
+    expect(cidrs([folded(6)])).toEqual([]);
+    expect(cidrs([folded(14)])).toEqual([]); // 3 x 5 = 15 needed
+    expect(cidrs([folded(15)])).toEqual(['2001:db8:7::/48']);
+    expect(cidrs([folded(6)], { ipv6SubnetPrefixes: 0 })).toEqual(['2001:db8:7::/48']); // no /48 rule: a prefix's threshold, as before
+    // a prefix added up past --max-tracked (a /64) still needs THRESHOLD6
+    expect(cidrs([summary('2001:db8:8::', { saslFailure: 3 }, { summarised: { cidr: '2001:db8:8::/64', addresses: 3 } })])).toEqual(['2001:db8:8::/64']);
+  });
+
   it('keeps the worst offenders and reports the rest', () => {
     const d = decide(
       [summary('192.0.2.1', { saslFailure: 5 }), summary('192.0.2.2', { saslFailure: 50 }), summary('203.0.113.9', { saslFailure: 7 })],

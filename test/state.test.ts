@@ -177,6 +177,25 @@ describe('scan state', () => {
     expect(warnings.join('\n')).toMatch(/not valid/);
   });
 
+  it('a day written again keeps its usernames though an earlier day used up the address\'s places', async () => {
+    // 64 names on day one fill the address's places (MAX_USERS_PER_ADDRESS); day two's file keeps its own
+    // names, and writing day two again (new lines on it) from the window's sum must not count them as
+    // other users because of day one's (a trap username would be missed once day one left the window)
+    const log = path.join(dir, 'mail.log');
+    const fail = (t: string, user: string) => `${t} mx postfix/smtpd[1]: warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=${user}\n`;
+    writeFileSync(log, Array.from({ length: 64 }, (_, i) => fail('2026-11-21T23:00:00+00:00', `u${i}`)).join(''));
+    await scan(true, ALL_TIME);
+    appendFileSync(log, fail('2026-11-22T01:00:00+00:00', 'admin'));
+    await scan(true, ALL_TIME);
+    appendFileSync(log, fail('2026-11-22T02:00:00+00:00', 'bob'));
+    await scan(true, ALL_TIME);
+    const dayTwo = { from: Date.parse('2026-11-22T00:00:00Z'), to: Date.parse('2026-11-22T23:59:59Z') };
+    const [address] = (await scan(true, dayTwo)).summaries;
+    expect([...address!.users!.keys()].sort()).toEqual(['admin', 'bob']);
+    expect(address!.otherUserFailures).toBeUndefined();
+    expect(warnings).toEqual([]);
+  });
+
   it("an older version's state is read again quietly, and its tally files go", async () => {
     writeFileSync(path.join(dir, 'mail.log'), `2026-11-22T10:00:00Z mx postfix/smtpd[1]: warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x\n`);
     mkdirSync(stateDir, { recursive: true });

@@ -61,6 +61,12 @@ export class Tally {
   userRecords = 0;
   /** Decoded from a horizon on (deserialize's `fromMs`): older minutes are missing, so it cannot be written back. */
   partial = false;
+  /**
+   * A username was counted as OTHER_USERS here because its address had MAX_USERS_PER_ADDRESS
+   * names already, perhaps on other days: a day cut from this tally may then lack names its own
+   * file would keep (scan-state.ts segmentsAfter does not write a day from such a tally).
+   */
+  usersFolded = false;
 
   /** How many addresses it holds. */
   get size(): number {
@@ -278,10 +284,14 @@ export class Tally {
     if (u === undefined) {
       const users = this.userMaps[id];
       const size = users === undefined ? 0 : typeof users === 'number' ? 1 : users.size;
-      if (!login && user !== OTHER_USERS && size >= MAX_USERS_PER_ADDRESS) return this.userRecord(id, OTHER_USERS, key, false, after);
+      if (!login && user !== OTHER_USERS && size >= MAX_USERS_PER_ADDRESS) {
+        this.usersFolded = true;
+        return this.userRecord(id, OTHER_USERS, key, false, after);
+      }
       u = this.userNames.length;
-      this.addUserChain(id, user, u);
-      this.userNames.push(this.interned(user));
+      const name = this.interned(user);
+      this.addUserChain(id, name, u);
+      this.userNames.push(name);
       if (u === this.userHeads.length) {
         this.userHeads = grown(this.userHeads, Math.max(16, u * 2));
         this.userAddress = grown(this.userAddress, Math.max(16, u * 2));

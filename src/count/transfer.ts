@@ -39,8 +39,9 @@ export function tallyFromParts(parts: TallyParts): Tally {
   tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
   tally.records = parts.pool.length / STRIDE;
   for (const [u, user] of parts.userNames.entries()) {
-    tally.addUserChain(parts.userAddress[u]!, user, u);
-    tally.userNames.push(tally.interned(user)); // a copy from the other thread: the same few names, once
+    const name = tally.interned(user); // a copy from the other thread: the same few names, once
+    tally.addUserChain(parts.userAddress[u]!, name, u);
+    tally.userNames.push(name);
   }
   tally.userAddress = parts.userAddress.length > 0 ? parts.userAddress : tally.userAddress;
   tally.userHeads = parts.userHeads.length > 0 ? parts.userHeads : tally.userHeads;

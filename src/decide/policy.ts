@@ -410,6 +410,16 @@ function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNe
  * never-block range: then its addresses one by one); prefixes add up into their /48. A prefix
  * or /48 blocked whole keeps the addresses where someone logged in as exceptions.
  */
+/**
+ * What an IPv6 range key of decideIpv6 needs to be blocked whole: THRESHOLD6 for a prefix; for a
+ * range wider than a prefix (summary.ts adds the quietest prefixes up per /48 past --max-tracked),
+ * what its prefixes' spread needs to block that /48 (THRESHOLD6 x IPV6_SUBNET_PREFIXES).
+ */
+function wideRangeThreshold(cidr: string, options: Pick<PolicyOptions, 'threshold6' | 'ipv6Prefix' | 'ipv6SubnetPrefixes'>): number {
+  const wide = Number(cidr.slice(cidr.indexOf('/') + 1)) < options.ipv6Prefix;
+  return wide ? options.threshold6 * Math.max(1, options.ipv6SubnetPrefixes) : options.threshold6;
+}
+
 function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions, overlapsNever: (cidr: string) => boolean, logins: LoginIndex, trace: Trace): Block[] {
   const blocks: Block[] = [];
   const aggregate = options.ipv6SubnetPrefixes > 0 && options.ipv6Subnet < options.ipv6Prefix && options.ipv6Prefix < 128;
@@ -420,9 +430,12 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
     const mine: Block[] = [];
     let clientLevel = 0;
     for (const m of members) clientLevel += m.clientLevel;
-    // a range added up past --max-tracked is no address: it can be blocked as its range only
+    // a range added up past --max-tracked is no address: it can be blocked as its range only; one
+    // wider than a prefix (the quietest prefixes of a /48, added up) needs what would block that /48
+    // from its prefixes' spread (THRESHOLD6 x IPV6_SUBNET_PREFIXES), not one prefix's THRESHOLD6
+    const threshold = wideRangeThreshold(prefix, options);
     const offenders = members.filter((m) => m.total >= options.threshold6 && m.weight === undefined);
-    const exceptions = !alone && clientLevel >= options.threshold6 ? logins.hostExceptions(prefix, new Set(offenders.map((m) => m.address))) : null;
+    const exceptions = !alone && clientLevel >= threshold ? logins.hostExceptions(prefix, new Set(offenders.map((m) => m.address))) : null;
     trace.range('prefix', prefix, () => {
       let counted = 0;
       let addresses = 0;
@@ -431,8 +444,8 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
         addresses += m.weight ?? 1;
       }
       const outcome: RangeOutcome =
-        options.ipv6Prefix === 128 ? 'counted per address' : overlapsNever(prefix) ? 'holds a never-block range' : clientLevel < options.threshold6 ? 'under the threshold' : exceptions === 'crowded' ? 'crowded with logins' : 'blocked whole';
-      return { cidr: prefix, counted, clientLevel, addresses, threshold: options.threshold6, outcome };
+        options.ipv6Prefix === 128 ? 'counted per address' : overlapsNever(prefix) ? 'holds a never-block range' : clientLevel < threshold ? 'under the threshold' : exceptions === 'crowded' ? 'crowded with logins' : 'blocked whole';
+      return { cidr: prefix, counted, clientLevel, addresses, threshold, outcome };
     });
     if (exceptions !== null && exceptions !== 'crowded') {
       mine.push(block(prefix, 6, members, 'prefix', { exceptions }));
@@ -451,7 +464,7 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
     for (const m of members) entry.members.push(m);
     if (mine.length > 0) entry.blocked.add(prefix);
     if (alone || exceptions === 'crowded') entry.whole = false;
-    else if (clientLevel >= options.threshold6) entry.offending++;
+    else if (clientLevel >= threshold) entry.offending++;
     else entry.spread += clientLevel; // only what no prefix blocks on its own: one loud /64 is not a /48
   }
   for (const [subnet, entry] of subnets) {

@@ -55,10 +55,10 @@ export async function runJob(job: ScanJob, parser: LineParser, tick?: () => void
   return { tally, counters: scanner.counters, kinds: scanner.kinds, rest, warnings };
 }
 
-/** Threads to read with: every core the system gives this process (os.availableParallelism), this one included. */
 /** A worker's young generation (V8's default grows it to 32 MiB and more): a scan's garbage dies young, and a small one is as fast. */
 const YOUNG_MB = 12;
 
+/** Threads to read with: every core the system gives this process (os.availableParallelism), this one included. */
 export const THREADS = Math.max(1, availableParallelism());
 
 /**

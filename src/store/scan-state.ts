@@ -157,8 +157,8 @@ export class ScanState {
    * The day segments of a log after `fresh` (what was read this time) is added to `known`
    * (its entry so far, or undefined): days `fresh` does not touch keep their files; a day
    * it touches is written anew, from `merged` when it holds that whole day already (the
-   * state's window with `fresh` added: readWindow's `wholeDays`), else by reading the day's
-   * file and adding `fresh` to it. Null (with a warning) when a segment to add to cannot be
+   * state's window with `fresh` added: readWindow's `wholeDays`) and kept every username by
+   * name, else by reading the day's file and adding that day of `fresh` to it. Null (with a warning) when a segment to add to cannot be
    * read: the log is then read from the start by the next run.
    */
   segmentsAfter(known: StateEntry | undefined, fresh: Tally, head: string, size: number, warn: Warn, merged?: { tally: Tally; wholeDays: ReadonlySet<number> }): Segment[] | null {
@@ -175,11 +175,12 @@ export class ScanState {
           continue;
         }
         let whole: { data: Buffer; first: number; last: number };
-        if (merged !== undefined && merged.wholeDays.has(day)) whole = serializeDay(merged.tally, day, true); // no second decode of the day
+        // no second decode of the day, unless the sum counted a username as OTHER_USERS for names its other days took
+        if (merged !== undefined && merged.wholeDays.has(day) && !merged.tally.usersFolded) whole = serializeDay(merged.tally, day, true);
         else {
           reading = path.join(path.dirname(this.file), old.file);
           const tally = deserializeTally(readStoreBytesSync(reading));
-          tally.addAll(fresh);
+          tally.addAll(deserializeTally(serializeDay(fresh, day).data)); // that day of fresh only: its other days take no username places
           whole = serializeDay(tally, day);
         }
         this.staged.set(file, whole.data);

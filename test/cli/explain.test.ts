@@ -216,6 +216,21 @@ describe('explain answers as run --dry-run does, with the policy numbers', () =>
     expect(text).not.toContain('undefined');
   });
 
+  it('a flood past --max-tracked with the /48 rule on: the /48 its prefixes were added up into needs THRESHOLD6 x IPV6_SUBNET_PREFIXES', async () => {
+    writeFileSync(path.join(dir, 'flood6b.log'), times(1500, (i) => saslLines(`2001:db8:bbbb:${i.toString(16)}::1`, 1)));
+    const settings = settingsFor([path.join(dir, 'flood6b.log')], { maxTracked: '1000', threshold6: '5', stateDir: path.join(dir, 'flood-state-b') });
+    let folded: string | undefined;
+    let e: Explained | undefined;
+    for (const i of [0, 1, 700, 1498, 1499]) {
+      folded = `2001:db8:bbbb:${i.toString(16)}::1`;
+      e = await explain(settings, folded);
+      if (e.reason.prefix?.cidr === '2001:db8:bbbb::/48') break;
+    }
+    expect(e!.reason.prefix).toMatchObject({ cidr: '2001:db8:bbbb::/48', threshold: 25 });
+    expect(e!.verdict).toMatch(/^blocked: in 2001:db8:bbbb::\/48 \(subnet6\): offending prefixes in this \/48 add up/); // with its own /64s
+    expect(await explainText(settings, folded!)).toContain(`its prefix 2001:db8:bbbb::/48 (its prefixes added up past MAX_TRACKED=1000): ${e!.reason.prefix!.counted} of THRESHOLD6 x IPV6_SUBNET_PREFIXES=25`);
+  });
+
   it('the printed counts are the reason record: a spared user shows 0 counted and the rest not counted', async () => {
     writeFileSync(path.join(dir, 'spared2.log'), saslLines('192.0.2.200', 3, 'dave') + login('192.0.2.200', 'dave'));
     const text = await explainText(settingsFor([path.join(dir, 'spared2.log')], { threshold: '3' }), '192.0.2.200');
