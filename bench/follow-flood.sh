@@ -11,7 +11,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${FLOOD_ADDRESSES:-1000000}
 S=${FLOOD_SECONDS:-60}
 D=$(mktemp -d /tmp/smtpguard-flood.XXXXXX)
-trap 'kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; cp "$D/out" /tmp/smtpguard-flood-out.txt 2>/dev/null || true; rm -rf "$D"' EXIT
+trap 'kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; rm -rf "$D"' EXIT
 mkdir -p "$D/pf"
 echo 'mynetworks = 127.0.0.0/8' > "$D/pf/main.cf"
 : > "$D/pf/master.cf"

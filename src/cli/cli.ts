@@ -303,9 +303,8 @@ function buildProgram(): Command {
       if (flags.timer === true && flags.follow === true) throw usageError('--timer and --follow: choose one', 'the follower does the work of the timer; use --follow alone (README "Block within a second")');
       const loaded = await settingsFrom(flags, !uninstall);
       const { installCommand } = await import('./commands/install.js');
-      const { withRunLock } = await import('./commands/locked.js');
+      const { ADMIN_LOCK_WAIT_MS, withRunLock } = await import('./commands/locked.js');
       // under the run lock: a cron run never meets a half-done install, or puts back what uninstall just took out
-      const { ADMIN_LOCK_WAIT_MS } = await import('./commands/locked.js');
       await withRunLock(loaded.settings, flags.dryRun === true, () => installCommand(
         loaded.settings,
         {

@@ -406,11 +406,6 @@ function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNe
 }
 
 /**
- * IPv6: a prefix adds up the client-level evidence of its addresses (unless it overlaps a
- * never-block range: then its addresses one by one); prefixes add up into their /48. A prefix
- * or /48 blocked whole keeps the addresses where someone logged in as exceptions.
- */
-/**
  * What an IPv6 range key of decideIpv6 needs to be blocked whole: THRESHOLD6 for a prefix; for a
  * range wider than a prefix (summary.ts adds the quietest prefixes up per /48 past --max-tracked),
  * what its prefixes' spread needs to block that /48 (THRESHOLD6 x IPV6_SUBNET_PREFIXES).
@@ -420,6 +415,11 @@ function wideRangeThreshold(cidr: string, options: Pick<PolicyOptions, 'threshol
   return wide ? options.threshold6 * Math.max(1, options.ipv6SubnetPrefixes) : options.threshold6;
 }
 
+/**
+ * IPv6: a prefix adds up the client-level evidence of its addresses (unless it overlaps a
+ * never-block range: then its addresses one by one); prefixes add up into their /48. A prefix
+ * or /48 blocked whole keeps the addresses where someone logged in as exceptions.
+ */
 function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions, overlapsNever: (cidr: string) => boolean, logins: LoginIndex, trace: Trace): Block[] {
   const blocks: Block[] = [];
   const aggregate = options.ipv6SubnetPrefixes > 0 && options.ipv6Subnet < options.ipv6Prefix && options.ipv6Prefix < 128;

@@ -158,10 +158,11 @@ export class ScanState {
    * (its entry so far, or undefined): days `fresh` does not touch keep their files; a day
    * it touches is written anew, from `merged` when it holds that whole day already (the
    * state's window with `fresh` added: readWindow's `wholeDays`) and kept every username by
-   * name, else by reading the day's file and adding that day of `fresh` to it. Null (with a warning) when a segment to add to cannot be
-   * read: the log is then read from the start by the next run.
+   * name, else by reading the day's file and adding that day of `fresh` to it. Null (with a
+   * warning) when a segment to add to cannot be read: the log is then read from the start by
+   * the next run.
    */
-  segmentsAfter(known: StateEntry | undefined, fresh: Tally, head: string, size: number, warn: Warn, merged?: { tally: Tally; wholeDays: ReadonlySet<number> }): Segment[] | null {
+  segmentsAfter(known: StateEntry | undefined, fresh: Tally, head: string, size: number, warn: Warn, merged: { tally: Tally; wholeDays: ReadonlySet<number> }): Segment[] | null {
     const segments = new Map((known?.segments ?? []).map((s) => [s.day, s]));
     let reading = this.file;
     try {
@@ -176,7 +177,7 @@ export class ScanState {
         }
         let whole: { data: Buffer; first: number; last: number };
         // no second decode of the day, unless the sum counted a username as OTHER_USERS for names its other days took
-        if (merged !== undefined && merged.wholeDays.has(day) && !merged.tally.usersFolded) whole = serializeDay(merged.tally, day, true);
+        if (merged.wholeDays.has(day) && !merged.tally.usersFolded) whole = serializeDay(merged.tally, day, true);
         else {
           reading = path.join(path.dirname(this.file), old.file);
           const tally = deserializeTally(readStoreBytesSync(reading));

@@ -197,38 +197,40 @@ describe('explain answers as run --dry-run does, with the policy numbers', () =>
     }
   });
 
-  it('a flood past --max-tracked: the /48 its prefixes were added up into, with its numbers', async () => {
-    writeFileSync(path.join(dir, 'flood6.log'), times(1500, (i) => saslLines(`2001:db8:aaaa:${i.toString(16)}::1`, 1)));
-    const settings = settingsFor([path.join(dir, 'flood6.log')], { maxTracked: '1000', threshold6: '5', ipv6SubnetPrefixes: '0', stateDir: path.join(dir, 'flood-state') });
-    // the addresses past the bound (which ones: the policy's choice) are added up into their /48
-    let folded: string | undefined;
+  /**
+   * 1,500 IPv6 /64s failing once each in `net`::/48, explained with --max-tracked 1000: an address
+   * past the bound (which ones: the policy's choice) and what explain says of it.
+   */
+  async function floodPastMaxTracked(net: string, extra: Record<string, string>): Promise<{ settings: Settings; folded: string; e: Explained }> {
+    const name = net.replace(/:/g, '-');
+    writeFileSync(path.join(dir, `${name}.log`), times(1500, (i) => saslLines(`${net}:${i.toString(16)}::1`, 1)));
+    const settings = settingsFor([path.join(dir, `${name}.log`)], { maxTracked: '1000', threshold6: '5', stateDir: path.join(dir, `${name}-state`), ...extra });
+    let folded = '';
     let e: Explained | undefined;
     for (const i of [0, 1, 700, 1498, 1499]) {
-      folded = `2001:db8:aaaa:${i.toString(16)}::1`;
+      folded = `${net}:${i.toString(16)}::1`;
       e = await explain(settings, folded);
-      if (e.reason.prefix?.cidr === '2001:db8:aaaa::/48') break;
+      if (e.reason.prefix?.cidr === `${net}::/48`) break;
     }
-    expect(e!.reason.prefix).toMatchObject({ cidr: '2001:db8:aaaa::/48' });
-    expect(e!.reason.prefix!.counted).toBeGreaterThanOrEqual(5);
-    expect(e!.verdict).toBe(`blocked: in 2001:db8:aaaa::/48 (prefix): the IPv6 prefix has ${e!.reason.prefix!.counted} counted events (THRESHOLD6=5)`);
-    const text = await explainText(settings, folded!);
-    expect(text).toContain(`its prefix 2001:db8:aaaa::/48 (its prefixes added up past MAX_TRACKED=1000): ${e!.reason.prefix!.counted} of THRESHOLD6=5`);
+    return { settings, folded, e: e! };
+  }
+
+  it('a flood past --max-tracked: the /48 its prefixes were added up into, with its numbers', async () => {
+    // the addresses past the bound are added up into their /48
+    const { settings, folded, e } = await floodPastMaxTracked('2001:db8:aaaa', { ipv6SubnetPrefixes: '0' });
+    expect(e.reason.prefix).toMatchObject({ cidr: '2001:db8:aaaa::/48' });
+    expect(e.reason.prefix!.counted).toBeGreaterThanOrEqual(5);
+    expect(e.verdict).toBe(`blocked: in 2001:db8:aaaa::/48 (prefix): the IPv6 prefix has ${e.reason.prefix!.counted} counted events (THRESHOLD6=5)`);
+    const text = await explainText(settings, folded);
+    expect(text).toContain(`its prefix 2001:db8:aaaa::/48 (its prefixes added up past MAX_TRACKED=1000): ${e.reason.prefix!.counted} of THRESHOLD6=5`);
     expect(text).not.toContain('undefined');
   });
 
   it('a flood past --max-tracked with the /48 rule on: the /48 its prefixes were added up into needs THRESHOLD6 x IPV6_SUBNET_PREFIXES', async () => {
-    writeFileSync(path.join(dir, 'flood6b.log'), times(1500, (i) => saslLines(`2001:db8:bbbb:${i.toString(16)}::1`, 1)));
-    const settings = settingsFor([path.join(dir, 'flood6b.log')], { maxTracked: '1000', threshold6: '5', stateDir: path.join(dir, 'flood-state-b') });
-    let folded: string | undefined;
-    let e: Explained | undefined;
-    for (const i of [0, 1, 700, 1498, 1499]) {
-      folded = `2001:db8:bbbb:${i.toString(16)}::1`;
-      e = await explain(settings, folded);
-      if (e.reason.prefix?.cidr === '2001:db8:bbbb::/48') break;
-    }
-    expect(e!.reason.prefix).toMatchObject({ cidr: '2001:db8:bbbb::/48', threshold: 25 });
-    expect(e!.verdict).toMatch(/^blocked: in 2001:db8:bbbb::\/48 \(subnet6\): offending prefixes in this \/48 add up/); // with its own /64s
-    expect(await explainText(settings, folded!)).toContain(`its prefix 2001:db8:bbbb::/48 (its prefixes added up past MAX_TRACKED=1000): ${e!.reason.prefix!.counted} of THRESHOLD6 x IPV6_SUBNET_PREFIXES=25`);
+    const { settings, folded, e } = await floodPastMaxTracked('2001:db8:bbbb', {});
+    expect(e.reason.prefix).toMatchObject({ cidr: '2001:db8:bbbb::/48', threshold: 25 });
+    expect(e.verdict).toMatch(/^blocked: in 2001:db8:bbbb::\/48 \(subnet6\): offending prefixes in this \/48 add up/); // with its own /64s
+    expect(await explainText(settings, folded)).toContain(`its prefix 2001:db8:bbbb::/48 (its prefixes added up past MAX_TRACKED=1000): ${e.reason.prefix!.counted} of THRESHOLD6 x IPV6_SUBNET_PREFIXES=25`);
   });
 
   it('the printed counts are the reason record: a spared user shows 0 counted and the rest not counted', async () => {

@@ -116,12 +116,12 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
   io.stdout.write(out.join('\n') + '\n');
 }
 
-/** The counts under the verdict, as the policy counted them. */
 /** The setting a prefix's threshold comes from: THRESHOLD6, or for a range added up per /48 past --max-tracked, THRESHOLD6 x IPV6_SUBNET_PREFIXES (policy.ts wideRangeThreshold). */
 function thresholdName(threshold: number, settings: Settings): string {
   return threshold === settings.threshold6 ? 'THRESHOLD6' : 'THRESHOLD6 x IPV6_SUBNET_PREFIXES';
 }
 
+/** The counts under the verdict, as the policy counted them. */
 function countsLine(reason: Reason, settings: Settings): string {
   const spared = reason.events - reason.counted;
   const sparedText = spared > 0 ? ` (${spared} more not counted)` : '';

@@ -17,11 +17,11 @@ import { planJson, renderPlanText, summaryLine } from '../../report/plan-report.
 import { parseConfigFile, renderConfigHeader, type Settings } from '../settings.js';
 import type { Io } from './common.js';
 import { ADMIN_LOCK_WAIT_MS, withRunLock } from './locked.js';
+import { readBans, writeBans } from '../../store/bans.js';
+import { runLocked, type RunResult } from './run.js';
 
 /** The verbs wait for a busy lock (a follower applying) a little. */
 const withRunLockWaiting = <T>(settings: Settings, dryRun: boolean, body: () => Promise<T>): Promise<T> => withRunLock(settings, dryRun, body, ADMIN_LOCK_WAIT_MS);
-import { readBans, writeBans } from '../../store/bans.js';
-import { runLocked, type RunResult } from './run.js';
 
 export interface VerbOptions {
   target: string;
