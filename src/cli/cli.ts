@@ -14,6 +14,7 @@ import { DEFAULT_CONFIG_FILE, DEFINITIONS, givenAllow, givenSettings, renderSett
 import type { Io } from './commands/common.js';
 import { version } from '../version.js';
 import { TerminalProgress } from '../report/progress.js';
+import { setTallyBound } from '../count/tally.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -125,7 +126,10 @@ async function settingsFrom(flags: CommonFlags, creates = false): Promise<Loaded
   }
   const given: FlagValues = {};
   for (const d of DEFINITIONS) if (flags[d.key] !== undefined) given[d.key] = flags[d.key];
-  return { ...resolveSettings(given, process.env, text, file), file, fileExists: text !== null, fileText: text };
+  const resolved = resolveSettings(given, process.env, text, file);
+  const { maxTracked, threshold, threshold6 } = resolved.settings;
+  setTallyBound({ limit: 10 * maxTracked, offender: Math.min(threshold, threshold6) }); // every tally this run makes (count/tally.ts compact)
+  return { ...resolved, file, fileExists: text !== null, fileText: text };
 }
 
 const nowOf = (flags: CommonFlags): Date => (flags.now === undefined ? new Date() : parseNow(flags.now));

@@ -10,11 +10,11 @@ import { grown } from './words.js';
 /**
  * The format of what this codec writes, and so of the scan state that keeps it (store/scan-state.ts
  * writes it as its version: a state of another version is read again from the logs).
- * 8: addresses as their bytes, not their text (a flood's million addresses made a million
+ * 9: the addresses folded past the tally's limit, as rows after the usernames; 8: addresses as their bytes, not their text (a flood's million addresses made a million
  * strings on each write and read); 7: six more event kinds (the tally's slots moved); 6: a
  * log's tally is kept as day segments; 5: each address's minutes newest first, with their byte length.
  */
-export const TALLY_FORMAT = 8;
+export const TALLY_FORMAT = 9;
 
 /** An address in the data: a tag byte, then its 4 bytes (IPv4) or 16 (IPv6), big-endian. */
 const TAG_IPV4 = 4;
@@ -25,7 +25,8 @@ const TAG_IPV6 = 6;
  * addresses, then per address its bytes, the byte length of its buckets, their count and
  * the buckets newest first (minute, first and last event as ms into the minute, a bit
  * mask of the slots present and their counts); then per address and username, per
- * minute the failures and logins. The byte length lets a reader skip the minutes it does not need.
+ * minute the failures and logins; then the folded rows (Tally.folded) as a section of the same
+ * form, after its byte length (0: none). The byte length lets a reader skip the minutes it does not need.
  */
 export function serializeTally(tally: Tally): Buffer {
   return serializeSection(tally, -Infinity, Infinity).data;
@@ -36,6 +37,7 @@ export function tallyDays(tally: Tally): number[] {
   const pool = tally.pool;
   const days = new Set<number>();
   for (let r = 0; r < tally.records; r++) days.add(Math.floor(pool[r * STRIDE + KEY]! / MINUTES_PER_DAY));
+  for (const day of tally.folded === null ? [] : tallyDays(tally.folded)) days.add(day);
   return [...days].sort((a, b) => a - b);
 }
 
@@ -97,10 +99,14 @@ function serializeSection(tally: Tally, fromKey: number, toKey: number, whole = 
     userStarts[u] = start;
     size += addressBytes(tally, tally.userAddress[u]!) + 2 + Buffer.byteLength(tally.userNames[u]!, 'utf8') + 4 + 12 * count;
   }
+  // then the folded rows' own section (Tally.folded), after its byte length (0: none)
+  const rows = tally.folded === null ? null : serializeSection(tally.folded, fromKey, toKey, whole);
+  const rowBytes = rows === null || rows.first === Infinity ? 0 : rows.data.length;
+  size += 4 + rowBytes;
   const out = Buffer.allocUnsafe(size);
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  let first = Infinity;
-  let last = -Infinity;
+  let first = rowBytes === 0 ? Infinity : rows!.first;
+  let last = rowBytes === 0 ? -Infinity : rows!.last;
   let at = 0;
   view.setUint32(at, present, true);
   at += 4;
@@ -157,6 +163,8 @@ function serializeSection(tally: Tally, fromKey: number, toKey: number, whole = 
     }
     out.writeUInt32LE(count, countAt);
   }
+  at = out.writeUInt32LE(rowBytes, at);
+  if (rowBytes > 0) at += rows!.data.copy(out, at);
   if (at !== size) throw new Error(`tally codec: wrote ${at} bytes of ${size}`); // the sizing pass out of step with the writing
   return { data: out, first, last };
 }
@@ -168,7 +176,12 @@ function serializeSection(tally: Tally, fromKey: number, toKey: number, whole = 
  * its window but cannot be serialized again.
  */
 export function deserializeTally(data: Buffer, fromMs = -Infinity): Tally {
-  const tally = new Tally();
+  return deserializeSection(data, fromMs, false);
+}
+
+/** deserializeTally of a tally, or (`rows`) of its folded rows' section. */
+function deserializeSection(data: Buffer, fromMs: number, rows: boolean): Tally {
+  const tally = rows ? Tally.ofRows() : new Tally();
   const fromKey = Math.floor(fromMs / BUCKET_MS);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const words = new Int32Array(4);
@@ -190,6 +203,7 @@ export function deserializeTally(data: Buffer, fromMs = -Infinity): Tally {
   tally.reserve(Math.min(buckets, Math.floor(data.length / 12)));
   for (let a = 0; a < addresses; a++) {
     at = readAddress(data, at, words);
+    if (rows) checkRow(words);
     const id = tally.idOfWords(words, 0);
     need(at, 8);
     const bytes = view.getUint32(at, true);
@@ -234,6 +248,7 @@ export function deserializeTally(data: Buffer, fromMs = -Infinity): Tally {
   need(at, 4);
   const pairs = view.getUint32(at, true);
   at += 4;
+  if (rows && pairs > 0) throw new Error('tally data has usernames in its folded rows');
   for (let p = 0; p < pairs; p++) {
     at = readAddress(data, at, words);
     let id = -1; // numbered when a minute is kept: an address with none in the window is not added
@@ -262,8 +277,28 @@ export function deserializeTally(data: Buffer, fromMs = -Infinity): Tally {
       tally.userPool[r + U_LOGINS] = Math.min(2 ** 31 - 1, tally.userPool[r + U_LOGINS]! + logins);
     }
   }
+  need(at, 4);
+  const rowBytes = view.getUint32(at, true);
+  at += 4;
+  if (rowBytes > 0) {
+    if (rows) throw new Error('tally data has folded rows inside its folded rows');
+    need(at, rowBytes);
+    const folded = deserializeSection(data.subarray(at, at + rowBytes), fromMs, true);
+    at += rowBytes;
+    if (folded.partial) tally.partial = true;
+    tally.folded = folded;
+  }
   if (at !== data.length) throw new Error(`tally data has ${data.length - at} bytes too many`);
+  if (tally.count > tally.limit) tally.compact(); // written under a higher limit
   return tally;
+}
+
+/** Throws unless `words` is a folded row's key as tally.ts writes one: a network (/64, /48 or none) and its family. */
+function checkRow(words: Int32Array): void {
+  const [w0, w1, bits, family] = words as unknown as [number, number, number, number];
+  const ok =
+    family === 6 ? (bits === 64 || (bits === 48 && (w1 & 0xffff) === 0) || (bits === 0 && w0 === 0 && w1 === 0)) : family === 4 && bits === 0 && w0 === 0 && w1 === 0;
+  if (!ok) throw new Error(`tally data holds a folded row ${Array.from(words, (w) => (w >>> 0).toString(16)).join(':')}, which is not a network as written`);
 }
 
 /** Bytes address `id` takes in the data: its tag and its 4 or 16 bytes. */

@@ -2,8 +2,8 @@
  * Summaries: a tally cut to a window, per address (what the policy reads), bounded by
  * --max-tracked (past it, the fewest-event addresses are added up by prefix). Pure.
  */
-import { addressSortKey, networkOf } from '../address.js';
-import { EVENT_KINDS, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
+import { addressSortKey, networkOf, wordsText } from '../address.js';
+import { EVENT_KINDS, FOLDED_ADDRESSES_SLOT, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
 import { Tally, BUCKET_MS, OTHER_USERS, type TimeWindow } from './tally.js';
 import { WordTable, grown } from './words.js';
 
@@ -149,8 +149,39 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     });
     push(summary, all);
   });
+  // the addresses the tally itself folded past its limit (tally.ts compact): IPv4 and the widest
+  // rows only counted; an IPv6 /64 row joins its prefix as the addresses past the bound do, a /48
+  // row its network
+  const rows = tally.folded;
+  const rowGroup = rows === null ? null : new Int32Array(rows.count).fill(-1); // its prefix; -2: its network
+  const rowWords = (f: number, bits: number) => {
+    for (let k = 0; k < 2; k++) words[k] = maskWord(rows!.words[f * 4 + k]!, Math.min(bits, rows!.words[f * 4 + 2]!) - 32 * k);
+    words[2] = 0;
+    words[3] = 0;
+    return words;
+  };
+  let wideRows = 0;
+  rows?.windowSums(fromKey, toKey, (f, sums) => {
+    const all = allOf(sums);
+    if (all === 0) return;
+    const total = totalOf(sums);
+    summarised += sums[FOLDED_ADDRESSES_SLOT]!;
+    summarisedEvents += total;
+    const bits = rows.words[f * 4 + 2]!;
+    // (a row wider than any range the policy may block is only counted)
+    if (bound === null || rows.words[f * 4 + 3] !== 6 || bits === 0 || bits < Math.min(bound.ipv6Subnet, bound.ipv6Prefix)) return;
+    if (bits >= bound.ipv6Prefix) {
+      const g = prefixes.idOf(rowWords(f, bound.ipv6Prefix), 0);
+      if (g === prefixTotals.length) prefixTotals = grown(prefixTotals, g * 2);
+      prefixTotals[g]! += total;
+      rowGroup![f] = g;
+    } else {
+      rowGroup![f] = -2;
+      wideRows++;
+    }
+  });
   let summarisedRanges = 0;
-  if (bound !== null && prefixes.size > 0) {
+  if (bound !== null && (prefixes.size > 0 || wideRows > 0)) {
     // too many prefixes for the room left: those with the fewest events are added up per ipv6Subnet network
     const room = Math.max(1, bound.maxTracked - out.length);
     const folded = new Uint8Array(prefixes.size); // 1: added up per ipv6Subnet network; 2: only counted
@@ -198,6 +229,27 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
       }
       (folded[g] === 0 ? kept : wider).add(groupOf[g]!, sums, firstSeen, lastSeen);
     });
+    rows?.windowSums(fromKey, toKey, (f, sums, firstSeen, lastSeen) => {
+      const g = rowGroup![f]!;
+      if (g === -1 || (g >= 0 && folded[g] === 2)) return;
+      const addresses = Math.max(1, sums[FOLDED_ADDRESSES_SLOT]!);
+      if (g >= 0 && groupOf[g] === -1) {
+        const sample = wordsText(rowWords(f, 128), 0);
+        if (folded[g] === 0) groupOf[g] = kept.open(sample, firstSeen, lastSeen);
+        else {
+          const w = subnets.idOf(rowWords(f, bound.ipv6Subnet), 0);
+          if (w === wider.size) wider.open(sample, firstSeen, lastSeen);
+          groupOf[g] = w;
+        }
+      }
+      if (g >= 0) (folded[g] === 0 ? kept : wider).add(groupOf[g]!, sums, firstSeen, lastSeen, addresses);
+      else {
+        // a /48 row: into its ipv6Subnet network (as wide as the row or wider)
+        const w = subnets.idOf(rowWords(f, bound.ipv6Subnet), 0);
+        if (w === wider.size) wider.open(wordsText(rowWords(f, 128), 0), firstSeen, lastSeen);
+        wider.add(w, sums, firstSeen, lastSeen, addresses);
+      }
+    });
     const one = new Float64Array(SLOT_COUNT);
     const name = (groups: Groups, g: number, bits: number) => {
       const cidr = networkOf(groups.samples[g]!, bits);
@@ -237,12 +289,12 @@ class Groups {
     return g;
   }
 
-  /** Adds one address's counts to range `g`. */
-  add(g: number, sums: Float64Array, first: number, last: number): void {
+  /** Adds the counts of one address (or of `addresses` folded ones) to range `g`. */
+  add(g: number, sums: Float64Array, first: number, last: number, addresses = 1): void {
     for (let i = 0; i < SLOT_COUNT; i++) this.sums[g * SLOT_COUNT + i]! += sums[i]!;
     if (first < this.first[g]!) this.first[g] = first;
     if (last > this.last[g]!) this.last[g] = last;
-    this.addresses[g]!++;
+    this.addresses[g]! += addresses;
   }
 
   /** The counts of range `g`, in `into`. */

@@ -5,7 +5,7 @@
  * mail.warn count once) and windows can be cut from them afterwards, to the minute.
  */
 import { addressWords, wordsText } from '../address.js';
-import { KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT } from '../read/kinds.js';
+import { EVENT_KINDS, FOLDED_ADDRESSES_SLOT, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT } from '../read/kinds.js';
 import type { MailEvent } from '../read/parse.js';
 import { COUNT_BITS, COUNT_MAX, FIRST, KEY, LAST, MORE, NEXT, NONE, PAIR0, PAIR1, STRIDE, U_FAILURES, U_KEY, U_LOGINS, U_NEXT, U_STRIDE } from './layout.js';
 import { grown, WordTable } from './words.js';
@@ -25,6 +25,39 @@ export const OTHER_USERS = '\u0000'.repeat(200);
 if (SLOT_COUNT > 31) throw new Error(`tally.ts: ${SLOT_COUNT} count slots (EVENT_KINDS + qualifying slots) do not fit the 5-bit slot of a count pair; widen it`);
 
 const SCRATCH = new Int32Array(4);
+const ROUTED = new Int32Array(4);
+
+/** Addresses a tally holds one by one unless told otherwise: 10 x the default --max-tracked. */
+export const DEFAULT_ADDRESS_LIMIT = 200_000;
+
+/** What a tally made from now on in this thread is bounded by (see Tally.compact). */
+export interface TallyBound {
+  /** Past this many addresses, the tally folds the quietest half into rows. */
+  limit: number;
+  /** Events (of any kind) that make an address an offender: those are folded after every other address. */
+  offender: number;
+}
+
+let tallyBound: TallyBound = { limit: DEFAULT_ADDRESS_LIMIT, offender: 5 };
+
+/** Sets the bound of the tallies this thread makes from now on (cli.ts: 10 x --max-tracked and the lower threshold; a scan worker: its parent's). */
+export function setTallyBound(bound: TallyBound): void {
+  tallyBound = { limit: Math.max(16, Math.floor(bound.limit)), offender: Math.max(1, bound.offender) };
+}
+
+/** The bound tallies are made with (for a scan worker). */
+export function currentTallyBound(): TallyBound {
+  return tallyBound;
+}
+
+/**
+ * Folded rows (Tally.folded) are keyed by four words too, not an address: the network's first
+ * two words, the prefix length (64, then 48, then 0) and the family (4 or 6). IPv4 has one row:
+ * an IPv4 address under its threshold cannot make a block (a /24 needs offenders), so the
+ * addresses past the limit are only counted; IPv6 keeps its /64s, which the policy blocks whole.
+ */
+export const FOLD_PREFIX6 = 64;
+const FOLD_NETWORK6 = 48;
 
 /**
  * The bucket store. Its arrays and record methods without `private` are shared with its codec
@@ -33,7 +66,7 @@ const SCRATCH = new Int32Array(4);
 export class Tally {
   // Addresses are numbered in the order they come; each is kept as four 32-bit words (not a
   // string: a flood of a million addresses as strings in a Map is ~180 MB).
-  private readonly table = new WordTable();
+  private table = new WordTable();
   get words(): Int32Array {
     return this.table.words;
   }
@@ -55,7 +88,7 @@ export class Tally {
   userMaps: Array<Map<string, number> | number | undefined> = [];
   /** Per user chain: its address index, its username, its newest record (U_STRIDE int32s in userPool). */
   userAddress = new Int32Array(16);
-  readonly userNames: string[] = [];
+  userNames: string[] = [];
   userHeads = new Int32Array(16);
   userPool = new Int32Array(64 * U_STRIDE);
   userRecords = 0;
@@ -67,10 +100,25 @@ export class Tally {
    * file would keep (scan-state.ts segmentsAfter does not write a day from such a tally).
    */
   usersFolded = false;
+  /**
+   * The addresses past `limit`, added up (compact): rows keyed by network (FOLD_PREFIX6), with
+   * their counts per minute and, in FOLDED_ADDRESSES_SLOT, how many addresses each adds up. null: none.
+   */
+  folded: Tally | null = null;
 
-  /** How many addresses it holds. */
+  /**
+   * @param limit past this many addresses, the quietest half is folded (compact): what bounds a
+   *   tally's memory on any input. A tally of folded rows has a limit of its own, a tenth of it.
+   * @param rows this is a tally of folded rows (its keys are networks, not addresses)
+   */
+  constructor(
+    readonly limit: number = tallyBound.limit,
+    readonly rows = false,
+  ) {}
+
+  /** How many addresses (and folded rows) it holds. */
   get size(): number {
-    return this.count;
+    return this.count + (this.folded?.count ?? 0);
   }
 
   /** The addresses it holds, in the order they came. */
@@ -99,6 +147,7 @@ export class Tally {
   add(event: MailEvent): void {
     const key = Math.floor(event.time / BUCKET_MS);
     const offset = event.time - key * BUCKET_MS;
+    if (this.count >= this.limit) this.compact();
     const id = this.idOf(event.address);
     const record = this.bucket(id, key, offset, offset, NONE);
     this.addToSlot(record, KIND_INDEX[event.kind], event.count ?? 1);
@@ -128,15 +177,29 @@ export class Tally {
   private combine(other: Tally, max: boolean): void {
     if (other.partial) this.partial = true;
     this.reserve(this.records + other.records);
+    this.copyFrom(other, max, null, false);
+    if (other.folded !== null) this.foldedRows().combine(other.folded, max);
+    if (this.count > this.limit) this.compact();
+  }
+
+  /**
+   * Adds the counts (and usernames, unless `rows` or `fold`) of `other`'s addresses, each
+   * under the key `route` writes (null: its own); an address `route` says false for is left
+   * out. `fold`: the addresses are being added up into rows, each counted once in
+   * FOLDED_ADDRESSES_SLOT of its newest minute.
+   */
+  private copyFrom(other: Tally, max: boolean, route: ((o: number, into: Int32Array) => boolean) | null, fold: boolean): void {
     const theirs = other.pool;
     const theirCounts = new Float64Array(SLOT_COUNT);
     const myCounts = new Float64Array(SLOT_COUNT);
     for (let o = 0; o < other.count; o++) {
-      const id = this.idOfWords(other.words, o * 4);
+      if (route !== null && !route(o, ROUTED)) continue;
+      const id = route === null ? this.idOfWords(other.words, o * 4) : this.idOfWords(ROUTED, 0);
       let cursor = NONE; // their chain runs newest first: each of their buckets lies after the one before
       for (let r = other.heads[o]!; r !== NONE; r = theirs[r * STRIDE + NEXT]!) {
         const from = r * STRIDE;
         const mine = this.bucket(id, theirs[from + KEY]!, theirs[from + FIRST]!, theirs[from + LAST]!, cursor);
+        if (fold && cursor === NONE) this.addToSlot(mine, FOLDED_ADDRESSES_SLOT, 1);
         cursor = mine;
         theirCounts.fill(0);
         other.gather(r, theirCounts);
@@ -150,9 +213,12 @@ export class Tally {
         }
       }
     }
+    if (fold || this.rows) return;
     const up = other.userPool;
     for (let u = 0; u < other.userNames.length; u++) {
-      const id = this.idOfWords(other.words, other.userAddress[u]! * 4);
+      const o = other.userAddress[u]!;
+      if (route !== null && !route(o, ROUTED)) continue;
+      const id = route === null ? this.idOfWords(other.words, o * 4) : this.idOfWords(ROUTED, 0);
       // a user who logged in in any minute is a real account: kept past the cap for all its minutes
       let login = false;
       for (let r = other.userHeads[u]!; r !== NONE && !login; r = up[r * U_STRIDE + U_NEXT]!) login = up[r * U_STRIDE + U_LOGINS]! > 0;
@@ -167,6 +233,92 @@ export class Tally {
         mine[at + U_LOGINS] = max ? Math.max(mine[at + U_LOGINS]!, logins) : mine[at + U_LOGINS]! + logins;
       }
     }
+  }
+
+  /** The tally of folded rows, made when missing. */
+  foldedRows(): Tally {
+    return (this.folded ??= Tally.ofRows(this.limit));
+  }
+
+  /** An empty tally of folded rows, for a tally of `limit` addresses. */
+  static ofRows(limit: number = tallyBound.limit): Tally {
+    return new Tally(Math.max(16, Math.floor(limit / 10)), true);
+  }
+
+  /**
+   * Brings the tally back to half its limit: the addresses seen least lately are added up into
+   * folded rows, per IPv6 /64 and one row for IPv4. Folded after every other address: offenders
+   * (as many events as the lower threshold, of any kind), and after them, clients that logged in
+   * or had mail accepted (they are real users, and spare others). So an address under the threshold keeps its exact
+   * count while fewer than half the limit of other addresses come between its events, and an
+   * offender while fewer than half the limit of offenders do. In a tally of rows, the half of the
+   * rows with the fewest events is added up one step wider (/64 to /48, /48 to one row per family).
+   */
+  compact(): void {
+    this.fold(false);
+    // rows each in a network of its own stay as many one step wider: then the rest go into the family's row
+    if (this.rows && this.count > this.limit) this.fold(true);
+  }
+
+  /** compact, once; `widest`: in a tally of rows, the quiet rows go straight into their family's row. */
+  private fold(widest: boolean): void {
+    const n = this.count;
+    const keep = Math.max(1, Math.floor(this.limit / 2));
+    if (n <= keep) return;
+    const keys = new Float64Array(n);
+    const sums = new Float64Array(SLOT_COUNT);
+    const pool = this.pool;
+    const words = this.words;
+    const offender = tallyBound.offender;
+    for (let id = 0; id < n; id++) {
+      sums.fill(0);
+      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) this.gather(r, sums);
+      let weight = 0;
+      for (let i = 0; i < EVENT_KINDS.length; i++) weight += sums[i]!;
+      const age = Math.floor((id / n) * 2 ** 20); // among equals, the newest first
+      if (this.rows) {
+        // rows: by their events (2^28 levels), the widest always kept
+        keys[id] = (words[id * 4 + 2] === 0 ? 2 ** 28 : Math.min(weight, 2 ** 28 - 1)) * 2 ** 20 + age;
+        continue;
+      }
+      const tier = sums[KIND_INDEX.saslSuccess]! > 0 || sums[KIND_INDEX.accepted]! > 0 ? 2 : weight >= offender ? 1 : 0;
+      const head = this.heads[id]!;
+      const minute = head === NONE ? 0 : Math.max(0, pool[head * STRIDE + KEY]!); // its newest minute (2^26 minutes: to the year 2097)
+      keys[id] = tier * 2 ** 46 + Math.min(minute, 2 ** 26 - 1) * 2 ** 20 + age;
+    }
+    const cut = keys.slice().sort()[n - keep]!;
+    const old = this.emptied();
+    const kept = (o: number, into: Int32Array) => {
+      if (keys[o]! < cut) return false;
+      into.set(old.words.subarray(o * 4, o * 4 + 4));
+      return true;
+    };
+    if (this.rows) {
+      // every row stays, the quiet ones one step wider
+      this.copyFrom(old, false, (o, into) => kept(o, into) || widerRow(old.words, o, into, widest), false);
+      return;
+    }
+    this.copyFrom(old, false, kept, false);
+    const rows = this.foldedRows();
+    rows.copyFrom(old, false, (o, into) => keys[o]! < cut && rowOf(old.words, o, into), true);
+    if (rows.count > rows.limit) rows.compact();
+  }
+
+  /** Moves this tally's addresses, counts and usernames into a new tally, which it returns; this one is left empty (its folded rows stay). */
+  private emptied(): Tally {
+    const old = new Tally(this.limit, this.rows);
+    [old.table, this.table] = [this.table, new WordTable()];
+    [old.heads, this.heads] = [this.heads, new Int32Array(64)];
+    [old.pool, this.pool] = [this.pool, new Int32Array(256 * STRIDE)];
+    [old.records, this.records] = [this.records, 0];
+    [old.userMaps, this.userMaps] = [this.userMaps, []];
+    [old.userAddress, this.userAddress] = [this.userAddress, new Int32Array(16)];
+    [old.userNames, this.userNames] = [this.userNames, []];
+    [old.userHeads, this.userHeads] = [this.userHeads, new Int32Array(16)];
+    [old.userPool, this.userPool] = [this.userPool, new Int32Array(64 * U_STRIDE)];
+    [old.userRecords, this.userRecords] = [this.userRecords, 0];
+    this.recent.clear(); // the numbers change
+    return old;
   }
 
   private idOf(address: string): number {
@@ -390,8 +542,9 @@ export class Tally {
     }
   }
 
-  /** Counted events per minute of the window, for countPerHour. */
+  /** Counted events per minute of the window, for countPerHour (the folded rows' too). */
   perMinute(visit: (key: number, counts: Float64Array) => void): void {
+    this.folded?.perMinute(visit);
     const pool = this.pool;
     const counts = new Float64Array(SLOT_COUNT);
     for (let id = 0; id < this.count; id++) {
@@ -415,4 +568,24 @@ export const ALL_TIME: TimeWindow = { from: -Infinity, to: Infinity };
 /** Whether events from `first` to `last` (ms) may fall in `window`, to the minute (as summarise counts). */
 export function minutesOverlap(first: number, last: number, window: TimeWindow): boolean {
   return Math.floor(last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
+}
+
+/** The folded row address `id` of `words` is added up into (see FOLD_PREFIX6), in `into`: always true. */
+function rowOf(words: Int32Array, id: number, into: Int32Array): boolean {
+  const ipv4 = words[id * 4] === 0 && words[id * 4 + 1] === 0 && words[id * 4 + 2] === 0xffff;
+  into[0] = ipv4 ? 0 : words[id * 4]!;
+  into[1] = ipv4 ? 0 : words[id * 4 + 1]!;
+  into[2] = ipv4 ? 0 : FOLD_PREFIX6;
+  into[3] = ipv4 ? 4 : 6;
+  return true;
+}
+
+/** Folded row `id` of `words` one step wider (/64 to /48, /48 to the family's one row; `widest`: to that row), in `into`: always true. */
+function widerRow(words: Int32Array, id: number, into: Int32Array, widest: boolean): boolean {
+  const bits = widest ? 0 : words[id * 4 + 2]!;
+  into[0] = bits === FOLD_PREFIX6 ? words[id * 4]! : 0;
+  into[1] = bits === FOLD_PREFIX6 ? words[id * 4 + 1]! & (-1 << (64 - FOLD_NETWORK6)) : 0;
+  into[2] = bits === FOLD_PREFIX6 ? FOLD_NETWORK6 : 0;
+  into[3] = words[id * 4 + 3]!;
+  return true;
 }

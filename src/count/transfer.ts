@@ -14,6 +14,8 @@ export interface TallyParts {
   userHeads: Int32Array<ArrayBuffer>;
   userPool: Int32Array<ArrayBuffer>;
   partial: boolean;
+  /** Its folded rows (Tally.folded), if any. */
+  folded: TallyParts | null;
 }
 
 /** The tally's arrays as they are, for another thread: postMessage moves the arrays and copies the usernames (no re-encoding). */
@@ -28,12 +30,13 @@ export function tallyToParts(tally: Tally): TallyParts {
     userHeads: tally.userHeads.slice(0, users),
     userPool: tally.userPool.slice(0, tally.userRecords * U_STRIDE),
     partial: tally.partial,
+    folded: tally.folded === null ? null : tallyToParts(tally.folded),
   };
 }
 
 /** The inverse of tallyToParts, on the thread that received them (trusted: they never come from a file). */
-export function tallyFromParts(parts: TallyParts): Tally {
-  const tally = new Tally();
+export function tallyFromParts(parts: TallyParts, rows = false): Tally {
+  const tally = rows ? Tally.ofRows() : new Tally();
   for (let id = 0; id < parts.words.length / 4; id++) tally.idOfWords(parts.words, id * 4);
   tally.heads.set(parts.heads);
   tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
@@ -48,5 +51,12 @@ export function tallyFromParts(parts: TallyParts): Tally {
   tally.userPool = parts.userPool.length > 0 ? parts.userPool : tally.userPool;
   tally.userRecords = parts.userPool.length / U_STRIDE;
   tally.partial = parts.partial;
+  if (parts.folded !== null) tally.folded = tallyFromParts(parts.folded, true);
   return tally;
+}
+
+/** The buffers of `parts` (its folded rows' too), for postMessage to move rather than copy. */
+export function partsBuffers(parts: TallyParts): ArrayBuffer[] {
+  const own = Object.values(parts).flatMap((part: unknown) => (ArrayBuffer.isView(part) ? [part.buffer as ArrayBuffer] : []));
+  return parts.folded === null ? own : [...own, ...partsBuffers(parts.folded)];
 }

@@ -33,11 +33,17 @@ export type EventKind = (typeof EVENT_KINDS)[number];
 /**
  * A tally keeps one count per kind and, after them, counts that qualify a kind: the
  * message-level rejects (recipientReject, messageReject) of clients that Postfix logged as
- * `unknown[ADDR]` (no forward-confirmed name), the only ones that count toward blocking (policy.ts).
+ * `unknown[ADDR]` (no forward-confirmed name), the only ones that count toward blocking (policy.ts);
+ * and, in folded rows, the addresses a row adds up.
  */
 export const UNNAMED_RECIPIENT_REJECT_SLOT: number = EVENT_KINDS.length;
 export const UNNAMED_MESSAGE_REJECT_SLOT: number = EVENT_KINDS.length + 1;
-export const SLOT_COUNT = UNNAMED_MESSAGE_REJECT_SLOT + 1;
+/**
+ * In a tally's folded rows only (count/tally.ts compact): how many addresses were added up into
+ * the row, counted in the minute of each one's newest event.
+ */
+export const FOLDED_ADDRESSES_SLOT: number = EVENT_KINDS.length + 2;
+export const SLOT_COUNT = FOLDED_ADDRESSES_SLOT + 1;
 
 /** Rejects about what a message asked for, not about the client: they count only for bots, never toward a range. */
 export const MESSAGE_LEVEL_KINDS = ['recipientReject', 'messageReject'] as const;

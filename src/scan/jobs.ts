@@ -10,7 +10,7 @@ import { ExitCode, SmtpguardError } from '../errors.js';
 import { LineParser } from '../read/parse.js';
 import { LogScanner, type ScanCounters } from '../read/scan.js';
 import { guard, readGzip, readPlain } from '../read/sources.js';
-import { Tally } from '../count/tally.js';
+import { currentTallyBound, Tally } from '../count/tally.js';
 import { tallyFromParts, type TallyParts } from '../count/transfer.js';
 import type { ProgressHook } from '../progress.js';
 
@@ -114,7 +114,7 @@ async function runAll(jobs: readonly ScanJob[], parser: LineParser, now: Date, p
   let next = 0;
   const started: Worker[] = [];
   const onWorker = (): ((job: ScanJob) => Promise<JobResult>) => {
-    const worker = new Worker(WORKER, { workerData: { now: now.getTime() }, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
+    const worker = new Worker(WORKER, { workerData: { now: now.getTime(), tallyBound: currentTallyBound() }, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
     started.push(worker);
     // one job at a time on a worker: one reply handler, and an error or exit fails the job waiting
     let waiting: { resolve: (r: JobResult) => void; reject: (e: unknown) => void } | null = null;

@@ -1,0 +1,129 @@
+/** The tally's own bound (count/tally.ts compact): past its limit, the quietest addresses are folded into rows. */
+import { describe, expect, it } from 'vitest';
+import { EVENT_KINDS, FOLDED_ADDRESSES_SLOT, SLOT_COUNT, type EventKind } from '../src/read/kinds.js';
+import { ALL_TIME, BUCKET_MS, Tally } from '../src/count/tally.js';
+import { summarise, summariseBounded, type Bound } from '../src/count/summary.js';
+import { deserializeTally, serializeDay, serializeTally, tallyDays } from '../src/count/codec.js';
+import { tallyFromParts, tallyToParts } from '../src/count/transfer.js';
+import { decideBlocks } from '../src/decide/policy.js';
+
+const T0 = Date.parse('2026-11-22T12:00:00Z');
+const COUNTED: EventKind[] = ['saslFailure', 'reject'];
+const BOUND: Bound = { maxTracked: 50, threshold: 5, threshold6: 5, ipv6Prefix: 64, ipv6Subnet: 48 };
+const POLICY = { threshold: 5, threshold6: 5, countedKinds: COUNTED, ipv6Prefix: 64, ipv6Subnet: 48, ipv6SubnetPrefixes: 5, subnetHosts: 5, neverBlock: [], maxBlocks: 0 };
+
+/** Every count of `tally` (its rows' too) per kind: what folding must never lose. */
+function totals(tally: Tally): Float64Array {
+  const out = new Float64Array(SLOT_COUNT);
+  tally.perMinute((_, counts) => counts.forEach((n, i) => (out[i]! += n)));
+  return out;
+}
+
+/**
+ * `count` quiet addresses with one reject each, a second apart, and `attackers` with 30 SASL
+ * failures each: one each after every `every` quiet addresses, from the start.
+ */
+function flood(tally: Tally, quiet: (i: number) => string, count: number, attackers: string[], every = 40): void {
+  let t = T0;
+  for (let i = 0; i < count; i++) {
+    tally.add({ kind: 'reject', address: quiet(i), time: (t += 1000) });
+    if (i % every === 0 && i / every < 30) for (const a of attackers) tally.add({ kind: 'saslFailure', address: a, time: t });
+  }
+}
+
+const summaryOf = (tally: Tally, address: string) => summariseBounded(tally, ALL_TIME, COUNTED, BOUND).summaries.find((s) => s.address === address);
+
+describe('a tally past its limit', () => {
+  it('keeps the attackers exact and every login, holds at most its limit, and loses no count', () => {
+    const tally = new Tally(200);
+    tally.add({ kind: 'saslSuccess', address: '192.0.2.200', time: T0 });
+    flood(tally, (i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 3000, ['203.0.113.9', '203.0.113.10']);
+    expect(tally.count).toBeLessThanOrEqual(200);
+    expect(tally.folded!.count).toBe(1); // IPv4: one row, only counted
+    const all = totals(tally);
+    expect(all[EVENT_KINDS.indexOf('reject')]).toBe(3000);
+    expect(all[EVENT_KINDS.indexOf('saslFailure')]).toBe(60);
+    expect(all[EVENT_KINDS.indexOf('saslSuccess')]).toBe(1);
+    // the addresses the row stands for, and those kept, are all of them
+    expect(all[FOLDED_ADDRESSES_SLOT]! + tally.count).toBe(3003);
+    for (const a of ['203.0.113.9', '203.0.113.10']) expect(summaryOf(tally, a)?.events.saslFailure).toBe(30);
+    expect(summaryOf(tally, '192.0.2.200')?.events.saslSuccess).toBe(1);
+    const bounded = summariseBounded(tally, ALL_TIME, COUNTED, BOUND);
+    expect(bounded.summarised).toBe(3003 - bounded.summaries.length);
+    expect(decideBlocks(bounded.summaries, POLICY).blocks.map((b) => b.cidr)).toEqual(['203.0.113.9/32', '203.0.113.10/32']);
+  });
+
+  it('counts an address one by one while fewer than half the limit come between its events; past that, its earlier events are in its row', () => {
+    const tally = new Tally(100);
+    tally.add({ kind: 'reject', address: '192.0.2.1', time: T0 });
+    for (let i = 0; i < 49; i++) tally.add({ kind: 'reject', address: `10.0.0.${i}`, time: T0 + 60_000 * (i + 1) });
+    tally.add({ kind: 'reject', address: '192.0.2.1', time: T0 + 60_000 * 50 });
+    for (let i = 0; i < 200; i++) tally.add({ kind: 'reject', address: `10.0.1.${i}`, time: T0 + 60_000 * (i + 51) });
+    tally.add({ kind: 'reject', address: '192.0.2.1', time: T0 + 60_000 * 300 });
+    expect(summarise(tally, ALL_TIME, COUNTED).find((x) => x.address === '192.0.2.1')?.events.reject).toBe(1); // 200 others came between: its first two are in the IPv4 row
+    expect(totals(tally)[EVENT_KINDS.indexOf('reject')]).toBe(252);
+  });
+
+  it('adds IPv6 up per /64, so a flood from one /64 is still blocked as that /64', () => {
+    const tally = new Tally(100);
+    flood(tally, (i) => `2001:db8:1:2::${i.toString(16)}`, 2000, ['2001:db8:77:1::9']);
+    const rows = tally.folded!;
+    expect(rows.count).toBe(1);
+    expect(rows.nameOf(0)).toBe('2001:db8:1:2:0:40:0:6'); // the row's key: the /64's words, its length (64 = 0x40) and its family
+    const range = summaryOf(tally, '2001:db8:1:2::');
+    expect(range?.summarised?.cidr).toBe('2001:db8:1:2::/64');
+    expect(range!.summarised!.addresses + tally.count - 1).toBeGreaterThanOrEqual(2000); // the rest are listed one by one (or in it)
+    expect(summaryOf(tally, '2001:db8:77:1::9')?.events.saslFailure).toBe(30);
+    const blocks = decideBlocks(summariseBounded(tally, ALL_TIME, COUNTED, BOUND).summaries, POLICY).blocks.map((b) => b.cidr);
+    expect(blocks).toContain('2001:db8:1:2::/64');
+    expect(blocks).toContain('2001:db8:77:1::/64');
+  });
+
+  it('folds its rows wider when they are too many: /64s into /48s, then one row; counts stay', () => {
+    const tally = new Tally(160); // rows: at most 16
+    flood(tally, (i) => `2001:db8:${(i % 7).toString(16)}:${i.toString(16)}::1`, 3000, []);
+    const rows = tally.folded!;
+    expect(rows.count).toBeLessThanOrEqual(rows.limit);
+    expect(rows.limit).toBe(16);
+    expect(totals(tally)[EVENT_KINDS.indexOf('reject')]).toBe(3000);
+    const lengths = new Set(Array.from({ length: rows.count }, (_, f) => rows.words[f * 4 + 2]));
+    expect([...lengths].every((bits) => bits === 64 || bits === 48 || bits === 0)).toBe(true);
+    expect(lengths.has(48) || lengths.has(0)).toBe(true);
+  });
+
+  it('keeps its rows through serialize (whole and per day), thread transfer and merging', () => {
+    const a = new Tally(100);
+    flood(a, (i) => `198.51.${i >> 8}.${i & 255}`, 500, ['203.0.113.9'], 16);
+    a.add({ kind: 'reject', address: '2001:db8:5::1', time: T0 + 2 * 86_400_000 });
+    for (let i = 0; i < 300; i++) a.add({ kind: 'reject', address: `2001:db8:6::${i.toString(16)}`, time: T0 + 2 * 86_400_000 + i * BUCKET_MS });
+    const want = totals(a);
+    expect(totals(deserializeTally(serializeTally(a)))).toEqual(want);
+    expect(totals(tallyFromParts(structuredClone(tallyToParts(a))))).toEqual(want);
+    // per day: the days of the rows are days of the tally, and the day files add up to it
+    const days = tallyDays(a);
+    expect(days.length).toBe(2);
+    const sum = new Tally(100);
+    for (const day of days) sum.addAll(deserializeTally(serializeDay(a, day).data));
+    expect(totals(sum)).toEqual(want);
+    expect(summaryOf(sum, '203.0.113.9')?.events.saslFailure).toBe(30);
+    // two folded tallies merged: counts add, the limit holds
+    const b = deserializeTally(serializeTally(a));
+    b.addAll(a);
+    expect(b.count).toBeLessThanOrEqual(100);
+    expect(totals(b)).toEqual(want.map((n) => 2 * n));
+    expect(summaryOf(b, '203.0.113.9')?.events.saslFailure).toBe(60);
+  });
+
+  it('refuses tally data whose folded rows are not networks as written', () => {
+    const tally = new Tally(16);
+    for (let i = 0; i < 40; i++) tally.add({ kind: 'reject', address: `2001:db8::${i + 1}`, time: T0 + i });
+    const data = serializeTally(tally);
+    const rowKey = Buffer.from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 6]);
+    const at = data.indexOf(rowKey);
+    expect(at).toBeGreaterThan(0);
+    expect(() => deserializeTally(data)).not.toThrow();
+    const bad = Buffer.from(data);
+    bad[at + 11] = 56; // a /56 row: not one the tally makes
+    expect(() => deserializeTally(bad)).toThrow(/folded row .* not a network as written/);
+  });
+});
