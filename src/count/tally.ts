@@ -478,8 +478,10 @@ export class Tally {
     const known = this.names.get(user);
     if (known !== undefined) return known;
     if (this.names.size >= 4096) this.names.clear();
-    this.names.set(user, user);
-    return user;
+    // a copy of its own: the parser's is a slice of the log line, which it would keep alive
+    const own = Buffer.from(user, 'utf8').toString('utf8');
+    this.names.set(own, own);
+    return own;
   }
 
   /** The user chain of `user` at address `id`, if it has one. */
