@@ -53,6 +53,19 @@ describe('a tally past its limit', () => {
     expect(decideBlocks(bounded.summaries, POLICY).blocks.map((b) => b.cidr)).toEqual(['203.0.113.9/32', '203.0.113.10/32']);
   });
 
+  it('ranks logins first, then offenders by the counted kinds only, then accepted mail: a flood of other kinds or of accepted spam folds none of them', () => {
+    const tally = new Tally(100);
+    tally.add({ kind: 'saslSuccess', address: '192.0.2.200', time: T0 });
+    for (let i = 0; i < 30; i++) tally.add({ kind: 'saslFailure', address: '203.0.113.9', time: T0 + i });
+    // 150 bots with 5 events each of a kind that does not count, and 150 that had spam accepted
+    for (let i = 0; i < 150; i++) for (let k = 0; k < 5; k++) tally.add({ kind: 'lostConnection', address: `10.0.0.${i}`, time: T0 + 60_000 + i });
+    for (let i = 0; i < 150; i++) tally.add({ kind: 'accepted', address: `10.0.1.${i}`, time: T0 + 120_000 + i });
+    const all = summarise(tally, ALL_TIME, COUNTED);
+    expect(all.find((x) => x.address === '203.0.113.9')?.events.saslFailure).toBe(30);
+    expect(all.find((x) => x.address === '192.0.2.200')?.events.saslSuccess).toBe(1);
+    expect(totals(tally)[EVENT_KINDS.indexOf('lostConnection')]).toBe(750);
+  });
+
   it('counts an address one by one while fewer than half the limit come between its events; past that, its earlier events are in its row', () => {
     const tally = new Tally(100);
     tally.add({ kind: 'reject', address: '192.0.2.1', time: T0 });

@@ -327,7 +327,9 @@ describe('--max-blocks', () => {
     expect(cidrs([folded(6)])).toEqual([]);
     expect(cidrs([folded(14)])).toEqual([]); // 3 x 5 = 15 needed
     expect(cidrs([folded(15)])).toEqual(['2001:db8:7::/48']);
-    expect(cidrs([folded(6)], { ipv6SubnetPrefixes: 0 })).toEqual(['2001:db8:7::/48']); // no /48 rule: a prefix's threshold, as before
+    // IPV6_SUBNET_PREFIXES=0 blocks no network whole ("0: never"), however loud the range added up
+    expect(cidrs([folded(6)], { ipv6SubnetPrefixes: 0 })).toEqual([]);
+    expect(cidrs([folded(500)], { ipv6SubnetPrefixes: 0 })).toEqual([]);
     // a prefix added up past --max-tracked (a /64) still needs THRESHOLD6
     expect(cidrs([summary('2001:db8:8::', { saslFailure: 3 }, { summarised: { cidr: '2001:db8:8::/64', addresses: 3 } })])).toEqual(['2001:db8:8::/64']);
   });

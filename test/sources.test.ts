@@ -5,7 +5,8 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectEvents } from '../src/scan/collect.js';
-import { ALL_TIME } from '../src/count/tally.js';
+import { ALL_TIME, DEFAULT_ADDRESS_LIMIT, setTallyBound } from '../src/count/tally.js';
+import { DEFAULT_COUNTED_KINDS, KIND_INDEX } from '../src/read/kinds.js';
 import { SmtpguardError } from '../src/errors.js';
 import { findLogSources, openLog, orderLogPaths, parseRotation, widestFamilies } from '../src/read/sources.js';
 import { NOW, tallyEvents } from './helpers.js';
@@ -173,6 +174,23 @@ describe('reading logs', () => {
     const source = { path: path.join(dir, 'mail.log.1'), family: 'f', group: 'g' };
     expect(await openLog(source, warn, Readable.from([]))).toBeNull();
     expect(warnings).toEqual([`${source.path} disappeared before it could be read (rotated?); skipped`]);
+  });
+});
+
+describe('a family past its tally limit', () => {
+  afterEach(() => setTallyBound({ limit: DEFAULT_ADDRESS_LIMIT, offender: 5, counted: DEFAULT_COUNTED_KINDS }));
+
+  it('makes its group the widest family alone: an address mail.log folded and mail.warn kept is not counted twice', async () => {
+    setTallyBound({ limit: 100, offender: 5, counted: DEFAULT_COUNTED_KINDS });
+    const failures = sasl('2001:db8:aa:1::5', 1) + sasl('2001:db8:aa:1::5', 2) + sasl('2001:db8:aa:1::5', 3);
+    const flood = Array.from({ length: 300 }, (_, i) => reject(`10.0.${i >> 8}.${i & 255}`)).join('');
+    await writeFile(path.join(dir, 'mail.log'), failures + flood);
+    await writeFile(path.join(dir, 'mail.warn'), failures);
+    const collected = await collectEvents({ logs: [path.join(dir, 'mail.log'), path.join(dir, 'mail.warn')], usingDefaultLogs: false, now: NOW, warn, stdin: Readable.from([]), stateDir: null, saveState: false, window: ALL_TIME });
+    expect(collected.tally.folded).not.toBeNull();
+    let failed = 0;
+    collected.tally.perMinute((_, counts) => (failed += counts[KIND_INDEX.saslFailure]!));
+    expect(failed).toBe(3);
   });
 });
 

@@ -127,8 +127,8 @@ async function settingsFrom(flags: CommonFlags, creates = false): Promise<Loaded
   const given: FlagValues = {};
   for (const d of DEFINITIONS) if (flags[d.key] !== undefined) given[d.key] = flags[d.key];
   const resolved = resolveSettings(given, process.env, text, file);
-  const { maxTracked, threshold, threshold6 } = resolved.settings;
-  setTallyBound({ limit: 10 * maxTracked, offender: Math.min(threshold, threshold6) }); // every tally this run makes (count/tally.ts compact)
+  const { maxTracked, threshold, threshold6, kinds } = resolved.settings;
+  setTallyBound({ limit: 10 * maxTracked, offender: Math.min(threshold, threshold6), counted: kinds }); // every tally this run makes (count/tally.ts compact)
   return { ...resolved, file, fileExists: text !== null, fileText: text };
 }
 

@@ -71,7 +71,9 @@ export function summarise(tally: Tally, window: TimeWindow, counted: readonly Ev
  * block (a /24 needs offenders), so the rest of IPv4 is only counted; the rest of IPv6 is
  * added up per prefix (`summarised` names the range) so a flood of many small prefixes still
  * adds up to its /48, and per /48 when the prefixes are too many; past maxTracked /48s, those
- * with the fewest events are only counted. Summaries: at most 2 x maxTracked + 1, whatever the input.
+ * with the fewest events are only counted. The tally's own folded rows (tally.ts compact) join
+ * the same ranges: a /64 row its prefix, a /48 row its network (at most maxTracked of those).
+ * Summaries: at most 3 x maxTracked + 1, whatever the input.
  */
 export function summariseBounded(tally: Tally, window: TimeWindow, counted: readonly EventKind[], bound: Bound | null): Bounded {
   const fromKey = Math.floor(window.from / BUCKET_MS);

@@ -5,7 +5,7 @@
  * mail.warn count once) and windows can be cut from them afterwards, to the minute.
  */
 import { addressWords, wordsText } from '../address.js';
-import { EVENT_KINDS, FOLDED_ADDRESSES_SLOT, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT } from '../read/kinds.js';
+import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, FOLDED_ADDRESSES_SLOT, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
 import type { MailEvent } from '../read/parse.js';
 import { COUNT_BITS, COUNT_MAX, FIRST, KEY, LAST, MORE, NEXT, NONE, PAIR0, PAIR1, STRIDE, U_FAILURES, U_KEY, U_LOGINS, U_NEXT, U_STRIDE } from './layout.js';
 import { grown, WordTable } from './words.js';
@@ -34,15 +34,19 @@ export const DEFAULT_ADDRESS_LIMIT = 200_000;
 export interface TallyBound {
   /** Past this many addresses, the tally folds the quietest half into rows. */
   limit: number;
-  /** Events (of any kind) that make an address an offender: those are folded after every other address. */
+  /** Events of the `counted` kinds that make an address an offender: folded after all but logins. */
   offender: number;
+  /** The kinds that count toward blocking (--kinds). */
+  counted: readonly EventKind[];
 }
 
-let tallyBound: TallyBound = { limit: DEFAULT_ADDRESS_LIMIT, offender: 5 };
+let tallyBound: TallyBound = { limit: DEFAULT_ADDRESS_LIMIT, offender: 5, counted: DEFAULT_COUNTED_KINDS };
+let countedSlots: number[] = DEFAULT_COUNTED_KINDS.map((kind) => KIND_INDEX[kind]);
 
-/** Sets the bound of the tallies this thread makes from now on (cli.ts: 10 x --max-tracked and the lower threshold; a scan worker: its parent's). */
+/** Sets the bound of the tallies this thread makes from now on (cli.ts: 10 x --max-tracked, the lower threshold, --kinds; a scan worker: its parent's). */
 export function setTallyBound(bound: TallyBound): void {
-  tallyBound = { limit: Math.max(16, Math.floor(bound.limit)), offender: Math.max(1, bound.offender) };
+  tallyBound = { limit: Math.max(16, Math.floor(bound.limit)), offender: Math.max(1, bound.offender), counted: [...bound.counted] };
+  countedSlots = tallyBound.counted.map((kind) => KIND_INDEX[kind]);
 }
 
 /** The bound tallies are made with (for a scan worker). */
@@ -247,12 +251,13 @@ export class Tally {
 
   /**
    * Brings the tally back to half its limit: the addresses seen least lately are added up into
-   * folded rows, per IPv6 /64 and one row for IPv4. Folded after every other address: offenders
-   * (as many events as the lower threshold, of any kind), and after them, clients that logged in
-   * or had mail accepted (they are real users, and spare others). So an address under the threshold keeps its exact
-   * count while fewer than half the limit of other addresses come between its events, and an
-   * offender while fewer than half the limit of offenders do. In a tally of rows, the half of the
-   * rows with the fewest events is added up one step wider (/64 to /48, /48 to one row per family).
+   * folded rows, per IPv6 /64 and one row for IPv4. Ranked above the rest, in this order:
+   * clients that logged in (real accounts: a flood cannot make those), offenders (as many
+   * events of the counted kinds as the lower threshold), clients that had mail accepted (they
+   * spare their range). So an address keeps its exact count while fewer than half the limit of
+   * addresses ranked above it, or of its rank and seen since its last event, are in the tally.
+   * In a tally of rows, the half of the rows with the fewest events is added up one step wider
+   * (/64 to /48, /48 to one row per family).
    */
   compact(): void {
     this.fold(false);
@@ -273,15 +278,17 @@ export class Tally {
     for (let id = 0; id < n; id++) {
       sums.fill(0);
       for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) this.gather(r, sums);
-      let weight = 0;
-      for (let i = 0; i < EVENT_KINDS.length; i++) weight += sums[i]!;
       const age = Math.floor((id / n) * 2 ** 20); // among equals, the newest first
       if (this.rows) {
         // rows: by their events (2^28 levels), the widest always kept
+        let weight = 0;
+        for (let i = 0; i < EVENT_KINDS.length; i++) weight += sums[i]!;
         keys[id] = (words[id * 4 + 2] === 0 ? 2 ** 28 : Math.min(weight, 2 ** 28 - 1)) * 2 ** 20 + age;
         continue;
       }
-      const tier = sums[KIND_INDEX.saslSuccess]! > 0 || sums[KIND_INDEX.accepted]! > 0 ? 2 : weight >= offender ? 1 : 0;
+      let counted = 0;
+      for (const i of countedSlots) counted += sums[i]!;
+      const tier = sums[KIND_INDEX.saslSuccess]! > 0 ? 3 : counted >= offender ? 2 : sums[KIND_INDEX.accepted]! > 0 ? 1 : 0;
       const head = this.heads[id]!;
       const minute = head === NONE ? 0 : Math.max(0, pool[head * STRIDE + KEY]!); // its newest minute (2^26 minutes: to the year 2097)
       keys[id] = tier * 2 ** 46 + Math.min(minute, 2 ** 26 - 1) * 2 ** 20 + age;

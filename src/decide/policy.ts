@@ -412,7 +412,9 @@ function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNe
  */
 function wideRangeThreshold(cidr: string, options: Pick<PolicyOptions, 'threshold6' | 'ipv6Prefix' | 'ipv6SubnetPrefixes'>): number {
   const wide = Number(cidr.slice(cidr.indexOf('/') + 1)) < options.ipv6Prefix;
-  return wide ? options.threshold6 * Math.max(1, options.ipv6SubnetPrefixes) : options.threshold6;
+  // IPV6_SUBNET_PREFIXES=0: no network wider than a prefix is blocked whole, however it was added up
+  if (wide) return options.ipv6SubnetPrefixes > 0 ? options.threshold6 * options.ipv6SubnetPrefixes : Infinity;
+  return options.threshold6;
 }
 
 /**

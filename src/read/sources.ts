@@ -41,15 +41,17 @@ const WIDEST_FIRST = ['mail.log', 'mail.info', 'mail.warn', 'mail.err'];
  */
 export function widestFamilies(sources: readonly LogSource[]): LogSource[] {
   const chosen = new Map<string, string>();
-  const rank = (family: string) => {
-    const at = WIDEST_FIRST.indexOf(path.basename(family));
-    return at === -1 ? WIDEST_FIRST.length : at;
-  };
   for (const s of sources) {
     const other = chosen.get(s.group);
-    if (other === undefined || rank(s.family) < rank(other)) chosen.set(s.group, s.family);
+    if (other === undefined || familyRank(s.family) < familyRank(other)) chosen.set(s.group, s.family);
   }
   return sources.filter((s) => chosen.get(s.group) === s.family);
+}
+
+/** Where a family stands in a severity split: 0 for mail.log (the widest); the same for every family outside one. */
+export function familyRank(family: string): number {
+  const at = WIDEST_FIRST.indexOf(path.basename(family));
+  return at === -1 ? WIDEST_FIRST.length : at;
 }
 
 /** `mail.log.2.gz` -> { stem: 'mail.log', age: ... }: what a file is a rotation of, and how old it is. */

@@ -8,7 +8,7 @@ import { LineParser } from '../read/parse.js';
 import { LogScanner } from '../read/scan.js';
 import { runJobs, THREADS, type JobResult, type ScanJob } from './jobs.js';
 import type { JournalSource } from '../read/journal.js';
-import { findLogSources, lineStartAtOrAfter, openLog, widestFamilies, type LogSource, type OpenLog } from '../read/sources.js';
+import { familyRank, findLogSources, lineStartAtOrAfter, openLog, widestFamilies, type LogSource, type OpenLog } from '../read/sources.js';
 import type { Warn } from '../warn.js';
 import { HEAD_BYTES, headHash, ScanState, type StateEntry } from '../store/scan-state.js';
 import { minutesOverlap, Tally, type TimeWindow } from '../count/tally.js';
@@ -359,13 +359,29 @@ function addToFamily(families: Map<string, { group: string; tally: Tally }>, sou
   else family.tally.addAll(tally);
 }
 
-/** Families of one syslog group hold copies: keep the larger count; groups add up. */
+/**
+ * Families of one syslog group hold copies: keep the larger count; groups add up. When a
+ * family's tally folded addresses past its limit, the group is its widest family alone: the
+ * larger of a row and an address that the other family kept one by one would count that
+ * address's events twice.
+ */
 function combineFamilies(families: Map<string, { group: string; tally: Tally }>): Tally {
+  const members = new Map<string, Array<{ family: string; tally: Tally }>>();
+  for (const [family, { group, tally }] of families) {
+    const list = members.get(group);
+    if (list === undefined) members.set(group, [{ family, tally }]);
+    else list.push({ family, tally });
+  }
   const groups = new Map<string, Tally>();
-  for (const { group, tally } of families.values()) {
-    const combined = groups.get(group);
-    if (combined === undefined) groups.set(group, tally);
-    else combined.maxAll(tally);
+  for (const [group, list] of members) {
+    if (list.length > 1 && list.some((m) => m.tally.folded !== null)) {
+      const widest = list.reduce((a, b) => (familyRank(b.family) < familyRank(a.family) || (familyRank(b.family) === familyRank(a.family) && b.tally.size > a.tally.size) ? b : a));
+      groups.set(group, widest.tally);
+      continue;
+    }
+    const [combined, ...others] = list.map((m) => m.tally);
+    for (const tally of others) combined!.maxAll(tally);
+    groups.set(group, combined!);
   }
   const [first = new Tally(), ...rest] = groups.values();
   for (const tally of rest) first.addAll(tally);
