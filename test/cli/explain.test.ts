@@ -215,15 +215,16 @@ describe('explain answers as run --dry-run does, with the policy numbers', () =>
     return { settings, folded, e: e! };
   }
 
-  it('a flood past --max-tracked: the /48 its prefixes were added up into, with its numbers', async () => {
+  it('a flood past --max-tracked: the /48 its prefixes were added up into, with its numbers; IPV6_SUBNET_PREFIXES=0 blocks no /48', async () => {
     // the addresses past the bound are added up into their /48
     const { settings, folded, e } = await floodPastMaxTracked('2001:db8:aaaa', { ipv6SubnetPrefixes: '0' });
     expect(e.reason.prefix).toMatchObject({ cidr: '2001:db8:aaaa::/48' });
     expect(e.reason.prefix!.counted).toBeGreaterThanOrEqual(5);
-    expect(e.verdict).toBe(`blocked: in 2001:db8:aaaa::/48 (prefix): the IPv6 prefix has ${e.reason.prefix!.counted} counted events (THRESHOLD6=5)`);
+    expect(e.verdict).toBe(`not blocked: the range 2001:db8:aaaa::/48 has ${e.reason.prefix!.counted} counted events, but IPV6_SUBNET_PREFIXES=0 blocks no range wider than a prefix`);
     const text = await explainText(settings, folded);
-    expect(text).toContain(`its prefix 2001:db8:aaaa::/48 (its prefixes added up past MAX_TRACKED=1000): ${e.reason.prefix!.counted} of THRESHOLD6=5`);
+    expect(text).toContain(`its prefix 2001:db8:aaaa::/48 (its prefixes added up past MAX_TRACKED=1000): ${e.reason.prefix!.counted} (IPV6_SUBNET_PREFIXES=0 blocks no range wider than a prefix)`);
     expect(text).not.toContain('undefined');
+    expect(text).not.toContain('Infinity');
   });
 
   it('a flood past --max-tracked with the /48 rule on: the /48 its prefixes were added up into needs THRESHOLD6 x IPV6_SUBNET_PREFIXES', async () => {

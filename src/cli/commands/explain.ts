@@ -116,12 +116,14 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
   io.stdout.write(out.join('\n') + '\n');
 }
 
+/** Why a range wider than a prefix has no threshold (policy.ts wideRangeThreshold). */
+const NEVER_WIDE = 'IPV6_SUBNET_PREFIXES=0 blocks no range wider than a prefix';
+
 /**
  * A prefix's threshold and the setting it comes from: THRESHOLD6, or for a range added up per
- * /48 past --max-tracked, THRESHOLD6 x IPV6_SUBNET_PREFIXES, none when that is 0 (policy.ts wideRangeThreshold).
+ * /48 past --max-tracked, THRESHOLD6 x IPV6_SUBNET_PREFIXES (none when that is 0: NEVER_WIDE).
  */
 function thresholdText(threshold: number, settings: Settings): string {
-  if (!Number.isFinite(threshold)) return 'no threshold: IPV6_SUBNET_PREFIXES=0 blocks no range wider than a prefix';
   return `${threshold === settings.threshold6 ? 'THRESHOLD6' : 'THRESHOLD6 x IPV6_SUBNET_PREFIXES'}=${threshold}`;
 }
 
@@ -138,7 +140,7 @@ function countsLine(reason: Reason, settings: Settings): string {
   const folded = Number(p.cidr.slice(p.cidr.indexOf('/') + 1)) < settings.ipv6Prefix ? ` (its prefixes added up past MAX_TRACKED=${settings.maxTracked})` : '';
   const client = p.clientLevel < p.counted ? ` (${p.clientLevel} about the client: only those add up across its addresses)` : '';
   const subnet = reason.subnet6 === undefined ? '' : `; its /${settings.ipv6Subnet} ${reason.subnet6.cidr}: ${reason.subnet6.offendingPrefixes} offending prefixes of IPV6_SUBNET_PREFIXES=${settings.ipv6SubnetPrefixes}`;
-  return `Counts in the window: this address ${reason.counted}${sparedText}; its prefix ${p.cidr}${folded}: ${p.counted} of ${thresholdText(p.threshold, settings)}${client}${subnet}`;
+  return `Counts in the window: this address ${reason.counted}${sparedText}; its prefix ${p.cidr}${folded}: ${p.counted}${Number.isFinite(p.threshold) ? ` of ${thresholdText(p.threshold, settings)}` : ` (${NEVER_WIDE})`}${client}${subnet}`;
 }
 
 /** Blocked or not, and why: the final decision says whether, the policy's reason record why. */
@@ -168,7 +170,7 @@ function verdictOf(address: string, reason: Reason, decision: Decision, policy: 
   if (p.counted >= threshold && p.clientLevel < threshold) {
     return { verdict: `not blocked: the prefix ${p.cidr} has ${p.counted} counted events, but only ${p.clientLevel} about the client (rejects of recipients, relaying or senders add up for one address only), and this address has ${reason.counted} of THRESHOLD6=${threshold}`, block: undefined };
   }
-  if (!Number.isFinite(p.threshold)) return { verdict: `not blocked: the range ${p.cidr} has ${p.counted} counted events, but IPV6_SUBNET_PREFIXES=0 blocks no range wider than a prefix`, block: undefined };
+  if (!Number.isFinite(p.threshold)) return { verdict: `not blocked: the range ${p.cidr} has ${p.counted} counted events, but ${NEVER_WIDE}`, block: undefined };
   return { verdict: `not blocked: the prefix ${p.cidr} has ${p.counted} counted events, under ${thresholdText(p.threshold, settings)}`, block: undefined };
 }
 
