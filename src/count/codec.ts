@@ -4,7 +4,7 @@
  */
 import { SLOT_COUNT } from '../read/kinds.js';
 import { FIRST, KEY, LAST, MINUTES_PER_DAY, NEXT, NONE, STRIDE, U_FAILURES, U_KEY, U_LOGINS, U_NEXT, U_STRIDE } from './layout.js';
-import { BUCKET_MS, Tally } from './tally.js';
+import { BUCKET_MS, FOLD_NETWORK6, FOLD_PREFIX6, Tally } from './tally.js';
 import { grown } from './words.js';
 
 /**
@@ -297,7 +297,7 @@ function deserializeSection(data: Buffer, fromMs: number, rows: boolean): Tally 
 function checkRow(words: Int32Array): void {
   const [w0, w1, bits, family] = words as unknown as [number, number, number, number];
   const ok =
-    family === 6 ? (bits === 64 || (bits === 48 && (w1 & 0xffff) === 0) || (bits === 0 && w0 === 0 && w1 === 0)) : family === 4 && bits === 0 && w0 === 0 && w1 === 0;
+    family === 6 ? (bits === FOLD_PREFIX6 || (bits === FOLD_NETWORK6 && (w1 & 0xffff) === 0) || (bits === 0 && w0 === 0 && w1 === 0)) : family === 4 && bits === 0 && w0 === 0 && w1 === 0;
   if (!ok) throw new Error(`tally data holds a folded row ${Array.from(words, (w) => (w >>> 0).toString(16)).join(':')}, which is not a network as written`);
 }
 

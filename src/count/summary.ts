@@ -218,39 +218,30 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     const kept = new Groups();
     const wider = new Groups();
     const subnets = new WordTable();
+    /** Network group of the words at ipv6Subnet in `at`, made with `sample` as one of its addresses when new. */
+    const networkGroup = (at: Int32Array, sample: () => string, first: number, last: number) => {
+      const w = subnets.idOf(at, 0);
+      if (w === wider.size) wider.open(sample(), first, last);
+      return w;
+    };
+    /** Adds counts to prefix `g`'s group: its own (kept) or its network's (folded), made on its first address. */
+    const addToPrefix = (g: number, sample: () => string, atSubnet: () => Int32Array, sums: Float64Array, first: number, last: number, addresses: number) => {
+      if (groupOf[g] === -1) groupOf[g] = folded[g] === 0 ? kept.open(sample(), first, last) : networkGroup(atSubnet(), sample, first, last);
+      (folded[g] === 0 ? kept : wider).add(groupOf[g]!, sums, first, last, addresses);
+    };
     tally.windowSums(fromKey, toKey, (id, sums, firstSeen, lastSeen) => {
       const g = prefixOf![id]!;
       if (g === -1 || folded[g] === 2) return;
-      if (groupOf[g] === -1) {
-        if (folded[g] === 0) groupOf[g] = kept.open(tally.nameOf(id), firstSeen, lastSeen);
-        else {
-          const w = subnets.idOf(tally.prefixWords(id, bound.ipv6Subnet, words), 0);
-          if (w === wider.size) wider.open(tally.nameOf(id), firstSeen, lastSeen);
-          groupOf[g] = w;
-        }
-      }
-      (folded[g] === 0 ? kept : wider).add(groupOf[g]!, sums, firstSeen, lastSeen);
+      addToPrefix(g, () => tally.nameOf(id), () => tally.prefixWords(id, bound.ipv6Subnet, words), sums, firstSeen, lastSeen, 1);
     });
     rows?.windowSums(fromKey, toKey, (f, sums, firstSeen, lastSeen) => {
       const g = rowGroup![f]!;
       if (g === -1 || (g >= 0 && folded[g] === 2)) return;
       const addresses = Math.max(1, sums[FOLDED_ADDRESSES_SLOT]!);
-      if (g >= 0 && groupOf[g] === -1) {
-        const sample = wordsText(rowWords(f, 128), 0);
-        if (folded[g] === 0) groupOf[g] = kept.open(sample, firstSeen, lastSeen);
-        else {
-          const w = subnets.idOf(rowWords(f, bound.ipv6Subnet), 0);
-          if (w === wider.size) wider.open(sample, firstSeen, lastSeen);
-          groupOf[g] = w;
-        }
-      }
-      if (g >= 0) (folded[g] === 0 ? kept : wider).add(groupOf[g]!, sums, firstSeen, lastSeen, addresses);
-      else {
-        // a /48 row: into its ipv6Subnet network (as wide as the row or wider)
-        const w = subnets.idOf(rowWords(f, bound.ipv6Subnet), 0);
-        if (w === wider.size) wider.open(wordsText(rowWords(f, 128), 0), firstSeen, lastSeen);
-        wider.add(w, sums, firstSeen, lastSeen, addresses);
-      }
+      const sample = () => wordsText(rowWords(f, 128), 0);
+      if (g >= 0) addToPrefix(g, sample, () => rowWords(f, bound.ipv6Subnet), sums, firstSeen, lastSeen, addresses);
+      // a /48 row: into its ipv6Subnet network (as wide as the row or wider)
+      else wider.add(networkGroup(rowWords(f, bound.ipv6Subnet), sample, firstSeen, lastSeen), sums, firstSeen, lastSeen, addresses);
     });
     const one = new Float64Array(SLOT_COUNT);
     const name = (groups: Groups, g: number, bits: number) => {

@@ -41,12 +41,10 @@ export interface TallyBound {
 }
 
 let tallyBound: TallyBound = { limit: DEFAULT_ADDRESS_LIMIT, offender: 5, counted: DEFAULT_COUNTED_KINDS };
-let countedSlots: number[] = DEFAULT_COUNTED_KINDS.map((kind) => KIND_INDEX[kind]);
 
 /** Sets the bound of the tallies this thread makes from now on (cli.ts: 10 x --max-tracked, the lower threshold, --kinds; a scan worker: its parent's). */
 export function setTallyBound(bound: TallyBound): void {
-  tallyBound = { limit: Math.max(16, Math.floor(bound.limit)), offender: Math.max(1, bound.offender), counted: [...bound.counted] };
-  countedSlots = tallyBound.counted.map((kind) => KIND_INDEX[kind]);
+  tallyBound = { ...bound, limit: Math.max(16, Math.floor(bound.limit)), offender: Math.max(1, bound.offender) };
 }
 
 /** The bound tallies are made with (for a scan worker). */
@@ -61,7 +59,7 @@ export function currentTallyBound(): TallyBound {
  * addresses past the limit are only counted; IPv6 keeps its /64s, which the policy blocks whole.
  */
 export const FOLD_PREFIX6 = 64;
-const FOLD_NETWORK6 = 48;
+export const FOLD_NETWORK6 = 48;
 
 /**
  * The bucket store. Its arrays and record methods without `private` are shared with its codec
@@ -275,6 +273,7 @@ export class Tally {
     const pool = this.pool;
     const words = this.words;
     const offender = tallyBound.offender;
+    const countedSlots = tallyBound.counted.map((kind) => KIND_INDEX[kind]);
     for (let id = 0; id < n; id++) {
       sums.fill(0);
       for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) this.gather(r, sums);
@@ -307,7 +306,7 @@ export class Tally {
     }
     this.copyFrom(old, false, kept, false);
     const rows = this.foldedRows();
-    rows.copyFrom(old, false, (o, into) => keys[o]! < cut && rowOf(old.words, o, into), true);
+    rows.copyFrom(old, false, (o, into) => keys[o]! < cut && rowOf(old, o, into), true);
     if (rows.count > rows.limit) rows.compact();
   }
 
@@ -579,13 +578,13 @@ export function minutesOverlap(first: number, last: number, window: TimeWindow):
   return Math.floor(last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
 }
 
-/** The folded row address `id` of `words` is added up into (see FOLD_PREFIX6), in `into`: always true. */
-function rowOf(words: Int32Array, id: number, into: Int32Array): boolean {
-  const ipv4 = words[id * 4] === 0 && words[id * 4 + 1] === 0 && words[id * 4 + 2] === 0xffff;
-  into[0] = ipv4 ? 0 : words[id * 4]!;
-  into[1] = ipv4 ? 0 : words[id * 4 + 1]!;
-  into[2] = ipv4 ? 0 : FOLD_PREFIX6;
-  into[3] = ipv4 ? 4 : 6;
+/** The folded row address `id` of `tally` is added up into (see FOLD_PREFIX6), in `into`: always true. */
+function rowOf(tally: Tally, id: number, into: Int32Array): boolean {
+  const ipv6 = tally.isIpv6(id);
+  into[0] = ipv6 ? tally.words[id * 4]! : 0;
+  into[1] = ipv6 ? tally.words[id * 4 + 1]! : 0;
+  into[2] = ipv6 ? FOLD_PREFIX6 : 0;
+  into[3] = ipv6 ? 6 : 4;
   return true;
 }
 
