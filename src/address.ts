@@ -60,78 +60,130 @@ export function ipv4Cidr(cidr: string): [number, number] | null {
  * a zone index is dropped from a link-local address (`fe80::1%eth0`), and refused on any other.
  */
 export function normaliseAddress(raw: string): string | null {
-  if (ipv4Bits(raw) !== null) return raw;
+  if (isCanonicalAddress(raw)) return raw;
   const percent = raw.indexOf('%');
-  const groups = ipv6Groups(percent === -1 ? raw : raw.slice(0, percent));
-  if (groups === null) return null;
+  if (readIpv6(percent === -1 ? raw : raw.slice(0, percent)) === NOT_IPV6) return null;
   // a zone index only names the link of a link-local address (fe80::/10); on any other it is not Postfix's text
-  if (percent !== -1 && (groups[0]! & 0xffc0) !== 0xfe80) return null;
+  if (percent !== -1 && (GROUPS[0]! & 0xffc0) !== 0xfe80) return null;
   // IPv4-mapped (::ffff:a.b.c.d) is IPv4; IPv4-compatible (::a.b.c.d, deprecated) stays IPv6
-  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
-    return ipv4Text(groups[6]! * 65536 + groups[7]!);
-  }
-  return ipv6Text(groups);
+  if (isMapped(GROUPS)) return ipv4Text(GROUPS[6]! * 65536 + GROUPS[7]!);
+  return ipv6Text(GROUPS);
 }
 
 /**
+ * Whether `text` is an address just as normaliseAddress gives it (then it is its own canonical
+ * text): a dotted quad, or IPv6 already in RFC 5952 form and not IPv4-mapped. What Postfix
+ * logs nearly always is; this check makes no string and no array.
+ */
+export function isCanonicalAddress(text: string): boolean {
+  return ipv4Bits(text) !== null || (readIpv6(text) === CANONICAL && !isMapped(GROUPS));
+}
+
+const isMapped = (g: Uint16Array): boolean => g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff;
+
+/**
  * IPv6 text -> its eight 16-bit groups, or null: hex groups of 1-4 digits, at most one `::`
- * (standing for one or more zero groups), an optional dotted quad as the last 32 bits. By
- * hand: a flood of a million distinct addresses spent seconds in ipaddr.js.
+ * (standing for one or more zero groups), an optional dotted quad as the last 32 bits.
  */
 export function ipv6Groups(text: string): Uint16Array | null {
-  const head: number[] = [];
-  const tail: number[] = [];
-  let groups = head;
-  let gap = false;
-  let i = 0;
+  return readIpv6(text) === NOT_IPV6 ? null : GROUPS.slice();
+}
+
+/** readIpv6's answers. */
+const NOT_IPV6 = 0;
+const CANONICAL = 1;
+const VALID = 2;
+/** readIpv6's groups: the last text it read, when that was IPv6. */
+const GROUPS = new Uint16Array(8);
+
+/**
+ * Reads IPv6 text into GROUPS (as ipv6Groups describes) and says whether it was IPv6, and if
+ * so whether in RFC 5952 form as ipv6Text writes it (lower case, no leading zeros, the first
+ * longest run of two or more zero groups as `::`, no dotted quad). By hand and into one shared
+ * array: a flood of a million distinct addresses spent seconds in ipaddr.js, then in garbage.
+ */
+function readIpv6(text: string): number {
   const n = text.length;
-  if (n < 2 || n > 45) return null;
+  if (n < 2 || n > 45) return NOT_IPV6;
+  let count = 0; // groups read
+  let gapAt = -1; // groups before the `::`
+  let canonical = true;
+  let i = 0;
   if (text.charCodeAt(0) === 58 /* : */) {
-    if (text.charCodeAt(1) !== 58) return null;
-    gap = true;
-    groups = tail;
+    if (text.charCodeAt(1) !== 58) return NOT_IPV6;
+    gapAt = 0;
     i = 2;
-    if (i === n) return new Uint16Array(8);
   }
-  for (;;) {
+  while (i < n) {
     // one group (or a dotted quad at the end)
     let value = 0;
     let digits = 0;
     let j = i;
     for (; j < n; j++) {
       const c = text.charCodeAt(j);
-      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
-      if (d === -1) break;
+      let d: number;
+      if (c >= 48 && c <= 57) d = c - 48;
+      else if (c >= 97 && c <= 102) d = c - 87;
+      else if (c >= 65 && c <= 70) {
+        d = c - 55;
+        canonical = false;
+      } else break;
       value = value * 16 + d;
       digits++;
     }
     if (j < n && text.charCodeAt(j) === 46 /* . */) {
       const v4 = ipv4Bits(text.slice(i));
-      if (v4 === null) return null;
-      groups.push(v4 >>> 16, v4 & 0xffff);
+      if (v4 === null || count > 6) return NOT_IPV6;
+      GROUPS[count++] = v4 >>> 16;
+      GROUPS[count++] = v4 & 0xffff;
+      canonical = false;
       break;
     }
-    if (digits === 0 || digits > 4) return null;
-    groups.push(value);
+    if (digits === 0 || digits > 4 || count === 8) return NOT_IPV6;
+    if (digits > 1 && text.charCodeAt(i) === 48) canonical = false; // a leading zero
+    GROUPS[count++] = value;
     if (j === n) break;
-    if (text.charCodeAt(j) !== 58) return null;
+    if (text.charCodeAt(j) !== 58) return NOT_IPV6;
     if (j + 1 < n && text.charCodeAt(j + 1) === 58) {
-      if (gap) return null;
-      gap = true;
-      groups = tail;
+      if (gapAt !== -1) return NOT_IPV6;
+      gapAt = count;
       i = j + 2;
-      if (i === n) break;
     } else {
       i = j + 1;
-      if (i === n) return null; // a single trailing colon
+      if (i === n) return NOT_IPV6; // a single trailing colon
     }
   }
-  const count = head.length + tail.length;
-  if (gap ? count > 7 : count !== 8) return null;
-  const out = new Uint16Array(8);
-  for (let k = 0; k < head.length; k++) out[k] = head[k]!;
-  for (let k = 0; k < tail.length; k++) out[8 - tail.length + k] = tail[k]!;
-  return out;
+  if (gapAt === -1 ? count !== 8 : count > 7) return NOT_IPV6;
+  if (gapAt !== -1) {
+    // the groups after the gap move to the end; the gap is zeros
+    const tail = count - gapAt;
+    GROUPS.copyWithin(8 - tail, gapAt, count);
+    GROUPS.fill(0, gapAt, 8 - tail);
+  }
+  if (!canonical) return VALID;
+  // the form ipv6Text writes: the `::` (if any) is the first longest run of two or more zeros
+  const [runAt, runLength] = longestZeroRun(GROUPS);
+  return (gapAt === -1 ? runAt === -1 : runAt === gapAt && runLength === 8 - count) ? CANONICAL : VALID;
+}
+
+/** The first longest run of two or more zero groups: [where, how long], or [-1, 1] for none. */
+function longestZeroRun(groups: Uint16Array): [number, number] {
+  let bestAt = -1;
+  let bestLength = 1;
+  for (let k = 0; k < 8; ) {
+    if (groups[k] !== 0) {
+      k++;
+      continue;
+    }
+    let end = k;
+    while (end < 8 && groups[end] === 0) end++;
+    if (end - k > bestLength) {
+      bestAt = k;
+      bestLength = end - k;
+    }
+    k = end;
+  }
+  return [bestAt, bestLength];
 }
 
 /**
@@ -148,9 +200,8 @@ export function addressWords(text: string, into: Int32Array, at: number): boolea
     into[at + 3] = v4 | 0;
     return true;
   }
-  const groups = ipv6Groups(text);
-  if (groups === null) return false;
-  for (let k = 0; k < 4; k++) into[at + k] = (groups[2 * k]! << 16) | groups[2 * k + 1]!;
+  if (readIpv6(text) === NOT_IPV6) return false;
+  for (let k = 0; k < 4; k++) into[at + k] = (GROUPS[2 * k]! << 16) | GROUPS[2 * k + 1]!;
   return true;
 }
 
@@ -167,21 +218,7 @@ export function wordsText(words: Int32Array, at: number): string {
 
 /** Eight groups -> RFC 5952 text: lower case, no leading zeros, the first longest run of two or more zero groups as `::`. */
 export function ipv6Text(groups: Uint16Array): string {
-  let bestAt = -1;
-  let bestLength = 1;
-  for (let k = 0; k < 8; ) {
-    if (groups[k] !== 0) {
-      k++;
-      continue;
-    }
-    let end = k;
-    while (end < 8 && groups[end] === 0) end++;
-    if (end - k > bestLength) {
-      bestAt = k;
-      bestLength = end - k;
-    }
-    k = end;
-  }
+  const [bestAt, bestLength] = longestZeroRun(groups);
   let text = '';
   for (let k = 0; k < 8; k++) {
     if (k === bestAt) {

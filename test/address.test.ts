@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import ipaddr from 'ipaddr.js';
-import { networkOf, normaliseAddress } from '../src/address.js';
+import { addressWords, isCanonicalAddress, networkOf, normaliseAddress, wordsText } from '../src/address.js';
 import { mulberry32 } from './random.js';
 
 /** What normaliseAddress gave when ipaddr.js did the work: the reference for the hand-written parser. */
@@ -33,6 +33,18 @@ describe('IPv6 by hand', () => {
     for (const raw of cases) expect([raw, normaliseAddress(raw)]).toEqual([raw, reference(raw)]);
   });
 
+  /** The fast path (no string made) must say yes exactly where the text is already its canonical form. */
+  const sameForm = (raw: string) => {
+    expect([raw, isCanonicalAddress(raw)]).toEqual([raw, reference(raw) === raw]);
+    const words = new Int32Array(4);
+    const canonical = reference(raw);
+    expect([raw, addressWords(raw, words, 0) ? wordsText(words, 0) : null]).toEqual([raw, canonical === null || raw.includes('%') ? null : canonical]);
+  };
+
+  it('knows canonical text when it sees it, on the edge cases', () => {
+    for (const raw of [...cases, '2001:db8::1:0:0:1', '2001:db8:0:0:1::1', '1:0:0:2::3', '1::2:0:0:3', '::ffff:102:304', '0:0:0:0:0:0:0:0', '2001:db8::0:1']) sameForm(raw);
+  });
+
   it('gives what ipaddr.js gave, on 20,000 random forms', () => {
     const rand = mulberry32(7);
     const pick = <T,>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
@@ -49,6 +61,7 @@ describe('IPv6 by hand', () => {
       }
       if (rand() < 0.1) text = text.replace(pick([':', '.', 'a', '0']), pick(['', '::', ':::', 'x', '.']));
       expect([text, normaliseAddress(text)]).toEqual([text, reference(text)]);
+      sameForm(text);
       const canonical = reference(text);
       if (canonical === null || !canonical.includes(':')) continue;
       for (const bits of [0, 16, 48, 56, 64, 127, 128]) {

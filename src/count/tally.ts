@@ -75,8 +75,6 @@ export class Tally {
   get count(): number {
     return this.table.size;
   }
-  /** The last addresses looked up by text (bounded: a flood must not grow it without end). */
-  private readonly recent = new Map<string, number>();
   /** Per address index: its newest bucket (a record number in `pool`), or NONE. */
   heads = new Int32Array(64);
   pool = new Int32Array(256 * STRIDE);
@@ -203,14 +201,16 @@ export class Tally {
         const mine = this.bucket(id, theirs[from + KEY]!, theirs[from + FIRST]!, theirs[from + LAST]!, cursor);
         if (fold && cursor === NONE) this.addToSlot(mine, FOLDED_ADDRESSES_SLOT, 1);
         cursor = mine;
+        if (!max) {
+          this.addCounts(mine, other, r);
+          continue;
+        }
         theirCounts.fill(0);
         other.gather(r, theirCounts);
-        if (max) {
-          myCounts.fill(0);
-          this.gather(mine, myCounts);
-        }
+        myCounts.fill(0);
+        this.gather(mine, myCounts);
         for (let i = 0; i < SLOT_COUNT; i++) {
-          const add = max ? theirCounts[i]! - myCounts[i]! : theirCounts[i]!;
+          const add = theirCounts[i]! - myCounts[i]!;
           if (add > 0) this.addToSlot(mine, i, add);
         }
       }
@@ -313,9 +313,13 @@ export class Tally {
   /** Moves this tally's addresses, counts and usernames into a new tally, which it returns; this one is left empty (its folded rows stay). */
   private emptied(): Tally {
     const old = new Tally(this.limit, this.rows);
-    [old.table, this.table] = [this.table, new WordTable()];
-    [old.heads, this.heads] = [this.heads, new Int32Array(64)];
-    [old.pool, this.pool] = [this.pool, new Int32Array(256 * STRIDE)];
+    // sized for the limit it will hold again before the next compaction: grown step by step, its
+    // arrays were copied a dozen times a compaction
+    const addresses = this.limit + 1;
+    const records = Math.ceil((this.records / Math.max(1, this.count)) * addresses);
+    [old.table, this.table] = [this.table, new WordTable(addresses)];
+    [old.heads, this.heads] = [this.heads, new Int32Array(addresses)];
+    [old.pool, this.pool] = [this.pool, new Int32Array(Math.max(256, records) * STRIDE)];
     [old.records, this.records] = [this.records, 0];
     [old.userMaps, this.userMaps] = [this.userMaps, []];
     [old.userAddress, this.userAddress] = [this.userAddress, new Int32Array(16)];
@@ -323,18 +327,12 @@ export class Tally {
     [old.userHeads, this.userHeads] = [this.userHeads, new Int32Array(16)];
     [old.userPool, this.userPool] = [this.userPool, new Int32Array(64 * U_STRIDE)];
     [old.userRecords, this.userRecords] = [this.userRecords, 0];
-    this.recent.clear(); // the numbers change
     return old;
   }
 
   private idOf(address: string): number {
-    let id = this.recent.get(address);
-    if (id !== undefined) return id;
     if (!addressWords(address, SCRATCH, 0)) throw new Error(`tally: ${JSON.stringify(address.slice(0, 60))} is not an address`);
-    id = this.idOfWords(SCRATCH, 0);
-    if (this.recent.size >= 4096) this.recent.clear(); // small, as the parser's: a flood's strings die young
-    this.recent.set(address, id);
-    return id;
+    return this.idOfWords(SCRATCH, 0);
   }
 
   /** The number of the address whose words are `from[at..at+3]`, made when missing. */
@@ -406,6 +404,19 @@ export class Tally {
         this.pool[r * STRIDE + MORE] = more + 1;
       }
       r = more;
+    }
+  }
+
+  /** Adds every count of bucket `record` of `other` to bucket `mine`, pair by pair. */
+  private addCounts(mine: number, other: Tally, record: number): void {
+    const theirs = other.pool;
+    for (let r = record; r !== NONE; r = theirs[r * STRIDE + MORE]! - 1) {
+      const a = theirs[r * STRIDE + PAIR0]!;
+      if (a === 0) return;
+      this.addToSlot(mine, (a >>> COUNT_BITS) - 1, a & COUNT_MAX);
+      const b = theirs[r * STRIDE + PAIR1]!;
+      if (b === 0) return;
+      this.addToSlot(mine, (b >>> COUNT_BITS) - 1, b & COUNT_MAX);
     }
   }
 

@@ -12,9 +12,16 @@ export function grown<T extends Int32Array | Float64Array>(a: T, size: number): 
  * zero), in the order they come: an open-addressing table of (number + 1), 0 = free.
  */
 export class WordTable {
-  words = new Int32Array(64 * 4);
-  private slots = new Int32Array(128);
+  words: Int32Array;
+  private slots: Int32Array;
   size = 0;
+
+  /** @param capacity keys it holds before it first grows */
+  constructor(capacity = 64) {
+    const keys = Math.max(64, capacity);
+    this.words = new Int32Array(keys * 4);
+    this.slots = new Int32Array(2 ** Math.ceil(Math.log2(keys * 2)));
+  }
 
   /** The number of the key `from[at..at+3]`, made when missing (then it is size - 1). */
   idOf(from: Int32Array, at: number): number {

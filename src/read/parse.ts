@@ -104,8 +104,8 @@ const MONTHS: Readonly<Record<string, number>> = {
 };
 
 /**
- * A parser for one scan: holds `now` (for year-less timestamps) and caches of
- * timestamps and addresses already seen, which keep the hot path short.
+ * A parser for one scan: holds `now` (for year-less timestamps) and a cache of the
+ * timestamps already converted, which keeps the hot path short.
  */
 export class LineParser {
   private now: number;
@@ -119,7 +119,6 @@ export class LineParser {
   /** The minute of the last RFC 3339 stamp Date.parse converted, and its start. */
   private lastMinute = '';
   private lastMinuteBase = 0;
-  private readonly addressCache = new Map<string, string>();
 
   constructor(now: Date) {
     this.now = now.getTime();
@@ -141,7 +140,7 @@ export class LineParser {
     const at = header[0].length;
     const found = header[5] === 'smtpd' ? matchSmtpd(line, at) : matchPostscreen(line, at);
     if (found === null) return null;
-    const address = this.normaliseAddress(found.rawAddress);
+    const address = normaliseAddress(found.rawAddress);
     if (address === null) return null;
     const time = this.parseStamp(header);
     if (time === null) return null;
@@ -199,16 +198,7 @@ export class LineParser {
     this.stampCache.set(key, time);
   }
 
-  private normaliseAddress(raw: string): string | null {
-    const cached = this.addressCache.get(raw);
-    if (cached !== undefined) return cached;
-    const address = normaliseAddress(raw);
-    if (address !== null) {
-      if (this.addressCache.size >= 16_384) this.addressCache.clear(); // small: a flood of distinct addresses must neither grow it nor keep its strings long enough to reach the old generation
-      this.addressCache.set(raw, address);
-    }
-    return address;
-  }
+
 }
 
 interface Found {
