@@ -292,34 +292,43 @@ export class Tally {
       const minute = head === NONE ? 0 : Math.max(0, pool[head * STRIDE + KEY]!); // its newest minute (2^26 minutes: to the year 2097)
       keys[id] = tier * 2 ** 46 + Math.min(minute, 2 ** 26 - 1) * 2 ** 20 + age;
     }
-    const cut = keys.slice().sort()[n - keep]!;
+    const cut = kthSmallest(keys.slice(), n - keep);
     const old = this.emptied();
     const kept = (o: number, into: Int32Array) => {
       if (keys[o]! < cut) return false;
-      into.set(old.words.subarray(o * 4, o * 4 + 4));
+      for (let k = 0; k < 4; k++) into[k] = old.words[o * 4 + k]!;
       return true;
     };
     if (this.rows) {
       // every row stays, the quiet ones one step wider
       this.copyFrom(old, false, (o, into) => kept(o, into) || widerRow(old.words, o, into, widest), false);
-      return;
+    } else {
+      this.copyFrom(old, false, kept, false);
+      const rows = this.foldedRows();
+      rows.copyFrom(old, false, (o, into) => keys[o]! < cut && rowOf(old, o, into), true);
+      if (rows.count > rows.limit) rows.compact();
     }
-    this.copyFrom(old, false, kept, false);
-    const rows = this.foldedRows();
-    rows.copyFrom(old, false, (o, into) => keys[o]! < cut && rowOf(old, o, into), true);
-    if (rows.count > rows.limit) rows.compact();
+    this.spare = { table: old.table, heads: old.heads, pool: old.pool };
   }
+
+  /**
+   * The arrays the last compaction emptied, for the next one to fill: on a flood a tally compacts
+   * every half limit of new addresses, and fresh pages cost more than clearing used ones.
+   */
+  private spare: { table: WordTable; heads: Tally["heads"]; pool: Tally["pool"] } | null = null;
 
   /** Moves this tally's addresses, counts and usernames into a new tally, which it returns; this one is left empty (its folded rows stay). */
   private emptied(): Tally {
     const old = new Tally(this.limit, this.rows);
-    // sized for the limit it will hold again before the next compaction: grown step by step, its
-    // arrays were copied a dozen times a compaction
+    // the last compaction's arrays, cleared; else sized for the limit it will hold again before
+    // the next compaction (grown step by step, its arrays were copied a dozen times)
+    const spare = this.spare;
+    this.spare = null;
     const addresses = this.limit + 1;
-    const records = Math.ceil((this.records / Math.max(1, this.count)) * addresses);
-    [old.table, this.table] = [this.table, new WordTable(addresses)];
-    [old.heads, this.heads] = [this.heads, new Int32Array(addresses)];
-    [old.pool, this.pool] = [this.pool, new Int32Array(Math.max(256, records) * STRIDE)];
+    const records = Math.ceil((this.records / Math.max(1, this.count)) * addresses * 1.25);
+    [old.table, this.table] = [this.table, spare?.table.cleared() ?? new WordTable(addresses)];
+    [old.heads, this.heads] = [this.heads, spare?.heads ?? new Int32Array(addresses)];
+    [old.pool, this.pool] = [this.pool, spare?.pool.fill(0) ?? new Int32Array(Math.max(256, records) * STRIDE)];
     [old.records, this.records] = [this.records, 0];
     [old.userMaps, this.userMaps] = [this.userMaps, []];
     [old.userAddress, this.userAddress] = [this.userAddress, new Int32Array(16)];
@@ -587,6 +596,30 @@ export const ALL_TIME: TimeWindow = { from: -Infinity, to: Infinity };
 /** Whether events from `first` to `last` (ms) may fall in `window`, to the minute (as summarise counts). */
 export function minutesOverlap(first: number, last: number, window: TimeWindow): boolean {
   return Math.floor(last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
+}
+
+/** The k-th smallest of `a` (0-based), which it reorders: a quickselect, for compact's cut (a full sort of the keys cost more than the rest of it). */
+function kthSmallest(a: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >>> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i++] = a[j]!;
+        a[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k]!;
+  }
+  return a[k]!;
 }
 
 /** The folded row address `id` of `tally` is added up into (see FOLD_PREFIX6), in `into`: always true. */

@@ -23,6 +23,13 @@ export class WordTable {
     this.slots = new Int32Array(2 ** Math.ceil(Math.log2(keys * 2)));
   }
 
+  /** Empties it, keeping its arrays: `this`. */
+  cleared(): this {
+    this.size = 0;
+    this.slots.fill(0);
+    return this;
+  }
+
   /** The number of the key `from[at..at+3]`, made when missing (then it is size - 1). */
   idOf(from: Int32Array, at: number): number {
     const a = from[at]!;
