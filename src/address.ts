@@ -103,6 +103,19 @@ const GROUPS = new Uint16Array(8);
  * array: a flood of a million distinct addresses spent seconds in ipaddr.js, then in garbage.
  */
 function readIpv6(text: string): number {
+  // the parser checks a client's text and the tally then takes its words: read once
+  if (text === lastRead) return lastAnswer;
+  lastRead = null;
+  lastAnswer = readIpv6Text(text);
+  if (lastAnswer !== NOT_IPV6) lastRead = text;
+  return lastAnswer;
+}
+
+/** The last IPv6 text readIpv6 read into GROUPS (null: GROUPS holds no whole address), and its answer. */
+let lastRead: string | null = null;
+let lastAnswer = NOT_IPV6;
+
+function readIpv6Text(text: string): number {
   const n = text.length;
   if (n < 2 || n > 45) return NOT_IPV6;
   let count = 0; // groups read

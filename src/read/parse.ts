@@ -173,7 +173,11 @@ export class LineParser {
       this.lastMinuteBase = base - ss * 1000;
     }
     const fraction = header[2];
-    return fraction === undefined ? base : base + Number(fraction.slice(0, 3).padEnd(3, '0'));
+    if (fraction === undefined) return base;
+    // its milliseconds: the first three digits (1-9 were matched), read without making strings
+    let ms = 0;
+    for (let k = 0; k < 3; k++) ms = ms * 10 + (k < fraction.length ? fraction.charCodeAt(k) - 48 : 0);
+    return base + ms;
   }
 
   /** "Nov  2 09:05:07" / "Nov 02 09:05:07": local time, year from `now` (a date after now is last year). */
