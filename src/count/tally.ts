@@ -598,12 +598,24 @@ export function minutesOverlap(first: number, last: number, window: TimeWindow):
   return Math.floor(last / BUCKET_MS) >= Math.floor(window.from / BUCKET_MS) && Math.floor(first / BUCKET_MS) <= Math.floor(window.to / BUCKET_MS);
 }
 
-/** The k-th smallest of `a` (0-based), which it reorders: a quickselect, for compact's cut (a full sort of the keys cost more than the rest of it). */
-function kthSmallest(a: Float64Array, k: number): number {
+/**
+ * The k-th smallest of `a` (0-based), which it reorders: a quickselect for compact's cut (a full
+ * sort of the keys cost more than the rest of it), with a median-of-three pivot. A flood's sender
+ * chooses the order of the keys (when each address comes back), and some orders make any fixed
+ * pivot rule quadratic: past `rounds` rounds (2 log2(n) + 8) the rest of the range is sorted instead (n log n).
+ */
+export function kthSmallest(a: Float64Array, k: number, rounds = 2 * Math.ceil(Math.log2(a.length + 1)) + 8): number {
   let lo = 0;
   let hi = a.length - 1;
-  while (lo < hi) {
-    const pivot = a[(lo + hi) >>> 1]!;
+  for (; lo < hi; rounds--) {
+    if (rounds === 0) {
+      a.subarray(lo, hi + 1).sort();
+      return a[k]!;
+    }
+    const x = a[lo]!;
+    const y = a[(lo + hi) >>> 1]!;
+    const z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
     let i = lo;
     let j = hi;
     while (i <= j) {

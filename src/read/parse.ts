@@ -201,8 +201,6 @@ export class LineParser {
     if (this.stampCache.size > 4096) this.stampCache.clear();
     this.stampCache.set(key, time);
   }
-
-
 }
 
 interface Found {
