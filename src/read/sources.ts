@@ -284,13 +284,13 @@ export function readPlain(fd: number, scanner: LogScanner, from: number, to: num
  * descriptor belongs to whoever opened the log (and may be shared with a worker thread).
  */
 export async function readGzip(fd: number, shownPath: string, scanner: LogScanner, warn: Warn, from: number): Promise<void> {
-  const gunzip = createGunzip({ chunkSize: 1 << 20 });
+  const gunzip = createGunzip({ chunkSize: 256 << 10 });
   const stop = new AbortController();
   const feeding = (async () => {
     let position = 0;
     try {
       for (;;) {
-        const chunk = Buffer.allocUnsafe(1 << 20);
+        const chunk = Buffer.allocUnsafe(128 << 10);
         const bytesRead = await new Promise<number>((resolve, reject) => read(fd, chunk, 0, chunk.length, position, (error, n) => (error ? reject(error) : resolve(n))));
         if (bytesRead === 0) break;
         position += bytesRead;
@@ -304,16 +304,24 @@ export async function readGzip(fd: number, shownPath: string, scanner: LogScanne
   let skip = from;
   let seen = 0;
   try {
-    for await (const chunk of gunzip) {
-      const buffer = chunk as Buffer;
-      seen += buffer.length;
-      if (skip >= buffer.length) {
-        skip -= buffer.length;
-        continue;
-      }
-      scanner.push(skip > 0 ? buffer.subarray(skip) : buffer);
-      skip = 0;
-    }
+    // each piece as zlib made it ('data'): an async iterator's read() joins the pieces waiting into one new buffer
+    await new Promise<void>((resolve, reject) => {
+      gunzip.on('data', (buffer: Buffer) => {
+        try {
+          seen += buffer.length;
+          if (skip >= buffer.length) {
+            skip -= buffer.length;
+            return;
+          }
+          scanner.push(skip > 0 ? buffer.subarray(skip) : buffer);
+          skip = 0;
+        } catch (error) {
+          gunzip.destroy(error as Error);
+        }
+      });
+      gunzip.once('end', resolve);
+      gunzip.once('error', reject);
+    });
   } catch (error) {
     if (!isZlibError(error)) throw error;
     warn(`${shownPath} is not valid gzip after ${seen} bytes of text (${(error as Error).message}); counted the lines before that`);
