@@ -15,7 +15,7 @@ parentPort!.on('message', (job: ScanJob) => {
     (result) => {
       const tally = tallyToParts(result.tally);
       const reply: WorkerReply = { tally, counters: result.counters, kinds: result.kinds, rest: result.rest, warnings: result.warnings };
-      parentPort!.postMessage(reply, partsBuffers(tally)); // the typed arrays move (each its own buffer: toParts slices them); the rest is copied
+      parentPort!.postMessage(reply, partsBuffers(tally)); // the typed arrays move (each its own buffer), not copied: this thread is done with the tally; the rest is copied
     },
     (error: unknown) => {
       const e = error as Error & { code?: string };
