@@ -168,13 +168,16 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     if (read !== undefined) for (const [i, kind] of EVENT_KINDS.entries()) readByKind[kind] += read[i]!;
   };
   const families = new Map<string, { group: string; tally: Tally }>();
+  // a family's records, for room for all of them at once: added file by file, its pool grew (a copy) at each file
+  const familyRecords = new Map<string, number>();
+  for (const source of sources) familyRecords.set(source.family, (familyRecords.get(source.family) ?? 0) + (done.get(source)?.tally.records ?? 0));
   for (const source of sources) {
     const result = done.get(source);
     if (result === undefined) continue; // vanished
     if (result.entry !== null) entries.push(result.entry);
     countRead(result.read);
     reports.push({ path: source.path, ...result.report });
-    addToFamily(families, source, result.tally);
+    addToFamily(families, source, result.tally, familyRecords.get(source.family)!);
   }
   let journalCursor: string | null = null;
   if (journal !== null) {
@@ -185,7 +188,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     if (result.entry !== null) entries.push(result.entry);
     countRead(result.read);
     reports.push({ path: name, ...result.report });
-    addToFamily(families, { path: name, family: name, group: name }, result.tally);
+    addToFamily(families, { path: name, family: name, group: name }, result.tally, result.tally.records);
   }
   const changed = state !== null && (entries.length !== state.entries.length || entries.some((e) => !state.entries.includes(e)));
   if (state !== null && options.saveState && changed) await state.save(entries, options.warn);
@@ -352,11 +355,15 @@ function overlaps(entry: StateEntry, window: TimeWindow): boolean {
   return entry.first !== null && entry.last !== null && minutesOverlap(entry.first, entry.last, window);
 }
 
-function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally): void {
+/** Adds a log's tally to its family's; `records`: the family's records in all (room is made once). */
+function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally, records: number): void {
   const family = families.get(source.family);
   if (family === undefined) families.set(source.family, { group: source.group, tally });
   else if (family.tally.size === 0) family.tally = tally; // nothing to add to: take it, do not copy it
-  else family.tally.addAll(tally);
+  else {
+    family.tally.reserve(records);
+    family.tally.addAll(tally);
+  }
 }
 
 /**
