@@ -6,7 +6,8 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectEvents } from '../src/scan/collect.js';
 import { ALL_TIME, DEFAULT_ADDRESS_LIMIT, setTallyBound } from '../src/count/tally.js';
-import { DEFAULT_COUNTED_KINDS, KIND_INDEX } from '../src/read/kinds.js';
+import { DEFAULT_COUNTED_KINDS, FOLDED_ADDRESSES_SLOT, KIND_INDEX } from '../src/read/kinds.js';
+import { STRIDE } from '../src/count/layout.js';
 import { SmtpguardError } from '../src/errors.js';
 import { findLogSources, openLog, orderLogPaths, parseRotation, widestFamilies } from '../src/read/sources.js';
 import { NOW, tallyEvents } from './helpers.js';
@@ -191,6 +192,24 @@ describe('a family past its tally limit', () => {
     let failed = 0;
     collected.tally.perMinute((_, counts) => (failed += counts[KIND_INDEX.saslFailure]!));
     expect(failed).toBe(3);
+  });
+
+  it('holds its pool to the limit when its files are merged: no room is made for every file at once past it', async () => {
+    setTallyBound({ limit: 100, offender: 5, counted: DEFAULT_COUNTED_KINDS });
+    // 8 files of a rotated log, 300 addresses each, all in one minute: each file's tally folds to its limit
+    const logs: string[] = [];
+    for (let file = 0; file < 8; file++) {
+      const name = path.join(dir, file === 0 ? 'mail.log' : `mail.log.${file}`);
+      await writeFile(name, Array.from({ length: 300 }, (_, i) => reject(`10.${file}.${i >> 8}.${i & 255}`)).join(''));
+      logs.push(name);
+    }
+    const collected = await collectEvents({ logs, usingDefaultLogs: false, now: NOW, warn, stdin: Readable.from([]), stateDir: null, saveState: false, window: ALL_TIME });
+    expect(collected.tally.count).toBeLessThanOrEqual(100);
+    let addresses = 0;
+    collected.tally.folded!.perMinute((_, counts) => (addresses += counts[FOLDED_ADDRESSES_SLOT]!));
+    expect(addresses + collected.tally.count).toBe(2400);
+    // one record per address: the pool holds what compaction keeps and what a merge adds, not the 8 files' sum (800 records)
+    expect(collected.tally.pool.length / STRIDE).toBeLessThanOrEqual(300);
   });
 });
 
