@@ -271,3 +271,33 @@ describe('summariseBounded (--max-tracked)', () => {
     expect(() => serializeTally(recent)).toThrow(/cannot be written back/);
   });
 });
+
+describe("the bucket pool grows in place", () => {
+  /** 200 addresses x 60 minutes of one reject each: 12,000 buckets, past the first pool many times over. */
+  const fill = (tally: Tally, from = 0) => {
+    for (let minute = 0; minute < 60; minute++) {
+      for (let a = from; a < from + 200; a++) tally.add({ kind: 'reject', address: `10.0.${a >> 8}.${a & 255}`, time: T0 + minute * BUCKET_MS });
+    }
+  };
+  const rejects = (tally: Tally) => summarise(tally, ALL_TIME, COUNTED).reduce((sum, s) => sum + s.events.reject, 0);
+
+  it('keeps one buffer once it has grown: no copy, nothing held twice', () => {
+    const tally = new Tally();
+    fill(tally);
+    const buffer = tally.pool.buffer;
+    fill(tally, 200);
+    expect(tally.records).toBe(24_000);
+    expect(tally.pool.buffer).toBe(buffer);
+    expect(rejects(tally)).toBe(24_000);
+  });
+
+  it('grows a pool received from another thread (a view of part of its buffer) without losing a count', () => {
+    const tally = new Tally();
+    fill(tally);
+    const received = tallyFromParts(structuredClone(tallyToParts(tally)));
+    expect(received.pool.buffer.byteLength).toBeGreaterThan(received.pool.length * 4); // the case: a view of part of its buffer
+    fill(received, 200);
+    expect(rejects(received)).toBe(24_000);
+    expect(summarise(received, ALL_TIME, COUNTED)).toHaveLength(400);
+  });
+});

@@ -27,6 +27,17 @@ if (SLOT_COUNT > 31) throw new Error(`tally.ts: ${SLOT_COUNT} count slots (EVENT
 const SCRATCH = new Int32Array(4);
 const ROUTED = new Int32Array(4);
 
+/** The address space a tally's pool sets aside to grow in place (1 GiB: 38 million buckets); only what it uses is memory. */
+const POOL_MAX_BYTES = 1 << 30;
+
+/** ES2024's resizable ArrayBuffer (Node 20 has it; the ES2023 lib this project builds with does not name it). */
+interface ResizableBuffer extends ArrayBuffer {
+  readonly resizable?: boolean;
+  readonly maxByteLength: number;
+  resize(bytes: number): void;
+}
+type ResizableBufferConstructor = new (bytes: number, options: { maxByteLength: number }) => ArrayBuffer;
+
 /** Addresses a tally holds one by one unless told otherwise: 10 x the default --max-tracked. */
 export const DEFAULT_ADDRESS_LIMIT = 200_000;
 
@@ -447,9 +458,24 @@ export class Tally {
     return this.records++;
   }
 
-  /** Room for `records` buckets in all, in one allocation (each growth is a copy, and garbage the collector is made to chase). */
+  /**
+   * Room for `records` buckets in all. The pool grows in place: its buffer is resizable, with
+   * address space for POOL_MAX_BYTES set aside and pages used only as records are (a copy into a
+   * bigger array held both for a moment, and left the old one for the collector: on a 30-day log
+   * that was the run's peak).
+   */
   reserve(records: number): void {
-    if (records * STRIDE > this.pool.length) this.pool = grown(this.pool, records * STRIDE);
+    const ints = records * STRIDE;
+    if (ints <= this.pool.length) return;
+    const buffer = this.pool.buffer as ResizableBuffer;
+    if (buffer.resizable === true && ints * 4 <= buffer.maxByteLength && this.pool.byteOffset === 0) {
+      buffer.resize(ints * 4);
+      this.pool = new Int32Array(buffer); // a view of the whole buffer (one received from a thread may be a part)
+    } else if (ints * 4 <= POOL_MAX_BYTES) {
+      const pool = new Int32Array(new (ArrayBuffer as ResizableBufferConstructor)(ints * 4, { maxByteLength: POOL_MAX_BYTES }));
+      pool.set(this.pool);
+      this.pool = pool;
+    } else this.pool = grown(this.pool, ints); // past the space set aside: a copy, as before
   }
 
   /**
