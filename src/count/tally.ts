@@ -38,6 +38,15 @@ interface ResizableBuffer extends ArrayBuffer {
 }
 type ResizableBufferConstructor = new (bytes: number, options: { maxByteLength: number }) => ArrayBuffer;
 
+/** A pool of `ints` in a resizable buffer, or null when the address space cannot be set aside (a process under `ulimit -v`). */
+function resizablePool(ints: number): Int32Array<ArrayBuffer> | null {
+  try {
+    return new Int32Array(new (ArrayBuffer as ResizableBufferConstructor)(ints * 4, { maxByteLength: POOL_MAX_BYTES }));
+  } catch {
+    return null;
+  }
+}
+
 /** Addresses a tally holds one by one unless told otherwise: 10 x the default --max-tracked. */
 export const DEFAULT_ADDRESS_LIMIT = 200_000;
 
@@ -471,11 +480,15 @@ export class Tally {
     if (buffer.resizable === true && ints * 4 <= buffer.maxByteLength && this.pool.byteOffset === 0) {
       buffer.resize(ints * 4);
       this.pool = new Int32Array(buffer); // a view of the whole buffer (one received from a thread may be a part)
-    } else if (ints * 4 <= POOL_MAX_BYTES) {
-      const pool = new Int32Array(new (ArrayBuffer as ResizableBufferConstructor)(ints * 4, { maxByteLength: POOL_MAX_BYTES }));
+    } else {
+      const pool = ints * 4 <= POOL_MAX_BYTES ? resizablePool(ints) : null;
+      if (pool === null) {
+        this.pool = grown(this.pool, ints); // past the space set aside, or none to be had: a copy, as before
+        return;
+      }
       pool.set(this.pool);
       this.pool = pool;
-    } else this.pool = grown(this.pool, ints); // past the space set aside: a copy, as before
+    }
   }
 
   /**
