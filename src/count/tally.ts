@@ -480,15 +480,12 @@ export class Tally {
     if (buffer.resizable === true && ints * 4 <= buffer.maxByteLength && this.pool.byteOffset === 0) {
       buffer.resize(ints * 4);
       this.pool = new Int32Array(buffer); // a view of the whole buffer (one received from a thread may be a part)
-    } else {
-      const pool = ints * 4 <= POOL_MAX_BYTES ? resizablePool(ints) : null;
-      if (pool === null) {
-        this.pool = grown(this.pool, ints); // past the space set aside, or none to be had: a copy, as before
-        return;
-      }
-      pool.set(this.pool);
-      this.pool = pool;
+      return;
     }
+    // into a resizable buffer, once; past the space set aside, or with none to be had, a copy as before
+    const pool = (ints * 4 <= POOL_MAX_BYTES ? resizablePool(ints) : null) ?? new Int32Array(ints);
+    pool.set(this.pool);
+    this.pool = pool;
   }
 
   /**

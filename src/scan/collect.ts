@@ -168,20 +168,13 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     if (read !== undefined) for (const [i, kind] of EVENT_KINDS.entries()) readByKind[kind] += read[i]!;
   };
   const families = new Map<string, { group: string; tally: Tally }>();
-  // a family's records and addresses: room for all the records at once (added file by file, its pool grew, a copy,
-  // at each file), but only while the addresses fit the tally's limit: past it, merging compacts, and the room would be held for nothing
-  const familySize = new Map<string, { records: number; addresses: number }>();
-  for (const source of sources) {
-    const size = familySize.get(source.family) ?? { records: 0, addresses: 0 };
-    familySize.set(source.family, { records: size.records + (done.get(source)?.tally.records ?? 0), addresses: size.addresses + (done.get(source)?.tally.size ?? 0) });
-  }
   for (const source of sources) {
     const result = done.get(source);
     if (result === undefined) continue; // vanished
     if (result.entry !== null) entries.push(result.entry);
     countRead(result.read);
     reports.push({ path: source.path, ...result.report });
-    addToFamily(families, source, result.tally, familySize.get(source.family)!);
+    addToFamily(families, source, result.tally);
   }
   let journalCursor: string | null = null;
   if (journal !== null) {
@@ -192,7 +185,7 @@ export async function collectEvents(options: CollectOptions): Promise<Collected>
     if (result.entry !== null) entries.push(result.entry);
     countRead(result.read);
     reports.push({ path: name, ...result.report });
-    addToFamily(families, { path: name, family: name, group: name }, result.tally, { records: result.tally.records, addresses: result.tally.size });
+    addToFamily(families, { path: name, family: name, group: name }, result.tally);
   }
   const changed = state !== null && (entries.length !== state.entries.length || entries.some((e) => !state.entries.includes(e)));
   if (state !== null && options.saveState && changed) await state.save(entries, options.warn);
@@ -359,15 +352,11 @@ function overlaps(entry: StateEntry, window: TimeWindow): boolean {
   return entry.first !== null && entry.last !== null && minutesOverlap(entry.first, entry.last, window);
 }
 
-/** Adds a log's tally to its family's; `all`: the family's records and addresses in all (room is made once, when no merge can compact). */
-function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally, all: { records: number; addresses: number }): void {
+function addToFamily(families: Map<string, { group: string; tally: Tally }>, source: LogSource, tally: Tally): void {
   const family = families.get(source.family);
   if (family === undefined) families.set(source.family, { group: source.group, tally });
   else if (family.tally.size === 0) family.tally = tally; // nothing to add to: take it, do not copy it
-  else {
-    if (all.addresses <= family.tally.limit && family.tally.folded === null) family.tally.reserve(all.records);
-    family.tally.addAll(tally);
-  }
+  else family.tally.addAll(tally);
 }
 
 /**
