@@ -7,6 +7,7 @@
 import { addressWords, wordsText } from '../address.js';
 import { DEFAULT_COUNTED_KINDS, EVENT_KINDS, FOLDED_ADDRESSES_SLOT, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
 import type { MailEvent } from '../read/parse.js';
+import type { ByteEvent } from '../read/parse-bytes.js';
 import { COUNT_BITS, COUNT_MAX, FIRST, KEY, LAST, MORE, NEXT, NONE, PAIR0, PAIR1, STRIDE, U_FAILURES, U_KEY, U_LOGINS, U_NEXT, U_STRIDE } from './layout.js';
 import { grown, WordTable } from './words.js';
 
@@ -25,6 +26,9 @@ export const OTHER_USERS = '\u0000'.repeat(200);
 if (SLOT_COUNT > 31) throw new Error(`tally.ts: ${SLOT_COUNT} count slots (EVENT_KINDS + qualifying slots) do not fit the 5-bit slot of a count pair; widen it`);
 
 const SCRATCH = new Int32Array(4);
+const SASL_FAILURE = KIND_INDEX.saslFailure;
+const SASL_SUCCESS = KIND_INDEX.saslSuccess;
+const MESSAGE_REJECT = KIND_INDEX.messageReject;
 const ROUTED = new Int32Array(4);
 
 /** The address space a tally's pool sets aside to grow in place (1 GiB: 38 million buckets); only what it uses is memory. */
@@ -165,16 +169,29 @@ export class Tally {
   }
 
   add(event: MailEvent): void {
-    const key = Math.floor(event.time / BUCKET_MS);
-    const offset = event.time - key * BUCKET_MS;
+    if (!addressWords(event.address, SCRATCH, 0)) throw new Error(`tally: ${JSON.stringify(event.address.slice(0, 60))} is not an address`);
+    const unnamed = event.unnamed === true ? (event.kind === 'messageReject' ? UNNAMED_MESSAGE_REJECT_SLOT : UNNAMED_RECIPIENT_REJECT_SLOT) : -1;
+    this.addAt(SCRATCH, event.time, KIND_INDEX[event.kind], event.count ?? 1, unnamed, event.user);
+  }
+
+  /** add, for an event the parser's fast path read (parse-bytes.ts): the same counts. */
+  addBytes(event: ByteEvent): void {
+    const unnamed = event.unnamed ? (event.kind === MESSAGE_REJECT ? UNNAMED_MESSAGE_REJECT_SLOT : UNNAMED_RECIPIENT_REJECT_SLOT) : -1;
+    this.addAt(event.words, event.time, event.kind, 1, unnamed, event.user);
+  }
+
+  /** Counts `count` events of kind `slot` at `time` for the address `words[0..3]`; `unnamed`: the slot that also counts one, or -1. */
+  private addAt(words: Int32Array, time: number, slot: number, count: number, unnamed: number, user: string | undefined): void {
+    const key = Math.floor(time / BUCKET_MS);
+    const offset = time - key * BUCKET_MS;
     if (this.count >= this.limit) this.compact();
-    const id = this.idOf(event.address);
+    const id = this.idOfWords(words, 0);
     const record = this.bucket(id, key, offset, offset, NONE);
-    this.addToSlot(record, KIND_INDEX[event.kind], event.count ?? 1);
-    if (event.unnamed === true) this.addToSlot(record, event.kind === 'messageReject' ? UNNAMED_MESSAGE_REJECT_SLOT : UNNAMED_RECIPIENT_REJECT_SLOT, 1);
-    if (event.user !== undefined && (event.kind === 'saslFailure' || event.kind === 'saslSuccess')) {
-      const login = event.kind === 'saslSuccess';
-      const r = this.userRecord(id, event.user, key, login); // first: making it may grow userPool
+    this.addToSlot(record, slot, count);
+    if (unnamed !== -1) this.addToSlot(record, unnamed, 1);
+    if (user !== undefined && (slot === SASL_FAILURE || slot === SASL_SUCCESS)) {
+      const login = slot === SASL_SUCCESS;
+      const r = this.userRecord(id, user, key, login); // first: making it may grow userPool
       this.userPool[r * U_STRIDE + (login ? U_LOGINS : U_FAILURES)]!++;
     }
   }
@@ -214,7 +231,14 @@ export class Tally {
     const myCounts = new Float64Array(SLOT_COUNT);
     for (let o = 0; o < other.count; o++) {
       if (route !== null && !route(o, ROUTED)) continue;
+      const before = this.count;
       const id = route === null ? this.idOfWords(other.words, o * 4) : this.idOfWords(ROUTED, 0);
+      if (id === before && !max) {
+        // new here: its buckets as they are (and, folded, one address in its newest)
+        this.copyChain(other, o, id);
+        if (fold && this.heads[id] !== NONE) this.addToSlot(this.heads[id]!, FOLDED_ADDRESSES_SLOT, 1);
+        continue;
+      }
       let cursor = NONE; // their chain runs newest first: each of their buckets lies after the one before
       for (let r = other.heads[o]!; r !== NONE; r = theirs[r * STRIDE + NEXT]!) {
         const from = r * STRIDE;
@@ -255,6 +279,36 @@ export class Tally {
         mine[at + U_LOGINS] = max ? Math.max(mine[at + U_LOGINS]!, logins) : mine[at + U_LOGINS]! + logins;
       }
     }
+  }
+
+  /**
+   * Gives address `id` (new here, no buckets yet) copies of the buckets of address `o` of
+   * `other`: what bucket() and addCounts() would make of them, record for record, without the search.
+   */
+  private copyChain(other: Tally, o: number, id: number): void {
+    const theirs = other.pool;
+    let previous = NONE;
+    for (let r = other.heads[o]!; r !== NONE; r = theirs[r * STRIDE + NEXT]!) {
+      const made = this.copyRecord(theirs, r);
+      if (previous === NONE) this.heads[id] = made;
+      else this.pool[previous * STRIDE + NEXT] = made;
+      previous = made;
+    }
+  }
+
+  /** A copy of record `r` of `theirs` and the records holding its further pairs, with no next bucket: its number. */
+  private copyRecord(theirs: Int32Array, r: number): number {
+    const made = this.newRecord();
+    const pool = this.pool; // newRecord may have grown it
+    const at = made * STRIDE;
+    for (let k = 0; k < STRIDE; k++) pool[at + k] = theirs[r * STRIDE + k]!;
+    pool[at + NEXT] = NONE;
+    const more = theirs[r * STRIDE + MORE]! - 1;
+    if (more !== NONE) {
+      const copy = this.copyRecord(theirs, more);
+      this.pool[at + MORE] = copy + 1;
+    }
+    return made;
   }
 
   /** The tally of folded rows, made when missing. */
@@ -357,11 +411,6 @@ export class Tally {
     [old.userPool, this.userPool] = [this.userPool, new Int32Array(64 * U_STRIDE)];
     [old.userRecords, this.userRecords] = [this.userRecords, 0];
     return old;
-  }
-
-  private idOf(address: string): number {
-    if (!addressWords(address, SCRATCH, 0)) throw new Error(`tally: ${JSON.stringify(address.slice(0, 60))} is not an address`);
-    return this.idOfWords(SCRATCH, 0);
   }
 
   /** The number of the address whose words are `from[at..at+3]`, made when missing. */

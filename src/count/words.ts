@@ -1,4 +1,5 @@
-/** The address word table: addresses (and prefixes) as four 32-bit words, numbered in the order they come. Pure. */
+/** The address word table: addresses (and prefixes) as four 32-bit words, numbered in the order they come. Pure but for its hash seed. */
+import { randomBytes } from 'node:crypto';
 
 /** `a` copied into a new array of `size` (the rest zero): how every array here grows. */
 export function grown<T extends Int32Array | Float64Array>(a: T, size: number): T {
@@ -37,7 +38,8 @@ export class WordTable {
     const c = from[at + 2]!;
     const d = from[at + 3]!;
     const mask = this.slots.length - 1;
-    for (let i = hashWords(a, b, c, d) & mask; ; i = (i + 1) & mask) {
+    let i = hashWords(a, b, c, d) & mask;
+    for (; ; i = (i + 1) & mask) {
       const v = this.slots[i]!;
       if (v === 0) break;
       const w = (v - 1) * 4;
@@ -52,7 +54,7 @@ export class WordTable {
     if (this.size * 2 > this.slots.length) {
       this.slots = new Int32Array(this.slots.length * 2);
       for (let k = 0; k < this.size; k++) this.place(k);
-    } else this.place(id);
+    } else this.slots[i] = id + 1; // the free slot the search ended on
     return id;
   }
 
@@ -65,8 +67,14 @@ export class WordTable {
   }
 }
 
+/**
+ * A seed of this process's own: the hash is invertible, so without one a client could choose
+ * a million addresses of its /64 that all land in one slot, and make every lookup walk them all.
+ */
+const SEED = randomBytes(4).readInt32LE(0);
+
 function hashWords(a: number, b: number, c: number, d: number): number {
-  return fmix(fmix(fmix(fmix(0x811c9dc5 ^ a) ^ b) ^ c) ^ d) >>> 0;
+  return fmix(fmix(fmix(fmix(SEED ^ a) ^ b) ^ c) ^ d) >>> 0;
 }
 
 /** MurmurHash3's finaliser: every input bit reaches the low bits the table uses. */

@@ -237,9 +237,25 @@ function matchAt(re: RegExp, line: string, at: number): RegExpExecArray | null {
   return re.exec(line);
 }
 
+/**
+ * The kind of an smtpd reject (parse-bytes.ts reads the same shape from bytes): `permanent` for
+ * a 5xx code, `recipientStage` for RCPT and VRFY, `reply` the text after the code's first digit
+ * (`50 5.1.1 <x@example.org>: Recipient address rejected: ...`).
+ */
+export function smtpdRejectKind(milter: boolean, permanent: boolean, recipientStage: boolean, reply: string): 'reject' | 'tempReject' | 'recipientReject' | 'messageReject' {
+  if (!permanent) return 'tempReject';
+  // a milter-reject judged the content: message-level. Else the reply text after the code says what
+  // the reject is about (reject-classes.ts); all of it is read, the client's quoted text may be long.
+  if (!milter && classifyReject(reply.slice(3)) === 'client') return 'reject';
+  RECIPIENT_STATUS.lastIndex = 0;
+  return recipientStage && RECIPIENT_STATUS.test(reply) ? 'recipientReject' : 'messageReject';
+}
+
 function matchSmtpd(line: string, at: number): Found | null {
   let m: RegExpExecArray | null;
-  if (line.charCodeAt(at) === 0x77 /* w */) {
+  // Postfix's own warnings and session summaries; other lines may start with these letters too
+  // (a long queue ID: `dT3Lk2...: reject: ...`)
+  if (line.startsWith('warning: ', at)) {
     if ((m = matchAt(SASL_FAILURE, line, at)) !== null) {
       const end = at + m[0].length;
       if (line.startsWith(AUTH_SERVER_LOST, end)) return null;
@@ -251,7 +267,7 @@ function matchSmtpd(line: string, at: number): Found | null {
     m = matchAt(HOSTNAME_MISMATCH, line, at);
     return m === null ? null : { kind: 'hostnameMismatch', rawAddress: m[1]! };
   }
-  if (line.charCodeAt(at) === 0x64 /* d */) {
+  if (line.startsWith('disconnect from ', at)) {
     if ((m = matchAt(DISCONNECT, line, at)) === null) return null;
     const auth = AUTH_COUNTS.exec(m[3]!);
     const failed = auth === null ? 0 : Number(auth[2]) - Number(auth[1]);
@@ -259,13 +275,8 @@ function matchSmtpd(line: string, at: number): Found | null {
   }
   if ((m = matchAt(SMTPD_REJECT, line, at)) !== null) {
     const rawAddress = m[4]!;
-    if (m[5] !== '5') return { kind: 'tempReject', rawAddress };
-    // a milter-reject judged the content: message-level. Else the reply text after the code says what
-    // the reject is about (reject-classes.ts); all of it is read, the client's quoted text may be long.
-    if (m[1] === undefined && classifyReject(line.slice(at + m[0].length + 3)) === 'client') return { kind: 'reject', rawAddress };
-    const unnamed = m[3] === 'unknown';
-    if (RECIPIENT_STAGES.has(m[2]!) && matchAt(RECIPIENT_STATUS, line, at + m[0].length) !== null) return { kind: 'recipientReject', rawAddress, unnamed };
-    return { kind: 'messageReject', rawAddress, unnamed };
+    const kind = smtpdRejectKind(m[1] !== undefined, m[5] === '5', RECIPIENT_STAGES.has(m[2]!), line.slice(at + m[0].length));
+    return kind === 'recipientReject' || kind === 'messageReject' ? { kind, rawAddress, unnamed: m[3] === 'unknown' } : { kind, rawAddress };
   }
   if ((m = matchAt(SASL_SUCCESS, line, at)) !== null) {
     const user = loginUser(line, at + m[0].length);

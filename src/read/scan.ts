@@ -10,10 +10,13 @@
  */
 import type { LineParser, MailEvent } from './parse.js';
 import { EVENT_KINDS, KIND_INDEX } from './kinds.js';
+import { newByteEvent, readLineBytes, StampMemo, type ByteEvent } from './parse-bytes.js';
 
 /** Where the scanner puts each event: a Tally (count/), or a filter for one address (explain). */
 export interface EventSink {
   add(event: MailEvent): void;
+  /** When present, the events the parser's fast path reads come here instead (parse-bytes.ts; the same counts). */
+  addBytes?(event: ByteEvent): void;
   /** When present, each event comes here too with its line and line number (1-based): slower, for explain only. */
   line?(event: MailEvent, text: string, line: number): void;
 }
@@ -45,6 +48,11 @@ const PATTERNS: readonly Buffer[] = [
 
 const NL = 0x0a;
 const CR = 0x0d;
+/**
+ * Past this share of a block's lines being events (a flood), the next block is read line by line:
+ * the patterns, each searched through the whole block, would find nearly every line anyway.
+ */
+const DENSE = 0.3;
 const BLOCK_BYTES = 4 << 20;
 /** A line longer than this cannot be a Postfix line (syslog limits them to kilobytes); it is skipped. */
 export const MAX_LINE_BYTES = 64 << 20;
@@ -70,6 +78,10 @@ export class LogScanner {
   private held = 0;
   /** True while discarding the rest of an oversized line. */
   private skipping = false;
+  /** The last block was mostly events: read every line (DENSE). */
+  private dense = false;
+  private readonly byteEvent = newByteEvent();
+  private readonly stamps = new StampMemo();
 
   constructor(
     private readonly parser: LineParser,
@@ -171,17 +183,38 @@ export class LogScanner {
       return;
     }
 
-    const starts = findCandidateLines(block);
-    let previous = -1;
-    for (const lineStart of starts) {
-      if (lineStart === previous) continue;
-      previous = lineStart;
-      let lineEnd = block.indexOf(NL, lineStart);
-      if (lineEnd === -1) lineEnd = block.length;
-      if (lineEnd > lineStart && block[lineEnd - 1] === CR) lineEnd--;
-      const event = this.parser.parse(block.toString('latin1', lineStart, lineEnd));
-      if (event !== null) this.count(event);
+    const events = this.counters.events;
+    if (this.dense) {
+      let lineStart = 0;
+      for (let i = block.indexOf(NL); lineStart < block.length; i = block.indexOf(NL, lineStart)) {
+        const lineEnd = i === -1 ? block.length : i;
+        this.readLine(block, lineStart, lineEnd);
+        lineStart = lineEnd + 1;
+      }
+    } else {
+      const starts = findCandidateLines(block);
+      let previous = -1;
+      for (const lineStart of starts) {
+        if (lineStart === previous) continue;
+        previous = lineStart;
+        const lineEnd = block.indexOf(NL, lineStart);
+        this.readLine(block, lineStart, lineEnd === -1 ? block.length : lineEnd);
+      }
     }
+    if (lines >= 1000) this.dense = this.counters.events - events > lines * DENSE;
+  }
+
+  /** The line block[start..end), without its newline: counted when it is an event. */
+  private readLine(block: Buffer, start: number, end: number): void {
+    if (end > start && block[end - 1] === CR) end--;
+    if (this.tally.addBytes !== undefined && readLineBytes(block, start, end, this.byteEvent, this.stamps)) {
+      this.counters.events++;
+      this.tally.addBytes(this.byteEvent);
+      this.kinds[this.byteEvent.kind]!++;
+      return;
+    }
+    const event = this.parser.parse(block.toString('latin1', start, end));
+    if (event !== null) this.count(event);
   }
 
   /** scanLines for a sink that wants each event's line and its number (`before`: lines ahead of this block). */
