@@ -29,6 +29,7 @@ const SCRATCH = new Int32Array(4);
 const SASL_FAILURE = KIND_INDEX.saslFailure;
 const SASL_SUCCESS = KIND_INDEX.saslSuccess;
 const MESSAGE_REJECT = KIND_INDEX.messageReject;
+const ACCEPTED = KIND_INDEX.accepted;
 const ROUTED = new Int32Array(4);
 
 /** The address space a tally's pool sets aside to grow in place (1 GiB: 38 million buckets); only what it uses is memory. */
@@ -343,25 +344,38 @@ export class Tally {
     const keep = Math.max(1, Math.floor(this.limit / 2));
     if (n <= keep) return;
     const keys = new Float64Array(n);
-    const sums = new Float64Array(SLOT_COUNT);
     const pool = this.pool;
     const words = this.words;
     const offender = tallyBound.offender;
-    const countedSlots = tallyBound.counted.map((kind) => KIND_INDEX[kind]);
+    let countedSlots = 0; // a bit per slot
+    for (const kind of tallyBound.counted) countedSlots |= 1 << KIND_INDEX[kind];
     for (let id = 0; id < n; id++) {
-      sums.fill(0);
-      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) this.gather(r, sums);
+      // its events (of every kind, of the counted kinds), logins and accepted mail, pair by pair
+      let events = 0;
+      let counted = 0;
+      let logins = 0;
+      let accepted = 0;
+      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) {
+        pairs: for (let m = r; m !== NONE; m = pool[m * STRIDE + MORE]! - 1) {
+          for (let p = m * STRIDE + PAIR0; p <= m * STRIDE + PAIR1; p++) {
+            const v = pool[p]!;
+            if (v === 0) break pairs;
+            const slot = (v >>> COUNT_BITS) - 1;
+            const count = v & COUNT_MAX;
+            if (slot < EVENT_KINDS.length) events += count;
+            if ((countedSlots >>> slot) & 1) counted += count;
+            if (slot === SASL_SUCCESS) logins += count;
+            else if (slot === ACCEPTED) accepted += count;
+          }
+        }
+      }
       const age = Math.floor((id / n) * 2 ** 20); // among equals, the newest first
       if (this.rows) {
         // rows: by their events (2^28 levels), the widest always kept
-        let weight = 0;
-        for (let i = 0; i < EVENT_KINDS.length; i++) weight += sums[i]!;
-        keys[id] = (words[id * 4 + 2] === 0 ? 2 ** 28 : Math.min(weight, 2 ** 28 - 1)) * 2 ** 20 + age;
+        keys[id] = (words[id * 4 + 2] === 0 ? 2 ** 28 : Math.min(events, 2 ** 28 - 1)) * 2 ** 20 + age;
         continue;
       }
-      let counted = 0;
-      for (const i of countedSlots) counted += sums[i]!;
-      const tier = sums[KIND_INDEX.saslSuccess]! > 0 ? 3 : counted >= offender ? 2 : sums[KIND_INDEX.accepted]! > 0 ? 1 : 0;
+      const tier = logins > 0 ? 3 : counted >= offender ? 2 : accepted > 0 ? 1 : 0;
       const head = this.heads[id]!;
       const minute = head === NONE ? 0 : Math.max(0, pool[head * STRIDE + KEY]!); // its newest minute (2^26 minutes: to the year 2097)
       keys[id] = tier * 2 ** 46 + Math.min(minute, 2 ** 26 - 1) * 2 ** 20 + age;
@@ -685,9 +699,11 @@ export function minutesOverlap(first: number, last: number, window: TimeWindow):
 
 /**
  * The k-th smallest of `a` (0-based), which it reorders: a quickselect for compact's cut (a full
- * sort of the keys cost more than the rest of it), with a median-of-three pivot. A flood's sender
- * chooses the order of the keys (when each address comes back), and some orders make any fixed
- * pivot rule quadratic: past `rounds` rounds (2 log2(n) + 8) the rest of the range is sorted instead (n log n).
+ * sort of the keys cost more than the rest of it), with the median of three elements taken at
+ * random as the pivot. A flood's sender chooses the order of the keys (when each address comes
+ * back), and some orders make any fixed pivot rule quadratic (the first, middle and last element
+ * ran out of rounds on a plain flood's nearly sorted keys); the answer does not depend on the
+ * pivots. Past `rounds` rounds (2 log2(n) + 8) the rest of the range is sorted instead (n log n).
  */
 export function kthSmallest(a: Float64Array, k: number, rounds = 2 * Math.ceil(Math.log2(a.length + 1)) + 8): number {
   let lo = 0;
@@ -697,9 +713,10 @@ export function kthSmallest(a: Float64Array, k: number, rounds = 2 * Math.ceil(M
       a.subarray(lo, hi + 1).sort();
       return a[k]!;
     }
-    const x = a[lo]!;
-    const y = a[(lo + hi) >>> 1]!;
-    const z = a[hi]!;
+    const span = hi - lo + 1;
+    const x = a[lo + Math.floor(Math.random() * span)]!;
+    const y = a[lo + Math.floor(Math.random() * span)]!;
+    const z = a[lo + Math.floor(Math.random() * span)]!;
     const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
     let i = lo;
     let j = hi;

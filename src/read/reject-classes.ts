@@ -32,12 +32,29 @@ const CLIENT_TEXTS: readonly string[] = [
 /** reject_unauth_pipelining, under whatever restriction list it sits in: the client did not wait. */
 const PIPELINING = / rejected: Improper use of SMTP command pipelining(?:;|$)/y;
 
-function reasonIsClient(reason: string): boolean {
-  for (const prefix of CLIENT_CLASSES) if (reason.startsWith(prefix)) return true;
-  const rejected = reason.indexOf(' rejected: ');
+/** Whether the reason starting at `text[from]` is about the client (read from its first 120 characters). */
+function reasonIsClient(text: string, from: number): boolean {
+  for (const prefix of CLIENT_CLASSES) if (text.startsWith(prefix, from)) return true;
+  const rejected = text.indexOf(' rejected: ', from) - from;
   if (rejected <= 0 || rejected > 40) return false;
-  PIPELINING.lastIndex = rejected;
-  return PIPELINING.test(reason);
+  PIPELINING.lastIndex = from + rejected;
+  return PIPELINING.test(text);
+}
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+
+/** The length of the enhanced status code `D.DDD.DDD ` that starts `text`, or 0. */
+function dsnLength(text: string): number {
+  if (!isDigit(text.charCodeAt(0)) || text.charCodeAt(1) !== 0x2e) return 0;
+  const second = digitsThen(text, 2, 0x2e);
+  return second === 0 ? 0 : digitsThen(text, second, 0x20);
+}
+
+/** Where the text after 1-3 digits at `from` and then `stop` begins, or 0. */
+function digitsThen(text: string, from: number, stop: number): number {
+  let i = from;
+  while (i - from < 3 && isDigit(text.charCodeAt(i))) i++;
+  return i > from && text.charCodeAt(i) === stop ? i + 1 : 0;
 }
 
 /**
@@ -46,16 +63,14 @@ function reasonIsClient(reason: string): boolean {
  */
 export function classifyReject(text: string): RejectClass {
   // the enhanced status code, when there is one
-  let at = 0;
-  const dsn = /^\d\.\d{1,3}\.\d{1,3} /.exec(text);
-  if (dsn !== null) at = dsn[0].length;
+  const at = dsnLength(text);
   if (text.charCodeAt(at) !== 0x3c /* < */) {
     for (const prefix of CLIENT_TEXTS) if (text.startsWith(prefix, at)) return 'client';
     return 'message';
   }
   let found = false;
   for (let split = text.indexOf('>: ', at); split !== -1; split = text.indexOf('>: ', split + 1)) {
-    if (!reasonIsClient(text.slice(split + 3, split + 3 + 120))) return 'message';
+    if (!reasonIsClient(text, split + 3)) return 'message';
     found = true;
   }
   return found ? 'client' : 'message';
