@@ -85,6 +85,24 @@ describe('reject classes (Postfix 3.7 smtpd_check.c texts)', () => {
   });
 
   it.each([
+    ['5.7.1 <x>: Client host rejected: y', 'client'],
+    ['<x>: Client host rejected: y', 'client'], // no status code
+    ['5.7.1234 <x>: Client host rejected: y', 'message'], // not a status code: the text starts with a digit, not <
+    ['55.7.1 <x>: Client host rejected: y', 'message'],
+    ['5.7. <x>: Client host rejected: y', 'message'],
+    ['5.7.1 Client host rejected: cannot find your hostname, [192.0.2.9]', 'client'],
+    ['5.7.1', 'message'],
+    ['', 'message'],
+    ['5.7.1 <x>: Helo command rejected: a; <y>: Relay access denied', 'message'], // every reason must be the client's
+    ['5.5.1 <x>: Data command rejected: Improper use of SMTP command pipelining', 'client'],
+    ['5.5.1 <x>: Data command rejected: Improper use of SMTP command pipelining; from=<a>', 'client'],
+    ['5.5.1 <x>: Data command rejected: Improper use of SMTP command pipeliningX', 'message'],
+    [`5.5.1 <x>: ${'a'.repeat(41)} rejected: Improper use of SMTP command pipelining`, 'message'], // the class name is at most 40 characters
+  ])('classifies %j as %s', (text, expected) => {
+    expect(classifyReject(text)).toBe(expected);
+  });
+
+  it.each([
     ['a reason text no table knows', '550 5.7.1 <x@example.org>: Something new rejected: whatever', 'messageReject'],
     ['no quoted part, unknown text', '554 5.7.1 We do not like you', 'messageReject'],
     ['a quoted part that never closes', '554 5.7.1 <x@example.org Client host rejected: x', 'messageReject'],

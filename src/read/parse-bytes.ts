@@ -10,6 +10,7 @@
  */
 import { addressWords, normaliseAddress } from '../address.js';
 import { KIND_INDEX } from './kinds.js';
+import { bytesAt, indexOfBytes, isDigit, latin1Bytes } from './bytes.js';
 import { MAX_USERNAME, smtpdRejectKind } from './parse.js';
 
 /** What the fast path read from a line: one object, filled again for each line. */
@@ -49,7 +50,7 @@ const SLASH = 0x2f;
 const OPEN = 0x5b; // [
 const CLOSE = 0x5d; // ]
 
-const ascii = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0));
+const ascii = latin1Bytes;
 const POSTFIX = ascii(' postfix');
 const SMTPD = ascii('smtpd');
 const WARNING = ascii('warning: ');
@@ -63,24 +64,11 @@ const FAILED_USER = ascii(', sasl_username=');
 
 /** `\s` of a regex, for a latin1 byte: tab to CR, space, and NBSP. */
 const isSpace = (c: number): boolean => c === SPACE || (c >= 9 && c <= 13) || c === 0xa0;
-const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 const isAlnum = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 /** A byte of a tag part: `[^\s/[\]:]`. */
 const isTagByte = (c: number): boolean => !isSpace(c) && c !== SLASH && c !== OPEN && c !== CLOSE && c !== COLON;
 /** A byte of a client's name or address: `[^\s[\]]`. */
 const isClientByte = (c: number): boolean => !isSpace(c) && c !== OPEN && c !== CLOSE;
-
-function bytesAt(b: Buffer, at: number, end: number, pattern: Uint8Array): boolean {
-  if (at + pattern.length > end) return false;
-  for (let k = 0; k < pattern.length; k++) if (b[at + k] !== pattern[k]) return false;
-  return true;
-}
-
-function indexOfBytes(b: Buffer, from: number, end: number, pattern: Uint8Array): number {
-  const first = pattern[0]!;
-  for (let i = from; i + pattern.length <= end; i++) if (b[i] === first && bytesAt(b, i, end, pattern)) return i;
-  return -1;
-}
 
 const digits2 = (b: Buffer, at: number): number => (isDigit(b[at]!) && isDigit(b[at + 1]!) ? (b[at]! - 48) * 10 + b[at + 1]! - 48 : -1);
 
@@ -262,7 +250,7 @@ function readReject(b: Buffer, at: number, end: number, out: ByteEvent): boolean
   if (q === -1 || b[q] !== COLON || b[q + 1] !== SPACE || (b[q + 2] !== 0x34 && b[q + 2] !== 0x35)) return false;
   const recipientStage = stageEnd - stage === 4 && ((b[stage] === 0x52 && b[stage + 1] === 0x43 && b[stage + 2] === 0x50 && b[stage + 3] === 0x54) || (b[stage] === 0x56 && b[stage + 1] === 0x52 && b[stage + 2] === 0x46 && b[stage + 3] === 0x59));
   const unnamed = bytesAt(b, name, end, UNKNOWN) && b[name + UNKNOWN.length] === OPEN;
-  const kind = smtpdRejectKind(false, b[q + 2] === 0x35, recipientStage, latin1(b, q + 3, end));
+  const kind = smtpdRejectKind(false, b[q + 2] === 0x35, recipientStage, b, q + 3, end);
   out.kind = kind === 'reject' ? REJECT : kind === 'tempReject' ? TEMP_REJECT : kind === 'recipientReject' ? RECIPIENT_REJECT : MESSAGE_REJECT;
   out.unnamed = unnamed && (out.kind === RECIPIENT_REJECT || out.kind === MESSAGE_REJECT);
   out.user = undefined;

@@ -10,7 +10,8 @@
  */
 import { normaliseAddress } from '../address.js';
 import type { EventKind } from './kinds.js';
-import { classifyReject } from './reject-classes.js';
+import { classifyRejectBytes } from './reject-classes.js';
+import { bytesAt, isDigit, latin1Bytes } from './bytes.js';
 
 export interface MailEvent {
   kind: EventKind;
@@ -59,9 +60,6 @@ const SASL_SUCCESS = sticky(String.raw`${QUEUE_ID}: client=${CLIENT}, sasl_metho
 // a queue file was created for the client's mail (no login): `QUEUEID: client=NAME[ADDR]`,
 // maybe followed by `, orig_queue_id=..., orig_client=...` (XCLIENT/proxy)
 const ACCEPTED = sticky(String.raw`[0-9A-Za-z]+: client=${CLIENT}(?:$|, (?!sasl_method=))`);
-// RFC 3463 X.1.x (addressing) and X.2.x (mailbox) are about a recipient, except X.1.7 and X.1.8
-// (the sender's address). The code is Postfix's, not client text, so a client cannot choose the class.
-const RECIPIENT_STATUS = sticky(String.raw`\d\d 5\.(?:1\.(?:[0-69]|\d\d+)|2\.\d+) `);
 const RECIPIENT_STAGES = new Set(['RCPT', 'VRFY']);
 // the end of a session Postfix did not expect (smtpd.c, "%s after %s from %s"): the client went away,
 // timed out, or reached smtpd_hard_error_limit; after DATA/BDAT with the bytes read. AUTH has kinds of its own.
@@ -239,17 +237,36 @@ function matchAt(re: RegExp, line: string, at: number): RegExpExecArray | null {
 
 /**
  * The kind of an smtpd reject (parse-bytes.ts reads the same shape from bytes): `permanent` for
- * a 5xx code, `recipientStage` for RCPT and VRFY, `reply` the text after the code's first digit
- * (`50 5.1.1 <x@example.org>: Recipient address rejected: ...`).
+ * a 5xx code, `recipientStage` for RCPT and VRFY, the reply `b[from..end)` the text after the
+ * code's first digit (`50 5.1.1 <x@example.org>: Recipient address rejected: ...`).
  */
-export function smtpdRejectKind(milter: boolean, permanent: boolean, recipientStage: boolean, reply: string): 'reject' | 'tempReject' | 'recipientReject' | 'messageReject' {
+export function smtpdRejectKind(milter: boolean, permanent: boolean, recipientStage: boolean, b: Uint8Array, from: number, end: number): 'reject' | 'tempReject' | 'recipientReject' | 'messageReject' {
   if (!permanent) return 'tempReject';
   // a milter-reject judged the content: message-level. Else the reply text after the code says what
   // the reject is about (reject-classes.ts); all of it is read, the client's quoted text may be long.
-  if (!milter && classifyReject(reply.slice(3)) === 'client') return 'reject';
-  RECIPIENT_STATUS.lastIndex = 0;
-  return recipientStage && RECIPIENT_STATUS.test(reply) ? 'recipientReject' : 'messageReject';
+  if (!milter && classifyRejectBytes(b, from + 3, end) === 'client') return 'reject';
+  return recipientStage && recipientStatus(b, from, end) ? 'recipientReject' : 'messageReject';
 }
+
+/**
+ * RFC 3463 X.1.x (addressing) and X.2.x (mailbox) are about a recipient, except X.1.7 and X.1.8
+ * (the sender's address). The code is Postfix's, not client text, so a client cannot choose the
+ * class. `b[from..end)`: the rest of the reply code, then the status (`50 5.1.1 `).
+ */
+function recipientStatus(b: Uint8Array, from: number, end: number): boolean {
+  if (from + 8 > end || !isDigit(b[from]) || !isDigit(b[from + 1]) || !bytesAt(b, from + 2, end, STATUS_5)) return false;
+  let i = from + 5; // after `DD 5.`
+  const subject = b[i];
+  if ((subject !== 0x31 && subject !== 0x32) || b[i + 1] !== 0x2e) return false;
+  i += 2;
+  const digits = i;
+  while (i < end && isDigit(b[i])) i++;
+  if (i === digits || i >= end || b[i] !== 0x20) return false;
+  // X.2.any, X.1.N for N in 0-6 and 9, and X.1.NN...
+  return subject === 0x32 || i - digits > 1 || (b[digits] !== 0x37 && b[digits] !== 0x38);
+}
+
+const STATUS_5 = latin1Bytes(' 5.');
 
 function matchSmtpd(line: string, at: number): Found | null {
   let m: RegExpExecArray | null;
@@ -275,7 +292,8 @@ function matchSmtpd(line: string, at: number): Found | null {
   }
   if ((m = matchAt(SMTPD_REJECT, line, at)) !== null) {
     const rawAddress = m[4]!;
-    const kind = smtpdRejectKind(m[1] !== undefined, m[5] === '5', RECIPIENT_STAGES.has(m[2]!), line.slice(at + m[0].length));
+    const reply = latin1Bytes(line.slice(at + m[0].length));
+    const kind = smtpdRejectKind(m[1] !== undefined, m[5] === '5', RECIPIENT_STAGES.has(m[2]!), reply, 0, reply.length);
     return kind === 'recipientReject' || kind === 'messageReject' ? { kind, rawAddress, unnamed: m[3] === 'unknown' } : { kind, rawAddress };
   }
   if ((m = matchAt(SASL_SUCCESS, line, at)) !== null) {

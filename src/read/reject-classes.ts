@@ -16,62 +16,69 @@
  *   every reason text not known here (the safe side for bystanders).
  */
 
+import { bytesAt, indexOfBytes, isDigit, latin1Bytes } from './bytes.js';
+
 export type RejectClass = 'client' | 'message';
 
 /** `CLASS rejected: ` prefixes of client-level rejects (after the quoted part). */
-const CLIENT_CLASSES: readonly string[] = ['Client host rejected: ', 'Unverified Client host rejected: ', 'Client certificate rejected: ', 'Helo command rejected: '];
+const CLIENT_CLASSES: readonly Uint8Array[] = ['Client host rejected: ', 'Unverified Client host rejected: ', 'Client certificate rejected: ', 'Helo command rejected: '].map(latin1Bytes);
 
 /** Client-level texts with no quoted part first. */
-const CLIENT_TEXTS: readonly string[] = [
+const CLIENT_TEXTS: readonly Uint8Array[] = [
   'Client host rejected: ', // cannot find your (reverse) hostname, [ADDR]
   'Service unavailable; Client host [',
   'Service unavailable; Unverified Client host [',
   'Service unavailable; Helo command [',
-];
+].map(latin1Bytes);
 
-/** reject_unauth_pipelining, under whatever restriction list it sits in: the client did not wait. */
-const PIPELINING = / rejected: Improper use of SMTP command pipelining(?:;|$)/y;
+const REJECTED = latin1Bytes(' rejected: ');
+/** reject_unauth_pipelining, under whatever restriction list it sits in: the client did not wait (then `;` or the end). */
+const PIPELINING = latin1Bytes(' rejected: Improper use of SMTP command pipelining');
+const SPLIT = latin1Bytes('>: ');
 
-/** Whether the reason starting at `text[from]` is about the client (read from its first 120 characters). */
-function reasonIsClient(text: string, from: number): boolean {
-  for (const prefix of CLIENT_CLASSES) if (text.startsWith(prefix, from)) return true;
-  const rejected = text.indexOf(' rejected: ', from) - from;
-  if (rejected <= 0 || rejected > 40) return false;
-  PIPELINING.lastIndex = from + rejected;
-  return PIPELINING.test(text);
+/** Whether the reason starting at `b[from]` is about the client (read from its first 120 characters). */
+function reasonIsClient(b: Uint8Array, from: number, end: number): boolean {
+  for (const prefix of CLIENT_CLASSES) if (bytesAt(b, from, end, prefix)) return true;
+  const rejected = indexOfBytes(b, from, Math.min(end, from + 120), REJECTED) - from;
+  if (rejected <= 0 || rejected > 40 || !bytesAt(b, from + rejected, end, PIPELINING)) return false;
+  const after = from + rejected + PIPELINING.length;
+  return after === end || b[after] === 0x3b /* ; */;
 }
 
-const isDigit = (c: number): boolean => c >= 48 && c <= 57;
-
-/** The length of the enhanced status code `D.DDD.DDD ` that starts `text`, or 0. */
-function dsnLength(text: string): number {
-  if (!isDigit(text.charCodeAt(0)) || text.charCodeAt(1) !== 0x2e) return 0;
-  const second = digitsThen(text, 2, 0x2e);
-  return second === 0 ? 0 : digitsThen(text, second, 0x20);
+/** The length of the enhanced status code `D.DDD.DDD ` that starts `b[from..end)`, or 0. */
+function dsnLength(b: Uint8Array, from: number, end: number): number {
+  if (from + 1 >= end || !isDigit(b[from]) || b[from + 1] !== 0x2e) return 0;
+  const second = digitsThen(b, from + 2, end, 0x2e);
+  return second === 0 ? 0 : digitsThen(b, second, end, 0x20) - from;
 }
 
 /** Where the text after 1-3 digits at `from` and then `stop` begins, or 0. */
-function digitsThen(text: string, from: number, stop: number): number {
+function digitsThen(b: Uint8Array, from: number, end: number, stop: number): number {
   let i = from;
-  while (i - from < 3 && isDigit(text.charCodeAt(i))) i++;
-  return i > from && text.charCodeAt(i) === stop ? i + 1 : 0;
+  while (i - from < 3 && i < end && isDigit(b[i])) i++;
+  return i > from && i < end && b[i] === stop ? i + 1 : 0;
 }
 
 /**
- * The class of a reject's reply text: what follows `CODE ` (or, for milter-reject, the DSN),
- * e.g. `5.7.1 <x@example.org>: Relay access denied; from=<...> ...`.
+ * The class of a reject's reply text `b[from..end)` (latin1, as the scanner reads the log): what
+ * follows `CODE ` (or, for milter-reject, the DSN), e.g. `5.7.1 <x@example.org>: Relay access denied; from=<...> ...`.
  */
-export function classifyReject(text: string): RejectClass {
+export function classifyRejectBytes(b: Uint8Array, from: number, end: number): RejectClass {
   // the enhanced status code, when there is one
-  const at = dsnLength(text);
-  if (text.charCodeAt(at) !== 0x3c /* < */) {
-    for (const prefix of CLIENT_TEXTS) if (text.startsWith(prefix, at)) return 'client';
+  const at = from + dsnLength(b, from, end);
+  if (b[at] !== 0x3c /* < */ || at >= end) {
+    for (const prefix of CLIENT_TEXTS) if (bytesAt(b, at, end, prefix)) return 'client';
     return 'message';
   }
   let found = false;
-  for (let split = text.indexOf('>: ', at); split !== -1; split = text.indexOf('>: ', split + 1)) {
-    if (!reasonIsClient(text, split + 3)) return 'message';
+  for (let split = indexOfBytes(b, at, end, SPLIT); split !== -1; split = indexOfBytes(b, split + 1, end, SPLIT)) {
+    if (!reasonIsClient(b, split + 3, end)) return 'message';
     found = true;
   }
   return found ? 'client' : 'message';
+}
+
+/** classifyReject for text (each character one latin1 byte, as the parser's lines are). */
+export function classifyReject(text: string): RejectClass {
+  return classifyRejectBytes(latin1Bytes(text), 0, text.length);
 }

@@ -1,0 +1,20 @@
+/** Byte helpers for the parts of the parser that read log bytes in place (latin1: one byte a character). Pure. */
+
+/** `text` as bytes, one per character (its characters are all latin1). */
+export const latin1Bytes = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0));
+
+export const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 48 && c <= 57;
+
+/** Whether `b[at..end)` starts with `pattern`. */
+export function bytesAt(b: Uint8Array, at: number, end: number, pattern: Uint8Array): boolean {
+  if (at + pattern.length > end) return false;
+  for (let k = 0; k < pattern.length; k++) if (b[at + k] !== pattern[k]) return false;
+  return true;
+}
+
+/** Where `pattern` first starts in `b[from..end)`, or -1. */
+export function indexOfBytes(b: Uint8Array, from: number, end: number, pattern: Uint8Array): number {
+  const first = pattern[0]!;
+  for (let i = from; i + pattern.length <= end; i++) if (b[i] === first && bytesAt(b, i, end, pattern)) return i;
+  return -1;
+}
