@@ -72,6 +72,14 @@ describe('year-less timestamps', () => {
     expect(new LineParser(new Date('2028-03-01T00:00:00Z')).parse(line)?.time).toBe(Date.parse('2028-02-29T10:00:00Z'));
     expect(new LineParser(new Date('2026-03-01T00:00:00Z')).parse(line)).toBeNull();
   });
+
+  it('judge each RFC 3339 stamp as Date.parse does, whatever stamp came before (hour 24 has one valid second)', () => {
+    const at = (stamp: string) => `${stamp} mx postfix/smtpd[1]: warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x`;
+    const parser = new LineParser(new Date('2026-12-01T00:00:00Z'));
+    expect(parser.parse(at('2026-11-22T24:00:00Z'))?.time).toBe(Date.parse('2026-11-23T00:00:00Z'));
+    expect(parser.parse(at('2026-11-22T24:00:01Z'))).toBeNull();
+    expect(parser.parse(at('2026-11-22T23:59:59Z'))?.time).toBe(Date.parse('2026-11-22T23:59:59Z'));
+  });
 });
 
 describe('normaliseAddress', () => {

@@ -237,6 +237,11 @@ describe('settings', () => {
     expect(stdout).toContain(`# read ${dir}/smtpguard.conf\n`);
   });
 
+  it('a kind named twice in --kinds counts once', () => {
+    const { stdout } = smtpguard(['config', '--config', path.join(dir, 'smtpguard.conf'), '--kinds', 'saslFailure,reject,saslFailure']);
+    expect(stdout).toMatch(/^KINDS=saslFailure,reject +# from --kinds$/m);
+  });
+
   it.each([
     ['FROBNICATE=1\n', /smtpguard\.conf:1: unknown key FROBNICATE -- known keys: LOG, WINDOW/],
     ['# ok\nTHRESHOLD=ten\n', /smtpguard\.conf:2: THRESHOLD=ten: expected a whole number from 1 up/],

@@ -143,7 +143,7 @@ function kinds(text: string): EventKind[] {
   const list = words(text);
   for (const kind of list) if (!isEventKind(kind)) throw new Error(`unknown kind "${kind}" (kinds: ${EVENT_KINDS.join(', ')})`);
   if (list.length === 0) throw new Error('name at least one kind');
-  return list as EventKind[];
+  return [...new Set(list)] as EventKind[]; // a kind named twice counts once
 }
 
 /** ALLOW: each word through the one reader of what an admin types (address.ts parseAdminRange). */

@@ -284,7 +284,8 @@ export class Tally {
 
   /**
    * Gives address `id` (new here, no buckets yet) copies of the buckets of address `o` of
-   * `other`: what bucket() and addCounts() would make of them, record for record, without the search.
+   * `other`: the counts bucket() and addCounts() would give it, record for record, without the
+   * search (pairs in their order; a folded row's address count is added after them, not before).
    */
   private copyChain(other: Tally, o: number, id: number): void {
     const theirs = other.pool;

@@ -6,7 +6,8 @@
  *
  * It answers only when it is sure parse.ts would answer the same; any other line (another
  * shape, another stamp form, anything unusual in these) is left to parse.ts, which stays the
- * definition of what a line means. test/parse-bytes.test.ts holds the two to each other.
+ * definition of what a line means. test/read/parse-bytes.test.ts holds the two to each other.
+ * Only the bytes from `start` to `end` are read.
  */
 import { addressWords, normaliseAddress } from '../address.js';
 import { KIND_INDEX } from './kinds.js';
@@ -99,7 +100,7 @@ export function readLineBytes(b: Buffer, start: number, end: number, out: ByteEv
   let p = start + 19;
   // .FRACTION: 1-9 digits, the first three are the milliseconds
   let ms = 0;
-  if (b[p] === 0x2e) {
+  if (p < end && b[p] === 0x2e) {
     let n = 0;
     while (p + 1 + n < end && isDigit(b[p + 1 + n]!)) {
       if (n < 3) ms = ms * 10 + b[p + 1 + n]! - 48;
@@ -112,6 +113,7 @@ export function readLineBytes(b: Buffer, start: number, end: number, out: ByteEv
   // Z, or +HH:MM / +HHMM
   let zone: number;
   const zoneAt = p;
+  if (p + 6 >= end) return false;
   if (b[p] === 0x5a) {
     zone = 0;
     p++;
@@ -132,20 +134,20 @@ export function readLineBytes(b: Buffer, start: number, end: number, out: ByteEv
   while (q < end && isTagByte(b[q]!)) q++;
   let at = -1;
   while (at === -1) {
-    if (b[q] !== SLASH) return false;
+    if (q >= end || b[q] !== SLASH) return false;
     const part = ++q;
     while (q < end && isTagByte(b[q]!)) q++;
     if (q === part) return false;
     if (q - part !== SMTPD.length || !bytesAt(b, part, end, SMTPD)) continue; // postscreen and the rest: parse.ts
     let r = q;
-    if (b[r] === OPEN) {
+    if (r < end && b[r] === OPEN) {
       r++;
       const digits = r;
       while (r < end && isDigit(b[r]!)) r++;
-      if (r === digits || b[r] !== CLOSE) return false;
+      if (r === digits || r >= end || b[r] !== CLOSE) return false;
       r++;
     }
-    if (b[r] !== COLON || b[r + 1] !== SPACE) continue;
+    if (r + 1 >= end || b[r] !== COLON || b[r + 1] !== SPACE) continue;
     at = r + 2;
   }
   const time = readMinute(b, start, zoneAt, p, century * 100 + years, month, day, hour, minute, zone, memo);
@@ -171,13 +173,13 @@ function readMinute(b: Buffer, start: number, zoneAt: number, zoneEnd: number, y
 function readClient(b: Buffer, at: number, end: number, out: ByteEvent): number {
   let q = at;
   while (q < end && isClientByte(b[q]!)) q++;
-  if (q === at || b[q] !== OPEN) return -1;
+  if (q === at || q >= end || b[q] !== OPEN) return -1;
   const from = ++q;
   while (q < end && isClientByte(b[q]!)) q++;
-  if (q === from || b[q] !== CLOSE) return -1;
+  if (q === from || q >= end || b[q] !== CLOSE) return -1;
   if (!readAddress(b, from, q, out.words)) return -1;
   q++;
-  if (b[q] === COLON && isDigit(b[q + 1]!)) {
+  if (q + 1 < end && b[q] === COLON && isDigit(b[q + 1]!)) {
     q++;
     while (q < end && isDigit(b[q]!)) q++;
   }
@@ -241,15 +243,15 @@ function readReject(b: Buffer, at: number, end: number, out: ByteEvent): boolean
   if (q === at || !bytesAt(b, q, end, REJECT_TEXT)) return false;
   q += REJECT_TEXT.length;
   const stage = q;
-  if (!(b[q]! >= 65 && b[q]! <= 90)) return false;
+  if (q >= end || !(b[q]! >= 65 && b[q]! <= 90)) return false;
   while (q < end && ((b[q]! >= 65 && b[q]! <= 90) || b[q] === 0x2d)) q++;
   const stageEnd = q;
   if (!bytesAt(b, q, end, FROM)) return false;
   const name = q + FROM.length;
   q = readClient(b, name, end, out);
-  if (q === -1 || b[q] !== COLON || b[q + 1] !== SPACE || (b[q + 2] !== 0x34 && b[q + 2] !== 0x35)) return false;
+  if (q === -1 || q + 2 >= end || b[q] !== COLON || b[q + 1] !== SPACE || (b[q + 2] !== 0x34 && b[q + 2] !== 0x35)) return false;
   const recipientStage = stageEnd - stage === 4 && ((b[stage] === 0x52 && b[stage + 1] === 0x43 && b[stage + 2] === 0x50 && b[stage + 3] === 0x54) || (b[stage] === 0x56 && b[stage + 1] === 0x52 && b[stage + 2] === 0x46 && b[stage + 3] === 0x59));
-  const unnamed = bytesAt(b, name, end, UNKNOWN) && b[name + UNKNOWN.length] === OPEN;
+  const unnamed = bytesAt(b, name, end, UNKNOWN) && name + UNKNOWN.length < end && b[name + UNKNOWN.length] === OPEN;
   const kind = smtpdRejectKind(false, b[q + 2] === 0x35, recipientStage, b, q + 3, end);
   out.kind = kind === 'reject' ? REJECT : kind === 'tempReject' ? TEMP_REJECT : kind === 'recipientReject' ? RECIPIENT_REJECT : MESSAGE_REJECT;
   out.unnamed = unnamed && (out.kind === RECIPIENT_REJECT || out.kind === MESSAGE_REJECT);

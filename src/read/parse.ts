@@ -167,7 +167,9 @@ export class LineParser {
       this.lastSeconds = seconds;
       this.lastZone = zone;
       this.lastBase = base;
-      this.lastMinute = seconds.slice(0, 17); // YYYY-MM-DDTHH:MM:
+      // the minute's other seconds follow from it, except in hour 24 (Date.parse takes T24:00:00 alone)
+      const hour = (seconds.charCodeAt(11) - 48) * 10 + seconds.charCodeAt(12) - 48;
+      this.lastMinute = hour <= 23 ? seconds.slice(0, 17) : ''; // YYYY-MM-DDTHH:MM:
       this.lastMinuteBase = base - ss * 1000;
     }
     const fraction = header[2];

@@ -5,7 +5,9 @@
  * every event line contains are searched with Buffer#indexOf (memchr speed for
  * patterns of up to 7 bytes whose first byte is rare in mail logs); only the lines
  * around a hit are decoded and handed to the parser. Newlines are counted with
- * indexOf too. Memory: one block buffer plus the tally, whatever the log size.
+ * indexOf too. A flood, where most lines are events, is read line by line instead
+ * (the patterns would find nearly every line, at many passes over the block), and
+ * its rejects and SASL failures are read in place (parse-bytes.ts). Memory: one block buffer plus the tally, whatever the log size.
  * Pure: the caller feeds bytes (from a file, a gunzip stream, stdin, a test).
  */
 import type { LineParser, MailEvent } from './parse.js';

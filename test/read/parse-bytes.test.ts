@@ -156,6 +156,18 @@ describe('the fast path of the parser', () => {
     expect(answered).toBeGreaterThan(4_000);
   });
 
+  it('reads nothing past the end it is given', () => {
+    const whole = reject();
+    const out = newByteEvent();
+    // the line cut anywhere, with the rest still in the buffer behind it: an answer only for the whole line
+    const bytes = Buffer.from(whole, 'latin1');
+    for (let end = 0; end < bytes.length; end++) {
+      const answered = readLineBytes(bytes, 0, end, out, new StampMemo());
+      expect({ end, answered }).toEqual({ end, answered: fast(whole.slice(0, end)) !== null });
+      if (answered) expect({ end, event: fast(whole.slice(0, end)) }).toEqual({ end, event: slow(whole.slice(0, end)) });
+    }
+  });
+
   it('keeps the minute of the last stamp without mixing zones or minutes', () => {
     const memo = new StampMemo();
     const lines = [
