@@ -1,5 +1,4 @@
 /** The address word table: addresses (and prefixes) as four 32-bit words, numbered in the order they come. Pure but for its hash seed. */
-import { randomBytes } from 'node:crypto';
 
 /** `a` copied into a new array of `size` (the rest zero): how every array here grows. */
 export function grown<T extends Int32Array | Float64Array>(a: T, size: number): T {
@@ -71,7 +70,7 @@ export class WordTable {
  * A seed of this process's own: the hash is invertible, so without one a client could choose
  * a million addresses of its /64 that all land in one slot, and make every lookup walk them all.
  */
-const SEED = randomBytes(4).readInt32LE(0);
+const SEED = Math.floor(Math.random() * 2 ** 32) | 0;
 
 function hashWords(a: number, b: number, c: number, d: number): number {
   return fmix(fmix(fmix(fmix(SEED ^ a) ^ b) ^ c) ^ d) >>> 0;

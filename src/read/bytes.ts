@@ -1,7 +1,7 @@
 /** Byte helpers for the parts of the parser that read log bytes in place (latin1: one byte a character). Pure. */
 
 /** `text` as bytes, one per character (its characters are all latin1). */
-export const latin1Bytes = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0));
+export const latin1Bytes = (text: string): Uint8Array => Buffer.from(text, 'latin1');
 
 export const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 48 && c <= 57;
 

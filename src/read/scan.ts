@@ -29,6 +29,7 @@ export interface EventSink {
  * a Boyer-Moore search that is several times slower on this text.
  */
 const PATTERNS: readonly Buffer[] = [
+  // the first FAST_PATTERNS find the shapes the parser's fast path reads (parse-bytes.ts)
   'warning', // warning: NAME[ADDR]: SASL ... authentication failed / rate limit exceeded
   'ject: ', // reject: / milter-reject: (smtpd and postscreen)
   'client=', // QUEUEID: client=NAME[ADDR][, sasl_method=...] (mail accepted, a login)
@@ -47,6 +48,11 @@ const PATTERNS: readonly Buffer[] = [
   'BARE NE', // postscreen BARE NEWLINE
   'LIMIT ', // postscreen COMMAND TIME|COUNT|LENGTH LIMIT
 ].map((pattern) => Buffer.from(pattern, 'latin1'));
+
+const FAST_PATTERNS = 2;
+/** A candidate line is kept as its start x TAGS + the pattern that found it. */
+const TAGS = 16;
+if (PATTERNS.length > TAGS) throw new Error('scan.ts: more PATTERNS than TAGS');
 
 const NL = 0x0a;
 const CR = 0x0d;
@@ -190,26 +196,27 @@ export class LogScanner {
       let lineStart = 0;
       for (let i = block.indexOf(NL); lineStart < block.length; i = block.indexOf(NL, lineStart)) {
         const lineEnd = i === -1 ? block.length : i;
-        this.readLine(block, lineStart, lineEnd);
+        this.readLine(block, lineStart, lineEnd, true);
         lineStart = lineEnd + 1;
       }
     } else {
-      const starts = findCandidateLines(block);
       let previous = -1;
-      for (const lineStart of starts) {
+      for (const tagged of findCandidateLines(block)) {
+        const lineStart = Math.floor(tagged / TAGS);
         if (lineStart === previous) continue;
         previous = lineStart;
         const lineEnd = block.indexOf(NL, lineStart);
-        this.readLine(block, lineStart, lineEnd === -1 ? block.length : lineEnd);
+        // the fast path only where a pattern of its shapes hit (it would read other lines' header twice)
+        this.readLine(block, lineStart, lineEnd === -1 ? block.length : lineEnd, tagged % TAGS < FAST_PATTERNS);
       }
     }
     if (lines >= 1000) this.dense = this.counters.events - events > lines * DENSE;
   }
 
-  /** The line block[start..end), without its newline: counted when it is an event. */
-  private readLine(block: Buffer, start: number, end: number): void {
+  /** The line block[start..end), without its newline: counted when it is an event; `fast`: try the fast path first. */
+  private readLine(block: Buffer, start: number, end: number, fast: boolean): void {
     if (end > start && block[end - 1] === CR) end--;
-    if (this.tally.addBytes !== undefined && readLineBytes(block, start, end, this.byteEvent, this.stamps)) {
+    if (fast && this.tally.addBytes !== undefined && readLineBytes(block, start, end, this.byteEvent, this.stamps)) {
       this.counters.events++;
       this.tally.addBytes(this.byteEvent);
       this.kinds[this.byteEvent.kind]!++;
@@ -224,7 +231,8 @@ export class LogScanner {
     let line = before + 1;
     let at = 0;
     let previous = -1;
-    for (const lineStart of findCandidateLines(block)) {
+    for (const tagged of findCandidateLines(block)) {
+      const lineStart = Math.floor(tagged / TAGS);
       if (lineStart === previous) continue;
       previous = lineStart;
       for (let i = block.indexOf(NL, at); i !== -1 && i < lineStart; i = block.indexOf(NL, i + 1)) line++;
@@ -247,13 +255,16 @@ export class LogScanner {
   }
 }
 
-/** Start offsets of the lines holding a pattern, sorted (with repeats when several patterns hit one line). */
+/**
+ * The lines holding a pattern, each as its start x TAGS + the pattern's index, sorted (a line several
+ * patterns hit comes once for each, the lowest pattern first).
+ */
 function findCandidateLines(block: Buffer): Float64Array | number[] {
   const starts: number[] = [];
-  for (const pattern of PATTERNS) {
+  for (const [index, pattern] of PATTERNS.entries()) {
     let at = block.indexOf(pattern);
     while (at !== -1) {
-      starts.push(block.lastIndexOf(NL, at) + 1);
+      starts.push((block.lastIndexOf(NL, at) + 1) * TAGS + index);
       // go on after this line: a line full of patterns costs one hit, not one per pattern
       const lineEnd = block.indexOf(NL, at + pattern.length);
       at = lineEnd === -1 ? -1 : block.indexOf(pattern, lineEnd + 1);
