@@ -166,6 +166,11 @@ function readIpv6Text(text: string): number {
       if (i === n) return NOT_IPV6; // a single trailing colon
     }
   }
+  return settleGroups(count, gapAt, canonical);
+}
+
+/** The end of reading IPv6 into GROUPS: `count` groups read, the `::` after `gapAt` of them (-1: none). */
+function settleGroups(count: number, gapAt: number, canonical: boolean): number {
   if (gapAt === -1 ? count !== 8 : count > 7) return NOT_IPV6;
   if (gapAt !== -1) {
     // the groups after the gap move to the end; the gap is zeros
@@ -177,6 +182,48 @@ function readIpv6Text(text: string): number {
   // the form ipv6Text writes: the `::` (if any) is the first longest run of two or more zeros
   const [runAt, runLength] = longestZeroRun(GROUPS);
   return (gapAt === -1 ? runAt === -1 : runAt === gapAt && runLength === 8 - count) ? CANONICAL : VALID;
+}
+
+/**
+ * IPv6 text as latin1 bytes `b[from..to)` (a client field read in place: parse-bytes.ts) -> its four
+ * words in `into`, when it is an address normaliseAddress keeps as it is (RFC 5952, not IPv4-mapped);
+ * false for any other text, which the text functions then judge.
+ */
+export function canonicalIpv6Words(b: Uint8Array, from: number, to: number, into: Int32Array): boolean {
+  if (to - from < 2 || to - from > 39) return false;
+  lastRead = null; // GROUPS is about to change
+  let count = 0;
+  let gapAt = -1;
+  let i = from;
+  if (b[i] === 58 /* : */) {
+    if (b[i + 1] !== 58) return false;
+    gapAt = 0;
+    i += 2;
+  }
+  while (i < to) {
+    // one group: 1-4 lower-case hex digits, no leading zero
+    const start = i;
+    let value = 0;
+    for (; i < to && i - start < 5; i++) {
+      const c = b[i]!;
+      if (c >= 48 && c <= 57) value = value * 16 + c - 48;
+      else if (c >= 97 && c <= 102) value = value * 16 + c - 87;
+      else break;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 4 || count === 8 || (digits > 1 && b[start] === 48)) return false;
+    GROUPS[count++] = value;
+    if (i === to) break;
+    if (b[i] !== 58) return false; // a dotted quad, a zone, upper case: the text functions
+    if (i + 1 < to && b[i + 1] === 58) {
+      if (gapAt !== -1) return false;
+      gapAt = count;
+      i += 2;
+    } else if (++i === to) return false; // a single trailing colon
+  }
+  if (settleGroups(count, gapAt, true) !== CANONICAL || isMapped(GROUPS)) return false;
+  for (let k = 0; k < 4; k++) into[k] = (GROUPS[2 * k]! << 16) | GROUPS[2 * k + 1]!;
+  return true;
 }
 
 /** The first longest run of two or more zero groups: [where, how long], or [-1, 1] for none. */

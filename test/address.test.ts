@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import ipaddr from 'ipaddr.js';
-import { addressWords, isCanonicalAddress, networkOf, normaliseAddress, wordsText } from '../src/address.js';
+import { addressWords, canonicalIpv6Words, isCanonicalAddress, networkOf, normaliseAddress, wordsText } from '../src/address.js';
 import { mulberry32 } from './random.js';
 
 /** What normaliseAddress gave when ipaddr.js did the work: the reference for the hand-written parser. */
@@ -39,6 +39,10 @@ describe('IPv6 by hand', () => {
     const words = new Int32Array(4);
     const canonical = reference(raw);
     expect([raw, addressWords(raw, words, 0) ? wordsText(words, 0) : null]).toEqual([raw, canonical === null || raw.includes('%') ? null : canonical]);
+    // the same read from bytes (parse-bytes.ts): yes only for canonical IPv6, with its words
+    const bytes = Buffer.from(`[${raw}]`, 'latin1');
+    const fromBytes = canonicalIpv6Words(bytes, 1, bytes.length - 1, words) ? wordsText(words, 0) : null;
+    expect([raw, fromBytes]).toEqual([raw, canonical === raw && raw.includes(':') ? raw : null]);
   };
 
   it('knows canonical text when it sees it, on the edge cases', () => {

@@ -9,7 +9,7 @@
  * definition of what a line means. test/read/parse-bytes.test.ts holds the two to each other.
  * Only the bytes from `start` to `end` are read.
  */
-import { addressWords, normaliseAddress } from '../address.js';
+import { addressWords, canonicalIpv6Words, normaliseAddress } from '../address.js';
 import { KIND_INDEX } from './kinds.js';
 import { bytesAt, indexOfBytes, isDigit, latin1Bytes } from './bytes.js';
 import { MAX_USERNAME, smtpdRejectKind } from './parse.js';
@@ -214,6 +214,7 @@ function readAddress(b: Buffer, from: number, to: number, words: Int32Array): bo
 }
 
 function textAddress(b: Buffer, from: number, to: number, words: Int32Array): boolean {
+  if (canonicalIpv6Words(b, from, to, words)) return true;
   const address = normaliseAddress(latin1(b, from, to));
   return address !== null && addressWords(address, words, 0);
 }
