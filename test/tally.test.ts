@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import type { EventKind } from '../src/read/kinds.js';
 import { decideBlocks } from '../src/decide/policy.js';
 import { ALL_TIME, BUCKET_MS, MAX_USERS_PER_ADDRESS, Tally } from '../src/count/tally.js';
@@ -299,5 +300,18 @@ describe("the bucket pool grows in place", () => {
     fill(received, 200);
     expect(rejects(received)).toBe(24_000);
     expect(summarise(received, ALL_TIME, COUNTED)).toHaveLength(400);
+  });
+});
+
+describe('the address table', () => {
+  it('hashes with a seed of its own in each process, so colliding addresses cannot be chosen from outside', () => {
+    const words = new URL('../dist/count/words.js', import.meta.url).pathname;
+    const hashes = Array.from({ length: 3 }, () => {
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', `import { hashWords } from ${JSON.stringify(words)}; console.log(hashWords(0, 0, 0xffff, 0xc0000201))`], { encoding: 'utf8' });
+      expect(child.stderr).toBe('');
+      return child.stdout.trim();
+    });
+    expect(hashes.every((h) => /^\d+$/.test(h))).toBe(true);
+    expect(new Set(hashes).size).toBe(3); // the same address, three processes: three hashes (2^-31 odds of a false failure)
   });
 });

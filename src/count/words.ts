@@ -72,7 +72,7 @@ export class WordTable {
  */
 const SEED = Math.floor(Math.random() * 2 ** 32) | 0;
 
-function hashWords(a: number, b: number, c: number, d: number): number {
+export function hashWords(a: number, b: number, c: number, d: number): number {
   return fmix(fmix(fmix(fmix(SEED ^ a) ^ b) ^ c) ^ d) >>> 0;
 }
 
