@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LineParser } from '../src/read/parse.js';
-import { classifyReject } from '../src/read/reject-classes.js';
+import { classifyReject, classifyRejectBytes } from '../src/read/reject-classes.js';
 
 interface Row {
   class: 'client' | 'message';
@@ -100,6 +100,16 @@ describe('reject classes (Postfix 3.7 smtpd_check.c texts)', () => {
     [`5.5.1 <x>: ${'a'.repeat(41)} rejected: Improper use of SMTP command pipelining`, 'message'], // the class name is at most 40 characters
   ])('classifies %j as %s', (text, expected) => {
     expect(classifyReject(text)).toBe(expected);
+  });
+
+  it('reads a reply only from where it starts, whatever lies before it in the buffer', () => {
+    // a malformed status code must not send the reading back to the start of the buffer
+    for (const reply of ['5.7.Z>: Client host rejected: no', '5.7.1234 <x>: Client host rejected: y', '5.7.1:x', '5.7.1']) {
+      for (const before of ['<x>', 'Client host rejected: ', '554 ']) {
+        const bytes = Buffer.from(before + reply, 'latin1');
+        expect([before, reply, classifyRejectBytes(bytes, before.length, bytes.length)]).toEqual([before, reply, classifyReject(reply)]);
+      }
+    }
   });
 
   it.each([

@@ -312,6 +312,6 @@ describe('the address table', () => {
       return child.stdout.trim();
     });
     expect(hashes.every((h) => /^\d+$/.test(h))).toBe(true);
-    expect(new Set(hashes).size).toBe(3); // the same address, three processes: three hashes (2^-31 odds of a false failure)
+    expect(new Set(hashes).size).toBe(3); // the same address, three processes: three hashes (about 2^-30 odds of a false failure)
   });
 });

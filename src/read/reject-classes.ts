@@ -49,7 +49,8 @@ function reasonIsClient(b: Uint8Array, from: number, end: number): boolean {
 function dsnLength(b: Uint8Array, from: number, end: number): number {
   if (from + 1 >= end || !isDigit(b[from]) || b[from + 1] !== 0x2e) return 0;
   const second = digitsThen(b, from + 2, end, 0x2e);
-  return second === 0 ? 0 : digitsThen(b, second, end, 0x20) - from;
+  const third = second === 0 ? 0 : digitsThen(b, second, end, 0x20);
+  return third === 0 ? 0 : third - from;
 }
 
 /** Where the text after 1-3 digits at `from` and then `stop` begins, or 0. */
