@@ -185,10 +185,44 @@ function settleGroups(count: number, gapAt: number, canonical: boolean): number 
 }
 
 /**
- * IPv6 text as latin1 bytes `b[from..to)` (a client field read in place: parse-bytes.ts) -> its four
- * words in `into`, when it is an address normaliseAddress keeps as it is (RFC 5952, not IPv4-mapped);
- * false for any other text, which the text functions then judge.
+ * Address text as latin1 bytes `b[from..to)` (a client field read in place: parse-bytes.ts) -> its
+ * four words in `into` (as addressWords), when it is an address normaliseAddress keeps as it is: a
+ * dotted quad, or RFC 5952 IPv6 that is not IPv4-mapped; false for any other text, which the text
+ * functions then judge. ipv4Bits and readIpv6Text read the same forms from a string.
  */
+export function canonicalAddressWords(b: Uint8Array, from: number, to: number, into: Int32Array): boolean {
+  const v4 = ipv4BitsOfBytes(b, from, to);
+  if (v4 === null) return canonicalIpv6Words(b, from, to, into);
+  into[0] = 0;
+  into[1] = 0;
+  into[2] = 0xffff;
+  into[3] = v4 | 0;
+  return true;
+}
+
+/** ipv4Bits for bytes: a canonical dotted quad -> its 32 bits, or null. */
+function ipv4BitsOfBytes(b: Uint8Array, from: number, to: number): number | null {
+  let bits = 0;
+  let part = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = from; i <= to; i++) {
+    const c = i === to ? 46 : b[i]!;
+    if (c === 46) {
+      if (digits === 0 || part > 255 || ++parts > 4) return null;
+      bits = bits * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && part === 0) return null; // a leading zero
+      part = part * 10 + (c - 48);
+      if (++digits > 3) return null;
+    } else return null;
+  }
+  return parts === 4 ? bits : null;
+}
+
+/** canonicalAddressWords for IPv6. */
 export function canonicalIpv6Words(b: Uint8Array, from: number, to: number, into: Int32Array): boolean {
   if (to - from < 2 || to - from > 39) return false;
   lastRead = null; // GROUPS is about to change

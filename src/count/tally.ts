@@ -171,25 +171,23 @@ export class Tally {
 
   add(event: MailEvent): void {
     if (!addressWords(event.address, SCRATCH, 0)) throw new Error(`tally: ${JSON.stringify(event.address.slice(0, 60))} is not an address`);
-    const unnamed = event.unnamed === true ? (event.kind === 'messageReject' ? UNNAMED_MESSAGE_REJECT_SLOT : UNNAMED_RECIPIENT_REJECT_SLOT) : -1;
-    this.addAt(SCRATCH, event.time, KIND_INDEX[event.kind], event.count ?? 1, unnamed, event.user);
+    this.addAt(SCRATCH, event.time, KIND_INDEX[event.kind], event.count ?? 1, event.unnamed === true, event.user);
   }
 
   /** add, for an event the parser's fast path read (parse-bytes.ts): the same counts. */
   addBytes(event: ByteEvent): void {
-    const unnamed = event.unnamed ? (event.kind === MESSAGE_REJECT ? UNNAMED_MESSAGE_REJECT_SLOT : UNNAMED_RECIPIENT_REJECT_SLOT) : -1;
-    this.addAt(event.words, event.time, event.kind, 1, unnamed, event.user);
+    this.addAt(event.words, event.time, event.kind, 1, event.unnamed, event.user);
   }
 
-  /** Counts `count` events of kind `slot` at `time` for the address `words[0..3]`; `unnamed`: the slot that also counts one, or -1. */
-  private addAt(words: Int32Array, time: number, slot: number, count: number, unnamed: number, user: string | undefined): void {
+  /** Counts `count` events of kind `slot` at `time` for the address `words[0..3]`; `unnamed`: a message-level reject of an `unknown[ADDR]` client. */
+  private addAt(words: Int32Array, time: number, slot: number, count: number, unnamed: boolean, user: string | undefined): void {
     const key = Math.floor(time / BUCKET_MS);
     const offset = time - key * BUCKET_MS;
     if (this.count >= this.limit) this.compact();
     const id = this.idOfWords(words, 0);
     const record = this.bucket(id, key, offset, offset, NONE);
     this.addToSlot(record, slot, count);
-    if (unnamed !== -1) this.addToSlot(record, unnamed, 1);
+    if (unnamed) this.addToSlot(record, slot === MESSAGE_REJECT ? UNNAMED_MESSAGE_REJECT_SLOT : UNNAMED_RECIPIENT_REJECT_SLOT, 1);
     if (user !== undefined && (slot === SASL_FAILURE || slot === SASL_SUCCESS)) {
       const login = slot === SASL_SUCCESS;
       const r = this.userRecord(id, user, key, login); // first: making it may grow userPool

@@ -9,7 +9,7 @@
  * definition of what a line means. test/read/parse-bytes.test.ts holds the two to each other.
  * Only the bytes from `start` to `end` are read.
  */
-import { addressWords, canonicalIpv6Words, normaliseAddress } from '../address.js';
+import { addressWords, canonicalAddressWords, normaliseAddress } from '../address.js';
 import { KIND_INDEX } from './kinds.js';
 import { bytesAt, indexOfBytes, isDigit, latin1Bytes } from './bytes.js';
 import { MAX_USERNAME, smtpdRejectKind } from './parse.js';
@@ -40,10 +40,6 @@ export class StampMemo {
 }
 
 const SASL_FAILURE = KIND_INDEX.saslFailure;
-const REJECT = KIND_INDEX.reject;
-const TEMP_REJECT = KIND_INDEX.tempReject;
-const RECIPIENT_REJECT = KIND_INDEX.recipientReject;
-const MESSAGE_REJECT = KIND_INDEX.messageReject;
 
 const SPACE = 0x20;
 const COLON = 0x3a;
@@ -51,17 +47,18 @@ const SLASH = 0x2f;
 const OPEN = 0x5b; // [
 const CLOSE = 0x5d; // ]
 
-const ascii = latin1Bytes;
-const POSTFIX = ascii(' postfix');
-const SMTPD = ascii('smtpd');
-const WARNING = ascii('warning: ');
-const SASL = ascii(': SASL ');
-const AUTH_FAILED = ascii(' authentication failed:');
-const AUTH_SERVER_LOST = ascii(' Connection lost to authentication server');
-const REJECT_TEXT = ascii(': reject: ');
-const FROM = ascii(' from ');
-const UNKNOWN = ascii('unknown');
-const FAILED_USER = ascii(', sasl_username=');
+const POSTFIX = latin1Bytes(' postfix');
+const SMTPD = latin1Bytes('smtpd');
+const WARNING = latin1Bytes('warning: ');
+const SASL = latin1Bytes(': SASL ');
+const AUTH_FAILED = latin1Bytes(' authentication failed:');
+const AUTH_SERVER_LOST = latin1Bytes(' Connection lost to authentication server');
+const REJECT_TEXT = latin1Bytes(': reject: ');
+const FROM = latin1Bytes(' from ');
+const UNKNOWN = latin1Bytes('unknown[');
+const FAILED_USER = latin1Bytes(', sasl_username=');
+/** The stages whose rejects may be about a recipient (parse.ts RECIPIENT_STAGES). */
+const RECIPIENT_STAGES = ['RCPT', 'VRFY'].map(latin1Bytes);
 
 /** `\s` of a regex, for a latin1 byte: tab to CR, space, and NBSP. */
 const isSpace = (c: number): boolean => c === SPACE || (c >= 9 && c <= 13) || c === 0xa0;
@@ -177,7 +174,7 @@ function readClient(b: Buffer, at: number, end: number, out: ByteEvent): number 
   const from = ++q;
   while (q < end && isClientByte(b[q]!)) q++;
   if (q === from || q >= end || b[q] !== CLOSE) return -1;
-  if (!readAddress(b, from, q, out.words)) return -1;
+  if (!canonicalAddressWords(b, from, q, out.words) && !textAddress(b, from, q, out.words)) return -1;
   q++;
   if (q + 1 < end && b[q] === COLON && isDigit(b[q + 1]!)) {
     q++;
@@ -186,35 +183,8 @@ function readClient(b: Buffer, at: number, end: number, out: ByteEvent): number 
   return q;
 }
 
-/** The client address `b[from..to)` into `words`, as parse.ts normalises it; false: not an address. */
-function readAddress(b: Buffer, from: number, to: number, words: Int32Array): boolean {
-  // a dotted quad without leading zeros (what Postfix logs), else by the text functions
-  let bits = 0;
-  let part = 0;
-  let digits = 0;
-  let parts = 0;
-  for (let i = from; i <= to; i++) {
-    const c = i === to ? 0x2e : b[i]!;
-    if (c === 0x2e) {
-      if (digits === 0 || part > 255 || ++parts > 4) return textAddress(b, from, to, words);
-      bits = bits * 256 + part;
-      part = 0;
-      digits = 0;
-    } else if (isDigit(c) && !(digits === 1 && part === 0) && digits < 3) {
-      part = part * 10 + (c - 48);
-      digits++;
-    } else return textAddress(b, from, to, words);
-  }
-  if (parts !== 4) return textAddress(b, from, to, words);
-  words[0] = 0;
-  words[1] = 0;
-  words[2] = 0xffff;
-  words[3] = bits | 0;
-  return true;
-}
-
+/** The client address `b[from..to)` in a form other than canonical, into `words` as parse.ts normalises it; false: not an address. */
 function textAddress(b: Buffer, from: number, to: number, words: Int32Array): boolean {
-  if (canonicalIpv6Words(b, from, to, words)) return true;
   const address = normaliseAddress(latin1(b, from, to));
   return address !== null && addressWords(address, words, 0);
 }
@@ -237,6 +207,12 @@ function readSaslFailure(b: Buffer, at: number, end: number, out: ByteEvent): bo
   return true;
 }
 
+/** Whether the STAGE `b[from..to)` is one whose rejects may be about a recipient. */
+function isRecipientStage(b: Buffer, from: number, to: number): boolean {
+  for (const name of RECIPIENT_STAGES) if (to - from === name.length && bytesAt(b, from, to, name)) return true;
+  return false;
+}
+
 /** `QUEUEID: reject: STAGE from NAME[ADDR]: CODE ...` (NOQUEUE too; milter-reject is parse.ts's) */
 function readReject(b: Buffer, at: number, end: number, out: ByteEvent): boolean {
   let q = at;
@@ -251,11 +227,9 @@ function readReject(b: Buffer, at: number, end: number, out: ByteEvent): boolean
   const name = q + FROM.length;
   q = readClient(b, name, end, out);
   if (q === -1 || q + 2 >= end || b[q] !== COLON || b[q + 1] !== SPACE || (b[q + 2] !== 0x34 && b[q + 2] !== 0x35)) return false;
-  const recipientStage = stageEnd - stage === 4 && ((b[stage] === 0x52 && b[stage + 1] === 0x43 && b[stage + 2] === 0x50 && b[stage + 3] === 0x54) || (b[stage] === 0x56 && b[stage + 1] === 0x52 && b[stage + 2] === 0x46 && b[stage + 3] === 0x59));
-  const unnamed = bytesAt(b, name, end, UNKNOWN) && name + UNKNOWN.length < end && b[name + UNKNOWN.length] === OPEN;
-  const kind = smtpdRejectKind(false, b[q + 2] === 0x35, recipientStage, b, q + 3, end);
-  out.kind = kind === 'reject' ? REJECT : kind === 'tempReject' ? TEMP_REJECT : kind === 'recipientReject' ? RECIPIENT_REJECT : MESSAGE_REJECT;
-  out.unnamed = unnamed && (out.kind === RECIPIENT_REJECT || out.kind === MESSAGE_REJECT);
+  const kind = smtpdRejectKind(false, b[q + 2] === 0x35, isRecipientStage(b, stage, stageEnd), b, q + 3, end);
+  out.kind = KIND_INDEX[kind];
+  out.unnamed = (kind === 'recipientReject' || kind === 'messageReject') && bytesAt(b, name, end, UNKNOWN);
   out.user = undefined;
   return true;
 }

@@ -8,7 +8,8 @@
  * indexOf too. A flood, where most lines are events, is read line by line instead
  * (the patterns would find nearly every line, at many passes over the block), and
  * its rejects and SASL failures are read in place (parse-bytes.ts); ordinary text
- * goes to the parser alone, which is as fast there and kept less memory. Memory: one block buffer plus the tally, whatever the log size.
+ * goes to the parser alone, which is as fast there and kept less memory.
+ * Memory: one block buffer plus the tally, whatever the log size.
  * Pure: the caller feeds bytes (from a file, a gunzip stream, stdin, a test).
  */
 import type { LineParser, MailEvent } from './parse.js';
