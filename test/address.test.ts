@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import ipaddr from 'ipaddr.js';
-import { addressWords, canonicalIpv6Words, isCanonicalAddress, networkOf, normaliseAddress, wordsText } from '../src/address.js';
+import { addressSortKey, addressWords, canonicalIpv6Words, isCanonicalAddress, networkOf, normaliseAddress, parseIp, parseRange, rangesOverlap, wordRange, wordRangesOverlap, wordsText } from '../src/address.js';
 import { mulberry32 } from './random.js';
 
 /** What normaliseAddress gave when ipaddr.js did the work: the reference for the hand-written parser. */
@@ -72,5 +72,92 @@ describe('IPv6 by hand', () => {
         expect(networkOf(canonical, bits)).toBe(`${ipaddr.IPv6.networkAddressFromCIDR(`${canonical}/${bits}`).toRFC5952String()}/${bits}`);
       }
     }
+  });
+});
+
+describe('parseIp, parseRange and addressSortKey, built from the hand-read numbers', () => {
+  /** What each gave when ipaddr.js parsed every text: the value, or the error it threw. */
+  const outcome = (f: () => unknown) => {
+    try {
+      return { value: f() };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  };
+  const oldIp = (a: string) => (a.includes(':') ? ipaddr.IPv6.parse(a) : ipaddr.IPv4.parse(a));
+  const oldRange = (c: string) => (c.includes('/') ? (c.includes(':') ? ipaddr.IPv6.parseCIDR(c) : ipaddr.IPv4.parseCIDR(c)) : [oldIp(c), c.includes(':') ? 128 : 32]);
+  const oldKey = (a: string) => {
+    const bytes = oldIp(a).toByteArray();
+    return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
+  };
+  const same = (text: string) => {
+    expect([text, outcome(() => parseIp(text))]).toEqual([text, outcome(() => oldIp(text))]);
+    expect([text, outcome(() => addressSortKey(text))]).toEqual([text, outcome(() => oldKey(text))]);
+    const range = outcome(() => parseRange(text));
+    expect([text, range]).toEqual([text, outcome(() => oldRange(text))]);
+    if ('value' in range) expect(String(range.value)).toBe(String(oldRange(text)));
+  };
+
+  it('gives what ipaddr.js gave, on the edge cases', () => {
+    const cases = [
+      '192.0.2.7', '0.0.0.0', '255.255.255.255', '010.0.0.1', '10.0.0', '1.2.3.4.5', '0x7f.0.0.1', '256.1.1.1', '', '2001:db8::1', '::', '::ffff:192.0.2.1',
+      '2001:DB8::1', 'fe80::1%eth0', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7::8',
+    ];
+    for (const a of cases) {
+      same(a);
+      for (const length of ['0', '8', '24', '32', '33', '064', '128', '129', '1000', '', 'x', '-1', '24/24']) same(`${a}/${length}`);
+    }
+    same('/24');
+  });
+
+  it('gives what ipaddr.js gave, on 5,000 random forms', () => {
+    const rand = mulberry32(11);
+    for (let n = 0; n < 5_000; n++) {
+      const v4 = rand() < 0.4;
+      let text = v4
+        ? Array.from({ length: 4 }, () => Math.floor(rand() * 300)).join('.')
+        : Array.from({ length: 8 }, () => (rand() < 0.4 ? 0 : Math.floor(rand() * 65536)).toString(16)).join(':');
+      if (!v4 && rand() < 0.4) text = text.replace(/(^|:)0(:0)+(:|$)/, '::');
+      if (rand() < 0.5) text += `/${Math.floor(rand() * 140)}`;
+      same(text);
+    }
+  });
+});
+
+describe('wordRangesOverlap', () => {
+  it('says what rangesOverlap says, on 20,000 random pairs of ranges near each other', () => {
+    const rand = mulberry32(5);
+    const pick = <T,>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+    const near = (base: number[], v6: boolean) => base.map((x) => (rand() < 0.8 ? x : Math.floor(rand() * (v6 ? 65536 : 256))));
+    let overlapping = 0;
+    for (let n = 0; n < 20_000; n++) {
+      const v6 = rand() < 0.6;
+      const base = Array.from({ length: v6 ? 8 : 4 }, () => Math.floor(rand() * (v6 ? 65536 : 256)));
+      const text = (parts: number[]) => {
+        const bits = Math.floor(rand() * ((v6 ? 128 : 32) + 1));
+        const address = v6 ? parts.map((p) => p.toString(16)).join(':') : parts.join('.');
+        return rand() < 0.1 ? address : `${networkOf(address, bits).split('/')[0]}/${bits}`;
+      };
+      const a = text(near(base, v6));
+      // now and then one of the other family, which never overlaps (not even ::ffff:0:0/96 and IPv4)
+      const b = rand() < 0.05 ? (v6 ? pick(['0.0.0.0/0', '10.0.0.0/8', '1.2.3.4']) : pick(['::/0', '::ffff:0:0/96', '::ffff:a00:0/104'])) : text(near(base, v6));
+      const [x, y] = [wordRange(a), wordRange(b)];
+      expect([a, b, x !== null && y !== null]).toEqual([a, b, true]);
+      const expected = rangesOverlap(parseRange(a), parseRange(b));
+      expect([a, b, wordRangesOverlap(x!, y!)]).toEqual([a, b, expected]);
+      if (expected) overlapping++;
+    }
+    expect(overlapping).toBeGreaterThan(2_000); // both answers are well tried
+    expect(overlapping).toBeLessThan(18_000);
+  });
+
+  it('reads only what parseRange reads, with the same length', () => {
+    for (const text of ['10.0.0.0/08', '10.1/8', '2001:db8::/0129', 'fe80::1%eth0/64', '2001:db8::/x', '::ffff:10.0.0.0/104']) {
+      const range = wordRange(text);
+      if (range === null) continue;
+      expect([text, range.bits]).toEqual([text, parseRange(text)[1]]);
+    }
+    expect(wordRange('10.1/8')).toBeNull();
+    expect(wordRange('2001:db8::/1000')).toBeNull();
   });
 });

@@ -28,7 +28,7 @@
  * Sizes: nothing here spreads or applies an array whose length comes from the input, and a
  * block lists at most MAX_BLOCK_ADDRESSES of its addresses (the worst), with the count.
  */
-import { cidrsOverlap, compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, type Ip, type Range } from '../address.js';
+import { cidrsOverlap, compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, wordRange, wordRangesOverlap, type Ip, type Range, type WordRange } from '../address.js';
 import { CidrIndex } from './cidr-index.js';
 import { MESSAGE_LEVEL_KINDS, type EventKind } from '../read/kinds.js';
 import type { AddressSummary } from '../count/summary.js';
@@ -194,11 +194,21 @@ interface Candidate {
 
 interface Guard {
   range: Range;
+  /** The range as numbers (null: only ipaddr.js reads it). */
+  words: WordRange | null;
   label: string;
 }
 
 export function decideBlocks(summaries: readonly AddressSummary[], options: PolicyOptions): Decision {
-  const never: Guard[] = options.neverBlock.map((r) => ({ range: parseRange(r.cidr), label: `${r.source} ${r.cidr}` }));
+  const never: Guard[] = options.neverBlock.map((r) => ({ range: parseRange(r.cidr), words: wordRange(r.cidr), label: `${r.source} ${r.cidr}` }));
+  // per candidate and range, by numbers where every never-block range reads as such (ipaddr.js made ~0.1 KB of garbage a check)
+  const byWords = never.every((n) => n.words !== null);
+  const neverOver = (cidr: string, ip?: Ip): Guard | undefined => {
+    const words = byWords ? wordRange(cidr) : null;
+    if (words !== null) return never.find((n) => wordRangesOverlap(words, n.words!));
+    const range: Range = ip === undefined ? parseRange(cidr) : [ip, ip.kind() === 'ipv4' ? 32 : 128];
+    return never.find((n) => rangesOverlap(range, n.range));
+  };
   const counted = new Set(options.countedKinds);
   const traps = new Set((options.trapUsers ?? []).map((u) => u.toLowerCase()));
   const prefixOf = (address: string) => networkOf(address, options.ipv6Prefix);
@@ -221,7 +231,8 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
 
   for (const s of summaries) {
     const family = s.address.includes(':') ? 6 : 4;
-    const logins = family === 4 ? loginsOf(s) : logins6.get(prefixOf(s.address));
+    const prefix = family === 6 && (logins6.size > 0 || s.summarised === undefined) ? prefixOf(s.address) : ''; // (a string a flood's summaries need only once)
+    const logins = family === 4 ? loginsOf(s) : logins6.get(prefix);
     let clientLevel = 0;
     for (const kind of counted) if (kind !== 'saslFailure' && !isMessageLevel(kind)) clientLevel += s.events[kind];
     if (counted.has('saslFailure')) clientLevel += countSaslFailures(s, logins, spared);
@@ -231,7 +242,7 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     trace.counted(s.address, total, clientLevel);
     if (total === 0) continue;
     const ip = parseIp(s.address);
-    const guard = never.find((n) => inRange(ip, n.range));
+    const guard = neverOver(s.address, ip);
     if (guard !== undefined) {
       // reported only when it would have been blocked on its own
       if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
@@ -239,13 +250,10 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     }
     const candidate: Candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen, ...(s.summarised === undefined ? {} : { weight: s.summarised.addresses }) };
     if (family === 4) v4.push(candidate);
-    else pushTo(v6, s.summarised?.cidr ?? prefixOf(s.address), candidate); // past --max-tracked: the range it adds up
+    else pushTo(v6, s.summarised?.cidr ?? prefix, candidate); // past --max-tracked: the range it adds up
   }
 
-  const overlapsNever = (cidr: string) => {
-    const range = parseRange(cidr);
-    return never.some((n) => rangesOverlap(range, n.range));
-  };
+  const overlapsNever = (cidr: string) => neverOver(cidr) !== undefined;
   // the exceptions of a range blocked whole: where someone logged in, and where failures were spared for a login
   const users = new Set(loginAddresses);
   for (const sp of spared) if (sp.kind === 'saslFailure') users.add(sp.address);

@@ -25,6 +25,7 @@ describe('writeJson', () => {
     ['empty and nested arrays, objects', { list: [], nested: [[1, [2]], { x: [] }], object: { k: { deep: [1, 2] } }, e: {} }],
     ['undefined, functions and symbols left out; undefined in an array is null', { gone: undefined, f: () => 1, s: Symbol('x'), list: [undefined, 1] }],
     ['a long top-level array with dates and strings holding newlines', { addresses: big, blocks: [{ cidr: '192.0.2.0/24' }], window: { from: null, to: 'now' } }],
+    ['arrays of every length around a batch (64), with empty, null, undefined and function elements', Object.fromEntries([1, 63, 64, 65, 128, 129].map((n) => [`n${n}`, Array.from({ length: n }, (_, i) => [[], null, undefined, () => i, {}, { i, s: 'x\ny' }][i % 6])]))],
   ])('%s', async (_name, value) => {
     expect(await written(value)).toBe(`${JSON.stringify(value, null, 2)}\n`);
   });
