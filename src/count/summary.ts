@@ -93,14 +93,24 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   let cut = -1;
   let atCut = Infinity; // how many addresses scoring exactly `cut` may still be listed
   let present = 0;
+  // per address, from the pass that finds the cut: its score (ABSENT: no events in the window;
+  // KEPT: never summarised) and counted events, so that the addresses past the cut (a flood's
+  // nearly all) are not summed again
+  let scoreOf: Float64Array | null = null;
+  let totals: Float64Array | null = null;
   if (bound !== null && tally.size > bound.maxTracked) {
     // (no more addresses than the bound: nothing to cut, and no pass to find where)
     const scores: number[] = [];
+    scoreOf = new Float64Array(tally.count).fill(ABSENT);
+    totals = new Float64Array(tally.count);
     tally.windowSums(fromKey, toKey, (id, sums) => {
       const all = allOf(sums);
       if (all === 0) return;
       present++;
-      if (!mustKeep(tally.isIpv6(id), sums, totalOf(sums), bound)) scores.push(totalOf(sums) * 2 ** 24 + Math.min(all, 2 ** 24 - 1));
+      const total = totalOf(sums);
+      totals![id] = total;
+      if (mustKeep(tally.isIpv6(id), sums, total, bound)) scoreOf![id] = KEPT;
+      else scores.push((scoreOf![id] = total * 2 ** 24 + Math.min(all, 2 ** 24 - 1)));
     });
     const room = Math.max(0, bound.maxTracked - (present - scores.length));
     if (scores.length > room) {
@@ -126,31 +136,33 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   const prefixOf = bound === null ? null : new Int32Array(tally.size).fill(-1);
   let summarised = 0;
   let summarisedEvents = 0;
-  tally.windowSums(fromKey, toKey, (id, sums, firstSeen, lastSeen) => {
-    const all = allOf(sums);
-    if (all === 0) return;
-    const total = totalOf(sums);
-    if (cut >= 0 && bound !== null && !mustKeep(tally.isIpv6(id), sums, total, bound)) {
-      const score = total * 2 ** 24 + Math.min(all, 2 ** 24 - 1);
-      if (score < cut || (score === cut && atCut-- <= 0)) {
-        summarised++;
-        summarisedEvents += total;
-        if (tally.isIpv6(id)) {
-          const g = prefixes.idOf(tally.prefixWords(id, bound.ipv6Prefix, words), 0);
-          if (g === prefixTotals.length) prefixTotals = grown(prefixTotals, g * 2);
-          prefixTotals[g]! += total;
-          prefixOf![id] = g;
-        }
-        return;
+  const sums = new Float64Array(SLOT_COUNT);
+  for (let id = 0; id < tally.count; id++) {
+    const score = scoreOf === null ? KEPT : scoreOf[id]!;
+    if (score === ABSENT) continue;
+    if (cut >= 0 && bound !== null && score !== KEPT && (score < cut || (score === cut && atCut-- <= 0))) {
+      const total = totals![id]!;
+      summarised++;
+      summarisedEvents += total;
+      if (tally.isIpv6(id)) {
+        const g = prefixes.idOf(tally.prefixWords(id, bound.ipv6Prefix, words), 0);
+        if (g === prefixTotals.length) prefixTotals = grown(prefixTotals, g * 2);
+        prefixTotals[g]! += total;
+        prefixOf![id] = g;
       }
+      continue;
     }
-    const summary = summaryOf(tally.nameOf(id), sums, total, firstSeen, lastSeen);
+    if (!tally.windowSumOf(id, fromKey, toKey, sums)) continue;
+    const all = allOf(sums);
+    if (all === 0) continue;
+    const total = totalOf(sums);
+    const summary = summaryOf(tally.nameOf(id), sums, total, tally.windowFirst, tally.windowLast);
     tally.usersInWindow(id, fromKey, toKey, (user, failures, logins) => {
       if (user === OTHER_USERS) summary.otherUserFailures = failures;
       else (summary.users ??= new Map()).set(user, { failures, logins });
     });
     push(summary, all);
-  });
+  }
   // the addresses the tally itself folded past its limit (tally.ts compact): IPv4 and the widest
   // rows only counted; an IPv6 /64 row joins its prefix as the addresses past the bound do, a /48
   // row its network
@@ -229,11 +241,11 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
       if (groupOf[g] === -1) groupOf[g] = folded[g] === 0 ? kept.open(sample(), first, last) : networkGroup(atSubnet(), sample, first, last);
       (folded[g] === 0 ? kept : wider).add(groupOf[g]!, sums, first, last, addresses);
     };
-    tally.windowSums(fromKey, toKey, (id, sums, firstSeen, lastSeen) => {
+    for (let id = 0; id < tally.count; id++) {
       const g = prefixOf![id]!;
-      if (g === -1 || folded[g] === 2) return;
-      addToPrefix(g, () => tally.nameOf(id), () => tally.prefixWords(id, bound.ipv6Subnet, words), sums, firstSeen, lastSeen, 1);
-    });
+      if (g === -1 || folded[g] === 2 || !tally.windowSumOf(id, fromKey, toKey, sums)) continue;
+      addToPrefix(g, () => tally.nameOf(id), () => tally.prefixWords(id, bound.ipv6Subnet, words), sums, tally.windowFirst, tally.windowLast, 1);
+    }
     rows?.windowSums(fromKey, toKey, (f, sums, firstSeen, lastSeen) => {
       const g = rowGroup![f]!;
       if (g === -1 || (g >= 0 && folded[g] === 2)) return;
@@ -259,6 +271,10 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   order.sort((a, b) => out[b]!.total - out[a]!.total || alls[b]! - alls[a]! || (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
   return { summaries: order.map((i) => out[i]!), summarised, summarisedEvents, summarisedRanges };
 }
+
+/** summariseBounded's scores of addresses with no events in the window, and of those never summarised. */
+const ABSENT = -1;
+const KEPT = -2;
 
 /** Ranges added up past the bound: per range its counts, first and last event, addresses, and one of them. */
 class Groups {

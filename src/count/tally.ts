@@ -651,22 +651,28 @@ export class Tally {
    * `first` and `last` its first and last event there (see summarise).
    */
   windowSums(fromKey: number, toKey: number, visit: (id: number, sums: Float64Array, first: number, last: number) => void): void {
-    const pool = this.pool;
     const sums = new Float64Array(SLOT_COUNT);
-    for (let id = 0; id < this.count; id++) {
-      let r = this.heads[id]!;
-      while (r !== NONE && pool[r * STRIDE + KEY]! > toKey) r = pool[r * STRIDE + NEXT]!;
-      if (r === NONE || pool[r * STRIDE + KEY]! < fromKey) continue;
-      sums.fill(0);
-      const last = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + LAST]!;
-      let first = 0;
-      for (; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
-        this.gather(r, sums);
-        first = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + FIRST]!;
-      }
-      visit(id, sums, first, last);
-    }
+    for (let id = 0; id < this.count; id++) if (this.windowSumOf(id, fromKey, toKey, sums)) visit(id, sums, this.windowFirst, this.windowLast);
   }
+
+  /** windowSums for one address: whether it has events in the window; its counts in `sums`, its first and last event in windowFirst and windowLast. */
+  windowSumOf(id: number, fromKey: number, toKey: number, sums: Float64Array): boolean {
+    const pool = this.pool;
+    let r = this.heads[id]!;
+    while (r !== NONE && pool[r * STRIDE + KEY]! > toKey) r = pool[r * STRIDE + NEXT]!;
+    if (r === NONE || pool[r * STRIDE + KEY]! < fromKey) return false;
+    sums.fill(0);
+    this.windowLast = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + LAST]!;
+    for (; r !== NONE && pool[r * STRIDE + KEY]! >= fromKey; r = pool[r * STRIDE + NEXT]!) {
+      this.gather(r, sums);
+      this.windowFirst = pool[r * STRIDE + KEY]! * BUCKET_MS + pool[r * STRIDE + FIRST]!;
+    }
+    return true;
+  }
+
+  /** The first and last event windowSumOf found. */
+  windowFirst = 0;
+  windowLast = 0;
 
   /** Counted events per minute of the window, for countPerHour (the folded rows' too). */
   perMinute(visit: (key: number, counts: Float64Array) => void): void {
