@@ -331,24 +331,33 @@ export function ipv6Text(groups: Uint16Array): string {
  * tries IPv6 first and is slow on IPv4 text; the family is plain to see.
  */
 export function parseIp(address: string): Ip {
-  // the forms ipv4Bits and readIpv6 read are built from their numbers (ipaddr.js's parser is
-  // regular expressions and garbage: a flood's 100,000 summaries spent 0.2 s in it); any other
-  // text is ipaddr.js's to accept or refuse, as before
+  return readIp(address) ?? (address.includes(':') ? ipaddr.IPv6.parse(address) : ipaddr.IPv4.parse(address));
+}
+
+/**
+ * The ipaddr.js object of text that ipv4Bits or readIpv6 reads, built from their numbers, or null
+ * (ipaddr.js's parser is regular expressions and garbage: a flood's 100,000 summaries spent 0.2 s
+ * in it). IPv6 with a dotted quad is left to ipaddr.js: it reads `::a.b.c.d` as `::ffff:a.b.c.d`.
+ */
+function readIp(address: string): Ip | null {
   if (!address.includes(':')) {
     const v4 = ipv4Bits(address);
-    return v4 === null ? ipaddr.IPv4.parse(address) : new ipaddr.IPv4([v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255]);
+    return v4 === null ? null : new ipaddr.IPv4([v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255]);
   }
-  if (readIpv6(address) === NOT_IPV6) return ipaddr.IPv6.parse(address);
+  if (!readsAsIpv6(address)) return null;
   const g = GROUPS; // (Array.from iterates, an object a group)
   return new ipaddr.IPv6([g[0]!, g[1]!, g[2]!, g[3]!, g[4]!, g[5]!, g[6]!, g[7]!]);
 }
+
+/** readIpv6 into GROUPS, for the forms ipaddr.js reads to the same groups: those without a dotted quad. */
+const readsAsIpv6 = (text: string): boolean => !text.includes('.') && readIpv6(text) !== NOT_IPV6;
 
 /** Sorts IPv4 before IPv6, then numerically (192.0.2.9 before 192.0.2.10): compare these strings. */
 export function addressSortKey(address: string): string {
   if (!address.includes(':')) {
     const v4 = ipv4Bits(address);
     if (v4 !== null) return `4${v4.toString(16).padStart(8, '0')}`;
-  } else if (readIpv6(address) !== NOT_IPV6) {
+  } else if (readsAsIpv6(address)) {
     let key = '6';
     for (let k = 0; k < 8; k++) key += GROUPS[k]!.toString(16).padStart(4, '0');
     return key;
@@ -397,12 +406,14 @@ export function unmapRange(cidr: string): string {
 export function parseRange(cidr: string): Range {
   const slash = cidr.indexOf('/');
   if (slash !== -1) {
-    // a plain decimal length (what parseCIDR reads with parseInt) in range: the address as parseIp reads it
+    // a plain decimal length (what parseCIDR reads with parseInt) in range, after an address readIp
+    // reads: built from the numbers; anything else is parseCIDR's to accept or refuse
     const v6 = cidr.includes(':');
     const length = cidr.length - slash - 1;
     const bits = length >= 1 && length <= 3 && /^\d+$/.test(cidr.slice(slash + 1)) ? Number(cidr.slice(slash + 1)) : -1;
-    if (bits < 0 || bits > (v6 ? 128 : 32) || slash === 0) return v6 ? ipaddr.IPv6.parseCIDR(cidr) : ipaddr.IPv4.parseCIDR(cidr);
-    return asCidr([parseIp(cidr.slice(0, slash)), bits]);
+    const ip = bits >= 0 && bits <= (v6 ? 128 : 32) ? readIp(cidr.slice(0, slash)) : null;
+    if (ip === null) return v6 ? ipaddr.IPv6.parseCIDR(cidr) : ipaddr.IPv4.parseCIDR(cidr);
+    return asCidr([ip, bits]);
   }
   const ip = parseIp(cidr);
   return [ip, ip.kind() === 'ipv4' ? 32 : 128];
@@ -481,7 +492,7 @@ export function isValidRange(cidr: string): boolean {
 /**
  * A range as numbers, for the checks the policy makes per candidate: its family, its address's
  * bits from the first word on (IPv4: its 32 bits in the first word), and its length. null for
- * text ipv4Cidr or readIpv6 does not read (parseRange, through ipaddr.js, decides that).
+ * text ipv4Cidr or readIp does not read (parseRange, through ipaddr.js, decides that).
  */
 export interface WordRange {
   readonly v6: boolean;
@@ -496,7 +507,7 @@ export function wordRange(cidr: string): WordRange | null {
   }
   const slash = cidr.indexOf('/');
   const length = slash === -1 ? '128' : cidr.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(length) || Number(length) > 128 || readIpv6(slash === -1 ? cidr : cidr.slice(0, slash)) === NOT_IPV6) return null;
+  if (!/^\d{1,3}$/.test(length) || Number(length) > 128 || !readsAsIpv6(slash === -1 ? cidr : cidr.slice(0, slash))) return null;
   const words = new Int32Array(4);
   for (let k = 0; k < 4; k++) words[k] = (GROUPS[2 * k]! << 16) | GROUPS[2 * k + 1]!;
   return { v6: true, words, bits: Number(length) };

@@ -102,6 +102,8 @@ describe('parseIp, parseRange and addressSortKey, built from the hand-read numbe
     const cases = [
       '192.0.2.7', '0.0.0.0', '255.255.255.255', '010.0.0.1', '10.0.0', '1.2.3.4.5', '0x7f.0.0.1', '256.1.1.1', '', '2001:db8::1', '::', '::ffff:192.0.2.1',
       '2001:DB8::1', 'fe80::1%eth0', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7::8',
+      // ipaddr.js reads `::a.b.c.d` as ::ffff:a.b.c.d (a mynetworks entry may be written so)
+      '::1.2.3.4', '::0.0.0.0', '::192.0.2.7', '0::1.2.3.4', '::1:1.2.3.4', '10.0.0.0\n', '2001:db8::\n',
     ];
     for (const a of cases) {
       same(a);
@@ -158,6 +160,7 @@ describe('wordRangesOverlap', () => {
       expect([text, range.bits]).toEqual([text, parseRange(text)[1]]);
     }
     expect(wordRange('10.1/8')).toBeNull();
+    expect(wordRange('::192.0.2.7/128')).toBeNull(); // (ipaddr.js reads it as ::ffff:192.0.2.7)
     expect(wordRange('2001:db8::/1000')).toBeNull();
   });
 });
