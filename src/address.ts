@@ -256,8 +256,13 @@ export function canonicalIpv6Words(b: Uint8Array, from: number, to: number, into
     } else if (++i === to) return false; // a single trailing colon
   }
   if (settleGroups(count, gapAt, true) !== CANONICAL || isMapped(GROUPS)) return false;
-  for (let k = 0; k < 4; k++) into[k] = (GROUPS[2 * k]! << 16) | GROUPS[2 * k + 1]!;
+  groupsInto(into, 0);
   return true;
+}
+
+/** GROUPS (the last IPv6 read) as four 32-bit words at `into[at..at+3]`. */
+function groupsInto(into: Int32Array, at: number): void {
+  for (let k = 0; k < 4; k++) into[at + k] = (GROUPS[2 * k]! << 16) | GROUPS[2 * k + 1]!;
 }
 
 /** The first longest run of two or more zero groups: [where, how long], or [-1, 1] for none. */
@@ -295,7 +300,7 @@ export function addressWords(text: string, into: Int32Array, at: number): boolea
     return true;
   }
   if (readIpv6(text) === NOT_IPV6) return false;
-  for (let k = 0; k < 4; k++) into[at + k] = (GROUPS[2 * k]! << 16) | GROUPS[2 * k + 1]!;
+  groupsInto(into, at);
   return true;
 }
 
@@ -406,17 +411,22 @@ export function unmapRange(cidr: string): string {
 export function parseRange(cidr: string): Range {
   const slash = cidr.indexOf('/');
   if (slash !== -1) {
-    // a plain decimal length (what parseCIDR reads with parseInt) in range, after an address readIp
-    // reads: built from the numbers; anything else is parseCIDR's to accept or refuse
+    // a plain length, after an address readIp reads: built from the numbers; anything else is
+    // parseCIDR's to accept or refuse
     const v6 = cidr.includes(':');
-    const length = cidr.length - slash - 1;
-    const bits = length >= 1 && length <= 3 && /^\d+$/.test(cidr.slice(slash + 1)) ? Number(cidr.slice(slash + 1)) : -1;
-    const ip = bits >= 0 && bits <= (v6 ? 128 : 32) ? readIp(cidr.slice(0, slash)) : null;
+    const bits = plainLength(cidr, slash, v6 ? 128 : 32);
+    const ip = bits === -1 ? null : readIp(cidr.slice(0, slash));
     if (ip === null) return v6 ? ipaddr.IPv6.parseCIDR(cidr) : ipaddr.IPv4.parseCIDR(cidr);
     return asCidr([ip, bits]);
   }
   const ip = parseIp(cidr);
   return [ip, ip.kind() === 'ipv4' ? 32 : 128];
+}
+
+/** The length after the `/` at `slash` when it is plain (1-3 decimal digits, which parseCIDR reads with parseInt) and at most `max`; else -1. */
+function plainLength(cidr: string, slash: number, max: number): number {
+  const text = cidr.slice(slash + 1);
+  return /^\d{1,3}$/.test(text) && Number(text) <= max ? Number(text) : -1;
 }
 
 /** A range as ipaddr.js's parseCIDR gives it: its toString is `address/length`. */
@@ -506,11 +516,11 @@ export function wordRange(cidr: string): WordRange | null {
     return v4 === null ? null : { v6: false, words: Int32Array.of(v4[0] | 0, 0, 0, 0), bits: v4[1] };
   }
   const slash = cidr.indexOf('/');
-  const length = slash === -1 ? '128' : cidr.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(length) || Number(length) > 128 || !readsAsIpv6(slash === -1 ? cidr : cidr.slice(0, slash))) return null;
+  const bits = slash === -1 ? 128 : plainLength(cidr, slash, 128);
+  if (bits === -1 || !readsAsIpv6(slash === -1 ? cidr : cidr.slice(0, slash))) return null;
   const words = new Int32Array(4);
-  for (let k = 0; k < 4; k++) words[k] = (GROUPS[2 * k]! << 16) | GROUPS[2 * k + 1]!;
-  return { v6: true, words, bits: Number(length) };
+  groupsInto(words, 0);
+  return { v6: true, words, bits };
 }
 
 /** rangesOverlap for word ranges: same family, and the first bits of the shorter length alike. */
