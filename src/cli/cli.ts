@@ -165,15 +165,21 @@ function refuseControlCharacters(command: Command): void {
   }
 }
 
-/** A clock read from a file of milliseconds (the wall clock until it holds one). */
+/**
+ * A clock read from a file of milliseconds (the wall clock until it holds one). A read that finds
+ * no time (the file being rewritten) keeps the last one: the wall clock, weeks after the log's
+ * time, once made a follower record bans that its replayed week could never let expire.
+ */
 function fileClock(file: string): () => number {
+  let last = Number.NaN;
   return () => {
     try {
       const ms = Number(readFileSync(file, 'utf8'));
-      return Number.isFinite(ms) && ms > 0 ? ms : Date.now();
+      if (Number.isFinite(ms) && ms > 0) last = ms;
     } catch {
-      return Date.now();
+      // unreadable for a moment: as empty
     }
+    return Number.isNaN(last) ? Date.now() : last;
   };
 }
 

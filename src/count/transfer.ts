@@ -1,6 +1,6 @@
 /** A tally between threads (scan/jobs.ts): its arrays moved by postMessage, not re-encoded. Pure. */
 import { STRIDE, U_STRIDE } from './layout.js';
-import { Tally } from './tally.js';
+import { adoptPoolMemory, poolMemoryOf, Tally } from './tally.js';
 
 /** A tally's arrays, sent between threads (tallyToParts). */
 export interface TallyParts {
@@ -8,6 +8,8 @@ export interface TallyParts {
   words: Int32Array<ArrayBuffer>;
   heads: Int32Array<ArrayBuffer>;
   pool: Int32Array<ArrayBuffer>;
+  /** The memory the pool grows in (tally.ts poolMemoryOf), shared with the thread it goes to; null: none. */
+  poolMemory: object | null;
   /** Per user chain: its address (an index), its username, its newest record. */
   userAddress: Int32Array<ArrayBuffer>;
   userNames: string[];
@@ -30,6 +32,7 @@ export function tallyToParts(tally: Tally): TallyParts {
     words: tally.words.subarray(0, tally.count * 4) as Int32Array<ArrayBuffer>,
     heads: tally.heads.subarray(0, tally.count) as Int32Array<ArrayBuffer>,
     pool: tally.pool.subarray(0, tally.records * STRIDE) as Int32Array<ArrayBuffer>,
+    poolMemory: poolMemoryOf(tally.pool),
     userAddress: tally.userAddress.subarray(0, users) as Int32Array<ArrayBuffer>,
     userNames: tally.userNames,
     userHeads: tally.userHeads.subarray(0, users) as Int32Array<ArrayBuffer>,
@@ -44,6 +47,7 @@ export function tallyFromParts(parts: TallyParts, rows = false): Tally {
   const tally = rows ? Tally.ofRows() : new Tally();
   for (let id = 0; id < parts.words.length / 4; id++) tally.idOfWords(parts.words, id * 4);
   tally.heads.set(parts.heads);
+  if (parts.poolMemory !== null) adoptPoolMemory(parts.poolMemory);
   tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
   tally.records = parts.pool.length / STRIDE;
   for (const [u, user] of parts.userNames.entries()) {
@@ -60,8 +64,8 @@ export function tallyFromParts(parts: TallyParts, rows = false): Tally {
   return tally;
 }
 
-/** The buffers of `parts` (its folded rows' too), for postMessage to move rather than copy. */
+/** The buffers of `parts` (its folded rows' too), for postMessage to move rather than copy (a shared one, a grown pool's, is shared instead). */
 export function partsBuffers(parts: TallyParts): ArrayBuffer[] {
-  const own = Object.values(parts).flatMap((part: unknown) => (ArrayBuffer.isView(part) ? [part.buffer as ArrayBuffer] : []));
+  const own = Object.values(parts).flatMap((part: unknown) => (ArrayBuffer.isView(part) && part.buffer instanceof ArrayBuffer ? [part.buffer] : []));
   return parts.folded === null ? own : [...own, ...partsBuffers(parts.folded)];
 }
