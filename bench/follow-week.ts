@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     const logFile = path.join(dir, 'mail.log');
     writeFileSync(logFile, '');
     const clock = path.join(dir, 'clock');
+    setClock(clock, Date.parse(DEFAULT_START)); // before the follower starts: never the wall clock
     const common = ['--map-type', 'cidr', '--postfix-config-dir', path.join(dir, 'pf'), '--config', path.join(dir, 'smtpguard.conf'), '--log', `${logFile}*`, '--firewall', 'none', '--no-reload', '--window', '24h', '--ban-time', '1s', '--ban-factor', '1', '--ban-time-max', '1s'];
     const follow = [...common, '--access-map', path.join(dir, 'access'), '--lock-file', path.join(dir, 'lock'), '--state-dir', path.join(dir, 'state')];
     const out = openSync(path.join(dir, 'follow.out'), 'w');

@@ -311,10 +311,12 @@ describe("the bucket pool grows in place", () => {
   it('grows a pool received from another thread (a view of part of its buffer) without losing a count', () => {
     const tally = new Tally();
     fill(tally);
-    const received = tallyFromParts(structuredClone(tallyToParts(tally)));
+    const parts = structuredClone(tallyToParts(tally));
+    const received = tallyFromParts(parts);
     expect(received.pool.buffer.byteLength).toBeGreaterThan(received.pool.length * 4); // the case: a view of part of its buffer
     fill(received, 200);
-    expect(poolMemoryOf(received.pool)).not.toBeNull(); // grown in the memory that came with it
+    expect(parts.poolMemory).not.toBeNull();
+    expect(poolMemoryOf(received.pool)).toBe(parts.poolMemory); // grown in the memory that came with it, not copied into another
     expect(rejects(received)).toBe(24_000);
     expect(summarise(received, ALL_TIME, COUNTED)).toHaveLength(400);
   });

@@ -39,7 +39,8 @@ const WASM_PAGE = 1 << 16;
 
 /**
  * The memory behind each pool that grows in place, by the pool's buffer. A WebAssembly memory, not
- * a resizable ArrayBuffer: it sets its address space aside the same way and its pages are used only
+ * a resizable ArrayBuffer: it sets address space aside the same way (10 GiB of it, with V8's guard
+ * region: ~13,000 memories fit a process, and there are a few at a time) and its pages are used only
  * as records are, but its buffer is a plain one, whose arrays V8 reads and writes at full speed (a
  * resizable buffer's took the tally's inserts ~1.6x the time in Node 20). Shared, so that a worker's
  * tally reaches the main thread without a copy (a plain memory's buffer cannot be moved).

@@ -24,7 +24,9 @@ export interface TallyParts {
  * The tally's arrays as they are, for another thread: postMessage moves the arrays and copies the
  * usernames (no re-encoding). Views of the tally's own arrays, not copies: moving them leaves the
  * tally unusable, and a scan worker no longer holds its tally twice at the end (15 MiB less at
- * the peak of the 30-day event-heavy bench log).
+ * the peak of the 30-day event-heavy bench log). A pool that grew is shared, not moved (its memory
+ * goes with it, to grow on there): the sender must drop the tally, or two tallies write one memory
+ * (scan-worker.ts does; so does a structuredClone on one thread share it).
  */
 export function tallyToParts(tally: Tally): TallyParts {
   const users = tally.userNames.length;
