@@ -64,9 +64,7 @@ let noGrowablePools = WasmMemory === undefined;
 function growablePool(ints: number): Int32Array<ArrayBufferLike> | null {
   if (noGrowablePools) return null;
   try {
-    const memory = new WasmMemory!({ initial: Math.ceil((ints * 4) / WASM_PAGE), maximum: POOL_MAX_BYTES / WASM_PAGE, shared: true });
-    poolMemories.set(memory.buffer, memory);
-    return new Int32Array(memory.buffer);
+    return poolIn(new WasmMemory!({ initial: Math.ceil((ints * 4) / WASM_PAGE), maximum: POOL_MAX_BYTES / WASM_PAGE, shared: true }));
   } catch {
     noGrowablePools = true;
     return null;
@@ -84,9 +82,14 @@ function grownInPlace(pool: Int32Array<ArrayBufferLike>, ints: number): Int32Arr
     } catch {
       return null;
     }
-    poolMemories.set(memory.buffer, memory);
   }
-  return new Int32Array(memory.buffer); // a view of the whole memory (one received from a thread is a part)
+  return poolIn(memory); // a view of the whole memory (one received from a thread is a part)
+}
+
+/** A pool of all of `memory`, known by its buffer (a memory that grew has a new one). */
+function poolIn(memory: WasmMemory): Int32Array<ArrayBufferLike> {
+  poolMemories.set(memory.buffer, memory);
+  return new Int32Array(memory.buffer);
 }
 
 /** The memory a pool grows in, to send to another thread with it (null: it has none). */

@@ -7,7 +7,8 @@ export interface TallyParts {
   /** Per address: its four words (address.ts addressWords). */
   words: Int32Array<ArrayBuffer>;
   heads: Int32Array<ArrayBuffer>;
-  pool: Int32Array<ArrayBuffer>;
+  /** Its own buffer, or a part of a memory shared with the thread it goes to (a pool that grew). */
+  pool: Int32Array<ArrayBufferLike>;
   /** The memory the pool grows in (tally.ts poolMemoryOf), shared with the thread it goes to; null: none. */
   poolMemory: object | null;
   /** Per user chain: its address (an index), its username, its newest record. */
@@ -33,7 +34,7 @@ export function tallyToParts(tally: Tally): TallyParts {
   return {
     words: tally.words.subarray(0, tally.count * 4) as Int32Array<ArrayBuffer>,
     heads: tally.heads.subarray(0, tally.count) as Int32Array<ArrayBuffer>,
-    pool: tally.pool.subarray(0, tally.records * STRIDE) as Int32Array<ArrayBuffer>,
+    pool: tally.pool.subarray(0, tally.records * STRIDE),
     poolMemory: poolMemoryOf(tally.pool),
     userAddress: tally.userAddress.subarray(0, users) as Int32Array<ArrayBuffer>,
     userNames: tally.userNames,
