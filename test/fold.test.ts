@@ -1,7 +1,7 @@
 /** The tally's own bound (count/tally.ts compact): past its limit, the quietest addresses are folded into rows. */
 import { describe, expect, it } from 'vitest';
 import { EVENT_KINDS, FOLDED_ADDRESSES_SLOT, SLOT_COUNT, type EventKind } from '../src/read/kinds.js';
-import { ALL_TIME, BUCKET_MS, kthSmallest, Tally } from '../src/count/tally.js';
+import { ALL_TIME, BUCKET_MS, kthSmallest, setFoldRowsDirectly, Tally } from '../src/count/tally.js';
 import { summarise, summariseBounded, type Bound } from '../src/count/summary.js';
 import { deserializeTally, serializeDay, serializeTally, tallyDays } from '../src/count/codec.js';
 import { tallyFromParts, tallyToParts } from '../src/count/transfer.js';
@@ -102,6 +102,40 @@ describe('a tally past its limit', () => {
     const lengths = new Set(Array.from({ length: rows.count }, (_, f) => rows.words[f * 4 + 2]));
     expect([...lengths].every((bits) => bits === 64 || bits === 48 || bits === 0)).toBe(true);
     expect(lengths.has(48) || lengths.has(0)).toBe(true);
+  });
+
+  it('folds rows as planned exactly as it would make them first and compact them after (rows, numbers, counts)', () => {
+    // a small random flood of every shape: many /64s in few /48s and in many, one busy /64, IPv4,
+    // several kinds and minutes per address, returning addresses; then two such tallies merged
+    const run = (seed: number, direct: boolean): Buffer[] => {
+      setFoldRowsDirectly(direct);
+      try {
+        let x = seed;
+        const random = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % n;
+        const made = [new Tally(120), new Tally(120)];
+        for (const tally of made) {
+          for (let i = 0; i < 4000; i++) {
+            const shape = random(10);
+            const address =
+              shape < 4 ? `2001:db8:${random(3).toString(16)}:${random(5000).toString(16)}::${random(3)}`
+              : shape < 7 ? `2001:db8:${random(4000).toString(16)}:${random(9).toString(16)}::1`
+              : shape < 8 ? `2001:db8:ffff:1::${random(60000).toString(16)}`
+              : `198.51.${random(256)}.${random(256)}`;
+            const kind = (['reject', 'reject', 'saslFailure', 'hangup', 'accepted'] as const)[random(5)]!;
+            tally.add({ kind, address, time: T0 + i * 3000 + random(5) * BUCKET_MS });
+          }
+        }
+        made[0]!.addAll(made[1]!);
+        return [...made.map((t) => serializeTally(t)), Buffer.from(String(made[0]!.folded!.count))];
+      } finally {
+        setFoldRowsDirectly(true);
+      }
+    };
+    for (const seed of [1, 2, 3]) {
+      const direct = run(seed, true);
+      expect(direct).toEqual(run(seed, false));
+      expect(Number(direct[2]!.toString())).toBeGreaterThan(1); // rows were folded, not one row
+    }
   });
 
   it('keeps its rows through serialize (whole and per day), thread transfer and merging', () => {
