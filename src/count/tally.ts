@@ -487,30 +487,36 @@ export class Tally {
     for (let r = 0; r < this.count; r++) planned.idOf(this.words, r * 4);
     const rowOfAddress = new Int32Array(from.count).fill(-1);
     for (let o = 0; o < from.count; o++) if (folded(o) && rowOf(from, o, ROUTED)) rowOfAddress[o] = planned.idOf(ROUTED, 0);
-    if (planned.size <= this.limit || !foldRowsDirectly) {
+    if (!foldRowsDirectly) {
       this.copyFrom(from, false, (o, into) => rowOfAddress[o] !== -1 && rowOf(from, o, into), true);
       if (this.count > this.limit) this.compact();
       return;
     }
-    // compact() on numbers and events alone: fold(false), then fold(true) when still too many
-    let events: Float64Array = new Float64Array(planned.size);
-    for (let r = 0; r < this.count; r++) events[r] = this.eventsOf(r);
-    for (let o = 0; o < from.count; o++) if (rowOfAddress[o] !== -1) events[rowOfAddress[o]!]! += from.eventsOf(o);
     let rows = planned;
     const endsIn = Int32Array.from({ length: planned.size }, (_, r) => r);
-    for (const widest of [false, true]) {
-      if (widest && rows.size <= this.limit) break;
-      const step = this.planFold(rows, events, widest);
-      for (let r = 0; r < endsIn.length; r++) endsIn[r] = step.into[endsIn[r]!]!;
-      rows = step.rows;
-      events = step.events;
+    let held: Tally | null = null;
+    if (planned.size > this.limit) {
+      // compact() on numbers and events alone: fold(false), then fold(true) when still too many
+      let events: Float64Array = new Float64Array(planned.size);
+      for (let r = 0; r < this.count; r++) events[r] = this.eventsOf(r);
+      for (let o = 0; o < from.count; o++) if (rowOfAddress[o] !== -1) events[rowOfAddress[o]!]! += from.eventsOf(o);
+      for (const widest of [false, true]) {
+        if (widest && rows.size <= this.limit) break;
+        const step = this.planFold(rows, events, widest);
+        for (let r = 0; r < endsIn.length; r++) endsIn[r] = step.into[endsIn[r]!]!;
+        rows = step.rows;
+        events = step.events;
+      }
+      // then the rows themselves, in that order, and into each the counts of the rows held that end in it
+      held = this.emptied();
+      for (let f = 0; f < rows.size; f++) this.idOfWords(rows.words, f * 4);
+      for (let r = 0; r < held.count; r++) this.mergeChain(held, r, endsIn[r]!, false, false);
+    } else {
+      for (let f = this.count; f < rows.size; f++) this.idOfWords(rows.words, f * 4); // (no compaction: the rows held stay)
     }
-    // then the rows themselves, in that order, and into each the counts of what ends in it
-    const held = this.emptied();
-    for (let f = 0; f < rows.size; f++) this.idOfWords(rows.words, f * 4);
-    for (let r = 0; r < held.count; r++) this.mergeChain(held, r, endsIn[r]!, false, false);
-    // the newest addresses first, each row's search starting at the minute the one before went
-    // into (a row that takes most of a flood holds a bucket for every minute of it)
+    // each address into the row it ends in, the newest first, each row's search starting at the
+    // minute the one before went into (a row that takes most of a flood holds a bucket for every
+    // minute of it, and the search from its newest walked them for each address)
     const at = new Int32Array(rows.size).fill(NONE);
     for (let o = from.count - 1; o >= 0; o--) {
       if (rowOfAddress[o] === -1 || from.heads[o] === NONE) continue;
@@ -519,7 +525,7 @@ export class Tally {
       const start = at[f] !== NONE && this.pool[at[f]! * STRIDE + KEY]! >= newest ? at[f]! : NONE;
       at[f] = this.mergeChain(from, o, f, false, true, start);
     }
-    this.spare = { table: held.table, heads: held.heads, pool: held.pool };
+    if (held !== null) this.spare = { table: held.table, heads: held.heads, pool: held.pool };
   }
 
   /**
@@ -588,6 +594,17 @@ export class Tally {
     [old.userPool, this.userPool] = [this.userPool, new Int32Array(64 * U_STRIDE)];
     [old.userRecords, this.userRecords] = [this.userRecords, 0];
     return old;
+  }
+
+  /**
+   * Takes `words` (the addresses of another tally, distinct, one per head) and their `heads` as
+   * this empty tally's: the table is built once at its size, not grown from empty (transfer.ts).
+   */
+  takeAddresses(words: Int32Array, heads: Int32Array<ArrayBuffer>): void {
+    if (this.count !== 0) throw new Error('tally: takeAddresses needs an empty tally');
+    if (heads.length === 0) return;
+    this.table = WordTable.of(words, heads.length);
+    this.heads = heads;
   }
 
   /** The number of the address whose words are `from[at..at+3]`, made when missing. */

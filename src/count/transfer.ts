@@ -48,8 +48,7 @@ export function tallyToParts(tally: Tally): TallyParts {
 /** The inverse of tallyToParts, on the thread that received them (trusted: they never come from a file). */
 export function tallyFromParts(parts: TallyParts, rows = false): Tally {
   const tally = rows ? Tally.ofRows() : new Tally();
-  for (let id = 0; id < parts.words.length / 4; id++) tally.idOfWords(parts.words, id * 4);
-  tally.heads.set(parts.heads);
+  tally.takeAddresses(parts.words, parts.heads);
   if (parts.poolMemory !== null) adoptPoolMemory(parts.poolMemory);
   tally.pool = parts.pool.length > 0 ? parts.pool : tally.pool;
   tally.records = parts.pool.length / STRIDE;

@@ -23,6 +23,15 @@ export class WordTable {
     this.slots = new Int32Array(2 ** Math.ceil(Math.log2(keys * 2)));
   }
 
+  /** A table of the first `count` keys of `words`, numbered in their order: they must be distinct (a table's own, from another thread). */
+  static of(words: Int32Array, count: number): WordTable {
+    const table = new WordTable(count);
+    table.words = words;
+    table.size = count;
+    for (let id = 0; id < count; id++) table.place(id);
+    return table;
+  }
+
   /** Empties it, keeping its arrays: `this`. */
   cleared(): this {
     this.size = 0;
