@@ -371,6 +371,19 @@ export function addressSortKey(address: string): string {
   return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
 }
 
+/** addressSortKey of the address whose words are `words[at..at+3]` (addressWords), from the words: no text read. */
+export function wordsSortKey(words: Int32Array, at: number): string {
+  if (words[at] === 0 && words[at + 1] === 0 && words[at + 2] === 0xffff) return `4${(words[at + 3]! >>> 0).toString(16).padStart(8, '0')}`;
+  return `6${wordsHex(words, at)}`;
+}
+
+/** The 128 bits of `words[at..at+3]` as 32 hex digits. */
+function wordsHex(words: Int32Array, at: number): string {
+  let hex = '';
+  for (let k = 0; k < 4; k++) hex += (words[at + k]! >>> 0).toString(16).padStart(8, '0');
+  return hex;
+}
+
 /** `2001:db8:1:2::77`, 64 -> `2001:db8:1:2::/64`; `192.0.2.7`, 24 -> `192.0.2.0/24`. */
 export function networkOf(address: string, bits: number): string {
   const v4 = address.includes(':') ? null : ipv4Bits(address);
@@ -591,7 +604,9 @@ export function cidrSortKey(cidr: string): string {
   let key = sortKeys.get(cidr);
   if (key === undefined) {
     const v4 = ipv4Cidr(cidr);
+    const v6 = v4 === null ? wordRange(cidr) : null; // (IPv6 as readIp reads it: from its numbers, not through ipaddr.js)
     if (v4 !== null) key = `4${v4[0].toString(16).padStart(8, '0')}${String(v4[1]).padStart(3, '0')}`;
+    else if (v6 !== null && v6.v6) key = `6${wordsHex(v6.words, 0)}${String(v6.bits).padStart(3, '0')}`;
     else {
       const [ip, bits] = parseRange(cidr);
       key = (ip.kind() === 'ipv4' ? '4' : '6') + Buffer.from(ip.toByteArray()).toString('hex') + String(bits).padStart(3, '0');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import ipaddr from 'ipaddr.js';
-import { addressSortKey, addressWords, canonicalIpv6Words, isCanonicalAddress, networkOf, normaliseAddress, parseIp, parseRange, rangesOverlap, wordRange, wordRangesOverlap, wordsText } from '../src/address.js';
+import { addressSortKey, addressWords, canonicalIpv6Words, cidrSortKey, isCanonicalAddress, networkOf, normaliseAddress, parseIp, parseRange, rangesOverlap, wordRange, wordRangesOverlap, wordsSortKey, wordsText } from '../src/address.js';
 import { mulberry32 } from './random.js';
 
 /** What normaliseAddress gave when ipaddr.js did the work: the reference for the hand-written parser. */
@@ -75,7 +75,7 @@ describe('IPv6 by hand', () => {
   });
 });
 
-describe('parseIp, parseRange and addressSortKey, built from the hand-read numbers', () => {
+describe('parseIp, parseRange, addressSortKey and cidrSortKey, built from the hand-read numbers', () => {
   /** What each gave when ipaddr.js parsed every text: the value, or the error it threw. */
   const outcome = (f: () => unknown) => {
     try {
@@ -90,9 +90,17 @@ describe('parseIp, parseRange and addressSortKey, built from the hand-read numbe
     const bytes = oldIp(a).toByteArray();
     return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
   };
+  const oldCidrKey = (c: string) => {
+    const [ip, bits] = oldRange(c);
+    return oldKey(ip.toString()) + String(bits).padStart(3, '0');
+  };
+  const words = new Int32Array(4);
   const same = (text: string) => {
     expect([text, outcome(() => parseIp(text))]).toEqual([text, outcome(() => oldIp(text))]);
     expect([text, outcome(() => addressSortKey(text))]).toEqual([text, outcome(() => oldKey(text))]);
+    // a block's sort key (IPv6: from the hand-read numbers) and a summary's (from its words)
+    if (text.includes(':')) expect([text, outcome(() => cidrSortKey(text))]).toEqual([text, outcome(() => oldCidrKey(text))]);
+    if (addressWords(text, words, 0)) expect([text, wordsSortKey(words, 0)]).toEqual([text, addressSortKey(wordsText(words, 0))]);
     const range = outcome(() => parseRange(text));
     expect([text, range]).toEqual([text, outcome(() => oldRange(text))]);
     if ('value' in range) expect(String(range.value)).toBe(String(oldRange(text)));

@@ -2,7 +2,7 @@
  * Summaries: a tally cut to a window, per address (what the policy reads), bounded by
  * --max-tracked (past it, the fewest-event addresses are added up by prefix). Pure.
  */
-import { addressSortKey, networkOf, wordsText } from '../address.js';
+import { wordsSortKey, wordsText } from '../address.js';
 import { EVENT_KINDS, FOLDED_ADDRESSES_SLOT, KIND_INDEX, SLOT_COUNT, UNNAMED_MESSAGE_REJECT_SLOT, UNNAMED_RECIPIENT_REJECT_SLOT, type EventKind } from '../read/kinds.js';
 import { Tally, BUCKET_MS, OTHER_USERS, type TimeWindow } from './tally.js';
 import { WordTable, grown } from './words.js';
@@ -123,10 +123,11 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   const out: AddressSummary[] = [];
   const alls: number[] = [];
   const keys: string[] = [];
-  const push = (summary: AddressSummary, all: number) => {
+  /** `summary`, whose address (or range's) words are `from[at..at+3]`: they give its sort key, not its text read again. */
+  const push = (summary: AddressSummary, all: number, from: Int32Array, at: number) => {
     out.push(summary);
     alls.push(all);
-    keys.push(addressSortKey(summary.address));
+    keys.push(wordsSortKey(from, at));
   };
   // past the bound, IPv6 is added up per prefix: first only each prefix's total, to know which
   // prefixes keep their own summary (a flood makes a million of them); prefixes numbered by their words
@@ -161,7 +162,7 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
       if (user === OTHER_USERS) summary.otherUserFailures = failures;
       else (summary.users ??= new Map()).set(user, { failures, logins });
     });
-    push(summary, all);
+    push(summary, all, tally.words, id * 4);
   }
   // the addresses the tally itself folded past its limit (tally.ts compact): IPv4 and the widest
   // rows only counted; an IPv6 /64 row joins its prefix as the addresses past the bound do, a /48
@@ -230,38 +231,39 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     const kept = new Groups();
     const wider = new Groups();
     const subnets = new WordTable();
-    /** Network group of the words at ipv6Subnet in `at`, made with `sample` as one of its addresses when new. */
-    const networkGroup = (at: Int32Array, sample: () => string, first: number, last: number) => {
+    /** Network group of the words at ipv6Subnet in `at`, made when new. */
+    const networkGroup = (at: Int32Array, first: number, last: number) => {
       const w = subnets.idOf(at, 0);
-      if (w === wider.size) wider.open(sample(), first, last);
+      if (w === wider.size) wider.open(subnets.words, w * 4, first, last);
       return w;
     };
     /** Adds counts to prefix `g`'s group: its own (kept) or its network's (folded), made on its first address. */
-    const addToPrefix = (g: number, sample: () => string, atSubnet: () => Int32Array, sums: Float64Array, first: number, last: number, addresses: number) => {
-      if (groupOf[g] === -1) groupOf[g] = folded[g] === 0 ? kept.open(sample(), first, last) : networkGroup(atSubnet(), sample, first, last);
+    const addToPrefix = (g: number, atSubnet: () => Int32Array, sums: Float64Array, first: number, last: number, addresses: number) => {
+      if (groupOf[g] === -1) groupOf[g] = folded[g] === 0 ? kept.open(prefixes.words, g * 4, first, last) : networkGroup(atSubnet(), first, last);
       (folded[g] === 0 ? kept : wider).add(groupOf[g]!, sums, first, last, addresses);
     };
     for (let id = 0; id < tally.count; id++) {
       const g = prefixOf![id]!;
       if (g === -1 || folded[g] === 2 || !tally.windowSumOf(id, fromKey, toKey, sums)) continue;
-      addToPrefix(g, () => tally.nameOf(id), () => tally.prefixWords(id, bound.ipv6Subnet, words), sums, tally.windowFirst, tally.windowLast, 1);
+      addToPrefix(g, () => tally.prefixWords(id, bound.ipv6Subnet, words), sums, tally.windowFirst, tally.windowLast, 1);
     }
     rows?.windowSums(fromKey, toKey, (f, sums, firstSeen, lastSeen) => {
       const g = rowGroup![f]!;
       if (g === -1 || (g >= 0 && folded[g] === 2)) return;
       const addresses = Math.max(1, sums[FOLDED_ADDRESSES_SLOT]!);
-      const sample = () => wordsText(rowWords(f, 128), 0);
-      if (g >= 0) addToPrefix(g, sample, () => rowWords(f, bound.ipv6Subnet), sums, firstSeen, lastSeen, addresses);
+      if (g >= 0) addToPrefix(g, () => rowWords(f, bound.ipv6Subnet), sums, firstSeen, lastSeen, addresses);
       // a /48 row: into its ipv6Subnet network (as wide as the row or wider)
-      else wider.add(networkGroup(rowWords(f, bound.ipv6Subnet), sample, firstSeen, lastSeen), sums, firstSeen, lastSeen, addresses);
+      else wider.add(networkGroup(rowWords(f, bound.ipv6Subnet), firstSeen, lastSeen), sums, firstSeen, lastSeen, addresses);
     });
     const one = new Float64Array(SLOT_COUNT);
+    // a range is named by its words (its prefix's, or its network's: the addresses in it with the
+    // rest zero), as networkOf would name it from one of its addresses
     const name = (groups: Groups, g: number, bits: number) => {
-      const cidr = networkOf(groups.samples[g]!, bits);
+      const address = wordsText(groups.words, g * 4);
       const sums = groups.sumsOf(g, one);
-      const summary = summaryOf(cidr.slice(0, cidr.indexOf('/')), sums, totalOf(sums), groups.first[g]!, groups.last[g]!);
-      summary.summarised = { cidr, addresses: groups.addresses[g]! };
-      push(summary, allOf(sums));
+      const summary = summaryOf(address, sums, totalOf(sums), groups.first[g]!, groups.last[g]!);
+      summary.summarised = { cidr: `${address}/${bits}`, addresses: groups.addresses[g]! };
+      push(summary, allOf(sums), groups.words, g * 4);
       summarisedRanges++;
     };
     for (let g = 0; g < kept.size; g++) name(kept, g, bound.ipv6Prefix);
@@ -276,23 +278,20 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
 const ABSENT = -1;
 const KEPT = -2;
 
-/** Ranges added up past the bound: per range its counts, first and last event, addresses, and one of them. */
+/** Ranges added up past the bound: per range its words (its addresses with the rest zero), counts, first and last event and addresses. */
 class Groups {
+  words = new Int32Array(256 * 4);
   sums = new Float64Array(256 * SLOT_COUNT);
   first = new Float64Array(256);
   last = new Float64Array(256);
   addresses = new Float64Array(256);
-  readonly samples: string[] = [];
+  size = 0;
 
-  get size(): number {
-    return this.samples.length;
-  }
-
-  /** A new range, `sample` one of its addresses; its number. */
-  open(sample: string, first: number, last: number): number {
-    const g = this.samples.length;
-    this.samples.push(sample);
+  /** A new range, its words those at `from[at..at+3]`; its number. */
+  open(from: Int32Array, at: number, first: number, last: number): number {
+    const g = this.size++;
     if (g === this.first.length) this.grow();
+    for (let k = 0; k < 4; k++) this.words[g * 4 + k] = from[at + k]!;
     this.first[g] = first;
     this.last[g] = last;
     return g;
@@ -314,6 +313,7 @@ class Groups {
 
   private grow(): void {
     const n = this.first.length * 2;
+    this.words = grown(this.words, n * 4);
     this.sums = grown(this.sums, n * SLOT_COUNT);
     this.first = grown(this.first, n);
     this.last = grown(this.last, n);
