@@ -91,7 +91,7 @@ describe('parseIp, parseRange, addressSortKey and cidrSortKey, built from the ha
     return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
   };
   const oldCidrKey = (c: string) => {
-    const [ip, bits] = oldRange(c);
+    const [ip, bits] = oldRange(c) as [{ toString(): string }, number];
     return oldKey(ip.toString()) + String(bits).padStart(3, '0');
   };
   const words = new Int32Array(4);
