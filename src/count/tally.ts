@@ -483,7 +483,7 @@ export class Tally {
    */
   addFolded(from: Tally, folded: (o: number) => boolean): void {
     // the rows they go into, numbered as copyFrom numbers them: those held first
-    const planned = new WordTable(this.count + from.count);
+    const planned = new WordTable(this.count + 64); // (grown as needed: most floods fold into a few rows)
     for (let r = 0; r < this.count; r++) planned.idOf(this.words, r * 4);
     const rowOfAddress = new Int32Array(from.count).fill(-1);
     for (let o = 0; o < from.count; o++) if (folded(o) && rowOf(from, o, ROUTED)) rowOfAddress[o] = planned.idOf(ROUTED, 0);
