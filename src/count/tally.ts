@@ -34,6 +34,8 @@ const ROUTED = new Int32Array(4);
 /** Per slot, one bucket's counts on each side of maxAll. */
 const THEIR_COUNTS = new Float64Array(SLOT_COUNT);
 const MY_COUNTS = new Float64Array(SLOT_COUNT);
+/** What totalsOf found: events, counted events, logins, accepted mail. */
+const TOTALS = new Float64Array(4);
 
 /** The address space a tally's pool sets aside to grow in place (1 GiB: 38 million buckets); only what it uses is memory. */
 const POOL_MAX_BYTES = 1 << 30;
@@ -426,31 +428,13 @@ export class Tally {
     let countedSlots = 0; // a bit per slot
     for (const kind of tallyBound.counted) countedSlots |= 1 << KIND_INDEX[kind];
     for (let id = 0; id < n; id++) {
-      // its events (of every kind, of the counted kinds), logins and accepted mail, pair by pair
-      let events = 0;
-      let counted = 0;
-      let logins = 0;
-      let accepted = 0;
-      for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) {
-        pairs: for (let m = r; m !== NONE; m = pool[m * STRIDE + MORE]! - 1) {
-          for (let p = m * STRIDE + PAIR0; p <= m * STRIDE + PAIR1; p++) {
-            const v = pool[p]!;
-            if (v === 0) break pairs;
-            const slot = (v >>> COUNT_BITS) - 1;
-            const count = v & COUNT_MAX;
-            if (slot < EVENT_KINDS.length) events += count;
-            if ((countedSlots >>> slot) & 1) counted += count;
-            if (slot === SASL_SUCCESS) logins += count;
-            else if (slot === ACCEPTED) accepted += count;
-          }
-        }
-      }
+      this.totalsOf(id, countedSlots);
       if (this.rows) {
-        keys[id] = rowKey(words, id, events, n);
+        keys[id] = rowKey(words, id, TOTALS[0]!, n);
         continue;
       }
       const age = Math.floor((id / n) * 2 ** 20); // among equals, the newest first
-      const tier = logins > 0 ? 3 : counted >= offender ? 2 : accepted > 0 ? 1 : 0;
+      const tier = TOTALS[2]! > 0 ? 3 : TOTALS[1]! >= offender ? 2 : TOTALS[3]! > 0 ? 1 : 0; // logins, offenders, accepted mail
       const head = this.heads[id]!;
       const minute = head === NONE ? 0 : Math.max(0, pool[head * STRIDE + KEY]!); // its newest minute (2^26 minutes: to the year 2097)
       keys[id] = tier * 2 ** 46 + Math.min(minute, 2 ** 26 - 1) * 2 ** 20 + age;
@@ -554,18 +538,38 @@ export class Tally {
 
   /** The events of address (or row) `id`, of every kind, as fold ranks rows. */
   private eventsOf(id: number): number {
+    this.totalsOf(id, 0);
+    return TOTALS[0]!;
+  }
+
+  /**
+   * The totals of address (or row) `id` that fold ranks by, pair by pair, in TOTALS: its events
+   * of every kind, of the kinds in `countedSlots` (a bit per slot), its logins and accepted mail.
+   */
+  private totalsOf(id: number, countedSlots: number): void {
     const pool = this.pool;
     let events = 0;
+    let counted = 0;
+    let logins = 0;
+    let accepted = 0;
     for (let r = this.heads[id]!; r !== NONE; r = pool[r * STRIDE + NEXT]!) {
       pairs: for (let m = r; m !== NONE; m = pool[m * STRIDE + MORE]! - 1) {
         for (let p = m * STRIDE + PAIR0; p <= m * STRIDE + PAIR1; p++) {
           const v = pool[p]!;
           if (v === 0) break pairs;
-          if ((v >>> COUNT_BITS) - 1 < EVENT_KINDS.length) events += v & COUNT_MAX;
+          const slot = (v >>> COUNT_BITS) - 1;
+          const count = v & COUNT_MAX;
+          if (slot < EVENT_KINDS.length) events += count;
+          if ((countedSlots >>> slot) & 1) counted += count;
+          if (slot === SASL_SUCCESS) logins += count;
+          else if (slot === ACCEPTED) accepted += count;
         }
       }
     }
-    return events;
+    TOTALS[0] = events;
+    TOTALS[1] = counted;
+    TOTALS[2] = logins;
+    TOTALS[3] = accepted;
   }
 
   /**
