@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import ipaddr from 'ipaddr.js';
 import { addressSortKey, addressWords, canonicalIpv6Words, cidrSortKey, isCanonicalAddress, networkOf, normaliseAddress, parseIp, parseRange, rangesOverlap, wordRange, wordRangesOverlap, wordsSortKey, wordsText } from '../src/address.js';
 import { mulberry32 } from './random.js';
+import { Tally } from '../src/count/tally.js';
+
+const prefix = new Int32Array(4);
 
 /** What normaliseAddress gave when ipaddr.js did the work: the reference for the hand-written parser. */
 function reference(raw: string): string | null {
@@ -68,8 +71,12 @@ describe('IPv6 by hand', () => {
       sameForm(text);
       const canonical = reference(text);
       if (canonical === null || !canonical.includes(':')) continue;
-      for (const bits of [0, 16, 48, 56, 64, 127, 128]) {
+      const tally = new Tally();
+      tally.add({ kind: 'reject', address: canonical, time: 0 });
+      for (const bits of [0, 16, 48, 56, 64, 80, 127, 128]) {
         expect(networkOf(canonical, bits)).toBe(`${ipaddr.IPv6.networkAddressFromCIDR(`${canonical}/${bits}`).toRFC5952String()}/${bits}`);
+        // what summarise names a range by: the words of one of its addresses, the rest zero
+        expect(`${wordsText(tally.prefixWords(0, bits, prefix), 0)}/${bits}`).toBe(networkOf(canonical, bits));
       }
     }
   });

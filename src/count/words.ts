@@ -16,17 +16,19 @@ export class WordTable {
   private slots: Int32Array;
   size = 0;
 
-  /** @param capacity keys it holds before it first grows */
-  constructor(capacity = 64) {
+  /**
+   * @param capacity keys it holds before it first grows
+   * @param words its keys' array, taken as it is (WordTable.of), else a new one for `capacity`
+   */
+  constructor(capacity = 64, words: Int32Array | null = null) {
     const keys = Math.max(64, capacity);
-    this.words = new Int32Array(keys * 4);
+    this.words = words ?? new Int32Array(keys * 4);
     this.slots = new Int32Array(2 ** Math.ceil(Math.log2(keys * 2)));
   }
 
   /** A table of the first `count` keys of `words`, numbered in their order: they must be distinct (a table's own, from another thread). */
   static of(words: Int32Array, count: number): WordTable {
-    const table = new WordTable(count);
-    table.words = words;
+    const table = new WordTable(count, words);
     table.size = count;
     for (let id = 0; id < count; id++) table.place(id);
     return table;
