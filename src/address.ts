@@ -361,7 +361,7 @@ const readsAsIpv6 = (text: string): boolean => !text.includes('.') && readIpv6(t
 export function addressSortKey(address: string): string {
   if (!address.includes(':')) {
     const v4 = ipv4Bits(address);
-    if (v4 !== null) return `4${v4.toString(16).padStart(8, '0')}`;
+    if (v4 !== null) return `4${hex32(v4)}`;
   } else if (readsAsIpv6(address)) {
     let key = '6';
     for (let k = 0; k < 8; k++) key += GROUPS[k]!.toString(16).padStart(4, '0');
@@ -373,15 +373,20 @@ export function addressSortKey(address: string): string {
 
 /** addressSortKey of the address whose words are `words[at..at+3]` (addressWords), from the words: no text read. */
 export function wordsSortKey(words: Int32Array, at: number): string {
-  if (words[at] === 0 && words[at + 1] === 0 && words[at + 2] === 0xffff) return `4${(words[at + 3]! >>> 0).toString(16).padStart(8, '0')}`;
+  if (words[at] === 0 && words[at + 1] === 0 && words[at + 2] === 0xffff) return `4${hex32(words[at + 3]!)}`;
   return `6${wordsHex(words, at)}`;
 }
 
 /** The 128 bits of `words[at..at+3]` as 32 hex digits. */
 function wordsHex(words: Int32Array, at: number): string {
   let hex = '';
-  for (let k = 0; k < 4; k++) hex += (words[at + k]! >>> 0).toString(16).padStart(8, '0');
+  for (let k = 0; k < 4; k++) hex += hex32(words[at + k]!);
   return hex;
+}
+
+/** 32 bits (a word, signed or not) as 8 hex digits: the parts of every sort key here. */
+function hex32(word: number): string {
+  return (word >>> 0).toString(16).padStart(8, '0');
 }
 
 /** `2001:db8:1:2::77`, 64 -> `2001:db8:1:2::/64`; `192.0.2.7`, 24 -> `192.0.2.0/24`. */
@@ -605,7 +610,7 @@ export function cidrSortKey(cidr: string): string {
   if (key === undefined) {
     const v4 = ipv4Cidr(cidr);
     const v6 = v4 === null ? wordRange(cidr) : null; // (IPv6 as readIp reads it: from its numbers, not through ipaddr.js)
-    if (v4 !== null) key = `4${v4[0].toString(16).padStart(8, '0')}${String(v4[1]).padStart(3, '0')}`;
+    if (v4 !== null) key = `4${hex32(v4[0])}${String(v4[1]).padStart(3, '0')}`;
     else if (v6 !== null && v6.v6) key = `6${wordsHex(v6.words, 0)}${String(v6.bits).padStart(3, '0')}`;
     else {
       const [ip, bits] = parseRange(cidr);

@@ -322,8 +322,8 @@ export class Tally {
   /**
    * Adds the buckets of address `o` of `other` to those of `id` here (as copyFrom does, which
    * see); `fold`: `o` is an address added up into row `id`, counted once in its newest minute.
-   * `start`: a bucket of `id` no older than their newest (where the search starts), or NONE (its
-   * newest). Returns the bucket their newest went into (NONE: they have none).
+   * `start`: a bucket of `id` where the search may start (bucket's `after`), or NONE. Returns the
+   * bucket their newest went into (NONE: they have none).
    */
   private mergeChain(other: Tally, o: number, id: number, max: boolean, fold: boolean, start = NONE): number {
     if (this.heads[id] === NONE && !max) {
@@ -337,7 +337,7 @@ export class Tally {
     let cursor = start; // their chain runs newest first: each of their buckets lies after the one before
     for (let r = other.heads[o]!; r !== NONE; r = theirs[r * STRIDE + NEXT]!) {
       const from = r * STRIDE;
-      const mine = cursor !== NONE && this.pool[cursor * STRIDE + KEY] === theirs[from + KEY] ? this.widened(cursor, theirs[from + FIRST]!, theirs[from + LAST]!) : this.bucket(id, theirs[from + KEY]!, theirs[from + FIRST]!, theirs[from + LAST]!, cursor);
+      const mine = this.bucket(id, theirs[from + KEY]!, theirs[from + FIRST]!, theirs[from + LAST]!, cursor);
       if (newest === NONE) {
         newest = mine;
         if (fold) this.addToSlot(mine, FOLDED_ADDRESSES_SLOT, 1);
@@ -505,9 +505,7 @@ export class Tally {
     for (let o = from.count - 1; o >= 0; o--) {
       if (rowOfAddress[o] === -1 || from.heads[o] === NONE) continue;
       const f = endsIn[rowOfAddress[o]!]!;
-      const newest = from.pool[from.heads[o]! * STRIDE + KEY]!;
-      const start = at[f] !== NONE && this.pool[at[f]! * STRIDE + KEY]! >= newest ? at[f]! : NONE;
-      at[f] = this.mergeChain(from, o, f, false, true, start);
+      at[f] = this.mergeChain(from, o, f, false, true, at[f]!);
     }
     if (held !== null) this.spare = { table: held.table, heads: held.heads, pool: held.pool };
   }
@@ -624,11 +622,16 @@ export class Tally {
 
   /**
    * The record of minute `key` of address `id`, made when missing; `first` and `last` (ms
-   * into the minute) widen its span. `after`: a record of this address known to be newer
-   * than `key` (where the search starts), or NONE (from the head).
+   * into the minute) widen its span. `after`: a record of this address where the search may
+   * start (it is the one when it holds `key`; from the head when it is older), or NONE.
    */
   private bucket(id: number, key: number, first: number, last: number, after: number): number {
     const pool = this.pool;
+    if (after !== NONE) {
+      const at = pool[after * STRIDE + KEY]!;
+      if (at === key) return this.widened(after, first, last);
+      if (at < key) after = NONE;
+    }
     let previous = after;
     let r = after === NONE ? this.heads[id]! : pool[after * STRIDE + NEXT]!;
     while (r !== NONE && pool[r * STRIDE + KEY]! > key) {
