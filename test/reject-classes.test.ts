@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LineParser } from '../src/read/parse.js';
+import { mulberry32 } from './random.js';
 import { classifyReject, classifyRejectBytes } from '../src/read/reject-classes.js';
 
 interface Row {
@@ -110,6 +111,38 @@ describe('reject classes (Postfix 3.7 smtpd_check.c texts)', () => {
         expect([before, reply, classifyRejectBytes(bytes, before.length, bytes.length)]).toEqual([before, reply, classifyReject(reply)]);
       }
     }
+  });
+
+  it('classifies random replies as reading every `>: ` the plain way does', () => {
+    // the classifier as first written: every `>: ` found by a search from the one before, each reason checked in full
+    const CLIENT_CLASSES = ['Client host rejected: ', 'Unverified Client host rejected: ', 'Client certificate rejected: ', 'Helo command rejected: '];
+    const PIPELINING = ' rejected: Improper use of SMTP command pipelining';
+    const plain = (reply: string): string => {
+      const dsn = /^\d\.\d{1,3}\.\d{1,3} /.exec(reply)?.[0].length ?? 0;
+      const text = reply.slice(dsn);
+      if (!text.startsWith('<')) return ['Client host rejected: ', 'Service unavailable; Client host [', 'Service unavailable; Unverified Client host [', 'Service unavailable; Helo command ['].some((p) => text.startsWith(p)) ? 'client' : 'message';
+      let found = false;
+      for (let split = text.indexOf('>: '); split !== -1; split = text.indexOf('>: ', split + 1)) {
+        const reason = text.slice(split + 3);
+        const rejected = reason.slice(0, 120).indexOf(' rejected: ');
+        const pipelining = rejected > 0 && rejected <= 40 && reason.startsWith(PIPELINING, rejected) && [undefined, ';'].includes(reason[rejected + PIPELINING.length]);
+        if (!CLIENT_CLASSES.some((p) => reason.startsWith(p)) && !pipelining) return 'message';
+        found = true;
+      }
+      return found ? 'client' : 'message';
+    };
+    const parts = ['<', '>', '>: ', '>:', ': ', ' ', ';', 'x', '@example.org', '5.7.1 ', 'Client host rejected: ', 'Helo command rejected: ', 'Client certificate rejected: ', 'Unverified Client host rejected: ', 'Client host rejected:', 'Recipient address rejected: ', 'Data command rejected: Improper use of SMTP command pipelining', ' rejected: Improper use of SMTP command pipelining', 'Service unavailable; Client host [', '; from=<', '> to=<'];
+    const random = mulberry32(23);
+    let client = 0;
+    for (let n = 0; n < 20_000; n++) {
+      const pieces = Array.from({ length: 1 + Math.floor(random() * 12) }, () => parts[Math.floor(random() * parts.length)]!);
+      if (random() < 0.7) pieces.unshift(random() < 0.5 ? '5.7.1 <' : '<');
+      const reply = pieces.join('');
+      const expected = plain(reply);
+      if (expected === 'client') client++;
+      expect([reply, classifyReject(reply)]).toEqual([reply, expected]);
+    }
+    expect(client).toBeGreaterThan(500); // both answers were asked for
   });
 
   it.each([
