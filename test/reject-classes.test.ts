@@ -146,6 +146,25 @@ describe('reject classes (Postfix 3.7 smtpd_check.c texts)', () => {
   });
 
   it.each([
+    ['<a>: Client host rejected: >: x', 'message'], // a `>: ` right after a client prefix is read
+    ['<a>: Client host rejected: >: Helo command rejected: y', 'client'],
+    ['<a>: x>: Data command rejected: Improper use of SMTP command pipelining', 'client'], // pipelining under any class name of up to 40 characters
+    ['<a>: Client host rejected: x>: Recipient address rejected: y', 'message'],
+    ['<a>: Data command rejected: Improper use of SMTP command pipelining>: Recipient address rejected: y', 'message'],
+    ['<a>: Data command rejected: Improper use of SMTP command pipelining; >: Client host rejected: y', 'client'],
+    ['<a>: Client host rejected: x>:', 'client'], // a `>:` at the end, its space past it (in a longer buffer)
+    ['1.2.3 <a>: Client host rejected: x', 'client'],
+    ['5.1234.1 <a>: Client host rejected: x', 'message'],
+  ])('classifies %j as %s, alone and inside a longer buffer', (reply, expected) => {
+    expect(classifyReject(reply)).toBe(expected);
+    // as the scanner asks: the reply between other bytes (a `>: ` just past its end must not count)
+    for (const [before, after] of [['x>: ', '>: Recipient address rejected: z'], ['<', '>: '], ['', '>'], ['Client host rejected: ', ''], ['', ' Recipient address rejected: z']]) {
+      const bytes = Buffer.from(before + reply + after, 'latin1');
+      expect([before, after, classifyRejectBytes(bytes, before.length, before.length + reply.length)]).toEqual([before, after, expected]);
+    }
+  });
+
+  it.each([
     ['a reason text no table knows', '550 5.7.1 <x@example.org>: Something new rejected: whatever', 'messageReject'],
     ['no quoted part, unknown text', '554 5.7.1 We do not like you', 'messageReject'],
     ['a quoted part that never closes', '554 5.7.1 <x@example.org Client host rejected: x', 'messageReject'],

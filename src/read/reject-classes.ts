@@ -22,6 +22,8 @@ export type RejectClass = 'client' | 'message';
 
 /** `CLASS rejected: ` prefixes of client-level rejects (after the quoted part). */
 const CLIENT_CLASSES: readonly Uint8Array[] = ['Client host rejected: ', 'Unverified Client host rejected: ', 'Client certificate rejected: ', 'Helo command rejected: '].map(latin1Bytes);
+/** How many bytes of each prefix hold no `>` (all of them): a `>: ` can start only after those. */
+const CLIENT_CLASS_PLAIN = CLIENT_CLASSES.map((prefix) => (prefix.includes(0x3e) ? prefix.indexOf(0x3e) : prefix.length));
 
 /** Client-level texts with no quoted part first. */
 const CLIENT_TEXTS: readonly Uint8Array[] = [
@@ -37,10 +39,10 @@ const PIPELINING = latin1Bytes(' rejected: Improper use of SMTP command pipelini
 
 /**
  * Whether the reason starting at `b[from]` is about the client (read from its first 120
- * characters): -1 when it is not, else how many of its bytes are a known prefix (they hold no `>`).
+ * characters): -1 when it is not, else how many of its first bytes are known to hold no `>`.
  */
 function clientReason(b: Uint8Array, from: number, end: number): number {
-  for (const prefix of CLIENT_CLASSES) if (bytesAt(b, from, end, prefix)) return prefix.length;
+  for (let k = 0; k < CLIENT_CLASSES.length; k++) if (bytesAt(b, from, end, CLIENT_CLASSES[k]!)) return CLIENT_CLASS_PLAIN[k]!;
   const rejected = indexOfBytes(b, from, Math.min(end, from + 120), REJECTED) - from;
   if (rejected <= 0 || rejected > 40 || !bytesAt(b, from + rejected, end, PIPELINING)) return -1;
   const after = from + rejected + PIPELINING.length;
