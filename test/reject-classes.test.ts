@@ -158,7 +158,8 @@ describe('reject classes (Postfix 3.7 smtpd_check.c texts)', () => {
   ])('classifies %j as %s, alone and inside a longer buffer', (reply, expected) => {
     expect(classifyReject(reply)).toBe(expected);
     // as the scanner asks: the reply between other bytes (a `>: ` just past its end must not count)
-    for (const [before, after] of [['x>: ', '>: Recipient address rejected: z'], ['<', '>: '], ['', '>'], ['Client host rejected: ', ''], ['', ' Recipient address rejected: z']]) {
+    const around: Array<[string, string]> = [['x>: ', '>: Recipient address rejected: z'], ['<', '>: '], ['', '>'], ['Client host rejected: ', ''], ['', ' Recipient address rejected: z']];
+    for (const [before, after] of around) {
       const bytes = Buffer.from(before + reply + after, 'latin1');
       expect([before, after, classifyRejectBytes(bytes, before.length, before.length + reply.length)]).toEqual([before, after, expected]);
     }
