@@ -15,6 +15,12 @@ export function bytesAt(b: Uint8Array, at: number, end: number, pattern: Uint8Ar
 /** Where `pattern` first starts in `b[from..end)`, or -1. */
 export function indexOfBytes(b: Uint8Array, from: number, end: number, pattern: Uint8Array): number {
   const first = pattern[0]!;
-  for (let i = from; i + pattern.length <= end; i++) if (b[i] === first && bytesAt(b, i, end, pattern)) return i;
+  const last = end - pattern.length;
+  for (let i = from; i <= last; i++) {
+    if (b[i] !== first) continue;
+    let k = 1;
+    while (k < pattern.length && b[i + k] === pattern[k]) k++;
+    if (k === pattern.length) return i;
+  }
   return -1;
 }

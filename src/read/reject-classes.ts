@@ -36,6 +36,7 @@ const CLIENT_TEXTS: readonly Uint8Array[] = [
 const REJECTED = latin1Bytes(' rejected: ');
 /** reject_unauth_pipelining, under whatever restriction list it sits in: the client did not wait (then `;` or the end). */
 const PIPELINING = latin1Bytes(' rejected: Improper use of SMTP command pipelining');
+const SPLIT = latin1Bytes('>: ');
 
 /**
  * Whether the reason starting at `b[from]` is about the client (read from its first 120
@@ -47,12 +48,6 @@ function clientReason(b: Uint8Array, from: number, end: number): number {
   if (rejected <= 0 || rejected > 40 || !bytesAt(b, from + rejected, end, PIPELINING)) return -1;
   const after = from + rejected + PIPELINING.length;
   return after === end || b[after] === 0x3b /* ; */ ? 0 : -1;
-}
-
-/** Where the next `>: ` starts in `b[from..end)`, or -1 (indexOfBytes written out: every reject's whole reply is searched). */
-function nextSplit(b: Uint8Array, from: number, end: number): number {
-  for (let i = from; i + 2 < end; i++) if (b[i] === 0x3e && b[i + 1] === 0x3a && b[i + 2] === 0x20) return i;
-  return -1;
 }
 
 /** The length of the enhanced status code `D.DDD.DDD ` that starts `b[from..end)`, or 0. */
@@ -82,12 +77,12 @@ export function classifyRejectBytes(b: Uint8Array, from: number, end: number): R
     return 'message';
   }
   let found = false;
-  for (let split = nextSplit(b, at, end); split !== -1; ) {
-    const known = clientReason(b, split + 3, end);
+  for (let split = indexOfBytes(b, at, end, SPLIT); split !== -1; ) {
+    const known = clientReason(b, split + SPLIT.length, end);
     if (known === -1) return 'message';
     found = true;
     // the next `>: ` starts after this one and after the prefix just read
-    split = nextSplit(b, split + 3 + known, end);
+    split = indexOfBytes(b, split + SPLIT.length + known, end, SPLIT);
   }
   return found ? 'client' : 'message';
 }
