@@ -43,6 +43,16 @@ export interface Bound {
   ipv6Subnet: number;
 }
 
+/** The addresses past --max-tracked, as a run reports them: not listed one by one (`Bounded` has the same numbers). */
+export interface Summarised {
+  /** Addresses past the bound (a row's addresses as it counts them: see tally.ts). */
+  addresses: number;
+  /** Their events of the counted kinds. */
+  events: number;
+  /** The IPv6 ranges they were added up into (each one summary). */
+  ranges: number;
+}
+
 export interface Bounded {
   summaries: AddressSummary[];
   /** Addresses past the bound: not summarised one by one (0: the bound was not reached). */

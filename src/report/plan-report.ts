@@ -5,6 +5,7 @@
 import type { Block, Decision, Spared } from '../decide/policy.js';
 import { ordinal } from '../decide/bans.js';
 import type { Plan } from '../write/plan.js';
+import type { Summarised } from '../count/summary.js';
 
 /** Blocks named in the summary line; the rest are counted. */
 export const SUMMARY_NAMED = 10;
@@ -38,7 +39,7 @@ export function summaryLine(plan: Plan): string {
 }
 
 /** `, 812345 addresses past --max-tracked only counted (12 IPv6 ranges added up)`: said in the cron line while a flood lasts. */
-export function trackedClause(summarised: { addresses: number; ranges: number }): string {
+export function trackedClause(summarised: Pick<Summarised, 'addresses' | 'ranges'>): string {
   if (summarised.addresses === 0) return '';
   const ranges = summarised.ranges === 0 ? '' : ` (IPv6 added up into ${summarised.ranges} range${summarised.ranges === 1 ? '' : 's'})`;
   return `, ${summarised.addresses} address${summarised.addresses === 1 ? '' : 'es'} past --max-tracked not counted one by one${ranges}`;
@@ -89,9 +90,10 @@ export function describeSpared(s: Spared): string {
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
 
 /** The dry-run report: blocks with reasons, a unified diff per file, the commands. */
-export async function renderPlanText(plan: Plan): Promise<string> {
+/** `summarised`: the addresses past --max-tracked (said as the cron line says them). */
+export async function renderPlanText(plan: Plan, summarised: Summarised): Promise<string> {
   const { createTwoFilesPatch } = await import('diff');
-  const lines = [`smtpguard run --dry-run: ${summaryLine(plan)}`, '', ...renderDecision(plan.decision)];
+  const lines = [`smtpguard run --dry-run: ${summaryLine(plan)}${trackedClause(summarised)}`, '', ...renderDecision(plan.decision)];
   for (const note of plan.notes) lines.push(`Note: ${note}`);
   lines.push('');
   if (plan.changes.length === 0) lines.push('No file would change.');
@@ -105,7 +107,8 @@ export async function renderPlanText(plan: Plan): Promise<string> {
   return lines.join('\n') + '\n';
 }
 
-export async function planJson(plan: Plan): Promise<object> {
+/** `summarised`: the addresses past --max-tracked, as scan --json gives them. */
+export async function planJson(plan: Plan, summarised: Summarised): Promise<object> {
   const { createTwoFilesPatch } = await import('diff');
   return {
     summary: plan.summary,
@@ -122,6 +125,7 @@ export async function planJson(plan: Plan): Promise<object> {
     })),
     commands: plan.commands,
     notes: plan.notes,
+    summarised: { ...summarised },
   };
 }
 

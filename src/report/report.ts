@@ -6,15 +6,18 @@ import { formatWindow } from '../duration.js';
 import type { EventKind } from '../read/kinds.js';
 import type { Block, Decision, Ignored, Spared } from '../decide/policy.js';
 import { renderDecision } from './plan-report.js';
-import type { AddressSummary } from '../count/summary.js';
+import type { AddressSummary, Summarised } from '../count/summary.js';
 
 export interface ScanResult {
   /** The window: its end (`now`) and length in ms (Infinity for all). */
   now: Date;
   windowMs: number;
   countedKinds: readonly EventKind[];
-  /** Every address with events in the window, worst first. */
+  /** Every address with events in the window, worst first (past --max-tracked, ranges added up: `summarised`). */
   summaries: readonly AddressSummary[];
+  /** The addresses past --max-tracked, not listed one by one (a flood), and the setting. */
+  summarised: Summarised;
+  maxTracked: number;
   /** What `run` would block with the same settings. */
   decision: Decision;
   sources: readonly SourceReport[];
@@ -28,6 +31,8 @@ export interface ScanJson {
     total: number;
     firstSeen: string;
     lastSeen: string;
+    /** Past --max-tracked: not one address but the IPv6 addresses of `cidr` added up (`address` is its network address). */
+    summarised?: { cidr: string; addresses: number };
   }>;
   blocks: Block[];
   spared: Spared[];
@@ -35,6 +40,8 @@ export interface ScanJson {
   sources: SourceReport[];
   window: { from: string | null; to: string; length: string };
   countedKinds: EventKind[];
+  /** The addresses past --max-tracked, not listed one by one: how many, their counted events, the IPv6 ranges in `addresses` they were added up into. */
+  summarised: Summarised;
 }
 
 /** `addresses` holds every address with at least one event of a counted kind in the window. */
@@ -58,6 +65,7 @@ export function buildScanJson(result: ScanResult): ScanJson {
       length: formatWindow(result.windowMs),
     },
     countedKinds: [...result.countedKinds],
+    summarised: { ...result.summarised },
   };
 }
 
@@ -69,16 +77,23 @@ export function renderScanTable(result: ScanResult, top: number): string {
   const counted = result.countedKinds.join(' + ');
   const span = result.windowMs === Infinity ? 'in all logs read' : `in the last ${formatWindow(result.windowMs)}`;
   const lines: string[] = [];
+  // past --max-tracked (a flood), the rest of the addresses are said, not left out of the count
+  const past = pastMaxTracked(result);
   if (rows.length === 0) {
     lines.push(`No offenders ${span} (counting ${counted}).`);
+    if (past !== null) lines.push(past);
   } else {
-    const events = rows.reduce((sum, r) => sum + r.total, 0);
-    lines.push(`${plural(rows.length, 'address', 'addresses')} with ${plural(events, 'event')} ${span} (counting ${counted}):`, '');
+    // the ranges added up past --max-tracked are rows too, but not addresses: counted in `past`
+    const addresses = rows.filter((r) => r.summarised === undefined);
+    const events = addresses.reduce((sum, r) => sum + r.total, 0);
+    lines.push(`${plural(addresses.length, 'address', 'addresses')} with ${plural(events, 'event')} ${span} (counting ${counted})${past === null ? ':' : '.'}`);
+    if (past !== null) lines.push(past);
+    lines.push('');
     const shown = top > 0 ? rows.slice(0, top) : rows;
     const table = [
       ['ADDRESS', 'SASL FAIL', 'REJECT', 'OTHER', 'LOGINS', 'TOTAL', 'FIRST SEEN', 'LAST SEEN'],
       ...shown.map((r) => [
-        r.address,
+        r.summarised?.cidr ?? r.address,
         String(r.events.saslFailure),
         String(rejects(r)),
         String(otherEvents(r)),
@@ -95,6 +110,19 @@ export function renderScanTable(result: ScanResult, top: number): string {
   for (const l of renderDecision(result.decision)) lines.push(l.startsWith('Blocks') ? `smtpguard run would apply: ${l}` : l);
   lines.push('', describeRead(result));
   return lines.join('\n') + '\n';
+}
+
+/**
+ * `Past --max-tracked 20000: 980,005 more addresses with 1,460,789 events, not counted one by
+ * one: ...`: what a flood's addresses past the bound add up to, in the words of the cron line
+ * (trackedClause); null: none.
+ */
+function pastMaxTracked(result: ScanResult): string | null {
+  const { addresses, events, ranges } = result.summarised;
+  if (addresses === 0) return null;
+  const more = `Past --max-tracked ${result.maxTracked}: ${plural(addresses, 'more address', 'more addresses')} with ${plural(events, 'event')}`;
+  if (ranges === 0) return `${more}, only counted (not one by one). A flood of addresses.`;
+  return `${more}, not counted one by one: the IPv6 ones added up into ${plural(ranges, 'range')} (listed by CIDR), the rest only counted. A flood of addresses; --json has each range's address count.`;
 }
 
 /** REJECT: every 5xx reject, about the client or about the message (`reject`, `recipientReject`, `messageReject`). */

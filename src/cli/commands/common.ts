@@ -8,7 +8,7 @@ import { findLogSources } from '../../read/sources.js';
 import type { Warn } from '../../warn.js';
 import type { ProgressHook } from '../../progress.js';
 import { findNeverBlock } from '../system.js';
-import { summariseBounded, type AddressSummary } from '../../count/summary.js';
+import { summariseBounded, type AddressSummary, type Summarised } from '../../count/summary.js';
 import type { TimeWindow } from '../../count/tally.js';
 
 export interface Io {
@@ -28,7 +28,7 @@ export interface Scanned {
   /** Loopback, this host, mynetworks, ALLOW: never blocked, not even by the fleet's decisions. */
   neverBlock: NamedRange[];
   /** Addresses past --max-tracked (not listed one by one), their counted events, the IPv6 ranges they were added up into. */
-  summarised: { addresses: number; events: number; ranges: number };
+  summarised: Summarised;
 }
 
 export interface ScanOptions {
@@ -58,7 +58,7 @@ export async function scanAndDecide(settings: Settings, now: Date, defaultLogs: 
     ipv6Subnet: settings.ipv6Subnet,
   });
   const summaries = bounded.summaries;
-  const summarised = { addresses: bounded.summarised, events: bounded.summarisedEvents, ranges: bounded.summarisedRanges };
+  const summarised: Summarised = { addresses: bounded.summarised, events: bounded.summarisedEvents, ranges: bounded.summarisedRanges };
   const neverBlock = await neverBlocking;
   const decision = decideBlocks(summaries, {
     threshold: settings.threshold,

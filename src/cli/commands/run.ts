@@ -79,10 +79,10 @@ async function runAndReport(settings: Settings, options: RunOptions, io: Io, wat
   const { plan, summarised, fleet } = await runLocked(settings, { ...options, share: true }, io, () => readOverrides(settings.stateDir), watchdog, stage);
   io.progress?.stop(); // the line goes before the result
   if (options.dryRun) {
-    if (options.json) await writeJson(await planJson(plan), io.stdout);
-    else io.stdout.write(await renderPlanText(plan));
+    if (options.json) await writeJson(await planJson(plan, summarised), io.stdout);
+    else io.stdout.write(await renderPlanText(plan, summarised));
   } else if (plan.changes.length > 0 && !plan.quiet) {
-    if (options.json) await writeJson(await planJson(plan), io.stdout);
+    if (options.json) await writeJson(await planJson(plan, summarised), io.stdout);
     else io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}\n`);
   } else if (options.verbose || plan.summary.leftOut > 0 || summarised.addresses > 0) {
     // offenders left unblocked, or a flood past --max-tracked, are news every time while they last

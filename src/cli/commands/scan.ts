@@ -27,6 +27,8 @@ export async function scanCommand(settings: Settings, options: ScanOptions, io: 
     windowMs: settings.window,
     countedKinds: settings.kinds,
     summaries,
+    summarised: scanned.summarised,
+    maxTracked: settings.maxTracked,
     decision,
     sources: collected.sources,
     elapsedMs: collected.elapsedMs,

@@ -52,9 +52,9 @@ function untilOf(text: string | null, now: Date): { given: boolean; until: strin
 
 async function report(io: Io, options: VerbOptions, what: string, result: RunResult, extra: object = {}, preface: string[] = []): Promise<void> {
   if (options.json) {
-    io.stdout.write(`${JSON.stringify({ done: !options.dryRun, what, ...extra, plan: await planJson(result.plan) }, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ done: !options.dryRun, what, ...extra, plan: await planJson(result.plan, result.summarised) }, null, 2)}\n`);
   } else if (options.dryRun) {
-    io.stdout.write([`smtpguard --dry-run: would ${what}`, ...preface, ''].join('\n') + (await renderPlanText(result.plan)));
+    io.stdout.write([`smtpguard --dry-run: would ${what}`, ...preface, ''].join('\n') + (await renderPlanText(result.plan, result.summarised)));
   } else {
     io.stdout.write(`${what}; ${summaryLine(result.plan)}${result.plan.changes.length === 0 ? ', no file changed' : ''}\n`);
   }
@@ -94,7 +94,7 @@ export async function unblockCommand(settings: Settings, options: VerbOptions & 
     });
     const made = entry as Override | null;
     if (made === null) {
-      if (options.json) io.stdout.write(`${JSON.stringify({ done: false, what: `${cidr} is not blocked`, plan: await planJson(result.plan) }, null, 2)}\n`);
+      if (options.json) io.stdout.write(`${JSON.stringify({ done: false, what: `${cidr} is not blocked`, plan: await planJson(result.plan, result.summarised) }, null, 2)}\n`);
       else io.stdout.write(`${cidr} is not blocked: nothing to unblock (--for DURATION keeps it from being blocked anyway)\n`);
       return;
     }

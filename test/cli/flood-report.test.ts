@@ -1,0 +1,113 @@
+/**
+ * Nothing silently dropped: past --max-tracked (a flood), every report says how many addresses it
+ * did not count one by one, with their events: scan's table and JSON, run's dry run (text and
+ * JSON), the cron line (also when nothing changed), status and the metric. The built CLI on a
+ * small flood in a temp directory.
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installPaths, makeServerDir, runBin, saslLines, serverFlags } from '../helpers.js';
+
+const IPV4 = 2400;
+const IPV6_PER_48 = 400;
+const NETWORKS = ['2001:db8:a', '2001:db8:b', '2001:db8:c'];
+const ATTACKER_FAILURES = 12;
+const ADDRESSES = IPV4 + IPV6_PER_48 * NETWORKS.length + 1;
+const EVENTS = IPV4 + IPV6_PER_48 * NETWORKS.length + ATTACKER_FAILURES;
+const MAX_TRACKED = 1000; // the lowest it takes
+
+let dir: string;
+let flags: string[];
+const NOW = ['--now', '2026-11-22T12:00:00Z'];
+
+const reject = (address: string, i: number) =>
+  `2026-11-22T11:${String(i % 60).padStart(2, '0')}:00.000000+00:00 mx postfix/smtpd[4]: NOQUEUE: reject: RCPT from unknown[${address}]: 554 5.7.1 <unknown[${address}]>: Client host rejected: Access denied; from=<a@b> to=<x@example.org> proto=ESMTP helo=<x>\n`;
+
+beforeAll(() => {
+  dir = makeServerDir('smtpguard-flood-report-');
+  flags = serverFlags(dir);
+  let log = saslLines('203.0.113.9', ATTACKER_FAILURES);
+  // one reject each: distinct IPv4 addresses, and IPv6 addresses each in a /64 of its own in three /48s
+  for (let i = 0; i < IPV4; i++) log += reject(`11.0.${Math.floor(i / 250)}.${1 + (i % 250)}`, i);
+  for (const [n, network] of NETWORKS.entries()) for (let i = 0; i < IPV6_PER_48; i++) log += reject(`${network}:${(i + 1).toString(16)}::${n + 1}`, i);
+  writeFileSync(path.join(dir, 'mail.log'), log);
+  expect(runBin(['install', ...flags, ...installPaths(dir)]).code).toBe(0);
+  flags.push('--max-tracked', String(MAX_TRACKED));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface ScanJson {
+  addresses: Array<{ address: string; total: number; summarised?: { cidr: string; addresses: number } }>;
+  blocks: Array<{ cidr: string }>;
+  summarised: { addresses: number; events: number; ranges: number };
+}
+
+const scanJson = () => JSON.parse(runBin(['scan', '--json', ...flags, ...NOW]).stdout) as ScanJson;
+const plural = (n: number) => n.toLocaleString('en-US');
+
+describe('a flood past --max-tracked, in every report', () => {
+  it('scan --json: the addresses listed and the ones past the bound add up to the log, and the ranges are the summaries that say so', () => {
+    const json = scanJson();
+    const listed = json.addresses.filter((a) => a.summarised === undefined);
+    const ranges = json.addresses.filter((a) => a.summarised !== undefined);
+    expect(listed).toHaveLength(MAX_TRACKED);
+    expect(json.summarised.addresses).toBe(ADDRESSES - MAX_TRACKED);
+    expect(json.summarised.events + listed.reduce((sum, a) => sum + a.total, 0)).toBe(EVENTS);
+    expect(json.summarised.ranges).toBe(ranges.length);
+    expect(ranges.length).toBeGreaterThan(0); // the IPv6 past the bound, added up
+    for (const r of ranges) expect(r.summarised!.cidr).toMatch(/^2001:db8:[abc]:.*\/(48|64)$/);
+    expect(listed.find((a) => a.address === '203.0.113.9')?.total).toBe(ATTACKER_FAILURES);
+    expect(json.blocks.map((b) => b.cidr)).toContain('203.0.113.9/32');
+  });
+
+  it('scan: the header counts addresses, a line says what is past the bound, and a range is shown by its CIDR', () => {
+    const json = scanJson();
+    const listed = json.addresses.filter((a) => a.summarised === undefined);
+    const { code, stdout } = runBin(['scan', '--top', '0', ...flags, ...NOW]);
+    expect(code).toBe(0);
+    const lines = stdout.split('\n');
+    expect(lines[0]).toBe(`${plural(MAX_TRACKED)} addresses with ${plural(listed.reduce((sum, a) => sum + a.total, 0))} events in all logs read (counting saslFailure + reject + recipientReject + messageReject).`);
+    const { addresses, events, ranges } = json.summarised;
+    expect(lines[1]).toBe(
+      `Past --max-tracked ${MAX_TRACKED}: ${plural(addresses)} more addresses with ${plural(events)} events, not counted one by one: the IPv6 ones added up into ${ranges} ranges (listed by CIDR), the rest only counted. A flood of addresses; --json has each range's address count.`,
+    );
+    for (const r of json.addresses.filter((a) => a.summarised !== undefined)) expect(stdout).toMatch(new RegExp(`^${r.summarised!.cidr.replace(/[.]/g, '\\.')}\\s+0\\s+${r.total}\\s`, 'm'));
+  });
+
+  it('an IPv4 flood: the addresses past the bound are only counted, and scan says so', () => {
+    const ipv4 = path.join(dir, 'ipv4.log');
+    writeFileSync(ipv4, readFileSync(path.join(dir, 'mail.log'), 'latin1').split('\n').filter((l) => !l.includes('2001:db8')).join('\n'));
+    const { code, stdout } = runBin(['scan', '--log', ipv4, '--window', 'all', '--no-state', '--max-tracked', String(MAX_TRACKED), ...NOW]);
+    expect(code).toBe(0);
+    // the attacker and the others up to the bound listed; the rest, one event each, past it
+    const quiet = MAX_TRACKED - 1;
+    expect(stdout.split('\n').slice(0, 2)).toEqual([
+      `${plural(MAX_TRACKED)} addresses with ${plural(ATTACKER_FAILURES + quiet)} events in all logs read (counting saslFailure + reject + recipientReject + messageReject).`,
+      `Past --max-tracked ${MAX_TRACKED}: ${plural(IPV4 - quiet)} more addresses with ${plural(IPV4 - quiet)} events, only counted (not one by one). A flood of addresses.`,
+    ]);
+  });
+
+  it('run --dry-run says it in its first line, and its JSON has the same numbers as scan', () => {
+    const { summarised } = scanJson();
+    const clause = `, ${summarised.addresses} addresses past --max-tracked not counted one by one (IPv6 added up into ${summarised.ranges} ranges)`;
+    expect(runBin(['run', '--dry-run', ...flags, ...NOW]).stdout.split('\n')[0]).toMatch(new RegExp(`^smtpguard run --dry-run: blocks: \\d+ \\(\\+\\d+ -0\\).*${clause.replace(/[()+]/g, '\\$&')}$`));
+    expect((JSON.parse(runBin(['run', '--dry-run', '--json', ...flags, ...NOW]).stdout) as { summarised: unknown }).summarised).toEqual(summarised);
+  });
+
+  it('the cron line says it, again when nothing changed; so do status and the metric', () => {
+    const { summarised } = scanJson();
+    const clause = `, ${summarised.addresses} addresses past --max-tracked not counted one by one (IPv6 added up into ${summarised.ranges} ranges)`;
+    const prom = path.join(dir, 'smtpguard.prom');
+    const first = runBin(['run', ...flags, ...NOW, '--metrics-file', prom]);
+    expect(first.code).toBe(0);
+    expect(first.stdout.trimEnd().endsWith(clause)).toBe(true);
+    const again = runBin(['run', ...flags, ...NOW, '--metrics-file', prom]);
+    expect(again.stdout).toMatch(/^blocks: \d+ \(\+0 -0\)/);
+    expect(again.stdout.endsWith(`${clause}, nothing changed\n`)).toBe(true);
+    expect(readFileSync(prom, 'utf8')).toMatch(new RegExp(`^smtpguard_addresses_summarised ${summarised.addresses}$`, 'm'));
+    const status = runBin(['status', ...flags, ...NOW]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`${summarised.addresses} addresses past --max-tracked ${MAX_TRACKED} were not counted one by one`);
+  });
+});
