@@ -190,7 +190,8 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     const all = allOf(sums);
     if (all === 0) return;
     const total = totalOf(sums);
-    summarised += sums[FOLDED_ADDRESSES_SLOT]!;
+    // at least one: a row's addresses are counted in their newest minute when folded, which may lie past the window
+    summarised += Math.max(1, sums[FOLDED_ADDRESSES_SLOT]!);
     summarisedEvents += total;
     const bits = rows.words[f * 4 + 2]!;
     // (a row wider than any range the policy may block is only counted)

@@ -239,13 +239,13 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     if (traps.size > 0 && triedTrap(s, traps)) clientLevel = Math.max(clientLevel, family === 4 ? options.threshold : options.threshold6);
     const message = countMessageRejects(s, counted, clientLevel, family === 4 ? options.threshold : options.threshold6, spared);
     const total = clientLevel + message;
-    trace.counted(s.address, total, clientLevel);
+    if (s.summarised === undefined) trace.counted(s.address, total, clientLevel); // a range's counts are not its network address's
     if (total === 0) continue;
     const ip = parseIp(s.address);
     const guard = neverOver(s.address, ip);
     if (guard !== undefined) {
       // reported only when it would have been blocked on its own
-      if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.address, total, reason: guard.label });
+      if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.summarised?.cidr ?? s.address, total, reason: guard.label });
       continue;
     }
     const candidate: Candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen, ...(s.summarised === undefined ? {} : { weight: s.summarised.addresses }) };
@@ -619,7 +619,7 @@ class Trace {
   reason(address: string, summaries: readonly AddressSummary[], decision: Decision): Reason {
     const o = this.options;
     const ipv6 = address.includes(':');
-    const s = summaries.find((x) => x.address === address);
+    const s = summaries.find((x) => x.address === address && x.summarised === undefined);
     const counts = this.counts.get(address) ?? { counted: 0, clientLevel: 0 };
     const ip = parseIp(address);
     const holding = (blocks: readonly Block[]) => blocks.find((b) => inRange(ip, parseRange(b.cidr)));
@@ -670,7 +670,10 @@ function block(cidr: string, family: 4 | 6, members: readonly Candidate[], reaso
     addressCount += m.weight ?? 1;
     if (m.lastSeen > lastSeen) lastSeen = m.lastSeen;
   }
-  const named = members.length <= MAX_BLOCK_ADDRESSES ? [...members] : [...members].sort((a, b) => b.total - a.total || compareIps(a.ip, b.ip)).slice(0, MAX_BLOCK_ADDRESSES);
+  // a range added up past --max-tracked is named by its network address, which no log line named:
+  // never one of the block's addresses (the access map would reject it as a client)
+  const hosts = members.filter((m) => m.weight === undefined);
+  const named = hosts.length <= MAX_BLOCK_ADDRESSES ? hosts : hosts.sort((a, b) => b.total - a.total || compareIps(a.ip, b.ip)).slice(0, MAX_BLOCK_ADDRESSES);
   named.sort((a, b) => compareIps(a.ip, b.ip));
   const made: Block = { cidr, family, addresses: named.map((m) => m.address), addressCount, total, reason, lastSeen };
   if (extra.exceptions !== undefined && extra.exceptions.length > 0) made.exceptions = extra.exceptions;

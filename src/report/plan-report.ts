@@ -38,7 +38,7 @@ export function summaryLine(plan: Plan): string {
   return line;
 }
 
-/** `, 812345 addresses past --max-tracked only counted (12 IPv6 ranges added up)`: said in the cron line while a flood lasts. */
+/** `, 812345 addresses past --max-tracked not counted one by one (IPv6 added up into 12 ranges)`: said in the cron line while a flood lasts. */
 export function trackedClause(summarised: Pick<Summarised, 'addresses' | 'ranges'>): string {
   if (summarised.addresses === 0) return '';
   const ranges = summarised.ranges === 0 ? '' : ` (IPv6 added up into ${summarised.ranges} range${summarised.ranges === 1 ? '' : 's'})`;
@@ -71,7 +71,7 @@ function describeReason(b: Block): string {
   if (b.total === 0 && b.until !== undefined) return `kept by its ban ${b.until === null ? 'for good' : `until ${b.until}`}${b.times !== undefined && b.times > 1 ? ` (${ordinal(b.times)} time)` : ''}: no counted events in the window`;
   if (b.reason === 'fleet') return `fleet: ${b.fleet?.scenario ?? '?'} from ${b.fleet?.origin ?? '?'} (CrowdSec), until ${b.fleet?.until ?? '?'}`;
   if (b.reason === 'subnet') return `${b.total} events, ${b.addressCount} offenders in this /24`;
-  if (b.reason === 'prefix') return `${b.total} events, IPv6 prefix over threshold6 (${b.addressCount === 1 ? b.addresses[0] : `${b.addressCount} addresses`})`;
+  if (b.reason === 'prefix') return `${b.total} events, IPv6 prefix over threshold6 (${b.addressCount === 1 && b.addresses.length === 1 ? b.addresses[0] : `${b.addressCount} address${b.addressCount === 1 ? '' : 'es'}`})`;
   if (b.reason === 'subnet6') return `${b.total} events from ${b.addressCount} addresses, offending prefixes in this IPv6 network`;
   return `${b.total} events, over threshold`;
 }
@@ -89,8 +89,7 @@ export function describeSpared(s: Spared): string {
 
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
 
-/** The dry-run report: blocks with reasons, a unified diff per file, the commands. */
-/** `summarised`: the addresses past --max-tracked (said as the cron line says them). */
+/** The dry-run report: blocks with reasons, a unified diff per file, the commands; `summarised`: the addresses past --max-tracked (said as the cron line says them). */
 export async function renderPlanText(plan: Plan, summarised: Summarised): Promise<string> {
   const { createTwoFilesPatch } = await import('diff');
   const lines = [`smtpguard run --dry-run: ${summaryLine(plan)}${trackedClause(summarised)}`, '', ...renderDecision(plan.decision)];

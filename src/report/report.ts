@@ -115,14 +115,25 @@ export function renderScanTable(result: ScanResult, top: number): string {
 /**
  * `Past --max-tracked 20000: 980,005 more addresses with 1,460,789 events, not counted one by
  * one: ...`: what a flood's addresses past the bound add up to, in the words of the cron line
- * (trackedClause); null: none.
+ * (trackedClause); null: none. A range with no counted event is no row of the table (nor of
+ * --json's `addresses`), so the line says how many of the ranges are listed.
  */
 function pastMaxTracked(result: ScanResult): string | null {
   const { addresses, events, ranges } = result.summarised;
   if (addresses === 0) return null;
-  const more = `Past --max-tracked ${result.maxTracked}: ${plural(addresses, 'more address', 'more addresses')} with ${plural(events, 'event')}`;
+  let listed = 0;
+  let inRanges = 0;
+  for (const s of result.summaries) {
+    if (s.summarised === undefined) continue;
+    inRanges += s.summarised.addresses;
+    if (s.total > 0) listed++;
+  }
+  const more = `Past --max-tracked ${result.maxTracked}: ${plural(addresses, 'more address', 'more addresses')} with ${events === 0 ? 'no counted event' : plural(events, 'event')}`;
   if (ranges === 0) return `${more}, only counted (not one by one). A flood of addresses.`;
-  return `${more}, not counted one by one: the IPv6 ones added up into ${plural(ranges, 'range')} (listed by CIDR), the rest only counted. A flood of addresses; --json has each range's address count.`;
+  const shown = listed === ranges ? 'listed by CIDR' : listed === 0 ? 'not listed: none has a counted event' : `${plural(listed, 'listed', 'listed')} by CIDR; the others have no counted event`;
+  const rest = inRanges < addresses ? ', the rest only counted' : '';
+  const json = listed > 0 ? "; --json has each range's address count" : '';
+  return `${more}, not counted one by one: the IPv6 ones added up into ${plural(ranges, 'range')} (${shown})${rest}. A flood of addresses${json}.`;
 }
 
 /** REJECT: every 5xx reject, about the client or about the message (`reject`, `recipientReject`, `messageReject`). */

@@ -24,6 +24,9 @@ const NOW = ['--now', '2026-11-22T12:00:00Z'];
 const reject = (address: string, i: number) =>
   `2026-11-22T11:${String(i % 60).padStart(2, '0')}:00.000000+00:00 mx postfix/smtpd[4]: NOQUEUE: reject: RCPT from unknown[${address}]: 554 5.7.1 <unknown[${address}]>: Client host rejected: Access denied; from=<a@b> to=<x@example.org> proto=ESMTP helo=<x>\n`;
 
+const tempReject = (address: string, i: number) =>
+  `2026-11-22T11:${String(i % 60).padStart(2, '0')}:00.000000+00:00 mx postfix/smtpd[4]: NOQUEUE: reject: RCPT from unknown[${address}]: 450 4.7.1 <unknown[${address}]>: Client host rejected: try again later; from=<a@b> to=<x@example.org> proto=ESMTP helo=<x>\n`;
+
 beforeAll(() => {
   dir = makeServerDir('smtpguard-flood-report-');
   flags = serverFlags(dir);
@@ -95,6 +98,28 @@ describe('a flood past --max-tracked, in every report', () => {
     expect((JSON.parse(runBin(['run', '--dry-run', '--json', ...flags, ...NOW]).stdout) as { summarised: unknown }).summarised).toEqual(summarised);
   });
 
+  it('a block never names a range added up past the bound as one of its addresses: the access map rejects only clients the log named', () => {
+    const listed = new Set(scanJson().addresses.filter((a) => a.summarised === undefined).map((a) => a.address));
+    const plan = JSON.parse(runBin(['run', '--dry-run', '--json', ...flags, ...NOW]).stdout) as { blocks: Array<{ cidr: string; addresses: string[] }>; files: Array<{ path: string; content: string }> };
+    expect(plan.blocks.some((b) => b.cidr.endsWith('/48'))).toBe(true);
+    for (const b of plan.blocks) for (const a of b.addresses) expect(listed.has(a)).toBe(true);
+    const map = plan.files.find((f) => f.path === path.join(dir, 'access'))!.content;
+    const rejected = [...map.matchAll(/^(\S+) REJECT /gm)].map((m) => m[1]!);
+    expect(rejected.length).toBeGreaterThan(0);
+    for (const a of rejected) expect(listed.has(a)).toBe(true);
+  });
+
+  it('a range is never reported as an address: not in "never blocked", not by explain of its network address', () => {
+    const ranges = scanJson().addresses.filter((a) => a.summarised !== undefined);
+    const allowed = JSON.parse(runBin(['scan', '--json', ...flags, ...NOW, '--allow', '2001:db8::/32']).stdout) as { ignored: Array<{ address: string; total: number }> };
+    const named = allowed.ignored.filter((i) => i.address.startsWith('2001:db8:'));
+    expect(named.length).toBeGreaterThan(0);
+    for (const i of named) expect(ranges.find((r) => r.summarised!.cidr === i.address)?.total).toBe(i.total); // a range's total, under its CIDR
+    const range = ranges.find((r) => r.summarised!.cidr.endsWith('/48'))!;
+    const explained = JSON.parse(runBin(['explain', range.address, '--json', ...flags, ...NOW]).stdout) as { events: number; counts: { total: number } };
+    expect(explained).toMatchObject({ events: 0, counts: { total: 0 } }); // no log line named it
+  });
+
   it('the cron line says it, again when nothing changed; so do status and the metric', () => {
     const { summarised } = scanJson();
     const clause = `, ${summarised.addresses} addresses past --max-tracked not counted one by one (IPv6 added up into ${summarised.ranges} ranges)`;
@@ -105,9 +130,46 @@ describe('a flood past --max-tracked, in every report', () => {
     const again = runBin(['run', ...flags, ...NOW, '--metrics-file', prom]);
     expect(again.stdout).toMatch(/^blocks: \d+ \(\+0 -0\)/);
     expect(again.stdout.endsWith(`${clause}, nothing changed\n`)).toBe(true);
+    // with --json, the same news as JSON, not as the cron line's text
+    expect((JSON.parse(runBin(['run', '--json', ...flags, ...NOW]).stdout) as { summarised: unknown }).summarised).toEqual(summarised);
     expect(readFileSync(prom, 'utf8')).toMatch(new RegExp(`^smtpguard_addresses_summarised ${summarised.addresses}$`, 'm'));
     const status = runBin(['status', ...flags, ...NOW]);
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`${summarised.addresses} addresses past --max-tracked ${MAX_TRACKED} were not counted one by one`);
+  });
+
+  it('ranges with no counted event are said, not listed (a greylisted flood of IPv6)', () => {
+    const log = path.join(dir, 'uncounted.log');
+    let text = '';
+    for (let i = 0; i < 1100; i++) text += reject(`11.1.${Math.floor(i / 250)}.${1 + (i % 250)}`, i);
+    for (let i = 0; i < 600; i++) text += tempReject(`2001:db8:d:${(i + 1).toString(16)}::1`, i);
+    writeFileSync(log, text);
+    const args = ['--log', log, '--window', 'all', '--no-state', '--max-tracked', String(MAX_TRACKED), ...NOW];
+    const json = JSON.parse(runBin(['scan', '--json', ...args]).stdout) as ScanJson;
+    // the 1,000 listed are IPv4 (counted); past the bound: 100 IPv4 and the 600 IPv6, these added up into ranges of no counted event
+    expect(json.summarised).toMatchObject({ addresses: 700, events: 100 });
+    expect(json.summarised.ranges).toBeGreaterThan(0);
+    expect(json.addresses.filter((a) => a.summarised !== undefined)).toEqual([]);
+    expect(runBin(['scan', ...args]).stdout.split('\n')[1]).toBe(
+      `Past --max-tracked ${MAX_TRACKED}: 700 more addresses with 100 events, not counted one by one: the IPv6 ones added up into ${json.summarised.ranges} ranges (not listed: none has a counted event), the rest only counted. A flood of addresses.`,
+    );
+  });
+
+  it('a window that ends before the log: the addresses the tally folded are still said, though their last events lie past it', () => {
+    // 6,000 /64s with a reject at minute m (in the window) and m + 30 (past it), then 6,000 more at
+    // minute 59: past 10 x --max-tracked the tally folds the first ones, each counted in its newest minute
+    const log = path.join(dir, 'late.log');
+    let text = '';
+    for (let i = 0; i < 6000; i++) text += reject(`2001:db8:e:${(i + 1).toString(16)}::1`, i % 30);
+    for (let i = 0; i < 6000; i++) text += reject(`2001:db8:e:${(i + 1).toString(16)}::1`, (i % 30) + 30);
+    for (let i = 0; i < 6000; i++) text += reject(`2001:db8:f:${(i + 1).toString(16)}::1`, 59);
+    writeFileSync(log, text);
+    const args = ['--log', log, '--window', '30m', '--now', '2026-11-22T11:29:30Z', '--no-state', '--max-tracked', String(MAX_TRACKED)];
+    const json = JSON.parse(runBin(['scan', '--json', ...args]).stdout) as ScanJson;
+    const listed = json.addresses.filter((a) => a.summarised === undefined);
+    expect(listed.reduce((sum, a) => sum + a.total, 0) + json.summarised.events).toBe(6000); // the window's events, every one
+    expect(json.summarised.events).toBeGreaterThan(0);
+    expect(json.summarised.addresses).toBeGreaterThan(0);
+    expect(runBin(['scan', ...args]).stdout.split('\n')[1]).toMatch(new RegExp(`^Past --max-tracked ${MAX_TRACKED}: [\\d,]+ more address(es)? with ${plural(json.summarised.events)} events, `));
   });
 });

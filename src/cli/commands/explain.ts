@@ -60,7 +60,7 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
   const { decision, summaries } = decided;
   const reason = decided.policy.reasons![0]!;
   const ip = parseIp(address);
-  const mine = summaries.find((s) => s.address === address);
+  const mine = summaries.find((s) => s.address === address && s.summarised === undefined); // (a range past --max-tracked goes by its network address)
   const counts =
     family === 4
       ? { total: reason.counted, threshold: settings.threshold, offendersIn24: reason.subnet?.offenders ?? 0, subnetHosts: settings.subnetHosts }

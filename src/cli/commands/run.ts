@@ -86,7 +86,8 @@ async function runAndReport(settings: Settings, options: RunOptions, io: Io, wat
     else io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}\n`);
   } else if (options.verbose || plan.summary.leftOut > 0 || summarised.addresses > 0) {
     // offenders left unblocked, or a flood past --max-tracked, are news every time while they last
-    io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}, nothing changed\n`);
+    if (options.json) await writeJson(await planJson(plan, summarised), io.stdout);
+    else io.stdout.write(`${summaryLine(plan)}${trackedClause(summarised)}, nothing changed\n`);
   }
   await metrics();
   fleet?.finish(); // after the cron line: one warning for LAPI faults, or the credential error (exit 3)

@@ -80,7 +80,7 @@ export async function statusCommand(settings: Settings, options: StatusOptions, 
   try {
     // the chart needs the last 24 hours (25: its first hour starts before now - 24h) whatever --window decides on
     const { collected, decision, summarised } = await scanAndDecide(settings, options.now, options.defaultLogs, io, { saveState: false, readAtLeast: 25 * 3_600_000 });
-    if (summarised.addresses > 0) notes.push(`${summarised.addresses} addresses past --max-tracked ${settings.maxTracked} were not counted one by one (the fewest events; IPv6 added up into ${summarised.ranges} ranges): a flood of addresses`);
+    if (summarised.addresses > 0) notes.push(`${summarised.addresses} addresses past --max-tracked ${settings.maxTracked} were not counted one by one (the fewest events; IPv6 added up into ${summarised.ranges} range${summarised.ranges === 1 ? '' : 's'}): a flood of addresses`);
     // the policy's near misses (counted as it counts: spared events left out, an IPv6 prefix added up), less what a ban or a hand still blocks
     const blocked = [...blocks.keys()].map(parseRange);
     nearMisses = (decision.nearMisses ?? []).filter((n) => {
