@@ -52,6 +52,10 @@ export function runBin(args: readonly string[], options: SpawnSyncOptions = {}):
 export const saslLines = (address: string, n: number, user = 'admin'): string =>
   `2026-11-22T11:37:32.000000+00:00 mx postfix/smtpd[1]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=${user}\n`.repeat(n);
 
+/** A client reject of `address` at minute `minute` (0-59) of 11:00 on 2026-11-22, as Postfix logs it for an `unknown[ADDR]` client: one line, with its newline. */
+export const rejectLine = (address: string, minute: number): string =>
+  `2026-11-22T11:${String(minute).padStart(2, '0')}:00.000000+00:00 mx postfix/smtpd[4]: NOQUEUE: reject: RCPT from unknown[${address}]: 554 5.7.1 <unknown[${address}]>: Client host rejected: Access denied; from=<a@b> to=<x@example.org> proto=ESMTP helo=<x>\n`;
+
 /**
  * A temp directory laid out like a server: copies of Debian 12's ufw rules files and a Postfix
  * config directory `pf/` (main.cf with `mynetworks`, an empty master.cf) for --postfix-config-dir.

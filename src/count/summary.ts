@@ -190,8 +190,7 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     const all = allOf(sums);
     if (all === 0) return;
     const total = totalOf(sums);
-    // at least one: a row's addresses are counted in their newest minute when folded, which may lie past the window
-    summarised += Math.max(1, sums[FOLDED_ADDRESSES_SLOT]!);
+    summarised += rowAddresses(sums);
     summarisedEvents += total;
     const bits = rows.words[f * 4 + 2]!;
     // (a row wider than any range the policy may block is only counted)
@@ -261,7 +260,7 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
     rows?.windowSums(fromKey, toKey, (f, sums, firstSeen, lastSeen) => {
       const g = rowGroup![f]!;
       if (g === -1 || (g >= 0 && folded[g] === 2)) return;
-      const addresses = Math.max(1, sums[FOLDED_ADDRESSES_SLOT]!);
+      const addresses = rowAddresses(sums);
       if (g >= 0) addToPrefix(g, () => rowWords(f, bound.ipv6Subnet), sums, firstSeen, lastSeen, addresses);
       // a /48 row: into its ipv6Subnet network (as wide as the row or wider)
       else wider.add(networkGroup(rowWords(f, bound.ipv6Subnet), firstSeen, lastSeen), sums, firstSeen, lastSeen, addresses);
@@ -283,6 +282,19 @@ export function summariseBounded(tally: Tally, window: TimeWindow, counted: read
   const order = Array.from({ length: out.length }, (_, i) => i);
   order.sort((a, b) => out[b]!.total - out[a]!.total || alls[b]! - alls[a]! || (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
   return { summaries: order.map((i) => out[i]!), summarised, summarisedEvents, summarisedRanges };
+}
+
+/**
+ * The addresses a folded row with events in the window stands for: at least one (a row's
+ * addresses are counted in the newest minute each had when folded, which may lie past the window).
+ */
+function rowAddresses(sums: Float64Array): number {
+  return Math.max(1, sums[FOLDED_ADDRESSES_SLOT]!);
+}
+
+/** The summary of `address` itself, if it has one: a range added up past --max-tracked goes by its network address, and is not that address. */
+export function summaryOfAddress(summaries: readonly AddressSummary[], address: string): AddressSummary | undefined {
+  return summaries.find((s) => s.address === address && s.summarised === undefined);
 }
 
 /** summariseBounded's scores of addresses with no events in the window, and of those never summarised. */

@@ -32,6 +32,7 @@ import { cidrsOverlap, compareCidrs, compareIps, inRange, networkOf, parseIp, pa
 import { CidrIndex } from './cidr-index.js';
 import { MESSAGE_LEVEL_KINDS, type EventKind } from '../read/kinds.js';
 import type { AddressSummary } from '../count/summary.js';
+import { summaryOfAddress } from '../count/summary.js';
 
 export interface NamedRange {
   /** An address or CIDR, e.g. `127.0.0.0/8`, `2001:db8::/32`, `192.0.2.7`. */
@@ -619,7 +620,7 @@ class Trace {
   reason(address: string, summaries: readonly AddressSummary[], decision: Decision): Reason {
     const o = this.options;
     const ipv6 = address.includes(':');
-    const s = summaries.find((x) => x.address === address && x.summarised === undefined);
+    const s = summaryOfAddress(summaries, address);
     const counts = this.counts.get(address) ?? { counted: 0, clientLevel: 0 };
     const ip = parseIp(address);
     const holding = (blocks: readonly Block[]) => blocks.find((b) => inRange(ip, parseRange(b.cidr)));

@@ -19,6 +19,7 @@ import type { Settings } from '../settings.js';
 import { clientLines } from '../../scan/lines.js';
 import { chooseJournal, type Io } from './common.js';
 import { decideAsRun } from './run.js';
+import { summaryOfAddress } from '../../count/summary.js';
 
 export interface ExplainOptions {
   target: string;
@@ -60,7 +61,7 @@ export async function explainCommand(settings: Settings, options: ExplainOptions
   const { decision, summaries } = decided;
   const reason = decided.policy.reasons![0]!;
   const ip = parseIp(address);
-  const mine = summaries.find((s) => s.address === address && s.summarised === undefined); // (a range past --max-tracked goes by its network address)
+  const mine = summaryOfAddress(summaries, address);
   const counts =
     family === 4
       ? { total: reason.counted, threshold: settings.threshold, offendersIn24: reason.subnet?.offenders ?? 0, subnetHosts: settings.subnetHosts }
