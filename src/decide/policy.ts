@@ -28,7 +28,7 @@
  * Sizes: nothing here spreads or applies an array whose length comes from the input, and a
  * block lists at most MAX_BLOCK_ADDRESSES of its addresses (the worst), with the count.
  */
-import { cidrsOverlap, compareCidrs, compareIps, inRange, networkOf, parseIp, parseRange, rangesOverlap, wordRange, wordRangesOverlap, type Ip, type Range, type WordRange } from '../address.js';
+import { addressSortKey, cidrsOverlap, compareCidrs, inRange, networkOf, parseIp, parseRange, rangesOverlap, wordRange, wordRangesOverlap, type Range, type WordRange } from '../address.js';
 import { CidrIndex } from './cidr-index.js';
 import { MESSAGE_LEVEL_KINDS, type EventKind } from '../read/kinds.js';
 import type { AddressSummary } from '../count/summary.js';
@@ -183,7 +183,6 @@ export const NEAR_MISSES = 10;
 
 interface Candidate {
   address: string;
-  ip: Ip;
   lastSeen: number;
   /** Counted events after sparing. */
   total: number;
@@ -204,10 +203,10 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
   const never: Guard[] = options.neverBlock.map((r) => ({ range: parseRange(r.cidr), words: wordRange(r.cidr), label: `${r.source} ${r.cidr}` }));
   // per candidate and range, by numbers where every never-block range reads as such (ipaddr.js made ~0.1 KB of garbage a check)
   const byWords = never.every((n) => n.words !== null);
-  const neverOver = (cidr: string, ip?: Ip): Guard | undefined => {
+  const neverOver = (cidr: string): Guard | undefined => {
     const words = byWords ? wordRange(cidr) : null;
     if (words !== null) return never.find((n) => wordRangesOverlap(words, n.words!));
-    const range: Range = ip === undefined ? parseRange(cidr) : [ip, ip.kind() === 'ipv4' ? 32 : 128];
+    const range = parseRange(cidr);
     return never.find((n) => rangesOverlap(range, n.range));
   };
   const counted = new Set(options.countedKinds);
@@ -242,14 +241,13 @@ export function decideBlocks(summaries: readonly AddressSummary[], options: Poli
     const total = clientLevel + message;
     if (s.summarised === undefined) trace.counted(s.address, total, clientLevel); // a range's counts are not its network address's
     if (total === 0) continue;
-    const ip = parseIp(s.address);
-    const guard = neverOver(s.address, ip);
+    const guard = neverOver(s.address);
     if (guard !== undefined) {
       // reported only when it would have been blocked on its own
       if (total >= (family === 4 ? options.threshold : options.threshold6)) ignored.push({ address: s.summarised?.cidr ?? s.address, total, reason: guard.label });
       continue;
     }
-    const candidate: Candidate = { address: s.address, ip, total, clientLevel, lastSeen: s.lastSeen, ...(s.summarised === undefined ? {} : { weight: s.summarised.addresses }) };
+    const candidate: Candidate = s.summarised === undefined ? { address: s.address, total, clientLevel, lastSeen: s.lastSeen } : { address: s.address, total, clientLevel, lastSeen: s.lastSeen, weight: s.summarised.addresses };
     if (family === 4) v4.push(candidate);
     else pushTo(v6, s.summarised?.cidr ?? prefix, candidate); // past --max-tracked: the range it adds up
   }
@@ -381,9 +379,12 @@ class LoginIndex {
   }
 
   /** The exceptions to block `cidr` whole: its login addresses that are not offenders; 'crowded' past maxExceptions. */
-  hostExceptions(cidr: string, offenders: ReadonlySet<string>): string[] | 'crowded' {
+  hostExceptions(cidr: string, offenders: readonly Candidate[]): string[] | 'crowded' {
+    const inside = this.inside(cidr);
+    if (inside.length === 0) return [];
     const host = cidr.includes(':') ? 128 : 32;
-    const exceptions = this.inside(cidr).filter((a) => !offenders.has(a)).map((a) => `${a}/${host}`);
+    const offending = new Set(offenders.map((o) => o.address));
+    const exceptions = inside.filter((a) => !offending.has(a)).map((a) => `${a}/${host}`);
     return exceptions.length > this.maxExceptions ? 'crowded' : exceptions;
   }
 }
@@ -397,7 +398,7 @@ function decideIpv4(v4: readonly Candidate[], options: PolicyOptions, overlapsNe
     let clientOffenders = 0;
     for (const o of offenders) if (o.clientLevel >= options.threshold) clientOffenders++;
     const never = overlapsNever(subnet);
-    const exceptions = clientOffenders >= options.subnetHosts && !never ? logins.hostExceptions(subnet, new Set(offenders.map((o) => o.address))) : null;
+    const exceptions = clientOffenders >= options.subnetHosts && !never ? logins.hostExceptions(subnet, offenders) : null;
     trace.range('subnet', subnet, () => ({
       cidr: subnet,
       offenders: offenders.length,
@@ -435,7 +436,8 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
   const blocks: Block[] = [];
   const aggregate = options.ipv6SubnetPrefixes > 0 && options.ipv6Subnet < options.ipv6Prefix && options.ipv6Prefix < 128;
   // per /48: its prefix blocks, whether it may be blocked whole, and its client-level evidence
-  const subnets = new Map<string, { blocks: Block[]; members: Candidate[]; offending: number; spread: number; whole: boolean; blocked: Set<string> }>();
+  // (`blocked` made on its first prefix: a flood of offenders spread one /64 a /48 has a /48 each)
+  const subnets = new Map<string, { blocks: Block[]; members: Candidate[]; offending: number; spread: number; whole: boolean; blocked: Set<string> | null }>();
   for (const [prefix, members] of v6) {
     const alone = overlapsNever(prefix) || options.ipv6Prefix === 128;
     const mine: Block[] = [];
@@ -446,7 +448,7 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
     // from its prefixes' spread (THRESHOLD6 x IPV6_SUBNET_PREFIXES), not one prefix's THRESHOLD6
     const threshold = wideRangeThreshold(prefix, options);
     const offenders = members.filter((m) => m.total >= options.threshold6 && m.weight === undefined);
-    const exceptions = !alone && clientLevel >= threshold ? logins.hostExceptions(prefix, new Set(offenders.map((m) => m.address))) : null;
+    const exceptions = !alone && clientLevel >= threshold ? logins.hostExceptions(prefix, offenders) : null;
     trace.range('prefix', prefix, () => {
       let counted = 0;
       let addresses = 0;
@@ -470,10 +472,10 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
     }
     const subnet = networkOf(members[0]!.address, options.ipv6Subnet);
     let entry = subnets.get(subnet);
-    if (entry === undefined) subnets.set(subnet, (entry = { blocks: [], members: [], offending: 0, spread: 0, whole: !overlapsNever(subnet), blocked: new Set() }));
+    if (entry === undefined) subnets.set(subnet, (entry = { blocks: [], members: [], offending: 0, spread: 0, whole: !overlapsNever(subnet), blocked: null }));
     for (const b of mine) entry.blocks.push(b);
     for (const m of members) entry.members.push(m);
-    if (mine.length > 0) entry.blocked.add(prefix);
+    if (mine.length > 0) (entry.blocked ??= new Set()).add(prefix);
     if (alone || exceptions === 'crowded') entry.whole = false;
     else if (clientLevel >= threshold) entry.offending++;
     else entry.spread += clientLevel; // only what no prefix blocks on its own: one loud /64 is not a /48
@@ -499,13 +501,13 @@ function decideIpv6(v6: ReadonlyMap<string, Candidate[]>, options: PolicyOptions
  * The exceptions of a /48 blocked whole: a login's prefix where nothing else is blocked (a phone
  * changes its address within its /64), else the login's address; 'crowded' past maxExceptions.
  */
-function subnetExceptions(subnet: string, entry: { members: readonly Candidate[]; blocked: ReadonlySet<string> }, options: PolicyOptions, logins: LoginIndex): string[] | 'crowded' {
+function subnetExceptions(subnet: string, entry: { members: readonly Candidate[]; blocked: ReadonlySet<string> | null }, options: PolicyOptions, logins: LoginIndex): string[] | 'crowded' {
   const offenders = new Set(entry.members.filter((m) => m.total >= options.threshold6).map((m) => m.address));
   const exceptions = new Set<string>();
   for (const a of logins.inside(subnet)) {
     if (offenders.has(a)) continue;
     const prefix = networkOf(a, options.ipv6Prefix);
-    exceptions.add(entry.blocked.has(prefix) ? `${a}/128` : prefix);
+    exceptions.add(entry.blocked?.has(prefix) === true ? `${a}/128` : prefix);
   }
   return exceptions.size > logins.maxExceptions ? 'crowded' : [...exceptions].sort(compareCidrs);
 }
@@ -673,9 +675,15 @@ function block(cidr: string, family: 4 | 6, members: readonly Candidate[], reaso
   }
   // a range added up past --max-tracked is named by its network address, which no log line named:
   // never one of the block's addresses (the access map would reject it as a client)
-  const hosts = members.filter((m) => m.weight === undefined);
-  const named = hosts.length <= MAX_BLOCK_ADDRESSES ? hosts : hosts.sort((a, b) => b.total - a.total || compareIps(a.ip, b.ip)).slice(0, MAX_BLOCK_ADDRESSES);
-  named.sort((a, b) => compareIps(a.ip, b.ip));
+  let named = members.filter((m) => m.weight === undefined);
+  if (named.length > 1) {
+    // by address (each address's sort key made once: a candidate keeps no parsed address, which a
+    // flood of offenders would hold 200,000 of)
+    const keys = new Map(named.map((m) => [m, addressSortKey(m.address)]));
+    const byAddress = (a: Candidate, b: Candidate) => (keys.get(a)! < keys.get(b)! ? -1 : keys.get(a)! > keys.get(b)! ? 1 : 0);
+    if (named.length > MAX_BLOCK_ADDRESSES) named = named.sort((a, b) => b.total - a.total || byAddress(a, b)).slice(0, MAX_BLOCK_ADDRESSES);
+    named.sort(byAddress);
+  }
   const made: Block = { cidr, family, addresses: named.map((m) => m.address), addressCount, total, reason, lastSeen };
   if (extra.exceptions !== undefined && extra.exceptions.length > 0) made.exceptions = extra.exceptions;
   if (extra.crowded !== undefined) made.crowded = extra.crowded;

@@ -64,6 +64,40 @@ describe('memory on a flood of 200,000 addresses', () => {
   });
 });
 
+describe('memory on a flood of offenders, as many as the tally holds one by one', () => {
+  // every address of this flood is over its threshold, so none is summarised away: the run lists,
+  // decides on and prints each (bench/results.md: 199,000 of them at the default --max-tracked
+  // peak at ~340 MiB). Here --max-tracked 5000 (a tally of 50,000), 49,000 IPv6 /64s with 6 rejects
+  // each, one per /48 (so each is a block of its own), and a real attacker: 164-166 MiB on 2026-12-07,
+  // 199-207 before the old generation's growth was held to 30% (bin/smtpguard.js)
+  const OFFENDERS = 49_000;
+  const OFFENDER_BUDGET_MIB = 190;
+  let offenders: string;
+  beforeAll(() => {
+    offenders = mkdtempSync(path.join(tmpdir(), 'smtpguard-offenders-'));
+    const lines: string[] = [saslLines('203.0.113.9', 40)];
+    for (let i = 0; i < OFFENDERS; i++) lines.push(rejectLine(`2001:db8:${(0x1000 + i).toString(16)}:1::1`, Math.floor((i / OFFENDERS) * 59)).repeat(6));
+    writeFileSync(path.join(offenders, 'mail.log'), lines.join(''));
+  });
+  afterAll(() => rmSync(offenders, { recursive: true, force: true }));
+
+  it(`first run and next run stay under ${OFFENDER_BUDGET_MIB} MiB, every offender listed, the attacker blocked, --max-blocks holding the rest out`, () => {
+    for (const run of ['first', 'next']) {
+      const args = [BIN, 'scan', '--json', '--log', path.join(offenders, 'mail.log'), '--window', 'all', '--now', '2026-11-22T12:00:00Z', '--state-dir', path.join(offenders, 'state'), '--max-tracked', '5000'];
+      const r = spawnSync('/usr/bin/time', ['-v', ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
+      expect(r.status).toBe(0);
+      const peakMiB = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)![1]) / 1024;
+      expect({ run, peakMiB: Math.round(peakMiB), overBudget: peakMiB > OFFENDER_BUDGET_MIB }).toMatchObject({ run, overBudget: false });
+      const json = JSON.parse(r.stdout) as { addresses: Array<{ address: string; total: number }>; blocks: Array<{ cidr: string }>; summarised: { addresses: number } };
+      expect(json.addresses).toHaveLength(OFFENDERS + 1);
+      expect(json.addresses.filter((a) => a.total === 6)).toHaveLength(OFFENDERS);
+      expect(json.summarised.addresses).toBe(0);
+      expect(json.blocks).toHaveLength(10_000); // --max-blocks
+      expect(json.blocks.map((b) => b.cidr)).toContain('203.0.113.9/32');
+    }
+  });
+});
+
 describe('under a limit on address space (ulimit -v)', () => {
   // the tally's pool sets 1 GiB of address space aside to grow in place; under `ulimit -v` that
   // can fail, and the pool grows by copying instead. 1.8 GB: node and this scan run in it (they did
