@@ -65,6 +65,7 @@ interface Data {
   flood4: string;
   /** 1M addresses in one /64 (a host rotating its address, or a /64 someone owns). */
   flood64: string;
+  offenders6: string;
   rotated: string[];
   truths: Record<string, GroundTruth>;
 }
@@ -96,11 +97,11 @@ async function makeData(): Promise<Data> {
   };
   const heavy6d = await heavy('heavy-1m-6d.log', 1_000_000, 6, 11);
   const heavy30d = await heavy('heavy-5m-30d.log', 5_000_000, 30, 12);
-  const flood = async (name: string, family: 'ipv4' | 'ipv6' | 'ipv6-one64', seed: number) => {
+  const flood = async (name: string, family: 'ipv4' | 'ipv6' | 'ipv6-one64', seed: number, addresses = 1_000_000, rejectsEach = 0) => {
     const file = path.join(DATA, name);
     const truthFile = `${file}.truth.json`;
     if (!existsSync(truthFile)) {
-      const truth = await writeFlood(file, { addresses: 1_000_000, family, seed, start: new Date(HEAVY_END - DAY / 2), end: new Date(HEAVY_END) });
+      const truth = await writeFlood(file, { addresses, family, rejectsEach, seed, start: new Date(HEAVY_END - DAY / 2), end: new Date(HEAVY_END) });
       writeFileSync(truthFile, JSON.stringify(truth));
     }
     truths[name] = JSON.parse(readFileSync(truthFile, 'utf8')) as GroundTruth;
@@ -109,6 +110,10 @@ async function makeData(): Promise<Data> {
   const flood6 = await flood('flood-1m-ipv6-64s.log', 'ipv6', 21);
   const flood4 = await flood('flood-1m-ipv4.log', 'ipv4', 22);
   const flood64 = await flood('flood-1m-ipv6-one64.log', 'ipv6-one64', 23);
+  // offenders, nearly as many as the tally holds one by one at the default --max-tracked (10 x
+  // 20,000; the real attackers with them stay under it, so none is folded):
+  // the most a run lists, decides on and prints, whatever the flood
+  const offenders6 = await flood('flood-199k-ipv6-offenders.log', 'ipv6', 24, 199_000, 6);
   // the rotated set: 8 days, one file a day, the oldest seven gzipped but the newest two (delaycompress)
   const dir = path.join(DATA, 'rotated');
   const names = ['mail.log.7.gz', 'mail.log.6.gz', 'mail.log.5.gz', 'mail.log.4.gz', 'mail.log.3.gz', 'mail.log.2.gz', 'mail.log.1', 'mail.log'];
@@ -127,7 +132,7 @@ async function makeData(): Promise<Data> {
     writeFileSync(truthFile, JSON.stringify(truth));
   }
   truths.rotated = JSON.parse(readFileSync(truthFile, 'utf8')) as GroundTruth;
-  return { plain1m, plain5m, heavy6d, heavy30d, flood6, flood4, flood64, rotated: names.map((n) => path.join(dir, n)), truths };
+  return { plain1m, plain5m, heavy6d, heavy30d, flood6, flood4, flood64, offenders6, rotated: names.map((n) => path.join(dir, n)), truths };
 }
 
 /** smtpguard's JSON against the truth, for the kinds it counts by default. */
@@ -253,25 +258,32 @@ async function main(): Promise<void> {
   const cron30 = await cronRuns('event-heavy, 30 days kept', [data.heavy30d], new Date(HEAVY_END + 3_600_000).toISOString(), HEAVY_END);
 
   // floods: the first run (state empty) and the next one (nothing new), as run from cron
-  const floods: Array<{ name: string; first: number; grep: number; floor: number; rss: number; stateMb: number; exact: string }> = [];
-  for (const [name, file] of [['flood, 1M IPv6 /64s', data.flood6], ['flood, 1M IPv4 addresses', data.flood4], ['flood, 1M addresses in one IPv6 /64', data.flood64]] as const) {
+  // (issue 23's speed targets are for the three floods of a million addresses; the flood of
+  // offenders is there for its memory: every one of its addresses is listed and decided on)
+  const floods: Array<{ name: string; speedTarget: boolean; first: number; next: number; grep: number; floor: number; rss: number; stateMb: number; exact: string }> = [];
+  for (const [name, file, speedTarget] of [
+    ['flood, 1M IPv6 /64s', data.flood6, true],
+    ['flood, 1M IPv4 addresses', data.flood4, true],
+    ['flood, 1M addresses in one IPv6 /64', data.flood64, true],
+    ['flood of offenders, 199k IPv6 /64s with 6 rejects each', data.offenders6, false],
+  ] as const) {
     const truth = data.truths[path.basename(file)]!;
     const size = mb([file]);
     const state = path.join(DATA, 'flood-state');
     const grep = measure(`grep -F -c 'reject:' ${sh(file)} | cat`);
     row(`grep -F -c reject:, ${name}`, { ...grep, rssKiB: null }, size, grep.seconds, `counts ${grep.stdout.trim()} lines`);
     // the least a Node program doing this job pays (bench/floor.ts): under smtpguard's first run
-    const floor = measure(`node ${sh(FLOOR)} ${sh(file)}`, Math.min(RUNS, 3));
+    const floor = measure(`node ${sh(FLOOR)} ${sh(file)}`);
     const counted = JSON.parse(floor.stdout) as { events: number; addresses: number };
     row(`Node floor (bench/floor.ts: find each reject's client and count it, on every core), ${name}`, floor, size, grep.seconds, `counts ${counted.events} rejects of ${counted.addresses} addresses`);
     const command = smtpguard([file], `--window 24h --state-dir ${sh(state)}`, new Date(HEAVY_END).toISOString());
-    const first = measure(command, Math.min(RUNS, 3), () => rmSync(state, { recursive: true, force: true }));
+    const first = measure(command, RUNS, () => rmSync(state, { recursive: true, force: true }));
     const firstExact = exactAttackers(out(), truth);
     row(`smtpguard scan, ${name}, first run`, first, size, grep.seconds, firstExact);
     const stateMb = du(state) / 1e6;
-    const next = measure(command, Math.min(RUNS, 3));
+    const next = measure(command);
     row(`smtpguard scan, ${name}, next run (nothing new)`, next, 0, grep.seconds, `${exactAttackers(out(), truth)}; state ${stateMb.toFixed(1)} MB`);
-    floods.push({ name, first: first.seconds, grep: grep.seconds, floor: floor.seconds, rss: Math.max(first.rssKiB ?? 0, next.rssKiB ?? 0) / 1024, stateMb, exact: firstExact });
+    floods.push({ name, speedTarget, first: first.seconds, next: next.seconds, grep: grep.seconds, floor: floor.seconds, rss: Math.max(first.rssKiB ?? 0, next.rssKiB ?? 0) / 1024, stateMb, exact: firstExact });
   }
 
   const version = measure(`${sh(BIN)} --version > /dev/null`);
@@ -300,7 +312,10 @@ async function main(): Promise<void> {
   const history = Math.max(cron30.idle / cron6.idle, cron30.incremental / cron6.incremental) - 1;
   const peak = Math.max(...rows.filter((r) => r[0]!.startsWith('smtpguard scan') && !r[0]!.includes('flood')).map((r) => Number(r[4])));
   const floodPeak = Math.max(...floods.map((f) => f.rss));
-  const floodRatio = Math.max(...floods.map((f) => f.first / f.grep));
+  const timed = floods.filter((f) => f.speedTarget);
+  const floodRatio = Math.max(...timed.map((f) => f.first / f.grep));
+  const floodNextRatio = Math.max(...timed.map((f) => f.next / f.grep));
+  const perFlood = (ratio: (f: (typeof floods)[number]) => number) => timed.map((f) => `${ratio(f).toFixed(2)}x`).join(', ');
   const floodState = Math.max(...floods.map((f) => f.stateMb));
   const exactAll = rows.filter((r) => r[0]!.startsWith('smtpguard scan')).every((r) => r[5]!.startsWith('yes'));
   const targets = [
@@ -311,22 +326,23 @@ async function main(): Promise<void> {
     ['cron run, 6-day event-heavy log, 10k new lines <= 2.5x node -e 0', `${newRatio.toFixed(2)}x (${cron6.incremental.toFixed(3)} s)`, newRatio <= 2.5],
     ['cron run does not grow with history: 30 days vs 6 days within 10%', `${(history * 100).toFixed(0)}% (idle ${cron30.idle.toFixed(3)} vs ${cron6.idle.toFixed(3)} s, 10k new ${cron30.incremental.toFixed(3)} vs ${cron6.incremental.toFixed(3)} s)`, history <= 0.1],
     ['peak RSS <= 150 MiB, plain and rotated logs, first and cron runs', `${peak} MiB`, peak <= 150],
-    ['peak RSS <= 400 MiB on every flood', `${floodPeak.toFixed(0)} MiB`, floodPeak <= 400],
-    ['flood first run <= 10x grep', `${floodRatio.toFixed(2)}x (Node floor: ${floods.map((f) => `${(f.floor / f.grep).toFixed(2)}x`).join(', ')})`, floodRatio <= 10],
+    ['peak RSS <= 400 MiB on every flood (the flood of offenders too)', `${floodPeak.toFixed(0)} MiB (${floods.map((f) => f.rss.toFixed(0)).join(', ')})`, floodPeak <= 400],
+    ['flood first run <= 10x grep (/64s, IPv4, one /64)', `${perFlood((f) => f.first / f.grep)} (Node floor: ${perFlood((f) => f.floor / f.grep)})`, floodRatio <= 10],
+    ['flood next run (nothing new) <= 10x grep (/64s, IPv4, one /64)', perFlood((f) => f.next / f.grep), floodNextRatio <= 10],
     ['flood state on disk <= 64 MB', `${floodState.toFixed(1)} MB`, floodState <= 64],
     ['exact counts everywhere (floods: the real attackers)', exactAll ? 'yes' : 'no', exactAll],
     ['rotated set cron run (issue 5), nothing new / 10k new', `${rotatedCron.idle.toFixed(3)} s / ${rotatedCron.incremental.toFixed(3)} s`, true],
   ].map(([what, got, met]) => `| ${cell(String(what))} | ${cell(String(got))} | ${met ? 'met' : 'NOT met'} |`);
-  const targetTable = ['| target (issue 11) | measured | |', '| --- | --- | --- |', ...targets].join('\n');
+  const targetTable = ['| target (issues 11 and 23) | measured | |', '| --- | --- | --- |', ...targets].join('\n');
 
   const header = ['what', 'seconds (median)', 'MB/s', 'ratio', 'peak RSS MiB', 'exact vs ground truth'];
   const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.map(cell).join(' | ')} |`).join('\n');
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB memory, Node ${process.version}`;
   const text =
-    `# smtpguard benchmark\n\n${new Date().toISOString().slice(0, 10)}, ${machine}; medians of ${RUNS} runs (\`npm run bench\`; floods: 3).\n\n` +
+    `# smtpguard benchmark\n\n${new Date().toISOString().slice(0, 10)}, ${machine}; medians of ${RUNS} runs (\`npm run bench\`).\n\n` +
     `Data: generated Debian 12 logs (\`bench/generate/\`): plain 1M lines (${mb([data.plain1m]).toFixed(0)} MB) and 5M lines (${mb([data.plain5m]).toFixed(0)} MB), ~10% attack lines; ` +
     `a rotated set of 8 files, 5M lines (${rotatedMb.toFixed(0)} MB on disk, 6 gzipped); event-heavy (10% counted lines, ~4k IPv4 + 300 IPv6 attackers): 1M lines over 6 days (${mb([data.heavy6d]).toFixed(0)} MB) and 5M lines over 30 days (${mb([data.heavy30d]).toFixed(0)} MB); ` +
-    `floods of 1M distinct IPv6 /64s (${mb([data.flood6]).toFixed(0)} MB), 1M distinct IPv4 addresses (${mb([data.flood4]).toFixed(0)} MB) and 1M addresses in one IPv6 /64 (${mb([data.flood64]).toFixed(0)} MB), 1-2 rejects each, with ${FLOOD_ATTACKERS.length} real attackers.\n\n${table}\n\n${targetTable}\n`;
+    `floods of 1M distinct IPv6 /64s (${mb([data.flood6]).toFixed(0)} MB), 1M distinct IPv4 addresses (${mb([data.flood4]).toFixed(0)} MB) and 1M addresses in one IPv6 /64 (${mb([data.flood64]).toFixed(0)} MB), 1-2 rejects each, and a flood of 199k offenders, IPv6 /64s with 6 rejects each (${mb([data.offenders6]).toFixed(0)} MB), each with ${FLOOD_ATTACKERS.length} real attackers.\n\n${table}\n\n${targetTable}\n`;
   // the section bench/firewall/ writes (npm run bench:firewall, as root) stays as it was
   const previous = existsSync(path.join(ROOT, 'bench', 'results.md')) ? readFileSync(path.join(ROOT, 'bench', 'results.md'), 'utf8') : '';
   // from its BEGIN marker (a file an older bench/run.ts wrote has only the heading: the marker goes back in front of it)

@@ -11,6 +11,8 @@ export interface FloodOptions {
   addresses: number;
   /** ipv4: distinct IPv4 addresses all over the unicast space; ipv6: each in a /64 of its own; ipv6-one64: all in one /64 (a host that rotates its address). */
   family: 'ipv4' | 'ipv6' | 'ipv6-one64';
+  /** Rejects per flooding client: 0 (the default) for one or two at random; 6 makes each an offender (THRESHOLD6 is 5). */
+  rejectsEach?: number;
   seed: number;
   start: Date;
   end: Date;
@@ -30,7 +32,8 @@ export async function writeFlood(path: string, options: FloodOptions): Promise<G
   const seen = new Set<number | string>();
   const startMs = options.start.getTime();
   const spanMs = options.end.getTime() - startMs;
-  const total = Math.round(options.addresses * 1.5);
+  const each = options.rejectsEach ?? 0;
+  const total = each > 0 ? options.addresses * each : Math.round(options.addresses * 1.5);
   const stamps = new StampFormatter('rfc3339', 'mx');
   const attackEvery = Math.max(1, Math.floor(total / (30 * FLOOD_ATTACKERS.length)));
   const file = await open(path, 'w');
@@ -69,7 +72,7 @@ export async function writeFlood(path: string, options: FloodOptions): Promise<G
     };
     for (let i = 0; i < options.addresses; i++) {
       const a = address();
-      const n = rng.chance(0.5) ? 1 : 2;
+      const n = each > 0 ? each : rng.chance(0.5) ? 1 : 2;
       for (let k = 0; k < n; k++) {
         put(`postfix/smtpd[${rng.range(1000, 60000)}]: NOQUEUE: reject: RCPT from unknown[${a}]: 554 5.7.1 <unknown[${a}]>: Client host rejected: Access denied; from=<spam@example.net> to=<info@example.org> proto=ESMTP helo=<${rng.chars(ALNUM, 8)}>`);
         addEvent(truth, a, 'reject');
