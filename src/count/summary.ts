@@ -83,7 +83,9 @@ export function summarise(tally: Tally, window: TimeWindow, counted: readonly Ev
  * adds up to its /48, and per /48 when the prefixes are too many; past maxTracked /48s, those
  * with the fewest events are only counted. The tally's own folded rows (tally.ts compact) join
  * the same ranges: a /64 row its prefix, a /48 row its network (at most maxTracked of those).
- * Summaries: at most 3 x maxTracked + 1, whatever the input.
+ * Summaries: at most 3 x maxTracked + 1 while fewer than maxTracked addresses are never summarised
+ * (offenders, logins, accepted mail), which are all listed; never more than those + 2 x maxTracked
+ * + 1, and those are at most what the tally holds one by one (tally.ts: 10 x --max-tracked).
  */
 export function summariseBounded(tally: Tally, window: TimeWindow, counted: readonly EventKind[], bound: Bound | null): Bounded {
   const fromKey = Math.floor(window.from / BUCKET_MS);
